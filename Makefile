@@ -1,0 +1,54 @@
+# One entry point for every task. `make run` and `make test` set everything up themselves.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= examples/demo.yaml
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test lint bench envtest deps system-deps crds fmt clean test-unit test-gateway test-operator
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+deps: $(STAMP)
+
+# Debian packages the tests need (real Redis, PostgreSQL, etcd, Chromium); no-op when present.
+system-deps:
+	@bash hack/system-deps.sh
+
+run: deps
+	@AIMM_API_KEY=$${AIMM_API_KEY:-sk-aimm-demo} AIMM_ADMIN_TOKEN=$${AIMM_ADMIN_TOKEN:-admin-demo} \
+	  $(BIN)/aimm gateway serve --config $(CONFIG) --host $(HOST) --port $(PORT)
+
+envtest:
+	@bash hack/envtest.sh
+
+lint: deps
+	$(BIN)/ruff check gateway operator tests
+	$(BIN)/ruff format --check gateway operator tests
+	$(BIN)/mypy gateway operator
+
+fmt: deps
+	$(BIN)/ruff format gateway operator tests
+	$(BIN)/ruff check --fix gateway operator tests
+
+crds: deps
+	$(BIN)/aimm crds --out crds
+
+test: deps system-deps envtest lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-unit: deps
+	$(BIN)/pytest -q tests/unit
+
+bench: deps
+	$(BIN)/aimm bench --out docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,320 @@
+"""The gateway configuration: the one document a gateway runs from.
+
+A YAML file for `aimm gateway serve --config FILE`; in a cluster the operator writes the same
+schema into a ConfigMap. Secrets are referenced (env var or file), never inlined.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aimm_gateway.presets import PRESETS, PROVIDER_NAMES, preset_for
+
+ALGORITHMS = ("round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive")
+Algorithm = Literal["round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive"]
+
+
+class Strict(BaseModel):
+    """Base for config models: unknown keys are errors, so a typo names its field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Strict):
+    """Where a secret lives. Exactly one of `env` or `file`; the value never appears in config."""
+
+    env: str | None = Field(None, description="Name of an environment variable holding the secret.")
+    file: str | None = Field(None, description="Path of a file holding the secret (e.g. a mounted Secret).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("set exactly one of 'env' or 'file'")
+        return self
+
+    def resolve(self) -> str | None:
+        """The secret's value, or None when the variable or file is absent."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            return value.strip() if value else None
+        assert self.file is not None
+        try:
+            return Path(self.file).read_text().strip() or None
+        except OSError:
+            return None
+
+    def describe(self) -> str:
+        return f"env {self.env}" if self.env else f"file {self.file}"
+
+
+class Capability(str, Enum):
+    CHAT = "chat"
+    STREAMING = "streaming"
+    TOOLS = "tools"
+    VISION = "vision"
+    JSON = "json"
+    EMBEDDINGS = "embeddings"
+
+
+class Pricing(Strict):
+    """USD per 1,000 tokens. Decimal, so costs add up exactly."""
+
+    input_per_1k: Decimal = Field(Decimal(0), ge=0, description="USD per 1k input (prompt) tokens.")
+    output_per_1k: Decimal = Field(Decimal(0), ge=0, description="USD per 1k output (completion) tokens.")
+    cached_input_per_1k: Decimal | None = Field(
+        None, ge=0, description="USD per 1k cached input tokens; defaults to the input price."
+    )
+
+
+class Timeouts(Strict):
+    connect_s: float = Field(5.0, gt=0, description="TCP/TLS connect timeout.")
+    first_byte_s: float = Field(60.0, gt=0, description="Time to the first response byte (headers, first chunk).")
+    total_s: float = Field(600.0, gt=0, description="Whole non-streaming request.")
+    stream_idle_s: float = Field(60.0, gt=0, description="Longest silence between two stream chunks.")
+
+
+class CircuitBreakerSettings(Strict):
+    failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open the circuit.")
+    failure_rate: float = Field(0.5, gt=0, le=1, description="Failure share over the window that opens it.")
+    window_s: float = Field(60.0, gt=0, description="Window for the failure rate.")
+    min_requests: int = Field(20, ge=1, description="Requests in the window before the rate counts.")
+    timeout_s: float = Field(60.0, gt=0, description="How long the circuit stays open.")
+    half_open_requests: int = Field(1, ge=1, description="Probe requests admitted while half-open.")
+    trip_on_429: bool = Field(False, description="Count upstream 429 as a failure.")
+
+
+class RetrySettings(Strict):
+    attempts: int = Field(3, ge=1, le=10, description="Total attempts per request, across targets.")
+    backoff_initial_s: float = Field(0.1, ge=0)
+    backoff_max_s: float = Field(5.0, ge=0)
+    budget_ratio: float = Field(0.2, ge=0, le=1, description="Retries allowed as a share of requests.")
+
+
+class MockSettings(Strict):
+    """Behaviour of a `provider: mock` model (served in-process, no socket)."""
+
+    latency_ms: float = Field(0.0, ge=0)
+    stream_chunks: int = Field(8, ge=1)
+    chunk_interval_ms: float = Field(0.0, ge=0)
+
+
+class ModelConfig(Strict):
+    name: str = Field(..., min_length=1, description="Name clients ask for.")
+    provider: str = Field(
+        ..., description="Provider preset (wire format, base URL, auth).", json_schema_extra={"enum": list(PROVIDER_NAMES)}
+    )
+    model: str | None = Field(None, description="Upstream model id; defaults to `name`.")
+    base_url: str | None = Field(None, description="Upstream base URL; defaults to the provider preset's.")
+    api_key: SecretRef | None = Field(None, description="Where the upstream API key lives.")
+    pricing: Pricing = Pricing()
+    context_window: int = Field(128_000, gt=0, description="Max prompt + output tokens.")
+    max_output_tokens: int = Field(4096, gt=0)
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.CHAT, Capability.STREAMING, Capability.TOOLS, Capability.JSON}
+    )
+    quality: float = Field(0.5, ge=0, le=1, description="Relative answer quality used by intelligent routing.")
+    enabled: bool = True
+    weight: float = Field(1.0, ge=0)
+    priority: int = Field(0, description="Lower is preferred.")
+    timeouts: Timeouts = Timeouts()
+    circuit_breaker: CircuitBreakerSettings | None = None
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra non-secret headers for the upstream.")
+    mock: MockSettings = MockSettings()
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(f"unknown provider {value!r}; choose one of: {', '.join(PROVIDER_NAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> ModelConfig:
+        if self.base_url is None and preset_for(self.provider).base_url is None and self.provider != "mock":
+            raise ValueError(f"provider {self.provider!r} has no default endpoint: set base_url")
+        return self
+
+    @property
+    def upstream_model(self) -> str:
+        return self.model or self.name
+
+    @property
+    def endpoint(self) -> str | None:
+        return (self.base_url or preset_for(self.provider).base_url or "").rstrip("/") or None
+
+
+class RouteTarget(Strict):
+    model: str = Field(..., description="A model name from `models`.")
+    weight: float = Field(1.0, ge=0)
+    priority: int = Field(0, description="Lower is preferred.")
+
+
+class IntelligentFactors(Strict):
+    cost: float = Field(0.3, ge=0)
+    performance: float = Field(0.4, ge=0)
+    quality: float = Field(0.3, ge=0)
+    availability: float = Field(0.0, ge=0)
+
+
+class HedgingSettings(Strict):
+    enabled: bool = False
+    delay_s: float | None = Field(None, gt=0, description="Fixed hedge delay; default the route's p95.")
+    max_hedges: int = Field(1, ge=1, le=3)
+
+
+class RouteConfig(Strict):
+    name: str = Field(..., min_length=1, description="Name clients call, e.g. `smart`.")
+    targets: list[RouteTarget] = Field(..., min_length=1)
+    algorithm: Algorithm = "round_robin"
+    fallbacks: list[str] = Field(default_factory=list, description="Models tried, in order, after the targets.")
+    factors: IntelligentFactors = IntelligentFactors()
+    exploration: float = Field(0.1, ge=0, le=1, description="Share of traffic the adaptive algorithm explores.")
+    retries: RetrySettings | None = None
+    circuit_breaker: CircuitBreakerSettings | None = None
+    timeouts: Timeouts | None = None
+    hedging: HedgingSettings = HedgingSettings()
+    queue_timeout_s: float = Field(0.0, ge=0, description="Wait this long for a target when all are open.")
+
+    @model_validator(mode="after")
+    def _weights_not_all_zero(self) -> RouteConfig:
+        if all(t.weight == 0 for t in self.targets):
+            raise ValueError("targets: weights must not all be zero")
+        return self
+
+
+class ApiKey(Strict):
+    name: str = Field(..., description="Who holds the key (team, app); shown in logs, never the key.")
+    key: SecretRef
+
+
+class AuthSettings(Strict):
+    enabled: bool = Field(True, description="Require a bearer API key on every API call.")
+    api_keys: list[ApiKey] = Field(default_factory=list)
+
+
+class AdminSettings(Strict):
+    token: SecretRef | None = Field(None, description="Bearer token for /admin; without one admin is off.")
+
+
+class BudgetConfig(Strict):
+    """A spending limit compiled from a CostBudget; enforced by the gateway's budget policy."""
+
+    name: str
+    limit_usd: Decimal = Field(..., gt=0)
+    period: Literal["daily", "weekly", "monthly"] = "monthly"
+    timezone: str = "UTC"
+    models: list[str] = Field(default_factory=list, description="Models in scope; empty = all.")
+    api_keys: list[str] = Field(default_factory=list, description="API key names in scope; empty = all.")
+    thresholds: list[int] = Field(default_factory=lambda: [50, 80, 100])
+    action: Literal["alert", "block", "downgrade"] = "alert"
+    downgrade_to: str | None = None
+
+
+class ServerSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
+    upstream_client: Literal["aiohttp", "httpx"] = Field("aiohttp", description="Upstream HTTP client (see benchmarks).")
+    default_model: str | None = Field(None, description="Model or route used when a request names none.")
+    reload_interval_s: float = Field(1.0, gt=0, description="How often the config file is checked for changes.")
+    max_connections_per_upstream: int = Field(1000, gt=0)
+
+
+class GatewayConfig(Strict):
+    """Everything a gateway needs. Validation errors name the offending field."""
+
+    server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
+    admin: AdminSettings = AdminSettings()
+    models: list[ModelConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    retries: RetrySettings = RetrySettings()
+    circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> GatewayConfig:
+        names = [m.name for m in self.models]
+        _require_unique("models", names)
+        _require_unique("routes", [r.name for r in self.routes])
+        known = set(names)
+        for i, route in enumerate(self.routes):
+            if route.name in known:
+                raise ValueError(f"routes[{i}].name: {route.name!r} is also a model name")
+            for j, target in enumerate(route.targets):
+                if target.model not in known:
+                    raise ValueError(f"routes[{i}].targets[{j}].model: unknown model {target.model!r}")
+            for j, fallback in enumerate(route.fallbacks):
+                if fallback not in known:
+                    raise ValueError(f"routes[{i}].fallbacks[{j}]: unknown model {fallback!r}")
+        default = self.server.default_model
+        if default is not None and default not in known and default not in {r.name for r in self.routes}:
+            raise ValueError(f"server.default_model: unknown model or route {default!r}")
+        return self
+
+
+def _require_unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what}: duplicate name {name!r}")
+        seen.add(name)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file and the field."""
+
+
+def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: top level must be a mapping")
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each naming its field path (`models[0].pricing.input_per_1k`)."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = format_loc(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def config_json_schema() -> dict[str, Any]:
+    return GatewayConfig.model_json_schema(mode="validation")
