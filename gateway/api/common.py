@@ -1,0 +1,75 @@
+"""Small helpers every handler shares: body limits, JSON in/out, auth, request ids."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, Unauthorized
+from aimm_gateway.service import Gateway
+
+JSON = "application/json"
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 128 and given.isascii():
+        return given
+    return uuid.uuid4().hex
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON, refusing bodies over `limit` bytes before reading them whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    if not body:
+        raise InvalidRequest("request body is empty; expected JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"malformed JSON body: {exc.msg} at position {exc.pos}") from None
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
+
+
+def error_response(exc: GatewayError, extra_headers: dict[str, str] | None = None) -> Response:
+    headers = {**exc.headers, **(extra_headers or {})}
+    return Response(exc.body_bytes(), status_code=exc.status, media_type=JSON, headers=headers)
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def authenticate(request: Request, gateway: Gateway) -> str | None:
+    """The caller's key name; raises 401 when auth is on and the key is missing or wrong."""
+    runtime = gateway.runtime
+    if not runtime.config.auth.enabled:
+        return None
+    key = bearer(request)
+    if not key:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    name = runtime.authenticate(key)
+    if name is None:
+        raise Unauthorized("invalid API key")
+    return name

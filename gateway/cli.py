@@ -1,0 +1,121 @@
+"""`aimm`: the one command line for the gateway, mock providers, the operator and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from aimm_gateway.config import ConfigError, config_json_schema
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aimm_gateway.serve import serve
+
+    try:
+        return serve(args.config, args.host, args.port, server=args.server, workers=args.workers)
+    except ConfigError as exc:
+        print(f"aimm: {exc}", file=sys.stderr)
+        return 2
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(json.dumps(config_json_schema(), indent=2))
+    return 0
+
+
+def _mock(args: argparse.Namespace) -> int:
+    from aimm_gateway.mock.faults import FaultSettings
+    from aimm_gateway.mock.server import run_mock_provider
+
+    faults = FaultSettings(
+        latency_ms=args.latency_ms,
+        stream_chunks=args.stream_chunks,
+        chunk_interval_ms=args.chunk_interval_ms,
+        fail_rate=args.fail_rate,
+        status_code=args.status_code,
+    )
+    run_mock_provider(args.format, args.host, args.port, faults, require_auth=args.require_auth)
+    return 0
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from aimm_operator.cli import run_operator
+
+    run_operator(namespace=args.namespace, all_namespaces=args.all_namespaces, stats_interval_s=args.stats_interval)
+    return 0
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from aimm_operator.crd.generate import write_crds
+
+    for path in write_crds(Path(args.out)):
+        print(path)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from aimm_gateway.bench.runner import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aimm", description="AI Multi-Model gateway and operator")
+    parser.add_argument("--log-level", default=os.environ.get("AIMM_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gw = sub.add_parser("gateway", help="the data plane").add_subparsers(dest="gateway_command", required=True)
+    serve = gw.add_parser("serve", help="serve the gateway from a config file")
+    serve.add_argument("--config", required=True, help="gateway config YAML (reloaded on change)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=_serve)
+    schema = gw.add_parser("schema", help="print the config's JSON Schema")
+    schema.set_defaults(func=_schema)
+
+    mock = sub.add_parser("mock-provider", help="a fake upstream speaking a provider's real wire format")
+    mock.add_argument("--format", required=True, choices=["openai", "anthropic"])
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=9000)
+    mock.add_argument("--latency-ms", type=float, default=0.0)
+    mock.add_argument("--stream-chunks", type=int, default=8)
+    mock.add_argument("--chunk-interval-ms", type=float, default=0.0)
+    mock.add_argument("--fail-rate", type=float, default=0.0)
+    mock.add_argument("--status-code", type=int, default=500)
+    mock.add_argument("--require-auth", action="store_true", help="reject requests without an API key")
+    mock.set_defaults(func=_mock)
+
+    op = sub.add_parser("operator", help="the control plane").add_subparsers(dest="operator_command", required=True)
+    run = op.add_parser("run", help="run the kopf operator")
+    run.add_argument("--namespace", default=None)
+    run.add_argument("--all-namespaces", action="store_true")
+    run.add_argument("--stats-interval", type=float, default=10.0)
+    run.set_defaults(func=_operator)
+
+    crds = sub.add_parser("crds", help="regenerate the CRD manifests")
+    crds.add_argument("--out", default="crds")
+    crds.set_defaults(func=_crds)
+
+    bench = sub.add_parser("bench", help="measure the gateway against its mock upstream")
+    bench.add_argument("--out", default=None, help="write the markdown report here")
+    bench.add_argument("--duration", type=float, default=5.0)
+    bench.add_argument("--quick", action="store_true")
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

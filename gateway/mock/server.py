@@ -1,0 +1,461 @@
+"""HTTP mock upstream providers: a Starlette app speaking the OpenAI or Anthropic wire format.
+
+Routes (``fmt="openai"``): ``POST /v1/chat/completions``, ``POST /v1/embeddings``,
+``GET /v1/models``. (``fmt="anthropic"``): ``POST /v1/messages``,
+``POST /v1/messages/count_tokens``, ``GET /v1/models``. Both also serve the test controls
+``GET|POST /_mock/faults``, ``GET /_mock/stats``, ``POST /_mock/reset`` and ``GET /health``.
+
+Faults (see :mod:`aimm_gateway.mock.faults`) are applied in this order: latency, connection
+reset, injected failure, then the real API's own checks (auth, headers, body validation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import math
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from . import anthropic_wire, openai_wire
+from .engine import MockInput, MockOutput, MockValidationError, generate
+from .faults import FAULT_HEADER, FaultInjector, FaultSettings, MockStats, RequestFaults
+
+__all__ = ["FORMATS", "MockProviderApp", "MockState", "create_mock_app", "run_mock_provider"]
+
+FORMATS = ("openai", "anthropic")
+DEFAULT_MODELS = {
+    "openai": (
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "o3-mini",
+        "text-embedding-3-small",
+        "text-embedding-3-large",
+    ),
+    "anthropic": ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"),
+}
+_RAW_SEND = "aimm.mock.raw_send"  # scope key: the server's own send, our handle on the connection
+_RETRY_AFTER_STATUSES = (429, 503, 529)
+_JSON = "application/json"
+_SSE = "text/event-stream; charset=utf-8"
+
+
+# ---------------------------------------------------------------------------------------------
+# Provider dialects: what differs between the two wire formats at the HTTP level
+
+
+class _OpenAIDialect:
+    name = "openai"
+    done_frame: bytes | None = b"data: [DONE]\n\n"
+
+    def request_id_headers(self, request_id: str | None = None) -> dict[str, str]:
+        return {"x-request-id": request_id or "req_" + uuid.uuid4().hex}
+
+    def check_request(self, request: Request, require_auth: bool) -> None:
+        if require_auth and (error := openai_wire.auth_error(request.headers.get("authorization"))):
+            raise error
+
+    def bad_request(self, message: str) -> MockValidationError:
+        return MockValidationError(400, openai_wire.error_body(message))
+
+    def invalid_json(self, detail: str) -> MockValidationError:
+        return openai_wire.invalid_json_error()
+
+    def fault_body(self, status: int) -> dict[str, Any]:
+        return openai_wire.fault_error_body(status)
+
+    def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": "10000",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": f"{retry_after_ms}ms",
+        }
+
+    def frame(self, event: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps(event) + b"\n\n"
+
+    def error_frame(self) -> bytes:
+        return self.frame(openai_wire.stream_error_chunk())
+
+
+class _AnthropicDialect:
+    name = "anthropic"
+    done_frame: bytes | None = None  # Anthropic streams end with message_stop, no sentinel
+
+    def request_id_headers(self, request_id: str | None = None) -> dict[str, str]:
+        return {"request-id": request_id or anthropic_wire.new_request_id()}
+
+    def check_request(self, request: Request, require_auth: bool) -> None:
+        anthropic_wire.check_headers(request.headers, require_auth=require_auth)
+
+    def bad_request(self, message: str) -> MockValidationError:
+        return MockValidationError(400, anthropic_wire.error_body("invalid_request_error", message))
+
+    def invalid_json(self, detail: str) -> MockValidationError:
+        return anthropic_wire.invalid_json_error(detail)
+
+    def fault_body(self, status: int) -> dict[str, Any]:
+        return anthropic_wire.fault_error_body(status)
+
+    def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:
+        return {
+            "anthropic-ratelimit-requests-limit": "4000",
+            "anthropic-ratelimit-requests-remaining": "0",
+        }
+
+    def frame(self, event: dict[str, Any]) -> bytes:
+        name: str = event["type"]
+        return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+    def error_frame(self) -> bytes:
+        return self.frame(anthropic_wire.stream_error_event())
+
+
+_Dialect = _OpenAIDialect | _AnthropicDialect
+_DIALECTS: dict[str, _Dialect] = {"openai": _OpenAIDialect(), "anthropic": _AnthropicDialect()}
+
+
+# ---------------------------------------------------------------------------------------------
+# App and per-app state
+
+
+@dataclass(slots=True)
+class MockState:
+    """Everything mutable of one mock provider; lives on the app, never in module globals."""
+
+    dialect: _Dialect
+    faults: FaultInjector
+    stats: MockStats
+    require_auth: bool
+    models: tuple[str, ...]
+
+
+class MockProviderApp(Starlette):
+    """Starlette app that keeps the server's raw ``send`` in the scope.
+
+    Starlette wraps ``send`` in middleware closures; the raw one (a bound method of the server's
+    request cycle under uvicorn) is how a fault reaches the connection to drop it.
+    """
+
+    mock: MockState
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[_RAW_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
+def create_mock_app(
+    fmt: str,
+    faults: FaultSettings | None = None,
+    require_auth: bool = False,
+    rng: random.Random | None = None,
+    *,
+    models: Sequence[str] | None = None,
+) -> MockProviderApp:
+    """Build a mock provider app for ``fmt`` ("openai" or "anthropic").
+
+    ``faults`` are the initial fault settings (runtime-changeable via ``POST /_mock/faults``),
+    ``require_auth`` enforces the provider's API-key header, ``rng`` (e.g. ``random.Random(0)``)
+    makes random faults reproducible, ``models`` is what ``GET /v1/models`` lists.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown mock provider format {fmt!r}; expected one of {FORMATS}")
+    state = MockState(
+        dialect=_DIALECTS[fmt],
+        faults=FaultInjector(faults, rng),
+        stats=MockStats(),
+        require_auth=require_auth,
+        models=tuple(models) if models is not None else DEFAULT_MODELS[fmt],
+    )
+    app = MockProviderApp(routes=[*_api_routes(fmt, state), *_control_routes(state)])
+    app.mock = state
+    app.state.mock = state
+    return app
+
+
+def _api_routes(fmt: str, state: MockState) -> list[BaseRoute]:
+    if fmt == "openai":
+        return [
+            _route(state, "/v1/chat/completions", ["POST"], _chat_handler(
+                state, openai_wire.parse_request, openai_wire.render_completion, openai_wire.render_stream
+            )),
+            _route(state, "/v1/embeddings", ["POST"], _embeddings_handler(state)),
+            _route(state, "/v1/models", ["GET"], _models_handler(state, openai_wire.render_models)),
+        ]  # fmt: skip
+    return [
+        _route(state, "/v1/messages", ["POST"], _chat_handler(
+            state, anthropic_wire.parse_request, anthropic_wire.render_message, anthropic_wire.render_stream
+        )),
+        _route(state, "/v1/messages/count_tokens", ["POST"], _count_tokens_handler(state)),
+        _route(state, "/v1/models", ["GET"], _models_handler(state, anthropic_wire.render_models)),
+    ]  # fmt: skip
+
+
+_Handler = Callable[[Request, RequestFaults, Any], Awaitable[Response]]
+
+
+def _route(state: MockState, path: str, methods: list[str], handler: _Handler) -> Route:
+    """Wrap an API handler with the shared admission steps and status accounting."""
+
+    async def endpoint(request: Request) -> Response:
+        admitted = await _admit(request, state, parse_body=request.method == "POST")
+        if isinstance(admitted, Response):
+            response = admitted
+        else:
+            try:
+                response = await handler(request, *admitted)
+            except MockValidationError as exc:
+                response = _error_response(state.dialect, exc)
+        state.stats.record_status(response.status_code)
+        return response
+
+    return Route(path, endpoint, methods=methods)
+
+
+async def _admit(
+    request: Request, state: MockState, *, parse_body: bool
+) -> tuple[RequestFaults, Any] | Response:
+    """Count the request, apply faults and the provider's own request checks."""
+    dialect, stats = state.dialect, state.stats
+    stats.record_request(request.url.path)
+    try:
+        plan = state.faults.plan(request.headers.get(FAULT_HEADER))
+    except (ValueError, ValidationError) as exc:
+        return _error_response(dialect, dialect.bad_request(f"invalid {FAULT_HEADER} header: {exc}"))
+    if plan.latency_s:
+        await asyncio.sleep(plan.latency_s)
+    if plan.reset:
+        stats.dropped += 1
+        await _drop_connection(request.scope, graceful=False)
+        return Response(status_code=502)  # never reaches the client: the connection is gone
+    if plan.fail_status is not None:
+        return _fault_response(dialect, plan)
+    body: Any = None
+    try:
+        dialect.check_request(request, state.require_auth)
+        if parse_body:
+            body = _load_json(dialect, await request.body())
+    except MockValidationError as exc:
+        return _error_response(dialect, exc)
+    stats.last_request = {"path": request.url.path, "headers": dict(request.headers), "body": body}
+    return plan, body
+
+
+def _load_json(dialect: _Dialect, raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise dialect.invalid_json(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# API handlers
+
+_Parse = Callable[[Any], MockInput]
+_Render = Callable[[Any, MockOutput], dict[str, Any]]
+_RenderStream = Callable[[Any, MockOutput, int], Iterator[dict[str, Any]]]
+
+
+def _chat_handler(state: MockState, parse: _Parse, render: _Render, render_stream: _RenderStream) -> _Handler:
+    dialect = state.dialect
+
+    async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
+        out = generate(parse(body))
+        if body.get("stream"):
+            events = render_stream(body, out, plan.stream_chunks)
+            return _SSEResponse(
+                _sse_body(request.scope, dialect, events, plan), headers=dialect.request_id_headers()
+            )
+        return _json(200, render(body, out), dialect.request_id_headers())
+
+    return handle
+
+
+def _embeddings_handler(state: MockState) -> _Handler:
+    async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
+        return _json(200, openai_wire.render_embeddings(body), state.dialect.request_id_headers())
+
+    return handle
+
+
+def _count_tokens_handler(state: MockState) -> _Handler:
+    async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
+        inp = anthropic_wire.parse_count_tokens_request(body)
+        return _json(200, anthropic_wire.render_count_tokens(inp), state.dialect.request_id_headers())
+
+    return handle
+
+
+def _models_handler(state: MockState, render: Callable[[Sequence[str]], dict[str, Any]]) -> _Handler:
+    async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
+        return _json(200, render(state.models), state.dialect.request_id_headers())
+
+    return handle
+
+
+# ---------------------------------------------------------------------------------------------
+# Test controls
+
+
+def _control_routes(state: MockState) -> list[BaseRoute]:
+    async def get_faults(request: Request) -> Response:
+        return _json(200, state.faults.settings.model_dump())
+
+    async def post_faults(request: Request) -> Response:
+        try:
+            fields = orjson.loads(await request.body() or b"{}")
+            if not isinstance(fields, dict):
+                raise ValueError("expected a JSON object of FaultSettings fields")
+            settings = state.faults.update(fields)
+        except ValidationError as exc:
+            return _json(422, {"detail": orjson.loads(exc.json())})
+        except ValueError as exc:  # includes orjson.JSONDecodeError
+            return _json(422, {"detail": str(exc)})
+        return _json(200, settings.model_dump())
+
+    async def get_stats(request: Request) -> Response:
+        return _json(200, state.stats.snapshot())
+
+    async def reset(request: Request) -> Response:
+        state.faults.reset()
+        state.stats.reset()
+        return _json(200, {"reset": True})
+
+    async def health(request: Request) -> Response:
+        return _json(200, {"status": "ok", "format": state.dialect.name})
+
+    return [
+        Route("/_mock/faults", get_faults, methods=["GET"]),
+        Route("/_mock/faults", post_faults, methods=["POST"]),
+        Route("/_mock/stats", get_stats, methods=["GET"]),
+        Route("/_mock/reset", reset, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses, streaming and connection faults
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=_JSON)
+
+
+def _error_response(dialect: _Dialect, exc: MockValidationError) -> Response:
+    request_id = exc.body.get("request_id") if isinstance(exc.body, dict) else None
+    return _json(exc.status, exc.body, dialect.request_id_headers(request_id))
+
+
+def _fault_response(dialect: _Dialect, plan: RequestFaults) -> Response:
+    status = plan.fail_status or 500
+    body = dialect.fault_body(status)
+    headers = dialect.request_id_headers(body.get("request_id"))
+    if status in _RETRY_AFTER_STATUSES:
+        ms = plan.retry_after_ms
+        headers["retry-after"] = str(math.ceil(ms / 1000))
+        headers["retry-after-ms"] = str(ms)  # both SDKs prefer this precise, non-standard header
+        if status == 429:
+            headers.update(dialect.rate_limit_headers(ms))
+    return _json(status, body, headers)
+
+
+class _SSEResponse(StreamingResponse):
+    """StreamingResponse without the per-stream disconnect-listener task (saves a task group per
+    stream; a vanished client is noticed by the server, which then ignores our sends)."""
+
+    media_type = _SSE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stream_response(send)
+
+
+async def _sse_body(
+    scope: Scope, dialect: _Dialect, events: Iterator[dict[str, Any]], plan: RequestFaults
+) -> AsyncIterator[bytes]:
+    """SSE frames with the stream faults applied: first-byte delay, pacing, cut, error event."""
+    if plan.first_byte_delay_s:
+        await asyncio.sleep(plan.first_byte_delay_s)
+    frames: Iterator[bytes] = (dialect.frame(event) for event in events)
+    if dialect.done_frame is not None:
+        frames = _chain(frames, dialect.done_frame)
+    for sent, frame in enumerate(frames):
+        if sent == plan.cut_after:
+            await _drop_connection(scope, graceful=True)
+            return
+        if sent == plan.error_after:
+            yield dialect.error_frame()
+            return
+        if sent and plan.chunk_interval_s:
+            await asyncio.sleep(plan.chunk_interval_s)
+        yield frame
+
+
+def _chain(frames: Iterator[bytes], last: bytes) -> Iterator[bytes]:
+    yield from frames
+    yield last
+
+
+async def _drop_connection(scope: Scope, *, graceful: bool) -> None:
+    """Close the client connection under the response.
+
+    ``graceful`` flushes what was already written (a stream cut mid-way, no terminal event);
+    otherwise the connection is aborted without any response. Under servers that do not expose
+    their transport we raise, which makes the server close the connection itself.
+    """
+    cycle = getattr(scope.get(_RAW_SEND), "__self__", None)
+    transport: asyncio.Transport | None = getattr(cycle, "transport", None)
+    if transport is None:
+        raise ConnectionAbortedError("mock fault: connection dropped")
+    if graceful:
+        transport.close()
+    else:
+        transport.abort()
+    # Wait for the server to notice, so that it sends nothing more (no final chunk, no 500).
+    for attempt in range(200):
+        if getattr(cycle, "disconnected", True):
+            return
+        await asyncio.sleep(0 if attempt < 3 else 0.001)
+
+
+# ---------------------------------------------------------------------------------------------
+# Standalone server
+
+
+def run_mock_provider(
+    fmt: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    faults: FaultSettings | None = None,
+    require_auth: bool = False,
+) -> None:
+    """Serve a mock provider with uvicorn until interrupted (blocking).
+
+    Used by ``aimm mock-provider --format openai|anthropic [--port P] [--latency-ms N]
+    [--stream-chunks N] [--chunk-interval-ms N] [--fail-rate F] [--status-code C]``: the CLI
+    builds ``FaultSettings(latency_ms=..., stream_chunks=..., chunk_interval_ms=...,
+    fail_rate=..., status_code=...)`` and passes it as ``faults``.
+    """
+    import uvicorn
+
+    uvicorn.run(
+        create_mock_app(fmt, faults, require_auth),
+        host=host,
+        port=port,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        log_level="warning",
+        access_log=False,
+    )

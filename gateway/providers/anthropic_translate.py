@@ -1,0 +1,601 @@
+"""OpenAI chat completions <-> Anthropic Messages: pure translation functions (no I/O).
+
+Requests: `to_anthropic_request`. Responses: `from_anthropic_response`. Streams:
+`AnthropicStreamTranslator`, fed one SSE event at a time. Whatever Anthropic cannot do faithfully
+(n > 1, logprobs, temperature > 1, json_object, audio) is a 400 naming the limitation, so a
+caller never gets a silently different answer.
+
+`response_format: json_schema` is served with a forced tool call whose input schema is the
+requested schema; the tool's input becomes the message content, in both directions and in streams.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aimm_gateway.canonical import (
+    ChatChunk,
+    ChatCompletion,
+    ChatRequest,
+    FunctionDef,
+    ImagePart,
+    Message,
+    TextPart,
+    Usage,
+    chunk,
+    new_completion_id,
+    now_s,
+    usage_chunk,
+)
+from aimm_gateway.config import ModelConfig
+from aimm_gateway.errors import InvalidRequest, UpstreamError
+
+ANTHROPIC_VERSION = "2023-06-01"
+IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+JSON_TOOL_DEFAULT_NAME = "json_response"
+_JSON_TOOL_DESCRIPTION = (
+    "Give your final answer by calling this tool; its input is the answer and must match the schema."
+)
+
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_TOOL_ID_OK = re.compile(r"[a-zA-Z0-9_-]+")
+_TOOL_ID_BAD_CHAR = re.compile(r"[^a-zA-Z0-9_-]")
+_dumps = orjson.dumps
+
+
+# ---------------------------------------------------------------------------------------------
+# Request
+
+
+def to_anthropic_request(req: ChatRequest, model: ModelConfig, stream: bool) -> dict[str, Any]:
+    """The Anthropic `POST /v1/messages` body for a validated OpenAI chat request."""
+    _reject_unsupported(req)
+    system, messages = _translate_messages(req.messages)
+    body: dict[str, Any] = {
+        "model": model.upstream_model,
+        "max_tokens": req.output_limit or model.max_output_tokens,  # required by Anthropic
+        "messages": messages,
+    }
+    if system:
+        body["system"] = system
+    if req.stop:
+        body["stop_sequences"] = req.stop_list
+    if req.temperature is not None:
+        body["temperature"] = req.temperature
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
+    if req.user:
+        body["metadata"] = {"user_id": req.user}
+    if req.tools or req.response_format is not None:
+        _add_tools(body, req)
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def _reject_unsupported(req: ChatRequest) -> None:
+    if req.n is not None and req.n > 1:
+        raise InvalidRequest(
+            "n: Anthropic models return one choice per request; n > 1 is not supported", param="n"
+        )
+    if req.temperature is not None and req.temperature > 1:
+        raise InvalidRequest(
+            f"temperature: Anthropic models accept 0 to 1, got {req.temperature:g} "
+            "(OpenAI's 0 to 2 range cannot be mapped faithfully)",
+            param="temperature",
+        )
+    extra = req.model_extra
+    if extra:
+        if extra.get("logprobs") or extra.get("top_logprobs") is not None:
+            raise InvalidRequest(
+                "logprobs: Anthropic models do not return log probabilities", param="logprobs"
+            )
+        if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
+            raise InvalidRequest("modalities: Anthropic models do not produce audio", param="modalities")
+    fmt = req.response_format
+    if fmt is not None and fmt.type == "json_object":
+        raise InvalidRequest(
+            "response_format: json_object is not supported for Anthropic models; "
+            "use json_schema with a schema",
+            param="response_format",
+        )
+
+
+def _translate_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Hoist system/developer text to `system`; merge consecutive same-role turns (Anthropic alternates)."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for i, msg in enumerate(messages):
+        role = msg.role
+        if role == "system" or role == "developer":
+            text = _text_only(msg, i)
+            if text:
+                system.append({"type": "text", "text": text})
+            continue
+        if role == "tool":
+            role, blocks = "user", [_tool_result(msg, i)]
+        elif role == "user":
+            blocks = _user_blocks(msg, i)
+        else:
+            blocks = _assistant_blocks(msg, i)
+            if not blocks:
+                continue  # an empty assistant turn says nothing; Anthropic rejects empty content
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    if not turns:
+        raise InvalidRequest("messages: Anthropic models need at least one user message", param="messages")
+    _trim_prefill(turns)
+    return system, turns
+
+
+def _trim_prefill(turns: list[dict[str, Any]]) -> None:
+    # A final assistant turn is a prefill; Anthropic rejects one that ends in whitespace.
+    last = turns[-1]
+    if last["role"] != "assistant" or last["content"][-1]["type"] != "text":
+        return
+    text = last["content"][-1]["text"].rstrip()
+    if text:
+        last["content"][-1] = {"type": "text", "text": text}
+        return
+    last["content"].pop()
+    if not last["content"]:
+        turns.pop()
+
+
+def _has_text(text: str) -> bool:
+    # Anthropic rejects empty and whitespace-only text blocks.
+    return bool(text) and not text.isspace()
+
+
+def _text_only(msg: Message, i: int) -> str:
+    content = msg.content
+    if isinstance(content, str) or content is None:
+        return content or ""
+    for j, part in enumerate(content):
+        if not isinstance(part, TextPart):
+            raise InvalidRequest(
+                f"messages[{i}].content[{j}]: {msg.role} messages to Anthropic models may only contain text",
+                param=f"messages[{i}].content[{j}]",
+            )
+    return "".join(p.text for p in content if isinstance(p, TextPart))
+
+
+def _user_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
+    content = msg.content
+    blocks: list[dict[str, Any]]
+    if isinstance(content, str):
+        blocks = [{"type": "text", "text": content}] if _has_text(content) else []
+    else:
+        blocks = [_user_part(part, i, j) for j, part in enumerate(content or ())]
+        blocks = [b for b in blocks if b["type"] != "text" or _has_text(b["text"])]
+    if not blocks:
+        raise InvalidRequest(
+            f"messages[{i}].content: empty; Anthropic models need non-empty user content",
+            param=f"messages[{i}].content",
+        )
+    return blocks
+
+
+def _user_part(part: Any, i: int, j: int) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ImagePart):
+        return {"type": "image", "source": _image_source(part.image_url.url, f"messages[{i}].content[{j}]")}
+    raise InvalidRequest(
+        f"messages[{i}].content[{j}]: content part type {part.type!r} is not supported for Anthropic models",
+        param=f"messages[{i}].content[{j}]",
+    )
+
+
+def _image_source(url: str, where: str) -> dict[str, Any]:
+    if url.startswith(("https://", "http://")):
+        return {"type": "url", "url": url}
+    if url.startswith("data:"):
+        header, sep, data = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if not sep or encoding != "base64":
+            raise InvalidRequest(f"{where}.image_url.url: data URLs must be base64-encoded", param=where)
+        if media_type not in IMAGE_MEDIA_TYPES:
+            raise InvalidRequest(
+                f"{where}.image_url.url: image type {media_type!r} is not supported for Anthropic models "
+                f"(use one of {', '.join(sorted(IMAGE_MEDIA_TYPES))})",
+                param=where,
+            )
+        return {"type": "base64", "media_type": media_type, "data": data}
+    raise InvalidRequest(f"{where}.image_url.url: must be an http(s) or data: URL", param=where)
+
+
+def _assistant_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    content = msg.content
+    if isinstance(content, str):
+        if _has_text(content):
+            blocks.append({"type": "text", "text": content})
+    elif content:
+        for part in content:
+            # OpenAI lets earlier assistant turns carry refusal parts: they are text to Anthropic.
+            text = part.text if isinstance(part, TextPart) else getattr(part, "refusal", None)
+            if isinstance(text, str) and _has_text(text):
+                blocks.append({"type": "text", "text": text})
+    for k, call in enumerate(msg.tool_calls or ()):
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": _tool_id(call.id),
+                "name": call.function.name,
+                "input": _tool_input(
+                    call.function.arguments, f"messages[{i}].tool_calls[{k}].function.arguments"
+                ),
+            }
+        )
+    return blocks
+
+
+def _tool_input(arguments: str, where: str) -> dict[str, Any]:
+    if not arguments.strip():
+        return {}  # some clients send "" for a call without arguments
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(f"{where}: not valid JSON", param=where) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where}: must be a JSON object for Anthropic models", param=where)
+    return value
+
+
+def _tool_id(call_id: str) -> str:
+    # Anthropic ids must match [a-zA-Z0-9_-]+; ids minted by other providers may not. The same
+    # rewrite is applied to tool_use and tool_result, so the pair still matches.
+    if _TOOL_ID_OK.fullmatch(call_id):
+        return call_id
+    return _TOOL_ID_BAD_CHAR.sub("_", call_id) or "call"
+
+
+def _tool_result(msg: Message, i: int) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": _tool_id(msg.tool_call_id or "")}
+    text = _text_only(msg, i)
+    if text:
+        block["content"] = text
+    return block
+
+
+def _add_tools(body: dict[str, Any], req: ChatRequest) -> None:
+    tools = [_tool_param(tool.function, k) for k, tool in enumerate(req.tools or ())]
+    json_tool = _json_tool(req, tools)
+    if json_tool is not None:
+        tools.append(json_tool)
+        body["tool_choice"] = {"type": "tool", "name": json_tool["name"], "disable_parallel_tool_use": True}
+    elif tools:
+        choice = _tool_choice(req)
+        if choice is not None:
+            body["tool_choice"] = choice
+    if tools:
+        body["tools"] = tools
+
+
+def _tool_param(fn: FunctionDef, k: int) -> dict[str, Any]:
+    tool: dict[str, Any] = {
+        "name": fn.name,
+        "input_schema": _object_schema(fn.parameters, f"tools[{k}].function.parameters"),
+    }
+    if fn.description:
+        tool["description"] = fn.description
+    if fn.strict:
+        tool["strict"] = True
+    return tool
+
+
+def _object_schema(schema: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    if not schema:
+        return {"type": "object", "properties": {}}  # Anthropic requires an input schema
+    kind = schema.get("type")
+    if kind == "object":
+        return schema
+    if kind is None:
+        return {**schema, "type": "object"}
+    raise InvalidRequest(f"{where}: Anthropic tool inputs must be JSON objects (type 'object')", param=where)
+
+
+def _tool_choice(req: ChatRequest) -> dict[str, Any] | None:
+    choice = req.tool_choice
+    no_parallel = req.parallel_tool_calls is False
+    if choice is None:
+        return {"type": "auto", "disable_parallel_tool_use": True} if no_parallel else None
+    if choice == "none":
+        return {"type": "none"}
+    out: dict[str, Any]
+    if choice == "auto":
+        out = {"type": "auto"}
+    elif choice == "required":
+        out = {"type": "any"}
+    else:
+        out = {"type": "tool", "name": choice.function.name}
+    if no_parallel:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def json_tool_name(req: ChatRequest) -> str | None:
+    """The forced tool that carries a `json_schema` answer, or None when the request has no such answer.
+
+    With tool_choice required/named the model must call the caller's tool, so no JSON answer is due.
+    """
+    fmt = req.response_format
+    if fmt is None or fmt.type != "json_schema":
+        return None
+    if req.tools and req.tool_choice is not None and req.tool_choice != "none" and req.tool_choice != "auto":
+        return None
+    name = (fmt.json_schema or {}).get("name")
+    return name if isinstance(name, str) and name else JSON_TOOL_DEFAULT_NAME
+
+
+def _json_tool(req: ChatRequest, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
+    name = json_tool_name(req)
+    if name is None:
+        return None
+    if tools and req.tool_choice != "none":
+        # The model would have to choose between calling a tool and answering in JSON: Anthropic
+        # can force one tool, not "either of these", so the OpenAI meaning can't be kept.
+        raise InvalidRequest(
+            "response_format: json_schema together with tools (tool_choice auto) is not supported for "
+            "Anthropic models; set tool_choice to none, required or a named tool",
+            param="response_format",
+        )
+    if any(t["name"] == name for t in tools):
+        raise InvalidRequest(
+            f"response_format.json_schema.name: {name!r} clashes with a tool of the same name",
+            param="response_format.json_schema.name",
+        )
+    spec = (req.response_format.json_schema if req.response_format else None) or {}
+    schema = spec.get("schema")
+    tool: dict[str, Any] = {
+        "name": name,
+        "description": spec.get("description") or _JSON_TOOL_DESCRIPTION,
+        "input_schema": _object_schema(
+            schema if isinstance(schema, dict) else None, "response_format.json_schema.schema"
+        ),
+    }
+    if spec.get("strict"):
+        tool["strict"] = True
+    return tool
+
+
+# ---------------------------------------------------------------------------------------------
+# Response
+
+
+def from_anthropic_response(
+    msg: dict[str, Any], model_name: str, *, json_tool: str | None = None
+) -> ChatCompletion:
+    """An OpenAI `chat.completion` for an Anthropic `message` (non-streaming)."""
+    texts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    json_text: str | None = None
+    for block in msg.get("content") or ():
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "tool_use":
+            args = _dumps(block.get("input") or {}).decode()
+            if json_tool is not None and json_text is None and block.get("name") == json_tool:
+                json_text = args
+            else:
+                tool_calls.append(
+                    {
+                        "id": block["id"],
+                        "type": "function",
+                        "function": {"name": block["name"], "arguments": args},
+                    }
+                )
+        # thinking / redacted_thinking / server-tool blocks have no place in an OpenAI message.
+    content: str | None
+    if json_text is not None:
+        content = json_text
+    elif texts:
+        content = "".join(texts)
+    else:
+        content = None if tool_calls else ""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    raw_usage = msg.get("usage") or {}
+    usage = anthropic_usage(raw_usage)
+    return {
+        "id": completion_id(msg.get("id")),
+        "object": "chat.completion",
+        "created": now_s(),
+        "model": model_name,
+        "system_fingerprint": None,
+        "service_tier": _service_tier(raw_usage),
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_reason(msg.get("stop_reason"), bool(tool_calls)),
+            }
+        ],
+        "usage": usage.to_openai(),
+    }
+
+
+def completion_id(message_id: Any) -> str:
+    if isinstance(message_id, str) and message_id:
+        return "chatcmpl-" + message_id.removeprefix("msg_")
+    return new_completion_id()
+
+
+def finish_reason(stop_reason: Any, has_tool_calls: bool) -> str:
+    reason = _FINISH.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+    if reason == "tool_calls" and not has_tool_calls:
+        return "stop"  # the forced JSON-answer tool: the caller sees an ordinary answer
+    return reason
+
+
+def anthropic_usage(usage: dict[str, Any]) -> Usage:
+    """Anthropic counts cached input apart from `input_tokens`; OpenAI's prompt_tokens includes it."""
+    cache_read = usage.get("cache_read_input_tokens") or 0
+    cache_write = usage.get("cache_creation_input_tokens") or 0
+    details = usage.get("output_tokens_details") or {}
+    return Usage(
+        prompt_tokens=(usage.get("input_tokens") or 0) + cache_read + cache_write,
+        # output_tokens includes thinking, as OpenAI's completion_tokens includes reasoning.
+        completion_tokens=usage.get("output_tokens") or 0,
+        cached_tokens=cache_read,
+        reasoning_tokens=details.get("thinking_tokens") or 0,
+    )
+
+
+def _service_tier(usage: dict[str, Any]) -> str:
+    return "priority" if usage.get("service_tier") == "priority" else "default"
+
+
+def stream_error(provider: str, data: dict[str, Any]) -> UpstreamError:
+    """An `event: error` inside a 200 stream, as the UpstreamError its HTTP twin would give."""
+    raw = data.get("error")
+    err: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    kind = err.get("type") or "api_error"
+    text = f"{provider} stream error: {err.get('message') or kind}"
+    if kind == "overloaded_error":
+        return UpstreamError(text, status=503, retryable=True, kind="overloaded")
+    if kind == "rate_limit_error":
+        return UpstreamError(text, status=429, retryable=True, kind="rate_limited", type="rate_limit_error")
+    if kind == "invalid_request_error":
+        return UpstreamError(
+            text, status=400, retryable=False, kind="invalid_request", type="invalid_request_error"
+        )
+    return UpstreamError(text, status=502, retryable=kind == "api_error", kind="http")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream
+
+
+class AnthropicStreamTranslator:
+    """Anthropic Messages SSE events in, OpenAI `chat.completion.chunk`s out.
+
+    OpenAI numbers tool calls among tool calls only, Anthropic numbers all content blocks, so
+    block indexes are mapped. `done` turns true at `message_stop`; then `final_usage_chunk()`.
+    """
+
+    __slots__ = (
+        "_finished",
+        "_json_block",
+        "_json_tool",
+        "_provider",
+        "_raw_usage",
+        "_tool_index",
+        "completion_id",
+        "created",
+        "done",
+        "model",
+    )
+
+    def __init__(self, model_name: str, *, json_tool: str | None = None, provider: str = "anthropic") -> None:
+        self.model = model_name
+        self.completion_id = new_completion_id()
+        self.created = now_s()
+        self.done = False
+        self._provider = provider
+        self._json_tool = json_tool
+        self._json_block: int | None = None
+        self._tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool-call index
+        self._raw_usage: dict[str, Any] = {}
+        self._finished = False
+
+    @property
+    def usage(self) -> Usage:
+        return anthropic_usage(self._raw_usage)
+
+    def final_usage_chunk(self) -> ChatChunk:
+        return usage_chunk(self.completion_id, self.model, self.created, self.usage)
+
+    def feed(self, event: str, data: dict[str, Any]) -> list[ChatChunk]:
+        kind = event if event != "message" else data.get("type", "")
+        if kind == "content_block_delta":
+            return self._block_delta(data)
+        if kind == "content_block_start":
+            return self._block_start(data)
+        if kind == "message_start":
+            return self._message_start(data)
+        if kind == "message_delta":
+            return self._message_delta(data)
+        if kind == "message_stop":
+            self.done = True
+            return [] if self._finished else [self._finish("stop")]
+        if kind == "error":
+            raise stream_error(self._provider, data)
+        return []  # ping, content_block_stop, and event types added later
+
+    def _chunk(self, delta: dict[str, Any]) -> ChatChunk:
+        return chunk(self.completion_id, self.model, self.created, delta)
+
+    def _finish(self, reason: str) -> ChatChunk:
+        self._finished = True
+        return chunk(self.completion_id, self.model, self.created, {}, reason)
+
+    def _message_start(self, data: dict[str, Any]) -> list[ChatChunk]:
+        message = data.get("message") or {}
+        self.completion_id = completion_id(message.get("id"))
+        self._update_usage(message.get("usage"))
+        return [self._chunk({"role": "assistant", "content": ""})]
+
+    def _block_start(self, data: dict[str, Any]) -> list[ChatChunk]:
+        block = data.get("content_block") or {}
+        kind = block.get("type")
+        if kind == "text":
+            text = block.get("text")
+            return [self._chunk({"content": text})] if text else []
+        if kind != "tool_use":
+            return []  # thinking and server-tool blocks are not part of the OpenAI answer
+        index = data.get("index", 0)
+        if self._json_tool is not None and self._json_block is None and block.get("name") == self._json_tool:
+            self._json_block = index
+            return []
+        tool_index = self._tool_index[index] = len(self._tool_index)
+        call = {"index": tool_index, "id": block.get("id"), "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""}}  # fmt: skip
+        return [self._chunk({"tool_calls": [call]})]
+
+    def _block_delta(self, data: dict[str, Any]) -> list[ChatChunk]:
+        delta = data.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = delta.get("text")
+            return [self._chunk({"content": text})] if text else []
+        if kind != "input_json_delta":
+            return []  # thinking, signature and citation deltas
+        fragment = delta.get("partial_json")
+        if not fragment:
+            return []
+        index = data.get("index", 0)
+        if index == self._json_block:
+            return [self._chunk({"content": fragment})]
+        tool_index = self._tool_index.get(index)
+        if tool_index is None:
+            return []
+        return [self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": fragment}}]})]
+
+    def _message_delta(self, data: dict[str, Any]) -> list[ChatChunk]:
+        self._update_usage(data.get("usage"))
+        stop_reason = (data.get("delta") or {}).get("stop_reason")
+        if stop_reason is None or self._finished:
+            return []
+        return [self._finish(finish_reason(stop_reason, bool(self._tool_index)))]
+
+    def _update_usage(self, usage: Any) -> None:
+        # message_delta carries cumulative counts; keep message_start's where a field is absent or null.
+        if isinstance(usage, dict):
+            self._raw_usage.update({k: v for k, v in usage.items() if v is not None})

@@ -1,0 +1,190 @@
+"""Pooled upstream HTTP clients: one connection pool per upstream origin, shared across reloads.
+
+Two interchangeable transports (aiohttp, httpx) sit behind one small interface so the
+benchmark can pick by measurement (`server.upstream_client`; see docs/benchmarks.md).
+Transport failures become `UpstreamError`s with a kind the breaker understands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+import httpx
+
+from aimm_gateway.config import Timeouts
+from aimm_gateway.errors import UpstreamError, UpstreamTimeout
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class UpstreamStream:
+    status: int
+    headers: dict[str, str]
+    chunks: AsyncIterator[bytes]
+
+    async def read_all(self) -> bytes:
+        return b"".join([c async for c in self.chunks])
+
+
+class UpstreamClient(Protocol):
+    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse: ...
+
+    def stream(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> AbstractAsyncContextManager[UpstreamStream]: ...
+
+    async def close(self) -> None: ...
+
+
+def _connection_error(url: str, exc: BaseException) -> UpstreamError:
+    # Never include headers or bodies: they may carry keys.
+    host = urlsplit(url).netloc
+    return UpstreamError(f"upstream {host} unreachable: {type(exc).__name__}", status=502, kind="connection")
+
+
+def _timeout(url: str, what: str) -> UpstreamTimeout:
+    return UpstreamTimeout(f"upstream {urlsplit(url).netloc} timed out ({what})")
+
+
+class AiohttpClient:
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def _sess(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300, enable_cleanup_closed=True)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            )
+        return self._session
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
+        timeout = aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s)
+        try:
+            async with asyncio.timeout(timeouts.total_s):
+                async with self._sess().post(url, data=body, headers=headers, timeout=timeout) as resp:
+                    payload = await resp.read()
+                    return UpstreamResponse(resp.status, dict(resp.headers), payload)
+        except TimeoutError:
+            raise _timeout(url, "total") from None
+        except aiohttp.ClientError as exc:
+            raise _connection_error(url, exc) from None
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> AsyncIterator[UpstreamStream]:
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.stream_idle_s
+        )
+        try:
+            async with asyncio.timeout(timeouts.first_byte_s):
+                resp = await self._sess().post(url, data=body, headers=headers, timeout=timeout)
+        except TimeoutError:
+            raise _timeout(url, "first byte") from None
+        except aiohttp.ClientError as exc:
+            raise _connection_error(url, exc) from None
+        try:
+            yield UpstreamStream(resp.status, dict(resp.headers), self._chunks(url, resp))
+        finally:
+            resp.release()
+
+    @staticmethod
+    async def _chunks(url: str, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        try:
+            async for piece in resp.content.iter_any():
+                yield piece
+        except TimeoutError:
+            raise _timeout(url, "stream idle") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise UpstreamError(f"upstream stream broken: {type(exc).__name__}", kind="connection") from None
+        except aiohttp.ClientError as exc:
+            raise _connection_error(url, exc) from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class HttpxClient:
+    def __init__(self, limit: int) -> None:
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit), timeout=None
+        )
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
+        timeout = httpx.Timeout(timeouts.total_s, connect=timeouts.connect_s)
+        try:
+            async with asyncio.timeout(timeouts.total_s):
+                resp = await self._client.post(url, content=body, headers=headers, timeout=timeout)
+                return UpstreamResponse(resp.status_code, dict(resp.headers), resp.content)
+        except (TimeoutError, httpx.TimeoutException):
+            raise _timeout(url, "total") from None
+        except httpx.HTTPError as exc:
+            raise _connection_error(url, exc) from None
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> AsyncIterator[UpstreamStream]:
+        timeout = httpx.Timeout(timeouts.first_byte_s, connect=timeouts.connect_s, read=timeouts.stream_idle_s)
+        request = self._client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
+        try:
+            async with asyncio.timeout(timeouts.first_byte_s):
+                resp = await self._client.send(request, stream=True)
+        except (TimeoutError, httpx.TimeoutException):
+            raise _timeout(url, "first byte") from None
+        except httpx.HTTPError as exc:
+            raise _connection_error(url, exc) from None
+        try:
+            yield UpstreamStream(resp.status_code, dict(resp.headers), self._chunks(url, resp))
+        finally:
+            await resp.aclose()
+
+    @staticmethod
+    async def _chunks(url: str, resp: httpx.Response) -> AsyncIterator[bytes]:
+        try:
+            async for piece in resp.aiter_raw():
+                yield piece
+        except httpx.TimeoutException:
+            raise _timeout(url, "stream idle") from None
+        except httpx.HTTPError as exc:
+            raise _connection_error(url, exc) from None
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class UpstreamPools:
+    """One client per upstream origin (scheme://host:port), created on first use, kept across reloads."""
+
+    def __init__(self, kind: str = "aiohttp", limit: int = 1000) -> None:
+        self._kind = kind
+        self._limit = limit
+        self._clients: dict[str, UpstreamClient] = {}
+
+    def for_url(self, url: str) -> UpstreamClient:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        client = self._clients.get(origin)
+        if client is None:
+            client = AiohttpClient(self._limit) if self._kind == "aiohttp" else HttpxClient(self._limit)
+            self._clients[origin] = client
+        return client
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)

@@ -1,0 +1,96 @@
+"""An immutable snapshot of everything one request needs: config, models, routes, providers.
+
+A request takes the current snapshot once and uses it to the end, so a reload never changes
+the ground under an in-flight request; swapping the snapshot is one reference assignment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+import orjson
+
+from aimm_gateway.config import GatewayConfig, ModelConfig, RouteConfig
+from aimm_gateway.presets import preset_for
+from aimm_gateway.providers.base import ChatProvider
+from aimm_gateway.providers.http import UpstreamPools
+from aimm_gateway.providers.registry import build_provider
+
+log = logging.getLogger("aimm.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    config: GatewayConfig
+    config_hash: str
+    models: dict[str, ModelConfig]
+    routes: dict[str, RouteConfig]
+    providers: dict[str, ChatProvider]
+    api_keys: dict[bytes, str]  # sha256(key) -> key name
+    api_key_values: dict[str, str]  # model name -> upstream key (never logged)
+    unusable: dict[str, str]  # model name -> why it can't serve (e.g. missing key)
+    admin_token_digest: bytes | None
+
+    def usable_models(self) -> list[ModelConfig]:
+        return [m for m in self.models.values() if m.enabled and m.name not in self.unusable]
+
+    def authenticate(self, key: str) -> str | None:
+        """The key's name if it is one of ours; constant-time per candidate."""
+        digest = hashlib.sha256(key.encode()).digest()
+        for known, name in self.api_keys.items():
+            if hmac.compare_digest(known, digest):
+                return name
+        return None
+
+    def is_admin(self, token: str) -> bool:
+        if self.admin_token_digest is None:
+            return False
+        return hmac.compare_digest(self.admin_token_digest, hashlib.sha256(token.encode()).digest())
+
+
+def config_hash(config: GatewayConfig) -> str:
+    blob = orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def build_runtime(config: GatewayConfig, pools: UpstreamPools) -> Runtime:
+    models = {m.name: m for m in config.models}
+    providers: dict[str, ChatProvider] = {}
+    keys: dict[str, str] = {}
+    unusable: dict[str, str] = {}
+    for model in config.models:
+        preset = preset_for(model.provider)
+        key = model.api_key.resolve() if model.api_key else None
+        if key is None and model.api_key is None and preset.key_env:
+            # No explicit reference: fall back to the provider's conventional variable.
+            from aimm_gateway.config import SecretRef
+
+            key = SecretRef(env=preset.key_env).resolve()
+        if key is None and preset.key_required:
+            where = model.api_key.describe() if model.api_key else f"env {preset.key_env}"
+            unusable[model.name] = f"no API key ({where} is not set)"
+        if key is not None:
+            keys[model.name] = key
+        providers[model.name] = build_provider(model, pools)
+    api_keys: dict[bytes, str] = {}
+    for entry in config.auth.api_keys:
+        value = entry.key.resolve()
+        if value is None:
+            log.warning("api key %r: %s is not set; that key cannot log in", entry.name, entry.key.describe())
+            continue
+        api_keys[hashlib.sha256(value.encode()).digest()] = entry.name
+    admin = config.admin.token.resolve() if config.admin.token else None
+    return Runtime(
+        config=config,
+        config_hash=config_hash(config),
+        models=models,
+        routes={r.name: r for r in config.routes},
+        providers=providers,
+        api_keys=api_keys,
+        api_key_values=keys,
+        unusable=unusable,
+        admin_token_digest=hashlib.sha256(admin.encode()).digest() if admin else None,
+    )

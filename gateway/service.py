@@ -1,0 +1,120 @@
+"""The gateway's long-lived parts, wired once per process: no module-level state anywhere."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+from aimm_gateway.config import GatewayConfig, ModelConfig, load_config
+from aimm_gateway.errors import GatewayError
+from aimm_gateway.metrics import GatewayMetrics
+from aimm_gateway.overrides import ModelOverrides
+from aimm_gateway.pipeline import ChatPipeline
+from aimm_gateway.providers.http import UpstreamPools
+from aimm_gateway.reload import ConfigWatcher
+from aimm_gateway.routing import RetryBudget, RouterState, SystemClock
+from aimm_gateway.runtime import Runtime, build_runtime
+from aimm_gateway.stats import LiveStats
+
+log = logging.getLogger("aimm.gateway")
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
+        self.config_path = config_path
+        self.file_config = config
+        self.overrides = ModelOverrides()
+        self.metrics = GatewayMetrics()
+        self.stats = LiveStats()
+        self.pools = UpstreamPools(config.server.upstream_client, config.server.max_connections_per_upstream)
+        self.router = RouterState(SystemClock(), random.Random())
+        self.retry_budget = RetryBudget(config.retries.budget_ratio)
+        self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, self.retry_budget)
+        self.runtime: Runtime = build_runtime(config, self.pools)
+        self._watcher: ConfigWatcher | None = None
+        self._publish_availability()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Gateway:
+        path = Path(path)
+        return cls(load_config(path), path)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.config_path is not None:
+            self._watcher = ConfigWatcher(
+                self.config_path, self.apply_file_config, self._count_reload, lambda: self.file_config.server.reload_interval_s
+            )
+            self._watcher.start()
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.stop()
+        await self.pools.close()
+
+    def reload_now(self) -> bool:
+        """Check the file immediately (used by tests and SIGHUP)."""
+        return self._watcher.check() if self._watcher is not None else False
+
+    # -- config -----------------------------------------------------------------------------------
+
+    def apply_file_config(self, config: GatewayConfig) -> None:
+        runtime = build_runtime(self.overrides.apply(config), self.pools)
+        self.file_config = config
+        self._swap(runtime)
+
+    def _rebuild(self) -> None:
+        self._swap(build_runtime(self.overrides.apply(self.file_config), self.pools))
+
+    def _swap(self, runtime: Runtime) -> None:
+        # One reference assignment: requests already running keep the snapshot they took.
+        self.runtime = runtime
+        self._publish_availability()
+
+    def _count_reload(self, ok: bool) -> None:
+        self.metrics.config_reloads.labels("success" if ok else "failure").inc()
+
+    # -- admin ------------------------------------------------------------------------------------
+
+    def add_model(self, model: ModelConfig) -> None:
+        if model.name in self.runtime.models or model.name in self.runtime.routes:
+            raise GatewayError(f"model {model.name!r} already exists", status=409, type="invalid_request_error", code="conflict")
+        self.overrides.added[model.name] = model
+        try:
+            self._rebuild()
+        except Exception:
+            del self.overrides.added[model.name]
+            raise
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        self.overrides.enabled[name] = enabled
+        self._rebuild()
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def is_ready(self) -> bool:
+        return bool(self.runtime.usable_models())
+
+    def model_health(self) -> dict[str, dict[str, object]]:
+        snapshot = self.router.snapshot()
+        out: dict[str, dict[str, object]] = {}
+        for name, model in self.runtime.models.items():
+            target = snapshot.get(name)
+            circuit = target.circuit_state if target is not None else "closed"
+            problem = self.runtime.unusable.get(name)
+            available = model.enabled and problem is None and circuit != "open"
+            out[name] = {
+                "enabled": model.enabled,
+                "available": available,
+                "circuit_state": circuit,
+                "health": "healthy" if available and circuit == "closed" else ("degraded" if available else "unavailable"),
+                "reason": problem or (None if model.enabled else "disabled") or (f"circuit {circuit}" if circuit != "closed" else None),
+                "in_flight": target.in_flight if target is not None else 0,
+            }
+        return out
+
+    def _publish_availability(self) -> None:
+        for name, health in self.model_health().items():
+            self.metrics.availability.labels(name).set(1 if health["available"] else 0)
