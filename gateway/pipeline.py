@@ -104,7 +104,7 @@ class ChatPipeline:
                 raise NoUsableModel(f"model {name!r} is disabled")
             if name in rt.unusable:
                 raise NoUsableModel(f"model {name!r} cannot serve: {rt.unusable[name]}")
-            plan = self._router.plan_single(model, features, rt.config.circuit_breaker)
+            plan = self._router.plan_single(model, features, rt.config.circuit_breaker, models)
         else:
             raise ModelNotFound(f"The model {name!r} does not exist", param="model")
         if not plan.attempts:

@@ -28,7 +28,8 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.stats = LiveStats()
         self.pools = UpstreamPools(config.server.upstream_client, config.server.max_connections_per_upstream)
-        self.router = RouterState(SystemClock(), random.Random())
+        self.clock = SystemClock()
+        self.router = RouterState(self.clock, random.Random())
         self.retry_budget = RetryBudget(config.retries.budget_ratio)
         self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, self.retry_budget)
         self.runtime: Runtime = build_runtime(config, self.pools)
@@ -114,6 +115,10 @@ class Gateway:
                 "in_flight": target.in_flight if target is not None else 0,
             }
         return out
+
+    def retry_in_s(self, retry_at: float | None) -> float | None:
+        """Seconds until a circuit admits traffic again (router times are on its own clock)."""
+        return None if retry_at is None else round(max(0.0, retry_at - self.clock.monotonic()), 3)
 
     def _publish_availability(self) -> None:
         for name, health in self.model_health().items():

@@ -38,10 +38,11 @@ BIN_DIR="$BIN_ROOT/k8s-$K8S_VERSION"
 STAMP_FILE="$BIN_DIR/.envtest-stamp"
 BINARIES=(kube-apiserver kube-controller-manager kubectl etcd helm kubeconform)
 
-# The stamp covers everything that determines the binaries' content.
+# The stamp covers everything that determines the binaries' content (this
+# script included: changing build flags here triggers a rebuild).
 stamp() {
   {
-    cat "$MOD_DIR/go.mod" "$MOD_DIR/go.sum" "$MOD_DIR/tools.go"
+    cat "$MOD_DIR/go.mod" "$MOD_DIR/go.sum" "$MOD_DIR/tools.go" "${BASH_SOURCE[0]}"
     echo "helm=$HELM_VERSION kubeconform=$KUBECONFORM_VERSION etcd=$ETCD_SOURCE"
   } | sha256sum | cut -d' ' -f1
 }
@@ -95,27 +96,41 @@ case "$ETCD_SOURCE" in
     (cd "$MOD_DIR" && go build -trimpath -ldflags="-s -w" -o "$STAGE/etcd" go.etcd.io/etcd/server/v3)
     ;;
   apt)
-    if ! command -v etcd >/dev/null 2>&1 && [ ! -x /usr/bin/etcd ]; then
-      [ "$(id -u)" = 0 ] || die "etcd missing; run as root or: apt-get install -y etcd-server"
-      log "installing Debian etcd-server"
-      export DEBIAN_FRONTEND=noninteractive
-      apt-get install -y --no-install-recommends etcd-server >&2 \
-        || { apt-get update >&2 && apt-get install -y --no-install-recommends etcd-server >&2; } \
-        || die "apt-get install etcd-server failed"
+    # Debian's etcd-server (bookworm: 3.4.23). The .deb is unpacked into the bin
+    # dir rather than installed, so no system etcd service gets started.
+    if [ -x /usr/bin/etcd ]; then
+      ln -sf /usr/bin/etcd "$STAGE/etcd"
+    else
+      (cd "$STAGE" && apt-get download etcd-server >&2) || {
+        [ "$(id -u)" = 0 ] || die "apt-get download etcd-server failed; run 'apt-get update' as root"
+        apt-get update >&2 && (cd "$STAGE" && apt-get download etcd-server >&2)
+      } || die "apt-get download etcd-server failed"
+      dpkg-deb -x "$STAGE"/etcd-server_*.deb "$STAGE/deb"
+      mv "$STAGE/deb/usr/bin/etcd" "$STAGE/etcd"
     fi
-    ETCD_BIN="$(command -v etcd || echo /usr/bin/etcd)"
-    ln -sf "$ETCD_BIN" "$STAGE/etcd"
     ;;
   *) die "unknown ETCD_SOURCE=$ETCD_SOURCE (expected go or apt)";;
 esac
 
 log "installing helm $HELM_VERSION and kubeconform $KUBECONFORM_VERSION"
-# go install pkg@version resolves in its own module context; don't force -mod.
-for tool in "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
-            "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"; do
-  GOFLAGS="${GOFLAGS/-mod=readonly/}" GOBIN="$STAGE" \
-    go install -trimpath -ldflags="-s -w" "$tool"
+# `go install pkg@version` resolves in the tool's own module; don't force -mod.
+TOOL_GOFLAGS="${GOFLAGS/-mod=readonly/}"
+# Same -X flags as helm's release Makefile: without k8sVersionMajor/Minor,
+# `helm template`/`helm lint` assume Kubernetes v1.20 for .Capabilities.KubeVersion
+# and chart kubeVersion constraints. Helm derives them from its client-go (v0.N -> 1.N).
+HELM_GOMOD="$(GOFLAGS="$TOOL_GOFLAGS" go mod download -json "helm.sh/helm/v3@$HELM_VERSION" \
+  | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+HELM_K8S_MINOR="$(awk '$1 == "k8s.io/client-go" {split($2, v, "."); print v[2]; exit}' "$HELM_GOMOD")"
+[ -n "$HELM_K8S_MINOR" ] || die "cannot read k8s.io/client-go version from $HELM_GOMOD"
+HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  HELM_LDFLAGS+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$HELM_K8S_MINOR"
 done
+GOFLAGS="$TOOL_GOFLAGS" GOBIN="$STAGE" \
+  go install -trimpath -ldflags="$HELM_LDFLAGS" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+GOFLAGS="$TOOL_GOFLAGS" GOBIN="$STAGE" \
+  go install -trimpath -ldflags="-s -w -X main.version=$KUBECONFORM_VERSION" \
+  "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
 
 for b in "${BINARIES[@]}"; do
   [ -e "$STAGE/$b" ] || die "build produced no $b"

@@ -467,8 +467,10 @@ class ControlPlane:
             ],
         )
 
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
         def healthy() -> bool:
-            with urllib.request.urlopen(self.etcd_url + "/health", timeout=2) as r:
+            with no_proxy.open(self.etcd_url + "/health", timeout=2) as r:
                 return json.loads(r.read()).get("health") == "true"
 
         self._wait(proc, f"{self.etcd_url}/health", healthy)
@@ -503,15 +505,18 @@ class ControlPlane:
         )
         self._write_admin_kubeconfig()
 
-        self._ssl_ctx = ssl.create_default_context(cafile=str(pki.ca_file))
-        self._ssl_ctx.load_cert_chain(str(pki.admin_cert_file), str(pki.admin_key_file))
+        ssl_ctx = ssl.create_default_context(cafile=str(pki.ca_file))
+        ssl_ctx.load_cert_chain(str(pki.admin_cert_file), str(pki.admin_key_file))
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ssl_ctx)
+        )
         # 500 while post-start hooks are still running
         self._wait(proc, f"{self.server}/readyz", lambda: self._admin_get("/readyz") == 200)
 
     def _admin_get(self, path: str) -> int:
         """HTTP status of an admin GET on the apiserver (errors -> their status)."""
         try:
-            with urllib.request.urlopen(self.server + path, context=self._ssl_ctx, timeout=3) as r:
+            with self._opener.open(self.server + path, timeout=3) as r:
                 return r.status
         except urllib.error.HTTPError as exc:
             return exc.code

@@ -6,14 +6,16 @@ hint when they are missing.
 
 from __future__ import annotations
 
+import os
 import textwrap
 import time
 import uuid
 
 import pytest
-from k8s_harness import ControlPlane
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from tests.k8s_harness import ControlPlane, ControlPlaneError
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):
@@ -242,5 +244,21 @@ def test_stop_terminates_processes_and_removes_tmp(cp):
     assert all(p.poll() is None for p in procs)
     cp.stop()
     assert all(p.poll() is not None for p in procs)
-    assert not tmp.exists()
+    if os.environ.get("AIMM_K8S_KEEP_TMP") != "1":
+        assert not tmp.exists()
     cp.stop()  # idempotent
+
+
+def test_missing_binaries_tell_how_to_build(tmp_path):
+    with pytest.raises(ControlPlaneError, match="make envtest"):
+        ControlPlane(bin_dir=tmp_path)
+
+
+def test_startup_failure_reports_process_log_tail():
+    plane = ControlPlane(extra_apiserver_args=["--no-such-flag"], controller_manager=False)
+    with pytest.raises(ControlPlaneError) as exc:
+        plane.start()
+    msg = str(exc.value)
+    assert "kube-apiserver died" in msg
+    assert "unknown flag: --no-such-flag" in msg  # from the apiserver's own log
+    assert not plane._procs  # etcd was stopped again

@@ -77,7 +77,7 @@ def _status_of(gateway: Gateway, name: str) -> dict[str, Any]:
         "model": model.upstream_model,
         "source": "runtime" if name in gateway.overrides.added else "config",
         **health,
-        "retry_at_s": snapshot.retry_at_s if snapshot is not None else None,
+        "retry_in_s": gateway.retry_in_s(snapshot.retry_at) if snapshot is not None else None,
         "requests_total": live.get("requests_total", 0),
         "errors_total": live.get("errors_total", 0),
         "error_rate": live.get("error_rate", 0.0),

@@ -14,7 +14,6 @@ Error messages copy the real API's (pydantic-style) wording.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +26,7 @@ from .engine import (
     MockTool,
     MockValidationError,
     count_prompt_tokens,
+    random_hex,
 )
 from .openai_wire import IMAGE_TEXT, split_text
 
@@ -76,7 +76,7 @@ _STOP_REASONS = {
 
 
 def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex[:24]
+    return "req_" + random_hex()
 
 
 def error_body(error_type: str, message: str, request_id: str | None = None) -> dict[str, Any]:
@@ -118,11 +118,19 @@ def stream_error_event() -> dict[str, Any]:
 
 
 def check_headers(headers: Mapping[str, str], *, require_auth: bool) -> None:
-    """401 without ``x-api-key`` (when auth is required), 400 without ``anthropic-version``."""
-    if require_auth and not headers.get("x-api-key"):
+    """401 without an API key (when auth is required), 400 without ``anthropic-version``.
+
+    The key comes in ``x-api-key`` or, as recent SDKs send it, ``Authorization: Bearer``.
+    """
+    if require_auth and not (headers.get("x-api-key") or _bearer_token(headers.get("authorization"))):
         raise MockValidationError(401, error_body("authentication_error", "x-api-key header is required"))
     if not headers.get("anthropic-version"):
         raise _invalid("anthropic-version: header is required")
+
+
+def _bearer_token(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def invalid_json_error(detail: str) -> MockValidationError:
@@ -493,7 +501,7 @@ def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _message_id() -> str:
-    return "msg_" + uuid.uuid4().hex[:24]
+    return "msg_" + random_hex()
 
 
 def _content_blocks(choice: MockChoice) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,11 @@ class MockOutput:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+def random_hex(length: int = 24) -> str:
+    """An id suffix for responses: unique enough and not secret, so the fast PRNG does (no urandom)."""
+    return f"{random.getrandbits(length * 4):0{length}x}"
 
 
 # ---------------------------------------------------------------------------------------------

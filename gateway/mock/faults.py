@@ -164,11 +164,23 @@ class MockStats:
     by_path: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
     dropped: int = 0  # connections dropped by reset_connection
-    last_request: dict[str, Any] | None = None
+    _last: tuple[str, list[tuple[bytes, bytes]], Any] | None = None  # decoded only when asked for
 
     def record_request(self, path: str) -> None:
         self.total += 1
         self.by_path[path] += 1
+
+    def record_last(self, path: str, raw_headers: list[tuple[bytes, bytes]], body: Any) -> None:
+        self._last = (path, raw_headers, body)
+
+    @property
+    def last_request(self) -> dict[str, Any] | None:
+        """The last admitted API request: path, headers (lower-cased) and parsed JSON body."""
+        if self._last is None:
+            return None
+        path, raw_headers, body = self._last
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
+        return {"path": path, "headers": headers, "body": body}
 
     def record_status(self, status: int) -> None:
         self.by_status[status] += 1
@@ -187,4 +199,4 @@ class MockStats:
         self.by_path.clear()
         self.by_status.clear()
         self.dropped = 0
-        self.last_request = None
+        self._last = None

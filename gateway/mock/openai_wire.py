@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import struct
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +28,7 @@ from .engine import (
     MockValidationError,
     embed,
     estimate_tokens,
+    random_hex,
 )
 
 __all__ = [
@@ -185,7 +185,7 @@ def parse_request(body: Any, *, allow_unknown: bool = False) -> MockInput:
         raise _invalid("you must provide a model parameter")
     if not isinstance(model, str):
         raise _bad_type("model", "a string", model)
-    messages = _parse_messages(body.get("messages", _MISSING))
+    messages = _parse_messages(body.get("messages"))
     tools = _parse_tools(body)
     json_mode, json_schema = _parse_response_format(body.get("response_format"), messages)
     stream = _optional_bool(body, "stream")
@@ -206,11 +206,8 @@ def parse_request(body: Any, *, allow_unknown: bool = False) -> MockInput:
     )
 
 
-_MISSING: Any = object()
-
-
 def _parse_messages(raw: Any) -> list[MockMessage]:
-    if raw is _MISSING or raw is None:
+    if raw is None:
         raise _missing("messages")
     if not isinstance(raw, list):
         raise _bad_type("messages", "an array of objects", raw)
@@ -540,6 +537,42 @@ def _check_sampling(body: dict[str, Any]) -> None:
     _optional_bool(body, "logprobs")
     if body.get("top_logprobs") is not None:
         _int_at_least(body, "top_logprobs", 0, default=0)
+    _check_types(body)
+
+
+# The remaining optional parameters: JSON type (and allowed values) as the API checks them.
+_PARAM_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "logit_bias": (dict, "an object"),
+    "metadata": (dict, "an object"),
+    "prediction": (dict, "an object"),
+    "audio": (dict, "an object"),
+    "web_search_options": (dict, "an object"),
+    "seed": (int, "an integer"),
+    "user": (str, "a string"),
+    "prompt_cache_key": (str, "a string"),
+    "safety_identifier": (str, "a string"),
+    "store": (bool, "a boolean"),
+    "modalities": (list, "an array of strings"),
+    "functions": (list, "an array of objects"),
+}
+_PARAM_VALUES: dict[str, tuple[str, ...]] = {
+    "reasoning_effort": ("none", "minimal", "low", "medium", "high", "xhigh"),
+    "service_tier": ("auto", "default", "flex", "scale", "priority"),
+    "verbosity": ("low", "medium", "high"),
+}
+
+
+def _check_types(body: dict[str, Any]) -> None:
+    for key, (kind, expected) in _PARAM_TYPES.items():
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            raise _bad_type(key, expected, value)
+    for key, allowed in _PARAM_VALUES.items():
+        value = body.get(key)
+        if value is not None and value not in allowed:
+            raise _bad_value(key, value, allowed)
 
 
 def _number_in(body: dict[str, Any], key: str, low: float, high: float) -> None:
@@ -619,7 +652,7 @@ def _parse_stop(raw: Any) -> list[str]:
 
 
 def _completion_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex
+    return "chatcmpl-" + random_hex(32)
 
 
 def usage_dict(out: MockOutput) -> dict[str, Any]:
@@ -754,7 +787,7 @@ def render_embeddings(body: Any) -> dict[str, Any]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _invalid("you must provide a model parameter")
-    texts, tokens = _embedding_inputs(body.get("input", _MISSING))
+    texts, tokens = _embedding_inputs(body.get("input"))
     dimensions = _embedding_dimensions(body, model)
     encoding = body.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
@@ -773,7 +806,7 @@ def render_embeddings(body: Any) -> dict[str, Any]:
 
 def _embedding_inputs(raw: Any) -> tuple[list[str], int]:
     """Texts to embed and their token count; token arrays are embedded by their ids."""
-    if raw is _MISSING or raw is None:
+    if raw is None:
         raise _missing("input")
     items = [raw] if isinstance(raw, str) or _is_token_array(raw) else raw
     if not isinstance(items, list) or not items or len(items) > MAX_EMBEDDING_INPUTS:

@@ -15,7 +15,6 @@ import asyncio
 import importlib.util
 import math
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from . import anthropic_wire, openai_wire
-from .engine import MockInput, MockOutput, MockValidationError, generate
+from .engine import MockInput, MockOutput, MockValidationError, generate, random_hex
 from .faults import FAULT_HEADER, FaultInjector, FaultSettings, MockStats, RequestFaults
 
 __all__ = ["FORMATS", "MockProviderApp", "MockState", "create_mock_app", "run_mock_provider"]
@@ -44,7 +43,7 @@ DEFAULT_MODELS = {
         "text-embedding-3-small",
         "text-embedding-3-large",
     ),
-    "anthropic": ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"),
+    "anthropic": ("claude-sonnet-4-6", "claude-opus-4-7", "claude-haiku-4-5"),
 }
 _RAW_SEND = "aimm.mock.raw_send"  # scope key: the server's own send, our handle on the connection
 _RETRY_AFTER_STATUSES = (429, 503, 529)
@@ -61,7 +60,7 @@ class _OpenAIDialect:
     done_frame: bytes | None = b"data: [DONE]\n\n"
 
     def request_id_headers(self, request_id: str | None = None) -> dict[str, str]:
-        return {"x-request-id": request_id or "req_" + uuid.uuid4().hex}
+        return {"x-request-id": request_id or "req_" + random_hex(32)}
 
     def check_request(self, request: Request, require_auth: bool) -> None:
         if require_auth and (error := openai_wire.auth_error(request.headers.get("authorization"))):
@@ -188,30 +187,32 @@ def create_mock_app(
 
 def _api_routes(fmt: str, state: MockState) -> list[BaseRoute]:
     if fmt == "openai":
+        chat = _chat_handler(
+            state, openai_wire.parse_request, openai_wire.render_completion, openai_wire.render_stream
+        )
         return [
-            _route(state, "/v1/chat/completions", ["POST"], _chat_handler(
-                state, openai_wire.parse_request, openai_wire.render_completion, openai_wire.render_stream
-            )),
-            _route(state, "/v1/embeddings", ["POST"], _embeddings_handler(state)),
-            _route(state, "/v1/models", ["GET"], _models_handler(state, openai_wire.render_models)),
-        ]  # fmt: skip
+            _route(state, "POST", "/v1/chat/completions", chat),
+            _route(state, "POST", "/v1/embeddings", _embeddings_handler(state)),
+            _route(state, "GET", "/v1/models", _models_handler(state, openai_wire.render_models)),
+        ]
+    messages = _chat_handler(
+        state, anthropic_wire.parse_request, anthropic_wire.render_message, anthropic_wire.render_stream
+    )
     return [
-        _route(state, "/v1/messages", ["POST"], _chat_handler(
-            state, anthropic_wire.parse_request, anthropic_wire.render_message, anthropic_wire.render_stream
-        )),
-        _route(state, "/v1/messages/count_tokens", ["POST"], _count_tokens_handler(state)),
-        _route(state, "/v1/models", ["GET"], _models_handler(state, anthropic_wire.render_models)),
-    ]  # fmt: skip
+        _route(state, "POST", "/v1/messages", messages),
+        _route(state, "POST", "/v1/messages/count_tokens", _count_tokens_handler(state)),
+        _route(state, "GET", "/v1/models", _models_handler(state, anthropic_wire.render_models)),
+    ]
 
 
 _Handler = Callable[[Request, RequestFaults, Any], Awaitable[Response]]
 
 
-def _route(state: MockState, path: str, methods: list[str], handler: _Handler) -> Route:
+def _route(state: MockState, method: str, path: str, handler: _Handler) -> Route:
     """Wrap an API handler with the shared admission steps and status accounting."""
 
     async def endpoint(request: Request) -> Response:
-        admitted = await _admit(request, state, parse_body=request.method == "POST")
+        admitted = await _admit(request, state, parse_body=method == "POST")
         if isinstance(admitted, Response):
             response = admitted
         else:
@@ -219,10 +220,11 @@ def _route(state: MockState, path: str, methods: list[str], handler: _Handler) -
                 response = await handler(request, *admitted)
             except MockValidationError as exc:
                 response = _error_response(state.dialect, exc)
-        state.stats.record_status(response.status_code)
+        if not isinstance(response, _Dropped):
+            state.stats.record_status(response.status_code)
         return response
 
-    return Route(path, endpoint, methods=methods)
+    return Route(path, endpoint, methods=[method])
 
 
 async def _admit(
@@ -230,7 +232,8 @@ async def _admit(
 ) -> tuple[RequestFaults, Any] | Response:
     """Count the request, apply faults and the provider's own request checks."""
     dialect, stats = state.dialect, state.stats
-    stats.record_request(request.url.path)
+    path: str = request.scope["path"]
+    stats.record_request(path)
     try:
         plan = state.faults.plan(request.headers.get(FAULT_HEADER))
     except (ValueError, ValidationError) as exc:
@@ -240,7 +243,7 @@ async def _admit(
     if plan.reset:
         stats.dropped += 1
         await _drop_connection(request.scope, graceful=False)
-        return Response(status_code=502)  # never reaches the client: the connection is gone
+        return _Dropped()
     if plan.fail_status is not None:
         return _fault_response(dialect, plan)
     body: Any = None
@@ -250,7 +253,7 @@ async def _admit(
             body = _load_json(dialect, await request.body())
     except MockValidationError as exc:
         return _error_response(dialect, exc)
-    stats.last_request = {"path": request.url.path, "headers": dict(request.headers), "body": body}
+    stats.record_last(path, request.scope["headers"], body)
     return plan, body
 
 
@@ -370,6 +373,13 @@ def _fault_response(dialect: _Dialect, plan: RequestFaults) -> Response:
         if status == 429:
             headers.update(dialect.rate_limit_headers(ms))
     return _json(status, body, headers)
+
+
+class _Dropped(Response):
+    """Placeholder returned after a connection reset: the server discards whatever it sends."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=502)
 
 
 class _SSEResponse(StreamingResponse):

@@ -49,13 +49,14 @@ class AnthropicProvider:
         if resp.status >= 400:
             raise upstream_error(self._provider, resp.status, resp.headers, resp.body)
         msg = _decode(self._provider, resp.body)
-        return from_anthropic_response(msg, call.model.name, json_tool=json_tool_name(call.request))
+        # Like the OpenAI adapter, answers name the upstream model that produced them.
+        return from_anthropic_response(msg, call.model.upstream_model, json_tool=json_tool_name(call.request))
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         body = to_anthropic_request(call.request, call.model, stream=True)
         headers = self._headers(call.api_key, call.model.headers, "text/event-stream")
         translator = AnthropicStreamTranslator(
-            call.model.name, json_tool=json_tool_name(call.request), provider=self._provider
+            call.model.upstream_model, json_tool=json_tool_name(call.request), provider=self._provider
         )
         async with self._client.stream(self._url, headers, orjson.dumps(body), call.timeouts) as resp:
             if resp.status >= 400:

@@ -50,7 +50,6 @@ _FINISH = {
 }
 _TOOL_ID_OK = re.compile(r"[a-zA-Z0-9_-]+")
 _TOOL_ID_BAD_CHAR = re.compile(r"[^a-zA-Z0-9_-]")
-_dumps = orjson.dumps
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +118,7 @@ def _translate_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], 
         role = msg.role
         if role == "system" or role == "developer":
             text = _text_only(msg, i)
-            if text:
+            if _has_text(text):
                 system.append({"type": "text", "text": text})
             continue
         if role == "tool":
@@ -388,7 +387,7 @@ def from_anthropic_response(
         if kind == "text":
             texts.append(block.get("text") or "")
         elif kind == "tool_use":
-            args = _dumps(block.get("input") or {}).decode()
+            args = orjson.dumps(block.get("input") or {}).decode()
             if json_tool is not None and json_text is None and block.get("name") == json_tool:
                 json_text = args
             else:

@@ -6,7 +6,8 @@ Opens after `failure_threshold` consecutive failures, or when the failure share 
 failure re-opens it for a fresh `timeout_s`. A re-open never shortens an open period.
 
 Only upstream health counts: 5xx, timeouts, connection errors (and 429 when `trip_on_429`).
-Other outcomes (client 4xx) are neutral: they neither trip nor heal the breaker.
+Other outcomes (client 4xx) are neutral: they neither trip nor heal the breaker, but they do
+free a half-open probe slot.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Final
 
 from aimm_gateway.config import CircuitBreakerSettings
+from aimm_gateway.routing.clock import Clock
 
 CLOSED: Final = "closed"
 OPEN: Final = "open"
@@ -25,18 +27,17 @@ _BUCKETS: Final = 10  # failure-rate window resolution: window_s / 10
 def is_breaker_failure(kind: str, status: int | None, settings: CircuitBreakerSettings) -> bool:
     """Whether an upstream error counts against the model's health.
 
-    kind: "timeout", "connection" or "http" (with `status`). Any other kind (a malformed stream,
-    a protocol error) is the upstream misbehaving and counts too. An "http" error without a
-    status (no parsable response) counts; 5xx counts; 429 counts only when `trip_on_429`;
-    every other 4xx is the client's problem and never trips the breaker.
+    kind "timeout" or "connection" always counts. Otherwise the status decides (whatever the
+    kind is called): 429 counts only when `trip_on_429`; any other 4xx is the client's problem
+    and never counts; 5xx counts; no status at all (no parsable response) counts.
     """
-    if kind != "http":
+    if kind == "timeout" or kind == "connection":
         return True
-    if status is None or status >= 500:
+    if status is None:
         return True
     if status == 429:
         return settings.trip_on_429
-    return status < 400  # a non-error status reported as an error: the upstream is confused
+    return not 400 <= status < 500
 
 
 class _RateWindow:
@@ -92,13 +93,15 @@ class CircuitBreaker:
         "_retry_at",
         "_state",
         "_window",
+        "clock",
         "opened",
         "settings",
         "version",
     )
 
-    def __init__(self, settings: CircuitBreakerSettings) -> None:
+    def __init__(self, settings: CircuitBreakerSettings, clock: Clock) -> None:
         self.settings = settings
+        self.clock = clock
         self._state: str = CLOSED  # OPEN past its retry_at is half-open; see _tick
         self._retry_at = 0.0
         self._consecutive = 0
@@ -111,6 +114,8 @@ class CircuitBreaker:
 
     def configure(self, settings: CircuitBreakerSettings) -> None:
         """New settings on reload. The current state and open period are kept as they are."""
+        if settings is self.settings:
+            return
         if settings == self.settings:
             self.settings = settings
             return
@@ -126,8 +131,16 @@ class CircuitBreaker:
             return HALF_OPEN
         return self._state
 
-    def retry_at(self, now: float) -> float | None:
-        """Monotonic time the breaker admits a request again; None when it admits now."""
+    @property
+    def state(self) -> str:
+        """ "closed", "open" or "half_open", now."""
+        return self.state_at(self.clock.monotonic())
+
+    def retry_at(self, now: float | None = None) -> float | None:
+        """Monotonic time it admits a request again (goes half-open, or a busy probe slot is
+        presumed lost); None when it admits now."""
+        if now is None:
+            now = self.clock.monotonic()
         state = self.state_at(now)
         if state == OPEN:
             return self._retry_at

@@ -14,10 +14,11 @@ from typing import Final
 
 from aimm_gateway.config import CircuitBreakerSettings
 from aimm_gateway.routing.breaker import CircuitBreaker
+from aimm_gateway.routing.clock import Clock
 
 _BASE: Final = 0.001  # histogram bucket 0 is [0, 1 ms)
-_RATIO: Final = 1.25  # each bucket 25% wider: quantiles within ~12%
-_NBUCKETS: Final = 64  # up to ~1.6e3 s
+_RATIO: Final = 1.1  # each bucket 10% wider: quantiles within 10%
+_NBUCKETS: Final = 150  # up to ~1.4e3 s
 _INV_LOG_RATIO: Final = 1.0 / math.log(_RATIO)
 
 
@@ -89,9 +90,7 @@ def merged_quantile(
             continue
         f = h.weight_at(now)
         total += h.total * f
-        for i, c in enumerate(h.counts):
-            if c:
-                merged[i] += c * f
+        merged = [m + c * f for m, c in zip(merged, h.counts, strict=True)]
     if total < min_count or total <= 0:
         return None
     target = q * total
@@ -114,6 +113,7 @@ class ModelStats:
         "alpha",
         "beta",
         "breaker",
+        "breaker_by_route",
         "cost_ewma",
         "failures",
         "hist",
@@ -131,13 +131,14 @@ class ModelStats:
         "successes",
     )
 
-    def __init__(self, name: str, settings: CircuitBreakerSettings, tunables: Tunables) -> None:
+    def __init__(self, name: str, settings: CircuitBreakerSettings, tunables: Tunables, clock: Clock) -> None:
         self.name = name
-        self.breaker = CircuitBreaker(settings)
+        self.breaker = CircuitBreaker(settings, clock)
+        self.breaker_by_route = False  # settings come from a route's circuit_breaker
         self.in_flight = 0
-        self.lat_ewma = 0.0  # seconds; meaningful only when lat_n > 0
+        self.lat_ewma = 0.0  # seconds; 0.0 = never measured
         self.lat_n = 0
-        self.lat_t = 0.0
+        self.lat_t = -math.inf  # last sample; never measured reads as stale
         self.ok_rate = 1.0  # optimistic until told otherwise
         self.ok_t = 0.0
         self.successes = 0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
-
 from aimm_operator.crd.common import (
     NAME_MAX,
     SHORT_MAX,
@@ -16,6 +14,7 @@ from aimm_operator.crd.common import (
     cel,
     conditions_field,
 )
+from pydantic import ConfigDict, Field
 
 BudgetState = Literal["OK", "Warning", "Exceeded"]
 
@@ -24,7 +23,9 @@ class BudgetScope(ApiModel):
     """What the budget counts. Unset parts do not narrow it: an empty scope is every request."""
 
     gateway: str | None = Field(
-        None, max_length=NAME_MAX, description="Only this AIGateway (by name); default every gateway in the namespace."
+        None,
+        max_length=NAME_MAX,
+        description="Only this AIGateway (by name); default every gateway in the namespace.",
     )
     model_selector: LabelSelector | None = Field(
         None, description="Only AIModels with these labels; default every model."
@@ -58,7 +59,9 @@ class CostBudgetSpec(ApiModel):
         ...,
         alias="limitUSD",
         description="Spending limit in USD per period; must be greater than 0.",
-        json_schema_extra={"x-kubernetes-validations": [cel("self > 0.0", "limitUSD must be greater than 0")]},
+        json_schema_extra={
+            "x-kubernetes-validations": [cel("self > 0.0", "limitUSD must be greater than 0")]
+        },
     )
     period: Literal["daily", "weekly", "monthly"] = Field(
         "monthly", description="Budget period; weeks start on Monday."
@@ -79,10 +82,13 @@ class CostBudgetSpec(ApiModel):
         },
     )
     action: Literal["alert", "block", "downgrade"] = Field(
-        "alert", description="When exceeded: only alert, block requests (HTTP 429), or downgrade to downgradeTo."
+        "alert",
+        description="When exceeded: only alert, block requests (HTTP 429), or downgrade to downgradeTo.",
     )
     downgrade_to: str | None = Field(
-        None, max_length=NAME_MAX, description="Route or AIModel requests are sent to once the budget is exceeded."
+        None,
+        max_length=NAME_MAX,
+        description="Route or AIModel requests are sent to once the budget is exceeded.",
     )
 
 
@@ -103,7 +109,9 @@ class CostBudgetStatus(StatusBase):
     period_end: str | None = Field(
         None, description="End of the current period.", json_schema_extra={"format": "date-time"}
     )
-    state: BudgetState | None = Field(None, description="OK, Warning (a threshold below 100% crossed) or Exceeded.")
+    state: BudgetState | None = Field(
+        None, description="OK, Warning (a threshold below 100% crossed) or Exceeded."
+    )
     last_alert_threshold: int | None = Field(
         None, ge=0, le=100, description="Highest alert threshold already announced this period."
     )

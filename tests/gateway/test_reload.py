@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -34,7 +36,7 @@ def test_fifty_reloads_while_twenty_clients_stream(openai_upstream: Upstream, st
 
     def reloader() -> None:
         for generation in range(1, 51):
-            gw.config_path.write_text(yaml.safe_dump(_config(openai_upstream, generation)))
+            _write_atomically(gw.config_path, yaml.safe_dump(_config(openai_upstream, generation)))
             assert gw.gateway.reload_now() or gw.gateway.runtime.models.get(f"extra-{generation}") is not None
             hashes.add(gw.gateway.runtime.config_hash)
             stop.wait(0.02)
@@ -92,6 +94,13 @@ def test_watcher_picks_up_changes_by_itself(openai_upstream: Upstream, start_gat
     gw.config_path.write_text(yaml.safe_dump(_config(openai_upstream, 2)))
     deadline = asyncio.run(_wait_for(lambda: "extra-2" in gw.gateway.runtime.models, 5.0))
     assert deadline, "the watcher did not reload within 5 s"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # As kubelet (ConfigMap symlink swap) and editors do: readers never see half a file.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 async def _wait_for(cond: Callable[[], bool], timeout: float) -> bool:

@@ -1,0 +1,93 @@
+"""Load generation: wrk for throughput and latency (C, so the client costs little CPU),
+and an asyncio client for time-to-first-token, which wrk cannot see."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def wrk(url: str, body: bytes, headers: dict[str, str], connections: int, duration_s: float) -> WrkResult:
+    lua = "wrk.method = 'POST'\n" + f"wrk.body = [==[{body.decode()}]==]\n"
+    for k, v in headers.items():
+        lua += f'wrk.headers["{k}"] = "{v}"\n'
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+        script = f.name
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", script, url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=duration_s + 30,
+        ).stdout
+    finally:
+        Path(script).unlink(missing_ok=True)
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> WrkResult:
+    def latency(pct: str) -> float:
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            raise ValueError(f"wrk output has no {pct}% line:\n{out}")
+        return float(m.group(1)) * _UNITS[m.group(2)]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return WrkResult(rps, latency("50"), latency("99"), errors, requests)
+
+
+async def _ttft_once(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    async with session.post(url, data=body, headers=headers) as resp:
+        resp.raise_for_status()
+        first: float | None = None
+        async for line in resp.content:
+            if first is None and line.startswith(b"data: "):
+                first = time.perf_counter() - started
+        assert first is not None
+        return first
+
+
+async def _ttft(url: str, body: bytes, headers: dict[str, str], n: int) -> list[float]:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(20):  # warm-up: connections, caches
+            await _ttft_once(session, url, body, headers)
+        return [await _ttft_once(session, url, body, headers) for _ in range(n)]
+
+
+def ttft_ms(url: str, body: bytes, headers: dict[str, str], n: int = 300) -> tuple[float, float]:
+    """p50 and p99 time to the first SSE data frame, in ms, at concurrency 1."""
+    samples = sorted(s * 1000 for s in asyncio.run(_ttft(url, body, headers, n)))
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]

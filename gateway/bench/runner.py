@@ -1,0 +1,217 @@
+"""`aimm bench`: the gateway measured side by side with calling the mock upstream directly.
+
+Everything runs on loopback in one run, so figures are ratios and differences under the same
+machine load: added latency at concurrency 1, the highest RPS whose added p99 stays within
+10 ms, added time-to-first-token, and the server/client combinations the choice rests on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
+from aimm_gateway.bench.procs import aimm, free_port, process
+
+KEY = "sk-bench"
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "Say hello to the benchmark"}], "max_tokens": 64}
+CONCURRENCY = (1, 4, 8, 16, 32, 64)
+ADDED_P99_LIMIT_MS = 10.0
+
+
+@dataclass
+class Variant:
+    name: str
+    server: str
+    client: str
+    results: dict[int, WrkResult] = field(default_factory=dict)
+    ttft: tuple[float, float] | None = None
+
+
+def _config(openai_url: str, anthropic_url: str, client: str, port: int) -> dict[str, Any]:
+    model = {"provider": "openai_compatible", "base_url": f"{openai_url}/v1", "pricing": {"input_per_1k": "0.001", "output_per_1k": "0.002"}}
+    return {
+        "server": {"host": "127.0.0.1", "port": port, "upstream_client": client},
+        "auth": {"api_keys": [{"name": "bench", "key": {"env": "AIMM_BENCH_KEY"}}]},
+        "models": [
+            {"name": "m", **model},
+            {"name": "m2", **model, "model": "m"},
+            {"name": "m3", **model, "model": "m"},
+            {"name": "claude", "provider": "anthropic", "base_url": anthropic_url, "api_key": {"env": "AIMM_BENCH_KEY"}},
+        ],
+        "routes": [
+            {"name": "routed", "algorithm": "intelligent", "targets": [{"model": "m"}, {"model": "m2"}, {"model": "m3"}]},
+        ],
+    }
+
+
+@contextmanager
+def _gateway(variant: Variant, openai_url: str, anthropic_url: str, workdir: Path) -> Iterator[str]:
+    port = free_port()
+    path = workdir / f"{variant.name}.yaml"
+    path.write_text(yaml.safe_dump(_config(openai_url, anthropic_url, variant.client, port)))
+    url = f"http://127.0.0.1:{port}"
+    with process(
+        aimm("gateway", "serve", "--config", str(path), "--server", variant.server),
+        f"{url}/health",
+        env={"AIMM_BENCH_KEY": KEY},
+        log=workdir / f"{variant.name}.log",
+    ):
+        yield url
+
+
+def _body(**overrides: Any) -> bytes:
+    return orjson.dumps({**CHAT, **overrides})
+
+
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+
+
+def _sweep(url: str, duration: float, levels: tuple[int, ...], body: bytes) -> dict[int, WrkResult]:
+    out = {}
+    for c in levels:
+        wrk(url, body, HEADERS, c, min(2.0, duration))  # warm-up at this level
+        out[c] = wrk(url, body, HEADERS, c, duration)
+    return out
+
+
+def run(args: argparse.Namespace) -> str:
+    if not have_wrk():
+        raise SystemExit("aimm bench needs wrk (Debian package 'wrk'): apt-get install -y wrk")
+    duration = 2.0 if args.quick else args.duration
+    levels = (1, 8, 32) if args.quick else CONCURRENCY
+    variants = [Variant("uvicorn+aiohttp", "uvicorn", "aiohttp"), Variant("uvicorn+httpx", "uvicorn", "httpx"), Variant("granian+aiohttp", "granian", "aiohttp")]
+    if args.quick:
+        variants = variants[:1]
+    extra: dict[str, Any] = {}
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        ports = free_port(), free_port()
+        openai_url, anthropic_url = (f"http://127.0.0.1:{p}" for p in ports)
+        stack.enter_context(process(aimm("mock-provider", "--format", "openai", "--port", str(ports[0])), f"{openai_url}/v1/models"))
+        stack.enter_context(process(aimm("mock-provider", "--format", "anthropic", "--port", str(ports[1])), f"{anthropic_url}/v1/models"))
+        direct_url = f"{openai_url}/v1/chat/completions"
+        direct = _sweep(direct_url, duration, levels, _body())
+        direct_ttft = ttft_ms(direct_url, _body(stream=True), HEADERS)
+        for variant in variants:
+            with _gateway(variant, openai_url, anthropic_url, workdir) as gw:
+                gw_url = f"{gw}/v1/chat/completions"
+                variant.results = _sweep(gw_url, duration, levels, _body())
+                variant.ttft = ttft_ms(gw_url, _body(stream=True), HEADERS)
+                if variant is variants[0]:
+                    extra["routed"] = wrk(gw_url, _body(model="routed"), HEADERS, 32, duration)
+                    extra["fixed"] = wrk(gw_url, _body(), HEADERS, 32, duration)
+                    extra["claude_c1"] = wrk(gw_url, _body(model="claude"), HEADERS, 1, duration)
+                    extra["openai_c1"] = wrk(gw_url, _body(), HEADERS, 1, duration)
+        extra["micro"] = _micro()
+    return _report(direct, direct_ttft, variants, extra, levels, duration)
+
+
+def _micro() -> dict[str, Any]:
+    """In-process microbenchmarks of hot-path pieces (routing decision, translation)."""
+    out: dict[str, Any] = {}
+    try:
+        from aimm_gateway.routing.bench import bench_plan
+
+        out["routing"] = bench_plan(n_targets=50)
+    except ImportError:
+        pass
+    try:
+        from aimm_gateway.providers.anthropic_translate import bench_translation  # type: ignore[attr-defined]
+
+        out["translation"] = bench_translation()
+    except (ImportError, AttributeError):
+        pass
+    return out
+
+
+def _max_rps_within(direct: dict[int, WrkResult], gw: dict[int, WrkResult]) -> tuple[float, int | None]:
+    best, at = 0.0, None
+    for c, r in gw.items():
+        if r.errors == 0 and r.p99_ms - direct[c].p99_ms <= ADDED_P99_LIMIT_MS and r.rps > best:
+            best, at = r.rps, c
+    return best, at
+
+
+def _report(direct: dict[int, WrkResult], direct_ttft: tuple[float, float], variants: list[Variant], extra: dict[str, Any], levels: tuple[int, ...], duration: float) -> str:
+    lines = [
+        "## Results",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; wrk -t1, {duration:.0f} s per level; mock upstream with no added latency.",
+        "",
+        "### Added latency at concurrency 1 (gateway minus direct to the mock)",
+        "",
+        "| variant | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | added p99 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    d1 = direct[1]
+    for v in variants:
+        g = v.results[1]
+        lines.append(
+            f"| {v.name} | {d1.p50_ms:.3f} ms | {g.p50_ms:.3f} ms | **{g.p50_ms - d1.p50_ms:.3f} ms** | "
+            f"{d1.p99_ms:.3f} ms | {g.p99_ms:.3f} ms | {g.p99_ms - d1.p99_ms:.3f} ms |"
+        )
+    lines += ["", "### Throughput by concurrency (one gateway worker)", ""]
+    header = "| concurrency | direct RPS | direct p99 | " + " | ".join(f"{v.name} RPS | added p99" for v in variants) + " |"
+    lines += [header, "|" + "---|" * (3 + 2 * len(variants))]
+    for c in levels:
+        row = f"| {c} | {direct[c].rps:,.0f} | {direct[c].p99_ms:.2f} ms | "
+        row += " | ".join(f"{v.results[c].rps:,.0f} | {v.results[c].p99_ms - direct[c].p99_ms:.2f} ms" for v in variants)
+        lines.append(row + " |")
+    lines += ["", f"### Highest RPS with added p99 ≤ {ADDED_P99_LIMIT_MS:.0f} ms and zero errors", ""]
+    for v in variants:
+        rps, at = _max_rps_within(direct, v.results)
+        lines.append(f"- {v.name}: **{rps:,.0f} RPS** (at concurrency {at})")
+    lines += ["", "### Streaming: time to first token at concurrency 1", "", "| path | p50 | p99 | added p50 |", "|---|---|---|---|"]
+    lines.append(f"| direct | {direct_ttft[0]:.3f} ms | {direct_ttft[1]:.3f} ms | |")
+    for v in variants:
+        assert v.ttft is not None
+        lines.append(f"| {v.name} | {v.ttft[0]:.3f} ms | {v.ttft[1]:.3f} ms | **{v.ttft[0] - direct_ttft[0]:.3f} ms** |")
+    if "routed" in extra:
+        routed, fixed = extra["routed"], extra["fixed"]
+        lines += [
+            "",
+            "### Routing and translation (uvicorn+aiohttp)",
+            "",
+            f"- RPS at concurrency 32, route `intelligent` over 3 targets vs one fixed model: {routed.rps:,.0f} vs {fixed.rps:,.0f} "
+            f"(routing costs **{(1 - routed.rps / fixed.rps) * 100:.1f}%**)",
+            f"- p50 at concurrency 1, OpenAI client → Anthropic upstream (translated) vs → OpenAI upstream (pass-through): "
+            f"{extra['claude_c1'].p50_ms:.3f} ms vs {extra['openai_c1'].p50_ms:.3f} ms "
+            f"(translation adds **{(extra['claude_c1'].p50_ms - extra['openai_c1'].p50_ms) * 1000:.0f} µs**, both mocks equally fast)",
+        ]
+    micro = extra.get("micro", {})
+    if micro.get("routing"):
+        lines += ["", "### One routing decision over 50 targets (in-process)", "", "| algorithm | µs per decision |", "|---|---|"]
+        for name, us in micro["routing"].items():
+            lines.append(f"| {name} | {us:.2f} |")
+    if micro.get("translation"):
+        lines += ["", "### Translation cost per request (in-process)", ""]
+        for name, us in micro["translation"].items():
+            lines.append(f"- {name}: {us:.1f} µs")
+    return "\n".join(lines) + "\n"
+
+
+def main(args: argparse.Namespace) -> int:
+    report = run(args)
+    print(report)
+    if args.out:
+        path = Path(args.out)
+        text = path.read_text() if path.exists() else "# Benchmarks\n"
+        marker = "<!-- bench-results -->"
+        head = text.split(marker)[0] if marker in text else text.rstrip() + "\n\n"
+        path.write_text(head + marker + "\n\n" + report)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,175 @@
+"""kopf handlers: thin. Every change funnels into one coalesced, idempotent namespace reconcile.
+
+No module-level registry or state: `build_registry` returns a fresh kopf.OperatorRegistry whose
+handlers find the operator's context (API client, HTTP client, stats cache, coalescer) in kopf's
+memo, where the startup handler put it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import kopf
+from aimm_operator.coalesce import Coalescer
+from aimm_operator.crd.common import GROUP, VERSION
+from aimm_operator.kube import Credentials, Kube, KubeError
+from aimm_operator.reconcile import ReconcileError, poll_gateway, reconcile_namespace
+from aimm_operator.stats import StatsCache
+
+log = logging.getLogger("aimm_operator")
+
+FINALIZER = "aimm.io/finalizer"
+ANNOTATION_PREFIX = "aimm.io"
+PLURALS = ("aigateways", "aimodels", "routingpolicies", "costbudgets")
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    credentials: Credentials
+    stats_interval_s: float = 10.0
+    stats_timeout_s: float = 2.0
+    resync_interval_s: float = 300.0
+    retry_delay_s: float = 1.0
+
+
+@dataclass
+class OperatorContext:
+    settings: OperatorSettings
+    kube: Kube
+    http: httpx.AsyncClient
+    cache: StatsCache
+    reconciles: Coalescer[str] = field(init=False)
+    last_reconciled: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.reconciles = Coalescer(self._reconcile)
+
+    async def _reconcile(self, namespace: str) -> None:
+        try:
+            await reconcile_namespace(self.kube, namespace, self.cache)
+        except KubeError as exc:
+            if not exc.namespace_terminating:
+                raise
+            log.info("namespace %s is being deleted; nothing to reconcile", namespace)
+        finally:
+            self.last_reconciled[namespace] = time.monotonic()
+
+    async def reconcile(self, namespace: str) -> None:
+        """Reconcile `namespace`; failures become kopf retries (temporary, never fatal)."""
+        try:
+            await self.reconciles.request(namespace)
+        except (KubeError, ReconcileError) as exc:
+            raise kopf.TemporaryError(
+                f"reconcile of namespace {namespace} incomplete: {exc}", delay=self.settings.retry_delay_s
+            ) from exc
+
+    def resync_due(self, namespace: str) -> bool:
+        last = self.last_reconciled.get(namespace)
+        return last is None or time.monotonic() - last > self.settings.resync_interval_s
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.kube.aclose()
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Our own annotation prefix and finalizer; no status.kopf (our status schema is ours)."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.scanning.disabled = True  # CRDs are installed before the operator (Helm crds/); no CRD reads
+    settings.posting.level = logging.WARNING  # our own Events tell the story; kopf's only on trouble
+    # A stats poll in flight when an AIGateway is deleted: wait for it briefly, then re-check
+    # often, so the finalizer is released in about a second rather than a minute.
+    settings.background.instant_exit_timeout = 3.0
+    settings.background.cancellation_polling = 0.5
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 30
+    settings.batching.error_delays = (1, 2, 5, 10, 20)
+
+
+def ctx_of(memo: Any) -> OperatorContext:
+    ctx = memo.get("ctx") if isinstance(memo, dict) else None
+    assert isinstance(ctx, OperatorContext), "operator context missing from kopf memo"
+    return ctx
+
+
+def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        configure(settings)
+        memo["ctx"] = OperatorContext(
+            settings=op,
+            kube=Kube(op.credentials),
+            http=httpx.AsyncClient(timeout=op.stats_timeout_s, headers={"User-Agent": "aimm-operator"}),
+            cache=StatsCache(max_age_s=max(3 * op.stats_interval_s, 30.0)),
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        ctx = memo.get("ctx")
+        if isinstance(ctx, OperatorContext):
+            await ctx.aclose()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        c = op.credentials
+        return kopf.ConnectionInfo(
+            server=c.server,
+            ca_path=c.ca_path,
+            insecure=c.insecure,
+            scheme="Bearer" if c.bearer() else None,
+            token=c.bearer(),
+            certificate_path=c.cert_path,
+            private_key_path=c.key_path,
+        )
+
+    async def changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+        if namespace:
+            await ctx_of(memo).reconcile(namespace)
+
+    def deleted(event: Any, **_: Any) -> bool:
+        return bool(event.get("type") == "DELETED")
+
+    for plural in PLURALS:
+        # create and resume share one idempotent path; deletions are seen as watch events (no
+        # finalizer needed: the children are garbage-collected through their ownerReferences).
+        kopf.on.create(GROUP, VERSION, plural, registry=registry, id=f"{plural}-create", backoff=1)(changed)
+        kopf.on.update(GROUP, VERSION, plural, registry=registry, id=f"{plural}-update", backoff=1)(changed)
+        kopf.on.resume(GROUP, VERSION, plural, registry=registry, id=f"{plural}-resume", backoff=1)(changed)
+        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-deleted", when=deleted)(
+            changed
+        )
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        "aigateways",
+        registry=registry,
+        interval=op.stats_interval_s,
+        initial_delay=min(1.0, op.stats_interval_s),
+        id="stats",
+    )
+    async def stats(body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+        if not namespace:
+            return
+        ctx = ctx_of(memo)
+        try:
+            result = await poll_gateway(ctx.kube, ctx.http, ctx.cache, body)
+        except KubeError as exc:
+            logger.warning("stats poll failed: %s", exc)
+            return
+        if result.needs_reconcile or ctx.resync_due(namespace):
+            await ctx.reconcile(namespace)
+
+    return registry

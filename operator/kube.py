@@ -1,0 +1,264 @@
+"""A small async Kubernetes API client (httpx) with retries, and its credentials.
+
+Credentials come from a kubeconfig or the in-cluster service account, loaded once through the
+official client's loader (so exec plugins, inline certificates and token files all work) and
+shared with kopf's own login, so the operator speaks to the API server as one identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+log = logging.getLogger("aimm_operator.kube")
+
+RETRIABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+
+# kind -> (apiVersion, plural) for everything the operator touches.
+RESOURCES: dict[str, tuple[str, str]] = {
+    "ServiceAccount": ("v1", "serviceaccounts"),
+    "ConfigMap": ("v1", "configmaps"),
+    "Service": ("v1", "services"),
+    "Event": ("v1", "events"),
+    "Deployment": ("apps/v1", "deployments"),
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers"),
+    "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets"),
+    "EndpointSlice": ("discovery.k8s.io/v1", "endpointslices"),
+    "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors"),
+    "PrometheusRule": ("monitoring.coreos.com/v1", "prometheusrules"),
+    "AIGateway": ("aimm.io/v1alpha1", "aigateways"),
+    "AIModel": ("aimm.io/v1alpha1", "aimodels"),
+    "RoutingPolicy": ("aimm.io/v1alpha1", "routingpolicies"),
+    "CostBudget": ("aimm.io/v1alpha1", "costbudgets"),
+}
+
+
+class KubeError(Exception):
+    """An API call failed; `status` is the HTTP status (0 for a transport error)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def retriable(self) -> bool:
+        return self.status == 0 or self.status in RETRIABLE_STATUS
+
+    @property
+    def namespace_terminating(self) -> bool:
+        """Writes into a namespace that is being deleted: nothing left to reconcile there."""
+        return self.status == 403 and "is being terminated" in self.message
+
+
+@dataclass(frozen=True)
+class Credentials:
+    server: str
+    ca_path: str | None = None
+    insecure: bool = False
+    token: str | None = None
+    token_path: str | None = None  # re-read on every request (rotated service-account tokens)
+    cert_path: str | None = None
+    key_path: str | None = None
+
+    def bearer(self) -> str | None:
+        if self.token_path:
+            try:
+                return Path(self.token_path).read_text().strip()
+            except OSError:
+                return self.token
+        return self.token
+
+
+IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def load_credentials(kubeconfig: str | None = None, context: str | None = None) -> Credentials:
+    """From `kubeconfig` (or $KUBECONFIG / ~/.kube/config), else the in-cluster service account."""
+    from kubernetes import client, config  # the official loader understands every kubeconfig form
+
+    cfg = client.Configuration()
+    in_cluster = False
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config(client_configuration=cfg)
+            in_cluster = True
+        except config.ConfigException:
+            config.load_kube_config(context=context, client_configuration=cfg)
+    else:
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization") or ""
+    token = header.split(" ", 1)[1] if " " in header else (header or None)
+    return Credentials(
+        server=cfg.host.rstrip("/"),
+        ca_path=cfg.ssl_ca_cert or None,
+        insecure=not cfg.verify_ssl,
+        token=token,
+        token_path=IN_CLUSTER_TOKEN if in_cluster else None,
+        cert_path=cfg.cert_file or None,
+        key_path=cfg.key_file or None,
+    )
+
+
+def _ssl_context(creds: Credentials) -> ssl.SSLContext | bool:
+    if not creds.server.startswith("https"):
+        return False
+    ctx = ssl.create_default_context(cafile=creds.ca_path) if creds.ca_path else ssl.create_default_context()
+    if creds.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if creds.cert_path and creds.key_path:
+        ctx.load_cert_chain(creds.cert_path, creds.key_path)
+    return ctx
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+def resource_path(
+    api_version: str,
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    group, version = split_api_version(api_version)
+    path = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    if namespace:
+        path += f"/namespaces/{namespace}"
+    path += f"/{plural}"
+    if name:
+        path += f"/{name}"
+    if subresource:
+        path += f"/{subresource}"
+    return path
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    initial_s: float = 0.05
+    max_s: float = 2.0
+
+    def delays(self) -> list[float]:
+        return [min(self.initial_s * 2**i, self.max_s) for i in range(self.attempts - 1)]
+
+
+class Kube:
+    """Async JSON calls to the API server. Retriable failures (409, 429, 5xx, transport) are retried."""
+
+    def __init__(
+        self,
+        creds: Credentials,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.creds = creds
+        self.retry = retry or RetryPolicy()
+        self._client = httpx.AsyncClient(
+            base_url=creds.server,
+            verify=_ssl_context(creds),
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": "aimm-operator", "Accept": "application/json"},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        retry: bool = True,
+    ) -> dict[str, Any]:
+        delays = self.retry.delays() if retry else []
+        for attempt in range(len(delays) + 1):
+            try:
+                return await self._once(method, path, body, params, content_type)
+            except KubeError as exc:
+                if not exc.retriable or attempt == len(delays):
+                    raise
+                log.info("retrying %s %s after %s (attempt %d)", method, path, exc, attempt + 1)
+                await asyncio.sleep(delays[attempt])
+        raise AssertionError("unreachable")
+
+    async def _once(
+        self, method: str, path: str, body: Any, params: Mapping[str, str] | None, content_type: str
+    ) -> dict[str, Any]:
+        headers = {}
+        token = self.creds.bearer()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        content = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            content = orjson.dumps(body)
+        try:
+            resp = await self._client.request(method, path, content=content, params=params, headers=headers)
+        except httpx.TransportError as exc:
+            raise KubeError(0, type(exc).__name__, str(exc) or repr(exc)) from exc
+        if resp.status_code >= 400:
+            reason, message = resp.reason_phrase, resp.text[:2000]
+            try:
+                data = orjson.loads(resp.content)
+                reason, message = data.get("reason") or reason, data.get("message") or message
+            except orjson.JSONDecodeError:
+                pass
+            raise KubeError(resp.status_code, str(reason), str(message))
+        if not resp.content:
+            return {}
+        data = orjson.loads(resp.content)
+        return data if isinstance(data, dict) else {"items": data}
+
+    # ---------------------------------------------------------------- conveniences
+    async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        api_version, plural = RESOURCES[kind]
+        try:
+            return await self.request("GET", resource_path(api_version, plural, namespace, name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list(
+        self, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        api_version, plural = RESOURCES[kind]
+        params = {"labelSelector": label_selector} if label_selector else None
+        data = await self.request("GET", resource_path(api_version, plural, namespace), params=params)
+        items = list(data.get("items") or [])
+        group_kind = data.get("kind", "").removesuffix("List")
+        for item in items:  # list items carry no apiVersion/kind
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", group_kind or kind)
+        return items
+
+    async def served_kinds(self, api_version: str) -> frozenset[str]:
+        """Kinds served under a group/version (discovery); empty when the group is not installed."""
+        group, version = split_api_version(api_version)
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        try:
+            data = await self.request("GET", path)
+        except KubeError as exc:
+            if exc.status in (404, 503):
+                return frozenset()
+            raise
+        return frozenset(r.get("kind", "") for r in data.get("resources", []) if "/" not in r.get("name", ""))

@@ -1,0 +1,111 @@
+"""Typed views of the custom resources the operator reads (metadata + parsed spec)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from aimm_gateway.config import describe_validation_error
+from aimm_operator.crd.aigateway import AIGatewaySpec
+from aimm_operator.crd.aimodel import AIModelSpec
+from aimm_operator.crd.costbudget import CostBudgetSpec
+from aimm_operator.crd.routingpolicy import RoutingPolicySpec
+from pydantic import BaseModel, ValidationError
+
+S = TypeVar("S", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Obj(Generic[S]):
+    """One custom resource: identity, labels, the parsed spec (or why it did not parse), raw status."""
+
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    labels: Mapping[str, str]
+    spec: S | None
+    spec_error: str | None = None
+    status: Mapping[str, Any] = field(default_factory=dict)
+    deleting: bool = False
+
+    @property
+    def conditions(self) -> list[dict[str, Any]]:
+        return list(self.status.get("conditions") or [])
+
+
+def parse(kind: str, spec_type: type[S], body: Mapping[str, Any]) -> Obj[S]:
+    meta = body.get("metadata") or {}
+    spec: S | None
+    error: str | None = None
+    try:
+        spec = spec_type.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        spec, error = None, describe_validation_error(exc)
+    return Obj(
+        kind=kind,
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation") or 0),
+        labels=dict(meta.get("labels") or {}),
+        spec=spec,
+        spec_error=error,
+        status=dict(body.get("status") or {}),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+Gateway = Obj[AIGatewaySpec]
+Model = Obj[AIModelSpec]
+Policy = Obj[RoutingPolicySpec]
+Budget = Obj[CostBudgetSpec]
+
+
+def parse_gateway(body: Mapping[str, Any]) -> Gateway:
+    return parse("AIGateway", AIGatewaySpec, body)
+
+
+def parse_model(body: Mapping[str, Any]) -> Model:
+    return parse("AIModel", AIModelSpec, body)
+
+
+def parse_policy(body: Mapping[str, Any]) -> Policy:
+    return parse("RoutingPolicy", RoutingPolicySpec, body)
+
+
+def parse_budget(body: Mapping[str, Any]) -> Budget:
+    return parse("CostBudget", CostBudgetSpec, body)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything in one namespace the gateway configs are compiled from."""
+
+    namespace: str
+    gateways: tuple[Gateway, ...] = ()
+    models: tuple[Model, ...] = ()
+    policies: tuple[Policy, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+
+    @classmethod
+    def from_bodies(
+        cls,
+        namespace: str,
+        gateways: list[Mapping[str, Any]],
+        models: list[Mapping[str, Any]],
+        policies: list[Mapping[str, Any]],
+        budgets: list[Mapping[str, Any]],
+    ) -> Snapshot:
+        def by_name(objs: list[Obj[Any]]) -> tuple[Obj[Any], ...]:
+            return tuple(sorted(objs, key=lambda o: o.name))
+
+        return cls(
+            namespace=namespace,
+            gateways=by_name([parse_gateway(b) for b in gateways]),
+            models=by_name([parse_model(b) for b in models]),
+            policies=by_name([parse_policy(b) for b in policies]),
+            budgets=by_name([parse_budget(b) for b in budgets]),
+        )

@@ -1,0 +1,317 @@
+"""One reconcile of a namespace, and one stats poll of a gateway: read, compute (pure), write.
+
+`reconcile_namespace` reads every AIGateway, AIModel, RoutingPolicy and CostBudget of a
+namespace, compiles each gateway's config, applies its children, and writes every object's
+status. It is idempotent: create, resume and every change go through it, and running it twice
+changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from aimm_operator import render
+from aimm_operator.apply import (
+    MANAGER,
+    STATS_MANAGER,
+    apply,
+    apply_status,
+    delete,
+    emit_event,
+    hand_replicas_to_hpa,
+)
+from aimm_operator.budget import rfc3339
+from aimm_operator.compile import (
+    Compiled,
+    Problem,
+    budget_problem,
+    compile_gateway,
+    model_problem,
+    policy_missing_models,
+)
+from aimm_operator.crd.common import API_VERSION
+from aimm_operator.kube import Kube, KubeError
+from aimm_operator.objects import Gateway, Obj, Snapshot, parse_budget, parse_gateway, parse_model
+from aimm_operator.stats import (
+    StatsCache,
+    aggregate_pods,
+    budget_live_status,
+    endpoints_from_slices,
+    fetch_all,
+    live_changed,
+    model_events,
+    model_live_status,
+)
+from aimm_operator.status import (
+    EventSpec,
+    GatewayOutcome,
+    MonitoringState,
+    budget_status,
+    gateway_status,
+    model_status,
+    policy_status,
+    rollout,
+    transition_events,
+)
+
+log = logging.getLogger("aimm_operator.reconcile")
+
+MONITORING_API = "monitoring.coreos.com/v1"
+MONITORING_KINDS = frozenset({"ServiceMonitor", "PrometheusRule"})
+
+
+class ReconcileError(Exception):
+    """Some gateway could not be reconciled; the rest were. Raised after everything was tried."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def ref(obj: Obj[Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": obj.kind,
+        "name": obj.name,
+        "namespace": obj.namespace,
+        "uid": obj.uid,
+    }
+
+
+async def read_snapshot(kube: Kube, namespace: str) -> Snapshot:
+    gateways, models, policies, budgets = await asyncio.gather(
+        kube.list("AIGateway", namespace),
+        kube.list("AIModel", namespace),
+        kube.list("RoutingPolicy", namespace),
+        kube.list("CostBudget", namespace),
+    )
+    return Snapshot.from_bodies(namespace, gateways, models, policies, budgets)
+
+
+def monitoring_state(gw: Gateway, served: frozenset[str]) -> tuple[MonitoringState, str]:
+    assert gw.spec is not None
+    wanted = {
+        k
+        for k, on in (
+            ("ServiceMonitor", gw.spec.monitoring.service_monitor),
+            ("PrometheusRule", gw.spec.monitoring.prometheus_rule),
+        )
+        if on
+    }
+    if not wanted:
+        return "Disabled", "ServiceMonitor and PrometheusRule are switched off"
+    missing = sorted(wanted - served)
+    if missing:
+        return "NotInstalled", (
+            f"{', '.join(missing)} not created: the {MONITORING_API} CRDs "
+            "(Prometheus Operator) are not installed"
+        )
+    return "Applied", f"{', '.join(sorted(wanted))} applied"
+
+
+async def reconcile_gateway(
+    kube: Kube, gw: Gateway, compiled: Compiled, served: frozenset[str], config_replicas: int | None
+) -> GatewayOutcome:
+    assert gw.spec is not None
+    monitoring, monitoring_msg = monitoring_state(gw, served)
+    applied: dict[str, dict[str, Any]] = {}
+    error = None
+    current = "children"
+    try:
+        if gw.spec.autoscaling.enabled:
+            current = "Deployment replicas handover"
+            await hand_replicas_to_hpa(kube, gw.namespace, render.names(gw.name)["deployment"])
+        for manifest in render.children(gw, compiled, served):
+            current = f"{manifest['kind']} {manifest['metadata']['name']}"
+            applied[manifest["kind"]] = await apply(kube, manifest)
+        for _, kind, name in render.unwanted(gw, served):
+            current = f"delete {kind} {name}"
+            await delete(kube, kind, gw.namespace, name)
+    except KubeError as exc:
+        if exc.namespace_terminating:
+            raise
+        error = f"{current}: {exc}"
+        log.warning("AIGateway %s/%s: %s", gw.namespace, gw.name, error)
+    deployment = applied.get("Deployment")
+    if deployment is None and error is not None:
+        deployment = await _safe_get(kube, "Deployment", gw.namespace, render.names(gw.name)["deployment"])
+    return GatewayOutcome(
+        compiled=compiled,
+        deployment=deployment,
+        service=applied.get("Service"),
+        monitoring=monitoring,
+        monitoring_message=monitoring_msg,
+        apply_error=error,
+        config_replicas=config_replicas,
+    )
+
+
+async def _safe_get(kube: Kube, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return await kube.get(kind, namespace, name)
+    except KubeError:
+        return None
+
+
+def status_changed(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether applying `new` changes anything (conditions compared by type: others are not ours)."""
+    return live_changed(previous, new, ignore=())
+
+
+async def _write_status(
+    kube: Kube, obj: Obj[Any], status: dict[str, Any], events: list[EventSpec], manager: str = MANAGER
+) -> None:
+    if status_changed(obj.status, status):
+        await apply_status(kube, obj.kind, obj.namespace, obj.name, status, manager=manager)
+    for ev in events:
+        await emit_event(kube, ref(obj), ev.type, ev.reason, ev.message)
+
+
+async def reconcile_namespace(kube: Kube, namespace: str, cache: StatsCache | None = None) -> Snapshot:
+    """Reconcile every aimm.io object in `namespace`. Raises ReconcileError after trying them all."""
+    snap = await read_snapshot(kube, namespace)
+    now = rfc3339(now_utc())
+    served = (await kube.served_kinds(MONITORING_API)) & MONITORING_KINDS if snap.gateways else frozenset()
+    live = [g for g in snap.gateways if not g.deleting]
+    compiled = {g.name: compile_gateway(g, snap) for g in live}
+    problems: list[Problem] = [p for c in compiled.values() for p in c.problems]
+    failures: list[str] = []
+
+    for gw in live:
+        c = compiled[gw.name]
+        stats = cache.get(namespace, gw.name) if cache is not None else None
+        config_replicas = stats.pods_on(c.config_hash) if stats is not None and c.ok else None
+        if gw.spec is None:
+            outcome = GatewayOutcome(c, None, None, "Disabled", "spec invalid")
+        else:
+            outcome = await reconcile_gateway(kube, gw, c, served, config_replicas)
+        if outcome.apply_error:
+            failures.append(f"AIGateway {gw.name}: {outcome.apply_error}")
+        status = gateway_status(gw, outcome, now)
+        events = transition_events(gw.conditions, status["conditions"])
+        old_hash = gw.status.get("configHash")
+        if c.ok and old_hash != c.config_hash:
+            events.append(
+                EventSpec(
+                    "Normal",
+                    "ConfigUpdated" if old_hash else "ConfigCreated",
+                    f"config {c.config_hash and c.config_hash[:12]}: {len(c.models)} models, "
+                    f"{len(c.routes)} routes, {len(c.budgets)} budgets",
+                )
+            )
+        await _write_status(kube, gw, status, events)
+
+    def including(attr: str, name: str) -> list[str]:
+        return [g for g, c in compiled.items() if c.ok and name in getattr(c, attr)]
+
+    broken = [g for g, c in compiled.items() if not c.ok]
+    model_names = {m.name for m in snap.models}
+    for model in snap.models:
+        if model.deleting:
+            continue
+        problem = model_problem(model)
+        selecting = [
+            g.name for g in live if g.spec is not None and g.spec.model_selector.matches(dict(model.labels))
+        ]
+        status = model_status(
+            model, including("models", model.name), problem, [g for g in broken if g in selecting], now
+        )
+        await _write_status(kube, model, status, transition_events(model.conditions, status["conditions"]))
+
+    for policy in snap.policies:
+        if policy.deleting:
+            continue
+        own = _dedupe([p for p in problems if p.kind == "RoutingPolicy" and p.name == policy.name])
+        status = policy_status(
+            policy, policy_missing_models(policy, model_names), own, including("policies", policy.name), now
+        )
+        await _write_status(kube, policy, status, transition_events(policy.conditions, status["conditions"]))
+
+    gateway_names = {g.name for g in live}
+    for budget in snap.budgets:
+        if budget.deleting:
+            continue
+        own = _dedupe([p for p in problems if p.kind == "CostBudget" and p.name == budget.name])
+        status = budget_status(
+            budget, budget_problem(budget, gateway_names), own, including("budgets", budget.name), now
+        )
+        await _write_status(kube, budget, status, transition_events(budget.conditions, status["conditions"]))
+
+    if failures:
+        raise ReconcileError("; ".join(failures))
+    return snap
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    out: list[Problem] = []
+    for p in problems:
+        if p not in out:
+            out.append(p)
+    return out
+
+
+# ------------------------------------------------------------------------------ stats poll
+@dataclass(frozen=True)
+class PollResult:
+    pods: int
+    needs_reconcile: bool
+
+
+async def poll_gateway(
+    kube: Kube, http: httpx.AsyncClient, cache: StatsCache, body: Mapping[str, Any]
+) -> PollResult:
+    """Poll one gateway's pods, write live AIModel/CostBudget status, and tell whether the
+    gateway's own status is stale (rollout progress or config adoption changed)."""
+    gw = parse_gateway(body)
+    ns = gw.namespace
+    slices = await kube.list(
+        "EndpointSlice", ns, f"{render.SERVICE_NAME_LABEL}={render.names(gw.name)['service']}"
+    )
+    pods = await fetch_all(http, endpoints_from_slices(slices))
+    stats = aggregate_pods(pods)
+    cache.put(ns, gw.name, stats)
+
+    now = now_utc()
+    stamp_now = rfc3339(now)
+    models_raw, budgets_raw = await asyncio.gather(kube.list("AIModel", ns), kube.list("CostBudget", ns))
+    for raw in models_raw:
+        model = parse_model(raw)
+        gateways = list(model.status.get("gateways") or [])
+        if gw.name not in gateways or model.deleting:
+            continue
+        merged = cache.merged(ns, gateways)
+        live = model_live_status(model, merged.models.get(model.name) if merged else None, stamp_now)
+        if live_changed(model.status, live):
+            await _write_status(kube, model, live, model_events(model, live), manager=STATS_MANAGER)
+    for raw in budgets_raw:
+        budget = parse_budget(raw)
+        gateways = list(budget.status.get("gateways") or [])
+        if gw.name not in gateways or budget.deleting:
+            continue
+        merged = cache.merged(ns, gateways)
+        spent = merged.budgets.get(budget.name) if merged else None
+        live, events = budget_live_status(budget, spent, now)
+        if live and (events or live_changed(budget.status, live)):
+            await _write_status(kube, budget, live, events, manager=STATS_MANAGER)
+
+    deployment = await kube.get("Deployment", ns, render.names(gw.name)["deployment"])
+    ro = rollout(deployment)
+    st = gw.status
+    progressing: dict[str, Any] = next((c for c in gw.conditions if c.get("type") == "Progressing"), {})
+    stalled = any(c.get("type") == "Stalled" and c.get("status") == "True" for c in gw.conditions)
+    stale = (
+        st.get("replicas") != ro.replicas
+        or st.get("readyReplicas") != ro.ready
+        or st.get("updatedReplicas") != ro.updated
+        or (not stalled and (progressing.get("status") == "True") == (ro.complete or ro.failed))
+    )
+    config_hash = st.get("configHash")
+    if config_hash and pods and st.get("configReplicas") != stats.pods_on(config_hash):
+        stale = True
+    return PollResult(pods=len(pods), needs_reconcile=stale)

@@ -1,0 +1,401 @@
+"""Children of an AIGateway, rendered as plain manifests (pure).
+
+ServiceAccount, ConfigMap (the compiled config), Deployment, Service, HorizontalPodAutoscaler,
+PodDisruptionBudget, and the Prometheus Operator's ServiceMonitor and PrometheusRule. Every child
+carries an ownerReference to the gateway (garbage collection) and our labels.
+
+The pod template changes only when a restart is truly needed: the image, resources, Secret
+references (env) and the process settings (`aimm.io/restart-hash`). Model, route and budget edits
+only change the ConfigMap, which the gateway re-reads on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aimm_operator.compile import CONFIG_DIR, CONFIG_KEY, LISTEN_PORT, Compiled
+from aimm_operator.crd.common import API_VERSION
+from aimm_operator.objects import Gateway
+
+MANAGER = "aimm-operator"
+APP_NAME = "ai-multimodel-gateway"
+ANN_CONFIG_HASH = "aimm.io/config-hash"
+ANN_RESTART_HASH = "aimm.io/restart-hash"
+LABEL_GATEWAY = "aimm.io/gateway"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+RUN_AS = 65532
+
+Manifest = dict[str, Any]
+
+
+def names(gateway_name: str) -> dict[str, str]:
+    return {
+        "serviceaccount": f"{gateway_name}-gateway",
+        "configmap": f"{gateway_name}-config",
+        "deployment": gateway_name,
+        "service": gateway_name,
+        "hpa": gateway_name,
+        "pdb": gateway_name,
+        "servicemonitor": gateway_name,
+        "prometheusrule": gateway_name,
+    }
+
+
+def selector_labels(gw: Gateway) -> dict[str, str]:
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/instance": gw.name}
+
+
+def labels(gw: Gateway) -> dict[str, str]:
+    return {
+        **selector_labels(gw),
+        "app.kubernetes.io/component": "gateway",
+        "app.kubernetes.io/part-of": "ai-multimodel",
+        "app.kubernetes.io/managed-by": MANAGER,
+        LABEL_GATEWAY: gw.name,
+    }
+
+
+def owner_reference(gw: Gateway) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AIGateway",
+        "name": gw.name,
+        "uid": gw.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _meta(gw: Gateway, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": gw.namespace,
+        "labels": labels(gw),
+        "ownerReferences": [owner_reference(gw)],
+    }
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def service_account(gw: Gateway) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(gw, names(gw.name)["serviceaccount"]),
+        "automountServiceAccountToken": False,
+    }
+
+
+def config_map(gw: Gateway, compiled: Compiled) -> Manifest:
+    assert compiled.config_yaml is not None and compiled.config_hash is not None
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(gw, names(gw.name)["configmap"], {ANN_CONFIG_HASH: compiled.config_hash}),
+        "data": {CONFIG_KEY: compiled.config_yaml},
+    }
+
+
+RESTRICTED_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
+    assert gw.spec is not None
+    spec = gw.spec
+    env = [
+        {"name": e.env, "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key}}}
+        for e in compiled.secret_env
+    ]
+    container: dict[str, Any] = {
+        "name": "gateway",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": [
+            "aimm",
+            "gateway",
+            "serve",
+            "--config",
+            f"{CONFIG_DIR}/{CONFIG_KEY}",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(LISTEN_PORT),
+        ],
+        "ports": [{"name": "http", "containerPort": LISTEN_PORT, "protocol": "TCP"}],
+        "env": env,
+        "resources": {
+            "requests": dict(spec.resources.requests),
+            "limits": dict(spec.resources.limits),
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": "http"},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/health", "port": "http"},
+            "initialDelaySeconds": 5,
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        "securityContext": RESTRICTED_CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "serviceAccountName": names(gw.name)["serviceaccount"],
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            # A whole-directory mount (not subPath), so ConfigMap updates reach the pod.
+            {"name": "config", "configMap": {"name": names(gw.name)["configmap"]}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        ],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector_labels(gw)},
+            }
+        ],
+    }
+
+
+def deployment(gw: Gateway, compiled: Compiled) -> Manifest:
+    assert gw.spec is not None
+    spec = gw.spec
+    dep_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(gw)},
+        "revisionHistoryLimit": 5,
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {
+                "maxSurge": spec.rollout.max_surge,
+                "maxUnavailable": spec.rollout.max_unavailable,
+            },
+        },
+        "template": {
+            "metadata": {
+                "labels": labels(gw),
+                "annotations": {
+                    ANN_RESTART_HASH: compiled.restart_hash,
+                    "kubectl.kubernetes.io/default-container": "gateway",
+                },
+            },
+            "spec": pod_spec(gw, compiled),
+        },
+    }
+    if not spec.autoscaling.enabled:
+        # Without an HPA we own the scale; with one, spec.replicas is left to the HPA.
+        dep_spec["replicas"] = spec.replicas.min
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(gw, names(gw.name)["deployment"]),
+        "spec": dep_spec,
+    }
+
+
+def service(gw: Gateway) -> Manifest:
+    assert gw.spec is not None
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(gw, names(gw.name)["service"]),
+        "spec": {
+            "type": gw.spec.service.type,
+            "selector": selector_labels(gw),
+            "ports": [
+                {"name": "http", "port": gw.spec.service.port, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def hpa(gw: Gateway) -> Manifest:
+    assert gw.spec is not None
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(gw, names(gw.name)["hpa"]),
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": names(gw.name)["deployment"],
+            },
+            "minReplicas": gw.spec.replicas.min,
+            "maxReplicas": gw.spec.replicas.max,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": gw.spec.autoscaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }
+            ],
+        },
+    }
+
+
+def pdb(gw: Gateway) -> Manifest:
+    assert gw.spec is not None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(gw, names(gw.name)["pdb"]),
+        "spec": {
+            "maxUnavailable": gw.spec.rollout.max_unavailable,
+            "selector": {"matchLabels": selector_labels(gw)},
+        },
+    }
+
+
+def service_monitor(gw: Gateway) -> Manifest:
+    assert gw.spec is not None
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _meta(gw, names(gw.name)["servicemonitor"]),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(gw)},
+            "namespaceSelector": {"matchNames": [gw.namespace]},
+            "endpoints": [
+                {"port": "http", "path": "/metrics", "interval": gw.spec.monitoring.scrape_interval}
+            ],
+        },
+    }
+
+
+def prometheus_rule(gw: Gateway) -> Manifest:
+    assert gw.spec is not None
+    a = gw.spec.monitoring.alerts
+    sel = f'namespace="{gw.namespace}",service="{gw.name}"'
+    rules = [
+        {
+            "alert": "AIMMHighErrorRate",
+            "expr": (
+                f"sum by (model) (rate(ai_multimodel_errors_total{{{sel}}}[5m])) / "
+                f"sum by (model) (rate(ai_multimodel_requests_total{{{sel}}}[5m]))"
+                f" > {a.error_rate_percent / 100:g}"
+            ),
+            "for": "5m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": f"Model {{{{ $labels.model }}}} error rate above {a.error_rate_percent:g}%",
+                "description": f"AIGateway {gw.namespace}/{gw.name}: more than {a.error_rate_percent:g}% of "
+                "requests to {{ $labels.model }} fail.",
+            },
+        },
+        {
+            "alert": "AIMMHighLatency",
+            "expr": (
+                "histogram_quantile(0.95, sum by (model, le) "
+                f"(rate(ai_multimodel_request_duration_seconds_bucket{{{sel}}}[5m])))"
+                f" > {a.p95_latency_seconds:g}"
+            ),
+            "for": "10m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": f"Model {{{{ $labels.model }}}} p95 latency above {a.p95_latency_seconds:g}s",
+                "description": f"AIGateway {gw.namespace}/{gw.name}: p95 latency of {{{{ $labels.model }}}} "
+                f"is above {a.p95_latency_seconds:g}s.",
+            },
+        },
+        {
+            "alert": "AIMMModelUnavailable",
+            "expr": f"max by (model) (ai_multimodel_model_availability{{{sel}}}) == 0",
+            "for": f"{a.unavailable_minutes}m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "Model {{ $labels.model }} unavailable",
+                "description": f"AIGateway {gw.namespace}/{gw.name}: {{{{ $labels.model }}}} "
+                "has had no healthy "
+                f"upstream for {a.unavailable_minutes} minutes.",
+            },
+        },
+        {
+            "alert": "AIMMGatewayDown",
+            "expr": f"absent(up{{{sel}}} == 1)",
+            "for": "5m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": f"No gateway pod of {gw.namespace}/{gw.name} is up",
+                "description": "Prometheus cannot scrape any pod of the gateway.",
+            },
+        },
+        {
+            "alert": "AIMMBudgetNearlySpent",
+            "expr": (
+                f"max by (budget) (ai_multimodel_budget_used_ratio{{{sel}}}) > {a.budget_percent / 100:g}"
+            ),
+            "for": "1m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": f"Budget {{{{ $labels.budget }}}} above {a.budget_percent}%",
+                "description": f"AIGateway {gw.namespace}/{gw.name}: "
+                f"CostBudget {{{{ $labels.budget }}}} has used "
+                f"more than {a.budget_percent}% of its limit.",
+            },
+        },
+    ]
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": _meta(gw, names(gw.name)["prometheusrule"]),
+        "spec": {"groups": [{"name": f"aimm.{gw.namespace}.{gw.name}", "rules": rules}]},
+    }
+
+
+def children(gw: Gateway, compiled: Compiled, monitoring_kinds: frozenset[str]) -> list[Manifest]:
+    """Every child to apply, in dependency order. ConfigMap only when the compile succeeded."""
+    assert gw.spec is not None
+    out = [service_account(gw)]
+    if compiled.ok:
+        out.append(config_map(gw, compiled))
+    out += [service(gw), deployment(gw, compiled), pdb(gw)]
+    if gw.spec.autoscaling.enabled:
+        out.append(hpa(gw))
+    if gw.spec.monitoring.service_monitor and "ServiceMonitor" in monitoring_kinds:
+        out.append(service_monitor(gw))
+    if gw.spec.monitoring.prometheus_rule and "PrometheusRule" in monitoring_kinds:
+        out.append(prometheus_rule(gw))
+    return out
+
+
+def unwanted(gw: Gateway, monitoring_kinds: frozenset[str]) -> list[tuple[str, str, str]]:
+    """(apiVersion, kind, name) of optional children the spec no longer asks for (to delete)."""
+    assert gw.spec is not None
+    n = names(gw.name)
+    out = []
+    if not gw.spec.autoscaling.enabled:
+        out.append(("autoscaling/v2", "HorizontalPodAutoscaler", n["hpa"]))
+    if not gw.spec.monitoring.service_monitor and "ServiceMonitor" in monitoring_kinds:
+        out.append(("monitoring.coreos.com/v1", "ServiceMonitor", n["servicemonitor"]))
+    if not gw.spec.monitoring.prometheus_rule and "PrometheusRule" in monitoring_kinds:
+        out.append(("monitoring.coreos.com/v1", "PrometheusRule", n["prometheusrule"]))
+    return out
