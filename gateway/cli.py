@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=_schema)
 
     mock = sub.add_parser("mock-provider", help="a fake upstream speaking a provider's real wire format")
-    mock.add_argument("--format", required=True, choices=["openai", "anthropic"])
+    mock.add_argument("--format", required=True, choices=["openai", "anthropic", "gemini", "cohere", "bedrock", "azure", "vertex"])
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=9000)
     mock.add_argument("--latency-ms", type=float, default=0.0)

@@ -105,6 +105,36 @@ class MockSettings(Strict):
     chunk_interval_ms: float = Field(0.0, ge=0)
 
 
+class AzureSettings(Strict):
+    """Azure OpenAI: `{base_url}/openai/deployments/{deployment}/chat/completions?api-version=...`."""
+
+    deployment: str | None = Field(None, description="Deployment name; defaults to the model's upstream id.")
+    api_version: str = Field("2024-10-21", description="The `api-version` query parameter.")
+    auth: Literal["api-key", "entra"] = Field(
+        "api-key", description="`api-key` header, or an Entra ID bearer token (api_key then holds the token)."
+    )
+
+
+class BedrockSettings(Strict):
+    """AWS Bedrock Converse API, signed with SigV4."""
+
+    region: str = Field(..., min_length=1, description="AWS region, e.g. us-east-1.")
+    access_key_id: SecretRef = Field(SecretRef(env="AWS_ACCESS_KEY_ID"), description="AWS access key id.")
+    secret_access_key: SecretRef = Field(SecretRef(env="AWS_SECRET_ACCESS_KEY"), description="AWS secret key.")
+    session_token: SecretRef | None = Field(None, description="Session token for temporary credentials.")
+
+
+class VertexSettings(Strict):
+    """Google Vertex AI (Gemini and Anthropic-on-Vertex), with a service-account token."""
+
+    project: str = Field(..., min_length=1, description="Google Cloud project id.")
+    location: str = Field("us-central1", description="Region, or `global`.")
+    publisher: Literal["google", "anthropic"] = Field("google", description="Model publisher on Vertex.")
+    credentials: SecretRef | None = Field(
+        None, description="Service-account JSON (file or env); default: application default credentials."
+    )
+
+
 class ModelConfig(Strict):
     name: str = Field(..., min_length=1, description="Name clients ask for.")
     provider: str = Field(
@@ -127,6 +157,9 @@ class ModelConfig(Strict):
     circuit_breaker: CircuitBreakerSettings | None = None
     headers: dict[str, str] = Field(default_factory=dict, description="Extra non-secret headers for the upstream.")
     mock: MockSettings = MockSettings()
+    azure: AzureSettings | None = Field(None, description="Azure OpenAI settings (provider: azure).")
+    bedrock: BedrockSettings | None = Field(None, description="AWS Bedrock settings (provider: bedrock).")
+    vertex: VertexSettings | None = Field(None, description="Vertex AI settings (provider: vertex).")
 
     @field_validator("provider")
     @classmethod
@@ -136,9 +169,13 @@ class ModelConfig(Strict):
         return value
 
     @model_validator(mode="after")
-    def _needs_base_url(self) -> ModelConfig:
-        if self.base_url is None and preset_for(self.provider).base_url is None and self.provider != "mock":
+    def _provider_settings(self) -> ModelConfig:
+        if self.base_url is None and preset_for(self.provider).base_url_required:
             raise ValueError(f"provider {self.provider!r} has no default endpoint: set base_url")
+        if self.provider == "bedrock" and self.bedrock is None:
+            raise ValueError("provider 'bedrock' needs `bedrock: {region: ...}`")
+        if self.provider == "vertex" and self.vertex is None:
+            raise ValueError("provider 'vertex' needs `vertex: {project: ...}`")
         return self
 
     @property
@@ -147,7 +184,19 @@ class ModelConfig(Strict):
 
     @property
     def endpoint(self) -> str | None:
-        return (self.base_url or preset_for(self.provider).base_url or "").rstrip("/") or None
+        """The upstream base URL: explicit, else the preset's, else derived (Bedrock, Vertex)."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        preset_url = preset_for(self.provider).base_url
+        if preset_url:
+            return preset_url
+        if self.bedrock is not None:
+            return f"https://bedrock-runtime.{self.bedrock.region}.amazonaws.com"
+        if self.vertex is not None:
+            location = self.vertex.location
+            host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
+            return f"https://{host}"
+        return None
 
 
 class RouteTarget(Strict):

@@ -13,12 +13,21 @@ from enum import Enum
 class WireFormat(str, Enum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    COHERE = "cohere"
+    BEDROCK = "bedrock"
+    AZURE = "azure"
+    VERTEX = "vertex"
     MOCK = "mock"
 
 
 class AuthStyle(str, Enum):
     BEARER = "bearer"  # Authorization: Bearer <key>
     X_API_KEY = "x-api-key"  # Anthropic
+    X_GOOG_API_KEY = "x-goog-api-key"  # Gemini API
+    API_KEY = "api-key"  # Azure OpenAI key auth (Entra tokens use bearer)
+    SIGV4 = "sigv4"  # AWS Bedrock: request signing with AWS credentials
+    GOOGLE_OAUTH = "google-oauth"  # Vertex AI: service-account access token
     NONE = "none"
 
 
@@ -29,6 +38,7 @@ class ProviderPreset:
     auth: AuthStyle
     key_env: str | None  # conventional env var holding the key
     key_required: bool = True
+    base_url_required: bool = False  # no default endpoint: the model must set base_url
 
 
 _OPENAI_COMPATIBLE: dict[str, tuple[str | None, str | None]] = {
@@ -61,11 +71,23 @@ _LOCAL: dict[str, str] = {
 def _build() -> dict[str, ProviderPreset]:
     presets: dict[str, ProviderPreset] = {}
     for name, (url, env) in _OPENAI_COMPATIBLE.items():
-        presets[name] = ProviderPreset(WireFormat.OPENAI, url, AuthStyle.BEARER, env, key_required=url is not None)
+        presets[name] = ProviderPreset(
+            WireFormat.OPENAI, url, AuthStyle.BEARER, env, key_required=url is not None, base_url_required=url is None
+        )
     for name, url in _LOCAL.items():
         presets[name] = ProviderPreset(WireFormat.OPENAI, url, AuthStyle.BEARER, None, key_required=False)
     presets["anthropic"] = ProviderPreset(
         WireFormat.ANTHROPIC, "https://api.anthropic.com", AuthStyle.X_API_KEY, "ANTHROPIC_API_KEY"
+    )
+    presets["gemini"] = ProviderPreset(
+        WireFormat.GEMINI, "https://generativelanguage.googleapis.com", AuthStyle.X_GOOG_API_KEY, "GEMINI_API_KEY"
+    )
+    presets["cohere"] = ProviderPreset(WireFormat.COHERE, "https://api.cohere.com", AuthStyle.BEARER, "CO_API_KEY")
+    # Endpoints derived from region/location when base_url is not set.
+    presets["bedrock"] = ProviderPreset(WireFormat.BEDROCK, None, AuthStyle.SIGV4, None, key_required=False)
+    presets["vertex"] = ProviderPreset(WireFormat.VERTEX, None, AuthStyle.GOOGLE_OAUTH, None, key_required=False)
+    presets["azure"] = ProviderPreset(
+        WireFormat.AZURE, None, AuthStyle.API_KEY, "AZURE_OPENAI_API_KEY", base_url_required=True
     )
     presets["mock"] = ProviderPreset(WireFormat.MOCK, None, AuthStyle.NONE, None, key_required=False)
     return presets

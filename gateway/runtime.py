@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from aimm_gateway.config import GatewayConfig, ModelConfig, RouteConfig
+from aimm_gateway.config import GatewayConfig, ModelConfig, RouteConfig, SecretRef
 from aimm_gateway.presets import preset_for
 from aimm_gateway.providers.base import ChatProvider
 from aimm_gateway.providers.http import UpstreamPools
@@ -66,15 +66,18 @@ def build_runtime(config: GatewayConfig, pools: UpstreamPools) -> Runtime:
         key = model.api_key.resolve() if model.api_key else None
         if key is None and model.api_key is None and preset.key_env:
             # No explicit reference: fall back to the provider's conventional variable.
-            from aimm_gateway.config import SecretRef
-
             key = SecretRef(env=preset.key_env).resolve()
         if key is None and preset.key_required:
             where = model.api_key.describe() if model.api_key else f"env {preset.key_env}"
             unusable[model.name] = f"no API key ({where} is not set)"
         if key is not None:
             keys[model.name] = key
-        providers[model.name] = build_provider(model, pools)
+        provider = build_provider(model, pools)
+        providers[model.name] = provider
+        # Adapters with their own credentials (SigV4, Google service accounts) can say why they can't serve.
+        problem = getattr(provider, "unusable_reason", None)
+        if problem is not None and (reason := problem()) is not None:
+            unusable[model.name] = reason
     api_keys: dict[bytes, str] = {}
     for entry in config.auth.api_keys:
         value = entry.key.resolve()

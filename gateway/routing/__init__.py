@@ -1,8 +1,18 @@
 """Routing and resilience core: algorithms, circuit breakers, retries, hedging. No HTTP.
 
-The request pipeline owns one RouterState for the life of the process and, per request:
-`plan()` (or `plan_single()`), then for each attempt `acquire()` -> `on_start()` -> one of
-`on_success()` / `on_failure()` / `on_cancel()`.
+The request pipeline owns one RouterState for the life of the process (across reloads) and,
+per request: `plan()` (or `plan_single()`), then for each attempt `acquire()` -> `on_start()`
+-> exactly one of `on_success()` / `on_failure()` / `on_cancel()`.
+
+Semantics worth knowing:
+- Priority is a tier: algorithms pick among the best (lowest) priority that has an eligible
+  target; the rest follow by (priority, algorithm score), then the route's `fallbacks`, then the
+  request's `fallback_model`. A route target's weight/priority override the model's own only
+  when set explicitly.
+- Breaker settings: the model's `circuit_breaker`, else that of a route listing it, else the
+  gateway default. A breaker is per model and shared by every route using the model.
+- `Plan.retry_after_s` is set only when breakers are all that stand in the way; an empty plan
+  without it means nothing can ever serve this request (see `Plan.skipped`).
 """
 
 from aimm_gateway.routing.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, is_breaker_failure

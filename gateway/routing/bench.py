@@ -2,8 +2,9 @@
 
 `bench_plan()` is what `make bench` reports; `python -m aimm_gateway.routing.bench` prints it
 and `bench_request()` (a whole request's routing work: plan + acquire + on_start + on_success).
-Targets are warmed with outcomes first so every algorithm works on live statistics, and the
-clock moves between decisions so time-based caches behave as in production. Each figure is the
+Targets are warmed with outcomes and carry uneven in-flight counts, so every algorithm works on
+live statistics (no all-idle shortcuts), and the clock moves between decisions so time-based
+caches behave as in production. Each figure is the
 best of `repeat` short runs of CPU time (not wall time): on a shared machine the minimum is the
 cost and the rest is other processes' noise.
 """
@@ -60,6 +61,9 @@ def _setup(
             state.on_start(name)
             state.on_success(name, rng.uniform(0.2, 2.0), Decimal("0.001"))
             clock.advance(0.001)
+    for name in models:  # requests in flight, unevenly, as under real concurrency
+        for _ in range(rng.randint(0, 3)):
+            state.on_start(name)
     return state, clock, route, models
 
 

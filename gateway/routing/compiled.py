@@ -275,6 +275,18 @@ class CompiledRoute:
         self.hedge_value = 0.0
         self.hedge_until = -math.inf
 
+    def resolves_same(self, models: Mapping[str, ModelConfig]) -> bool:
+        """Whether every target resolves to the very ModelConfig objects compiled in."""
+        get = models.get
+        for info in self.infos:
+            if get(info.name) is not info.config:
+                return False
+        for name in self.static_skipped:  # unknown or disabled at compile time
+            m = get(name)
+            if m is not None and m.enabled:
+                return False
+        return True
+
     def candidates(self, idx: list[int]) -> Candidates:
         infos = [self.infos[i] for i in idx]
         return Candidates(

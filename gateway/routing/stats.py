@@ -113,7 +113,7 @@ class ModelStats:
         "alpha",
         "beta",
         "breaker",
-        "breaker_by_route",
+        "breaker_route",
         "cost_ewma",
         "failures",
         "hist",
@@ -134,7 +134,7 @@ class ModelStats:
     def __init__(self, name: str, settings: CircuitBreakerSettings, tunables: Tunables, clock: Clock) -> None:
         self.name = name
         self.breaker = CircuitBreaker(settings, clock)
-        self.breaker_by_route = False  # settings come from a route's circuit_breaker
+        self.breaker_route: str | None = None  # the route whose circuit_breaker settings apply
         self.in_flight = 0
         self.lat_ewma = 0.0  # seconds; 0.0 = never measured
         self.lat_n = 0

@@ -260,3 +260,30 @@ def test_route_breaker_settings_survive_direct_use_of_the_model() -> None:
     state.plan_single(b2, features(), BREAKER, ms)
     trip(state, "b")
     assert state.breaker("b").state == OPEN
+
+
+def test_an_equivalent_models_mapping_does_not_recompile() -> None:
+    ms = models_of(model("a"), model("b"))
+    r = route(["a", "b"], algorithm="round_robin")
+    state, _ = new_state()
+    state.plan(r, ms, features(), BREAKER)
+    compiled = state._routes["r"]
+    state.plan(r, dict(ms), features(), BREAKER)  # e.g. a per-request "usable models" copy
+    assert state._routes["r"] is compiled
+    usable = {"a": ms["a"]}  # b became unusable
+    assert state.plan(r, usable, features(), BREAKER).attempts == ("a",)
+    assert state._routes["r"] is not compiled
+    assert state.plan(r, ms, features(), BREAKER).attempts in {("a", "b"), ("b", "a")}
+
+
+def test_a_route_without_breaker_settings_does_not_override_one_with() -> None:
+    ms = models_of(model("a"))
+    strict = route(["a"], name="strict", circuit_breaker=CircuitBreakerSettings(failure_threshold=1))
+    plain = route(["a"], name="plain")
+    state, _ = new_state()
+    state.plan(strict, ms, features(), BREAKER)
+    state.plan(plain, ms, features(), BREAKER)
+    assert state.breaker("a").settings.failure_threshold == 1
+    # The governing route drops its settings on reload: back to the gateway default.
+    state.plan(route(["a"], name="strict"), ms, features(), BREAKER)
+    assert state.breaker("a").settings is BREAKER
