@@ -116,10 +116,11 @@ def response_time(
     # Key = latency EWMA x (in flight + 1), as Finagle's peak-EWMA: the fastest target stops
     # looking fastest once it queues. Untried or stale idle targets get explored one request
     # at a time (not flooded), so a slow target that recovered is noticed.
-    fresh_after = now - cr.tun.stale_after_s
-    keys = [
-        st.lat_ewma * (st.in_flight + 1) if st.lat_t > fresh_after else _probe_key(st) for st in cands.stats
-    ]
+    stats = cands.stats
+    # Stale = measured stale_after_s before the freshest candidate (not before now), so a quiet
+    # route keeps using its old measurements instead of treating every target as unknown.
+    fresh_after = max([st.lat_t for st in stats]) - cr.tun.stale_after_s
+    keys = [st.lat_ewma * (st.in_flight + 1) if st.lat_t > fresh_after else _probe_key(st) for st in stats]
     tier_n = cands.tier_n
     m = min(keys[:tier_n]) if tier_n < len(keys) else min(keys)
     p = keys.index(m)
@@ -148,8 +149,8 @@ def intelligent(
 ) -> tuple[tuple[str, ...], str]:
     # score = wc*cost + wp*perf + wq*quality + wa*availability, each in [0, 1], 1 = best.
     # cost and perf are ratios to the best candidate (scale-free); quality as configured;
-    # availability the decayed success rate. An unmeasured idle target scores perf 1.0 so it
-    # gets tried once; unmeasured and busy, a neutral 0.5.
+    # availability the decayed success rate. An unmeasured (or stale) idle target scores perf
+    # 1.0 so it gets tried once; unmeasured and busy, a neutral 0.5.
     ins, outs, stats = cands.in_tok, cands.out_tok, cands.stats
     pf, of = float(prompt), float(out) or 1.0  # prices are > 0, so every cost is > 0
     front = cands.pareto
@@ -159,7 +160,9 @@ def intelligent(
         cmin = min([pf * a + of * b for a, b in zip(ins, outs, strict=False)])
     else:
         cmin = min([pf * ins[p] + of * outs[p] for p in front])
-    lats = [st.lat_ewma for st in stats]  # 0.0 = never measured
+    # 0.0 = unknown: never measured, or stale (as in response_time), so it gets re-measured.
+    fresh_after = max([st.lat_t for st in stats]) - cr.tun.stale_after_s
+    lats = [st.lat_ewma if st.lat_t > fresh_after else 0.0 for st in stats]
     lmin = min(lats)
     all_known = lmin > 0.0
     if not all_known:

@@ -12,8 +12,6 @@ import anthropic
 import httpx
 import openai
 import pytest
-from aimm_gateway.mock.faults import FaultSettings
-from aimm_gateway.mock.server import DEFAULT_MODELS, create_mock_app
 from anthropic.types import Message, ToolUseBlock
 from openai.types.chat import (
     ChatCompletion,
@@ -22,6 +20,8 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 
+from aimm_gateway.mock.faults import FaultSettings
+from aimm_gateway.mock.server import DEFAULT_MODELS, create_mock_app
 from tests.servers import run_asgi_app
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello"}]

@@ -132,6 +132,10 @@ class FaultProxy:
 
     def stop(self) -> None:
         async def _close() -> None:
+            me = asyncio.current_task()
+            for task in asyncio.all_tasks():
+                if task is not me:
+                    task.cancel()
             await self._runner.cleanup()
             await self._session.close()
 

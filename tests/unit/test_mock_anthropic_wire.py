@@ -7,10 +7,11 @@ import json
 from typing import Any
 
 import pytest
-from aimm_gateway.mock import anthropic_wire as wire
-from aimm_gateway.mock.engine import MockValidationError, generate
 from anthropic.types import Message, RawMessageStreamEvent
 from pydantic import TypeAdapter
+
+from aimm_gateway.mock import anthropic_wire as wire
+from aimm_gateway.mock.engine import MockValidationError, generate
 
 EVENT = TypeAdapter(RawMessageStreamEvent)
 WEATHER = {

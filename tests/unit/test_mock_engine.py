@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import pytest
+
 from aimm_gateway.mock.engine import (
     CONTENT_FILTER_MARKER,
     ECHO_LIMIT,

@@ -10,10 +10,11 @@ import struct
 from typing import Any
 
 import pytest
-from aimm_gateway.mock import openai_wire as wire
-from aimm_gateway.mock.engine import MockValidationError, generate
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageFunctionToolCall
+
+from aimm_gateway.mock import openai_wire as wire
+from aimm_gateway.mock.engine import MockValidationError, generate
 
 WEATHER_TOOL = {
     "type": "function",

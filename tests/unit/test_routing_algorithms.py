@@ -134,6 +134,19 @@ def test_response_time_reprobes_a_stale_slow_target_once() -> None:
     assert 1 <= picks.count("b") <= 2  # re-probed, found still slow, left alone again
 
 
+def test_response_time_on_a_quiet_route_trusts_old_measurements() -> None:
+    ms = models_of(model("a"), model("b"))
+    r = route(["b", "a"], algorithm="response_time")
+    state, clock = new_state()
+    serve(state, clock, "a", 0.1)
+    serve(state, clock, "b", 0.5)
+    for _ in range(5):  # one request every 5 minutes: everything is "old", nothing is stale
+        clock.advance(300)
+        pick = first_pick(state, r, ms)
+        assert pick == "a"
+        serve(state, clock, pick, 0.1)
+
+
 def test_response_time_spreads_concurrent_load() -> None:
     ms = models_of(model("a"), model("b"))
     r = route(["a", "b"], algorithm="response_time")
@@ -244,6 +257,24 @@ def test_intelligent_tries_an_unmeasured_target() -> None:
         serve(state, clock, "fast", 0.2)
         serve(state, clock, "premium", 1.0)
     assert first_pick(state, r, ms) == "cheap"  # unmeasured: tried once
+
+
+def test_intelligent_reprobes_a_stale_target() -> None:
+    ms = _intelligent_models()
+    r = route(
+        ["cheap", "fast", "premium"],
+        algorithm="intelligent",
+        factors=IntelligentFactors(cost=0, performance=1, quality=0),
+    )
+    state, clock = new_state()
+    _warm(state, clock)
+    picks = []
+    for _ in range(400):  # 80 s of traffic that all goes to "fast"
+        pick = first_pick(state, r, ms)
+        picks.append(pick)
+        serve(state, clock, pick, {"cheap": 2.0, "fast": 0.2, "premium": 1.0}[pick])
+    assert picks.count("fast") >= 390
+    assert 1 <= picks.count("premium") <= 3  # re-measured about every 30 s, not abandoned
 
 
 def _simulate(
