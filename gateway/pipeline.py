@@ -1,8 +1,9 @@
 """The request pipeline: plan a route, try targets with retries and fallbacks, settle usage.
 
-Handlers call `ChatPipeline.complete` / `.stream`; everything protocol-specific happens in the
-providers, every routing decision in `aimm_gateway.routing`. This module only orchestrates:
-attempt order, retry budget, backoff, breaker bookkeeping, metrics and cost.
+Handlers call `ChatPipeline.complete` / `.stream` / `.embed`; everything protocol-specific
+happens in the providers, every routing decision in `aimm_gateway.routing`. This module only
+orchestrates: attempt order, retry budget and backoff, hedging, the all-open queue, breaker
+bookkeeping, and settling usage into metrics, live stats and cost.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from aimm_gateway.canonical import ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, Usage
 from aimm_gateway.config import ModelConfig, RetrySettings, RouteConfig, Timeouts
 from aimm_gateway.cost import request_cost
-from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NoUsableModel, UpstreamError
+from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NoUsableModel, UpstreamError, format_retry_after
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
 from aimm_gateway.routing import Plan, RequestFeatures, RetryBudget, RetryPolicy, RouterState
@@ -27,6 +28,9 @@ from aimm_gateway.stats import LiveStats
 from aimm_gateway.tokens import estimate_prompt_tokens
 
 log = logging.getLogger("aimm.gateway")
+
+MAX_QUEUED = 1000  # requests waiting for a circuit to half-open, per process
+_HEADER_SAFE = str.maketrans({"\r": " ", "\n": " "})
 
 
 @dataclass(slots=True)
@@ -50,11 +54,12 @@ class Served:
     latency_s: float = 0.0
 
     def headers(self) -> dict[str, str]:
+        reason = self.route_reason.translate(_HEADER_SAFE)
         return {
             "x-aimm-model": self.model,
             "x-aimm-provider": self.provider,
             "x-aimm-attempts": str(self.attempts),
-            "x-aimm-route-reason": self.route_reason,
+            "x-aimm-route-reason": reason.encode("ascii", "replace").decode()[:200],
         }
 
 
@@ -64,176 +69,267 @@ class StreamOutcome:
     chunks: AsyncIterator[ChatChunk]  # first chunk included; raises GatewayError mid-stream
 
 
+@dataclass(slots=True)
+class _Request:
+    """One client request's routing state across its attempts."""
+
+    rt: Runtime
+    req: ChatRequest
+    body: dict[str, Any]
+    ctx: RequestContext
+    plan: Plan
+    route: RouteConfig | None
+    order: list[str]
+    policy: RetryPolicy
+    budget: RetryBudget
+    attempts: int = 0
+    last_error: UpstreamError | None = None
+    last_model: str | None = None
+
+    def reason(self, name: str) -> str:
+        if name == self.order[0] and self.attempts <= 1:
+            return self.plan.reason
+        cause = self.last_error.kind if self.last_error is not None else "skipped"
+        return f"fallback to {name} after {cause}" if name != self.order[0] else f"retry after {cause}"
+
+
 class ChatPipeline:
     def __init__(
         self,
         router: RouterState,
         metrics: GatewayMetrics,
         stats: LiveStats,
-        budget: RetryBudget,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
     ) -> None:
         self._router = router
         self._metrics = metrics
         self._stats = stats
-        self._budget = budget
         self._sleep = sleep
+        self._queued = 0
 
-    # -- planning -------------------------------------------------------------------------
+    # -- planning ---------------------------------------------------------------------------
 
-    def _plan(self, rt: Runtime, name: str | None, req: ChatRequest | None, ctx: RequestContext) -> tuple[Plan, RouteConfig | None]:
-        name = name or rt.config.server.default_model
+    async def _prepare(self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext) -> _Request:
+        name = req.model or rt.config.server.default_model
         if not name:
             raise InvalidRequest("model: required (this gateway has no default model)", param="model")
+        if ctx.fallback_model is not None and ctx.fallback_model not in rt.models:
+            raise ModelNotFound(f"fallback_model: the model {ctx.fallback_model!r} does not exist", param="fallback_model")
         features = RequestFeatures(
-            prompt_tokens=estimate_prompt_tokens(req) if req is not None else 0,
-            max_output_tokens=req.output_limit if req is not None else None,
-            required_capabilities=req.required_capabilities() if req is not None else frozenset({"embeddings"}),
+            prompt_tokens=estimate_prompt_tokens(req),
+            max_output_tokens=req.output_limit,
+            required_capabilities=req.required_capabilities(),
             max_cost_usd=None,
             fallback_model=ctx.fallback_model,
         )
-        if ctx.fallback_model is not None and ctx.fallback_model not in rt.models:
-            raise ModelNotFound(f"fallback_model: the model {ctx.fallback_model!r} does not exist", param="fallback_model")
         route = rt.routes.get(name)
-        models = _usable(rt)
-        if route is not None:
-            plan = self._router.plan(route, models, features, rt.config.circuit_breaker)
-        elif name in rt.models:
-            model = rt.models[name]
-            if not model.enabled:
-                raise NoUsableModel(f"model {name!r} is disabled")
-            if name in rt.unusable:
-                raise NoUsableModel(f"model {name!r} cannot serve: {rt.unusable[name]}")
-            plan = self._router.plan_single(model, features, rt.config.circuit_breaker, models)
-        else:
-            raise ModelNotFound(f"The model {name!r} does not exist", param="model")
+        plan = self._plan(rt, name, route, features)
+        if not plan.attempts and route is not None and route.queue_timeout_s > 0 and plan.retry_after_s is not None:
+            plan = await self._wait_for_capacity(rt, name, route, features, plan)
         if not plan.attempts:
-            retry_after = plan.retry_after_s
-            headers = {"retry-after": str(max(1, int(retry_after + 0.999)))} if retry_after is not None else {}
-            detail = "; ".join(f"{m}: {why}" for m, why in plan.skipped.items()) or "no target available"
-            raise NoUsableModel(f"no usable model for {name!r} ({detail})", headers=headers)
-        return plan, route
+            raise _no_target(name, plan)
+        retries = _retry_settings(rt, route)
+        return _Request(
+            rt, req, body, ctx, plan, route,
+            order=_attempt_order(plan, retries),
+            policy=self._router.retry_policy(retries),
+            budget=self._router.retry_budget(route.name if route is not None else name, retries),
+        )  # fmt: skip
 
-    def _retry_settings(self, rt: Runtime, route: RouteConfig | None) -> RetrySettings:
-        return (route.retries if route is not None and route.retries else None) or rt.config.retries
+    def _plan(self, rt: Runtime, name: str, route: RouteConfig | None, features: RequestFeatures) -> Plan:
+        if route is not None:
+            return self._router.plan(route, rt.routable, features, rt.config.circuit_breaker)
+        model = rt.models.get(name)
+        if model is None:
+            raise ModelNotFound(f"The model {name!r} does not exist", param="model")
+        if not model.enabled:
+            raise NoUsableModel(f"model {name!r} is disabled")
+        if name in rt.unusable:
+            raise NoUsableModel(f"model {name!r} cannot serve: {rt.unusable[name]}")
+        return self._router.plan_single(model, features, rt.config.circuit_breaker, rt.routable)
 
-    def _timeouts(self, model: ModelConfig, route: RouteConfig | None) -> Timeouts:
-        return route.timeouts if route is not None and route.timeouts is not None else model.timeouts
+    async def _wait_for_capacity(
+        self, rt: Runtime, name: str, route: RouteConfig, features: RequestFeatures, plan: Plan
+    ) -> Plan:
+        """Every target is open: wait (bounded queue, bounded time) for one to half-open."""
+        if self._queued >= MAX_QUEUED:
+            return plan
+        self._queued += 1
+        try:
+            deadline = time.monotonic() + route.queue_timeout_s
+            while not plan.attempts and plan.retry_after_s is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                await self._sleep(min(max(plan.retry_after_s, 0.01), remaining))
+                plan = self._plan(rt, name, route, features)
+            return plan
+        finally:
+            self._queued -= 1
 
-    def _attempt_order(self, plan: Plan, retries: RetrySettings) -> list[str]:
-        # Every planned target once, in order; pad by cycling so a lone target is retried on itself.
-        order = list(plan.attempts)
-        i = 0
-        while len(order) < retries.attempts:
-            order.append(plan.attempts[i % len(plan.attempts)])
-            i += 1
-        return order
-
-    async def _before_attempt(self, index: int, name: str, last: UpstreamError | None, policy: RetryPolicy) -> bool:
-        """Backoff and budget for attempt `index` (0 is the first try)."""
-        if index == 0:
-            return True
-        if not self._budget.try_withdraw():
+    async def _before_retry(self, r: _Request, index: int, name: str) -> bool:
+        """Budget and backoff before attempt `index` (> 0). False: stop retrying."""
+        if not r.budget.try_withdraw():
+            log.info("retry budget exhausted for %s; not retrying", r.route.name if r.route else name)
             return False
         self._metrics.retries.labels(name).inc()
-        delay = policy.backoff_s(index, last.retry_after_s if last else None)
+        same_target = name == r.last_model
+        retry_after = r.last_error.retry_after_s if (r.last_error is not None and same_target) else None
+        if same_target and r.policy.exceeds_cap(retry_after):
+            return False  # the upstream wants a longer pause than a client should wait
+        delay = r.policy.backoff_s(index, retry_after) if same_target else 0.0
         if delay > 0:
             await self._sleep(delay)
         return True
+
+    def _call(self, r: _Request, name: str) -> UpstreamCall:
+        model = r.rt.models[name]
+        timeouts = r.route.timeouts if r.route is not None and r.route.timeouts is not None else model.timeouts
+        return UpstreamCall(model, r.req, r.body, r.rt.api_key_values.get(name), timeouts, r.ctx.request_id)
 
     # -- non-streaming ----------------------------------------------------------------------
 
     async def complete(
         self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext
     ) -> tuple[ChatCompletion, Served]:
-        plan, route = self._plan(rt, req.model, req, ctx)
-        retries = self._retry_settings(rt, route)
-        policy = RetryPolicy(retries)
-        self._budget.deposit()
-        last: UpstreamError | None = None
-        attempts = 0
-        for index, name in enumerate(self._attempt_order(plan, retries)):
-            if not await self._before_attempt(index, name, last, policy):
+        r = await self._prepare(rt, req, body, ctx)
+        r.budget.deposit()
+        filtered: tuple[ChatCompletion, Served] | None = None
+        start = 0
+        if r.route is not None and r.route.hedging.enabled and len(set(r.order)) > 1:
+            result = await self._hedged(r)
+            if result is not None:
+                return result
+            start = 2
+        for index in range(start, len(r.order)):
+            name = r.order[index]
+            if index > 0 and not await self._before_retry(r, index, name):
                 break
-            if not self._router.acquire(name):
-                continue
-            model = rt.models[name]
-            attempts += 1
-            call = UpstreamCall(model, req, body, rt.api_key_values.get(name), self._timeouts(model, route), ctx.request_id)
-            self._router.on_start(name)
-            started = time.perf_counter()
             try:
-                response = await rt.providers[name].complete(call)
+                outcome = await self._attempt(r, name)
             except UpstreamError as exc:
-                self._failed(name, model, exc, time.perf_counter() - started)
                 if not exc.retryable:
                     raise
-                last = exc
                 continue
-            except asyncio.CancelledError:
-                self._router.on_cancel(name)
-                raise
-            latency = time.perf_counter() - started
-            served = self._succeeded(name, model, Usage.from_openai(response.get("usage")), latency, attempts, plan, route, index)
+            if outcome is None:
+                continue
+            response, served = outcome
+            if _content_filtered(response) and index + 1 < len(r.order) and r.route is not None:
+                # Content-policy fallback: another model may answer what this one refused.
+                filtered = filtered or outcome
+                r.last_error = UpstreamError("content filtered", kind="content_filter", status=400)
+                r.last_model = name
+                continue
             return response, served
-        raise last if last is not None else NoUsableModel("no target accepted the request")
+        if filtered is not None:
+            return filtered
+        raise r.last_error if r.last_error is not None else NoUsableModel("no target accepted the request")
+
+    async def _attempt(self, r: _Request, name: str) -> tuple[ChatCompletion, Served] | None:
+        """One upstream call with breaker bookkeeping; None when the breaker refused it."""
+        if not self._router.acquire(name):
+            return None
+        model = r.rt.models[name]
+        r.attempts += 1
+        self._router.on_start(name)
+        started = time.perf_counter()
+        try:
+            response = await r.rt.providers[name].complete(self._call(r, name))
+        except UpstreamError as exc:
+            self._failed(name, model, exc, time.perf_counter() - started)
+            r.last_error, r.last_model = exc, name
+            raise
+        except BaseException:
+            self._router.on_cancel(name)  # cancelled (hedge loser, client gone) or a local bug
+            raise
+        latency = time.perf_counter() - started
+        served = Served(name, model.provider, r.attempts, r.reason(name))
+        self._settle(name, model, Usage.from_openai(response.get("usage")), latency, latency, served, r)
+        return response, served
+
+    async def _hedged(self, r: _Request) -> tuple[ChatCompletion, Served] | None:
+        """Send to the first target; if no answer within the hedge delay, also to the next.
+        The first complete answer wins and the other is cancelled. None: both failed."""
+        assert r.route is not None
+        first, second = r.order[0], next(n for n in r.order[1:] if n != r.order[0])
+        primary = asyncio.ensure_future(self._attempt(r, first))
+        done, _ = await asyncio.wait({primary}, timeout=self._router.hedge_delay_s(r.route))
+        tasks = {primary}
+        if not done and r.budget.try_withdraw():  # a hedge is extra load: it spends retry budget
+            self._metrics.hedges.labels(r.route.name).inc()
+            tasks.add(asyncio.ensure_future(self._attempt(r, second)))
+        try:
+            while tasks:
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.cancelled():
+                        continue
+                    exc = task.exception()
+                    if isinstance(exc, UpstreamError) and not exc.retryable:
+                        raise exc
+                    if exc is not None and not isinstance(exc, UpstreamError):
+                        raise exc
+                    result = task.result() if exc is None else None
+                    if result is not None:
+                        return result
+            return None
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- streaming ----------------------------------------------------------------------------
 
     async def stream(self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext) -> StreamOutcome:
         """Fail over freely until the first chunk arrives; after that the stream is committed."""
-        plan, route = self._plan(rt, req.model, req, ctx)
-        retries = self._retry_settings(rt, route)
-        policy = RetryPolicy(retries)
-        self._budget.deposit()
-        last: UpstreamError | None = None
-        attempts = 0
-        for index, name in enumerate(self._attempt_order(plan, retries)):
-            if not await self._before_attempt(index, name, last, policy):
+        r = await self._prepare(rt, req, body, ctx)
+        r.budget.deposit()
+        for index, name in enumerate(r.order):
+            if index > 0 and not await self._before_retry(r, index, name):
                 break
             if not self._router.acquire(name):
                 continue
             model = rt.models[name]
-            attempts += 1
-            call = UpstreamCall(model, req, body, rt.api_key_values.get(name), self._timeouts(model, route), ctx.request_id)
+            r.attempts += 1
             self._router.on_start(name)
             started = time.perf_counter()
-            upstream = rt.providers[name].stream(call)
+            upstream = rt.providers[name].stream(self._call(r, name))
             try:
                 first = await anext(upstream)
             except StopAsyncIteration:
                 exc = UpstreamError(f"{model.provider} returned an empty stream", kind="http")
                 self._failed(name, model, exc, time.perf_counter() - started)
-                last = exc
+                r.last_error, r.last_model = exc, name
                 continue
             except UpstreamError as exc:
                 await _aclose(upstream)
                 self._failed(name, model, exc, time.perf_counter() - started)
+                r.last_error, r.last_model = exc, name
                 if not exc.retryable:
                     raise
-                last = exc
                 continue
-            except asyncio.CancelledError:
+            except BaseException:
                 await _aclose(upstream)
                 self._router.on_cancel(name)
                 raise
-            self._metrics.ttft.labels(name, model.provider).observe(time.perf_counter() - started)
-            served = Served(name, model.provider, attempts, plan.reason if index == 0 else f"fallback after {last.kind if last else 'skip'}")
-            return StreamOutcome(served, self._follow(upstream, first, name, model, served, started, plan, route, index))
-        raise last if last is not None else NoUsableModel("no target accepted the request")
+            ttfb = time.perf_counter() - started
+            self._metrics.ttft.labels(name, model.provider).observe(ttfb)
+            served = Served(name, model.provider, r.attempts, r.reason(name))
+            return StreamOutcome(served, self._follow(upstream, first, model, served, started, ttfb, r))
+        raise r.last_error if r.last_error is not None else NoUsableModel("no target accepted the request")
 
     async def _follow(
         self,
         upstream: AsyncIterator[ChatChunk],
         first: ChatChunk,
-        name: str,
         model: ModelConfig,
         served: Served,
         started: float,
-        plan: Plan,
-        route: RouteConfig | None,
-        index: int,
+        ttfb: float,
+        r: _Request,
     ) -> AsyncIterator[ChatChunk]:
+        name = served.model
         usage = Usage()
         outcome = "cancelled"  # until proven otherwise: the client may go away mid-stream
         try:
@@ -251,7 +347,7 @@ class ChatPipeline:
         finally:
             await _aclose(upstream)
             if outcome == "ok":
-                self._succeeded(name, model, usage, time.perf_counter() - started, served.attempts, plan, route, index, served)
+                self._settle(name, model, usage, time.perf_counter() - started, ttfb, served, r)
             elif outcome == "cancelled":
                 self._router.on_cancel(name)
 
@@ -261,27 +357,28 @@ class ChatPipeline:
         self, rt: Runtime, req: EmbeddingRequest, body: dict[str, Any], ctx: RequestContext
     ) -> tuple[dict[str, Any], Served]:
         name = req.model or rt.config.server.default_model
-        if not name or name not in rt.models:
-            if name in rt.routes:
-                raise InvalidRequest(f"model: {name!r} is a chat route; embeddings need a model name", param="model")
+        if name in rt.routes:
+            raise InvalidRequest(f"model: {name!r} is a chat route; embeddings need a model name", param="model")
+        model = rt.models.get(name or "")
+        if model is None:
             raise ModelNotFound(f"The model {name!r} does not exist", param="model")
-        model = rt.models[name]
-        if not model.enabled or name in rt.unusable:
-            raise NoUsableModel(f"model {name!r} is not available")
-        call = EmbeddingCall(model, req, body, rt.api_key_values.get(name), model.timeouts, ctx.request_id)
+        if not model.enabled or model.name in rt.unusable:
+            raise NoUsableModel(f"model {model.name!r} is not available")
+        call = EmbeddingCall(model, req, body, rt.api_key_values.get(model.name), model.timeouts, ctx.request_id)
         started = time.perf_counter()
-        self._router.on_start(name)
+        self._router.on_start(model.name)
         try:
-            response = await rt.providers[name].embed(call)
+            response = await rt.providers[model.name].embed(call)
         except UpstreamError as exc:
-            self._failed(name, model, exc, time.perf_counter() - started)
+            self._failed(model.name, model, exc, time.perf_counter() - started)
             raise
-        except GatewayError:
-            self._router.on_cancel(name)
+        except BaseException:
+            self._router.on_cancel(model.name)
             raise
         usage = Usage(prompt_tokens=int((response.get("usage") or {}).get("prompt_tokens") or 0))
-        plan = Plan(attempts=(name,), reason="requested model", retry_after_s=None, skipped={})
-        served = self._succeeded(name, model, usage, time.perf_counter() - started, 1, plan, None, 0)
+        served = Served(model.name, model.provider, 1, "requested model")
+        latency = time.perf_counter() - started
+        self._settle(model.name, model, usage, latency, latency, served, None)
         return response, served
 
     # -- bookkeeping ------------------------------------------------------------------------------
@@ -293,20 +390,11 @@ class ChatPipeline:
         self._stats.record(name, latency, ok=False, cost=Decimal(0), error=exc.message)
         log.warning("upstream failure model=%s kind=%s status=%s: %s", name, exc.kind, exc.status, exc.message)
 
-    def _succeeded(
-        self,
-        name: str,
-        model: ModelConfig,
-        usage: Usage,
-        latency: float,
-        attempts: int,
-        plan: Plan,
-        route: RouteConfig | None,
-        index: int,
-        served: Served | None = None,
-    ) -> Served:
+    def _settle(
+        self, name: str, model: ModelConfig, usage: Usage, latency: float, ttfb: float, served: Served, r: _Request | None
+    ) -> None:
         cost = request_cost(usage, model.pricing)
-        self._router.on_success(name, latency, cost)
+        self._router.on_success(name, ttfb, cost)
         m = self._metrics
         m.requests.labels(name, model.provider, "200").inc()
         m.duration.labels(name, model.provider).observe(latency)
@@ -314,18 +402,44 @@ class ChatPipeline:
         m.output_tokens.labels(name, model.provider).inc(usage.completion_tokens)
         m.cost.labels(name, model.provider).inc(float(cost))
         self._stats.record(name, latency, ok=True, cost=cost)
-        if index > 0 and route is not None:
-            m.fallbacks.labels(route.name).inc()
-        if served is None:
-            served = Served(name, model.provider, attempts, plan.reason if index == 0 else "fallback")
+        if r is not None:
+            for budget in r.rt.budgets_for(name, r.ctx.key_name):
+                self._stats.add_budget_spend(budget, cost)
+            if r.route is not None and name != r.order[0]:
+                m.fallbacks.labels(r.route.name).inc()
         served.usage, served.cost, served.latency_s = usage, cost, latency
-        return served
 
 
-def _usable(rt: Runtime) -> dict[str, ModelConfig]:
-    if not rt.unusable:
-        return rt.models
-    return {n: m for n, m in rt.models.items() if n not in rt.unusable}
+def _retry_settings(rt: Runtime, route: RouteConfig | None) -> RetrySettings:
+    return (route.retries if route is not None and route.retries is not None else None) or rt.config.retries
+
+
+def _attempt_order(plan: Plan, retries: RetrySettings) -> list[str]:
+    # Every planned target once, in order; pad by cycling so a lone target is retried on itself.
+    order = list(plan.attempts)
+    i = 0
+    while len(order) < retries.attempts:
+        order.append(plan.attempts[i % len(plan.attempts)])
+        i += 1
+    return order
+
+
+_REQUEST_MISFITS = ("context window", "lacks ", "estimated cost over")
+
+
+def _no_target(name: str, plan: Plan) -> GatewayError:
+    detail = "; ".join(f"{m}: {why}" for m, why in plan.skipped.items()) or "no target available"
+    reasons = plan.skipped.values()
+    if plan.retry_after_s is None and reasons and all(why.startswith(_REQUEST_MISFITS) for why in reasons):
+        # Nothing is down: this request can never fit any target (too long, needs a capability).
+        return InvalidRequest(f"no model behind {name!r} can serve this request ({detail})", code="no_suitable_model")
+    headers = {"retry-after": format_retry_after(plan.retry_after_s)} if plan.retry_after_s is not None else {}
+    return NoUsableModel(f"no usable model for {name!r} ({detail})", headers=headers)
+
+
+def _content_filtered(response: ChatCompletion) -> bool:
+    choices = response.get("choices") or ()
+    return bool(choices) and all(c.get("finish_reason") == "content_filter" for c in choices)
 
 
 async def _aclose(iterator: AsyncIterator[Any]) -> None:

@@ -33,6 +33,15 @@ class Runtime:
     api_key_values: dict[str, str]  # model name -> upstream key (never logged)
     unusable: dict[str, str]  # model name -> why it can't serve (e.g. missing key)
     admin_token_digest: bytes | None
+    routable: dict[str, ModelConfig]  # models without a missing-credential problem (stable identity: plan cache key)
+
+    def budgets_for(self, model: str, key_name: str | None) -> list[str]:
+        """Names of the budgets whose scope covers this model and caller."""
+        return [
+            b.name
+            for b in self.config.budgets
+            if (not b.models or model in b.models) and (not b.api_keys or key_name in b.api_keys)
+        ]
 
     def usable_models(self) -> list[ModelConfig]:
         return [m for m in self.models.values() if m.enabled and m.name not in self.unusable]
@@ -96,4 +105,5 @@ def build_runtime(config: GatewayConfig, pools: UpstreamPools) -> Runtime:
         api_key_values=keys,
         unusable=unusable,
         admin_token_digest=hashlib.sha256(admin.encode()).digest() if admin else None,
+        routable={n: m for n, m in models.items() if n not in unusable} if unusable else models,
     )

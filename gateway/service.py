@@ -13,7 +13,7 @@ from aimm_gateway.overrides import ModelOverrides
 from aimm_gateway.pipeline import ChatPipeline
 from aimm_gateway.providers.http import UpstreamPools
 from aimm_gateway.reload import ConfigWatcher
-from aimm_gateway.routing import RetryBudget, RouterState, SystemClock
+from aimm_gateway.routing import RouterState, SystemClock
 from aimm_gateway.runtime import Runtime, build_runtime
 from aimm_gateway.stats import LiveStats
 
@@ -30,8 +30,7 @@ class Gateway:
         self.pools = UpstreamPools(config.server.upstream_client, config.server.max_connections_per_upstream)
         self.clock = SystemClock()
         self.router = RouterState(self.clock, random.Random())
-        self.retry_budget = RetryBudget(config.retries.budget_ratio)
-        self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, self.retry_budget)
+        self.pipeline = ChatPipeline(self.router, self.metrics, self.stats)
         self.runtime: Runtime = build_runtime(config, self.pools)
         self._watcher: ConfigWatcher | None = None
         self._publish_availability()

@@ -463,14 +463,17 @@ def _check_thinking(thinking: Any, max_tokens: int | None, temperature: Any) -> 
     if thinking is None:
         return
     if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled", "adaptive"):
-        raise _invalid("thinking: Input tag found using 'type' does not match any of the expected tags: "
-                       "'enabled', 'disabled', 'adaptive'")  # fmt: skip
+        raise _invalid(
+            "thinking: Input tag found using 'type' does not match any of the expected tags: "
+            "'enabled', 'disabled', 'adaptive'"
+        )
     if thinking["type"] != "enabled":
         return
     budget = thinking.get("budget_tokens")
     if not isinstance(budget, int) or budget < MIN_THINKING_BUDGET:
-        raise _invalid(f"thinking.enabled.budget_tokens: Input should be greater than or equal to "
-                       f"{MIN_THINKING_BUDGET}")  # fmt: skip
+        raise _invalid(
+            f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_THINKING_BUDGET}"
+        )
     if max_tokens is not None and max_tokens <= budget:
         raise _invalid("`max_tokens` must be greater than `thinking.budget_tokens`.")
     if temperature is not None and temperature != 1:

@@ -72,8 +72,9 @@ EMBEDDING_PARAMS = frozenset({"model", "input", "dimensions", "encoding_format",
 # Errors
 
 
-def error_body(message: str, param: str | None = None, code: str | None = None,
-               type_: str = "invalid_request_error") -> dict[str, Any]:  # fmt: skip
+def error_body(
+    message: str, param: str | None = None, code: str | None = None, type_: str = "invalid_request_error"
+) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
@@ -160,8 +161,8 @@ def fault_error_body(status: int) -> dict[str, Any]:
 
 def stream_error_chunk() -> dict[str, Any]:
     """What OpenAI sends as an SSE ``data:`` payload when a stream fails mid-way."""
-    return error_body("The server had an error while processing your request. Sorry about that!",
-                      None, None, "server_error")  # fmt: skip
+    message = "The server had an error while processing your request. Sorry about that!"
+    return error_body(message, type_="server_error")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -825,8 +826,9 @@ def _embedding_inputs(raw: Any) -> tuple[list[str], int]:
 
 
 def _is_token_array(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in value) \
-        and bool(value)  # fmt: skip
+    if not isinstance(value, list) or not value:
+        return False
+    return all(isinstance(t, int) and not isinstance(t, bool) for t in value)
 
 
 def _invalid_input() -> MockValidationError:

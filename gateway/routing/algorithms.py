@@ -25,6 +25,7 @@ from aimm_gateway.routing.stats import ModelStats
 Algorithm = Callable[[CompiledRoute, Candidates, float, int, int], tuple[tuple[str, ...], str]]
 
 _BIG: Final = 1e12  # priority rank dominates any score in composite sort keys
+_EXPLORE_PERF: Final = 1.0 + 1e-9  # optimism: an unmeasured idle target wins ties with the fastest
 # Standard-normal quantiles on a 4096-point grid: Thompson draws cost one table lookup.
 _Z: Final = tuple(NormalDist().inv_cdf((k + 0.5) / 4096) for k in range(4096))
 
@@ -116,11 +117,13 @@ def response_time(
     # Key = latency EWMA x (in flight + 1), as Finagle's peak-EWMA: the fastest target stops
     # looking fastest once it queues. Untried or stale idle targets get explored one request
     # at a time (not flooded), so a slow target that recovered is noticed.
-    stats = cands.stats
-    # Stale = measured stale_after_s before the freshest candidate (not before now), so a quiet
-    # route keeps using its old measurements instead of treating every target as unknown.
-    fresh_after = max([st.lat_t for st in stats]) - cr.tun.stale_after_s
-    keys = [st.lat_ewma * (st.in_flight + 1) if st.lat_t > fresh_after else _probe_key(st) for st in stats]
+    stats, tun = cands.stats, cr.tun
+    # Fresh = measured within stale_after_s or within the last stale_after_samples samples.
+    t0, n0 = now - tun.stale_after_s, cr.samples.n - tun.stale_after_samples
+    keys = [
+        st.lat_ewma * (st.in_flight + 1) if st.lat_t > t0 or st.lat_seq > n0 else _probe_key(st)
+        for st in stats
+    ]
     tier_n = cands.tier_n
     m = min(keys[:tier_n]) if tier_n < len(keys) else min(keys)
     p = keys.index(m)
@@ -161,14 +164,15 @@ def intelligent(
     else:
         cmin = min([pf * ins[p] + of * outs[p] for p in front])
     # 0.0 = unknown: never measured, or stale (as in response_time), so it gets re-measured.
-    fresh_after = max([st.lat_t for st in stats]) - cr.tun.stale_after_s
-    lats = [st.lat_ewma if st.lat_t > fresh_after else 0.0 for st in stats]
+    t0, n0 = now - cr.tun.stale_after_s, cr.samples.n - cr.tun.stale_after_samples
+    lats = [st.lat_ewma if st.lat_t > t0 or st.lat_seq > n0 else 0.0 for st in stats]
     lmin = min(lats)
     all_known = lmin > 0.0
     if not all_known:
         lmin = min([x for x in lats if x], default=1.0)
     wcc, wp, wa = cr.wc * cmin, cr.wp, cr.wa
     wpl = wp * lmin
+    wpx = wp * _EXPLORE_PERF
     if all_known and not wa:  # the common case, kept tight
         scores = [
             wcc / (pf * a + of * b) + wpl / lat + q
@@ -177,7 +181,7 @@ def intelligent(
     else:
         scores = [
             wcc / (pf * a + of * b)
-            + (wpl / lat if lat else (wp if st.in_flight == 0 else 0.5 * wp))
+            + (wpl / lat if lat else (wpx if st.in_flight == 0 else 0.5 * wp))
             + q
             + wa * st.ok_rate
             for a, b, lat, q, st in zip(ins, outs, lats, cands.qterm, stats, strict=False)
@@ -187,7 +191,7 @@ def intelligent(
     p = scores.index(best)
     st, lat = stats[p], lats[p]
     cost = pf * ins[p] + of * outs[p]
-    perf = lmin / lat if lat else (1.0 if st.in_flight == 0 else 0.5)
+    perf = lmin / lat if lat else (_EXPLORE_PERF if st.in_flight == 0 else 0.5)
     reason = (
         f"intelligent: {cands.infos[p].label} score {best:.2f} (cost {cmin / cost:.2f} perf {perf:.2f}"
         f" quality {cands.infos[p].quality:.2f} avail {st.ok_rate:.2f}; est ${cost:.6f})"

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from aimm_gateway.config import CircuitBreakerSettings, ModelConfig, RouteConfig
 from aimm_gateway.routing.datatypes import RequestFeatures
-from aimm_gateway.routing.stats import ModelStats, Tunables
+from aimm_gateway.routing.stats import ModelStats, SampleCounter, Tunables
 
 OVER_MAX_COST = "estimated cost over max_cost"
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-:/@+")
@@ -211,6 +211,7 @@ class CompiledRoute:
         "ranks",
         "rng",
         "route",
+        "samples",
         "static_skipped",
         "stats",
         "target_names",
@@ -236,7 +237,9 @@ class CompiledRoute:
         cursor: int,
         rng: random.Random,
         tun: Tunables,
+        samples: SampleCounter,
     ) -> None:
+        self.samples = samples
         self.route = route
         self.models = models
         self.default_breaker = default_breaker

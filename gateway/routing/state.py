@@ -26,7 +26,7 @@ from aimm_gateway.routing.planner import (
     summarize,
 )
 from aimm_gateway.routing.retry import RetryBudget, RetryPolicy
-from aimm_gateway.routing.stats import ModelStats, Tunables, merged_quantile
+from aimm_gateway.routing.stats import ModelStats, SampleCounter, Tunables, merged_quantile
 
 
 class RouterState:
@@ -40,6 +40,7 @@ class RouterState:
         self._infos: dict[str, ModelInfo] = {}
         self._routes: dict[str, CompiledRoute] = {}
         self._budgets: dict[str, RetryBudget] = {}
+        self._samples = SampleCounter()
         self._epoch = 0  # bumped whenever any breaker's admission may have changed
         self._models_hint: Mapping[str, ModelConfig] = {}  # the models of the last compiled route
 
@@ -229,6 +230,7 @@ class RouterState:
             cursor,
             self._rng,
             self._tun,
+            self._samples,
         )
         self._routes[route.name] = cr
         self._models_hint = models
@@ -267,7 +269,9 @@ class RouterState:
     def _stat(self, name: str) -> ModelStats:
         st = self._stats.get(name)
         if st is None:
-            st = self._stats[name] = ModelStats(name, self._default_breaker, self._tun, self._clock)
+            st = self._stats[name] = ModelStats(
+                name, self._default_breaker, self._tun, self._clock, self._samples
+            )
         return st
 
     def _label(self, name: str) -> str:

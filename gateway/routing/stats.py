@@ -28,7 +28,8 @@ class Tunables:
 
     latency_alpha: float = 0.2  # each latency sample moves the EWMA at least this much
     latency_tau_s: float = 30.0  # and older samples fade with this time constant
-    stale_after_s: float = 30.0  # an idle target measured longer ago is re-probed
+    stale_after_s: float = 30.0  # an idle target measured longer ago than this ...
+    stale_after_samples: int = 20  # ... and than this many samples (any model) is re-probed
     success_alpha: float = 0.05  # success-rate EWMA weight per outcome
     success_tau_s: float = 60.0
     hist_tau_s: float = 120.0  # latency histogram (p95 for hedging) decay
@@ -45,6 +46,16 @@ class Tunables:
     hedge_min_samples: float = 10.0
     hedge_refresh_s: float = 1.0  # the route p95 is recomputed at most this often
     busy_probe_retry_s: float = 1.0  # Retry-After when only busy half-open probes block
+
+
+class SampleCounter:
+    """Latency samples recorded process-wide: staleness is judged in traffic as well as in
+    time, so a quiet gateway does not spend half its requests re-probing slow targets."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
 
 
 class LatencyHistogram:
@@ -120,6 +131,7 @@ class ModelStats:
         "in_flight",
         "lat_ewma",
         "lat_n",
+        "lat_seq",
         "lat_t",
         "name",
         "ok_rate",
@@ -128,17 +140,27 @@ class ModelStats:
         "post_n",
         "post_sd",
         "post_t",
+        "samples",
         "successes",
     )
 
-    def __init__(self, name: str, settings: CircuitBreakerSettings, tunables: Tunables, clock: Clock) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: CircuitBreakerSettings,
+        tunables: Tunables,
+        clock: Clock,
+        samples: SampleCounter,
+    ) -> None:
         self.name = name
+        self.samples = samples
         self.breaker = CircuitBreaker(settings, clock)
         self.breaker_route: str | None = None  # the route whose circuit_breaker settings apply
         self.in_flight = 0
         self.lat_ewma = 0.0  # seconds; 0.0 = never measured
         self.lat_n = 0
-        self.lat_t = -math.inf  # last sample; never measured reads as stale
+        self.lat_t = -math.inf  # time of the last sample; never measured reads as stale
+        self.lat_seq = -math.inf  # SampleCounter value at the last sample
         self.ok_rate = 1.0  # optimistic until told otherwise
         self.ok_t = 0.0
         self.successes = 0
@@ -161,6 +183,8 @@ class ModelStats:
             self.lat_ewma = self.lat_ewma * keep + x * (1.0 - keep)
         self.lat_n += 1
         self.lat_t = now
+        self.samples.n += 1
+        self.lat_seq = self.samples.n
 
     def record_outcome(self, ok: bool, now: float, tun: Tunables) -> None:
         keep = (1.0 - tun.success_alpha) * math.exp(min(0.0, self.ok_t - now) / tun.success_tau_s)

@@ -56,7 +56,6 @@ class Route(ApiModel):
                     "self.targets.all(t, self.targets.exists_one(u, u.model == t.model))",
                     "target models must be unique within a route",
                     fieldPath=".targets",
-                    reason="FieldValueDuplicate",
                 ),
             ]
         }
@@ -108,7 +107,6 @@ class RoutingPolicySpec(ApiModel):
                     "self.routes.all(r, self.routes.exists_one(s, s.name == r.name))",
                     "route names must be unique",
                     fieldPath=".routes",
-                    reason="FieldValueDuplicate",
                 ),
             ]
         }
