@@ -29,10 +29,13 @@ run: deps
 envtest:
 	@bash hack/envtest.sh
 
+# mypy sees the packages by their import names through links (the folder `operator/` would
+# otherwise shadow the standard library's `operator` module).
 lint: deps
 	$(BIN)/ruff check gateway operator tests
 	$(BIN)/ruff format --check gateway operator tests
-	$(BIN)/mypy gateway operator
+	@mkdir -p .typecheck && ln -sfn ../gateway .typecheck/aimm_gateway && ln -sfn ../operator .typecheck/aimm_operator
+	$(BIN)/mypy -p aimm_gateway -p aimm_operator
 
 fmt: deps
 	$(BIN)/ruff format gateway operator tests

@@ -13,7 +13,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from aimm_gateway.config import format_loc
 from aimm_gateway.errors import InvalidRequest
@@ -56,7 +65,9 @@ def _part_kind(part: Any) -> str:
 
 # Tagged by `type`, so an error names the broken field of the part the client meant.
 ContentPart = Annotated[
-    Annotated[TextPart, Tag("part:text")] | Annotated[ImagePart, Tag("part:image_url")] | Annotated[OtherPart, Tag("part:other")],
+    Annotated[TextPart, Tag("part:text")]
+    | Annotated[ImagePart, Tag("part:image_url")]
+    | Annotated[OtherPart, Tag("part:other")],
     Discriminator(_part_kind),
 ]
 
@@ -214,7 +225,9 @@ def _validate(model: type[Any], body: Any) -> Any:
         return model.model_validate(body)
     except ValidationError as exc:
         # A union reports one error per branch; the deepest location names the real problem.
-        errors = [(tuple(p for p in e["loc"] if not _is_union_tag(p)), e) for e in exc.errors(include_url=False)]
+        errors = [
+            (tuple(p for p in e["loc"] if not _is_union_tag(p)), e) for e in exc.errors(include_url=False)
+        ]
         path, err = max(errors, key=lambda item: len(item[0]))
         loc = format_loc(path)
         msg = err["msg"].removeprefix("Value error, ")

@@ -45,7 +45,9 @@ def _mock(args: argparse.Namespace) -> int:
 def _operator(args: argparse.Namespace) -> int:
     from aimm_operator.cli import run_operator
 
-    run_operator(namespace=args.namespace, all_namespaces=args.all_namespaces, stats_interval_s=args.stats_interval)
+    run_operator(
+        namespace=args.namespace, all_namespaces=args.all_namespaces, stats_interval_s=args.stats_interval
+    )
     return 0
 
 
@@ -68,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("AIMM_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gw = sub.add_parser("gateway", help="the data plane").add_subparsers(dest="gateway_command", required=True)
+    gw = sub.add_parser("gateway", help="the data plane").add_subparsers(
+        dest="gateway_command", required=True
+    )
     serve = gw.add_parser("serve", help="serve the gateway from a config file")
     serve.add_argument("--config", required=True, help="gateway config YAML (reloaded on change)")
     serve.add_argument("--host", default=None)
@@ -80,7 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=_schema)
 
     mock = sub.add_parser("mock-provider", help="a fake upstream speaking a provider's real wire format")
-    mock.add_argument("--format", required=True, choices=["openai", "anthropic", "gemini", "cohere", "bedrock", "azure", "vertex"])
+    mock.add_argument(
+        "--format",
+        required=True,
+        choices=["openai", "anthropic", "gemini", "cohere", "bedrock", "azure", "vertex"],
+    )
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=9000)
     mock.add_argument("--latency-ms", type=float, default=0.0)
@@ -91,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--require-auth", action="store_true", help="reject requests without an API key")
     mock.set_defaults(func=_mock)
 
-    op = sub.add_parser("operator", help="the control plane").add_subparsers(dest="operator_command", required=True)
+    op = sub.add_parser("operator", help="the control plane").add_subparsers(
+        dest="operator_command", required=True
+    )
     run = op.add_parser("run", help="run the kopf operator")
     run.add_argument("--namespace", default=None)
     run.add_argument("--all-namespaces", action="store_true")
@@ -112,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     result: int = args.func(args)
     return result
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aimm_gateway.presets import PRESETS, PROVIDER_NAMES, preset_for
 
 ALGORITHMS = ("round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive")
-Algorithm = Literal["round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive"]
+Algorithm = Literal[
+    "round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive"
+]
 
 
 class Strict(BaseModel):
@@ -54,7 +56,7 @@ class SecretRef(Strict):
         return f"env {self.env}" if self.env else f"file {self.file}"
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     CHAT = "chat"
     STREAMING = "streaming"
     TOOLS = "tools"
@@ -75,7 +77,9 @@ class Pricing(Strict):
 
 class Timeouts(Strict):
     connect_s: float = Field(5.0, gt=0, description="TCP/TLS connect timeout.")
-    first_byte_s: float = Field(60.0, gt=0, description="Time to the first response byte (headers, first chunk).")
+    first_byte_s: float = Field(
+        60.0, gt=0, description="Time to the first response byte (headers, first chunk)."
+    )
     total_s: float = Field(600.0, gt=0, description="Whole non-streaming request.")
     stream_idle_s: float = Field(60.0, gt=0, description="Longest silence between two stream chunks.")
 
@@ -120,7 +124,9 @@ class BedrockSettings(Strict):
 
     region: str = Field(..., min_length=1, description="AWS region, e.g. us-east-1.")
     access_key_id: SecretRef = Field(SecretRef(env="AWS_ACCESS_KEY_ID"), description="AWS access key id.")
-    secret_access_key: SecretRef = Field(SecretRef(env="AWS_SECRET_ACCESS_KEY"), description="AWS secret key.")
+    secret_access_key: SecretRef = Field(
+        SecretRef(env="AWS_SECRET_ACCESS_KEY"), description="AWS secret key."
+    )
     session_token: SecretRef | None = Field(None, description="Session token for temporary credentials.")
 
 
@@ -138,7 +144,9 @@ class VertexSettings(Strict):
 class ModelConfig(Strict):
     name: str = Field(..., min_length=1, description="Name clients ask for.")
     provider: str = Field(
-        ..., description="Provider preset (wire format, base URL, auth).", json_schema_extra={"enum": list(PROVIDER_NAMES)}
+        ...,
+        description="Provider preset (wire format, base URL, auth).",
+        json_schema_extra={"enum": list(PROVIDER_NAMES)},
     )
     model: str | None = Field(None, description="Upstream model id; defaults to `name`.")
     base_url: str | None = Field(None, description="Upstream base URL; defaults to the provider preset's.")
@@ -149,13 +157,17 @@ class ModelConfig(Strict):
     capabilities: frozenset[Capability] = frozenset(
         {Capability.CHAT, Capability.STREAMING, Capability.TOOLS, Capability.JSON}
     )
-    quality: float = Field(0.5, ge=0, le=1, description="Relative answer quality used by intelligent routing.")
+    quality: float = Field(
+        0.5, ge=0, le=1, description="Relative answer quality used by intelligent routing."
+    )
     enabled: bool = True
     weight: float = Field(1.0, ge=0)
     priority: int = Field(0, description="Lower is preferred.")
     timeouts: Timeouts = Timeouts()
     circuit_breaker: CircuitBreakerSettings | None = None
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra non-secret headers for the upstream.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra non-secret headers for the upstream."
+    )
     mock: MockSettings = MockSettings()
     azure: AzureSettings | None = Field(None, description="Azure OpenAI settings (provider: azure).")
     bedrock: BedrockSettings | None = Field(None, description="AWS Bedrock settings (provider: bedrock).")
@@ -194,7 +206,11 @@ class ModelConfig(Strict):
             return f"https://bedrock-runtime.{self.bedrock.region}.amazonaws.com"
         if self.vertex is not None:
             location = self.vertex.location
-            host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
+            host = (
+                "aiplatform.googleapis.com"
+                if location == "global"
+                else f"{location}-aiplatform.googleapis.com"
+            )
             return f"https://{host}"
         return None
 
@@ -222,9 +238,13 @@ class RouteConfig(Strict):
     name: str = Field(..., min_length=1, description="Name clients call, e.g. `smart`.")
     targets: list[RouteTarget] = Field(..., min_length=1)
     algorithm: Algorithm = "round_robin"
-    fallbacks: list[str] = Field(default_factory=list, description="Models tried, in order, after the targets.")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Models tried, in order, after the targets."
+    )
     factors: IntelligentFactors = IntelligentFactors()
-    exploration: float = Field(0.1, ge=0, le=1, description="Share of traffic the adaptive algorithm explores.")
+    exploration: float = Field(
+        0.1, ge=0, le=1, description="Share of traffic the adaptive algorithm explores."
+    )
     retries: RetrySettings | None = None
     circuit_breaker: CircuitBreakerSettings | None = None
     timeouts: Timeouts | None = None
@@ -270,9 +290,13 @@ class ServerSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
-    upstream_client: Literal["aiohttp", "httpx"] = Field("aiohttp", description="Upstream HTTP client (see benchmarks).")
+    upstream_client: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp", description="Upstream HTTP client (see benchmarks)."
+    )
     default_model: str | None = Field(None, description="Model or route used when a request names none.")
-    reload_interval_s: float = Field(1.0, gt=0, description="How often the config file is checked for changes.")
+    reload_interval_s: float = Field(
+        1.0, gt=0, description="How often the config file is checked for changes."
+    )
     max_connections_per_upstream: int = Field(1000, gt=0)
 
 

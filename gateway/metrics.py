@@ -13,7 +13,10 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            PREFIX + "requests_total", "Requests by model and outcome.", ["model", "provider", "status"], registry=r
+            PREFIX + "requests_total",
+            "Requests by model and outcome.",
+            ["model", "provider", "status"],
+            registry=r,
         )
         self.duration = Histogram(
             PREFIX + "request_duration_seconds",
@@ -33,7 +36,9 @@ class GatewayMetrics:
             PREFIX + "errors_total", "Errors by model and type.", ["model", "provider", "type"], registry=r
         )
         self.cost = Counter(PREFIX + "cost_usd_total", "Spend in USD.", ["model", "provider"], registry=r)
-        self.input_tokens = Counter(PREFIX + "input_tokens_total", "Prompt tokens.", ["model", "provider"], registry=r)
+        self.input_tokens = Counter(
+            PREFIX + "input_tokens_total", "Prompt tokens.", ["model", "provider"], registry=r
+        )
         self.output_tokens = Counter(
             PREFIX + "output_tokens_total", "Completion tokens.", ["model", "provider"], registry=r
         )
@@ -44,7 +49,9 @@ class GatewayMetrics:
             PREFIX + "circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["model"], registry=r
         )
         self.retries = Counter(PREFIX + "retries_total", "Retried attempts.", ["model"], registry=r)
-        self.fallbacks = Counter(PREFIX + "fallbacks_total", "Requests served by a fallback.", ["route"], registry=r)
+        self.fallbacks = Counter(
+            PREFIX + "fallbacks_total", "Requests served by a fallback.", ["route"], registry=r
+        )
         self.hedges = Counter(PREFIX + "hedges_total", "Hedged requests sent.", ["route"], registry=r)
         self.config_reloads = Counter(
             PREFIX + "config_reloads_total", "Config reload attempts.", ["result"], registry=r

@@ -17,9 +17,16 @@ from decimal import Decimal
 from typing import Any
 
 from aimm_gateway.canonical import ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, Usage
-from aimm_gateway.config import ModelConfig, RetrySettings, RouteConfig, Timeouts
+from aimm_gateway.config import ModelConfig, RetrySettings, RouteConfig
 from aimm_gateway.cost import request_cost
-from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NoUsableModel, UpstreamError, format_retry_after
+from aimm_gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    ModelNotFound,
+    NoUsableModel,
+    UpstreamError,
+    format_retry_after,
+)
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
 from aimm_gateway.routing import Plan, RequestFeatures, RetryBudget, RetryPolicy, RouterState
@@ -109,12 +116,16 @@ class ChatPipeline:
 
     # -- planning ---------------------------------------------------------------------------
 
-    async def _prepare(self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext) -> _Request:
+    async def _prepare(
+        self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext
+    ) -> _Request:
         name = req.model or rt.config.server.default_model
         if not name:
             raise InvalidRequest("model: required (this gateway has no default model)", param="model")
         if ctx.fallback_model is not None and ctx.fallback_model not in rt.models:
-            raise ModelNotFound(f"fallback_model: the model {ctx.fallback_model!r} does not exist", param="fallback_model")
+            raise ModelNotFound(
+                f"fallback_model: the model {ctx.fallback_model!r} does not exist", param="fallback_model"
+            )
         features = RequestFeatures(
             prompt_tokens=estimate_prompt_tokens(req),
             max_output_tokens=req.output_limit,
@@ -124,7 +135,12 @@ class ChatPipeline:
         )
         route = rt.routes.get(name)
         plan = self._plan(rt, name, route, features)
-        if not plan.attempts and route is not None and route.queue_timeout_s > 0 and plan.retry_after_s is not None:
+        if (
+            not plan.attempts
+            and route is not None
+            and route.queue_timeout_s > 0
+            and plan.retry_after_s is not None
+        ):
             plan = await self._wait_for_capacity(rt, name, route, features, plan)
         if not plan.attempts:
             raise _no_target(name, plan)
@@ -184,7 +200,9 @@ class ChatPipeline:
 
     def _call(self, r: _Request, name: str) -> UpstreamCall:
         model = r.rt.models[name]
-        timeouts = r.route.timeouts if r.route is not None and r.route.timeouts is not None else model.timeouts
+        timeouts = (
+            r.route.timeouts if r.route is not None and r.route.timeouts is not None else model.timeouts
+        )
         return UpstreamCall(model, r.req, r.body, r.rt.api_key_values.get(name), timeouts, r.ctx.request_id)
 
     # -- non-streaming ----------------------------------------------------------------------
@@ -197,10 +215,9 @@ class ChatPipeline:
         filtered: tuple[ChatCompletion, Served] | None = None
         start = 0
         if r.route is not None and r.route.hedging.enabled and len(set(r.order)) > 1:
-            result = await self._hedged(r)
+            result, start = await self._hedged(r)
             if result is not None:
                 return result
-            start = 2
         for index in range(start, len(r.order)):
             name = r.order[index]
             if index > 0 and not await self._before_retry(r, index, name):
@@ -247,17 +264,20 @@ class ChatPipeline:
         self._settle(name, model, Usage.from_openai(response.get("usage")), latency, latency, served, r)
         return response, served
 
-    async def _hedged(self, r: _Request) -> tuple[ChatCompletion, Served] | None:
+    async def _hedged(self, r: _Request) -> tuple[tuple[ChatCompletion, Served] | None, int]:
         """Send to the first target; if no answer within the hedge delay, also to the next.
-        The first complete answer wins and the other is cancelled. None: both failed."""
+        The first complete answer wins and the other is cancelled. Returns the answer (None when
+        every sent attempt failed) and the index in `r.order` where plain retries continue."""
         assert r.route is not None
         first, second = r.order[0], next(n for n in r.order[1:] if n != r.order[0])
         primary = asyncio.ensure_future(self._attempt(r, first))
         done, _ = await asyncio.wait({primary}, timeout=self._router.hedge_delay_s(r.route))
         tasks = {primary}
+        resume_at = 1
         if not done and r.budget.try_withdraw():  # a hedge is extra load: it spends retry budget
             self._metrics.hedges.labels(r.route.name).inc()
             tasks.add(asyncio.ensure_future(self._attempt(r, second)))
+            resume_at = r.order.index(second) + 1
         try:
             while tasks:
                 done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -271,8 +291,8 @@ class ChatPipeline:
                         raise exc
                     result = task.result() if exc is None else None
                     if result is not None:
-                        return result
-            return None
+                        return result, resume_at
+            return None, resume_at
         finally:
             for task in tasks:
                 task.cancel()
@@ -281,7 +301,9 @@ class ChatPipeline:
 
     # -- streaming ----------------------------------------------------------------------------
 
-    async def stream(self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext) -> StreamOutcome:
+    async def stream(
+        self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext
+    ) -> StreamOutcome:
         """Fail over freely until the first chunk arrives; after that the stream is committed."""
         r = await self._prepare(rt, req, body, ctx)
         r.budget.deposit()
@@ -358,13 +380,17 @@ class ChatPipeline:
     ) -> tuple[dict[str, Any], Served]:
         name = req.model or rt.config.server.default_model
         if name in rt.routes:
-            raise InvalidRequest(f"model: {name!r} is a chat route; embeddings need a model name", param="model")
+            raise InvalidRequest(
+                f"model: {name!r} is a chat route; embeddings need a model name", param="model"
+            )
         model = rt.models.get(name or "")
         if model is None:
             raise ModelNotFound(f"The model {name!r} does not exist", param="model")
         if not model.enabled or model.name in rt.unusable:
             raise NoUsableModel(f"model {model.name!r} is not available")
-        call = EmbeddingCall(model, req, body, rt.api_key_values.get(model.name), model.timeouts, ctx.request_id)
+        call = EmbeddingCall(
+            model, req, body, rt.api_key_values.get(model.name), model.timeouts, ctx.request_id
+        )
         started = time.perf_counter()
         self._router.on_start(model.name)
         try:
@@ -388,10 +414,19 @@ class ChatPipeline:
         self._metrics.requests.labels(name, model.provider, str(exc.status)).inc()
         self._metrics.errors.labels(name, model.provider, exc.kind).inc()
         self._stats.record(name, latency, ok=False, cost=Decimal(0), error=exc.message)
-        log.warning("upstream failure model=%s kind=%s status=%s: %s", name, exc.kind, exc.status, exc.message)
+        log.warning(
+            "upstream failure model=%s kind=%s status=%s: %s", name, exc.kind, exc.status, exc.message
+        )
 
     def _settle(
-        self, name: str, model: ModelConfig, usage: Usage, latency: float, ttfb: float, served: Served, r: _Request | None
+        self,
+        name: str,
+        model: ModelConfig,
+        usage: Usage,
+        latency: float,
+        ttfb: float,
+        served: Served,
+        r: _Request | None,
     ) -> None:
         cost = request_cost(usage, model.pricing)
         self._router.on_success(name, ttfb, cost)
@@ -432,8 +467,12 @@ def _no_target(name: str, plan: Plan) -> GatewayError:
     reasons = plan.skipped.values()
     if plan.retry_after_s is None and reasons and all(why.startswith(_REQUEST_MISFITS) for why in reasons):
         # Nothing is down: this request can never fit any target (too long, needs a capability).
-        return InvalidRequest(f"no model behind {name!r} can serve this request ({detail})", code="no_suitable_model")
-    headers = {"retry-after": format_retry_after(plan.retry_after_s)} if plan.retry_after_s is not None else {}
+        return InvalidRequest(
+            f"no model behind {name!r} can serve this request ({detail})", code="no_suitable_model"
+        )
+    headers = (
+        {"retry-after": format_retry_after(plan.retry_after_s)} if plan.retry_after_s is not None else {}
+    )
     return NoUsableModel(f"no usable model for {name!r} ({detail})", headers=headers)
 
 

@@ -7,10 +7,10 @@ OpenAI-compatible provider is one line here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 
-class WireFormat(str, Enum):
+class WireFormat(StrEnum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
     GEMINI = "gemini"
@@ -21,7 +21,7 @@ class WireFormat(str, Enum):
     MOCK = "mock"
 
 
-class AuthStyle(str, Enum):
+class AuthStyle(StrEnum):
     BEARER = "bearer"  # Authorization: Bearer <key>
     X_API_KEY = "x-api-key"  # Anthropic
     X_GOOG_API_KEY = "x-goog-api-key"  # Gemini API
@@ -72,7 +72,12 @@ def _build() -> dict[str, ProviderPreset]:
     presets: dict[str, ProviderPreset] = {}
     for name, (url, env) in _OPENAI_COMPATIBLE.items():
         presets[name] = ProviderPreset(
-            WireFormat.OPENAI, url, AuthStyle.BEARER, env, key_required=url is not None, base_url_required=url is None
+            WireFormat.OPENAI,
+            url,
+            AuthStyle.BEARER,
+            env,
+            key_required=url is not None,
+            base_url_required=url is None,
         )
     for name, url in _LOCAL.items():
         presets[name] = ProviderPreset(WireFormat.OPENAI, url, AuthStyle.BEARER, None, key_required=False)
@@ -80,12 +85,19 @@ def _build() -> dict[str, ProviderPreset]:
         WireFormat.ANTHROPIC, "https://api.anthropic.com", AuthStyle.X_API_KEY, "ANTHROPIC_API_KEY"
     )
     presets["gemini"] = ProviderPreset(
-        WireFormat.GEMINI, "https://generativelanguage.googleapis.com", AuthStyle.X_GOOG_API_KEY, "GEMINI_API_KEY"
+        WireFormat.GEMINI,
+        "https://generativelanguage.googleapis.com",
+        AuthStyle.X_GOOG_API_KEY,
+        "GEMINI_API_KEY",
     )
-    presets["cohere"] = ProviderPreset(WireFormat.COHERE, "https://api.cohere.com", AuthStyle.BEARER, "CO_API_KEY")
+    presets["cohere"] = ProviderPreset(
+        WireFormat.COHERE, "https://api.cohere.com", AuthStyle.BEARER, "CO_API_KEY"
+    )
     # Endpoints derived from region/location when base_url is not set.
     presets["bedrock"] = ProviderPreset(WireFormat.BEDROCK, None, AuthStyle.SIGV4, None, key_required=False)
-    presets["vertex"] = ProviderPreset(WireFormat.VERTEX, None, AuthStyle.GOOGLE_OAUTH, None, key_required=False)
+    presets["vertex"] = ProviderPreset(
+        WireFormat.VERTEX, None, AuthStyle.GOOGLE_OAUTH, None, key_required=False
+    )
     presets["azure"] = ProviderPreset(
         WireFormat.AZURE, None, AuthStyle.API_KEY, "AZURE_OPENAI_API_KEY", base_url_required=True
     )

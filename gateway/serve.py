@@ -23,7 +23,12 @@ def serve(config: str, host: str | None, port: int | None, server: str = "uvicor
 
         os.environ["AIMM_CONFIG"] = config
         Granian(
-            "aimm_gateway.serve:app_from_env", address=host, port=port, interface=Interfaces.ASGI, factory=True, workers=workers
+            "aimm_gateway.serve:app_from_env",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            factory=True,
+            workers=workers,
         ).serve()
         return 0
     import uvicorn

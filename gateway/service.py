@@ -45,7 +45,10 @@ class Gateway:
     async def start(self) -> None:
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
-                self.config_path, self.apply_file_config, self._count_reload, lambda: self.file_config.server.reload_interval_s
+                self.config_path,
+                self.apply_file_config,
+                self._count_reload,
+                lambda: self.file_config.server.reload_interval_s,
             )
             self._watcher.start()
 
@@ -80,7 +83,12 @@ class Gateway:
 
     def add_model(self, model: ModelConfig) -> None:
         if model.name in self.runtime.models or model.name in self.runtime.routes:
-            raise GatewayError(f"model {model.name!r} already exists", status=409, type="invalid_request_error", code="conflict")
+            raise GatewayError(
+                f"model {model.name!r} already exists",
+                status=409,
+                type="invalid_request_error",
+                code="conflict",
+            )
         self.overrides.added[model.name] = model
         try:
             self._rebuild()
@@ -109,8 +117,12 @@ class Gateway:
                 "enabled": model.enabled,
                 "available": available,
                 "circuit_state": circuit,
-                "health": "healthy" if available and circuit == "closed" else ("degraded" if available else "unavailable"),
-                "reason": problem or (None if model.enabled else "disabled") or (f"circuit {circuit}" if circuit != "closed" else None),
+                "health": "healthy"
+                if available and circuit == "closed"
+                else ("degraded" if available else "unavailable"),
+                "reason": problem
+                or (None if model.enabled else "disabled")
+                or (f"circuit {circuit}" if circuit != "closed" else None),
                 "in_flight": target.in_flight if target is not None else 0,
             }
         return out

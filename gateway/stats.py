@@ -99,7 +99,10 @@ class LiveStats:
             window_cost += sum((s.cost for s in stats.window), Decimal(0))
         all_latencies.sort()
         del now
-        share = {name: (m["window_requests"] / window_requests if window_requests else 0.0) for name, m in models.items()}
+        share = {
+            name: (m["window_requests"] / window_requests if window_requests else 0.0)
+            for name, m in models.items()
+        }
         return {
             "window_seconds": self._window_s,
             "requests_per_second": window_requests / self._window_s,
@@ -109,10 +112,13 @@ class LiveStats:
                 "p99": _percentile_ms(all_latencies, 0.99),
             },
             "error_rate": window_errors / window_requests if window_requests else 0.0,
-            "cost_per_hour_usd": str((window_cost * Decimal(3600) / Decimal(str(self._window_s))).quantize(Decimal("0.000001"))),
+            "cost_per_hour_usd": str(
+                (window_cost * Decimal(3600) / Decimal(str(self._window_s))).quantize(Decimal("0.000001"))
+            ),
             "traffic_share": share,
             "models": {
-                name: {k: (str(v) if isinstance(v, Decimal) else v) for k, v in m.items()} for name, m in models.items()
+                name: {k: (str(v) if isinstance(v, Decimal) else v) for k, v in m.items()}
+                for name, m in models.items()
             },
         }
 

@@ -5,12 +5,13 @@
 #   etcd                                              <- see ETCD_SOURCE below
 #   helm, kubeconform                                 <- go install, pinned below
 #
-# Everything lands in bin/k8s-<K8S_VERSION>/ (relative to the repo root, or
-# $ENVTEST_BIN_ROOT/k8s-<K8S_VERSION>/). A warm run only checks a stamp file
-# and prints the directory. The last line of output is always the bin dir.
+# Everything is built into a per-machine cache, ~/.cache/aimm/bin/k8s-<K8S_VERSION>/
+# (or $ENVTEST_BIN_ROOT/k8s-<K8S_VERSION>/), and linked as bin/k8s-<K8S_VERSION> in the
+# repo, so a fresh clone on a warm machine (CI) reuses the binaries. A warm run only
+# checks a stamp file and prints the directory. The last line of output is the bin dir.
 #
 # Environment knobs:
-#   ENVTEST_BIN_ROOT   parent of k8s-<version>/            (default: <repo>/bin)
+#   ENVTEST_BIN_ROOT   parent of k8s-<version>/            (default: ~/.cache/aimm/bin)
 #   ENVTEST_GO_PARALLEL  go build -p value                 (default: 2)
 #   ETCD_SOURCE        go  : build etcd from go.etcd.io/etcd/server/v3 at the version
 #                            k8s.io/kubernetes pins (default; matches the apiserver's
@@ -33,8 +34,17 @@ K8S_VERSION="$(awk '$1 == "require" {$0 = substr($0, index($0, $2))}
                     $1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$MOD_DIR/go.mod")"
 [ -n "$K8S_VERSION" ] || die "cannot find the k8s.io/kubernetes requirement in $MOD_DIR/go.mod"
 
-BIN_ROOT="${ENVTEST_BIN_ROOT:-$REPO_ROOT/bin}"
+BIN_ROOT="${ENVTEST_BIN_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/aimm/bin}"
 BIN_DIR="$BIN_ROOT/k8s-$K8S_VERSION"
+REPO_LINK="$REPO_ROOT/bin/k8s-$K8S_VERSION"
+mkdir -p "$BIN_ROOT" "$REPO_ROOT/bin"
+
+# The repo's bin/k8s-<version> points at the machine cache (unless they are the same place).
+link_into_repo() {
+  if [ "$(cd "$BIN_DIR" && pwd -P)" != "$(cd "$REPO_ROOT/bin" && pwd -P)/k8s-$K8S_VERSION" ]; then
+    ln -sfn "$BIN_DIR" "$REPO_LINK"
+  fi
+}
 STAMP_FILE="$BIN_DIR/.envtest-stamp"
 BINARIES=(kube-apiserver kube-controller-manager kubectl etcd helm kubeconform)
 
@@ -58,6 +68,7 @@ all_present() {
 WANT_STAMP="$(stamp)"
 if [ "${ENVTEST_FORCE:-0}" != 1 ] && all_present && [ -f "$STAMP_FILE" ] \
    && [ "$(cat "$STAMP_FILE")" = "$WANT_STAMP" ]; then
+  link_into_repo
   echo "$BIN_DIR"
   exit 0
 fi
@@ -142,4 +153,5 @@ log "versions:"
 "$BIN_DIR/kube-apiserver" --version >&2
 "$BIN_DIR/etcd" --version 2>&1 | head -1 >&2
 log "built in $(( $(date +%s) - build_start ))s"
+link_into_repo
 echo "$BIN_DIR"

@@ -16,11 +16,11 @@ from starlette.routing import Route
 
 from aimm_gateway.api.common import authenticate, gateway_of, json_response, read_json, request_id
 from aimm_gateway.api.openai_routes import SSE_HEADERS
-from aimm_gateway.canonical import ChatRequest, Usage, validate_chat
+from aimm_gateway.canonical import Usage, validate_chat
 from aimm_gateway.compare import compare
 from aimm_gateway.config import format_loc
 from aimm_gateway.cost import request_cost
-from aimm_gateway.errors import GatewayError, InvalidRequest
+from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from aimm_gateway.pipeline import RequestContext, Served
 from aimm_gateway.providers.sse import encode_sse
 from aimm_gateway.service import Gateway
@@ -37,6 +37,13 @@ class QueryBody(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     fallback_model: str | None = None
+
+
+class FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(..., description="The model that answered (the x-aimm-model header).")
+    score: float = Field(..., ge=0, le=1, description="1 = great answer, 0 = useless.")
+    request_id: str | None = None
 
 
 class MultipleBody(BaseModel):
@@ -60,8 +67,12 @@ def _parse(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
         raise InvalidRequest(f"{loc}: {err['msg']}", param=loc or None) from None
 
 
-def _chat_body(prompt: str, model: str | None, system: str | None, max_tokens: int | None, temperature: float | None) -> dict[str, Any]:
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+def _chat_body(
+    prompt: str, model: str | None, system: str | None, max_tokens: int | None, temperature: float | None
+) -> dict[str, Any]:
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}
+    ]
     body: dict[str, Any] = {"messages": messages}
     if model is not None:
         body["model"] = model
@@ -106,7 +117,10 @@ async def query(request: Request) -> Response:
     q = _parse(QueryBody, await read_json(request, gateway.runtime.config.server.max_body_bytes))
     rid = request_id(request)
     result = await _answer(gateway, q, rid, key_name)
-    return json_response(result, headers={"x-request-id": rid, "x-aimm-model": result["model"], "x-aimm-provider": result["provider"]})
+    return json_response(
+        result,
+        headers={"x-request-id": rid, "x-aimm-model": result["model"], "x-aimm-provider": result["provider"]},
+    )
 
 
 async def query_multiple(request: Request) -> Response:
@@ -116,7 +130,9 @@ async def query_multiple(request: Request) -> Response:
     rid = request_id(request)
 
     async def one(model: str) -> dict[str, Any]:
-        q = QueryBody(prompt=m.prompt, model=model, system=m.system, max_tokens=m.max_tokens, temperature=m.temperature)
+        q = QueryBody(
+            prompt=m.prompt, model=model, system=m.system, max_tokens=m.max_tokens, temperature=m.temperature
+        )
         try:
             return await _answer(gateway, q, f"{rid}-{model}", key_name)
         except GatewayError as exc:
@@ -139,7 +155,9 @@ async def query_stream(request: Request) -> Response:
     body["stream"] = True
     req = validate_chat(body)
     started = time.perf_counter()
-    outcome = await gateway.pipeline.stream(rt, req, body, RequestContext(rid, key_name, fallback_model=q.fallback_model))
+    outcome = await gateway.pipeline.stream(
+        rt, req, body, RequestContext(rid, key_name, fallback_model=q.fallback_model)
+    )
     pricing = rt.models[outcome.served.model].pricing
 
     async def events() -> AsyncIterator[bytes]:
@@ -200,7 +218,20 @@ async def batch(request: Request) -> Response:
 
     results = await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
     failed = sum(1 for r in results if "error" in r)
-    return json_response({"request_id": rid, "results": results, "succeeded": len(results) - failed, "failed": failed})
+    return json_response(
+        {"request_id": rid, "results": results, "succeeded": len(results) - failed, "failed": failed}
+    )
+
+
+async def feedback(request: Request) -> Response:
+    """Client feedback on an answer; the adaptive algorithm learns from it."""
+    gateway = gateway_of(request)
+    authenticate(request, gateway)
+    fb = _parse(FeedbackBody, await read_json(request, gateway.runtime.config.server.max_body_bytes))
+    if fb.model not in gateway.runtime.models:
+        raise ModelNotFound(f"The model {fb.model!r} does not exist", param="model")
+    gateway.router.feedback(fb.model, fb.score)
+    return json_response({"accepted": True, "model": fb.model, "score": fb.score}, status=202)
 
 
 async def models(request: Request) -> Response:
@@ -229,7 +260,12 @@ async def models(request: Request) -> Response:
             }
         )
     routes = [
-        {"name": r.name, "algorithm": r.algorithm, "targets": [t.model for t in r.targets], "fallbacks": r.fallbacks}
+        {
+            "name": r.name,
+            "algorithm": r.algorithm,
+            "targets": [t.model for t in r.targets],
+            "fallbacks": r.fallbacks,
+        }
         for r in gateway.runtime.routes.values()
     ]
     return json_response({"models": out, "routes": routes})
@@ -264,8 +300,9 @@ async def stats(request: Request) -> Response:
             "available": h["available"],
         }
     budgets = {name: {"spent_usd": str(v)} for name, v in gateway.stats.budget_spend().items()}
-    return json_response({"config_hash": gateway.runtime.config_hash, "models": models_doc, "budgets": budgets})
-
+    return json_response(
+        {"config_hash": gateway.runtime.config_hash, "models": models_doc, "budgets": budgets}
+    )
 
 
 routes = [
@@ -273,6 +310,7 @@ routes = [
     Route("/api/v1/query/multiple", query_multiple, methods=["POST"]),
     Route("/api/v1/query/stream", query_stream, methods=["POST"]),
     Route("/api/v1/batch", batch, methods=["POST"]),
+    Route("/api/v1/feedback", feedback, methods=["POST"]),
     Route("/api/v1/models", models, methods=["GET"]),
     Route("/api/v1/metrics", live_metrics, methods=["GET"]),
     Route("/api/v1/stats", stats, methods=["GET"]),

@@ -82,7 +82,10 @@ async def list_models(request: Request) -> Response:
         for m in rt.models.values()
         if m.enabled
     ]
-    data += [{"id": r.name, "object": "model", "created": created, "owned_by": "aimm-route"} for r in rt.routes.values()]
+    data += [
+        {"id": r.name, "object": "model", "created": created, "owned_by": "aimm-route"}
+        for r in rt.routes.values()
+    ]
     return json_response({"object": "list", "data": data})
 
 

@@ -26,7 +26,11 @@ from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.procs import aimm, free_port, process
 
 KEY = "sk-bench"
-CHAT = {"model": "m", "messages": [{"role": "user", "content": "Say hello to the benchmark"}], "max_tokens": 64}
+CHAT = {
+    "model": "m",
+    "messages": [{"role": "user", "content": "Say hello to the benchmark"}],
+    "max_tokens": 64,
+}
 CONCURRENCY = (1, 4, 8, 16, 32, 64)
 ADDED_P99_LIMIT_MS = 10.0
 
@@ -41,7 +45,11 @@ class Variant:
 
 
 def _config(openai_url: str, anthropic_url: str, client: str, port: int) -> dict[str, Any]:
-    model = {"provider": "openai_compatible", "base_url": f"{openai_url}/v1", "pricing": {"input_per_1k": "0.001", "output_per_1k": "0.002"}}
+    model = {
+        "provider": "openai_compatible",
+        "base_url": f"{openai_url}/v1",
+        "pricing": {"input_per_1k": "0.001", "output_per_1k": "0.002"},
+    }
     return {
         "server": {"host": "127.0.0.1", "port": port, "upstream_client": client},
         "auth": {"api_keys": [{"name": "bench", "key": {"env": "AIMM_BENCH_KEY"}}]},
@@ -49,10 +57,19 @@ def _config(openai_url: str, anthropic_url: str, client: str, port: int) -> dict
             {"name": "m", **model},
             {"name": "m2", **model, "model": "m"},
             {"name": "m3", **model, "model": "m"},
-            {"name": "claude", "provider": "anthropic", "base_url": anthropic_url, "api_key": {"env": "AIMM_BENCH_KEY"}},
+            {
+                "name": "claude",
+                "provider": "anthropic",
+                "base_url": anthropic_url,
+                "api_key": {"env": "AIMM_BENCH_KEY"},
+            },
         ],
         "routes": [
-            {"name": "routed", "algorithm": "intelligent", "targets": [{"model": "m"}, {"model": "m2"}, {"model": "m3"}]},
+            {
+                "name": "routed",
+                "algorithm": "intelligent",
+                "targets": [{"model": "m"}, {"model": "m2"}, {"model": "m3"}],
+            },
         ],
     }
 
@@ -92,7 +109,11 @@ def run(args: argparse.Namespace) -> str:
         raise SystemExit("aimm bench needs wrk (Debian package 'wrk'): apt-get install -y wrk")
     duration = 2.0 if args.quick else args.duration
     levels = (1, 8, 32) if args.quick else CONCURRENCY
-    variants = [Variant("uvicorn+aiohttp", "uvicorn", "aiohttp"), Variant("uvicorn+httpx", "uvicorn", "httpx"), Variant("granian+aiohttp", "granian", "aiohttp")]
+    variants = [
+        Variant("uvicorn+aiohttp", "uvicorn", "aiohttp"),
+        Variant("uvicorn+httpx", "uvicorn", "httpx"),
+        Variant("granian+aiohttp", "granian", "aiohttp"),
+    ]
     if args.quick:
         variants = variants[:1]
     extra: dict[str, Any] = {}
@@ -100,8 +121,18 @@ def run(args: argparse.Namespace) -> str:
         workdir = Path(tmp)
         ports = free_port(), free_port()
         openai_url, anthropic_url = (f"http://127.0.0.1:{p}" for p in ports)
-        stack.enter_context(process(aimm("mock-provider", "--format", "openai", "--port", str(ports[0])), f"{openai_url}/v1/models"))
-        stack.enter_context(process(aimm("mock-provider", "--format", "anthropic", "--port", str(ports[1])), f"{anthropic_url}/v1/models"))
+        stack.enter_context(
+            process(
+                aimm("mock-provider", "--format", "openai", "--port", str(ports[0])),
+                f"{openai_url}/v1/models",
+            )
+        )
+        stack.enter_context(
+            process(
+                aimm("mock-provider", "--format", "anthropic", "--port", str(ports[1])),
+                f"{anthropic_url}/v1/models",
+            )
+        )
         direct_url = f"{openai_url}/v1/chat/completions"
         direct = _sweep(direct_url, duration, levels, _body())
         direct_ttft = ttft_ms(direct_url, _body(stream=True), HEADERS)
@@ -145,12 +176,20 @@ def _max_rps_within(direct: dict[int, WrkResult], gw: dict[int, WrkResult]) -> t
     return best, at
 
 
-def _report(direct: dict[int, WrkResult], direct_ttft: tuple[float, float], variants: list[Variant], extra: dict[str, Any], levels: tuple[int, ...], duration: float) -> str:
+def _report(
+    direct: dict[int, WrkResult],
+    direct_ttft: tuple[float, float],
+    variants: list[Variant],
+    extra: dict[str, Any],
+    levels: tuple[int, ...],
+    duration: float,
+) -> str:
     lines = [
         "## Results",
         "",
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; wrk -t1, {duration:.0f} s per level; mock upstream with no added latency.",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; wrk -t1, {duration:.0f} s per level; "
+        "mock upstream with no added latency.",
         "",
         "### Added latency at concurrency 1 (gateway minus direct to the mock)",
         "",
@@ -165,36 +204,55 @@ def _report(direct: dict[int, WrkResult], direct_ttft: tuple[float, float], vari
             f"{d1.p99_ms:.3f} ms | {g.p99_ms:.3f} ms | {g.p99_ms - d1.p99_ms:.3f} ms |"
         )
     lines += ["", "### Throughput by concurrency (one gateway worker)", ""]
-    header = "| concurrency | direct RPS | direct p99 | " + " | ".join(f"{v.name} RPS | added p99" for v in variants) + " |"
+    header = (
+        "| concurrency | direct RPS | direct p99 | " + " | ".join(f"{v.name} RPS | added p99" for v in variants) + " |"
+    )
     lines += [header, "|" + "---|" * (3 + 2 * len(variants))]
     for c in levels:
         row = f"| {c} | {direct[c].rps:,.0f} | {direct[c].p99_ms:.2f} ms | "
-        row += " | ".join(f"{v.results[c].rps:,.0f} | {v.results[c].p99_ms - direct[c].p99_ms:.2f} ms" for v in variants)
+        row += " | ".join(
+            f"{v.results[c].rps:,.0f} | {v.results[c].p99_ms - direct[c].p99_ms:.2f} ms" for v in variants
+        )
         lines.append(row + " |")
     lines += ["", f"### Highest RPS with added p99 ≤ {ADDED_P99_LIMIT_MS:.0f} ms and zero errors", ""]
     for v in variants:
         rps, at = _max_rps_within(direct, v.results)
         lines.append(f"- {v.name}: **{rps:,.0f} RPS** (at concurrency {at})")
-    lines += ["", "### Streaming: time to first token at concurrency 1", "", "| path | p50 | p99 | added p50 |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "### Streaming: time to first token at concurrency 1",
+        "",
+        "| path | p50 | p99 | added p50 |",
+        "|---|---|---|---|",
+    ]
     lines.append(f"| direct | {direct_ttft[0]:.3f} ms | {direct_ttft[1]:.3f} ms | |")
     for v in variants:
         assert v.ttft is not None
-        lines.append(f"| {v.name} | {v.ttft[0]:.3f} ms | {v.ttft[1]:.3f} ms | **{v.ttft[0] - direct_ttft[0]:.3f} ms** |")
+        lines.append(
+            f"| {v.name} | {v.ttft[0]:.3f} ms | {v.ttft[1]:.3f} ms | **{v.ttft[0] - direct_ttft[0]:.3f} ms** |"
+        )
     if "routed" in extra:
         routed, fixed = extra["routed"], extra["fixed"]
+        translated, passthrough = extra["claude_c1"].p50_ms, extra["openai_c1"].p50_ms
         lines += [
             "",
             "### Routing and translation (uvicorn+aiohttp)",
             "",
-            f"- RPS at concurrency 32, route `intelligent` over 3 targets vs one fixed model: {routed.rps:,.0f} vs {fixed.rps:,.0f} "
-            f"(routing costs **{(1 - routed.rps / fixed.rps) * 100:.1f}%**)",
-            f"- p50 at concurrency 1, OpenAI client → Anthropic upstream (translated) vs → OpenAI upstream (pass-through): "
-            f"{extra['claude_c1'].p50_ms:.3f} ms vs {extra['openai_c1'].p50_ms:.3f} ms "
-            f"(translation adds **{(extra['claude_c1'].p50_ms - extra['openai_c1'].p50_ms) * 1000:.0f} µs**, both mocks equally fast)",
+            "- RPS at concurrency 32, route `intelligent` over 3 targets vs one fixed model: "
+            f"{routed.rps:,.0f} vs {fixed.rps:,.0f} (routing costs **{(1 - routed.rps / fixed.rps) * 100:.1f}%**)",
+            "- p50 at concurrency 1, OpenAI client → Anthropic upstream (translated) vs → OpenAI upstream "
+            f"(pass-through): {translated:.3f} ms vs {passthrough:.3f} ms (translation adds "
+            f"**{(translated - passthrough) * 1000:.0f} µs**; both mocks are equally fast)",
         ]
     micro = extra.get("micro", {})
     if micro.get("routing"):
-        lines += ["", "### One routing decision over 50 targets (in-process)", "", "| algorithm | µs per decision |", "|---|---|"]
+        lines += [
+            "",
+            "### One routing decision over 50 targets (in-process)",
+            "",
+            "| algorithm | µs per decision |",
+            "|---|---|",
+        ]
         for name, us in micro["routing"].items():
             lines.append(f"| {name} | {us:.2f} |")
     if micro.get("translation"):

@@ -2,8 +2,10 @@
 
 Routes (``fmt="openai"``): ``POST /v1/chat/completions``, ``POST /v1/embeddings``,
 ``GET /v1/models``. (``fmt="anthropic"``): ``POST /v1/messages``,
-``POST /v1/messages/count_tokens``, ``GET /v1/models``. Both also serve the test controls
-``GET|POST /_mock/faults``, ``GET /_mock/stats``, ``POST /_mock/reset`` and ``GET /health``.
+``POST /v1/messages/count_tokens``, ``GET /v1/models``. (``fmt="azure"``, see ``azure_wire``):
+``POST /openai/deployments/{deployment}/chat/completions`` and ``.../embeddings``. All also serve
+the test controls ``GET|POST /_mock/faults``, ``GET /_mock/stats``, ``POST /_mock/reset`` and
+``GET /health``.
 
 Faults (see :mod:`aimm_gateway.mock.faults`) are applied in this order: latency, connection
 reset, injected failure, then the real API's own checks (auth, headers, body validation).
@@ -27,13 +29,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from . import anthropic_wire, openai_wire
+from . import anthropic_wire, azure_wire, openai_wire
 from .engine import MockInput, MockOutput, MockValidationError, generate, random_hex
 from .faults import FAULT_HEADER, FaultInjector, FaultSettings, MockStats, RequestFaults
 
 __all__ = ["FORMATS", "MockProviderApp", "MockState", "create_mock_app", "run_mock_provider"]
 
-FORMATS = ("openai", "anthropic")
+FORMATS = ("openai", "anthropic", "azure")
 DEFAULT_MODELS = {
     "openai": (
         "gpt-4o",
@@ -44,6 +46,7 @@ DEFAULT_MODELS = {
         "text-embedding-3-large",
     ),
     "anthropic": ("claude-sonnet-4-6", "claude-opus-4-7", "claude-haiku-4-5"),
+    "azure": ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small"),  # deployment names
 }
 _RAW_SEND = "aimm.mock.raw_send"  # scope key: the server's own send, our handle on the connection
 _RETRY_AFTER_STATUSES = (429, 503, 529)
@@ -122,8 +125,12 @@ class _AnthropicDialect:
         return self.frame(anthropic_wire.stream_error_event())
 
 
-_Dialect = _OpenAIDialect | _AnthropicDialect
-_DIALECTS: dict[str, _Dialect] = {"openai": _OpenAIDialect(), "anthropic": _AnthropicDialect()}
+_Dialect = _OpenAIDialect | _AnthropicDialect | azure_wire.AzureDialect
+_DIALECTS: dict[str, _Dialect] = {
+    "openai": _OpenAIDialect(),
+    "anthropic": _AnthropicDialect(),
+    "azure": azure_wire.AzureDialect(),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,6 +193,8 @@ def create_mock_app(
 
 
 def _api_routes(fmt: str, state: MockState) -> list[BaseRoute]:
+    if fmt == "azure":
+        return _azure_routes(state)
     if fmt == "openai":
         chat = _chat_handler(
             state, openai_wire.parse_request, openai_wire.render_completion, openai_wire.render_stream
@@ -206,6 +215,30 @@ def _api_routes(fmt: str, state: MockState) -> list[BaseRoute]:
 
 
 _Handler = Callable[[Request, RequestFaults, Any], Awaitable[Response]]
+
+
+def _azure_routes(state: MockState) -> list[BaseRoute]:
+    chat = _chat_handler(
+        state, azure_wire.parse_request, azure_wire.render_completion, azure_wire.render_stream
+    )
+    prefix = "/openai/deployments/{deployment}"
+    return [
+        _route(state, "POST", f"{prefix}/chat/completions", _azure_deployment(state, chat)),
+        _route(state, "POST", f"{prefix}/embeddings", _azure_deployment(state, _embeddings_handler(state))),
+    ]
+
+
+def _azure_deployment(state: MockState, handler: _Handler) -> _Handler:
+    """The path's deployment names the model; last_request keeps the query (api-version) too."""
+
+    async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
+        target = f"{request.scope['path']}?{request.scope['query_string'].decode('latin-1')}"
+        state.stats.record_last(target, request.scope["headers"], body)
+        return await handler(
+            request, plan, azure_wire.with_deployment(body, request.path_params["deployment"])
+        )
+
+    return handle
 
 
 def _route(state: MockState, method: str, path: str, handler: _Handler) -> Route:

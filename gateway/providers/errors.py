@@ -19,14 +19,24 @@ def upstream_error(provider: str, status: int, headers: dict[str, str], body: by
     retry_after = _retry_after(headers)
     if status == 429:
         return UpstreamError(
-            text, status=429, retryable=True, retry_after_s=retry_after, kind="rate_limited", type="rate_limit_error"
+            text,
+            status=429,
+            retryable=True,
+            retry_after_s=retry_after,
+            kind="rate_limited",
+            type="rate_limit_error",
         )
     if status in _PASS_THROUGH:
-        return UpstreamError(text, status=status, retryable=False, kind="invalid_request", type="invalid_request_error")
+        return UpstreamError(
+            text, status=status, retryable=False, kind="invalid_request", type="invalid_request_error"
+        )
     if status in (401, 403):
         # The gateway's credentials were refused: the caller can't fix that, so 502, not 401.
         return UpstreamError(
-            f"{provider} upstream refused the gateway's credentials", status=502, retryable=True, kind="upstream_auth"
+            f"{provider} upstream refused the gateway's credentials",
+            status=502,
+            retryable=True,
+            kind="upstream_auth",
         )
     if status == 408:
         return UpstreamError(text, status=504, retryable=True, kind="timeout", type="timeout_error")

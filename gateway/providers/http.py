@@ -39,7 +39,9 @@ class UpstreamStream:
 
 
 class UpstreamClient(Protocol):
-    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse: ...
+    async def post(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> UpstreamResponse: ...
 
     def stream(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
@@ -71,7 +73,9 @@ class AiohttpClient:
             )
         return self._session
 
-    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
+    async def post(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> UpstreamResponse:
         timeout = aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s)
         try:
             async with asyncio.timeout(timeouts.total_s):
@@ -125,7 +129,9 @@ class HttpxClient:
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit), timeout=None
         )
 
-    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
+    async def post(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> UpstreamResponse:
         timeout = httpx.Timeout(timeouts.total_s, connect=timeouts.connect_s)
         try:
             async with asyncio.timeout(timeouts.total_s):
@@ -140,7 +146,9 @@ class HttpxClient:
     async def stream(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
     ) -> AsyncIterator[UpstreamStream]:
-        timeout = httpx.Timeout(timeouts.first_byte_s, connect=timeouts.connect_s, read=timeouts.stream_idle_s)
+        timeout = httpx.Timeout(
+            timeouts.first_byte_s, connect=timeouts.connect_s, read=timeouts.stream_idle_s
+        )
         request = self._client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
         try:
             async with asyncio.timeout(timeouts.first_byte_s):

@@ -30,7 +30,7 @@ _EXPLORE_PERF: Final = 1.0 + 1e-9  # optimism: an unmeasured idle target wins ti
 _Z: Final = tuple(NormalDist().inv_cdf((k + 0.5) / 4096) for k in range(4096))
 
 
-def _order(cands: Candidates, keys: list[float], pick: int, descending: bool) -> tuple[str, ...]:
+def _order(cands: Candidates, keys: Sequence[float], pick: int, descending: bool) -> tuple[str, ...]:
     """Names with cands[pick] first, then the rest by (priority, key); stable on ties."""
     n = len(keys)
     if n == 1:

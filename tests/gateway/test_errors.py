@@ -30,16 +30,25 @@ def gw(openai_upstream: Upstream, start_gateway: Start) -> RunningGateway:
 
 def test_malformed_json_is_400(gw: RunningGateway) -> None:
     with gw.client() as c:
-        resp = c.post("/v1/chat/completions", content=b'{"model": "m", "messages": [', headers={"content-type": "application/json"})
+        resp = c.post(
+            "/v1/chat/completions",
+            content=b'{"model": "m", "messages": [',
+            headers={"content-type": "application/json"},
+        )
     _assert_openai_error(resp, 400, "malformed JSON")
 
 
 def test_schema_violation_names_the_field(gw: RunningGateway) -> None:
     with gw.client() as c:
-        resp = c.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 7})
+        resp = c.post(
+            "/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 7},
+        )
         err = _assert_openai_error(resp, 400, "temperature")
         assert err["param"] == "temperature"
-        resp = c.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "wizard", "content": "x"}]})
+        resp = c.post(
+            "/v1/chat/completions", json={"model": "m", "messages": [{"role": "wizard", "content": "x"}]}
+        )
         assert _assert_openai_error(resp, 400, "messages[0].role")["type"] == "invalid_request_error"
 
 
@@ -102,7 +111,9 @@ def test_upstream_400_keeps_provider_message(openai_upstream: Upstream, start_ga
     gw = start_gateway(base_config([upstream_model("m", openai_upstream)]))
     # A field the gateway forwards untouched but the (mock) OpenAI API rejects.
     with gw.client() as c:
-        resp = c.post("/v1/chat/completions", json={**HELLO, "stream_options": None, "logit_bias": "not-a-map"})
+        resp = c.post(
+            "/v1/chat/completions", json={**HELLO, "stream_options": None, "logit_bias": "not-a-map"}
+        )
     assert resp.status_code == 400, resp.text
     assert "logit_bias" in resp.json()["error"]["message"]
 
@@ -113,7 +124,9 @@ def test_stream_cut_midway_ends_with_error_event(openai_upstream: Upstream, star
     client = openai.OpenAI(base_url=gw.v1, api_key=API_KEY, max_retries=0)
     received = []
     with pytest.raises(openai.APIError) as err:
-        for c in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "long story"}], stream=True):
+        for c in client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "long story"}], stream=True
+        ):
             received.append(c)
     assert received, "the stream had started before the cut"
     assert "stream" in str(err.value).lower()

@@ -20,7 +20,9 @@ def gw(openai_upstream: Upstream, anthropic_upstream: Upstream, start_gateway: S
     return start_gateway(
         base_config(
             [
-                upstream_model("gpt", openai_upstream, pricing={"input_per_1k": "0.01", "output_per_1k": "0.03"}),
+                upstream_model(
+                    "gpt", openai_upstream, pricing={"input_per_1k": "0.01", "output_per_1k": "0.03"}
+                ),
                 upstream_model("claude", anthropic_upstream),
                 {"name": "local", "provider": "mock"},
             ],
@@ -39,7 +41,10 @@ def test_query_reports_text_usage_and_exact_cost(gw: RunningGateway) -> None:
     assert "What is 2+2?" in body["text"] and body["model"] == "gpt"
     usage = body["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
-    expected = (Decimal(usage["prompt_tokens"]) * Decimal("0.01") + Decimal(usage["completion_tokens"]) * Decimal("0.03")) / 1000
+    expected = (
+        Decimal(usage["prompt_tokens"]) * Decimal("0.01")
+        + Decimal(usage["completion_tokens"]) * Decimal("0.03")
+    ) / 1000
     assert Decimal(str(usage["total_cost"])) == expected
     assert body["latency_ms"] > 0
 
@@ -53,7 +58,9 @@ def test_query_uses_default_route_and_validates(gw: RunningGateway) -> None:
         assert typo.status_code == 400 and "modle" in typo.json()["error"]["message"]
 
 
-def test_query_fallback_model_is_used_when_primary_fails(gw: RunningGateway, openai_upstream: Upstream) -> None:
+def test_query_fallback_model_is_used_when_primary_fails(
+    gw: RunningGateway, openai_upstream: Upstream
+) -> None:
     openai_upstream.set_faults(fail_rate=1.0, status_code=500)
     with gw.client() as c:
         resp = c.post("/api/v1/query", json={"prompt": "hi", "model": "gpt", "fallback_model": "local"})
@@ -63,7 +70,9 @@ def test_query_fallback_model_is_used_when_primary_fails(gw: RunningGateway, ope
 
 def test_query_multiple_compares(gw: RunningGateway) -> None:
     with gw.client() as c:
-        resp = c.post("/api/v1/query/multiple", json={"prompt": "Name a color", "models": ["gpt", "claude", "nope"]})
+        resp = c.post(
+            "/api/v1/query/multiple", json={"prompt": "Name a color", "models": ["gpt", "claude", "nope"]}
+        )
     body = resp.json()
     assert [r["model"] for r in body["results"]] == ["gpt", "claude", "nope"]
     assert body["results"][2]["error"]["code"] == "model_not_found"
@@ -75,7 +84,10 @@ def test_query_multiple_compares(gw: RunningGateway) -> None:
 
 
 def test_query_stream_ends_with_usage_event(gw: RunningGateway) -> None:
-    with gw.client() as c, c.stream("POST", "/api/v1/query/stream", json={"prompt": "tell me", "model": "claude"}) as resp:
+    with (
+        gw.client() as c,
+        c.stream("POST", "/api/v1/query/stream", json={"prompt": "tell me", "model": "claude"}) as resp,
+    ):
         events = [orjson.loads(line[6:]) for line in resp.iter_lines() if line.startswith("data: ")]
     contents = [e for e in events if e["type"] == "content"]
     assert len(contents) >= 2 and all(e["text"] for e in contents)
@@ -93,7 +105,10 @@ def test_batch_keeps_order_and_per_item_errors(gw: RunningGateway) -> None:
     assert [r["index"] for r in results] == list(range(8))
     assert results[3]["error"]["code"] == "model_not_found"
     assert "prompt" in results[7]["error"]["message"]
-    assert all(f"item {i}" in r["text"] for i, r in zip([0, 1, 2, 3, 4, 5], [results[j] for j in (0, 1, 2, 4, 5, 6)], strict=True))
+    assert all(
+        f"item {i}" in r["text"]
+        for i, r in zip([0, 1, 2, 3, 4, 5], [results[j] for j in (0, 1, 2, 4, 5, 6)], strict=True)
+    )
     assert body["succeeded"] == 6 and body["failed"] == 2
 
 
@@ -117,7 +132,10 @@ def test_admin_add_disable_status(gw: RunningGateway) -> None:
         assert c.get("/admin/models/status").status_code == 403  # an API key is not the admin token
         added = c.post("/admin/models", json={"name": "extra", "provider": "mock"}, headers=admin)
         assert added.status_code == 201 and added.json()["source"] == "runtime"
-        assert c.post("/admin/models", json={"name": "extra", "provider": "mock"}, headers=admin).status_code == 409
+        assert (
+            c.post("/admin/models", json={"name": "extra", "provider": "mock"}, headers=admin).status_code
+            == 409
+        )
         assert c.post("/api/v1/query", json={"prompt": "hi", "model": "extra"}).status_code == 200
         patched = c.patch("/admin/models/gpt", json={"enabled": False}, headers=admin)
         assert patched.status_code == 200 and patched.json()["enabled"] is False
@@ -147,7 +165,10 @@ def test_health_ready_and_prometheus(gw: RunningGateway, openai_upstream: Upstre
     assert httpx.get(f"{gw.url}/ready").status_code == 200
     with gw.client() as c:
         c.post("/v1/chat/completions", json={"model": "gpt", "messages": [{"role": "user", "content": "hi"}]})
-        c.post("/v1/chat/completions", json={"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+        c.post(
+            "/v1/chat/completions",
+            json={"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        )
     text = httpx.get(f"{gw.url}/metrics").text
     for name in (
         'ai_multimodel_requests_total{model="gpt",provider="openai_compatible",status="200"} 2.0',
@@ -162,10 +183,27 @@ def test_health_ready_and_prometheus(gw: RunningGateway, openai_upstream: Upstre
     openai_upstream.set_faults(fail_rate=1.0, status_code=500)
     with gw.client() as c:
         c.post("/v1/chat/completions", json={"model": "gpt", "messages": [{"role": "user", "content": "hi"}]})
-    assert 'ai_multimodel_errors_total{model="gpt",provider="openai_compatible",type="http"}' in httpx.get(f"{gw.url}/metrics").text
+    assert (
+        'ai_multimodel_errors_total{model="gpt",provider="openai_compatible",type="http"}'
+        in httpx.get(f"{gw.url}/metrics").text
+    )
 
 
 def test_ready_is_503_without_usable_models(start_gateway: Start) -> None:
-    gw = start_gateway(base_config([{"name": "o", "provider": "openai", "api_key": {"env": "AIMM_UNSET_KEY_FOR_TEST"}}]))
+    gw = start_gateway(
+        base_config([{"name": "o", "provider": "openai", "api_key": {"env": "AIMM_UNSET_KEY_FOR_TEST"}}])
+    )
     resp = httpx.get(f"{gw.url}/ready")
     assert resp.status_code == 503 and resp.json()["reason"] == "no usable model"
+
+
+def test_feedback_reaches_the_adaptive_router(gw: RunningGateway) -> None:
+    before = gw.gateway.router.snapshot().get("gpt")
+    with gw.client() as c:
+        ok = c.post("/api/v1/feedback", json={"model": "gpt", "score": 0.0})
+        assert ok.status_code == 202
+        assert c.post("/api/v1/feedback", json={"model": "gpt", "score": 3}).status_code == 400
+        assert c.post("/api/v1/feedback", json={"model": "nope", "score": 1}).status_code == 404
+    after = gw.gateway.router.snapshot()["gpt"]
+    assert before is None or after.adaptive_mean < before.adaptive_mean
+    assert after.adaptive_mean < 0.5

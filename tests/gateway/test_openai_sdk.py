@@ -26,7 +26,11 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture(params=["openai", "anthropic"])
-def gw(request: pytest.FixtureRequest, upstreams: Callable[..., Upstream], start_gateway: Callable[[dict[str, Any]], RunningGateway]) -> RunningGateway:
+def gw(
+    request: pytest.FixtureRequest,
+    upstreams: Callable[..., Upstream],
+    start_gateway: Callable[[dict[str, Any]], RunningGateway],
+) -> RunningGateway:
     upstream = upstreams(request.param)
     return start_gateway(base_config([upstream_model("m", upstream)]))
 
@@ -37,7 +41,8 @@ def _client(gw: RunningGateway) -> openai.OpenAI:
 
 def test_chat_plain(gw: RunningGateway) -> None:
     resp = _client(gw).chat.completions.with_raw_response.create(
-        model="m", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
+        model="m",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}],
     )
     completion = resp.parse()
     assert completion.object == "chat.completion"
@@ -53,7 +58,9 @@ def test_chat_plain(gw: RunningGateway) -> None:
 
 def test_chat_streaming_with_usage(gw: RunningGateway) -> None:
     client = _client(gw)
-    plain = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Stream me a reply"}])
+    plain = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Stream me a reply"}]
+    )
     stream = client.chat.completions.create(
         model="m",
         messages=[{"role": "user", "content": "Stream me a reply"}],
@@ -74,7 +81,9 @@ def test_chat_streaming_with_usage(gw: RunningGateway) -> None:
 
 def test_stream_without_include_usage_has_no_usage(gw: RunningGateway) -> None:
     chunks = list(
-        _client(gw).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+        _client(gw).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
     )
     assert chunks and all(c.usage is None for c in chunks)
     assert all(c.choices for c in chunks)
@@ -125,7 +134,9 @@ def test_models_list(gw: RunningGateway) -> None:
     assert models.data[0].object == "model"
 
 
-def test_embeddings_openai_format(openai_upstream: Upstream, start_gateway: Callable[[dict[str, Any]], RunningGateway]) -> None:
+def test_embeddings_openai_format(
+    openai_upstream: Upstream, start_gateway: Callable[[dict[str, Any]], RunningGateway]
+) -> None:
     gw = start_gateway(base_config([upstream_model("emb", openai_upstream)]))
     client = _client(gw)
     result = client.embeddings.create(model="emb", input=["hello", "world"], dimensions=64)
@@ -135,7 +146,9 @@ def test_embeddings_openai_format(openai_upstream: Upstream, start_gateway: Call
     assert again.data[0].embedding == pytest.approx(result.data[0].embedding, rel=1e-6)
 
 
-def test_embeddings_on_anthropic_is_a_clear_400(anthropic_upstream: Upstream, start_gateway: Callable[[dict[str, Any]], RunningGateway]) -> None:
+def test_embeddings_on_anthropic_is_a_clear_400(
+    anthropic_upstream: Upstream, start_gateway: Callable[[dict[str, Any]], RunningGateway]
+) -> None:
     gw = start_gateway(base_config([upstream_model("claude", anthropic_upstream)]))
     with pytest.raises(openai.BadRequestError) as err:
         _client(gw).embeddings.create(model="claude", input="hello")

@@ -22,7 +22,9 @@ def _config(upstream: Upstream, generation: int) -> dict[str, Any]:
     # Each generation changes prices and adds a model, so every reload is a real change.
     return base_config(
         [
-            upstream_model("m", upstream, pricing={"input_per_1k": f"0.00{generation % 9 + 1}", "output_per_1k": "0.002"}),
+            upstream_model(
+                "m", upstream, pricing={"input_per_1k": f"0.00{generation % 9 + 1}", "output_per_1k": "0.002"}
+            ),
             {"name": f"extra-{generation}", "provider": "mock"},
         ],
         server={"reload_interval_s": 0.05},
@@ -97,7 +99,12 @@ def test_broken_file_keeps_old_config(openai_upstream: Upstream, start_gateway: 
     gw.config_path.write_text(": : not yaml [")
     assert gw.gateway.reload_now() is False
     with gw.client() as c:
-        assert c.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+        assert (
+            c.post(
+                "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            ).status_code
+            == 200
+        )
 
 
 def test_watcher_picks_up_changes_by_itself(openai_upstream: Upstream, start_gateway: Start) -> None:
@@ -114,9 +121,9 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-async def _wait_for(cond: Callable[[], bool], timeout: float) -> bool:
+async def _wait_for(cond: Callable[[], bool], within_s: float) -> bool:
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + within_s
     while loop.time() < end:
         if cond():
             return True

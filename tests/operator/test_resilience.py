@@ -95,4 +95,3 @@ def test_conflicts_are_retried_not_fatal(api: Api, running: OperatorProcess, pro
     api.apply(model(ns, "m3"))
     wait_for(lambda: served_models(api, ns, "gw") == ["m1", "m2", "m3"], timeout=20, what="config after storm")
     assert storm.hits == 8 and running.alive()
-    assert "Traceback" not in running.log().split("conflict")[0] or running.alive()

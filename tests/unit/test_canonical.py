@@ -16,13 +16,28 @@ from aimm_gateway.errors import InvalidRequest
     [
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "bogus", "content": "x"}]}, "messages[0].role"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0].image_url"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages[0].content[0].image_url",
+        ),
         ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
         ({"messages": [{"role": "tool", "content": "x"}]}, "tool_call_id"),
         ({"messages": [{"role": "user", "content": "x"}], "n": 0}, "n"),
-        ({"messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}}, "stream_options"),
-        ({"messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function"}}, "tool_choice.function"),
-        ({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": ""}}]}, "tools[0].function.name"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "stream_options": {"include_usage": True}},
+            "stream_options",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function"}},
+            "tool_choice.function",
+        ),
+        (
+            {
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": ""}}],
+            },
+            "tools[0].function.name",
+        ),
     ],
 )
 def test_chat_validation_names_the_field(body: dict[str, object], where: str) -> None:
@@ -37,8 +52,17 @@ def test_unknown_fields_are_kept_and_capabilities_derived() -> None:
         {
             "model": "x",
             "messages": [
-                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
-                {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "hi"},
+                        {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}],
+                },
             ],
             "tools": [{"type": "function", "function": {"name": "f"}}],
             "response_format": {"type": "json_object"},
@@ -57,14 +81,18 @@ def test_embedding_validation() -> None:
 
 
 def test_cost_is_exact_decimal() -> None:
-    pricing = Pricing(input_per_1k=Decimal("0.003"), output_per_1k=Decimal("0.015"), cached_input_per_1k=Decimal("0.0003"))
+    pricing = Pricing(
+        input_per_1k=Decimal("0.003"), output_per_1k=Decimal("0.015"), cached_input_per_1k=Decimal("0.0003")
+    )
     cost = request_cost(Usage(prompt_tokens=1000, completion_tokens=333, cached_tokens=400), pricing)
     assert cost == Decimal("0.0018") + Decimal("0.00012") + Decimal("0.004995")
     assert request_cost(Usage(), pricing) == 0
 
 
 def test_usage_round_trip_openai_shape() -> None:
-    usage = Usage.from_openai({"prompt_tokens": 5, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 2}})
+    usage = Usage.from_openai(
+        {"prompt_tokens": 5, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 2}}
+    )
     assert usage.to_openai()["total_tokens"] == 12
     assert usage.to_openai()["prompt_tokens_details"]["cached_tokens"] == 2
 

@@ -18,15 +18,27 @@ def _err(data: object) -> str:
 
 
 def test_errors_name_the_field() -> None:
-    assert "models[0].pricing.input_per_1k" in _err({"models": [{"name": "a", "provider": "mock", "pricing": {"input_per_1k": -1}}]})
-    assert "models[0].provider: unknown provider 'nope'" in _err({"models": [{"name": "a", "provider": "nope"}]})
+    assert "models[0].pricing.input_per_1k" in _err(
+        {"models": [{"name": "a", "provider": "mock", "pricing": {"input_per_1k": -1}}]}
+    )
+    assert "models[0].provider: unknown provider 'nope'" in _err(
+        {"models": [{"name": "a", "provider": "nope"}]}
+    )
     assert "modelz: Extra inputs are not permitted" in _err({"modelz": []})
     assert "routes[0].targets[1].model: unknown model 'b'" in _err(
-        {"models": [{"name": "a", "provider": "mock"}], "routes": [{"name": "r", "targets": [{"model": "a"}, {"model": "b"}]}]}
+        {
+            "models": [{"name": "a", "provider": "mock"}],
+            "routes": [{"name": "r", "targets": [{"model": "a"}, {"model": "b"}]}],
+        }
     )
-    assert "duplicate name 'a'" in _err({"models": [{"name": "a", "provider": "mock"}, {"name": "a", "provider": "mock"}]})
+    assert "duplicate name 'a'" in _err(
+        {"models": [{"name": "a", "provider": "mock"}, {"name": "a", "provider": "mock"}]}
+    )
     assert "weights must not all be zero" in _err(
-        {"models": [{"name": "a", "provider": "mock"}], "routes": [{"name": "r", "targets": [{"model": "a", "weight": 0}]}]}
+        {
+            "models": [{"name": "a", "provider": "mock"}],
+            "routes": [{"name": "r", "targets": [{"model": "a", "weight": 0}]}],
+        }
     )
     assert "set base_url" in _err({"models": [{"name": "a", "provider": "openai_compatible"}]})
     assert "server.default_model" in _err({"server": {"default_model": "x"}})
@@ -59,7 +71,12 @@ def test_demo_config_is_valid() -> None:
 
 
 def test_schema_cli_lists_every_provider() -> None:
-    out = subprocess.run([sys.executable, "-m", "aimm_gateway.cli", "gateway", "schema"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "aimm_gateway.cli", "gateway", "schema"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     schema = json.loads(out.stdout)
     assert schema["title"] == "GatewayConfig"
     enum = schema["$defs"]["ModelConfig"]["properties"]["provider"]["enum"]

@@ -11,7 +11,7 @@ async def _feed(pieces: list[bytes]) -> AsyncIterator[bytes]:
 
 
 async def test_events_split_across_reads() -> None:
-    raw = b"event: message_start\ndata: {\"a\":1}\n\n: keep-alive\n\ndata: [DONE]\r\n\r\n"
+    raw = b'event: message_start\ndata: {"a":1}\n\n: keep-alive\n\ndata: [DONE]\r\n\r\n'
     pieces = [raw[i : i + 5] for i in range(0, len(raw), 5)]
     events = [e async for e in iter_sse(_feed(pieces))]
     assert events == [SSEEvent("message_start", '{"a":1}'), SSEEvent("message", "[DONE]")]
