@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aimm_gateway.api import admin_routes, native_routes, openai_routes, ops_routes
+from aimm_gateway.api import admin_routes, anthropic_routes, native_routes, openai_routes, ops_routes
 from aimm_gateway.api.common import error_response
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.service import Gateway
@@ -47,7 +47,13 @@ def create_app(gateway: Gateway) -> Starlette:
             await gateway.stop()
 
     app = Starlette(
-        routes=[*openai_routes.routes, *native_routes.routes, *admin_routes.routes, *ops_routes.routes],
+        routes=[
+            *openai_routes.routes,
+            *anthropic_routes.routes,
+            *native_routes.routes,
+            *admin_routes.routes,
+            *ops_routes.routes,
+        ],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )

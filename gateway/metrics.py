@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 PREFIX = "ai_multimodel_"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSeries:
+    """One model's labelled series, resolved once: `labels()` is too slow for every request."""
+
+    ok: Counter
+    duration: Histogram
+    input_tokens: Counter
+    output_tokens: Counter
+    cost: Counter
 
 
 class GatewayMetrics:
@@ -56,6 +69,21 @@ class GatewayMetrics:
         self.config_reloads = Counter(
             PREFIX + "config_reloads_total", "Config reload attempts.", ["result"], registry=r
         )
+
+        self._series: dict[tuple[str, str], ModelSeries] = {}
+
+    def series(self, model: str, provider: str) -> ModelSeries:
+        key = (model, provider)
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = ModelSeries(
+                ok=self.requests.labels(model, provider, "200"),
+                duration=self.duration.labels(model, provider),
+                input_tokens=self.input_tokens.labels(model, provider),
+                output_tokens=self.output_tokens.labels(model, provider),
+                cost=self.cost.labels(model, provider),
+            )
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

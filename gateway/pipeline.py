@@ -431,11 +431,12 @@ class ChatPipeline:
         cost = request_cost(usage, model.pricing)
         self._router.on_success(name, ttfb, cost)
         m = self._metrics
-        m.requests.labels(name, model.provider, "200").inc()
-        m.duration.labels(name, model.provider).observe(latency)
-        m.input_tokens.labels(name, model.provider).inc(usage.prompt_tokens)
-        m.output_tokens.labels(name, model.provider).inc(usage.completion_tokens)
-        m.cost.labels(name, model.provider).inc(float(cost))
+        series = m.series(name, model.provider)
+        series.ok.inc()
+        series.duration.observe(latency)
+        series.input_tokens.inc(usage.prompt_tokens)
+        series.output_tokens.inc(usage.completion_tokens)
+        series.cost.inc(float(cost))
         self._stats.record(name, latency, ok=True, cost=cost)
         if r is not None:
             for budget in r.rt.budgets_for(name, r.ctx.key_name):

@@ -152,6 +152,4 @@ async def emit_event(kube: Kube, involved: Mapping[str, Any], type_: str, reason
     try:
         await kube.request("POST", resource_path("v1", "events", namespace), body=body, retry=False)
     except KubeError as exc:
-        log.warning(
-            "event %s on %s/%s not recorded: %s", reason, involved.get("kind"), involved.get("name"), exc
-        )
+        log.warning("event %s on %s/%s not recorded: %s", reason, involved.get("kind"), involved.get("name"), exc)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 import kopf
+
 from aimm_operator.handlers import OperatorSettings, build_registry
 from aimm_operator.kube import load_credentials
 
@@ -56,16 +57,10 @@ def run_operator(
 def build_parser(prog: str = "aimm operator run") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Run the aimm Kubernetes operator.")
     scope = p.add_mutually_exclusive_group()
-    scope.add_argument(
-        "-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable)"
-    )
+    scope.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
-    p.add_argument(
-        "--stats-interval", type=float, default=10.0, help="seconds between stats polls (default 10)"
-    )
-    p.add_argument(
-        "--stats-timeout", type=float, default=2.0, help="timeout of one stats request (default 2)"
-    )
+    p.add_argument("--stats-interval", type=float, default=10.0, help="seconds between stats polls (default 10)")
+    p.add_argument("--stats-timeout", type=float, default=2.0, help="timeout of one stats request (default 2)")
     p.add_argument("--resync-interval", type=float, default=300.0, help="full reconcile at least this often")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
     p.add_argument("--context", help="kubeconfig context")

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import yaml
+from pydantic import ValidationError
+
 from aimm_gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -26,7 +28,6 @@ from aimm_gateway.config import (
 )
 from aimm_operator.crd.aimodel import AIModelSpec
 from aimm_operator.objects import Budget, Gateway, Model, Policy, Snapshot
-from pydantic import ValidationError
 
 CONFIG_KEY = "config.yaml"
 CONFIG_DIR = "/etc/aimm"
@@ -148,9 +149,7 @@ def model_config_dict(name: str, spec: AIModelSpec, key_env: str | None) -> dict
 def model_problem(model: Model) -> Problem | None:
     """Why an AIModel can never go into a config (a Stalled spec), or None."""
     if model.spec is None:
-        return Problem(
-            "AIModel", model.name, "Stalled", "InvalidSpec", model.spec_error or "spec does not parse"
-        )
+        return Problem("AIModel", model.name, "Stalled", "InvalidSpec", model.spec_error or "spec does not parse")
     try:
         ModelConfig.model_validate(model_config_dict(model.name, model.spec, None))
     except ValidationError as exc:
@@ -229,9 +228,7 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
     b = _Builder(gateway)
     spec = gateway.spec
     if spec is None:
-        return Compiled(
-            gateway.name, None, None, None, "", (), error=gateway.spec_error or "spec does not parse"
-        )
+        return Compiled(gateway.name, None, None, None, "", (), error=gateway.spec_error or "spec does not parse")
 
     models = selected_models(gateway, snapshot)
     model_names = [m.name for m in models]
@@ -277,7 +274,7 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
                     f"in AIGateway {gateway.name!r}; route skipped",
                 )
                 continue
-            targets = []
+            targets: list[dict[str, Any]] = []
             for t in route.targets:
                 if t.model in known:
                     targets.append({"model": t.model, "weight": t.weight, "priority": t.priority})
@@ -301,7 +298,7 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
                         "ModelNotSelected",
                         f"{where}: fallback AIModel {name!r} is not served by AIGateway {gateway.name!r}",
                     )
-            if not any(t["weight"] > 0 for t in targets):
+            if not any(float(t["weight"]) > 0 for t in targets):
                 b.problem(
                     "RoutingPolicy",
                     policy.name,
@@ -347,9 +344,7 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
             "RoutingPolicyNotFound",
             f"routing.defaultPolicy: RoutingPolicy {routing.default_policy!r} not found",
         )
-    retries = routing.retries or (
-        default_policy.spec.retries if default_policy and default_policy.spec else None
-    )
+    retries = routing.retries or (default_policy.spec.retries if default_policy and default_policy.spec else None)
     breaker = routing.circuit_breaker or (
         default_policy.spec.circuit_breaker if default_policy and default_policy.spec else None
     )
@@ -454,9 +449,7 @@ def _gateway_secret_env(gateway: Gateway) -> list[SecretEnv]:
 def budget_problem(budget: Budget, gateway_names: set[str]) -> Problem | None:
     """Why a CostBudget can never work (Stalled) or names a missing gateway (ResolvedRefs), or None."""
     if budget.spec is None:
-        return Problem(
-            "CostBudget", budget.name, "Stalled", "InvalidSpec", budget.spec_error or "spec does not parse"
-        )
+        return Problem("CostBudget", budget.name, "Stalled", "InvalidSpec", budget.spec_error or "spec does not parse")
     if not valid_time_zone(budget.spec.time_zone):
         return Problem(
             "CostBudget",
@@ -467,9 +460,7 @@ def budget_problem(budget: Budget, gateway_names: set[str]) -> Problem | None:
         )
     gw = budget.spec.scope.gateway
     if gw is not None and gw not in gateway_names:
-        return Problem(
-            "CostBudget", budget.name, "ResolvedRefs", "GatewayNotFound", f"AIGateway {gw!r} not found"
-        )
+        return Problem("CostBudget", budget.name, "ResolvedRefs", "GatewayNotFound", f"AIGateway {gw!r} not found")
     return None
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import kopf
+
 from aimm_operator.coalesce import Coalescer
 from aimm_operator.crd.common import GROUP, VERSION
 from aimm_operator.kube import Credentials, Kube, KubeError
@@ -147,9 +148,7 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
         kopf.on.create(GROUP, VERSION, plural, registry=registry, id=f"{plural}-create", backoff=1)(changed)
         kopf.on.update(GROUP, VERSION, plural, registry=registry, id=f"{plural}-update", backoff=1)(changed)
         kopf.on.resume(GROUP, VERSION, plural, registry=registry, id=f"{plural}-resume", backoff=1)(changed)
-        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-deleted", when=deleted)(
-            changed
-        )
+        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-deleted", when=deleted)(changed)
 
     @kopf.timer(
         GROUP,

@@ -238,9 +238,7 @@ class Kube:
                 return None
             raise
 
-    async def list(
-        self, kind: str, namespace: str | None, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
+    async def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         api_version, plural = RESOURCES[kind]
         params = {"labelSelector": label_selector} if label_selector else None
         data = await self.request("GET", resource_path(api_version, plural, namespace), params=params)

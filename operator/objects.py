@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from aimm_gateway.config import describe_validation_error
 from aimm_operator.crd.aigateway import AIGatewaySpec
 from aimm_operator.crd.aimodel import AIModelSpec
 from aimm_operator.crd.costbudget import CostBudgetSpec
 from aimm_operator.crd.routingpolicy import RoutingPolicySpec
-from pydantic import BaseModel, ValidationError
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -94,10 +95,10 @@ class Snapshot:
     def from_bodies(
         cls,
         namespace: str,
-        gateways: list[Mapping[str, Any]],
-        models: list[Mapping[str, Any]],
-        policies: list[Mapping[str, Any]],
-        budgets: list[Mapping[str, Any]],
+        gateways: Sequence[Mapping[str, Any]],
+        models: Sequence[Mapping[str, Any]],
+        policies: Sequence[Mapping[str, Any]],
+        budgets: Sequence[Mapping[str, Any]],
     ) -> Snapshot:
         def by_name(objs: list[Obj[Any]]) -> tuple[Obj[Any], ...]:
             return tuple(sorted(objs, key=lambda o: o.name))

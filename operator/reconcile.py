@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+
 from aimm_operator import render
 from aimm_operator.apply import (
     MANAGER,
@@ -109,8 +110,7 @@ def monitoring_state(gw: Gateway, served: frozenset[str]) -> tuple[MonitoringSta
     missing = sorted(wanted - served)
     if missing:
         return "NotInstalled", (
-            f"{', '.join(missing)} not created: the {MONITORING_API} CRDs "
-            "(Prometheus Operator) are not installed"
+            f"{', '.join(missing)} not created: the {MONITORING_API} CRDs (Prometheus Operator) are not installed"
         )
     return "Applied", f"{', '.join(sorted(wanted))} applied"
 
@@ -216,9 +216,7 @@ async def reconcile_namespace(kube: Kube, namespace: str, cache: StatsCache | No
         if model.deleting:
             continue
         problem = model_problem(model)
-        selecting = [
-            g.name for g in live if g.spec is not None and g.spec.model_selector.matches(dict(model.labels))
-        ]
+        selecting = [g.name for g in live if g.spec is not None and g.spec.model_selector.matches(dict(model.labels))]
         status = model_status(
             model, including("models", model.name), problem, [g for g in broken if g in selecting], now
         )
@@ -263,16 +261,12 @@ class PollResult:
     needs_reconcile: bool
 
 
-async def poll_gateway(
-    kube: Kube, http: httpx.AsyncClient, cache: StatsCache, body: Mapping[str, Any]
-) -> PollResult:
+async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, body: Mapping[str, Any]) -> PollResult:
     """Poll one gateway's pods, write live AIModel/CostBudget status, and tell whether the
     gateway's own status is stale (rollout progress or config adoption changed)."""
     gw = parse_gateway(body)
     ns = gw.namespace
-    slices = await kube.list(
-        "EndpointSlice", ns, f"{render.SERVICE_NAME_LABEL}={render.names(gw.name)['service']}"
-    )
+    slices = await kube.list("EndpointSlice", ns, f"{render.SERVICE_NAME_LABEL}={render.names(gw.name)['service']}")
     pods = await fetch_all(http, endpoints_from_slices(slices))
     stats = aggregate_pods(pods)
     cache.put(ns, gw.name, stats)

@@ -110,8 +110,7 @@ def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
     assert gw.spec is not None
     spec = gw.spec
     env = [
-        {"name": e.env, "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key}}}
-        for e in compiled.secret_env
+        {"name": e.env, "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key}}} for e in compiled.secret_env
     ]
     container: dict[str, Any] = {
         "name": "gateway",
@@ -225,9 +224,7 @@ def service(gw: Gateway) -> Manifest:
         "spec": {
             "type": gw.spec.service.type,
             "selector": selector_labels(gw),
-            "ports": [
-                {"name": "http", "port": gw.spec.service.port, "targetPort": "http", "protocol": "TCP"}
-            ],
+            "ports": [{"name": "http", "port": gw.spec.service.port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
 
@@ -284,9 +281,7 @@ def service_monitor(gw: Gateway) -> Manifest:
         "spec": {
             "selector": {"matchLabels": selector_labels(gw)},
             "namespaceSelector": {"matchNames": [gw.namespace]},
-            "endpoints": [
-                {"port": "http", "path": "/metrics", "interval": gw.spec.monitoring.scrape_interval}
-            ],
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": gw.spec.monitoring.scrape_interval}],
         },
     }
 
@@ -350,9 +345,7 @@ def prometheus_rule(gw: Gateway) -> Manifest:
         },
         {
             "alert": "AIMMBudgetNearlySpent",
-            "expr": (
-                f"max by (budget) (ai_multimodel_budget_used_ratio{{{sel}}}) > {a.budget_percent / 100:g}"
-            ),
+            "expr": (f"max by (budget) (ai_multimodel_budget_used_ratio{{{sel}}}) > {a.budget_percent / 100:g}"),
             "for": "1m",
             "labels": {"severity": "warning"},
             "annotations": {

@@ -18,10 +18,11 @@ from typing import Any, Literal
 
 import httpx
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from aimm_operator import budget as budget_math
 from aimm_operator.objects import Budget, Model
 from aimm_operator.status import Cond, EventSpec, condition, find, stamp
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 log = logging.getLogger("aimm_operator.stats")
 
@@ -83,9 +84,7 @@ class GatewayStats:
     def pods_on(self, config_hash: str | None) -> int:
         if not config_hash:
             return 0
-        return sum(
-            1 for h in self.config_hashes if h and (h.startswith(config_hash) or config_hash.startswith(h))
-        )
+        return sum(1 for h in self.config_hashes if h and (h.startswith(config_hash) or config_hash.startswith(h)))
 
 
 def _merge_models(parts: Sequence[ModelAggregate]) -> ModelAggregate:
@@ -95,9 +94,7 @@ def _merge_models(parts: Sequence[ModelAggregate]) -> ModelAggregate:
     else:
         error_rate = max((p.error_rate for p in parts), default=0.0)
     p95s = [p.p95_latency_ms for p in parts if p.p95_latency_ms is not None]
-    circuit: CircuitState = max(
-        (p.circuit_state for p in parts), key=lambda s: _SEVERITY[s], default="closed"
-    )
+    circuit: CircuitState = max((p.circuit_state for p in parts), key=lambda s: _SEVERITY[s], default="closed")
     return ModelAggregate(
         requests_total=sum(p.requests_total for p in parts),
         errors_total=sum(p.errors_total for p in parts),
@@ -158,9 +155,7 @@ def merge_gateways(stats: Iterable[GatewayStats]) -> GatewayStats:
 
 
 # ------------------------------------------------------------------------------ discovery + polling
-def endpoints_from_slices(
-    slices: Iterable[Mapping[str, Any]], port_name: str = "http"
-) -> list[tuple[str, int]]:
+def endpoints_from_slices(slices: Iterable[Mapping[str, Any]], port_name: str = "http") -> list[tuple[str, int]]:
     """(address, port) of every ready endpoint; the port is the slice's port named `port_name`."""
     out: list[tuple[str, int]] = []
     for sl in slices:
@@ -263,9 +258,7 @@ def model_live_status(model: Model, agg: ModelAggregate | None, now: str) -> dic
         elif agg.available and agg.circuit_state != "open":
             cond = condition("Available", True, "Healthy", f"served by {agg.pods} gateway pod(s)", gen)
         elif agg.circuit_state == "open":
-            cond = condition(
-                "Available", False, "CircuitOpen", agg.last_error or "circuit breaker is open", gen
-            )
+            cond = condition("Available", False, "CircuitOpen", agg.last_error or "circuit breaker is open", gen)
         else:
             cond = condition("Available", False, "Unavailable", agg.last_error or "no healthy upstream", gen)
     out["conditions"] = stamp(model.conditions, [cond], now)
@@ -278,19 +271,13 @@ def model_events(model: Model, new: Mapping[str, Any]) -> list[EventSpec]:
     if new_state is None or old_state == new_state:
         return []
     if new_state == "open":
-        return [
-            EventSpec(
-                "Warning", "CircuitOpened", f"circuit breaker opened: {new.get('lastError') or 'failures'}"
-            )
-        ]
+        return [EventSpec("Warning", "CircuitOpened", f"circuit breaker opened: {new.get('lastError') or 'failures'}")]
     if new_state == "closed" and old_state in ("open", "half_open"):
         return [EventSpec("Normal", "CircuitClosed", "circuit breaker closed; traffic resumed")]
     return []
 
 
-def budget_live_status(
-    budget: Budget, spent: Decimal | None, now: datetime
-) -> tuple[dict[str, Any], list[EventSpec]]:
+def budget_live_status(budget: Budget, spent: Decimal | None, now: datetime) -> tuple[dict[str, Any], list[EventSpec]]:
     """Fields of CostBudget.status owned by the stats poller, and threshold Events."""
     if budget.spec is None:
         return {}, []
@@ -340,9 +327,7 @@ def budget_live_status(
 _COND_KEYS = ("status", "reason", "message", "observedGeneration")
 
 
-def live_changed(
-    previous: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable[str] = ("lastUpdated",)
-) -> bool:
+def live_changed(previous: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable[str] = ("lastUpdated",)) -> bool:
     """Whether writing `new` would change anything but timestamps."""
     skip = set(ignore)
     for key, value in new.items():

@@ -147,9 +147,7 @@ def gateway_status(gateway: Gateway, outcome: GatewayOutcome, now: str) -> dict[
     else:
         conds.append(condition("ResolvedRefs", True, "Resolved", "all references resolved", gen))
     conds.append(
-        condition(
-            "Monitoring", outcome.monitoring == "Applied", outcome.monitoring, outcome.monitoring_message, gen
-        )
+        condition("Monitoring", outcome.monitoring == "Applied", outcome.monitoring, outcome.monitoring_message, gen)
     )
 
     stalled_reason = None
@@ -170,9 +168,7 @@ def gateway_status(gateway: Gateway, outcome: GatewayOutcome, now: str) -> dict[
     elif outcome.apply_error is not None:
         conds.append(condition("Progressing", False, "ApplyFailed", outcome.apply_error, gen))
     else:
-        conds.append(
-            condition("Progressing", False, "RolloutComplete" if ro.complete else "Stopped", ro.message, gen)
-        )
+        conds.append(condition("Progressing", False, "RolloutComplete" if ro.complete else "Stopped", ro.message, gen))
 
     degraded = []
     if stalled_reason:
@@ -254,9 +250,7 @@ def model_status(
     else:
         if gateways:
             conds.append(
-                condition(
-                    "Ready", True, "Accepted", f"in the config of AIGateway(s) {', '.join(gateways)}", gen
-                )
+                condition("Ready", True, "Accepted", f"in the config of AIGateway(s) {', '.join(gateways)}", gen)
             )
         elif broken_gateways:
             conds.append(
@@ -264,16 +258,13 @@ def model_status(
                     "Ready",
                     False,
                     "GatewayConfigInvalid",
-                    f"AIGateway(s) {', '.join(broken_gateways)} select this model "
-                    "but their config is invalid",
+                    f"AIGateway(s) {', '.join(broken_gateways)} select this model but their config is invalid",
                     gen,
                 )
             )
         else:
             conds.append(
-                condition(
-                    "Ready", False, "NotSelected", "no AIGateway in this namespace selects this model", gen
-                )
+                condition("Ready", False, "NotSelected", "no AIGateway in this namespace selects this model", gen)
             )
         conds.append(condition("Stalled", False, "Valid", "the spec is valid", gen))
     conds.append(condition("Reconciling", False, "Reconciled", "up to date", gen))
@@ -330,16 +321,12 @@ def policy_status(
         elif not gateways:
             conds.insert(
                 0,
-                condition(
-                    "Ready", False, "NotSelected", "no AIGateway in this namespace uses this policy", gen
-                ),
+                condition("Ready", False, "NotSelected", "no AIGateway in this namespace uses this policy", gen),
             )
         else:
             conds.insert(
                 0,
-                condition(
-                    "Ready", True, "Accepted", f"routes served by AIGateway(s) {', '.join(gateways)}", gen
-                ),
+                condition("Ready", True, "Accepted", f"routes served by AIGateway(s) {', '.join(gateways)}", gen),
             )
         conds.append(condition("Stalled", False, "Valid", "the spec is valid", gen))
     conds.append(condition("Reconciling", False, "Reconciled", "up to date", gen))
@@ -378,9 +365,7 @@ def budget_status(
         elif not gateways:
             conds.insert(
                 0,
-                condition(
-                    "Ready", False, "NotSelected", "no AIGateway's models are in this budget's scope", gen
-                ),
+                condition("Ready", False, "NotSelected", "no AIGateway's models are in this budget's scope", gen),
             )
         else:
             conds.insert(
@@ -416,11 +401,7 @@ def transition_events(old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[st
         if ctype not in _WATCHED:
             continue
         prev = before.get(ctype)
-        if (
-            prev is not None
-            and prev.get("status") == cond.get("status")
-            and prev.get("reason") == cond.get("reason")
-        ):
+        if prev is not None and prev.get("status") == cond.get("status") and prev.get("reason") == cond.get("reason"):
             continue
         status = cond.get("status")
         good = (status == "True") != (ctype in ("Stalled", "Degraded"))

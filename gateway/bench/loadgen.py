@@ -40,7 +40,7 @@ def wrk(url: str, body: bytes, headers: dict[str, str], connections: int, durati
         script = f.name
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", script, url],
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--latency", "-s", script, url],
             capture_output=True,
             text=True,
             check=True,

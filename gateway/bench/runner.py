@@ -8,6 +8,7 @@ machine load: added latency at concurrency 1, the highest RPS whose added p99 st
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import sys
@@ -263,6 +264,7 @@ def _report(
 
 
 def main(args: argparse.Namespace) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     report = run(args)
     print(report)
     if args.out:

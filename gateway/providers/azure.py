@@ -14,9 +14,9 @@ Azure specifics handled here:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -66,7 +66,9 @@ class AzureOpenAIProvider(OpenAICompatProvider):
         return err
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
-        async with aclosing(super().stream(call)) as chunks:
+        # Closed explicitly, so an abandoned stream releases its upstream connection at once.
+        upstream = cast(AsyncGenerator[ChatChunk, None], super().stream(call))
+        async with aclosing(upstream) as chunks:
             async for chunk in chunks:
                 if chunk.get("choices") or chunk.get("usage"):
                     yield chunk

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import ConfigDict, Field, JsonValue
+
 from aimm_operator.crd.common import (
     NAME_MAX,
     ApiModel,
@@ -16,7 +18,6 @@ from aimm_operator.crd.common import (
     cel,
     conditions_field,
 )
-from pydantic import ConfigDict, Field, JsonValue
 
 DEFAULT_IMAGE = "ghcr.io/aimm/ai-multimodel:0.1.0"
 
@@ -42,12 +43,13 @@ class Replicas(ApiModel):
 class Autoscaling(ApiModel):
     """CPU-based horizontal autoscaling (autoscaling/v2)."""
 
-    enabled: bool = Field(
-        True, description="Create an HPA; when false the Deployment runs replicas.min pods."
-    )
+    enabled: bool = Field(True, description="Create an HPA; when false the Deployment runs replicas.min pods.")
     target_cpu_utilization_percentage: int = Field(
         70,
-        alias="targetCPUUtilizationPercentage", ge=1, le=100, description="Average CPU utilisation (of requests) the HPA aims for."
+        alias="targetCPUUtilizationPercentage",
+        ge=1,
+        le=100,
+        description="Average CPU utilisation (of requests) the HPA aims for.",
     )
 
 
@@ -104,9 +106,7 @@ class Routing(ApiModel):
         max_length=NAME_MAX,
         description="Route or AIModel used when a request names none (overrides defaultPolicy's).",
     )
-    retries: Retries | None = Field(
-        None, description="Gateway-wide retry defaults (overrides defaultPolicy's)."
-    )
+    retries: Retries | None = Field(None, description="Gateway-wide retry defaults (overrides defaultPolicy's).")
     circuit_breaker: CircuitBreaker | None = Field(
         None, description="Gateway-wide circuit-breaker defaults (overrides defaultPolicy's)."
     )
@@ -137,23 +137,15 @@ class Server(ApiModel):
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger request bodies get HTTP 413.")
     upstream_client: Literal["aiohttp", "httpx"] = Field("aiohttp", description="Upstream HTTP client.")
     max_connections_per_upstream: int = Field(1000, gt=0, description="Connection pool size per upstream.")
-    reload_interval_seconds: float = Field(
-        1.0, gt=0, description="How often the config file is checked for changes."
-    )
+    reload_interval_seconds: float = Field(1.0, gt=0, description="How often the config file is checked for changes.")
 
 
 class Alerts(ApiModel):
     """Thresholds of the PrometheusRule alerts."""
 
-    error_rate_percent: float = Field(
-        5.0, gt=0, le=100, description="Alert when a model's error rate exceeds this."
-    )
-    p95_latency_seconds: float = Field(
-        10.0, gt=0, description="Alert when a model's p95 latency exceeds this."
-    )
-    unavailable_minutes: int = Field(
-        5, ge=1, description="Alert when a model has been unavailable this long."
-    )
+    error_rate_percent: float = Field(5.0, gt=0, le=100, description="Alert when a model's error rate exceeds this.")
+    p95_latency_seconds: float = Field(10.0, gt=0, description="Alert when a model's p95 latency exceeds this.")
+    unavailable_minutes: int = Field(5, ge=1, description="Alert when a model has been unavailable this long.")
     budget_percent: int = Field(90, ge=1, le=100, description="Alert when a CostBudget has used this share.")
 
 
@@ -173,9 +165,7 @@ class Monitoring(ApiModel):
 class AIGatewaySpec(ApiModel):
     """Desired state of a gateway fleet."""
 
-    replicas: Replicas = Field(
-        default_factory=Replicas, description="Fleet size bounds (min 5, max 50 by default)."
-    )
+    replicas: Replicas = Field(default_factory=Replicas, description="Fleet size bounds (min 5, max 50 by default).")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal autoscaling.")
     image: str = Field(DEFAULT_IMAGE, min_length=1, max_length=512, description="Gateway container image.")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
@@ -190,16 +180,10 @@ class AIGatewaySpec(ApiModel):
     routing: Routing = Field(default_factory=Routing, description="Routing policies and defaults.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rolling-update settings.")
     auth: Auth = Field(default_factory=Auth, description="Client authentication and admin token.")
-    redis: Backing | None = Field(
-        None, description="Redis for state shared across pods (env AIMM_REDIS_URL)."
-    )
-    database: Backing | None = Field(
-        None, description="PostgreSQL for usage and audit (env AIMM_DATABASE_URL)."
-    )
+    redis: Backing | None = Field(None, description="Redis for state shared across pods (env AIMM_REDIS_URL).")
+    database: Backing | None = Field(None, description="PostgreSQL for usage and audit (env AIMM_DATABASE_URL).")
     server: Server = Field(default_factory=Server, description="Gateway process settings.")
-    monitoring: Monitoring = Field(
-        default_factory=Monitoring, description="ServiceMonitor and PrometheusRule."
-    )
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="ServiceMonitor and PrometheusRule.")
 
 
 class AIGatewayStatus(StatusBase):
@@ -224,7 +208,5 @@ class AIGatewayStatus(StatusBase):
 class AIGatewayResource(ApiModel):
     """A fleet of AI gateway pods configured from the AIModels, RoutingPolicies and CostBudgets it selects."""
 
-    spec: AIGatewaySpec = Field(
-        default_factory=AIGatewaySpec, description="Desired state of the gateway fleet."
-    )
+    spec: AIGatewaySpec = Field(default_factory=AIGatewaySpec, description="Desired state of the gateway fleet.")
     status: AIGatewayStatus | None = Field(None, description="Observed state, written by the operator.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import ConfigDict, Field
+
 from aimm_gateway.presets import PRESETS, PROVIDER_NAMES
 from aimm_operator.crd.common import (
     NAME_MAX,
@@ -16,7 +18,6 @@ from aimm_operator.crd.common import (
     cel,
     conditions_field,
 )
-from pydantic import ConfigDict, Field
 
 CAPABILITIES = ("chat", "streaming", "tools", "vision", "json", "embeddings")
 Capability = Literal["chat", "streaming", "tools", "vision", "json", "embeddings"]
@@ -48,9 +49,7 @@ class Pricing(ApiModel):
 class RateLimits(ApiModel):
     """Upstream rate limits for this model (enforced by the gateway's rate-limit policy)."""
 
-    requests_per_minute: int | None = Field(
-        None, ge=1, description="Requests per minute sent to the upstream."
-    )
+    requests_per_minute: int | None = Field(None, ge=1, description="Requests per minute sent to the upstream.")
     tokens_per_minute: int | None = Field(None, ge=1, description="Tokens per minute sent to the upstream.")
 
 
@@ -88,9 +87,7 @@ class AIModelSpec(ApiModel):
         description="Provider preset: wire format, default endpoint and authentication style.",
         json_schema_extra={"enum": list(PROVIDER_NAMES)},
     )
-    model: str = Field(
-        ..., min_length=1, max_length=NAME_MAX, description="Upstream model id, e.g. gpt-4o-mini."
-    )
+    model: str = Field(..., min_length=1, max_length=NAME_MAX, description="Upstream model id, e.g. gpt-4o-mini.")
     endpoint: str | None = Field(
         None,
         max_length=2048,
@@ -112,12 +109,8 @@ class AIModelSpec(ApiModel):
         description="What the model can do; requests needing a missing capability are not routed here.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    quality: float = Field(
-        0.5, ge=0, le=1, description="Relative answer quality (0..1), used by intelligent routing."
-    )
-    weight: float = Field(
-        1.0, ge=0, description="Share of traffic under weighted routing when no route overrides it."
-    )
+    quality: float = Field(0.5, ge=0, le=1, description="Relative answer quality (0..1), used by intelligent routing.")
+    weight: float = Field(1.0, ge=0, description="Share of traffic under weighted routing when no route overrides it.")
     priority: int = Field(0, description="Lower is preferred (fallback order and priority routing).")
     enabled: bool = Field(True, description="A disabled model stays in the config but receives no traffic.")
     circuit_breaker: CircuitBreaker | None = Field(
@@ -141,26 +134,16 @@ class AIModelStatus(StatusBase):
     circuit_state: Literal["closed", "open", "half_open", "unknown"] | None = Field(
         None, description="Worst circuit-breaker state across gateway pods."
     )
-    requests_per_minute: float | None = Field(
-        None, ge=0, description="Requests per minute, summed over pods."
-    )
+    requests_per_minute: float | None = Field(None, ge=0, description="Requests per minute, summed over pods.")
     requests_total: int | None = Field(None, ge=0, description="Requests since the gateway pods started.")
-    errors_total: int | None = Field(
-        None, ge=0, description="Failed requests since the gateway pods started."
-    )
-    error_rate: str | None = Field(
-        None, description="Share of failed requests over the last minute, e.g. 1.25%."
-    )
-    p95_latency_ms: float | None = Field(
-        None, ge=0, description="Highest p95 latency across pods, milliseconds."
-    )
+    errors_total: int | None = Field(None, ge=0, description="Failed requests since the gateway pods started.")
+    error_rate: str | None = Field(None, description="Share of failed requests over the last minute, e.g. 1.25%.")
+    p95_latency_ms: float | None = Field(None, ge=0, description="Highest p95 latency across pods, milliseconds.")
     p95_latency: str | None = Field(None, description="p95 latency for display, e.g. 850ms.")
     cost_this_period: str | None = Field(
         None, description="USD spent on this model since the gateway pods' counters started (decimal string)."
     )
-    last_error: str | None = Field(
-        None, max_length=1024, description="The most recent upstream error, if any."
-    )
+    last_error: str | None = Field(None, max_length=1024, description="The most recent upstream error, if any.")
     last_updated: str | None = Field(
         None, description="When the statistics were last polled.", json_schema_extra={"format": "date-time"}
     )

@@ -35,9 +35,7 @@ class ApiModel(BaseModel):
 class SecretKeyRef(ApiModel):
     """A key in a Secret in the same namespace. The operator never reads the Secret."""
 
-    name: str = Field(
-        ..., min_length=1, max_length=NAME_MAX, description="Name of the Secret (same namespace)."
-    )
+    name: str = Field(..., min_length=1, max_length=NAME_MAX, description="Name of the Secret (same namespace).")
     key: str = Field(..., min_length=1, max_length=NAME_MAX, description="Key within the Secret's data.")
 
 
@@ -104,9 +102,7 @@ class Condition(ApiModel):
         description="When the status last changed (RFC 3339).",
         json_schema_extra={"format": "date-time"},
     )
-    observed_generation: int = Field(
-        0, ge=0, description="The metadata.generation this condition was computed from."
-    )
+    observed_generation: int = Field(0, ge=0, description="The metadata.generation this condition was computed from.")
 
 
 def conditions_field(kind_types: str) -> Any:
@@ -133,9 +129,7 @@ class Timeouts(ApiModel):
     connect_seconds: float | None = Field(None, gt=0, description="TCP/TLS connect timeout.")
     first_byte_seconds: float | None = Field(None, gt=0, description="Time to the first response byte.")
     total_seconds: float | None = Field(None, gt=0, description="Whole non-streaming request.")
-    stream_idle_seconds: float | None = Field(
-        None, gt=0, description="Longest silence between two stream chunks."
-    )
+    stream_idle_seconds: float | None = Field(None, gt=0, description="Longest silence between two stream chunks.")
 
     def to_config(self) -> dict[str, float]:
         out = {
@@ -150,19 +144,13 @@ class Timeouts(ApiModel):
 class CircuitBreaker(ApiModel):
     """When to stop sending traffic to a failing model, and for how long."""
 
-    failure_threshold: int = Field(
-        5, ge=1, le=1000, description="Consecutive failures that open the circuit."
-    )
-    failure_rate: float = Field(
-        0.5, gt=0, le=1, description="Failure share over the window that opens the circuit."
-    )
+    failure_threshold: int = Field(5, ge=1, le=1000, description="Consecutive failures that open the circuit.")
+    failure_rate: float = Field(0.5, gt=0, le=1, description="Failure share over the window that opens the circuit.")
     window_seconds: float = Field(60.0, gt=0, description="Window over which the failure rate is measured.")
     min_requests: int = Field(20, ge=1, description="Requests in the window before the failure rate counts.")
     timeout_seconds: float = Field(60.0, gt=0, description="How long the circuit stays open before probing.")
     half_open_requests: int = Field(1, ge=1, le=100, description="Probe requests admitted while half-open.")
-    trip_on429: bool = Field(
-        False, alias="tripOn429", description="Count upstream 429 responses as failures."
-    )
+    trip_on429: bool = Field(False, alias="tripOn429", description="Count upstream 429 responses as failures.")
 
     def to_config(self) -> dict[str, Any]:
         return {

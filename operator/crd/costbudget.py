@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import ConfigDict, Field
+
 from aimm_operator.crd.common import (
     NAME_MAX,
     SHORT_MAX,
@@ -14,7 +16,6 @@ from aimm_operator.crd.common import (
     cel,
     conditions_field,
 )
-from pydantic import ConfigDict, Field
 
 BudgetState = Literal["OK", "Warning", "Exceeded"]
 
@@ -59,9 +60,7 @@ class CostBudgetSpec(ApiModel):
         ...,
         alias="limitUSD",
         description="Spending limit in USD per period; must be greater than 0.",
-        json_schema_extra={
-            "x-kubernetes-validations": [cel("self > 0.0", "limitUSD must be greater than 0")]
-        },
+        json_schema_extra={"x-kubernetes-validations": [cel("self > 0.0", "limitUSD must be greater than 0")]},
     )
     period: Literal["daily", "weekly", "monthly"] = Field(
         "monthly", description="Budget period; weeks start on Monday."
@@ -109,9 +108,7 @@ class CostBudgetStatus(StatusBase):
     period_end: str | None = Field(
         None, description="End of the current period.", json_schema_extra={"format": "date-time"}
     )
-    state: BudgetState | None = Field(
-        None, description="OK, Warning (a threshold below 100% crossed) or Exceeded."
-    )
+    state: BudgetState | None = Field(None, description="OK, Warning (a threshold below 100% crossed) or Exceeded.")
     last_alert_threshold: int | None = Field(
         None, ge=0, le=100, description="Highest alert threshold already announced this period."
     )

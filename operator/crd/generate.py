@@ -15,14 +15,15 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 import yaml
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
 from aimm_operator.crd.aigateway import AIGatewayResource
 from aimm_operator.crd.aimodel import AIModelResource
 from aimm_operator.crd.common import GROUP, VERSION
 from aimm_operator.crd.costbudget import CostBudgetResource
 from aimm_operator.crd.routingpolicy import RoutingPolicyResource
-from pydantic import BaseModel
-from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 
 class SchemaError(Exception):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import ConfigDict, Field
+
 from aimm_operator.crd.common import (
     NAME_MAX,
     SHORT_MAX,
@@ -16,11 +18,8 @@ from aimm_operator.crd.common import (
     cel,
     conditions_field,
 )
-from pydantic import ConfigDict, Field
 
-Algorithm = Literal[
-    "round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive"
-]
+Algorithm = Literal["round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive"]
 MAX_ROUTES = 64
 MAX_TARGETS = 32
 MAX_FALLBACKS = 16
@@ -29,9 +28,7 @@ MAX_FALLBACKS = 16
 class RouteTarget(ApiModel):
     """An AIModel a route sends traffic to."""
 
-    model: str = Field(
-        ..., min_length=1, max_length=NAME_MAX, description="Name of an AIModel in this namespace."
-    )
+    model: str = Field(..., min_length=1, max_length=NAME_MAX, description="Name of an AIModel in this namespace.")
     weight: float = Field(1.0, description="Relative share under weighted routing; must be >= 0.")
     priority: int = Field(0, description="Lower is preferred.")
 
@@ -119,9 +116,7 @@ class RoutingPolicySpec(ApiModel):
     intelligent_factors: IntelligentFactors = Field(
         default_factory=IntelligentFactors, description="Score weights for the intelligent algorithm."
     )
-    exploration: float = Field(
-        0.1, ge=0, le=1, description="Share of traffic the adaptive algorithm explores."
-    )
+    exploration: float = Field(0.1, ge=0, le=1, description="Share of traffic the adaptive algorithm explores.")
     fallback: list[str] = Field(
         default_factory=list,
         max_length=MAX_FALLBACKS,

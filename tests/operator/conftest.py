@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.k8s_harness import ControlPlane
-from tests.operator.kubeapi import Api, wait_for
+from tests.operator.kubeapi import Api
 from tests.operator.proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,13 +49,20 @@ class OperatorProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "aimm_operator", "--all-namespaces",
+                sys.executable,
+                "-m",
+                "aimm_operator",
+                "--all-namespaces",
                 f"--kubeconfig={self.kubeconfig}",
                 f"--stats-interval={STATS_INTERVAL}",
                 "--stats-timeout=1",
                 "--resync-interval=20",
             ],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=REPO,
         )
 
     def alive(self) -> bool:
@@ -124,18 +131,24 @@ def proxy(control_plane: ControlPlane) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture(scope="session")
-def operator(control_plane: ControlPlane, operator_token: str, proxy: FaultProxy,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    control_plane: ControlPlane, operator_token: str, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     """The operator, as its ServiceAccount, through the fault proxy."""
     d = tmp_path_factory.mktemp("operator")
     kubeconfig = d / "operator.kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "proxy", "cluster": {"server": proxy.url}}],
-        "users": [{"name": "aimm-operator", "user": {"token": operator_token}}],
-        "contexts": [{"name": "aimm-operator", "context": {"cluster": "proxy", "user": "aimm-operator"}}],
-        "current-context": "aimm-operator",
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "proxy", "cluster": {"server": proxy.url}}],
+                "users": [{"name": "aimm-operator", "user": {"token": operator_token}}],
+                "contexts": [{"name": "aimm-operator", "context": {"cluster": "proxy", "user": "aimm-operator"}}],
+                "current-context": "aimm-operator",
+            }
+        )
+    )
     op = OperatorProcess(kubeconfig, d)
     op.start()
     yield op

@@ -33,11 +33,22 @@ class Api:
             h["Content-Type"] = content_type
         return h
 
-    def request(self, method: str, path: str, body: Any = None, params: dict | None = None,
-                content_type: str = "application/json") -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict | None = None,
+        content_type: str = "application/json",
+    ) -> httpx.Response:
         content = json.dumps(body) if body is not None else None
-        return self.client.request(method, path, content=content, params=params,
-                                   headers=self._headers(content_type if body is not None else None))
+        return self.client.request(
+            method,
+            path,
+            content=content,
+            params=params,
+            headers=self._headers(content_type if body is not None else None),
+        )
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict | None:
         api_version, plural = RESOURCES[kind]
@@ -49,8 +60,11 @@ class Api:
 
     def list(self, kind: str, namespace: str | None, selector: str | None = None) -> list[dict]:
         api_version, plural = RESOURCES[kind]
-        r = self.request("GET", resource_path(api_version, plural, namespace),
-                         params={"labelSelector": selector} if selector else None)
+        r = self.request(
+            "GET",
+            resource_path(api_version, plural, namespace),
+            params={"labelSelector": selector} if selector else None,
+        )
         r.raise_for_status()
         return r.json()["items"]
 
@@ -62,8 +76,11 @@ class Api:
             api_version, plural = RESOURCES[kind]
             meta = doc["metadata"]
             r = self.request(
-                "PATCH", resource_path(api_version, plural, meta.get("namespace"), meta["name"]), doc,
-                params={"fieldManager": manager, "force": "true"}, content_type="application/apply-patch+yaml",
+                "PATCH",
+                resource_path(api_version, plural, meta.get("namespace"), meta["name"]),
+                doc,
+                params={"fieldManager": manager, "force": "true"},
+                content_type="application/apply-patch+yaml",
             )
             if r.status_code >= 400:
                 raise AssertionError(f"apply {kind}/{meta['name']} failed: {r.status_code} {r.text}")
@@ -72,8 +89,12 @@ class Api:
 
     def merge_patch(self, kind: str, namespace: str, name: str, patch: dict) -> dict:
         api_version, plural = RESOURCES[kind]
-        r = self.request("PATCH", resource_path(api_version, plural, namespace, name), patch,
-                         content_type="application/merge-patch+json")
+        r = self.request(
+            "PATCH",
+            resource_path(api_version, plural, namespace, name),
+            patch,
+            content_type="application/merge-patch+json",
+        )
         r.raise_for_status()
         return r.json()
 
@@ -84,13 +105,19 @@ class Api:
             r.raise_for_status()
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
-        r = self.request("POST", "/api/v1/namespaces",
-                         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}})
+        r = self.request(
+            "POST",
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}},
+        )
         r.raise_for_status()
 
     def create_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
-        r = self.request("POST", f"/api/v1/namespaces/{namespace}/secrets",
-                         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data})
+        r = self.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/secrets",
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data},
+        )
         r.raise_for_status()
 
     def condition(self, obj: dict | None, ctype: str) -> dict | None:
@@ -123,8 +150,16 @@ def host_ip() -> str:
     return ip
 
 
-def wait_condition(api: Api, kind: str, ns: str, name: str, ctype: str = "Ready", status: str = "True",
-                   timeout: float = 15, reason: str | None = None) -> dict:
+def wait_condition(
+    api: Api,
+    kind: str,
+    ns: str,
+    name: str,
+    ctype: str = "Ready",
+    status: str = "True",
+    timeout: float = 15,
+    reason: str | None = None,
+) -> dict:
     """Wait until the object's condition `ctype` has `status` (and `reason`); returns the object."""
 
     def check() -> dict | None:

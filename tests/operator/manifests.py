@@ -18,13 +18,20 @@ def gateway(ns: str, name: str = "gw", labels: dict[str, str] | None = None, **s
     return _obj("AIGateway", ns, name, spec, labels)
 
 
-def model(ns: str, name: str, provider: str = "mock", upstream: str | None = None,
-          labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def model(
+    ns: str,
+    name: str,
+    provider: str = "mock",
+    upstream: str | None = None,
+    labels: dict[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
     return _obj("AIModel", ns, name, {"provider": provider, "model": upstream or name, **spec}, labels)
 
 
-def policy(ns: str, name: str, routes: list[dict[str, Any]], labels: dict[str, str] | None = None,
-           **spec: Any) -> dict[str, Any]:
+def policy(
+    ns: str, name: str, routes: list[dict[str, Any]], labels: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
     return _obj("RoutingPolicy", ns, name, {"routes": routes, **spec}, labels)
 
 

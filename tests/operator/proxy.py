@@ -8,6 +8,7 @@ return 409 Conflict to the next two writes of a ConfigMap, and see what the oper
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 import threading
@@ -118,9 +119,9 @@ class FaultProxy:
         ) as up:
             with self._lock:
                 self.seen.append(Seen(request.method, request.path, up.status))
-            resp = web.StreamResponse(status=up.status, headers={
-                k: v for k, v in up.headers.items() if k.lower() not in _HOP
-            })
+            resp = web.StreamResponse(
+                status=up.status, headers={k: v for k, v in up.headers.items() if k.lower() not in _HOP}
+            )
             await resp.prepare(request)
             try:
                 async for chunk in up.content.iter_any():
@@ -140,9 +141,7 @@ class FaultProxy:
             await self._session.close()
 
         if getattr(self, "_loop", None) is not None:
-            try:
+            with contextlib.suppress(Exception):  # best effort: the process is exiting anyway
                 asyncio.run_coroutine_threadsafe(_close(), self._loop).result(10)
-            except Exception:  # best effort: the process is exiting anyway (daemon thread)
-                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)

@@ -15,7 +15,7 @@ def stats_server(doc: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Serve GET /api/v1/stats on 0.0.0.0:<free port>; yields (port, doc) -- mutate doc to change it."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path != "/api/v1/stats":
                 self.send_error(404)
                 return

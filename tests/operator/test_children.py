@@ -24,21 +24,37 @@ def names(gw: str) -> dict[str, str]:
 
 
 def setup_fleet(api: Api, ns: str) -> dict:
-    api.create_secret(ns, "keys", {"openai": SECRET_VALUE, "client": "client-key", "admin": "admin-token",
-                                   "redis": "redis://r:6379/0"})
-    api.apply(model(ns, "gpt", provider="openai", upstream="gpt-4o-mini",
-                    apiKeySecretRef={"name": "keys", "key": "openai"},
-                    pricing={"inputPer1k": 0.00015, "outputPer1k": 0.0006}, labels={"tier": "premium"}))
+    api.create_secret(
+        ns,
+        "keys",
+        {"openai": SECRET_VALUE, "client": "client-key", "admin": "admin-token", "redis": "redis://r:6379/0"},
+    )
+    api.apply(
+        model(
+            ns,
+            "gpt",
+            provider="openai",
+            upstream="gpt-4o-mini",
+            apiKeySecretRef={"name": "keys", "key": "openai"},
+            pricing={"inputPer1k": 0.00015, "outputPer1k": 0.0006},
+            labels={"tier": "premium"},
+        )
+    )
     api.apply(model(ns, "cheap", labels={"tier": "basic"}))
     api.apply(policy(ns, "rp", [route("smart", ("gpt", 3), ("cheap", 1))], algorithm="weighted", fallback=["cheap"]))
     api.apply(budget(ns, "monthly", 100, alertThresholds=[50, 80, 100], action="block"))
-    return api.apply(gateway(
-        ns, "gw",
-        auth={"apiKeySecretRef": {"name": "keys", "key": "client"},
-              "adminTokenSecretRef": {"name": "keys", "key": "admin"}},
-        redis={"urlSecretRef": {"name": "keys", "key": "redis"}},
-        routing={"defaultRoute": "smart"},
-    ))
+    return api.apply(
+        gateway(
+            ns,
+            "gw",
+            auth={
+                "apiKeySecretRef": {"name": "keys", "key": "client"},
+                "adminTokenSecretRef": {"name": "keys", "key": "admin"},
+            },
+            redis={"urlSecretRef": {"name": "keys", "key": "redis"}},
+            routing={"defaultRoute": "smart"},
+        )
+    )
 
 
 def test_gateway_children_and_status(api: Api, running, ns: str) -> None:
@@ -52,8 +68,16 @@ def test_gateway_children_and_status(api: Api, running, ns: str) -> None:
     for kind in CHILD_KINDS:
         obj = wait_for(lambda kind=kind: api.get(kind, ns, n[kind]), what=kind)
         refs = obj["metadata"]["ownerReferences"]
-        assert refs == [{"apiVersion": "aimm.io/v1alpha1", "kind": "AIGateway", "name": "gw", "uid": uid,
-                         "controller": True, "blockOwnerDeletion": True}], kind
+        assert refs == [
+            {
+                "apiVersion": "aimm.io/v1alpha1",
+                "kind": "AIGateway",
+                "name": "gw",
+                "uid": uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ], kind
         managers = {(m["manager"], m["operation"]) for m in obj["metadata"]["managedFields"]}
         assert ("aimm-operator", "Apply") in managers, (kind, managers)
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "aimm-operator"
@@ -151,8 +175,15 @@ def test_edits_propagate_within_5s_without_restart(api: Api, running, ns: str) -
     api.apply(model(ns, "cheap", labels={"tier": "basic"}, weight=7, quality=0.9))
     within_5s(lambda: next(m for m in config()["models"] if m["name"] == "cheap")["weight"] == 7, "model edit")
 
-    api.apply(policy(ns, "rp", [route("smart", ("gpt", 3), ("cheap", 1)), route("fast", "cheap")],
-                     algorithm="weighted", fallback=["cheap"]))
+    api.apply(
+        policy(
+            ns,
+            "rp",
+            [route("smart", ("gpt", 3), ("cheap", 1)), route("fast", "cheap")],
+            algorithm="weighted",
+            fallback=["cheap"],
+        )
+    )
     within_5s(lambda: [r["name"] for r in config()["routes"]] == ["smart", "fast"], "policy edit")
 
     api.apply(budget(ns, "monthly", 250, alertThresholds=[50, 80, 100], action="block"))
@@ -169,10 +200,20 @@ def test_edits_propagate_within_5s_without_restart(api: Api, running, ns: str) -
     assert dep1["spec"]["template"] == dep0["spec"]["template"]
 
     # A Secret reference change does restart them (the env changes).
-    api.apply(model(ns, "gpt", provider="openai", upstream="gpt-4o-mini",
-                    apiKeySecretRef={"name": "keys", "key": "client"}, labels={"tier": "premium"}))
-    within_5s(lambda: api.get("Deployment", ns, "gw")["metadata"]["generation"] > dep0["metadata"]["generation"],
-              "secret ref change reaches the pod template")
+    api.apply(
+        model(
+            ns,
+            "gpt",
+            provider="openai",
+            upstream="gpt-4o-mini",
+            apiKeySecretRef={"name": "keys", "key": "client"},
+            labels={"tier": "premium"},
+        )
+    )
+    within_5s(
+        lambda: api.get("Deployment", ns, "gw")["metadata"]["generation"] > dep0["metadata"]["generation"],
+        "secret ref change reaches the pod template",
+    )
     env = api.get("Deployment", ns, "gw")["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "AIMM_KEY_GPT", "valueFrom": {"secretKeyRef": {"name": "keys", "key": "client"}}} in env
 
@@ -261,16 +302,19 @@ def test_pod_template_passes_restricted_pod_security(api: Api, running, ns: str,
     restricted = f"{ns}-restricted"
     api.create_namespace(restricted, {"pod-security.kubernetes.io/enforce": "restricted"})
     try:
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": restricted},
-               "spec": dep["spec"]["template"]["spec"] | {"serviceAccountName": "default"}}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "probe", "namespace": restricted},
+            "spec": dep["spec"]["template"]["spec"] | {"serviceAccountName": "default"},
+        }
         r = api.request("POST", f"/api/v1/namespaces/{restricted}/pods", pod, params={"dryRun": "All"})
         assert r.status_code == 201, r.text
         # The control: the same pod without its securityContext is refused.
         bare = dict(pod["spec"])
         bare.pop("securityContext")
         bare["containers"] = [{k: v for k, v in c.items() if k != "securityContext"} for c in bare["containers"]]
-        r = api.request("POST", f"/api/v1/namespaces/{restricted}/pods", pod | {"spec": bare},
-                        params={"dryRun": "All"})
+        r = api.request("POST", f"/api/v1/namespaces/{restricted}/pods", pod | {"spec": bare}, params={"dryRun": "All"})
         assert r.status_code == 403 and "restricted" in r.text
     finally:
         api.request("DELETE", f"/api/v1/namespaces/{restricted}")

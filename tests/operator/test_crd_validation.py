@@ -9,31 +9,55 @@ from tests.operator.manifests import budget, gateway, model, policy, route
 
 # (manifest builder, expected message) -- one case per x-kubernetes-validations rule.
 CASES = {
-    "replicas-min-le-max": (lambda ns: gateway(ns, replicas={"min": 10, "max": 3}),
-                            "replicas.min must be less than or equal to replicas.max"),
-    "replicas-min-above-default-max": (lambda ns: gateway(ns, replicas={"min": 60}),
-                                       "replicas.min must be less than or equal to replicas.max"),
-    "weights-non-negative": (lambda ns: policy(ns, "rp", [route("r", ("a", -1.0), ("b", 1.0))]),
-                             "target weights must be >= 0"),
-    "weights-not-all-zero": (lambda ns: policy(ns, "rp", [route("r", ("a", 0.0), ("b", 0.0))]),
-                             "target weights must not all be zero"),
-    "targets-unique": (lambda ns: policy(ns, "rp", [route("r", "a", "a")]),
-                       "target models must be unique within a route"),
-    "route-names-unique": (lambda ns: policy(ns, "rp", [route("r", "a"), route("r", "b")]),
-                           "route names must be unique"),
-    "thresholds-at-most-100": (lambda ns: budget(ns, "b", 10, alertThresholds=[50, 120]),
-                               "alert thresholds must be between 1 and 100"),
-    "thresholds-ascending": (lambda ns: budget(ns, "b", 10, alertThresholds=[80, 50, 100]),
-                             "alert thresholds must be in ascending order"),
+    "replicas-min-le-max": (
+        lambda ns: gateway(ns, replicas={"min": 10, "max": 3}),
+        "replicas.min must be less than or equal to replicas.max",
+    ),
+    "replicas-min-above-default-max": (
+        lambda ns: gateway(ns, replicas={"min": 60}),
+        "replicas.min must be less than or equal to replicas.max",
+    ),
+    "weights-non-negative": (
+        lambda ns: policy(ns, "rp", [route("r", ("a", -1.0), ("b", 1.0))]),
+        "target weights must be >= 0",
+    ),
+    "weights-not-all-zero": (
+        lambda ns: policy(ns, "rp", [route("r", ("a", 0.0), ("b", 0.0))]),
+        "target weights must not all be zero",
+    ),
+    "targets-unique": (
+        lambda ns: policy(ns, "rp", [route("r", "a", "a")]),
+        "target models must be unique within a route",
+    ),
+    "route-names-unique": (
+        lambda ns: policy(ns, "rp", [route("r", "a"), route("r", "b")]),
+        "route names must be unique",
+    ),
+    "thresholds-at-most-100": (
+        lambda ns: budget(ns, "b", 10, alertThresholds=[50, 120]),
+        "alert thresholds must be between 1 and 100",
+    ),
+    "thresholds-ascending": (
+        lambda ns: budget(ns, "b", 10, alertThresholds=[80, 50, 100]),
+        "alert thresholds must be in ascending order",
+    ),
     "limit-positive": (lambda ns: budget(ns, "b", 0), "limitUSD must be greater than 0"),
-    "downgrade-needs-target": (lambda ns: budget(ns, "b", 10, action="downgrade"),
-                               "downgradeTo is required when action is downgrade"),
-    "endpoint-required": (lambda ns: model(ns, "m", provider="openai_compatible"),
-                          "endpoint is required for provider(s) openai_compatible"),
-    "endpoint-is-url": (lambda ns: model(ns, "m", provider="openai", endpoint="ftp://x"),
-                        "endpoint must be an http(s) URL"),
-    "max-tokens-le-context": (lambda ns: model(ns, "m", contextWindow=1000, maxTokens=2000),
-                              "maxTokens must not exceed contextWindow"),
+    "downgrade-needs-target": (
+        lambda ns: budget(ns, "b", 10, action="downgrade"),
+        "downgradeTo is required when action is downgrade",
+    ),
+    "endpoint-required": (
+        lambda ns: model(ns, "m", provider="openai_compatible"),
+        "endpoint is required for provider(s) openai_compatible",
+    ),
+    "endpoint-is-url": (
+        lambda ns: model(ns, "m", provider="openai", endpoint="ftp://x"),
+        "endpoint must be an http(s) URL",
+    ),
+    "max-tokens-le-context": (
+        lambda ns: model(ns, "m", contextWindow=1000, maxTokens=2000),
+        "maxTokens must not exceed contextWindow",
+    ),
 }
 
 
@@ -76,8 +100,11 @@ def test_valid_resources_accepted_with_defaults(api: Api, vns: str) -> None:
 def test_unknown_provider_and_algorithm_rejected(api: Api, vns: str) -> None:
     r = api.request("POST", f"/apis/aimm.io/v1alpha1/namespaces/{vns}/aimodels", model(vns, "x", provider="nope"))
     assert r.status_code == 422 and "supported values" in r.text
-    r = api.request("POST", f"/apis/aimm.io/v1alpha1/namespaces/{vns}/routingpolicies",
-                    policy(vns, "x", [route("r", "a")], algorithm="random"))
+    r = api.request(
+        "POST",
+        f"/apis/aimm.io/v1alpha1/namespaces/{vns}/routingpolicies",
+        policy(vns, "x", [route("r", "a")], algorithm="random"),
+    )
     assert r.status_code == 422 and "intelligent" in r.text
 
 

@@ -49,9 +49,17 @@ def test_gateway_from_configmap_serves_and_status_shows_traffic(api: Api, runnin
     with run_asgi_app(create_mock_app("openai", FaultSettings(), require_auth=True)) as upstream_url:
         api.create_secret(ns, "llm-keys", {"upstream": UPSTREAM_KEY})
         api.create_secret(ns, "gw-auth", {"key": CLIENT_KEY})
-        api.apply(model(ns, "echo", provider="openai_compatible", upstream="mock-gpt",
-                        endpoint=f"{upstream_url}/v1", apiKeySecretRef={"name": "llm-keys", "key": "upstream"},
-                        pricing={"inputPer1k": 0.5, "outputPer1k": 1.0}))
+        api.apply(
+            model(
+                ns,
+                "echo",
+                provider="openai_compatible",
+                upstream="mock-gpt",
+                endpoint=f"{upstream_url}/v1",
+                apiKeySecretRef={"name": "llm-keys", "key": "upstream"},
+                pricing={"inputPer1k": 0.5, "outputPer1k": 1.0},
+            )
+        )
         api.apply(policy(ns, "rp", [route("smart", "echo")]))
         api.apply(gateway(ns, "gw", auth={"apiKeySecretRef": {"name": "gw-auth", "key": "key"}}))
 
@@ -63,8 +71,7 @@ def test_gateway_from_configmap_serves_and_status_shows_traffic(api: Api, runnin
         port = free_port()
         command = container["command"]
         assert command[:3] == ["aimm", "gateway", "serve"]
-        args = [sys.executable, "-c", "import sys; from aimm_gateway.cli import main; sys.exit(main())",
-                *command[1:]]
+        args = [sys.executable, "-c", "import sys; from aimm_gateway.cli import main; sys.exit(main())", *command[1:]]
         args[args.index("--config") + 1] = str(config_path)
         args[args.index("--port") + 1] = str(port)
         env = {**os.environ, **container_env(api, ns, dep)}
@@ -78,8 +85,12 @@ def test_gateway_from_configmap_serves_and_status_shows_traffic(api: Api, runnin
 
             headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
             for target in ("echo", "smart"):
-                r = httpx.post(f"{local}/v1/chat/completions", headers=headers, timeout=10,
-                               json={"model": target, "messages": [{"role": "user", "content": "hello"}]})
+                r = httpx.post(
+                    f"{local}/v1/chat/completions",
+                    headers=headers,
+                    timeout=10,
+                    json={"model": target, "messages": [{"role": "user", "content": "hello"}]},
+                )
                 assert r.status_code == 200, r.text
                 assert r.json()["choices"][0]["message"]["content"]
             r = httpx.post(f"{local}/v1/chat/completions", json={"model": "echo", "messages": []})
@@ -87,7 +98,8 @@ def test_gateway_from_configmap_serves_and_status_shows_traffic(api: Api, runnin
 
             echo = wait_for(
                 lambda: (m := api.get("AIModel", ns, "echo")) and (m["status"].get("requestsTotal") or 0) >= 2 and m,
-                timeout=10, what="traffic in AIModel status",
+                timeout=10,
+                what="traffic in AIModel status",
             )
             st = echo["status"]
             assert st["circuitState"] == "closed" and st["errorRate"] == "0.00%"

@@ -74,9 +74,19 @@ def schemas(api: Api, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def kubeconform(cp: ControlPlane, schemas: Path, manifests: str) -> str:
     res = subprocess.run(
-        [tool(cp, "kubeconform"), "-strict", "-summary", "-ignore-missing-schemas",
-         "-schema-location", f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json", "-"],
-        input=manifests, capture_output=True, text=True, timeout=120,
+        [
+            tool(cp, "kubeconform"),
+            "-strict",
+            "-summary",
+            "-ignore-missing-schemas",
+            "-schema-location",
+            f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+            "-",
+        ],
+        input=manifests,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 0, f"kubeconform:\n{res.stdout}\n{res.stderr}"
     return res.stdout
@@ -89,23 +99,35 @@ def test_helm_lint(control_plane: ControlPlane) -> None:
 
 @pytest.mark.parametrize("values", [[], ["--set", "watchNamespace=team-a"]], ids=["cluster", "namespaced"])
 def test_helm_template_validates_strictly(control_plane: ControlPlane, schemas: Path, values: list[str]) -> None:
-    rendered = run(tool(control_plane, "helm"), "template", "aimm", str(CHART), "-n", "aimm-system",
-                   "--include-crds", *values)
+    rendered = run(
+        tool(control_plane, "helm"), "template", "aimm", str(CHART), "-n", "aimm-system", "--include-crds", *values
+    )
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = sorted(d["kind"] for d in docs)
     expected_binding = "RoleBinding" if values else "ClusterRoleBinding"
-    assert kinds == sorted(["ServiceAccount", "ClusterRole", expected_binding, "Deployment",
-                            *["CustomResourceDefinition"] * 4])
+    assert kinds == sorted(
+        ["ServiceAccount", "ClusterRole", expected_binding, "Deployment", *["CustomResourceDefinition"] * 4]
+    )
     summary = kubeconform(control_plane, schemas, rendered)
     assert "Invalid: 0, Errors: 0" in summary and "Skipped: 0" in summary, summary
 
 
 def test_kubeconform_rejects_what_the_api_server_would(control_plane: ControlPlane, schemas: Path) -> None:
-    bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicaz: 3, selector: {}, template: {}}\n"
+    bad = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicaz: 3, selector: {}, template: {}}\n"
+    )
     res = subprocess.run(
-        [tool(control_plane, "kubeconform"), "-strict", "-schema-location",
-         f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json", "-"],
-        input=bad, capture_output=True, text=True, timeout=60,
+        [
+            tool(control_plane, "kubeconform"),
+            "-strict",
+            "-schema-location",
+            f"{schemas}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+            "-",
+        ],
+        input=bad,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 1 and "replicaz" in res.stdout
 
@@ -115,8 +137,9 @@ def test_chart_crds_and_rbac_match_the_sources(control_plane: ControlPlane) -> N
         assert (CHART / "crds" / path.name).read_text() == path.read_text(), path.name
     rendered = run(tool(control_plane, "helm"), "template", "aimm", str(CHART), "-n", "aimm-system")
     chart_role = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole")
-    shipped = next(d for d in yaml.safe_load_all((REPO / "deploy/operator/02-rbac.yaml").read_text())
-                   if d["kind"] == "ClusterRole")
+    shipped = next(
+        d for d in yaml.safe_load_all((REPO / "deploy/operator/02-rbac.yaml").read_text()) if d["kind"] == "ClusterRole"
+    )
     assert chart_role["rules"] == shipped["rules"]
 
 

@@ -16,24 +16,32 @@ SA = f"system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}"
 @pytest.fixture()
 def as_operator(operator_kubeconfig) -> httpx.Client:
     creds = load_credentials(str(operator_kubeconfig))
-    return httpx.Client(base_url=creds.server, verify=_ssl_context(creds), timeout=10,
-                        headers={"Authorization": f"Bearer {creds.bearer()}"})
+    return httpx.Client(
+        base_url=creds.server,
+        verify=_ssl_context(creds),
+        timeout=10,
+        headers={"Authorization": f"Bearer {creds.bearer()}"},
+    )
 
 
 def test_identity_is_the_service_account(as_operator: httpx.Client) -> None:
-    r = as_operator.post("/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                         json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    r = as_operator.post(
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["status"]["userInfo"]["username"] == SA
 
 
 def test_needed_verbs_work_and_unneeded_are_denied(as_operator: httpx.Client, api: Api, ns: str) -> None:
     # Needed: server-side apply of a ConfigMap in a user namespace.
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe", "namespace": ns},
-          "data": {"k": "v"}}
-    r = as_operator.patch(f"/api/v1/namespaces/{ns}/configmaps/probe", content=yaml.safe_dump(cm),
-                          params={"fieldManager": "aimm-operator", "force": "true"},
-                          headers={"Content-Type": "application/apply-patch+yaml"})
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe", "namespace": ns}, "data": {"k": "v"}}
+    r = as_operator.patch(
+        f"/api/v1/namespaces/{ns}/configmaps/probe",
+        content=yaml.safe_dump(cm),
+        params={"fieldManager": "aimm-operator", "force": "true"},
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
     assert r.status_code == 201, r.text
     assert as_operator.get("/apis/aimm.io/v1alpha1/aimodels").status_code == 200
     assert as_operator.get(f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices").status_code == 200

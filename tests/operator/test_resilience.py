@@ -21,8 +21,7 @@ def served_models(api: Api, ns: str, gw: str) -> list[str]:
 
 def assert_converged(api: Api, ns: str, gateways: list[str], models: list[str]) -> None:
     for gw in gateways:
-        wait_for(lambda gw=gw: served_models(api, ns, gw) == sorted(models), timeout=20,
-                 what=f"{gw} serves {models}")
+        wait_for(lambda gw=gw: served_models(api, ns, gw) == sorted(models), timeout=20, what=f"{gw} serves {models}")
         wait_condition(api, "AIGateway", ns, gw, "Progressing", "True", timeout=10)
     # Exactly one of each child per gateway, none orphaned (every one owned by a live gateway).
     uids = {api.get("AIGateway", ns, gw)["metadata"]["uid"] for gw in gateways}
@@ -73,8 +72,13 @@ def test_deleting_gateway_while_operator_down_is_finished_after_restart(
     running.start()
     wait_for(lambda: api.get("AIGateway", ns, "gone") is None, timeout=20, what="finalizer released after restart")
     for kind in CHILDREN:
-        wait_for(lambda kind=kind: not [o for o in api.list(kind, ns) if o["metadata"].get("labels", {})
-                                        .get("aimm.io/gateway") == "gone"], timeout=30, what=f"{kind} collected")
+        wait_for(
+            lambda kind=kind: (
+                not [o for o in api.list(kind, ns) if o["metadata"].get("labels", {}).get("aimm.io/gateway") == "gone"]
+            ),
+            timeout=30,
+            what=f"{kind} collected",
+        )
 
 
 def test_conflicts_are_retried_not_fatal(api: Api, running: OperatorProcess, proxy: FaultProxy, ns: str) -> None:

@@ -9,17 +9,34 @@ from tests.operator.manifests import budget, gateway, model, policy, route
 from tests.operator.statsserver import endpoint_slice, stats_server
 
 
-def pod_doc(requests: int, rpm: float, error_rate: float, p95: float, cost: str, spent: str,
-            cheap_circuit: str = "closed") -> dict:
+def pod_doc(
+    requests: int, rpm: float, error_rate: float, p95: float, cost: str, spent: str, cheap_circuit: str = "closed"
+) -> dict:
     return {
         "config_hash": "whatever",
         "models": {
-            "gpt": {"requests_total": requests, "errors_total": requests // 40, "requests_per_minute": rpm,
-                    "error_rate": error_rate, "p95_latency_ms": p95, "cost_usd_total": cost,
-                    "circuit_state": "closed", "last_error": None, "available": True},
-            "cheap": {"requests_total": 7, "errors_total": 7, "requests_per_minute": 1.0, "error_rate": 1.0,
-                      "p95_latency_ms": None, "cost_usd_total": "0", "circuit_state": cheap_circuit,
-                      "last_error": "upstream returned 503", "available": cheap_circuit != "open"},
+            "gpt": {
+                "requests_total": requests,
+                "errors_total": requests // 40,
+                "requests_per_minute": rpm,
+                "error_rate": error_rate,
+                "p95_latency_ms": p95,
+                "cost_usd_total": cost,
+                "circuit_state": "closed",
+                "last_error": None,
+                "available": True,
+            },
+            "cheap": {
+                "requests_total": 7,
+                "errors_total": 7,
+                "requests_per_minute": 1.0,
+                "error_rate": 1.0,
+                "p95_latency_ms": None,
+                "cost_usd_total": "0",
+                "circuit_state": cheap_circuit,
+                "last_error": "upstream returned 503",
+                "available": cheap_circuit != "open",
+            },
         },
         "budgets": {"monthly": {"spent_usd": spent}},
     }
@@ -54,13 +71,17 @@ def test_kubectl_get_shows_live_columns(api: Api, running, ns: str, control_plan
     wait_condition(api, "CostBudget", ns, "monthly", "Ready", "True")
 
     ip = host_ip()
-    with stats_server(pod_doc(120, 40.0, 0.025, 850.0, "1.2", "4.5")) as (p1, _), \
-            stats_server(pod_doc(80, 20.0, 0.05, 420.0, "0.8", "2.0", cheap_circuit="open")) as (p2, _):
+    with (
+        stats_server(pod_doc(120, 40.0, 0.025, 850.0, "1.2", "4.5")) as (p1, _),
+        stats_server(pod_doc(80, 20.0, 0.05, 420.0, "0.8", "2.0", cheap_circuit="open")) as (p2, _),
+    ):
         api.apply(endpoint_slice(ns, "gw", "gw-pod-a", ip, p1))
         api.apply(endpoint_slice(ns, "gw", "gw-pod-b", ip, p2))
 
-        gpt = wait_for(lambda: (m := api.get("AIModel", ns, "gpt")) and m["status"].get("requestsTotal") == 200 and m,
-                       what="stats summed over the two pods")
+        gpt = wait_for(
+            lambda: (m := api.get("AIModel", ns, "gpt")) and m["status"].get("requestsTotal") == 200 and m,
+            what="stats summed over the two pods",
+        )
         st = gpt["status"]
         assert st["requestsPerMinute"] == 60.0
         assert st["p95Latency"] == "850ms" and st["p95LatencyMs"] == 850.0
@@ -79,12 +100,21 @@ def test_kubectl_get_shows_live_columns(api: Api, running, ns: str, control_plan
         assert bs["lastAlertThreshold"] == 50
         assert float(bs["forecast"]) >= 6.5
 
-        out = control_plane.kubectl("get", "aimodels,routingpolicies,costbudgets,aigateways", "-n", ns,
-                                    check=True).stdout
+        out = control_plane.kubectl(
+            "get", "aimodels,routingpolicies,costbudgets,aigateways", "-n", ns, check=True
+        ).stdout
         table = rows(out)
         g = table["aimodel.aimm.io/gpt"]
-        assert (g["PROVIDER"], g["MODEL"], g["ENABLED"], g["READY"], g["CIRCUIT"], g["P95"], g["ERRORS"],
-                g["COST"]) == ("openai", "gpt-4o-mini", "true", "True", "closed", "850ms", "3.33%", "2.0000")
+        assert (
+            g["PROVIDER"],
+            g["MODEL"],
+            g["ENABLED"],
+            g["READY"],
+            g["CIRCUIT"],
+            g["P95"],
+            g["ERRORS"],
+            g["COST"],
+        ) == ("openai", "gpt-4o-mini", "true", "True", "closed", "850ms", "3.33%", "2.0000")
         assert "AGE" in g
         c = table["aimodel.aimm.io/cheap"]
         assert c["CIRCUIT"] == "open" and c["ERRORS"] == "100.00%"

@@ -7,13 +7,25 @@ from typing import Any
 from aimm_operator.objects import Snapshot
 
 
-def body(kind: str, name: str, spec: dict[str, Any], labels: dict[str, str] | None = None,
-         status: dict[str, Any] | None = None, generation: int = 1, ns: str = "ns") -> dict[str, Any]:
+def body(
+    kind: str,
+    name: str,
+    spec: dict[str, Any],
+    labels: dict[str, str] | None = None,
+    status: dict[str, Any] | None = None,
+    generation: int = 1,
+    ns: str = "ns",
+) -> dict[str, Any]:
     return {
         "apiVersion": "aimm.io/v1alpha1",
         "kind": kind,
-        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}", "generation": generation,
-                     "labels": labels or {}},
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "uid": f"uid-{name}",
+            "generation": generation,
+            "labels": labels or {},
+        },
         "spec": spec,
         "status": status or {},
     }
@@ -39,6 +51,10 @@ def route(name: str, *targets: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "targets": [{"model": t} for t in targets], **extra}
 
 
-def snapshot(gateways: list[dict] | None = None, models: list[dict] | None = None,
-             policies: list[dict] | None = None, budgets: list[dict] | None = None) -> Snapshot:
+def snapshot(
+    gateways: list[dict] | None = None,
+    models: list[dict] | None = None,
+    policies: list[dict] | None = None,
+    budgets: list[dict] | None = None,
+) -> Snapshot:
     return Snapshot.from_bodies("ns", gateways or [gw()], models or [], policies or [], budgets or [])

@@ -52,8 +52,9 @@ def test_state_and_thresholds() -> None:
 
 
 def test_evaluate() -> None:
-    v = evaluate(Decimal(100), Decimal("99.96"), "monthly", "UTC", [50, 80, 100],
-                 datetime(2026, 5, 16, 0, 0, tzinfo=UTC))
+    v = evaluate(
+        Decimal(100), Decimal("99.96"), "monthly", "UTC", [50, 80, 100], datetime(2026, 5, 16, 0, 0, tzinfo=UTC)
+    )
     assert v.percent_used == Decimal("100.0") and v.state == "Warning"  # display rounds, state does not
     assert v.remaining == Decimal("0.0400") and v.spent == Decimal("99.9600")
     over = evaluate(Decimal(10), Decimal(12), "daily", "UTC", [50], datetime(2026, 5, 16, 12, tzinfo=UTC))

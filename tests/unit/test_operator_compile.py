@@ -16,16 +16,33 @@ def compiled(**kw):  # type: ignore[no-untyped-def]
 
 def test_full_compile_is_a_valid_gateway_config() -> None:
     c = compiled(
-        gateways=[gw(auth={"apiKeySecretRef": {"name": "a", "key": "k"},
-                           "adminTokenSecretRef": {"name": "a", "key": "t"}},
-                     database={"urlSecretRef": {"name": "db", "key": "url"}},
-                     routing={"defaultRoute": "smart", "retries": {"attempts": 2}})],
-        models=[model("gpt-4o", provider="openai", upstream="gpt-4o-2024",
-                      apiKeySecretRef={"name": "keys", "key": "openai"},
-                      pricing={"inputPer1k": 0.0025, "outputPer1k": 0.01}, capabilities=["vision", "chat"]),
-                model("echo", timeouts={"totalSeconds": 5}, circuitBreaker={"failureThreshold": 2})],
-        policies=[policy("rp", [route("smart", "gpt-4o", "echo")], algorithm="adaptive", fallback=["echo"],
-                         hedging={"enabled": True, "delaySeconds": 0.5})],
+        gateways=[
+            gw(
+                auth={"apiKeySecretRef": {"name": "a", "key": "k"}, "adminTokenSecretRef": {"name": "a", "key": "t"}},
+                database={"urlSecretRef": {"name": "db", "key": "url"}},
+                routing={"defaultRoute": "smart", "retries": {"attempts": 2}},
+            )
+        ],
+        models=[
+            model(
+                "gpt-4o",
+                provider="openai",
+                upstream="gpt-4o-2024",
+                apiKeySecretRef={"name": "keys", "key": "openai"},
+                pricing={"inputPer1k": 0.0025, "outputPer1k": 0.01},
+                capabilities=["vision", "chat"],
+            ),
+            model("echo", timeouts={"totalSeconds": 5}, circuitBreaker={"failureThreshold": 2}),
+        ],
+        policies=[
+            policy(
+                "rp",
+                [route("smart", "gpt-4o", "echo")],
+                algorithm="adaptive",
+                fallback=["echo"],
+                hedging={"enabled": True, "delaySeconds": 0.5},
+            )
+        ],
         budgets=[budget("b", 50, period="weekly", timeZone="Europe/Paris", action="downgrade", downgradeTo="echo")],
     )
     assert c.ok and not c.problems, c.problems
@@ -42,18 +59,21 @@ def test_full_compile_is_a_valid_gateway_config() -> None:
     assert (b.period, b.timezone, b.action, b.downgrade_to) == ("weekly", "Europe/Paris", "downgrade", "echo")
     assert cfg.auth.api_keys[0].key.env == "AIMM_API_KEY" and cfg.admin.token.env == "AIMM_ADMIN_TOKEN"
     assert {(e.env, e.secret, e.key) for e in c.secret_env} == {
-        ("AIMM_KEY_GPT_4O", "keys", "openai"), ("AIMM_API_KEY", "a", "k"), ("AIMM_ADMIN_TOKEN", "a", "t"),
+        ("AIMM_KEY_GPT_4O", "keys", "openai"),
+        ("AIMM_API_KEY", "a", "k"),
+        ("AIMM_ADMIN_TOKEN", "a", "t"),
         ("AIMM_DATABASE_URL", "db", "url"),
     }
-    assert "capabilities:\n    - chat\n    - vision" in c.config_yaml  # sorted: stable text and hash
+    assert "capabilities:\n  - chat\n  - vision\n" in c.config_yaml  # sorted: stable text and hash
 
 
 def test_env_names_are_sanitized_and_distinct() -> None:
     assert sanitize_env("gpt-4o.mini") == "GPT_4O_MINI"
     envs = model_key_envs(["gpt-4o", "gpt.4o", "claude"])
     assert envs["claude"] == "AIMM_KEY_CLAUDE"
-    assert envs["gpt-4o"] != envs["gpt.4o"] and all(e.startswith("AIMM_KEY_GPT_4O_") for e in
-                                                    (envs["gpt-4o"], envs["gpt.4o"]))
+    assert envs["gpt-4o"] != envs["gpt.4o"] and all(
+        e.startswith("AIMM_KEY_GPT_4O_") for e in (envs["gpt-4o"], envs["gpt.4o"])
+    )
 
 
 def test_missing_and_unselected_targets_are_dropped_and_reported() -> None:
@@ -85,10 +105,11 @@ def test_policy_selector_and_default_policy() -> None:
     c = compiled(
         gateways=[gw(routing={"policySelector": {"matchLabels": {"use": "yes"}}, "defaultPolicy": "base"})],
         models=[model("m")],
-        policies=[policy("base", [route("first", "m")], retries={"attempts": 5},
-                         circuitBreaker={"failureThreshold": 9}),
-                  policy("on", [route("x", "m")], labels={"use": "yes"}),
-                  policy("off", [route("y", "m")])],
+        policies=[
+            policy("base", [route("first", "m")], retries={"attempts": 5}, circuitBreaker={"failureThreshold": 9}),
+            policy("on", [route("x", "m")], labels={"use": "yes"}),
+            policy("off", [route("y", "m")]),
+        ],
     )
     assert [r.name for r in c.config.routes] == ["first", "x"]
     assert c.config.server.default_model == "first"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import Field
 
 from aimm_gateway.presets import PROVIDER_NAMES
-from aimm_operator.crd.generate import KINDS, SchemaError, model_schema, render_crds, write_crds
 from aimm_operator.crd.common import ApiModel
-from pydantic import Field
+from aimm_operator.crd.generate import KINDS, SchemaError, model_schema, render_crds, write_crds
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,20 +55,31 @@ def test_every_field_documented_and_structural(kind: Any) -> None:
             assert "additionalProperties" not in prop
     conds = schema["properties"]["status"]["properties"]["conditions"]
     assert conds["x-kubernetes-list-type"] == "map" and conds["x-kubernetes-list-map-keys"] == ["type"]
-    assert set(conds["items"]["properties"]) >= {"type", "status", "reason", "message", "lastTransitionTime",
-                                                  "observedGeneration"}
+    assert set(conds["items"]["properties"]) >= {
+        "type",
+        "status",
+        "reason",
+        "message",
+        "lastTransitionTime",
+        "observedGeneration",
+    }
     assert "observedGeneration" in schema["properties"]["status"]["properties"]
 
 
 def test_names_and_columns() -> None:
     crds = {k.kind: yaml.safe_load(render_crds()[f"aimm.io_{k.plural}.yaml"]) for k in KINDS}
     names = {k: (c["spec"]["names"]["plural"], c["spec"]["names"]["shortNames"]) for k, c in crds.items()}
-    assert names == {"AIGateway": ("aigateways", ["aigw"]), "AIModel": ("aimodels", ["aim"]),
-                     "RoutingPolicy": ("routingpolicies", ["rp"]), "CostBudget": ("costbudgets", ["budget"])}
+    assert names == {
+        "AIGateway": ("aigateways", ["aigw"]),
+        "AIModel": ("aimodels", ["aim"]),
+        "RoutingPolicy": ("routingpolicies", ["rp"]),
+        "CostBudget": ("costbudgets", ["budget"]),
+    }
 
     def cols(kind: str) -> list[str]:
-        return [c["name"] for c in crds[kind]["spec"]["versions"][0]["additionalPrinterColumns"]
-                if not c.get("priority")]
+        return [
+            c["name"] for c in crds[kind]["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")
+        ]
 
     assert cols("AIModel") == ["PROVIDER", "MODEL", "ENABLED", "READY", "CIRCUIT", "P95", "ERRORS", "COST", "AGE"]
     assert cols("RoutingPolicy") == ["ALGORITHM", "ROUTES", "TARGETS", "READY", "AGE"]
@@ -88,9 +99,14 @@ def test_provider_enum_and_defaults() -> None:
 
 def test_cel_rules_present() -> None:
     text = "".join(render_crds().values())
-    for message in ("replicas.min must be less than or equal to replicas.max", "target weights must be >= 0",
-                    "target weights must not all be zero", "route names must be unique",
-                    "alert thresholds must be in ascending order", "limitUSD must be greater than 0"):
+    for message in (
+        "replicas.min must be less than or equal to replicas.max",
+        "target weights must be >= 0",
+        "target weights must not all be zero",
+        "route names must be unique",
+        "alert thresholds must be in ascending order",
+        "limitUSD must be greater than 0",
+    ):
         assert message in text
 
 

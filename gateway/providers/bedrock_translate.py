@@ -1,0 +1,596 @@
+"""OpenAI chat completions <-> AWS Bedrock Converse: pure translation functions (no I/O).
+
+Requests: `to_converse_request` (the model id travels in the URL: `model_path`). Responses:
+`from_converse_response`. Streams: `ConverseStreamTranslator`, fed one decoded event-stream event
+at a time. Errors: `bedrock_error` (HTTP) and `stream_exception` (exception frames). Embeddings:
+Titan `invoke` bodies, one per input.
+
+Whatever Converse cannot do faithfully is a 400 naming the limitation: n > 1, logprobs, audio,
+temperature > 1, `response_format: json_object`, `parallel_tool_calls: false`, and http(s) image
+URLs (Converse takes image bytes or S3 locations, never URLs).
+
+Converse has no "none" tool choice and rejects toolUse/toolResult blocks without a toolConfig, so
+when no tools are on offer (none given, or tool_choice "none") earlier tool calls and results are
+sent as plain text: the model still sees them and cannot call a tool.
+`response_format: json_schema` is Converse structured output (`outputConfig.textFormat`).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from aimm_gateway.canonical import (
+    ChatChunk,
+    ChatCompletion,
+    ChatRequest,
+    EmbeddingRequest,
+    FunctionDef,
+    ImagePart,
+    Message,
+    ResponseFormat,
+    TextPart,
+    Usage,
+    chunk,
+    new_completion_id,
+    now_s,
+    usage_chunk,
+)
+from aimm_gateway.errors import InvalidRequest, UpstreamError
+from aimm_gateway.providers.errors import upstream_error
+
+SIGNING_NAME = "bedrock"  # the SigV4 service name of bedrock-runtime
+IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
+_S3_IMAGE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".gif": "gif", ".webp": "webp"}
+# Characters left literal in the model id path segment: unreserved, sub-delims, ':' and '@'. Both
+# pooled clients send them unchanged (yarl would decode a '%3A'), so the signed path is the sent path.
+_PATH_SAFE = "-._~!$&'()*+,;=:@"
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+_MALFORMED = frozenset({"malformed_model_output", "malformed_tool_use"})
+_TOOL_ID_OK = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
+_TOOL_ID_BAD_CHAR = re.compile(r"[^a-zA-Z0-9_.:-]")
+# Exception frames of a ConverseStream: (status, kind, retryable).
+_STREAM_EXCEPTIONS: dict[str, tuple[int, str, bool]] = {
+    "throttlingException": (429, "rate_limited", True),
+    "serviceUnavailableException": (503, "overloaded", True),
+    "modelStreamErrorException": (502, "http", True),
+    "internalServerException": (502, "http", True),
+    "modelTimeoutException": (504, "timeout", True),
+    "validationException": (400, "invalid_request", False),
+}
+
+
+def model_path(model_id: str, operation: str) -> str:
+    """`/model/{modelId}/{operation}`; '/' in ARNs is escaped so the id stays one segment."""
+    return f"/model/{quote(model_id, safe=_PATH_SAFE)}/{operation}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Request
+
+
+def to_converse_request(req: ChatRequest) -> dict[str, Any]:
+    """The Converse / ConverseStream body for a validated OpenAI chat request (same for both)."""
+    _reject_unsupported(req)
+    tools_on = bool(req.tools) and req.tool_choice != "none"
+    system, messages = _translate_messages(req.messages, tools_on)
+    body: dict[str, Any] = {"messages": messages}
+    if system:
+        body["system"] = system
+    inference = _inference_config(req)
+    if inference:
+        body["inferenceConfig"] = inference
+    if tools_on:
+        body["toolConfig"] = _tool_config(req)
+    if req.response_format is not None and req.response_format.type == "json_schema":
+        body["outputConfig"] = {"textFormat": _text_format(req.response_format)}
+    return body
+
+
+def _reject_unsupported(req: ChatRequest) -> None:
+    if req.n is not None and req.n > 1:
+        raise InvalidRequest("n: Bedrock Converse returns one choice per request; n > 1 is not supported", param="n")
+    if req.temperature is not None and req.temperature > 1:
+        raise InvalidRequest(
+            f"temperature: Bedrock Converse accepts 0 to 1, got {req.temperature:g} "
+            "(OpenAI's 0 to 2 range cannot be mapped faithfully)",
+            param="temperature",
+        )
+    if req.tools and req.parallel_tool_calls is False:
+        raise InvalidRequest(
+            "parallel_tool_calls: Bedrock Converse cannot limit a reply to one tool call", param="parallel_tool_calls"
+        )
+    extra = req.model_extra
+    if extra:
+        if extra.get("logprobs") or extra.get("top_logprobs") is not None:
+            raise InvalidRequest("logprobs: Bedrock Converse does not return log probabilities", param="logprobs")
+        if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
+            raise InvalidRequest("modalities: Bedrock Converse does not produce audio", param="modalities")
+    if req.response_format is not None and req.response_format.type == "json_object":
+        raise InvalidRequest(
+            "response_format: json_object is not supported for Bedrock models; use json_schema with a schema",
+            param="response_format",
+        )
+
+
+def _translate_messages(
+    messages: list[Message], tools_on: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Hoist system/developer text to `system`; merge consecutive same-role turns (Converse alternates)."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for i, msg in enumerate(messages):
+        role = msg.role
+        if role == "system" or role == "developer":
+            text = _text_only(msg, i)
+            if _has_text(text):
+                system.append({"text": text})
+            continue
+        if role == "tool":
+            role, blocks = "user", [_tool_result(msg, i, tools_on)]
+        elif role == "user":
+            blocks = _user_blocks(msg, i)
+        else:
+            blocks = _assistant_blocks(msg, i, tools_on)
+            if not blocks:
+                continue  # an empty assistant turn says nothing; Converse rejects empty content
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    if not turns:
+        raise InvalidRequest("messages: Bedrock models need at least one user message", param="messages")
+    _trim_prefill(turns)
+    return system, turns
+
+
+def _trim_prefill(turns: list[dict[str, Any]]) -> None:
+    # A final assistant turn is a prefill; Bedrock rejects one that ends in whitespace.
+    last = turns[-1]
+    if last["role"] != "assistant" or "text" not in last["content"][-1]:
+        return
+    text = last["content"][-1]["text"].rstrip()
+    if text:
+        last["content"][-1] = {"text": text}
+        return
+    last["content"].pop()
+    if not last["content"]:
+        turns.pop()
+
+
+def _has_text(text: str) -> bool:
+    # Converse rejects blank text blocks.
+    return bool(text) and not text.isspace()
+
+
+def _text_only(msg: Message, i: int) -> str:
+    content = msg.content
+    if isinstance(content, str) or content is None:
+        return content or ""
+    for j, part in enumerate(content):
+        if not isinstance(part, TextPart):
+            raise InvalidRequest(
+                f"messages[{i}].content[{j}]: {msg.role} messages to Bedrock models may only contain text",
+                param=f"messages[{i}].content[{j}]",
+            )
+    return "".join(p.text for p in content if isinstance(p, TextPart))
+
+
+def _user_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
+    content = msg.content
+    blocks: list[dict[str, Any]]
+    if isinstance(content, str):
+        blocks = [{"text": content}] if _has_text(content) else []
+    else:
+        blocks = [_user_part(part, i, j) for j, part in enumerate(content or ())]
+        blocks = [b for b in blocks if "text" not in b or _has_text(b["text"])]
+    if not blocks:
+        raise InvalidRequest(
+            f"messages[{i}].content: empty; Bedrock models need non-empty user content",
+            param=f"messages[{i}].content",
+        )
+    return blocks
+
+
+def _user_part(part: Any, i: int, j: int) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"text": part.text}
+    if isinstance(part, ImagePart):
+        return {"image": _image_block(part.image_url.url, f"messages[{i}].content[{j}]")}
+    raise InvalidRequest(
+        f"messages[{i}].content[{j}]: content part type {part.type!r} is not supported for Bedrock models",
+        param=f"messages[{i}].content[{j}]",
+    )
+
+
+def _image_block(url: str, where: str) -> dict[str, Any]:
+    if url.startswith("data:"):
+        header, sep, data = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if not sep or encoding != "base64":
+            raise InvalidRequest(f"{where}.image_url.url: data URLs must be base64-encoded", param=where)
+        fmt = IMAGE_FORMATS.get(media_type)
+        if fmt is None:
+            raise InvalidRequest(
+                f"{where}.image_url.url: image type {media_type!r} is not supported for Bedrock models "
+                f"(use one of {', '.join(sorted(IMAGE_FORMATS))})",
+                param=where,
+            )
+        # JSON carries the blob base64-encoded, so the data URL's payload goes as is.
+        return {"format": fmt, "source": {"bytes": data}}
+    if url.startswith("s3://"):
+        return _s3_image(url, where)
+    if url.startswith(("https://", "http://")):
+        raise InvalidRequest(
+            f"{where}.image_url.url: Bedrock Converse does not fetch image URLs; send the image inline as a "
+            "base64 data: URL (or an s3:// location)",
+            param=where,
+        )
+    raise InvalidRequest(f"{where}.image_url.url: must be a data: or s3:// URL for Bedrock models", param=where)
+
+
+def _s3_image(url: str, where: str) -> dict[str, Any]:
+    dot = url.rfind(".")
+    fmt = _S3_IMAGE_FORMATS.get(url[dot:].lower()) if dot > 0 else None
+    if fmt is None:
+        raise InvalidRequest(
+            f"{where}.image_url.url: the image format of an s3:// URL comes from its extension "
+            f"({', '.join(sorted(_S3_IMAGE_FORMATS))})",
+            param=where,
+        )
+    return {"format": fmt, "source": {"s3Location": {"uri": url}}}
+
+
+def _assistant_blocks(msg: Message, i: int, tools_on: bool) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    content = msg.content
+    if isinstance(content, str):
+        if _has_text(content):
+            blocks.append({"text": content})
+    elif content:
+        for part in content:
+            # OpenAI lets earlier assistant turns carry refusal parts: they are text to Bedrock.
+            text = part.text if isinstance(part, TextPart) else getattr(part, "refusal", None)
+            if isinstance(text, str) and _has_text(text):
+                blocks.append({"text": text})
+    for k, call in enumerate(msg.tool_calls or ()):
+        name, arguments = call.function.name, call.function.arguments
+        if not tools_on:
+            blocks.append({"text": f"[tool call {call.id}: {name}({arguments or '{}'})]"})
+            continue
+        where = f"messages[{i}].tool_calls[{k}].function.arguments"
+        use = {"toolUseId": _tool_id(call.id), "name": name, "input": _tool_input(arguments, where)}
+        blocks.append({"toolUse": use})
+    return blocks
+
+
+def _tool_input(arguments: str, where: str) -> dict[str, Any]:
+    if not arguments.strip():
+        return {}  # some clients send "" for a call without arguments
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(f"{where}: not valid JSON", param=where) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where}: must be a JSON object for Bedrock models", param=where)
+    return value
+
+
+def _tool_id(call_id: str) -> str:
+    # Converse ids must match [a-zA-Z0-9_.:-]{1,64}; ids minted elsewhere may not. The same rewrite
+    # is applied to toolUse and toolResult, so the pair still matches.
+    if _TOOL_ID_OK.fullmatch(call_id):
+        return call_id
+    return (_TOOL_ID_BAD_CHAR.sub("_", call_id) or "call")[:64]
+
+
+def _tool_result(msg: Message, i: int, tools_on: bool) -> dict[str, Any]:
+    text = _text_only(msg, i)
+    call_id = msg.tool_call_id or ""
+    if not tools_on:
+        return {"text": f"[result of tool call {call_id}: {text}]"}
+    content = [{"text": text}] if _has_text(text) else []
+    return {"toolResult": {"toolUseId": _tool_id(call_id), "content": content}}
+
+
+def _inference_config(req: ChatRequest) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if req.output_limit is not None:
+        config["maxTokens"] = req.output_limit
+    if req.temperature is not None:
+        config["temperature"] = req.temperature
+    if req.top_p is not None:
+        config["topP"] = req.top_p
+    if req.stop:
+        config["stopSequences"] = req.stop_list
+    return config
+
+
+def _tool_config(req: ChatRequest) -> dict[str, Any]:
+    config: dict[str, Any] = {"tools": [_tool_spec(tool.function, k) for k, tool in enumerate(req.tools or ())]}
+    choice = req.tool_choice
+    if choice == "auto":
+        config["toolChoice"] = {"auto": {}}
+    elif choice == "required":
+        config["toolChoice"] = {"any": {}}
+    elif choice is not None and choice != "none":
+        config["toolChoice"] = {"tool": {"name": choice.function.name}}
+    return config
+
+
+def _tool_spec(fn: FunctionDef, k: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": fn.name, "inputSchema": {"json": _object_schema(fn.parameters, k)}}
+    if fn.description:
+        spec["description"] = fn.description
+    if fn.strict:
+        spec["strict"] = True
+    return {"toolSpec": spec}
+
+
+def _object_schema(schema: dict[str, Any] | None, k: int) -> dict[str, Any]:
+    if not schema:
+        return {"type": "object", "properties": {}}  # Converse requires an input schema
+    kind = schema.get("type")
+    if kind == "object":
+        return schema
+    if kind is None:
+        return {**schema, "type": "object"}
+    where = f"tools[{k}].function.parameters"
+    raise InvalidRequest(f"{where}: Bedrock tool inputs must be JSON objects (type 'object')", param=where)
+
+
+def _text_format(fmt: ResponseFormat) -> dict[str, Any]:
+    spec = fmt.json_schema or {}
+    schema = spec.get("schema")
+    definition: dict[str, Any] = {
+        # Converse takes the schema as a JSON string.
+        "schema": orjson.dumps(schema if isinstance(schema, dict) else {"type": "object"}).decode()
+    }
+    for key in ("name", "description"):
+        value = spec.get(key)
+        if isinstance(value, str) and value:
+            definition[key] = value
+    return {"type": "json_schema", "structure": {"jsonSchema": definition}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Response
+
+
+def from_converse_response(data: dict[str, Any], model_name: str, *, request_id: str | None = None) -> ChatCompletion:
+    """An OpenAI `chat.completion` for a Converse response."""
+    message = (data.get("output") or {}).get("message") or {}
+    texts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in message.get("content") or ():
+        if "text" in block:
+            texts.append(block["text"] or "")
+        elif "toolUse" in block:
+            tool_calls.append(_tool_call(block["toolUse"]))
+        # reasoningContent, citationsContent and the like have no place in an OpenAI message.
+    content = "".join(texts) if texts else (None if tool_calls else "")
+    reply: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    if tool_calls:
+        reply["tool_calls"] = tool_calls
+    finish = finish_reason(data.get("stopReason"), bool(tool_calls))
+    return {
+        "id": completion_id(request_id),
+        "object": "chat.completion",
+        "created": now_s(),
+        "model": model_name,
+        "system_fingerprint": None,
+        "service_tier": "default",
+        "choices": [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}],
+        "usage": converse_usage(data.get("usage") or {}).to_openai(),
+    }
+
+
+def _tool_call(use: dict[str, Any]) -> dict[str, Any]:
+    arguments = orjson.dumps(use.get("input") or {}).decode()
+    return {"id": use["toolUseId"], "type": "function", "function": {"name": use["name"], "arguments": arguments}}
+
+
+def completion_id(request_id: str | None) -> str:
+    return f"chatcmpl-{request_id}" if request_id else new_completion_id()
+
+
+def finish_reason(stop_reason: Any, has_tool_calls: bool) -> str:
+    if stop_reason in _MALFORMED:
+        # The model's output is unusable; another attempt may well succeed.
+        raise UpstreamError(f"bedrock model output was malformed (stopReason {stop_reason})", kind="http")
+    reason = _FINISH.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+    return "stop" if reason == "tool_calls" and not has_tool_calls else reason
+
+
+def converse_usage(usage: dict[str, Any]) -> Usage:
+    """Converse counts cached input apart from `inputTokens`; OpenAI's prompt_tokens includes it."""
+    cache_read = usage.get("cacheReadInputTokens") or 0
+    cache_write = usage.get("cacheWriteInputTokens") or 0
+    return Usage(
+        prompt_tokens=(usage.get("inputTokens") or 0) + cache_read + cache_write,
+        completion_tokens=usage.get("outputTokens") or 0,
+        cached_tokens=cache_read,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+def header(headers: dict[str, str], name: str) -> str | None:
+    """A response header by case-insensitive name (aiohttp keeps the server's case, httpx lowers it)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lower = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lower), None)
+
+
+def bedrock_error(provider: str, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
+    """An HTTP error: `{"message": ...}` with the exception name in `x-amzn-ErrorType`."""
+    kind = (header(headers, "x-amzn-ErrorType") or "").partition(":")[0]
+    message = _error_message(body) or f"HTTP {status}"
+    detail = f"{kind}: {message}" if kind else message
+    if status == 424:
+        # ModelErrorException: the model failed while processing; unlike other 4xx a retry may help.
+        return UpstreamError(f"{provider} upstream error: {detail}", status=502, retryable=True, kind="http")
+    return upstream_error(provider, status, headers, orjson.dumps({"message": detail}))
+
+
+def _error_message(body: bytes) -> str | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:200].decode(errors="replace").strip() or None
+    if isinstance(data, dict):
+        message = data.get("message", data.get("Message"))
+        return message if isinstance(message, str) else None
+    return None
+
+
+def stream_exception(provider: str, kind: str, name: str, payload: bytes, error_message: str = "") -> UpstreamError:
+    """An exception (or error) frame inside a 200 stream, as the UpstreamError its HTTP twin would give."""
+    message = error_message or _error_message(payload) or name
+    status, error_kind, retryable = _STREAM_EXCEPTIONS.get(name, (502, "http", True))
+    text = f"{provider} stream error: {name}: {message}"
+    if status == 429:
+        return UpstreamError(text, status=429, retryable=True, kind=error_kind, type="rate_limit_error")
+    if status == 400:
+        return UpstreamError(text, status=400, retryable=False, kind=error_kind, type="invalid_request_error")
+    return UpstreamError(text, status=status, retryable=retryable, kind=error_kind)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream
+
+
+class ConverseStreamTranslator:
+    """ConverseStream events in, OpenAI `chat.completion.chunk`s out.
+
+    Converse numbers all content blocks, OpenAI numbers tool calls among tool calls, so block
+    indexes are mapped. The answer ends at `messageStop`; usage follows in `metadata`, which sets
+    `done`. Then `final_usage_chunk()`.
+    """
+
+    __slots__ = ("_finished", "_raw_usage", "_tool_index", "completion_id", "created", "done", "model", "stopped")
+
+    def __init__(self, model_name: str, *, request_id: str | None = None) -> None:
+        self.model = model_name
+        self.completion_id = completion_id(request_id)
+        self.created = now_s()
+        self.stopped = False  # messageStop seen: the answer is complete
+        self.done = False  # metadata seen: nothing more is due
+        self._tool_index: dict[int, int] = {}  # Converse block index -> OpenAI tool-call index
+        self._raw_usage: dict[str, Any] = {}
+        self._finished = False
+
+    @property
+    def usage(self) -> Usage:
+        return converse_usage(self._raw_usage)
+
+    def final_usage_chunk(self) -> ChatChunk:
+        return usage_chunk(self.completion_id, self.model, self.created, self.usage)
+
+    def feed(self, event: str, data: dict[str, Any]) -> list[ChatChunk]:
+        if event == "contentBlockDelta":
+            return self._block_delta(data)
+        if event == "contentBlockStart":
+            return self._block_start(data)
+        if event == "messageStart":
+            return [self._chunk({"role": "assistant", "content": ""})]
+        if event == "messageStop":
+            return self._message_stop(data)
+        if event == "metadata":
+            usage = data.get("usage")
+            self._raw_usage = usage if isinstance(usage, dict) else {}
+            self.done = True
+        return []  # contentBlockStop, and event types added later
+
+    def _chunk(self, delta: dict[str, Any]) -> ChatChunk:
+        return chunk(self.completion_id, self.model, self.created, delta)
+
+    def _block_start(self, data: dict[str, Any]) -> list[ChatChunk]:
+        use = (data.get("start") or {}).get("toolUse")
+        if not isinstance(use, dict):
+            return []  # tool results and images of server-side tools are not part of the OpenAI answer
+        index = data.get("contentBlockIndex", 0)
+        tool_index = self._tool_index[index] = len(self._tool_index)
+        call = {"index": tool_index, "id": use.get("toolUseId"), "type": "function",
+                "function": {"name": use.get("name"), "arguments": ""}}  # fmt: skip
+        return [self._chunk({"tool_calls": [call]})]
+
+    def _block_delta(self, data: dict[str, Any]) -> list[ChatChunk]:
+        delta = data.get("delta") or {}
+        text = delta.get("text")
+        if text:
+            return [self._chunk({"content": text})]
+        use = delta.get("toolUse")
+        if not isinstance(use, dict) or not use.get("input"):
+            return []  # reasoning and citation deltas, empty fragments
+        tool_index = self._tool_index.get(data.get("contentBlockIndex", 0))
+        if tool_index is None:
+            return []
+        return [self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": use["input"]}}]})]
+
+    def _message_stop(self, data: dict[str, Any]) -> list[ChatChunk]:
+        self.stopped = True
+        if self._finished:
+            return []
+        self._finished = True
+        reason = finish_reason(data.get("stopReason"), bool(self._tool_index))
+        return [chunk(self.completion_id, self.model, self.created, {}, reason)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Embeddings (Titan text embeddings through InvokeModel)
+
+
+def titan_inputs(req: EmbeddingRequest) -> list[str]:
+    """The texts to embed; Titan takes text only, one per call."""
+    raw = req.input
+    texts = [raw] if isinstance(raw, str) else raw
+    if not all(isinstance(t, str) for t in texts):
+        raise InvalidRequest("input: Bedrock Titan embeddings take text, not token arrays", param="input")
+    return [t for t in texts if isinstance(t, str)]
+
+
+def titan_request(text: str, req: EmbeddingRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {"inputText": text}
+    if req.dimensions is not None:
+        body["dimensions"] = req.dimensions  # Titan v2: 256, 512 or 1024
+    return body
+
+
+def from_titan_responses(responses: list[dict[str, Any]], model_name: str, encoding: str | None) -> dict[str, Any]:
+    """OpenAI's embeddings list for one Titan response per input, in input order."""
+    tokens = sum(int(r.get("inputTextTokenCount") or 0) for r in responses)
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encode_vector(r.get("embedding") or [], encoding)}
+        for i, r in enumerate(responses)
+    ]
+    return {
+        "object": "list",
+        "data": data,
+        "model": model_name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def _encode_vector(vector: list[float], encoding: str | None) -> list[float] | str:
+    if encoding != "base64":
+        return vector
+    # OpenAI's base64 form (the SDK's default): little-endian float32.
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

@@ -1,0 +1,87 @@
+"""Children of an AIGateway as manifests: fields, ownership, restart policy, optional children."""
+
+from __future__ import annotations
+
+from aimm_operator import render
+from aimm_operator.compile import compile_gateway
+from tests.unit.operator_fixtures import gw, model, snapshot
+
+MON = frozenset({"ServiceMonitor", "PrometheusRule"})
+
+
+def build(gateway: dict | None = None, models: list[dict] | None = None, monitoring: frozenset[str] = frozenset()):  # type: ignore[no-untyped-def]
+    snap = snapshot(gateways=[gateway or gw()], models=models or [model("m")])
+    g = snap.gateways[0]
+    c = compile_gateway(g, snap)
+    return g, c, {m["kind"]: m for m in render.children(g, c, monitoring)}
+
+
+def test_children_and_ownership() -> None:
+    g, _, kids = build()
+    assert list(kids) == [
+        "ServiceAccount",
+        "ConfigMap",
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+    ]
+    for m in kids.values():
+        assert m["metadata"]["ownerReferences"] == [render.owner_reference(g)]
+        assert m["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "aimm-operator"
+        assert m["metadata"]["namespace"] == "ns"
+
+
+def test_deployment_leaves_scale_to_hpa() -> None:
+    _, _, kids = build()
+    assert "replicas" not in kids["Deployment"]["spec"]
+    hpa = kids["HorizontalPodAutoscaler"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (5, 50)
+    _, _, fixed = build(gw(autoscaling={"enabled": False}, replicas={"min": 3, "max": 9}))
+    assert fixed["Deployment"]["spec"]["replicas"] == 3 and "HorizontalPodAutoscaler" not in fixed
+
+
+def test_pod_template_security_and_probes() -> None:
+    _, _, kids = build()
+    pod = kids["Deployment"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["securityContext"] == render.RESTRICTED_CONTAINER_SECURITY
+    assert pod["securityContext"]["runAsNonRoot"] and pod["automountServiceAccountToken"] is False
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready" and c["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert {"name": "config", "mountPath": "/etc/aimm", "readOnly": True} in c["volumeMounts"]
+    assert "subPath" not in str(c["volumeMounts"])  # subPath mounts never see ConfigMap updates
+
+
+def test_model_edits_keep_the_template_secret_refs_change_it() -> None:
+    _, _, a = build(models=[model("m", weight=1)])
+    _, _, b = build(models=[model("m", weight=9), model("n", quality=0.1)])
+    assert a["Deployment"]["spec"]["template"] == b["Deployment"]["spec"]["template"]
+    assert a["ConfigMap"]["data"] != b["ConfigMap"]["data"]
+    _, _, c = build(models=[model("m", apiKeySecretRef={"name": "s", "key": "k"})])
+    assert c["Deployment"]["spec"]["template"] != a["Deployment"]["spec"]["template"]
+    env = c["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "AIMM_KEY_M", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+
+
+def test_monitoring_children_only_when_installed_and_wanted() -> None:
+    g, _c, kids = build(monitoring=MON)
+    assert kids["ServiceMonitor"]["spec"]["endpoints"][0] == {"port": "http", "path": "/metrics", "interval": "30s"}
+    rules = kids["PrometheusRule"]["spec"]["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} >= {"AIMMHighErrorRate", "AIMMHighLatency", "AIMMModelUnavailable"}
+    assert "> 0.05" in next(r["expr"] for r in rules if r["alert"] == "AIMMHighErrorRate")
+    assert render.unwanted(g, MON) == []
+    off = snapshot(
+        gateways=[gw(monitoring={"serviceMonitor": False, "prometheusRule": False}, autoscaling={"enabled": False})]
+    ).gateways[0]
+    kinds = {k for _, k, _ in render.unwanted(off, MON)}
+    assert kinds == {"ServiceMonitor", "PrometheusRule", "HorizontalPodAutoscaler"}
+    assert {k for _, k, _ in render.unwanted(off, frozenset())} == {"HorizontalPodAutoscaler"}
+
+
+def test_failed_compile_keeps_the_last_configmap() -> None:
+    snap = snapshot(gateways=[gw()], models=[model("m")])
+    g = snap.gateways[0]
+    c = compile_gateway(g, snap)
+    broken = type(c)(c.gateway, None, None, None, c.restart_hash, c.secret_env, error="boom")
+    kinds = [m["kind"] for m in render.children(g, broken, frozenset())]
+    assert "ConfigMap" not in kinds and "Deployment" in kinds

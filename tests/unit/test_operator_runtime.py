@@ -1,0 +1,122 @@
+"""The operator's plumbing: request coalescing, the API client's retries, server-side apply."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from aimm_operator.apply import apply, apply_status, owns_field
+from aimm_operator.coalesce import Coalescer
+from aimm_operator.kube import Credentials, Kube, KubeError, RetryPolicy, resource_path
+
+
+async def test_coalescer_shares_runs_and_never_overlaps() -> None:
+    running = 0
+    peak = 0
+    calls: list[str] = []
+
+    async def run(key: str) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        calls.append(key)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    c: Coalescer[str] = Coalescer(run)
+    await asyncio.gather(*(c.request("ns") for _ in range(20)))
+    assert peak == 1 and calls == ["ns", "ns"]  # the first run plus one follow-up for the other 19
+    await asyncio.gather(c.request("a"), c.request("b"))
+    assert sorted(calls[2:]) == ["a", "b"] and not c.busy("a")
+
+
+async def test_coalescer_propagates_errors() -> None:
+    async def boom(key: str) -> None:
+        raise ValueError(key)
+
+    c: Coalescer[str] = Coalescer(boom)
+    with pytest.raises(ValueError):
+        await c.request("x")
+
+
+def kube(handler) -> Kube:  # type: ignore[no-untyped-def]
+    return Kube(
+        Credentials(server="http://api", token="t"),
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=4, initial_s=0, max_s=0),
+    )
+
+
+async def test_conflicts_are_retried() -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) < 3:
+            return httpx.Response(409, json={"reason": "Conflict", "message": "the object has been modified"})
+        return httpx.Response(200, json={"kind": "ConfigMap"})
+
+    k = kube(handler)
+    out = await apply(k, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}})
+    assert out == {"kind": "ConfigMap"} and len(seen) == 3
+    r = seen[-1]
+    assert r.method == "PATCH" and r.url.path == "/api/v1/namespaces/n/configmaps/c"
+    assert r.headers["content-type"] == "application/apply-patch+yaml"
+    assert r.url.params["fieldManager"] == "aimm-operator" and r.url.params["force"] == "true"
+    assert r.headers["authorization"] == "Bearer t"
+    await k.aclose()
+
+
+async def test_non_retriable_errors_raise_at_once() -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(403, json={"reason": "Forbidden", "message": "no"})
+
+    k = kube(handler)
+    with pytest.raises(KubeError) as err:
+        await k.get("ConfigMap", "n", "c")
+    assert err.value.status == 403 and len(seen) == 1 and not err.value.retriable
+    await k.aclose()
+
+
+async def test_exhausted_retries_raise() -> None:
+    k = kube(lambda r: httpx.Response(503, text="down"))
+    with pytest.raises(KubeError) as err:
+        await k.list("AIModel", "n")
+    assert err.value.status == 503
+    await k.aclose()
+
+
+async def test_status_apply_targets_the_subresource_and_tolerates_deletion() -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(404, json={"reason": "NotFound", "message": "gone"})
+
+    k = kube(handler)
+    assert await apply_status(k, "AIModel", "n", "m", {"observedGeneration": 1}, manager="aimm-operator-stats") is None
+    body = json.loads(seen[0].content)
+    assert seen[0].url.path == "/apis/aimm.io/v1alpha1/namespaces/n/aimodels/m/status"
+    assert body["status"] == {"observedGeneration": 1} and body["kind"] == "AIModel"
+    assert seen[0].url.params["fieldManager"] == "aimm-operator-stats"
+    await k.aclose()
+
+
+def test_resource_path_and_field_ownership() -> None:
+    assert resource_path("v1", "pods") == "/api/v1/pods"
+    assert (
+        resource_path("apps/v1", "deployments", "n", "d", "scale") == "/apis/apps/v1/namespaces/n/deployments/d/scale"
+    )
+    mf = [
+        {"manager": "aimm-operator", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}}},
+        {"manager": "kube-controller-manager", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+    ]
+    assert owns_field(mf, "aimm-operator", ("spec", "replicas"))
+    assert not owns_field(mf, "aimm-operator", ("spec", "selector"))
+    assert not owns_field(None, "x", ("spec",))
