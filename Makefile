@@ -8,7 +8,7 @@ CONFIG ?= examples/demo.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint bench envtest deps system-deps crds fmt clean test-unit test-gateway test-operator
+.PHONY: run test lint bench envtest deps crds fmt clean test-unit
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,9 +18,6 @@ $(STAMP): pyproject.toml
 
 deps: $(STAMP)
 
-# Debian packages the tests need (real Redis, PostgreSQL, etcd, Chromium); no-op when present.
-system-deps:
-	@bash hack/system-deps.sh
 
 run: deps
 	@AIMM_API_KEY=$${AIMM_API_KEY:-sk-aimm-demo} AIMM_ADMIN_TOKEN=$${AIMM_ADMIN_TOKEN:-admin-demo} \
@@ -44,13 +41,14 @@ fmt: deps
 crds: deps
 	$(BIN)/aimm crds --out crds
 
-test: deps system-deps envtest lint
+test: deps envtest lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: deps
 	$(BIN)/pytest -q tests/unit
 
 bench: deps
+	@bash hack/system-deps.sh wrk
 	$(BIN)/aimm bench --out docs/benchmarks.md
 
 clean:

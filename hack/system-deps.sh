@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite runs for real. Idempotent and quiet when present.
+# Debian packages outside Python that a target needs. Idempotent and quiet when present.
+#   bench: wrk (a C load generator, so the client costs little CPU next to the gateway)
 set -euo pipefail
 need=()
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+for cmd in "$@"; do
+  command -v "$cmd" >/dev/null || need+=("$cmd")
+done
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
