@@ -8,7 +8,7 @@ CONFIG ?= examples/demo.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint bench envtest deps crds fmt clean test-unit
+.PHONY: run test lint bench envtest deps crds fmt clean test-unit test-operator
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,12 +40,16 @@ fmt: deps
 
 crds: deps
 	$(BIN)/aimm crds --out crds
+	$(BIN)/aimm crds --out charts/ai-multimodel/crds
 
 test: deps envtest lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: deps
 	$(BIN)/pytest -q tests/unit
+
+test-operator: deps envtest
+	$(BIN)/pytest -q tests/operator tests/unit/test_operator_*.py
 
 bench: deps
 	@bash hack/system-deps.sh wrk

@@ -6,14 +6,16 @@ schema into a ConfigMap. Secrets are referenced (env var or file), never inlined
 
 from __future__ import annotations
 
+import hashlib
 import os
 from decimal import Decimal
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from aimm_gateway.presets import PRESETS, PROVIDER_NAMES, preset_for
 
@@ -172,6 +174,11 @@ class ModelConfig(Strict):
     azure: AzureSettings | None = Field(None, description="Azure OpenAI settings (provider: azure).")
     bedrock: BedrockSettings | None = Field(None, description="AWS Bedrock settings (provider: bedrock).")
     vertex: VertexSettings | None = Field(None, description="Vertex AI settings (provider: vertex).")
+
+    @field_serializer("capabilities")
+    def _sorted_capabilities(self, caps: frozenset[Capability]) -> list[str]:
+        # Sorted so a dump (and so the config hash) is identical in every process.
+        return sorted(c.value for c in caps)
 
     @field_validator("provider")
     @classmethod
@@ -387,6 +394,12 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def config_hash(config: GatewayConfig) -> str:
+    """A short stable digest of a config: gateways report it, the operator compares it."""
+    blob = orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -25,6 +25,7 @@ from aimm_gateway.errors import (
     ModelNotFound,
     NoUsableModel,
     UpstreamError,
+    UpstreamTimeout,
     format_retry_after,
 )
 from aimm_gateway.metrics import GatewayMetrics
@@ -316,9 +317,21 @@ class ChatPipeline:
             r.attempts += 1
             self._router.on_start(name)
             started = time.perf_counter()
-            upstream = rt.providers[name].stream(self._call(r, name))
+            call = self._call(r, name)
+            upstream = rt.providers[name].stream(call)
             try:
-                first = await anext(upstream)
+                # `first_byte_s` bounds the time to the first *chunk*, not only to the response
+                # headers: an upstream that sends 200 and then stalls would otherwise hold the
+                # request for `stream_idle_s` (and be served late) instead of failing over while
+                # failover is still free, before anything reached the client.
+                async with asyncio.timeout(call.timeouts.first_byte_s):
+                    first = await anext(upstream)
+            except TimeoutError:
+                await _aclose(upstream)
+                exc = UpstreamTimeout(f"{model.provider} sent no stream chunk within {call.timeouts.first_byte_s}s")
+                self._failed(name, model, exc, time.perf_counter() - started)
+                r.last_error, r.last_model = exc, name
+                continue
             except StopAsyncIteration:
                 exc = UpstreamError(f"{model.provider} returned an empty stream", kind="http")
                 self._failed(name, model, exc, time.perf_counter() - started)

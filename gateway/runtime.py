@@ -11,9 +11,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-import orjson
-
-from aimm_gateway.config import GatewayConfig, ModelConfig, RouteConfig, SecretRef
+from aimm_gateway.config import GatewayConfig, ModelConfig, RouteConfig, SecretRef, config_hash
 from aimm_gateway.presets import preset_for
 from aimm_gateway.providers.base import ChatProvider
 from aimm_gateway.providers.http import UpstreamPools
@@ -60,11 +58,6 @@ class Runtime:
         if self.admin_token_digest is None:
             return False
         return hmac.compare_digest(self.admin_token_digest, hashlib.sha256(token.encode()).digest())
-
-
-def config_hash(config: GatewayConfig) -> str:
-    blob = orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def build_runtime(config: GatewayConfig, pools: UpstreamPools) -> Runtime:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
 import yaml
 from pydantic import ValidationError
 
@@ -23,6 +22,7 @@ from aimm_gateway.config import (
     ConfigError,
     GatewayConfig,
     ModelConfig,
+    config_hash,
     describe_validation_error,
     parse_config,
 )
@@ -178,18 +178,6 @@ def canonical_yaml(config: GatewayConfig) -> str:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def config_hash(config: GatewayConfig) -> str:
-    """The hash a gateway pod reports for this config (`config_hash` in its stats).
-
-    Same recipe as the gateway's: SHA-256 of the sorted-key JSON of the full dump, first 16 hex
-    digits; capabilities (a set) are sorted so every process computes the same value.
-    """
-    data = config.model_dump(mode="json")
-    for model in data.get("models", []):
-        model["capabilities"] = sorted(model.get("capabilities", []))
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------ compile

@@ -31,10 +31,24 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 JSON_OUTPUT_NAME = "output"  # the json_schema name given to Anthropic structured outputs
 
 # Fields translated below; fields dropped because they do not change what is asked; fields refused.
-_TRANSLATED = frozenset({
-    "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature",
-    "top_p", "tools", "tool_choice", "thinking", "output_config", "output_format",
-})  # fmt: skip
+_TRANSLATED = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "metadata",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "output_format",
+    }
+)
 _DROPPED = frozenset({"top_k", "cache_control", "service_tier", "speed", "inference_geo"})
 _UNSUPPORTED = frozenset({"container", "mcp_servers", "context_management"})
 
@@ -471,8 +485,12 @@ def _answer_texts(message: dict[str, Any]) -> list[str]:
 def _tool_use_block(call: dict[str, Any]) -> dict[str, Any]:
     function = call.get("function") or {}
     name = function.get("name") or ""
-    return {"type": "tool_use", "id": call.get("id") or _tool_id(), "name": name,
-            "input": tool_input(function.get("arguments"), name)}  # fmt: skip
+    return {
+        "type": "tool_use",
+        "id": call.get("id") or _tool_id(),
+        "name": name,
+        "input": tool_input(function.get("arguments"), name),
+    }
 
 
 def tool_input(arguments: Any, name: str) -> dict[str, Any]:
@@ -517,7 +535,7 @@ class AnthropicStreamWriter:
         "_stops",
         "_tool_blocks",
         "_usage",
-    )  # fmt: skip
+    )
 
     def __init__(self, model: str, *, input_tokens: int = 0, stop_sequences: Sequence[str] = ()) -> None:
         self._model = model
@@ -547,9 +565,12 @@ class AnthropicStreamWriter:
         usage: dict[str, int] = {"output_tokens": 0}
         if self._usage is not None:
             usage = anthropic_usage(self._usage)
-        events.append(("message_delta", {"type": "message_delta",
-                                         "delta": {"stop_reason": reason, "stop_sequence": sequence},
-                                         "usage": usage}))  # fmt: skip
+        events.append(
+            (
+                "message_delta",
+                {"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": sequence}, "usage": usage},
+            )
+        )
         events.append(("message_stop", {"type": "message_stop"}))
         return events
 
@@ -595,8 +616,12 @@ class AnthropicStreamWriter:
         function = call.get("function") or {}
         events: list[Event] = []
         if position not in self._tool_blocks:
-            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id") or _tool_id(),
-                                     "name": function.get("name") or "", "input": {}}  # fmt: skip
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": call.get("id") or _tool_id(),
+                "name": function.get("name") or "",
+                "input": {},
+            }
             events = self._open(block)
             self._tool_blocks[position] = self._next - 1
         fragment = function.get("arguments")

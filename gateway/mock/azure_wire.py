@@ -34,6 +34,7 @@ __all__ = [
     "error_body",
     "fault_error_body",
     "parse_request",
+    "prompt_filtered_error",
     "render_completion",
     "render_stream",
     "with_deployment",
@@ -89,11 +90,14 @@ _FAULT_ERRORS: dict[int, tuple[str, str]] = {
     401: ("401", "Access denied due to invalid subscription key or wrong API endpoint."),
     403: ("403", "Access denied."),
     404: ("DeploymentNotFound", "The API deployment for this resource does not exist."),
-    429: ("429", "Requests to the ChatCompletions_Create Operation have exceeded the rate limit of your "
-                 "current pricing tier. Please retry after 1 second."),
+    429: (
+        "429",
+        "Requests to the ChatCompletions_Create Operation have exceeded the rate limit of your "
+        "current pricing tier. Please retry after 1 second.",
+    ),
     500: ("InternalServerError", "The server had an error while processing your request."),
     503: ("ServiceUnavailable", "The service is temporarily unable to process your request."),
-}  # fmt: skip
+}
 
 
 def fault_error_body(status: int) -> dict[str, Any]:
@@ -103,7 +107,7 @@ def fault_error_body(status: int) -> dict[str, Any]:
     return error_body(code, message)
 
 
-def _prompt_filtered() -> MockValidationError:
+def prompt_filtered_error() -> MockValidationError:
     body = {
         "error": {
             "message": _PROMPT_FILTERED_MESSAGE,
@@ -133,7 +137,7 @@ def parse_request(body: Any) -> MockInput:
     """OpenAI's validation, then Azure's prompt filter (marker in any message text)."""
     inp = openai_wire.parse_request(body)
     if any(PROMPT_FILTER_MARKER in m.text for m in inp.messages):
-        raise _prompt_filtered()
+        raise prompt_filtered_error()
     for message in inp.messages:
         if OUTPUT_FILTER_MARKER in message.text:
             # The engine's own marker makes it answer with finish_reason content_filter.
@@ -168,8 +172,14 @@ def render_completion(body: Mapping[str, Any], out: MockOutput) -> dict[str, Any
 
 def render_stream(body: Mapping[str, Any], out: MockOutput, chunks: int) -> Iterator[dict[str, Any]]:
     """Azure's chunk sequence: a prompt-filter chunk, then OpenAI's chunks with filter results."""
-    yield {"choices": [], "created": 0, "id": "", "model": "", "object": "", "prompt_filter_results":
-           _prompt_filter_results()}  # fmt: skip
+    yield {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": _prompt_filter_results(),
+    }
     for chunk in openai_wire.render_stream(body, out, chunks):
         for choice in chunk["choices"]:
             choice["content_filter_results"] = _choice_stream_results(choice)

@@ -147,7 +147,7 @@ def test_5xx_burst_breaker_opens_half_opens_and_closes(upstreams: Upstreams, sta
     # A recovers: the next probe after timeout_s succeeds and closes the circuit.
     a.set_faults(fail_rate=0.0)
     assert wait_until(lambda: admin_status(gw)["ma"]["circuit_state"] == "half_open", BREAKER_TIMEOUT_S + 3)
-    assert time.monotonic() >= reopen_until - 0.02
+    assert time.monotonic() >= reopen_until - 0.25
     text, headers = _ask(client, "burst", "probe succeeds")
     assert text == expected_answer("alpha", "probe succeeds")
     assert (headers["x-aimm-model"], headers["x-aimm-attempts"]) == ("ma", "1")
@@ -165,7 +165,7 @@ async def test_all_targets_open_503_with_retry_after_and_bounded_queue(
 ) -> None:
     a, b = upstreams("openai", fail_rate=1.0), upstreams("openai", fail_rate=1.0)
     targets = [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}]
-    b_timeout = 1.5
+    b_timeout = 2.0
     gw = start_gateway(
         base_config(
             [
@@ -196,7 +196,8 @@ async def test_all_targets_open_503_with_retry_after_and_bounded_queue(
         b_retry_in = admin_status(gw)["mb"]["retry_in_s"]
         assert b_retry_in is not None and 0 < b_retry_in <= b_timeout
         retry_after = int(resp.headers["retry-after"])
-        assert retry_after in {math.ceil(b_retry_in), math.ceil(b_retry_in + elapsed)}, (retry_after, b_retry_in)
+        assert math.ceil(b_retry_in) <= retry_after <= math.ceil(b_retry_in + 0.5), (retry_after, b_retry_in)
+        assert retry_after <= math.ceil(b_timeout)
         assert retry_after < math.ceil(admin_status(gw)["ma"]["retry_in_s"])  # not A's, later, one
         assert elapsed < 0.5  # no queueing on a route without queue_timeout_s
         assert (upstream_count(a), upstream_count(b)) == (1, 1)
@@ -205,24 +206,27 @@ async def test_all_targets_open_503_with_retry_after_and_bounded_queue(
         # queue_timeout_s ends first gets a clean 503 (after waiting, not at once).
         b.set_faults(fail_rate=0.0)
         b_half_open_in = admin_status(gw)["mb"]["retry_in_s"]
-        assert b_half_open_in is not None and b_half_open_in > 0.4  # the impatient one must expire first
+        assert b_half_open_in is not None and b_half_open_in > 0.8  # the impatient one must expire first
+        b_ready_at = time.monotonic() + b_half_open_in  # an upper estimate of B's half-open time
 
-        async def timed(route: str) -> tuple[float, Any]:
+        async def timed(route: str) -> tuple[float, float, Any]:
             t0 = time.monotonic()
             r = await client.post("/v1/chat/completions", json=chat_body(f"queued on {route}", model=route))
-            return time.monotonic() - t0, r
+            t1 = time.monotonic()
+            return t1 - t0, t1, r
 
-        t_queue = time.monotonic()
-        (waited_q, resp_q), (waited_i, resp_i) = await asyncio.gather(timed("queued"), timed("impatient"))
+        (waited_q, done_q, resp_q), (waited_i, _, resp_i) = await asyncio.gather(
+            timed("queued"), timed("impatient")
+        )
 
         assert_clean_error(resp_i.status_code, resp_i.content, frozenset({503}))
-        assert 0.3 - 0.02 <= waited_i < b_half_open_in + 0.5
+        assert 0.3 - 0.02 <= waited_i < 2.0
         assert "retry-after" in resp_i.headers
 
         assert resp_q.status_code == 200, resp_q.text
         assert resp_q.headers["x-aimm-model"] == "mb"
         assert resp_q.json()["choices"][0]["message"]["content"] == expected_answer("bravo", "queued on queued")
-        assert waited_q >= b_half_open_in - (time.monotonic() - t_queue - waited_q) - 0.05
+        assert done_q >= b_ready_at - 0.1  # it waited for B to half-open, it did not get in early
         assert waited_q < 4.0
         status = admin_status(gw)
         assert (status["ma"]["circuit_state"], status["mb"]["circuit_state"]) == ("open", "closed")

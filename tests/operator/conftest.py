@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,7 +160,8 @@ def operator(
 
 @pytest.fixture()
 def ns(api: Api, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = f"t-{request.node.name[5:30].replace('_', '-').strip('-').lower()}-{uuid.uuid4().hex[:5]}"
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())[:28].strip("-")
+    name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
     api.create_namespace(name)
     yield name
     api.request("DELETE", f"/api/v1/namespaces/{name}")
