@@ -66,6 +66,9 @@ class GatewayMetrics:
             PREFIX + "fallbacks_total", "Requests served by a fallback.", ["route"], registry=r
         )
         self.hedges = Counter(PREFIX + "hedges_total", "Hedged requests sent.", ["route"], registry=r)
+        self.budget_used = Gauge(
+            PREFIX + "budget_used_ratio", "Spend over limit for each budget (this pod).", ["budget"], registry=r
+        )
         self.config_reloads = Counter(
             PREFIX + "config_reloads_total", "Config reload attempts.", ["result"], registry=r
         )

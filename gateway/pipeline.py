@@ -453,7 +453,8 @@ class ChatPipeline:
         self._stats.record(name, latency, ok=True, cost=cost)
         if r is not None:
             for budget in r.rt.budgets_for(name, r.ctx.key_name):
-                self._stats.add_budget_spend(budget, cost)
+                spent = self._stats.add_budget_spend(budget.name, cost)
+                m.budget_used.labels(budget.name).set(float(spent / budget.limit_usd))
             if r.route is not None and name != r.order[0]:
                 m.fallbacks.labels(r.route.name).inc()
         served.usage, served.cost, served.latency_s = usage, cost, latency

@@ -7,7 +7,7 @@ OpenAI-compatible provider is one line here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import StrEnum
 
 
 class WireFormat(StrEnum):

@@ -11,7 +11,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-from aimm_gateway.config import GatewayConfig, ModelConfig, RouteConfig, SecretRef, config_hash
+from aimm_gateway.config import BudgetConfig, GatewayConfig, ModelConfig, RouteConfig, SecretRef, config_hash
 from aimm_gateway.presets import preset_for
 from aimm_gateway.providers.base import ChatProvider
 from aimm_gateway.providers.http import UpstreamPools
@@ -35,10 +35,10 @@ class Runtime:
         str, ModelConfig
     ]  # models without a missing-credential problem (stable identity: plan cache key)
 
-    def budgets_for(self, model: str, key_name: str | None) -> list[str]:
-        """Names of the budgets whose scope covers this model and caller."""
+    def budgets_for(self, model: str, key_name: str | None) -> list[BudgetConfig]:
+        """The budgets whose scope covers this model and caller."""
         return [
-            b.name
+            b
             for b in self.config.budgets
             if (not b.models or model in b.models) and (not b.api_keys or key_name in b.api_keys)
         ]

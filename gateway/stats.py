@@ -53,8 +53,10 @@ class LiveStats:
         stats.window.append(_Sample(now, latency_s, ok, cost))
         self._trim(stats.window, now)
 
-    def add_budget_spend(self, budget: str, cost: Decimal) -> None:
-        self._budget_spend[budget] = self._budget_spend.get(budget, Decimal(0)) + cost
+    def add_budget_spend(self, budget: str, cost: Decimal) -> Decimal:
+        """Add to a budget's spend (this process, since start); returns the new total."""
+        total = self._budget_spend[budget] = self._budget_spend.get(budget, Decimal(0)) + cost
+        return total
 
     def _trim(self, window: deque[_Sample], now: float) -> None:
         horizon = now - self._window_s

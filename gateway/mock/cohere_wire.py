@@ -22,7 +22,16 @@ from typing import Any
 
 import orjson
 
-from .engine import MockChoice, MockInput, MockMessage, MockOutput, MockTool, MockValidationError, embed, estimate_tokens
+from .engine import (
+    MockChoice,
+    MockInput,
+    MockMessage,
+    MockOutput,
+    MockTool,
+    MockValidationError,
+    embed,
+    estimate_tokens,
+)
 from .openai_wire import IMAGE_TEXT, split_text
 
 __all__ = [
@@ -197,7 +206,7 @@ def _assistant(msg: dict[str, Any], i: int, calls: dict[str, str]) -> MockMessag
         raise _invalid(f"messages[{i}].tool_calls must be a list")
     for k, call in enumerate(tool_calls):
         fn = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(call.get("id") if fn else None, str) or not isinstance(fn, dict) or not fn.get("name"):
+        if not isinstance(fn, dict) or not isinstance(call.get("id"), str) or not fn.get("name"):
             raise _invalid(f"messages[{i}].tool_calls[{k}] must have an id and a function name")
         calls[call["id"]] = fn["name"]
     content = msg.get("content")
@@ -436,7 +445,8 @@ def _encode(vector: list[float], kind: str) -> Any:
     if kind == "base64":
         return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
     if kind in ("int8", "uint8"):
-        signed = [max(-128, min(127, round(v * 127 / max(1e-9, max(map(abs, vector)))))) for v in vector]
+        scale = 127 / max(1e-9, max(map(abs, vector)))
+        signed = [max(-128, min(127, round(v * scale))) for v in vector]
         return signed if kind == "int8" else [s + 128 for s in signed]
     bits = [1 if v > 0 else 0 for v in vector]  # binary: 8 signs per byte
     packed = [int("".join(map(str, bits[i : i + 8])).ljust(8, "0"), 2) for i in range(0, len(bits), 8)]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+
 from aimm_gateway.canonical import ChatChunk, ChatCompletion
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.anthropic_translate import (

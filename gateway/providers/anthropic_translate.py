@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 import orjson
+
 from aimm_gateway.canonical import (
     ChatChunk,
     ChatCompletion,

@@ -17,8 +17,6 @@ import base64
 import struct
 from typing import Any
 
-import orjson
-
 from aimm_gateway.canonical import (
     ChatChunk,
     ChatCompletion,

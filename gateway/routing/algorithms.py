@@ -12,7 +12,7 @@ parallel tuples, argmax is max()+index(), and nothing is sorted by a Python-leve
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate
 from statistics import NormalDist
 from types import MappingProxyType

@@ -207,3 +207,22 @@ def test_feedback_reaches_the_adaptive_router(gw: RunningGateway) -> None:
     after = gw.gateway.router.snapshot()["gpt"]
     assert before is None or after.adaptive_mean < before.adaptive_mean
     assert after.adaptive_mean < 0.5
+
+
+def test_budget_spend_is_tracked_and_exported(openai_upstream: Upstream, start_gateway: Start) -> None:
+    gw = start_gateway(
+        base_config(
+            [upstream_model("gpt", openai_upstream), {"name": "local", "provider": "mock"}],
+            budgets=[
+                {"name": "gpt-only", "limit_usd": "1.00", "models": ["gpt"]},
+                {"name": "other-team", "limit_usd": "1.00", "api_keys": ["someone-else"]},
+            ],
+        )
+    )
+    with gw.client() as c:
+        costs = [c.post("/api/v1/query", json={"prompt": "hi", "model": m}).json()["usage"]["total_cost"] for m in ("gpt", "gpt", "local")]
+        stats = httpx.get(f"{gw.url}/api/v1/stats").json()
+    assert Decimal(stats["budgets"]["gpt-only"]["spent_usd"]) == Decimal(str(costs[0])) + Decimal(str(costs[1]))
+    assert "other-team" not in stats["budgets"]
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    assert 'ai_multimodel_budget_used_ratio{budget="gpt-only"}' in metrics
