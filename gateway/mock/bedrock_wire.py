@@ -95,7 +95,12 @@ _SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
     "Access Key and signing method. Consult the service documentation for details."
 )
-_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "content_filtered"}
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "content_filtered",
+}
 _PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"  # Bedrock pads events with "p"
 
 
@@ -152,7 +157,9 @@ _FAULT_ERRORS: dict[int, tuple[str, str]] = {
 
 
 def fault_error_body(status: int) -> AwsErrorBody:
-    default = ("InternalServerException", "Internal server error") if status >= 500 else ("ValidationException", "Error")
+    default = (
+        ("InternalServerException", "Internal server error") if status >= 500 else ("ValidationException", "Error")
+    )
     return error_body(*_FAULT_ERRORS.get(status, default))
 
 
@@ -345,7 +352,9 @@ def _message(i: int, msg: Any, previous: Any) -> tuple[str, list[dict[str, Any]]
     if role is None:
         raise _missing(f"messages.{i + 1}.member.role")
     if role not in ("user", "assistant"):
-        raise _constraint(f"messages.{i + 1}.member.role", role, "Member must satisfy enum value set: [user, assistant]")
+        raise _constraint(
+            f"messages.{i + 1}.member.role", role, "Member must satisfy enum value set: [user, assistant]"
+        )
     if i == 0 and role != "user":
         raise _invalid("A conversation must start with a user message. Try again with a conversation that starts "
                        "with a user message.")  # fmt: skip
@@ -376,7 +385,15 @@ def _check_block(where: str, role: str, block: Any) -> None:
         _check_tool_use(where, role, value)
     elif kind == "toolResult":
         _check_tool_result(where, role, value)
-    elif kind not in ("document", "video", "audio", "cachePoint", "reasoningContent", "guardContent", "citationsContent"):
+    elif kind not in (
+        "document",
+        "video",
+        "audio",
+        "cachePoint",
+        "reasoningContent",
+        "guardContent",
+        "citationsContent",
+    ):
         raise _invalid(f"The ContentBlock object at {where} has an unknown member [{kind}].")
 
 
@@ -426,7 +443,11 @@ def _check_tool_result(where: str, role: str, result: Any) -> None:
     if not isinstance(content, list):
         raise _missing(f"{where}.toolResult.content")
     for k, part in enumerate(content):
-        if not isinstance(part, dict) or len(part) != 1 or next(iter(part)) not in ("text", "json", "image", "document"):
+        if (
+            not isinstance(part, dict)
+            or len(part) != 1
+            or next(iter(part)) not in ("text", "json", "image", "document")
+        ):
             raise _invalid(f"The ToolResultContentBlock at {where}.toolResult.content.{k} must set exactly one of "
                            "text, json, image or document.")  # fmt: skip
     status = result.get("status")
@@ -442,10 +463,14 @@ def _check_pairing(i: int, blocks: list[dict[str, Any]], pending: list[str]) -> 
                        "blocks of previous turn.")  # fmt: skip
     missing = [tid for tid in pending if tid not in results]
     if missing:
-        raise _invalid(f"Expected toolResult blocks at messages.{i}.content for the following Ids: {', '.join(missing)}")
+        raise _invalid(
+            f"Expected toolResult blocks at messages.{i}.content for the following Ids: {', '.join(missing)}"
+        )
     unknown = [tid for tid in results if tid not in pending]
     if unknown:
-        raise _invalid(f"The toolResult blocks at messages.{i}.content contain unknown toolUseIds: {', '.join(unknown)}")
+        raise _invalid(
+            f"The toolResult blocks at messages.{i}.content contain unknown toolUseIds: {', '.join(unknown)}"
+        )
 
 
 def _to_mock_messages(role: str, blocks: list[dict[str, Any]], tool_names: dict[str, str]) -> list[MockMessage]:
@@ -713,7 +738,9 @@ class BedrockDialect:
         return stream_frame(event)
 
     def error_frame(self) -> bytes:
-        return exception_frame("modelStreamErrorException", "The model stream encountered an error. Retry your request.")
+        return exception_frame(
+            "modelStreamErrorException", "The model stream encountered an error. Retry your request."
+        )
 
 
 def verify_request(request: Any, body: bytes) -> None:

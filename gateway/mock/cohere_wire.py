@@ -64,7 +64,17 @@ CHAT_PARAMS = frozenset(
     }
 )  # fmt: skip
 EMBED_PARAMS = frozenset(
-    {"model", "texts", "images", "inputs", "input_type", "embedding_types", "output_dimension", "truncate", "max_tokens"}
+    {
+        "model",
+        "texts",
+        "images",
+        "inputs",
+        "input_type",
+        "embedding_types",
+        "output_dimension",
+        "truncate",
+        "max_tokens",
+    }
 )
 MAX_STOP_SEQUENCES = 5
 MAX_EMBED_TEXTS = 96

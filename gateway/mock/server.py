@@ -3,8 +3,11 @@
 Routes (``fmt="openai"``): ``POST /v1/chat/completions``, ``POST /v1/embeddings``,
 ``GET /v1/models``. (``fmt="anthropic"``): ``POST /v1/messages``,
 ``POST /v1/messages/count_tokens``, ``GET /v1/models``. (``fmt="azure"``, see ``azure_wire``):
-``POST /openai/deployments/{deployment}/chat/completions`` and ``.../embeddings``. All also serve
-the test controls ``GET|POST /_mock/faults``, ``GET /_mock/stats``, ``POST /_mock/reset`` and
+``POST /openai/deployments/{deployment}/chat/completions`` and ``.../embeddings``.
+(``fmt="bedrock"``, see ``bedrock_wire``; SigV4-signed): ``POST /model/{modelId}/converse``,
+``.../converse-stream`` (binary event stream) and ``.../invoke`` (Titan embeddings).
+(``fmt="cohere"``, see ``cohere_wire``): ``POST /v2/chat``, ``POST /v2/embed``, ``GET /v1/models``.
+All also serve the test controls ``GET|POST /_mock/faults``, ``GET /_mock/stats``, ``POST /_mock/reset`` and
 ``GET /health``.
 
 Faults (see :mod:`aimm_gateway.mock.faults`) are applied in this order: latency, connection
@@ -29,13 +32,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from . import anthropic_wire, azure_wire, openai_wire
+from . import anthropic_wire, azure_wire, bedrock_wire, cohere_wire, openai_wire
 from .engine import MockInput, MockOutput, MockValidationError, generate, random_hex
 from .faults import FAULT_HEADER, FaultInjector, FaultSettings, MockStats, RequestFaults
 
 __all__ = ["FORMATS", "MockProviderApp", "MockState", "create_mock_app", "run_mock_provider"]
 
-FORMATS = ("openai", "anthropic", "azure")
+FORMATS = ("openai", "anthropic", "azure", "bedrock", "cohere")
 DEFAULT_MODELS = {
     "openai": (
         "gpt-4o",
@@ -47,6 +50,8 @@ DEFAULT_MODELS = {
     ),
     "anthropic": ("claude-sonnet-4-6", "claude-opus-4-7", "claude-haiku-4-5"),
     "azure": ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small"),  # deployment names
+    "bedrock": bedrock_wire.DEFAULT_MODELS,
+    "cohere": cohere_wire.DEFAULT_MODELS,
 }
 _RAW_SEND = "aimm.mock.raw_send"  # scope key: the server's own send, our handle on the connection
 _RETRY_AFTER_STATUSES = (429, 503, 529)
@@ -125,11 +130,19 @@ class _AnthropicDialect:
         return self.frame(anthropic_wire.stream_error_event())
 
 
-_Dialect = _OpenAIDialect | _AnthropicDialect | azure_wire.AzureDialect
+_Dialect = (
+    _OpenAIDialect
+    | _AnthropicDialect
+    | azure_wire.AzureDialect
+    | bedrock_wire.BedrockDialect
+    | cohere_wire.CohereDialect
+)
 _DIALECTS: dict[str, _Dialect] = {
     "openai": _OpenAIDialect(),
     "anthropic": _AnthropicDialect(),
     "azure": azure_wire.AzureDialect(),
+    "bedrock": bedrock_wire.BedrockDialect(),
+    "cohere": cohere_wire.CohereDialect(),
 }
 
 
@@ -195,6 +208,10 @@ def create_mock_app(
 def _api_routes(fmt: str, state: MockState) -> list[BaseRoute]:
     if fmt == "azure":
         return _azure_routes(state)
+    if fmt == "bedrock":
+        return _bedrock_routes(state)
+    if fmt == "cohere":
+        return _cohere_routes(state)
     if fmt == "openai":
         chat = _chat_handler(
             state, openai_wire.parse_request, openai_wire.render_completion, openai_wire.render_stream
@@ -241,11 +258,37 @@ def _azure_deployment(state: MockState, handler: _Handler) -> _Handler:
     return handle
 
 
-def _route(state: MockState, method: str, path: str, handler: _Handler) -> Route:
-    """Wrap an API handler with the shared admission steps and status accounting."""
+def _bedrock_routes(state: MockState) -> list[BaseRoute]:
+    # `:path` because an ARN model id arrives with its '/' percent-encoded and the path is decoded.
+    prefix = "/model/{model_id:path}"
+    verify = bedrock_wire.verify_request
+    return [
+        _route(state, "POST", f"{prefix}/converse", _converse_handler(state, stream=False), verify=verify),
+        _route(state, "POST", f"{prefix}/converse-stream", _converse_handler(state, stream=True), verify=verify),
+        _route(state, "POST", f"{prefix}/invoke", _invoke_handler(state), verify=verify),
+    ]
+
+
+def _cohere_routes(state: MockState) -> list[BaseRoute]:
+    chat = _chat_handler(state, cohere_wire.parse_request, cohere_wire.render_chat, cohere_wire.render_stream)
+    return [
+        _route(state, "POST", "/v2/chat", chat),
+        _route(state, "POST", "/v2/embed", _embeddings_handler(state, cohere_wire.render_embed)),
+        _route(state, "GET", "/v1/models", _models_handler(state, cohere_wire.render_models)),
+    ]
+
+
+_Verify = Callable[[Request, bytes], None]
+
+
+def _route(state: MockState, method: str, path: str, handler: _Handler, *, verify: _Verify | None = None) -> Route:
+    """Wrap an API handler with the shared admission steps and status accounting.
+
+    ``verify`` checks a request signature that covers the raw body (SigV4), before JSON parsing.
+    """
 
     async def endpoint(request: Request) -> Response:
-        admitted = await _admit(request, state, parse_body=method == "POST")
+        admitted = await _admit(request, state, parse_body=method == "POST", verify=verify)
         if isinstance(admitted, Response):
             response = admitted
         else:
@@ -261,7 +304,7 @@ def _route(state: MockState, method: str, path: str, handler: _Handler) -> Route
 
 
 async def _admit(
-    request: Request, state: MockState, *, parse_body: bool
+    request: Request, state: MockState, *, parse_body: bool, verify: _Verify | None = None
 ) -> tuple[RequestFaults, Any] | Response:
     """Count the request, apply faults and the provider's own request checks."""
     dialect, stats = state.dialect, state.stats
@@ -283,7 +326,10 @@ async def _admit(
     try:
         dialect.check_request(request, state.require_auth)
         if parse_body:
-            body = _load_json(dialect, await request.body())
+            raw = await request.body()
+            if verify is not None:
+                verify(request, raw)
+            body = _load_json(dialect, raw)
     except MockValidationError as exc:
         return _error_response(dialect, exc)
     stats.record_last(path, request.scope["headers"], body)
@@ -320,9 +366,38 @@ def _chat_handler(state: MockState, parse: _Parse, render: _Render, render_strea
     return handle
 
 
-def _embeddings_handler(state: MockState) -> _Handler:
+def _embeddings_handler(
+    state: MockState, render: Callable[[Any], dict[str, Any]] = openai_wire.render_embeddings
+) -> _Handler:
     async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
-        return _json(200, openai_wire.render_embeddings(body), state.dialect.request_id_headers())
+        return _json(200, render(body), state.dialect.request_id_headers())
+
+    return handle
+
+
+def _converse_handler(state: MockState, *, stream: bool) -> _Handler:
+    """Bedrock Converse: the model id is in the path, and the path (not the body) asks for a stream."""
+    dialect = state.dialect
+
+    async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
+        model_id: str = request.path_params["model_id"]
+        out = generate(bedrock_wire.parse_converse(model_id, body))
+        if stream:
+            events = bedrock_wire.render_converse_stream(model_id, out, plan.stream_chunks)
+            return _SSEResponse(
+                _sse_body(request.scope, dialect, events, plan),
+                headers=dialect.request_id_headers(),
+                media_type=bedrock_wire.EVENTSTREAM_CONTENT_TYPE,
+            )
+        return _json(200, bedrock_wire.render_converse(model_id, out), dialect.request_id_headers())
+
+    return handle
+
+
+def _invoke_handler(state: MockState) -> _Handler:
+    async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
+        response = bedrock_wire.render_invoke(request.path_params["model_id"], body)
+        return _json(200, response, state.dialect.request_id_headers())
 
     return handle
 
@@ -390,15 +465,24 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=_JSON)
 
 
+def _error_headers(dialect: _Dialect, status: int, body: Any) -> dict[str, str]:
+    request_id = body.get("request_id") if isinstance(body, dict) else None
+    headers = dialect.request_id_headers(request_id)
+    # Formats that name the error in a header (Bedrock's x-amzn-ErrorType) provide `error_headers`.
+    extra = getattr(dialect, "error_headers", None)
+    if extra is not None:
+        headers.update(extra(status, body))
+    return headers
+
+
 def _error_response(dialect: _Dialect, exc: MockValidationError) -> Response:
-    request_id = exc.body.get("request_id") if isinstance(exc.body, dict) else None
-    return _json(exc.status, exc.body, dialect.request_id_headers(request_id))
+    return _json(exc.status, exc.body, _error_headers(dialect, exc.status, exc.body))
 
 
 def _fault_response(dialect: _Dialect, plan: RequestFaults) -> Response:
     status = plan.fail_status or 500
     body = dialect.fault_body(status)
-    headers = dialect.request_id_headers(body.get("request_id"))
+    headers = _error_headers(dialect, status, body)
     if status in _RETRY_AFTER_STATUSES:
         ms = plan.retry_after_ms
         headers["retry-after"] = str(math.ceil(ms / 1000))

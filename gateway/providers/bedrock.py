@@ -58,9 +58,7 @@ class BedrockProvider:
     def signed_headers(self, url: str, body: bytes, accept: str, extra: dict[str, str]) -> dict[str, str]:
         """Headers of a POST signed with SigV4 by botocore (X-Amz-Date, Authorization, token)."""
         if self._signer is None:
-            raise UpstreamError(
-                f"{self._provider}: {self._problem}", status=502, retryable=False, kind="upstream_auth"
-            )
+            raise UpstreamError(f"{self._provider}: {self._problem}", status=502, retryable=False, kind="upstream_auth")
         request = AWSRequest(
             method="POST", url=url, data=body, headers={**extra, "content-type": _JSON, "accept": accept}
         )

@@ -126,9 +126,7 @@ def _reject_unsupported(req: ChatRequest) -> None:
         )
 
 
-def _translate_messages(
-    messages: list[Message], tools_on: bool
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _translate_messages(messages: list[Message], tools_on: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Hoist system/developer text to `system`; merge consecutive same-role turns (Converse alternates)."""
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []

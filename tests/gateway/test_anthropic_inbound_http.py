@@ -180,8 +180,14 @@ def test_mid_stream_upstream_cut_raises_in_the_sdk(
 ) -> None:
     models, _ = models_for(kind, upstreams)
     gw = start_gateway(base_config(models))
-    with pytest.raises(anthropic.APIStatusError) as info:  # noqa: PT012 - the error arrives while iterating
-        with client(gw).messages.stream(model="m-cut", max_tokens=200, messages=user("A long answer")) as stream:
-            for _ in stream:
-                pass
+    received: list[str] = []
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        client(gw).messages.stream(model="m-cut", max_tokens=200, messages=user("A long answer")) as stream,
+    ):
+        for event in stream:
+            if event.type == "text":
+                received.append(event.text)
+    assert received  # the answer had started: this is the error event of a committed stream
+    assert info.value.status_code == 200
     assert info.value.body["error"]["type"] == "api_error"  # type: ignore[index]

@@ -202,7 +202,7 @@ def test_client_gone_mid_stream_frees_in_flight_and_the_half_open_probe(
     with api_client(gw) as client:
         assert client.post("/v1/chat/completions", json=chat_body("trip", model="pair")).status_code == 200
         assert admin_status(gw)["ma"]["circuit_state"] == "open"
-        a.set_faults(fail_rate=0.0, chunk_interval_ms=300)  # healthy again, but a slow talker
+        a.set_faults(fail_rate=0.0, stream_chunks=3, chunk_interval_ms=200)  # healthy again, but slow
         assert wait_until(lambda: admin_status(gw)["ma"]["circuit_state"] == "half_open", 3)
 
         # The probe is a stream whose client hangs up after the first chunk.
@@ -221,9 +221,10 @@ def test_client_gone_mid_stream_frees_in_flight_and_the_half_open_probe(
 
 # -- mixed-fault soak -------------------------------------------------------------------------------
 
-SOAK_REQUESTS = 200
+SOAK_REQUESTS = 300
 SOAK_CONCURRENCY = 20
-SOAK_REQUEST_LIMIT_S = 12.0  # 3 attempts x 1 s total timeout + backoff, with room for a busy machine
+# 1 s queueing + 3 attempts x 1 s total timeout + backoff, with room for a busy machine
+SOAK_REQUEST_LIMIT_S = 15.0
 _HEALTHY = FaultSettings().model_dump()
 
 
@@ -255,9 +256,10 @@ async def test_mixed_fault_soak_zero_lost_zero_hung(upstreams: Upstreams, start_
         retries={"attempts": 3, "backoff_initial_s": 0.005, "backoff_max_s": 0.02, "budget_ratio": ratio},
         circuit_breaker={"failure_threshold": 3, "timeout_s": breaker_timeout},
         timeouts={"connect_s": 1.0, "total_s": 1.0, "first_byte_s": 0.4, "stream_idle_s": 0.5},
+        queue_timeout_s=1.0,  # when all three are open, wait (bounded) for one to half-open
     )
 
-    # Chaos: every ~100 ms each upstream gets a new random fault profile.
+    # Chaos: every ~50 ms each upstream gets a new random fault profile.
     stop = threading.Event()
     changes = Counter[str]()
 
@@ -267,7 +269,7 @@ async def test_mixed_fault_soak_zero_lost_zero_hung(upstreams: Upstreams, start_
                 profile = rng.choice(_chaos_profiles(rng))
                 up.set_faults(**{**_HEALTHY, **profile})
                 changes[",".join(sorted(profile)) or "healthy"] += 1
-            stop.wait(0.1)
+            stop.wait(0.05)
 
     outcomes: Counter[str] = Counter()
     slowest = 0.0
