@@ -328,7 +328,8 @@ class ChatPipeline:
                     first = await anext(upstream)
             except TimeoutError:
                 await _aclose(upstream)
-                exc = UpstreamTimeout(f"{model.provider} sent no stream chunk within {call.timeouts.first_byte_s}s")
+                waited = call.timeouts.first_byte_s
+                exc: UpstreamError = UpstreamTimeout(f"{model.provider} sent no stream chunk within {waited}s")
                 self._failed(name, model, exc, time.perf_counter() - started)
                 r.last_error, r.last_model = exc, name
                 continue

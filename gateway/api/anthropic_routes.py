@@ -86,6 +86,9 @@ async def anthropic_sse(outcome: StreamOutcome, writer: AnthropicStreamWriter) -
         events = writer.finish()
     except GatewayError as exc:
         events = [writer.error(exc)]
+    except Exception:  # a bug must still end the stream with an error event, not a silent close
+        log.exception("error while streaming an Anthropic answer")
+        events = [writer.error(GatewayError("internal gateway error", status=500))]
     for name, data in events:
         yield encode_sse(orjson.dumps(data), event=name)
 

@@ -431,12 +431,17 @@ def message_id(completion_id: Any) -> str:
     return "msg_" + uuid.uuid4().hex[:24]
 
 
-def stop_reason(finish: Any, matched: Any, stop_sequences: Sequence[str]) -> tuple[str, str | None]:
+def stop_reason(
+    finish: Any, matched: Any, stop_sequences: Sequence[str], *, has_tool_calls: bool = False
+) -> tuple[str, str | None]:
     """(stop_reason, stop_sequence). OpenAI's `stop` does not say whether a stop sequence ended the
     text; only when the upstream names the matched string (vLLM's `stop_reason`) is it `stop_sequence`."""
     if finish == "stop" and isinstance(matched, str) and matched in stop_sequences:
         return "stop_sequence", matched
     reason = _STOP_REASONS.get(finish, "end_turn") if isinstance(finish, str) else "end_turn"
+    if reason == "end_turn" and has_tool_calls:
+        # Some OpenAI-compatible servers say "stop" after tool calls; Anthropic clients run tools on tool_use.
+        reason = "tool_use"
     return reason, None
 
 
@@ -458,8 +463,11 @@ def to_anthropic_message(
     choice = choices[0]
     message = choice.get("message") or {}
     content = [{"type": "text", "text": text} for text in _answer_texts(message) if text]
-    content += [_tool_use_block(call) for call in message.get("tool_calls") or ()]
-    reason, sequence = stop_reason(choice.get("finish_reason"), choice.get("stop_reason"), stop_sequences)
+    tool_calls = message.get("tool_calls") or []
+    content += [_tool_use_block(call) for call in tool_calls]
+    reason, sequence = stop_reason(
+        choice.get("finish_reason"), choice.get("stop_reason"), stop_sequences, has_tool_calls=bool(tool_calls)
+    )
     return {
         "id": message_id(completion.get("id")),
         "type": "message",
@@ -561,7 +569,7 @@ class AnthropicStreamWriter:
     def finish(self) -> list[Event]:
         events = [] if self._started else self._start({})
         events += self._close_block()
-        reason, sequence = stop_reason(self._finish, self._matched, self._stops)
+        reason, sequence = stop_reason(self._finish, self._matched, self._stops, has_tool_calls=bool(self._tool_blocks))
         usage: dict[str, int] = {"output_tokens": 0}
         if self._usage is not None:
             usage = anthropic_usage(self._usage)

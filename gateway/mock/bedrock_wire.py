@@ -84,11 +84,20 @@ DEFAULT_MODELS = (
 )
 CONVERSE_PARAMS = frozenset(
     {
-        "messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig", "additionalModelRequestFields",
-        "promptVariables", "additionalModelResponseFieldPaths", "requestMetadata", "performanceConfig",
-        "serviceTier", "outputConfig",
+        "messages",
+        "system",
+        "inferenceConfig",
+        "toolConfig",
+        "guardrailConfig",
+        "additionalModelRequestFields",
+        "promptVariables",
+        "additionalModelResponseFieldPaths",
+        "requestMetadata",
+        "performanceConfig",
+        "serviceTier",
+        "outputConfig",
     }
-)  # fmt: skip
+)
 IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
 MAX_STOP_SEQUENCES = 2500
 _SIGNATURE_MISMATCH = (
@@ -140,8 +149,9 @@ def _constraint(path: str, value: Any, constraint: str) -> MockValidationError:
 
 
 def _missing(path: str) -> MockValidationError:
-    return _invalid(f"1 validation error detected: Value null at '{path}' failed to satisfy constraint: "
-                    "Member must not be null")  # fmt: skip
+    return _invalid(
+        f"1 validation error detected: Value null at '{path}' failed to satisfy constraint: Member must not be null"
+    )
 
 
 _FAULT_ERRORS: dict[int, tuple[str, str]] = {
@@ -149,11 +159,14 @@ _FAULT_ERRORS: dict[int, tuple[str, str]] = {
     403: ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
     404: ("ResourceNotFoundException", "Could not resolve the foundation model from the provided model identifier."),
     408: ("ModelTimeoutException", "Model has timed out in processing the request. Try your request again."),
-    424: ("ModelErrorException", "The system encountered an unexpected error during processing. Try your request again."),
+    424: (
+        "ModelErrorException",
+        "The system encountered an unexpected error during processing. Try your request again.",
+    ),
     429: ("ThrottlingException", "Too many requests, please wait before trying again."),
     500: ("InternalServerException", "The server encountered an error processing your request."),
     503: ("ServiceUnavailableException", "Bedrock is unable to process your request."),
-}  # fmt: skip
+}
 
 
 def fault_error_body(status: int) -> AwsErrorBody:
@@ -192,8 +205,9 @@ def verify_signature(
     if token is not None and headers.get("x-amz-security-token") != token:
         raise aws_error(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
     if service != SIGNING_NAME or terminator != "aws4_request":
-        raise aws_error(403, "InvalidSignatureException",
-                        f"Credential should be scoped to correct service: '{SIGNING_NAME}'. ")  # fmt: skip
+        raise aws_error(
+            403, "InvalidSignatureException", f"Credential should be scoped to correct service: '{SIGNING_NAME}'. "
+        )
     amz_date = _check_date(headers.get("x-amz-date"), date, now or datetime.now(UTC))
     names = signed_headers.split(";")
     host = headers.get("host", "")
@@ -227,18 +241,26 @@ def _check_date(amz_date: str | None, scope_date: str, now: datetime) -> str:
     try:
         when = datetime.strptime(amz_date or "", "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
-        raise aws_error(403, "IncompleteSignatureException",
-                        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.") from None  # fmt: skip
+        raise aws_error(
+            403,
+            "IncompleteSignatureException",
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        ) from None
     assert amz_date is not None
     if amz_date[:8] != scope_date:
-        raise aws_error(403, "InvalidSignatureException",
-                        f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
-                        f"'{scope_date}' != '{amz_date[:8]}', from '{amz_date}'.")  # fmt: skip
+        raise aws_error(
+            403,
+            "InvalidSignatureException",
+            f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{scope_date}' != '{amz_date[:8]}', from '{amz_date}'.",
+        )
     if abs(now - when) > MAX_CLOCK_SKEW:
         earliest = (now - MAX_CLOCK_SKEW).strftime("%Y%m%dT%H%M%SZ")
-        raise aws_error(403, "InvalidSignatureException",
-                        f"Signature expired: {amz_date} is now earlier than {earliest} "
-                        f"({now.strftime('%Y%m%dT%H%M%SZ')} - 5 min.)")  # fmt: skip
+        raise aws_error(
+            403,
+            "InvalidSignatureException",
+            f"Signature expired: {amz_date} is now earlier than {earliest} ({now.strftime('%Y%m%dT%H%M%SZ')} - 5 min.)",
+        )
     return amz_date
 
 
@@ -280,8 +302,10 @@ def parse_converse(model_id: str, body: Any) -> MockInput:
         raise aws_error(400, "SerializationException", "Start of structure or map found where not expected.")
     for key in body:
         if key not in CONVERSE_PARAMS:
-            raise _invalid(f"Malformed input request: extraneous key [{key}] is not permitted, please reformat "
-                           "your input and try again.")  # fmt: skip
+            raise _invalid(
+                f"Malformed input request: extraneous key [{key}] is not permitted, please reformat "
+                "your input and try again."
+            )
     tools, tool_choice = _parse_tool_config(body.get("toolConfig"))
     messages, uses_tools = _parse_messages(body.get("messages"))
     if uses_tools and body.get("toolConfig") is None:
@@ -329,8 +353,10 @@ def _parse_messages(raw: Any) -> tuple[list[MockMessage], bool]:
     if not isinstance(raw, list):
         raise _constraint("messages", raw, "Member must be a list")
     if not raw:
-        raise _invalid("A conversation must start with a user message. Try again with a conversation that starts "
-                       "with a user message.")  # fmt: skip
+        raise _invalid(
+            "A conversation must start with a user message. Try again with a conversation that starts "
+            "with a user message."
+        )
     out: list[MockMessage] = []
     tool_names: dict[str, str] = {}  # toolUseId -> tool name, to label results
     pending: list[str] = []  # toolUse ids of the previous assistant turn
@@ -356,17 +382,23 @@ def _message(i: int, msg: Any, previous: Any) -> tuple[str, list[dict[str, Any]]
             f"messages.{i + 1}.member.role", role, "Member must satisfy enum value set: [user, assistant]"
         )
     if i == 0 and role != "user":
-        raise _invalid("A conversation must start with a user message. Try again with a conversation that starts "
-                       "with a user message.")  # fmt: skip
+        raise _invalid(
+            "A conversation must start with a user message. Try again with a conversation that starts "
+            "with a user message."
+        )
     if isinstance(previous, dict) and previous.get("role") == role:
-        raise _invalid("A conversation must alternate between user and assistant roles. Make sure the conversation "
-                       "alternates between user and assistant roles and try again.")  # fmt: skip
+        raise _invalid(
+            "A conversation must alternate between user and assistant roles. Make sure the conversation "
+            "alternates between user and assistant roles and try again."
+        )
     content = msg.get("content")
     if content is None:
         raise _missing(f"messages.{i + 1}.member.content")
     if not isinstance(content, list) or not content:
-        raise _invalid(f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock object "
-                       "to the content field and try again.")  # fmt: skip
+        raise _invalid(
+            f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock object "
+            "to the content field and try again."
+        )
     for j, block in enumerate(content):
         _check_block(f"messages.{i}.content.{j}", role, block)
     return role, content
@@ -401,8 +433,9 @@ def _check_image(where: str, image: Any) -> None:
     if not isinstance(image, dict):
         raise _missing(where)
     if image.get("format") not in IMAGE_FORMATS:
-        raise _constraint(f"{where}.format", image.get("format"), "Member must satisfy enum value set: "
-                          "[png, jpeg, gif, webp]")  # fmt: skip
+        raise _constraint(
+            f"{where}.format", image.get("format"), "Member must satisfy enum value set: [png, jpeg, gif, webp]"
+        )
     source = image.get("source")
     if not isinstance(source, dict) or len(source) != 1:
         raise _invalid(f"The source field at {where} must set exactly one of bytes or s3Location.")
@@ -448,8 +481,10 @@ def _check_tool_result(where: str, role: str, result: Any) -> None:
             or len(part) != 1
             or next(iter(part)) not in ("text", "json", "image", "document")
         ):
-            raise _invalid(f"The ToolResultContentBlock at {where}.toolResult.content.{k} must set exactly one of "
-                           "text, json, image or document.")  # fmt: skip
+            raise _invalid(
+                f"The ToolResultContentBlock at {where}.toolResult.content.{k} must set exactly one of "
+                "text, json, image or document."
+            )
     status = result.get("status")
     if status is not None and status not in ("success", "error"):
         raise _constraint(f"{where}.toolResult.status", status, "Member must satisfy enum value set: [success, error]")
@@ -459,8 +494,10 @@ def _check_pairing(i: int, blocks: list[dict[str, Any]], pending: list[str]) -> 
     """Each toolUse must be answered by a toolResult in the very next message, and only those."""
     results = [b["toolResult"]["toolUseId"] for b in blocks if "toolResult" in b]
     if len(results) > len(pending):
-        raise _invalid(f"The number of toolResult blocks at messages.{i}.content exceeds the number of toolUse "
-                       "blocks of previous turn.")  # fmt: skip
+        raise _invalid(
+            f"The number of toolResult blocks at messages.{i}.content exceeds the number of toolUse "
+            "blocks of previous turn."
+        )
     missing = [tid for tid in pending if tid not in results]
     if missing:
         raise _invalid(
@@ -524,8 +561,9 @@ def _parse_inference(raw: Any) -> tuple[int | None, list[str]]:
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
         raise _constraint("inferenceConfig.stopSequences", stop, "Member must be a list of non-empty strings")
     if len(stop) > MAX_STOP_SEQUENCES:
-        raise _constraint("inferenceConfig.stopSequences", stop, f"Member must have length less than or equal to "
-                          f"{MAX_STOP_SEQUENCES}")  # fmt: skip
+        raise _constraint(
+            "inferenceConfig.stopSequences", stop, f"Member must have length less than or equal to {MAX_STOP_SEQUENCES}"
+        )
     return max_tokens, stop
 
 
@@ -549,12 +587,16 @@ def _tool_spec(k: int, tool: Any) -> MockTool:
     if not isinstance(spec, dict):
         raise _missing(where)
     name = spec.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 64 or not all(c.isascii() and (c.isalnum() or c in "_-")
-                                                                        for c in name):  # fmt: skip
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= 64
+        or not all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
+    ):
         raise _constraint(f"{where}.name", name, "Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+")
     if "description" in spec and not (isinstance(spec["description"], str) and spec["description"]):
-        raise _constraint(f"{where}.description", spec["description"], "Member must have length greater than or "
-                          "equal to 1")  # fmt: skip
+        raise _constraint(
+            f"{where}.description", spec["description"], "Member must have length greater than or equal to 1"
+        )
     schema = (spec.get("inputSchema") or {}).get("json")
     if not isinstance(schema, dict):
         raise _missing(f"{where}.inputSchema.json")
@@ -588,8 +630,7 @@ def _parse_output_config(raw: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
         kind = fmt.get("type") if isinstance(fmt, dict) else fmt
-        raise _constraint("outputConfig.textFormat.type", kind, "Member must satisfy enum value set: "
-                          "[json_schema]")  # fmt: skip
+        raise _constraint("outputConfig.textFormat.type", kind, "Member must satisfy enum value set: [json_schema]")
     schema = ((fmt.get("structure") or {}).get("jsonSchema") or {}).get("schema")
     if not isinstance(schema, str):
         raise _missing("outputConfig.textFormat.structure.jsonSchema.schema")
@@ -648,11 +689,15 @@ def render_converse_stream(model_id: str, out: MockOutput, chunks: int) -> Itera
     arguments = [c.arguments_json for c in choice.tool_calls]
     for index, block in enumerate(_content_blocks(choice)):
         if "text" in block:
-            deltas = [{"text": piece} for piece in split_text(block["text"], chunks)]
+            deltas: list[dict[str, Any]] = [{"text": piece} for piece in split_text(block["text"], chunks)]
         else:
             use = block["toolUse"]
-            yield {"contentBlockStart": {"contentBlockIndex": index,
-                                         "start": {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}}}}  # fmt: skip
+            yield {
+                "contentBlockStart": {
+                    "contentBlockIndex": index,
+                    "start": {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}},
+                }
+            }
             deltas = [{"toolUse": {"input": piece}} for piece in split_text(arguments.pop(0), chunks)]
         for delta in deltas:
             yield {"contentBlockDelta": {"contentBlockIndex": index, "delta": delta}}
@@ -663,7 +708,7 @@ def render_converse_stream(model_id: str, out: MockOutput, chunks: int) -> Itera
 
 def stream_frame(event: Mapping[str, Any]) -> bytes:
     """The binary frame of one `{eventType: payload}` event, padded with "p" like Bedrock's."""
-    (event_type, payload), = event.items()  # fmt: skip
+    ((event_type, payload),) = event.items()
     return event_frame(event_type, {**payload, "p": _PAD[: 1 + len(event_type) % len(_PAD)]})
 
 
@@ -681,16 +726,21 @@ def render_invoke(model_id: str, body: Any) -> dict[str, Any]:
         raise _invalid("Malformed input request: expected type: JSONObject, please reformat your input and try again.")
     for key in body:
         if key not in allowed:
-            raise _invalid(f"Malformed input request: extraneous key [{key}] is not permitted, please reformat your "
-                           "input and try again.")  # fmt: skip
+            raise _invalid(
+                f"Malformed input request: extraneous key [{key}] is not permitted, please reformat your "
+                "input and try again."
+            )
     text = body.get("inputText")
     if not isinstance(text, str) or not text:
-        raise _invalid("Malformed input request: #/inputText: expected minLength: 1, please reformat your input and "
-                       "try again.")  # fmt: skip
+        raise _invalid(
+            "Malformed input request: #/inputText: expected minLength: 1, please reformat your input and try again."
+        )
     dimensions = body.get("dimensions", 1024 if v2 else 1536)
     if dimensions not in (256, 512, 1024, 1536) or (v2 and dimensions == 1536):
-        raise _invalid(f"Malformed input request: #/dimensions: {dimensions} is not a valid enum value, please "
-                       "reformat your input and try again.")  # fmt: skip
+        raise _invalid(
+            f"Malformed input request: #/dimensions: {dimensions} is not a valid enum value, please "
+            "reformat your input and try again."
+        )
     (vector,) = embed([text], dimensions)
     response: dict[str, Any] = {"embedding": vector, "inputTextTokenCount": estimate_tokens(text)}
     if v2:

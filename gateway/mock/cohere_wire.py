@@ -58,11 +58,29 @@ DEFAULT_MODELS = (
 )
 CHAT_PARAMS = frozenset(
     {
-        "model", "messages", "tools", "strict_tools", "documents", "citation_options", "response_format",
-        "safety_mode", "max_tokens", "stop_sequences", "temperature", "seed", "frequency_penalty",
-        "presence_penalty", "k", "p", "logprobs", "tool_choice", "thinking", "priority", "stream",
+        "model",
+        "messages",
+        "tools",
+        "strict_tools",
+        "documents",
+        "citation_options",
+        "response_format",
+        "safety_mode",
+        "max_tokens",
+        "stop_sequences",
+        "temperature",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "k",
+        "p",
+        "logprobs",
+        "tool_choice",
+        "thinking",
+        "priority",
+        "stream",
     }
-)  # fmt: skip
+)
 EMBED_PARAMS = frozenset(
     {
         "model",
@@ -279,8 +297,13 @@ def _parse_tools(raw: Any) -> list[MockTool]:
 
 
 def _check_sampling(body: dict[str, Any]) -> None:
-    for key, low, high in (("temperature", 0, 1), ("p", 0, 1), ("frequency_penalty", 0, 1),
-                           ("presence_penalty", 0, 1), ("k", 0, 500)):  # fmt: skip
+    for key, low, high in (
+        ("temperature", 0, 1),
+        ("p", 0, 1),
+        ("frequency_penalty", 0, 1),
+        ("presence_penalty", 0, 1),
+        ("k", 0, 500),
+    ):
         value = body.get(key)
         if value is None:
             continue
@@ -372,8 +395,7 @@ def render_chat(body: Mapping[str, Any], out: MockOutput) -> dict[str, Any]:
 def render_stream(body: Mapping[str, Any], out: MockOutput, chunks: int) -> Iterator[dict[str, Any]]:
     """The v2 stream events (without SSE framing); the SSE event name is each event's `type`."""
     choice = out.choices[0]
-    start = {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}
-    yield {"id": str(uuid.uuid4()), "type": "message-start", "delta": {"message": start}}
+    yield {"id": str(uuid.uuid4()), "type": "message-start", "delta": {"message": {"role": "assistant"}}}
     if choice.tool_calls:
         yield from _tool_events(choice, chunks)
     elif choice.text:

@@ -7,6 +7,10 @@ Routes (``fmt="openai"``): ``POST /v1/chat/completions``, ``POST /v1/embeddings`
 (``fmt="bedrock"``, see ``bedrock_wire``; SigV4-signed): ``POST /model/{modelId}/converse``,
 ``.../converse-stream`` (binary event stream) and ``.../invoke`` (Titan embeddings).
 (``fmt="cohere"``, see ``cohere_wire``): ``POST /v2/chat``, ``POST /v2/embed``, ``GET /v1/models``.
+(``fmt="gemini"``, see ``gemini_wire``): ``POST /v1beta/models/{model}:{method}`` (generateContent,
+streamGenerateContent, countTokens, batchEmbedContents), ``GET /v1beta/models``. (``fmt="vertex"``):
+``POST /v1/projects/{p}/locations/{l}/publishers/{google|anthropic}/models/{model}:{method}`` (also
+rawPredict, streamRawPredict, predict), bearer tokens from ``POST /token``, settings at ``POST /_mock/vertex``.
 All also serve the test controls ``GET|POST /_mock/faults``, ``GET /_mock/stats``, ``POST /_mock/reset`` and
 ``GET /health``.
 
@@ -32,13 +36,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from . import anthropic_wire, azure_wire, bedrock_wire, cohere_wire, openai_wire
+from . import anthropic_wire, azure_wire, bedrock_wire, cohere_wire, gemini_wire, openai_wire
 from .engine import MockInput, MockOutput, MockValidationError, generate, random_hex
 from .faults import FAULT_HEADER, FaultInjector, FaultSettings, MockStats, RequestFaults
 
 __all__ = ["FORMATS", "MockProviderApp", "MockState", "create_mock_app", "run_mock_provider"]
 
-FORMATS = ("openai", "anthropic", "azure", "bedrock", "cohere")
+FORMATS = ("openai", "anthropic", "azure", "bedrock", "cohere", "gemini", "vertex")
 DEFAULT_MODELS = {
     "openai": (
         "gpt-4o",
@@ -52,6 +56,8 @@ DEFAULT_MODELS = {
     "azure": ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small"),  # deployment names
     "bedrock": bedrock_wire.DEFAULT_MODELS,
     "cohere": cohere_wire.DEFAULT_MODELS,
+    "gemini": gemini_wire.GEMINI_MODELS,
+    "vertex": gemini_wire.VERTEX_MODELS,
 }
 _RAW_SEND = "aimm.mock.raw_send"  # scope key: the server's own send, our handle on the connection
 _RETRY_AFTER_STATUSES = (429, 503, 529)
@@ -136,6 +142,7 @@ _Dialect = (
     | azure_wire.AzureDialect
     | bedrock_wire.BedrockDialect
     | cohere_wire.CohereDialect
+    | gemini_wire.GeminiDialect
 )
 _DIALECTS: dict[str, _Dialect] = {
     "openai": _OpenAIDialect(),
@@ -143,6 +150,8 @@ _DIALECTS: dict[str, _Dialect] = {
     "azure": azure_wire.AzureDialect(),
     "bedrock": bedrock_wire.BedrockDialect(),
     "cohere": cohere_wire.CohereDialect(),
+    "gemini": gemini_wire.GeminiDialect(),
+    "vertex": gemini_wire.VertexDialect(),
 }
 
 
@@ -212,6 +221,8 @@ def _api_routes(fmt: str, state: MockState) -> list[BaseRoute]:
         return _bedrock_routes(state)
     if fmt == "cohere":
         return _cohere_routes(state)
+    if fmt in ("gemini", "vertex"):
+        return _google_routes(state, vertex=fmt == "vertex")
     if fmt == "openai":
         chat = _chat_handler(
             state, openai_wire.parse_request, openai_wire.render_completion, openai_wire.render_stream
@@ -276,6 +287,80 @@ def _cohere_routes(state: MockState) -> list[BaseRoute]:
         _route(state, "POST", "/v2/embed", _embeddings_handler(state, cohere_wire.render_embed)),
         _route(state, "GET", "/v1/models", _models_handler(state, cohere_wire.render_models)),
     ]
+
+
+def _google_routes(state: MockState, *, vertex: bool) -> list[BaseRoute]:
+    """Gemini API / Vertex AI: one route per model, the method after the colon (``m:generateContent``)."""
+    handler = _google_model_handler(state, vertex=vertex)
+    if not vertex:
+        return [
+            _route(state, "POST", "/v1beta/models/{target}", handler),
+            _route(state, "GET", "/v1beta/models", _models_handler(state, gemini_wire.render_models)),
+        ]
+    path = "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{target}"
+    return [_route(state, "POST", path, handler), *_vertex_auth_routes(state, gemini_wire.VertexAuth())]
+
+
+def _google_model_handler(state: MockState, *, vertex: bool) -> _Handler:
+    async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
+        model, method = gemini_wire.split_target(request.path_params["target"])
+        publisher = request.path_params.get("publisher", "google")
+        if publisher == "anthropic" and method in ("rawPredict", "streamRawPredict"):
+            return _vertex_anthropic(request, plan, body, model, stream=method == "streamRawPredict")
+        if publisher != "google":
+            raise gemini_wire.not_found(f"Publisher model `{publisher}/{model}` does not support {method}.")
+        if method in ("generateContent", "streamGenerateContent"):
+            inp = gemini_wire.parse_request(body, model, vertex=vertex)
+            out = generate(inp)
+            if method == "generateContent":
+                return _json(200, gemini_wire.render_response(model, inp, out, vertex=vertex))
+            events = gemini_wire.render_stream(model, inp, out, plan.stream_chunks, vertex=vertex)
+            if request.query_params.get("alt") == "sse":
+                return _SSEResponse(_sse_body(request.scope, state.dialect, events, plan))
+            # Without alt=sse Google streams one JSON array, element by element.
+            framing = gemini_wire.JsonArrayFraming()
+            return _SSEResponse(_sse_body(request.scope, framing, events, plan), media_type=_JSON)
+        if method == "countTokens":
+            return _json(200, gemini_wire.render_count_tokens(body, model, vertex=vertex))
+        if method == "batchEmbedContents" and not vertex:
+            return _json(200, gemini_wire.render_batch_embeddings(body, model))
+        if method == "predict" and vertex:
+            return _json(200, gemini_wire.render_vertex_predict(body, model))
+        raise gemini_wire.not_found(f"Method not found: {method}")
+
+    return handle
+
+
+def _vertex_anthropic(request: Request, plan: RequestFaults, body: Any, model: str, *, stream: bool) -> Response:
+    """Claude on Vertex: an Anthropic Messages body (model in the URL) in, Anthropic's answer out."""
+    messages = gemini_wire.anthropic_body(body, model)
+    out = generate(anthropic_wire.parse_request(messages))
+    if not stream:
+        return _json(200, anthropic_wire.render_message(messages, out))
+    events = anthropic_wire.render_stream(messages, out, plan.stream_chunks)
+    return _SSEResponse(_sse_body(request.scope, _DIALECTS["anthropic"], events, plan))
+
+
+def _vertex_auth_routes(state: MockState, auth: gemini_wire.VertexAuth) -> list[BaseRoute]:
+    """Google's OAuth token endpoint (JWT-bearer grant) and its test settings, per app."""
+
+    async def token(request: Request) -> Response:
+        state.stats.record_request(request.scope["path"])
+        status, body = gemini_wire.token_response(await request.body(), auth)
+        state.stats.record_status(status)
+        return _json(status, body)
+
+    async def settings(request: Request) -> Response:
+        try:
+            fields = orjson.loads(await request.body() or b"{}")
+            if not isinstance(fields, dict):
+                raise ValueError("expected a JSON object with keys and/or token_ttl_s")
+            auth.update(fields)
+        except ValueError as exc:  # includes orjson.JSONDecodeError
+            return _json(422, {"detail": str(exc)})
+        return _json(200, {"keys": sorted(auth.keys), "token_ttl_s": auth.token_ttl_s})
+
+    return [Route("/token", token, methods=["POST"]), Route("/_mock/vertex", settings, methods=["POST"])]
 
 
 _Verify = Callable[[Request, bytes], None]

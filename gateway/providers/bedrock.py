@@ -116,8 +116,9 @@ class BedrockProvider:
         async def one(text: str) -> dict[str, Any]:
             body = orjson.dumps(titan_request(text, call.request))
             async with gate:
-                resp = await self._client.post(url, self.signed_headers(url, body, _JSON, call.model.headers),
-                                               body, call.timeouts)  # fmt: skip
+                resp = await self._client.post(
+                    url, self.signed_headers(url, body, _JSON, call.model.headers), body, call.timeouts
+                )
             if resp.status >= 400:
                 raise bedrock_error(self._provider, resp.status, resp.headers, resp.body)
             return _decode(self._provider, resp.body)
@@ -137,8 +138,11 @@ def resolve_credentials(settings: BedrockSettings) -> tuple[ReadOnlyCredentials 
     access = settings.access_key_id.resolve()
     secret = settings.secret_access_key.resolve()
     token = settings.session_token.resolve() if settings.session_token is not None else None
-    missing = [ref.describe() for ref, value in ((settings.access_key_id, access), (settings.secret_access_key, secret))
-               if value is None]  # fmt: skip
+    missing = [
+        ref.describe()
+        for ref, value in ((settings.access_key_id, access), (settings.secret_access_key, secret))
+        if value is None
+    ]
     if settings.session_token is not None and token is None:
         missing.append(settings.session_token.describe())
     if missing or access is None or secret is None:

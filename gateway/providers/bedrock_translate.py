@@ -526,8 +526,12 @@ class ConverseStreamTranslator:
             return []  # tool results and images of server-side tools are not part of the OpenAI answer
         index = data.get("contentBlockIndex", 0)
         tool_index = self._tool_index[index] = len(self._tool_index)
-        call = {"index": tool_index, "id": use.get("toolUseId"), "type": "function",
-                "function": {"name": use.get("name"), "arguments": ""}}  # fmt: skip
+        call = {
+            "index": tool_index,
+            "id": use.get("toolUseId"),
+            "type": "function",
+            "function": {"name": use.get("name"), "arguments": ""},
+        }
         return [self._chunk({"tool_calls": [call]})]
 
     def _block_delta(self, data: dict[str, Any]) -> list[ChatChunk]:

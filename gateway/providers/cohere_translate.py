@@ -331,8 +331,12 @@ class CohereStreamTranslator:
         call = _message_delta(data).get("tool_calls") or {}
         fn = call.get("function") or {}
         tool_index = self._tool_index[data.get("index", 0)] = len(self._tool_index)
-        header = {"index": tool_index, "id": call.get("id"), "type": "function",
-                  "function": {"name": fn.get("name"), "arguments": fn.get("arguments") or ""}}  # fmt: skip
+        header = {
+            "index": tool_index,
+            "id": call.get("id"),
+            "type": "function",
+            "function": {"name": fn.get("name"), "arguments": fn.get("arguments") or ""},
+        }
         return [self._chunk({"tool_calls": [header]})]
 
     def _tool_call_delta(self, data: dict[str, Any]) -> list[ChatChunk]:

@@ -51,9 +51,7 @@ def expected_answer(upstream_id: str, prompt: str) -> str:
 
 
 def admin_status(gw: RunningGateway) -> dict[str, dict[str, Any]]:
-    resp = httpx.get(
-        f"{gw.url}/admin/models/status", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
-    )
+    resp = httpx.get(f"{gw.url}/admin/models/status", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
     resp.raise_for_status()
     return {m["name"]: m for m in resp.json()["models"]}
 
@@ -134,9 +132,7 @@ class StreamResult:
 
     @property
     def text(self) -> str:
-        return "".join(
-            (c["choices"][0]["delta"].get("content") or "") for c in self.chunks if c.get("choices")
-        )
+        return "".join((c["choices"][0]["delta"].get("content") or "") for c in self.chunks if c.get("choices"))
 
     @property
     def finish_reasons(self) -> list[str]:

@@ -90,6 +90,7 @@ def test_stream_final_message_equals_the_plain_answer(gw: RunningGateway) -> Non
 def test_tool_use_round_trip(gw: RunningGateway, streamed: bool) -> None:
     sdk = client(gw)
     question = user("What is the weather in Paris?")
+    first: anthropic.types.Message
     if streamed:
         with sdk.messages.stream(model="m", max_tokens=300, tools=[WEATHER], messages=question) as stream:
             first = stream.get_final_message()

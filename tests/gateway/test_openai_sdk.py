@@ -153,3 +153,33 @@ def test_embeddings_on_anthropic_is_a_clear_400(
     with pytest.raises(openai.BadRequestError) as err:
         _client(gw).embeddings.create(model="claude", input="hello")
     assert "embeddings" in str(err.value)
+
+
+def test_unknown_fields_reach_openai_compatible_upstreams(
+    openai_upstream: Upstream, start_gateway: Callable[[dict[str, Any]], RunningGateway]
+) -> None:
+    gw = start_gateway(base_config([upstream_model("m", openai_upstream, model="upstream-id")]))
+    _client(gw).chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "hi"}],
+        seed=7,
+        user="u-1",
+        extra_body={"metadata": {"team": "search"}, "store": False},
+    )
+    last = openai_upstream.stats()["last_request"]
+    assert last["body"]["model"] == "upstream-id"  # the gateway's name became the upstream id
+    assert last["body"]["metadata"] == {"team": "search"} and last["body"]["store"] is False
+    assert last["body"]["seed"] == 7 and last["body"]["user"] == "u-1"
+    assert last["headers"]["authorization"] == "Bearer upstream-secret-key"
+
+
+def test_one_pooled_client_per_upstream_origin(
+    openai_upstream: Upstream, start_gateway: Callable[[dict[str, Any]], RunningGateway]
+) -> None:
+    gw = start_gateway(base_config([upstream_model("a", openai_upstream), upstream_model("b", openai_upstream)]))
+    client = _client(gw)
+    for name in ("a", "b", "a", "b"):
+        client.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}])
+    pools = gw.gateway.pools
+    assert len(pools._clients) == 1  # two models, one origin, one pool
+    assert pools.for_url(f"{openai_upstream.url}/v1") is pools.for_url(f"{openai_upstream.url}/other")

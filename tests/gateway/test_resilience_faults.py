@@ -219,6 +219,7 @@ def test_total_timeout_falls_back_to_the_next_target(upstreams: Upstreams, start
     assert (raw.headers["x-aimm-model"], raw.headers["x-aimm-attempts"]) == ("mb", "2")
     assert raw.headers["x-aimm-route-reason"] == "fallback to mb after timeout"
     assert 0.3 <= elapsed < 1.2, elapsed
+    assert upstream_count(a) == upstream_count(b) == 1
     assert metric(metrics(gw), "ai_multimodel_errors_total", model="ma", type="timeout") == 1
 
 
@@ -254,6 +255,7 @@ def test_slow_headers_on_a_stream_fail_over(upstreams: Upstreams, start_gateway:
     assert resp.status_code == 200 and resp.headers["x-aimm-model"] == "mb"
     check_complete_stream(parse_sse(raw), "bravo", "slow headers")
     assert elapsed < 1.2
+    assert upstream_count(a) == upstream_count(b) == 1
 
 
 # -- streams cut mid-way -------------------------------------------------------------------------
@@ -277,7 +279,8 @@ def test_stream_broken_after_first_chunk_ends_with_an_error_event(
     alpha, bravo = expected_answer("alpha", prompt), expected_answer("bravo", prompt)
     assert alpha.startswith(result.text) and not bravo.startswith(result.text), result.text
     assert len(result.text) < len(alpha)
-    assert upstream_count(b) == 0  # no failover after the first chunk: nothing spliced
+    # No failover after the first chunk (nothing spliced) and no retry of A either.
+    assert (upstream_count(a), upstream_count(b)) == (1, 0)
 
     # The official SDK raises on the error event instead of ending quietly.
     stream = _sdk(gw).chat.completions.create(model="pair", messages=[{"role": "user", "content": prompt}], stream=True)

@@ -281,7 +281,8 @@ async def test_mixed_fault_soak_zero_lost_zero_hung(upstreams: Upstreams, start_
         t0 = time.monotonic()
         try:
             async with asyncio.timeout(SOAK_REQUEST_LIMIT_S):
-                async with client.stream("POST", "/v1/chat/completions", json=chat_body(prompt, model="trio", stream=stream)) as resp:
+                body = chat_body(prompt, model="trio", stream=stream)
+                async with client.stream("POST", "/v1/chat/completions", json=body) as resp:
                     raw = await resp.aread()
         except TimeoutError:
             outcomes["hung"] += 1
@@ -338,10 +339,10 @@ async def test_mixed_fault_soak_zero_lost_zero_hung(upstreams: Upstreams, start_
     for up in ups:
         up.set_faults(**_HEALTHY)
     served: Counter[str] = Counter()
-    with api_client(gw) as client:
+    with api_client(gw) as sync_client:
 
         def all_closed() -> bool:
-            resp = client.post("/v1/chat/completions", json=chat_body("after the storm", model="trio"))
+            resp = sync_client.post("/v1/chat/completions", json=chat_body("after the storm", model="trio"))
             assert resp.status_code == 200, resp.text
             served[resp.headers["x-aimm-model"]] += 1
             states = {m["circuit_state"] for m in admin_status(gw).values()}

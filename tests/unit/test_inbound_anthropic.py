@@ -367,6 +367,17 @@ def test_finish_reasons_map_to_stop_reasons(finish: str, stop_reason: str) -> No
     assert msg.stop_reason == stop_reason
 
 
+def test_tool_calls_ending_with_stop_are_still_tool_use() -> None:
+    answer = canonical(content=None)
+    answer["choices"][0]["message"]["tool_calls"] = [
+        {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    ]
+    assert to_anthropic_message(answer, model="m")["stop_reason"] == "tool_use"
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    chunks = [{"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": "stop"}]}]
+    assert run_stream(chunks)[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+
 def test_stop_sequence_is_reported_only_when_the_upstream_names_it() -> None:
     named = to_anthropic_message(canonical(stop_reason="END"), model="m", stop_sequences=["END"])
     assert (named["stop_reason"], named["stop_sequence"]) == ("stop_sequence", "END")
