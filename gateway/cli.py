@@ -103,9 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="operator_command", required=True
     )
     run = op.add_parser("run", help="run the kopf operator")
-    run.add_argument("--namespace", default=None)
-    run.add_argument("--all-namespaces", action="store_true")
-    run.add_argument("--stats-interval", type=float, default=10.0)
+    run.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable)")
+    run.add_argument("-A", "--all-namespaces", action="store_true")
+    run.add_argument("--stats-interval", type=float, default=10.0, help="seconds between gateway stats polls")
+    run.add_argument("--resync-interval", type=float, default=300.0, help="seconds between full reconciles")
+    run.add_argument("--kubeconfig", default=None, help="default: in-cluster config, then ~/.kube/config")
+    run.add_argument("--context", default=None)
+    run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8081/healthz")
+    run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_operator)
 
     crds = sub.add_parser("crds", help="regenerate the CRD manifests")
