@@ -25,6 +25,7 @@ from tests.servers import run_asgi_app
 from tests.unit.test_gemini_translate import PNG_B64, WEATHER_TOOL
 
 Start = Callable[[dict[str, Any]], RunningGateway]
+TOOLS: Any = [WEATHER_TOOL]  # a dict literal, not the SDK's TypedDict
 CAPABILITIES = ["chat", "streaming", "tools", "vision", "json", "embeddings"]
 
 
@@ -153,14 +154,17 @@ def test_plain_and_streamed_chat_agree(client: openai.OpenAI, gemini: Upstream) 
 @pytest.mark.parametrize("model", ["gem", "gem3"])
 def test_tool_round_trip_sends_the_result_back_by_name(client: openai.OpenAI, gemini: Upstream, model: str) -> None:
     messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
-    first = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])  # type: ignore[list-item]
+    first = client.chat.completions.create(model=model, messages=messages, tools=TOOLS)
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
     call = choice.message.tool_calls[0]
     assert call.function.name == "get_weather" and orjson.loads(call.function.arguments) == {"city": "mock-city"}  # type: ignore[union-attr]
-    messages += [choice.message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "18C"}]
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "18C"},
+    ]
     # gemini-3 rejects the history unless the call's thoughtSignature comes back (it rides in the id).
-    second = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])  # type: ignore[list-item]
+    second = client.chat.completions.create(model=model, messages=messages, tools=TOOLS)
     assert second.choices[0].finish_reason == "stop"
     assert "the get_weather tool returned: 18C" in (second.choices[0].message.content or "")
     contents = last_body(gemini)["body"]["contents"]
@@ -175,7 +179,7 @@ def test_streamed_tool_call_is_delivered_whole(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
         model="gem",
         messages=[{"role": "user", "content": "Weather?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=TOOLS,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         stream=True,
     )
