@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
 from aimm_gateway.canonical import validate_chat
 from aimm_gateway.config import ModelConfig, Timeouts
 from aimm_gateway.errors import UpstreamError
@@ -20,7 +21,6 @@ from aimm_gateway.mock.server import create_mock_app
 from aimm_gateway.providers.anthropic import AnthropicProvider
 from aimm_gateway.providers.base import UpstreamCall
 from aimm_gateway.providers.http import UpstreamPools
-
 from tests.servers import run_asgi_app
 from tests.unit.test_anthropic_adapter import (
     PERSON_FORMAT,

@@ -15,6 +15,16 @@ from typing import Any, NotRequired, Required
 
 import orjson
 import pytest
+from anthropic.types import Message as AnthropicMessage
+from anthropic.types import RawMessageStreamEvent
+from anthropic.types.message_create_params import (
+    MessageCreateParamsNonStreaming,
+    MessageCreateParamsStreaming,
+)
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from pydantic import BaseModel, TypeAdapter
+from typing_extensions import is_typeddict
+
 from aimm_gateway.canonical import ChatRequest, validate_chat
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
@@ -27,15 +37,6 @@ from aimm_gateway.providers.anthropic_translate import (
 )
 from aimm_gateway.providers.base import EmbeddingCall
 from aimm_gateway.providers.http import UpstreamPools
-from anthropic.types import Message as AnthropicMessage
-from anthropic.types import RawMessageStreamEvent
-from anthropic.types.message_create_params import (
-    MessageCreateParamsNonStreaming,
-    MessageCreateParamsStreaming,
-)
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pydantic import BaseModel, TypeAdapter
-from typing_extensions import is_typeddict
 
 MODEL = ModelConfig(name="claude", provider="anthropic", model="claude-sonnet-4-5", max_output_tokens=2048)
 WEATHER_TOOL: dict[str, Any] = {
