@@ -225,9 +225,7 @@ def _validate(model: type[Any], body: Any) -> Any:
         return model.model_validate(body)
     except ValidationError as exc:
         # A union reports one error per branch; the deepest location names the real problem.
-        errors = [
-            (tuple(p for p in e["loc"] if not _is_union_tag(p)), e) for e in exc.errors(include_url=False)
-        ]
+        errors = [(tuple(p for p in e["loc"] if not _is_union_tag(p)), e) for e in exc.errors(include_url=False)]
         path, err = max(errors, key=lambda item: len(item[0]))
         loc = format_loc(path)
         msg = err["msg"].removeprefix("Value error, ")

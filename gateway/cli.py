@@ -45,9 +45,7 @@ def _mock(args: argparse.Namespace) -> int:
 def _operator(args: argparse.Namespace) -> int:
     from aimm_operator.cli import run_operator
 
-    run_operator(
-        namespace=args.namespace, all_namespaces=args.all_namespaces, stats_interval_s=args.stats_interval
-    )
+    run_operator(namespace=args.namespace, all_namespaces=args.all_namespaces, stats_interval_s=args.stats_interval)
     return 0
 
 
@@ -70,9 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("AIMM_LOG_LEVEL", "INFO"))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gw = sub.add_parser("gateway", help="the data plane").add_subparsers(
-        dest="gateway_command", required=True
-    )
+    gw = sub.add_parser("gateway", help="the data plane").add_subparsers(dest="gateway_command", required=True)
     serve = gw.add_parser("serve", help="serve the gateway from a config file")
     serve.add_argument("--config", required=True, help="gateway config YAML (reloaded on change)")
     serve.add_argument("--host", default=None)
@@ -99,9 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--require-auth", action="store_true", help="reject requests without an API key")
     mock.set_defaults(func=_mock)
 
-    op = sub.add_parser("operator", help="the control plane").add_subparsers(
-        dest="operator_command", required=True
-    )
+    op = sub.add_parser("operator", help="the control plane").add_subparsers(dest="operator_command", required=True)
     run = op.add_parser("run", help="run the kopf operator")
     run.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable)")
     run.add_argument("-A", "--all-namespaces", action="store_true")
@@ -127,9 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result: int = args.func(args)
     return result
 

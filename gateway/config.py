@@ -20,9 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 from aimm_gateway.presets import PRESETS, PROVIDER_NAMES, preset_for
 
 ALGORITHMS = ("round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive")
-Algorithm = Literal[
-    "round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive"
-]
+Algorithm = Literal["round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive"]
 
 
 class Strict(BaseModel):
@@ -79,9 +77,7 @@ class Pricing(Strict):
 
 class Timeouts(Strict):
     connect_s: float = Field(5.0, gt=0, description="TCP/TLS connect timeout.")
-    first_byte_s: float = Field(
-        60.0, gt=0, description="Time to the first response byte (headers, first chunk)."
-    )
+    first_byte_s: float = Field(60.0, gt=0, description="Time to the first response byte (headers, first chunk).")
     total_s: float = Field(600.0, gt=0, description="Whole non-streaming request.")
     stream_idle_s: float = Field(60.0, gt=0, description="Longest silence between two stream chunks.")
 
@@ -126,9 +122,7 @@ class BedrockSettings(Strict):
 
     region: str = Field(..., min_length=1, description="AWS region, e.g. us-east-1.")
     access_key_id: SecretRef = Field(SecretRef(env="AWS_ACCESS_KEY_ID"), description="AWS access key id.")
-    secret_access_key: SecretRef = Field(
-        SecretRef(env="AWS_SECRET_ACCESS_KEY"), description="AWS secret key."
-    )
+    secret_access_key: SecretRef = Field(SecretRef(env="AWS_SECRET_ACCESS_KEY"), description="AWS secret key.")
     session_token: SecretRef | None = Field(None, description="Session token for temporary credentials.")
 
 
@@ -159,17 +153,13 @@ class ModelConfig(Strict):
     capabilities: frozenset[Capability] = frozenset(
         {Capability.CHAT, Capability.STREAMING, Capability.TOOLS, Capability.JSON}
     )
-    quality: float = Field(
-        0.5, ge=0, le=1, description="Relative answer quality used by intelligent routing."
-    )
+    quality: float = Field(0.5, ge=0, le=1, description="Relative answer quality used by intelligent routing.")
     enabled: bool = True
     weight: float = Field(1.0, ge=0)
     priority: int = Field(0, description="Lower is preferred.")
     timeouts: Timeouts = Timeouts()
     circuit_breaker: CircuitBreakerSettings | None = None
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra non-secret headers for the upstream."
-    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra non-secret headers for the upstream.")
     mock: MockSettings = MockSettings()
     azure: AzureSettings | None = Field(None, description="Azure OpenAI settings (provider: azure).")
     bedrock: BedrockSettings | None = Field(None, description="AWS Bedrock settings (provider: bedrock).")
@@ -213,11 +203,7 @@ class ModelConfig(Strict):
             return f"https://bedrock-runtime.{self.bedrock.region}.amazonaws.com"
         if self.vertex is not None:
             location = self.vertex.location
-            host = (
-                "aiplatform.googleapis.com"
-                if location == "global"
-                else f"{location}-aiplatform.googleapis.com"
-            )
+            host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
             return f"https://{host}"
         return None
 
@@ -245,13 +231,9 @@ class RouteConfig(Strict):
     name: str = Field(..., min_length=1, description="Name clients call, e.g. `smart`.")
     targets: list[RouteTarget] = Field(..., min_length=1)
     algorithm: Algorithm = "round_robin"
-    fallbacks: list[str] = Field(
-        default_factory=list, description="Models tried, in order, after the targets."
-    )
+    fallbacks: list[str] = Field(default_factory=list, description="Models tried, in order, after the targets.")
     factors: IntelligentFactors = IntelligentFactors()
-    exploration: float = Field(
-        0.1, ge=0, le=1, description="Share of traffic the adaptive algorithm explores."
-    )
+    exploration: float = Field(0.1, ge=0, le=1, description="Share of traffic the adaptive algorithm explores.")
     retries: RetrySettings | None = None
     circuit_breaker: CircuitBreakerSettings | None = None
     timeouts: Timeouts | None = None
@@ -301,9 +283,7 @@ class ServerSettings(Strict):
         "aiohttp", description="Upstream HTTP client (see benchmarks)."
     )
     default_model: str | None = Field(None, description="Model or route used when a request names none.")
-    reload_interval_s: float = Field(
-        1.0, gt=0, description="How often the config file is checked for changes."
-    )
+    reload_interval_s: float = Field(1.0, gt=0, description="How often the config file is checked for changes.")
     max_connections_per_upstream: int = Field(1000, gt=0)
 
 

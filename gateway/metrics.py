@@ -49,9 +49,7 @@ class GatewayMetrics:
             PREFIX + "errors_total", "Errors by model and type.", ["model", "provider", "type"], registry=r
         )
         self.cost = Counter(PREFIX + "cost_usd_total", "Spend in USD.", ["model", "provider"], registry=r)
-        self.input_tokens = Counter(
-            PREFIX + "input_tokens_total", "Prompt tokens.", ["model", "provider"], registry=r
-        )
+        self.input_tokens = Counter(PREFIX + "input_tokens_total", "Prompt tokens.", ["model", "provider"], registry=r)
         self.output_tokens = Counter(
             PREFIX + "output_tokens_total", "Completion tokens.", ["model", "provider"], registry=r
         )
@@ -62,9 +60,7 @@ class GatewayMetrics:
             PREFIX + "circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["model"], registry=r
         )
         self.retries = Counter(PREFIX + "retries_total", "Retried attempts.", ["model"], registry=r)
-        self.fallbacks = Counter(
-            PREFIX + "fallbacks_total", "Requests served by a fallback.", ["route"], registry=r
-        )
+        self.fallbacks = Counter(PREFIX + "fallbacks_total", "Requests served by a fallback.", ["route"], registry=r)
         self.hedges = Counter(PREFIX + "hedges_total", "Hedged requests sent.", ["route"], registry=r)
         self.budget_used = Gauge(
             PREFIX + "budget_used_ratio", "Spend over limit for each budget (this pod).", ["budget"], registry=r

@@ -20,7 +20,6 @@ class ModelOverrides:
             return config
         models = [m for m in config.models if m.name not in self.added] + list(self.added.values())
         models = [
-            m.model_copy(update={"enabled": self.enabled[m.name]}) if m.name in self.enabled else m
-            for m in models
+            m.model_copy(update={"enabled": self.enabled[m.name]}) if m.name in self.enabled else m for m in models
         ]
         return config.model_copy(update={"models": models})

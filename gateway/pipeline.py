@@ -117,9 +117,7 @@ class ChatPipeline:
 
     # -- planning ---------------------------------------------------------------------------
 
-    async def _prepare(
-        self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext
-    ) -> _Request:
+    async def _prepare(self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext) -> _Request:
         name = req.model or rt.config.server.default_model
         if not name:
             raise InvalidRequest("model: required (this gateway has no default model)", param="model")
@@ -136,12 +134,7 @@ class ChatPipeline:
         )
         route = rt.routes.get(name)
         plan = self._plan(rt, name, route, features)
-        if (
-            not plan.attempts
-            and route is not None
-            and route.queue_timeout_s > 0
-            and plan.retry_after_s is not None
-        ):
+        if not plan.attempts and route is not None and route.queue_timeout_s > 0 and plan.retry_after_s is not None:
             plan = await self._wait_for_capacity(rt, name, route, features, plan)
         if not plan.attempts:
             raise _no_target(name, plan)
@@ -201,9 +194,7 @@ class ChatPipeline:
 
     def _call(self, r: _Request, name: str) -> UpstreamCall:
         model = r.rt.models[name]
-        timeouts = (
-            r.route.timeouts if r.route is not None and r.route.timeouts is not None else model.timeouts
-        )
+        timeouts = r.route.timeouts if r.route is not None and r.route.timeouts is not None else model.timeouts
         return UpstreamCall(model, r.req, r.body, r.rt.api_key_values.get(name), timeouts, r.ctx.request_id)
 
     # -- non-streaming ----------------------------------------------------------------------
@@ -302,9 +293,7 @@ class ChatPipeline:
 
     # -- streaming ----------------------------------------------------------------------------
 
-    async def stream(
-        self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext
-    ) -> StreamOutcome:
+    async def stream(self, rt: Runtime, req: ChatRequest, body: dict[str, Any], ctx: RequestContext) -> StreamOutcome:
         """Fail over freely until the first chunk arrives; after that the stream is committed."""
         r = await self._prepare(rt, req, body, ctx)
         r.budget.deposit()
@@ -394,17 +383,13 @@ class ChatPipeline:
     ) -> tuple[dict[str, Any], Served]:
         name = req.model or rt.config.server.default_model
         if name in rt.routes:
-            raise InvalidRequest(
-                f"model: {name!r} is a chat route; embeddings need a model name", param="model"
-            )
+            raise InvalidRequest(f"model: {name!r} is a chat route; embeddings need a model name", param="model")
         model = rt.models.get(name or "")
         if model is None:
             raise ModelNotFound(f"The model {name!r} does not exist", param="model")
         if not model.enabled or model.name in rt.unusable:
             raise NoUsableModel(f"model {model.name!r} is not available")
-        call = EmbeddingCall(
-            model, req, body, rt.api_key_values.get(model.name), model.timeouts, ctx.request_id
-        )
+        call = EmbeddingCall(model, req, body, rt.api_key_values.get(model.name), model.timeouts, ctx.request_id)
         started = time.perf_counter()
         self._router.on_start(model.name)
         try:
@@ -428,9 +413,7 @@ class ChatPipeline:
         self._metrics.requests.labels(name, model.provider, str(exc.status)).inc()
         self._metrics.errors.labels(name, model.provider, exc.kind).inc()
         self._stats.record(name, latency, ok=False, cost=Decimal(0), error=exc.message)
-        log.warning(
-            "upstream failure model=%s kind=%s status=%s: %s", name, exc.kind, exc.status, exc.message
-        )
+        log.warning("upstream failure model=%s kind=%s status=%s: %s", name, exc.kind, exc.status, exc.message)
 
     def _settle(
         self,
@@ -483,12 +466,8 @@ def _no_target(name: str, plan: Plan) -> GatewayError:
     reasons = plan.skipped.values()
     if plan.retry_after_s is None and reasons and all(why.startswith(_REQUEST_MISFITS) for why in reasons):
         # Nothing is down: this request can never fit any target (too long, needs a capability).
-        return InvalidRequest(
-            f"no model behind {name!r} can serve this request ({detail})", code="no_suitable_model"
-        )
-    headers = (
-        {"retry-after": format_retry_after(plan.retry_after_s)} if plan.retry_after_s is not None else {}
-    )
+        return InvalidRequest(f"no model behind {name!r} can serve this request ({detail})", code="no_suitable_model")
+    headers = {"retry-after": format_retry_after(plan.retry_after_s)} if plan.retry_after_s is not None else {}
     return NoUsableModel(f"no usable model for {name!r} ({detail})", headers=headers)
 
 

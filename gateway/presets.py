@@ -90,14 +90,10 @@ def _build() -> dict[str, ProviderPreset]:
         AuthStyle.X_GOOG_API_KEY,
         "GEMINI_API_KEY",
     )
-    presets["cohere"] = ProviderPreset(
-        WireFormat.COHERE, "https://api.cohere.com", AuthStyle.BEARER, "CO_API_KEY"
-    )
+    presets["cohere"] = ProviderPreset(WireFormat.COHERE, "https://api.cohere.com", AuthStyle.BEARER, "CO_API_KEY")
     # Endpoints derived from region/location when base_url is not set.
     presets["bedrock"] = ProviderPreset(WireFormat.BEDROCK, None, AuthStyle.SIGV4, None, key_required=False)
-    presets["vertex"] = ProviderPreset(
-        WireFormat.VERTEX, None, AuthStyle.GOOGLE_OAUTH, None, key_required=False
-    )
+    presets["vertex"] = ProviderPreset(WireFormat.VERTEX, None, AuthStyle.GOOGLE_OAUTH, None, key_required=False)
     presets["azure"] = ProviderPreset(
         WireFormat.AZURE, None, AuthStyle.API_KEY, "AZURE_OPENAI_API_KEY", base_url_required=True
     )

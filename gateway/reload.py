@@ -71,9 +71,7 @@ class ConfigWatcher:
             self._on_result(False)
             return False
         except Exception as exc:  # a runtime that cannot be built must not take the gateway down
-            log.error(
-                "config reload refused, still serving the previous config: %s: %s", type(exc).__name__, exc
-            )
+            log.error("config reload refused, still serving the previous config: %s: %s", type(exc).__name__, exc)
             self._on_result(False)
             return False
         log.info("config reloaded from %s", self._path)

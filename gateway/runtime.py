@@ -31,9 +31,7 @@ class Runtime:
     api_key_values: dict[str, str]  # model name -> upstream key (never logged)
     unusable: dict[str, str]  # model name -> why it can't serve (e.g. missing key)
     admin_token_digest: bytes | None
-    routable: dict[
-        str, ModelConfig
-    ]  # models without a missing-credential problem (stable identity: plan cache key)
+    routable: dict[str, ModelConfig]  # models without a missing-credential problem (stable identity: plan cache key)
 
     def budgets_for(self, model: str, key_name: str | None) -> list[BudgetConfig]:
         """The budgets whose scope covers this model and caller."""

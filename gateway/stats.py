@@ -102,8 +102,7 @@ class LiveStats:
         all_latencies.sort()
         del now
         share = {
-            name: (m["window_requests"] / window_requests if window_requests else 0.0)
-            for name, m in models.items()
+            name: (m["window_requests"] / window_requests if window_requests else 0.0) for name, m in models.items()
         }
         return {
             "window_seconds": self._window_s,
@@ -119,8 +118,7 @@ class LiveStats:
             ),
             "traffic_share": share,
             "models": {
-                name: {k: (str(v) if isinstance(v, Decimal) else v) for k, v in m.items()}
-                for name, m in models.items()
+                name: {k: (str(v) if isinstance(v, Decimal) else v) for k, v in m.items()} for name, m in models.items()
             },
         }
 

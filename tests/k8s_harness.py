@@ -86,9 +86,7 @@ def find_bin_dir(bin_dir: str | os.PathLike | None = None) -> Path:
     else:
         candidates = sorted(REPO_ROOT.glob("bin/k8s-*/"), key=_version_key, reverse=True)
         if not candidates:
-            raise ControlPlaneError(
-                f"No Kubernetes test binaries found under {REPO_ROOT / 'bin'}/k8s-*/. {hint}"
-            )
+            raise ControlPlaneError(f"No Kubernetes test binaries found under {REPO_ROOT / 'bin'}/k8s-*/. {hint}")
     problems = []
     for cand in candidates:
         missing = [b for b in REQUIRED_BINARIES if not os.access(cand / b, os.X_OK)]
@@ -440,9 +438,7 @@ class ControlPlane:
             except Exception:
                 pass
             if time.monotonic() > deadline:
-                raise self._fail(
-                    proc, f"did not become ready ({what}) within {timeout or self.startup_timeout:.0f}s"
-                )
+                raise self._fail(proc, f"did not become ready ({what}) within {timeout or self.startup_timeout:.0f}s")
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
@@ -598,9 +594,7 @@ class ControlPlane:
         self._require_started()
         name = name or "token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-        return self._write_kubeconfig(
-            self.tmp_dir / f"{safe}.kubeconfig", self._kubeconfig({"token": token}, safe)
-        )
+        return self._write_kubeconfig(self.tmp_dir / f"{safe}.kubeconfig", self._kubeconfig({"token": token}, safe))
 
     # ----------------------------------------------------------- clients
 
@@ -628,9 +622,7 @@ class ControlPlane:
         cmd = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig or self.kubeconfig_path}", *args]
         res = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout, env=self._env)
         if check and res.returncode != 0:
-            raise ControlPlaneError(
-                f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}{res.stdout}"
-            )
+            raise ControlPlaneError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}{res.stdout}")
         return res
 
     def apply_dir(

@@ -76,9 +76,7 @@ def test_deployment_gets_replicaset_and_pods_from_controllers(cp, api, namespace
                 selector=client.V1LabelSelector(match_labels=labels),
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(
-                        containers=[client.V1Container(name="c", image="registry.invalid/web:1")]
-                    ),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="registry.invalid/web:1")]),
                 ),
             ),
         ),
@@ -95,9 +93,7 @@ def test_deployment_gets_replicaset_and_pods_from_controllers(cp, api, namespace
         pods = core.list_namespaced_pod(namespace).items
         return [p for p in pods if any(o.uid == rs.metadata.uid for o in (p.metadata.owner_references or []))]
 
-    pods = wait_for(
-        lambda: len(owned_pods()) == 2 and owned_pods(), what="replicaset controller to create 2 Pods"
-    )
+    pods = wait_for(lambda: len(owned_pods()) == 2 and owned_pods(), what="replicaset controller to create 2 Pods")
     assert all(p.spec.node_name is None for p in pods)  # no scheduler/nodes: never scheduled
 
     # garbage collector: deleting the Deployment removes its ReplicaSet
@@ -113,9 +109,7 @@ def test_serviceaccount_token_is_rbac_restricted(cp, api, namespace):
     tr = core.create_namespaced_service_account_token(
         "robot",
         namespace,
-        client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
-        ),
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)),
     )
     token = tr.status.token
     assert token and token.count(".") == 2  # a JWT signed with the service-account key
@@ -152,9 +146,7 @@ def test_serviceaccount_token_is_rbac_restricted(cp, api, namespace):
             namespace,
             client.V1RoleBinding(
                 metadata=client.V1ObjectMeta(name="read-secrets"),
-                role_ref=client.V1RoleRef(
-                    api_group="rbac.authorization.k8s.io", kind="Role", name="read-secrets"
-                ),
+                role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="read-secrets"),
                 subjects=[client.RbacV1Subject(kind="ServiceAccount", name="robot", namespace=namespace)],
             ),
         )

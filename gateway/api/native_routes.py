@@ -70,9 +70,7 @@ def _parse(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
 def _chat_body(
     prompt: str, model: str | None, system: str | None, max_tokens: int | None, temperature: float | None
 ) -> dict[str, Any]:
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": prompt}
-    ]
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     body: dict[str, Any] = {"messages": messages}
     if model is not None:
         body["model"] = model
@@ -130,9 +128,7 @@ async def query_multiple(request: Request) -> Response:
     rid = request_id(request)
 
     async def one(model: str) -> dict[str, Any]:
-        q = QueryBody(
-            prompt=m.prompt, model=model, system=m.system, max_tokens=m.max_tokens, temperature=m.temperature
-        )
+        q = QueryBody(prompt=m.prompt, model=model, system=m.system, max_tokens=m.max_tokens, temperature=m.temperature)
         try:
             return await _answer(gateway, q, f"{rid}-{model}", key_name)
         except GatewayError as exc:
@@ -218,9 +214,7 @@ async def batch(request: Request) -> Response:
 
     results = await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
     failed = sum(1 for r in results if "error" in r)
-    return json_response(
-        {"request_id": rid, "results": results, "succeeded": len(results) - failed, "failed": failed}
-    )
+    return json_response({"request_id": rid, "results": results, "succeeded": len(results) - failed, "failed": failed})
 
 
 async def feedback(request: Request) -> Response:
@@ -300,9 +294,7 @@ async def stats(request: Request) -> Response:
             "available": h["available"],
         }
     budgets = {name: {"spent_usd": str(v)} for name, v in gateway.stats.budget_spend().items()}
-    return json_response(
-        {"config_hash": gateway.runtime.config_hash, "models": models_doc, "budgets": budgets}
-    )
+    return json_response({"config_hash": gateway.runtime.config_hash, "models": models_doc, "budgets": budgets})
 
 
 routes = [

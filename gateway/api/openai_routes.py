@@ -83,8 +83,7 @@ async def list_models(request: Request) -> Response:
         if m.enabled
     ]
     data += [
-        {"id": r.name, "object": "model", "created": created, "owned_by": "aimm-route"}
-        for r in rt.routes.values()
+        {"id": r.name, "object": "model", "created": created, "owned_by": "aimm-route"} for r in rt.routes.values()
     ]
     return json_response({"object": "list", "data": data})
 

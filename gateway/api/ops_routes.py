@@ -21,9 +21,7 @@ async def ready(request: Request) -> Response:
     usable = [m.name for m in gateway.runtime.usable_models()]
     if not usable:
         return json_response({"status": "not_ready", "reason": "no usable model", "models": 0}, status=503)
-    return json_response(
-        {"status": "ready", "models": len(usable), "config_hash": gateway.runtime.config_hash}
-    )
+    return json_response({"status": "ready", "models": len(usable), "config_hash": gateway.runtime.config_hash})
 
 
 async def prometheus(request: Request) -> Response:

@@ -251,8 +251,7 @@ def _message_blocks(i: int, msg: Any, *, is_last: bool) -> tuple[str, list[dict[
         raise _invalid(f"messages.{i}.content: Input should be a valid list")
     if not blocks and not (is_last and role == "assistant"):
         raise _invalid(
-            f"messages.{i}: all messages must have non-empty content except for the optional final "
-            "assistant message"
+            f"messages.{i}: all messages must have non-empty content except for the optional final assistant message"
         )
     return role, blocks
 
@@ -354,9 +353,7 @@ def _check_tool_pairing(i: int, blocks: list[dict[str, Any]], prev_tool_uses: li
             )
 
 
-def _to_mock_messages(
-    role: str, blocks: list[dict[str, Any]], tool_names: dict[str, str]
-) -> list[MockMessage]:
+def _to_mock_messages(role: str, blocks: list[dict[str, Any]], tool_names: dict[str, str]) -> list[MockMessage]:
     """Tool results become their own engine messages; other blocks are joined as text."""
     out: list[MockMessage] = []
     texts: list[str] = []
@@ -510,8 +507,7 @@ def _message_id() -> str:
 def _content_blocks(choice: MockChoice) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [{"type": "text", "text": choice.text}] if choice.text else []
     blocks.extend(
-        {"type": "tool_use", "id": "toolu_" + c.id, "name": c.name, "input": c.arguments}
-        for c in choice.tool_calls
+        {"type": "tool_use", "id": "toolu_" + c.id, "name": c.name, "input": c.arguments} for c in choice.tool_calls
     )
     return blocks
 
@@ -586,9 +582,7 @@ def render_stream(body: Mapping[str, Any], out: MockOutput, chunks: int) -> Iter
     yield {"type": "message_stop"}
 
 
-def _block_events(
-    index: int, start: dict[str, Any], deltas: list[dict[str, Any]]
-) -> Iterator[dict[str, Any]]:
+def _block_events(index: int, start: dict[str, Any], deltas: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     yield {"type": "content_block_start", "index": index, "content_block": start}
     if index == 0:
         yield {"type": "ping"}  # Anthropic pings once, right after the first block opens

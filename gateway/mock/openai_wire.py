@@ -214,8 +214,7 @@ def _parse_messages(raw: Any) -> list[MockMessage]:
         raise _bad_type("messages", "an array of objects", raw)
     if not raw:
         raise _invalid(
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
-            "but got an empty array instead.",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
             "messages",
             "empty_array",
         )
@@ -257,8 +256,7 @@ class _ToolCallPairing:
         call_id = msg["tool_call_id"]
         if call_id not in self.pending:
             raise _invalid(
-                f"Invalid parameter: 'tool_call_id' of '{call_id}' not found in 'tool_calls' of "
-                "previous message.",
+                f"Invalid parameter: 'tool_call_id' of '{call_id}' not found in 'tool_calls' of previous message.",
                 f"messages.[{index}].tool_call_id",
             )
         parsed.tool_name = self.pending.pop(call_id)
@@ -349,8 +347,7 @@ def _content_text(where: str, content: Any, allowed: Sequence[str]) -> str:
         raise _bad_type(where, "one of a string or array of objects", content)
     if not content:
         raise _invalid(
-            f"Invalid '{where}': empty array. Expected an array with minimum length 1, "
-            "but got an empty array instead.",
+            f"Invalid '{where}': empty array. Expected an array with minimum length 1, but got an empty array instead.",
             where,
             "empty_array",
         )
@@ -504,8 +501,7 @@ def _parse_response_format(raw: Any, messages: list[MockMessage]) -> tuple[bool,
     if kind == "json_object":
         if not any("json" in m.text.lower() for m in messages):
             raise _invalid(
-                "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
-                "'json_object'.",
+                "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
                 "messages",
             )
         return True, None
@@ -520,9 +516,7 @@ def _parse_response_format(raw: Any, messages: list[MockMessage]) -> tuple[bool,
 
 def _check_stream_options(options: Any, stream: bool) -> None:
     if not stream:
-        raise _invalid(
-            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options"
-        )
+        raise _invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
     if not isinstance(options, dict):
         raise _bad_type("stream_options", "an object", options)
     include = options.get("include_usage")
@@ -584,15 +578,13 @@ def _number_in(body: dict[str, Any], key: str, low: float, high: float) -> None:
         raise _bad_type(key, "a decimal", value)
     if value < low:
         raise _invalid(
-            f"Invalid '{key}': decimal below minimum value. Expected a value >= {low}, "
-            f"but got {value} instead.",
+            f"Invalid '{key}': decimal below minimum value. Expected a value >= {low}, but got {value} instead.",
             key,
             "decimal_below_min_value",
         )
     if value > high:
         raise _invalid(
-            f"Invalid '{key}': decimal above maximum value. Expected a value <= {high}, "
-            f"but got {value} instead.",
+            f"Invalid '{key}': decimal above maximum value. Expected a value <= {high}, but got {value} instead.",
             key,
             "decimal_above_max_value",
         )
@@ -606,8 +598,7 @@ def _int_at_least(body: dict[str, Any], key: str, low: int, *, default: int) -> 
         raise _bad_type(key, "an integer", value)
     if value < low:
         raise _invalid(
-            f"Invalid '{key}': integer below minimum value. Expected a value >= {low}, "
-            f"but got {value} instead.",
+            f"Invalid '{key}': integer below minimum value. Expected a value >= {low}, but got {value} instead.",
             key,
             "integer_below_min_value",
         )
@@ -797,8 +788,7 @@ def render_embeddings(body: Any) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
-            {"object": "embedding", "index": i, "embedding": _encode_vector(v, encoding)}
-            for i, v in enumerate(vectors)
+            {"object": "embedding", "index": i, "embedding": _encode_vector(v, encoding)} for i, v in enumerate(vectors)
         ],
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
@@ -846,8 +836,7 @@ def _embedding_dimensions(body: dict[str, Any], model: str) -> int:
     dims = _int_at_least(body, "dimensions", 1, default=native)
     if dims > native:
         raise _invalid(
-            f"Invalid 'dimensions': integer above maximum value. Expected a value <= {native}, "
-            f"but got {dims} instead.",
+            f"Invalid 'dimensions': integer above maximum value. Expected a value <= {native}, but got {dims} instead.",
             "dimensions",
             "integer_above_max_value",
         )

@@ -224,9 +224,7 @@ def _api_routes(fmt: str, state: MockState) -> list[BaseRoute]:
     if fmt in ("gemini", "vertex"):
         return _google_routes(state, vertex=fmt == "vertex")
     if fmt == "openai":
-        chat = _chat_handler(
-            state, openai_wire.parse_request, openai_wire.render_completion, openai_wire.render_stream
-        )
+        chat = _chat_handler(state, openai_wire.parse_request, openai_wire.render_completion, openai_wire.render_stream)
         return [
             _route(state, "POST", "/v1/chat/completions", chat),
             _route(state, "POST", "/v1/embeddings", _embeddings_handler(state)),
@@ -246,9 +244,7 @@ _Handler = Callable[[Request, RequestFaults, Any], Awaitable[Response]]
 
 
 def _azure_routes(state: MockState) -> list[BaseRoute]:
-    chat = _chat_handler(
-        state, azure_wire.parse_request, azure_wire.render_completion, azure_wire.render_stream
-    )
+    chat = _chat_handler(state, azure_wire.parse_request, azure_wire.render_completion, azure_wire.render_stream)
     prefix = "/openai/deployments/{deployment}"
     return [
         _route(state, "POST", f"{prefix}/chat/completions", _azure_deployment(state, chat)),
@@ -262,9 +258,7 @@ def _azure_deployment(state: MockState, handler: _Handler) -> _Handler:
     async def handle(request: Request, plan: RequestFaults, body: Any) -> Response:
         target = f"{request.scope['path']}?{request.scope['query_string'].decode('latin-1')}"
         state.stats.record_last(target, request.scope["headers"], body)
-        return await handler(
-            request, plan, azure_wire.with_deployment(body, request.path_params["deployment"])
-        )
+        return await handler(request, plan, azure_wire.with_deployment(body, request.path_params["deployment"]))
 
     return handle
 
@@ -443,9 +437,7 @@ def _chat_handler(state: MockState, parse: _Parse, render: _Render, render_strea
         out = generate(parse(body))
         if body.get("stream"):
             events = render_stream(body, out, plan.stream_chunks)
-            return _SSEResponse(
-                _sse_body(request.scope, dialect, events, plan), headers=dialect.request_id_headers()
-            )
+            return _SSEResponse(_sse_body(request.scope, dialect, events, plan), headers=dialect.request_id_headers())
         return _json(200, render(body, out), dialect.request_id_headers())
 
     return handle

@@ -72,9 +72,7 @@ class AnthropicProvider:
         raise UpstreamError(f"{self._provider} stream ended before message_stop", kind="connection")
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
-        raise InvalidRequest(
-            f"model {call.model.name!r}: the Anthropic API does not support embeddings", param="model"
-        )
+        raise InvalidRequest(f"model {call.model.name!r}: the Anthropic API does not support embeddings", param="model")
 
 
 def _decode(provider: str, raw: bytes | str) -> dict[str, Any]:

@@ -85,9 +85,7 @@ def to_anthropic_request(req: ChatRequest, model: ModelConfig, stream: bool) -> 
 
 def _reject_unsupported(req: ChatRequest) -> None:
     if req.n is not None and req.n > 1:
-        raise InvalidRequest(
-            "n: Anthropic models return one choice per request; n > 1 is not supported", param="n"
-        )
+        raise InvalidRequest("n: Anthropic models return one choice per request; n > 1 is not supported", param="n")
     if req.temperature is not None and req.temperature > 1:
         raise InvalidRequest(
             f"temperature: Anthropic models accept 0 to 1, got {req.temperature:g} "
@@ -97,16 +95,13 @@ def _reject_unsupported(req: ChatRequest) -> None:
     extra = req.model_extra
     if extra:
         if extra.get("logprobs") or extra.get("top_logprobs") is not None:
-            raise InvalidRequest(
-                "logprobs: Anthropic models do not return log probabilities", param="logprobs"
-            )
+            raise InvalidRequest("logprobs: Anthropic models do not return log probabilities", param="logprobs")
         if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
             raise InvalidRequest("modalities: Anthropic models do not produce audio", param="modalities")
     fmt = req.response_format
     if fmt is not None and fmt.type == "json_object":
         raise InvalidRequest(
-            "response_format: json_object is not supported for Anthropic models; "
-            "use json_schema with a schema",
+            "response_format: json_object is not supported for Anthropic models; use json_schema with a schema",
             param="response_format",
         )
 
@@ -235,9 +230,7 @@ def _assistant_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
                 "type": "tool_use",
                 "id": _tool_id(call.id),
                 "name": call.function.name,
-                "input": _tool_input(
-                    call.function.arguments, f"messages[{i}].tool_calls[{k}].function.arguments"
-                ),
+                "input": _tool_input(call.function.arguments, f"messages[{i}].tool_calls[{k}].function.arguments"),
             }
         )
     return blocks
@@ -376,9 +369,7 @@ def _json_tool(req: ChatRequest, tools: list[dict[str, Any]]) -> dict[str, Any] 
 # Response
 
 
-def from_anthropic_response(
-    msg: dict[str, Any], model_name: str, *, json_tool: str | None = None
-) -> ChatCompletion:
+def from_anthropic_response(msg: dict[str, Any], model_name: str, *, json_tool: str | None = None) -> ChatCompletion:
     """An OpenAI `chat.completion` for an Anthropic `message` (non-streaming)."""
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
@@ -473,9 +464,7 @@ def stream_error(provider: str, data: dict[str, Any]) -> UpstreamError:
     if kind == "rate_limit_error":
         return UpstreamError(text, status=429, retryable=True, kind="rate_limited", type="rate_limit_error")
     if kind == "invalid_request_error":
-        return UpstreamError(
-            text, status=400, retryable=False, kind="invalid_request", type="invalid_request_error"
-        )
+        return UpstreamError(text, status=400, retryable=False, kind="invalid_request", type="invalid_request_error")
     return UpstreamError(text, status=502, retryable=kind == "api_error", kind="http")
 
 

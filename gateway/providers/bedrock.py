@@ -38,6 +38,7 @@ from aimm_gateway.providers.eventstream import iter_eventstream
 from aimm_gateway.providers.http import UpstreamPools, UpstreamStream
 
 _JSON = "application/json"
+_TRANSPORT_FAILURES = frozenset({"connection", "timeout"})
 EMBED_CONCURRENCY = 8  # Titan embeds one text per call: bound the fan-out of a batch
 
 
@@ -88,20 +89,24 @@ class BedrockProvider:
             if resp.status >= 400:
                 raise bedrock_error(self._provider, resp.status, resp.headers, await resp.read_all())
             translator = ConverseStreamTranslator(model_id, request_id=header(resp.headers, "x-amzn-RequestId"))
-            async for out in self._translate(resp, translator):
-                yield out
+            try:
+                async for out in self._translate(resp, translator):
+                    yield out
+            except UpstreamError as exc:
+                # After messageStop the answer is whole: losing the metadata frame must not fail it (a
+                # retry would pay twice); only its token counts are lost.
+                if not translator.stopped or exc.kind not in _TRANSPORT_FAILURES:
+                    raise
         if not translator.done:
             if not translator.stopped:
                 # Without messageStop the answer may be cut short: the client must see an error, not an end.
                 raise UpstreamError(f"{self._provider} stream ended before messageStop", kind="connection")
-            yield translator.final_usage_chunk()  # only the metadata frame was lost; the answer is whole
+            yield translator.final_usage_chunk()
 
     async def _translate(self, resp: UpstreamStream, translator: ConverseStreamTranslator) -> AsyncIterator[ChatChunk]:
         async for message in iter_eventstream(resp.chunks, self._provider):
             if message.kind != "event":
-                raise stream_exception(
-                    self._provider, message.kind, message.name, message.payload, message.error_message
-                )
+                raise stream_exception(self._provider, message.name, message.payload, message.error_message)
             for out in translator.feed(message.name, _decode(self._provider, message.payload)):
                 yield out
             if translator.done:

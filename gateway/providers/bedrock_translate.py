@@ -459,7 +459,7 @@ def _error_message(body: bytes) -> str | None:
     return None
 
 
-def stream_exception(provider: str, kind: str, name: str, payload: bytes, error_message: str = "") -> UpstreamError:
+def stream_exception(provider: str, name: str, payload: bytes, error_message: str = "") -> UpstreamError:
     """An exception (or error) frame inside a 200 stream, as the UpstreamError its HTTP twin would give."""
     message = error_message or _error_message(payload) or name
     status, error_kind, retryable = _STREAM_EXCEPTIONS.get(name, (502, "http", True))

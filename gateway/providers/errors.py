@@ -27,9 +27,7 @@ def upstream_error(provider: str, status: int, headers: dict[str, str], body: by
             type="rate_limit_error",
         )
     if status in _PASS_THROUGH:
-        return UpstreamError(
-            text, status=status, retryable=False, kind="invalid_request", type="invalid_request_error"
-        )
+        return UpstreamError(text, status=status, retryable=False, kind="invalid_request", type="invalid_request_error")
     if status in (401, 403):
         # The gateway's credentials were refused: the caller can't fix that, so 502, not 401.
         return UpstreamError(

@@ -39,9 +39,7 @@ class UpstreamStream:
 
 
 class UpstreamClient(Protocol):
-    async def post(
-        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
-    ) -> UpstreamResponse: ...
+    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse: ...
 
     def stream(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
@@ -73,9 +71,7 @@ class AiohttpClient:
             )
         return self._session
 
-    async def post(
-        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
-    ) -> UpstreamResponse:
+    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         timeout = aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s)
         try:
             async with asyncio.timeout(timeouts.total_s):
@@ -91,9 +87,7 @@ class AiohttpClient:
     async def stream(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
     ) -> AsyncIterator[UpstreamStream]:
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.stream_idle_s
-        )
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.stream_idle_s)
         try:
             async with asyncio.timeout(timeouts.first_byte_s):
                 resp = await self._sess().post(url, data=body, headers=headers, timeout=timeout)
@@ -129,9 +123,7 @@ class HttpxClient:
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit), timeout=None
         )
 
-    async def post(
-        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
-    ) -> UpstreamResponse:
+    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         timeout = httpx.Timeout(timeouts.total_s, connect=timeouts.connect_s)
         try:
             async with asyncio.timeout(timeouts.total_s):
@@ -146,9 +138,7 @@ class HttpxClient:
     async def stream(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
     ) -> AsyncIterator[UpstreamStream]:
-        timeout = httpx.Timeout(
-            timeouts.first_byte_s, connect=timeouts.connect_s, read=timeouts.stream_idle_s
-        )
+        timeout = httpx.Timeout(timeouts.first_byte_s, connect=timeouts.connect_s, read=timeouts.stream_idle_s)
         request = self._client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
         try:
             async with asyncio.timeout(timeouts.first_byte_s):

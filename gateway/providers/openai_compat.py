@@ -82,9 +82,7 @@ class OpenAICompatProvider:
                     return
                 data = _decode(self._provider, event.data.encode())
                 if "error" in data and "choices" not in data:
-                    err = (
-                        data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
-                    )
+                    err = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
                     raise UpstreamError(f"{self._provider} stream error: {err.get('message')}", kind="http")
                 yield data
         raise UpstreamError(f"{self._provider} stream ended before [DONE]", kind="connection")

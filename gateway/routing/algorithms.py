@@ -50,9 +50,7 @@ def _order(cands: Candidates, keys: Sequence[float], pick: int, descending: bool
     return take(cands.names, idx)
 
 
-def round_robin(
-    cr: CompiledRoute, cands: Candidates, now: float, prompt: int, out: int
-) -> tuple[tuple[str, ...], str]:
+def round_robin(cr: CompiledRoute, cands: Candidates, now: float, prompt: int, out: int) -> tuple[tuple[str, ...], str]:
     tier_n = cands.tier_n
     k = cr.cursor % tier_n
     cr.cursor = k + 1
@@ -62,9 +60,7 @@ def round_robin(
     return order, f"round_robin: {cands.infos[k].label} ({k + 1} of {tier_n} in rotation)"
 
 
-def weighted(
-    cr: CompiledRoute, cands: Candidates, now: float, prompt: int, out: int
-) -> tuple[tuple[str, ...], str]:
+def weighted(cr: CompiledRoute, cands: Candidates, now: float, prompt: int, out: int) -> tuple[tuple[str, ...], str]:
     # Weighted random rather than smooth WRR: 50 pods running the same deterministic
     # sequence would hit the heaviest target in lockstep.
     tier_n = cands.tier_n
@@ -120,10 +116,7 @@ def response_time(
     stats, tun = cands.stats, cr.tun
     # Fresh = measured within stale_after_s or within the last stale_after_samples samples.
     t0, n0 = now - tun.stale_after_s, cr.samples.n - tun.stale_after_samples
-    keys = [
-        st.lat_ewma * (st.in_flight + 1) if st.lat_t > t0 or st.lat_seq > n0 else _probe_key(st)
-        for st in stats
-    ]
+    keys = [st.lat_ewma * (st.in_flight + 1) if st.lat_t > t0 or st.lat_seq > n0 else _probe_key(st) for st in stats]
     tier_n = cands.tier_n
     m = min(keys[:tier_n]) if tier_n < len(keys) else min(keys)
     p = keys.index(m)
@@ -147,9 +140,7 @@ def _pareto(ins: tuple[float, ...], outs: tuple[float, ...]) -> tuple[int, ...]:
     return tuple(front)
 
 
-def intelligent(
-    cr: CompiledRoute, cands: Candidates, now: float, prompt: int, out: int
-) -> tuple[tuple[str, ...], str]:
+def intelligent(cr: CompiledRoute, cands: Candidates, now: float, prompt: int, out: int) -> tuple[tuple[str, ...], str]:
     # score = wc*cost + wp*perf + wq*quality + wa*availability, each in [0, 1], 1 = best.
     # cost and perf are ratios to the best candidate (scale-free); quality as configured;
     # availability the decayed success rate. An unmeasured (or stale) idle target scores perf
@@ -175,8 +166,7 @@ def intelligent(
     wpx = wp * _EXPLORE_PERF
     if all_known and not wa:  # the common case, kept tight
         scores = [
-            wcc / (pf * a + of * b) + wpl / lat + q
-            for a, b, lat, q in zip(ins, outs, lats, cands.qterm, strict=False)
+            wcc / (pf * a + of * b) + wpl / lat + q for a, b, lat, q in zip(ins, outs, lats, cands.qterm, strict=False)
         ]
     else:
         scores = [
@@ -199,9 +189,7 @@ def intelligent(
     return _order(cands, scores, p, descending=True), reason
 
 
-def adaptive(
-    cr: CompiledRoute, cands: Candidates, now: float, prompt: int, out: int
-) -> tuple[tuple[str, ...], str]:
+def adaptive(cr: CompiledRoute, cands: Candidates, now: float, prompt: int, out: int) -> tuple[tuple[str, ...], str]:
     # Thompson sampling over discounted Beta posteriors of each target's reward. The Beta draw
     # is a moment-matched normal from a quantile table (one random 16-bit number per target):
     # exact betavariate costs ~3 us per target, 150 us for 50. A configurable share of traffic

@@ -67,9 +67,7 @@ def _setup(
     return state, clock, route, models
 
 
-def bench_plan(
-    n_targets: int = 50, iterations: int = 10_000, repeat: int = 5, seed: int = 7
-) -> dict[str, float]:
+def bench_plan(n_targets: int = 50, iterations: int = 10_000, repeat: int = 5, seed: int = 7) -> dict[str, float]:
     """{algorithm: microseconds per `plan()`} over `n_targets` targets."""
     out: dict[str, float] = {}
     for algorithm in ALGORITHMS:
@@ -86,9 +84,7 @@ def bench_plan(
     return out
 
 
-def bench_request(
-    n_targets: int = 50, iterations: int = 10_000, repeat: int = 5, seed: int = 7
-) -> dict[str, float]:
+def bench_request(n_targets: int = 50, iterations: int = 10_000, repeat: int = 5, seed: int = 7) -> dict[str, float]:
     """{algorithm: microseconds of routing work per request}: plan, acquire, on_start and
     on_success (so statistics and posteriors change between every two decisions)."""
     out: dict[str, float] = {}

@@ -261,9 +261,7 @@ class CompiledRoute:
         self.extra_fallbacks = tuple(dict.fromkeys(f for f in route.fallbacks if f not in self.target_names))
         f = route.factors
         total = f.cost + f.performance + f.quality + f.availability
-        wc, wp, wq, wa = (
-            (f.cost, f.performance, f.quality, f.availability) if total > 0 else (0.3, 0.4, 0.3, 0.0)
-        )
+        wc, wp, wq, wa = (f.cost, f.performance, f.quality, f.availability) if total > 0 else (0.3, 0.4, 0.3, 0.0)
         total = wc + wp + wq + wa
         self.wc, self.wp, self.wa = wc / total, wp / total, wa / total
         self.qterm = [wq / total * i.quality for i in infos]

@@ -71,11 +71,7 @@ class RouterState:
 
         ask = Ask(features, self._tun.expected_output_tokens)
         skipped = dict(cr.avail_skipped) if cr.avail_skipped else {}
-        if (
-            ask.need <= cr.min_window
-            and (not ask.caps or ask.caps <= cr.common_caps)
-            and ask.max_cost is None
-        ):
+        if ask.need <= cr.min_window and (not ask.caps or ask.caps <= cr.common_caps) and ask.max_cost is None:
             cands = cr.avail  # nothing about this request rules out any target
         else:
             cands = filter_candidates(cr, ask, skipped)
@@ -269,9 +265,7 @@ class RouterState:
     def _stat(self, name: str) -> ModelStats:
         st = self._stats.get(name)
         if st is None:
-            st = self._stats[name] = ModelStats(
-                name, self._default_breaker, self._tun, self._clock, self._samples
-            )
+            st = self._stats[name] = ModelStats(name, self._default_breaker, self._tun, self._clock, self._samples)
         return st
 
     def _label(self, name: str) -> str:

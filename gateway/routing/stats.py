@@ -90,9 +90,7 @@ class LatencyHistogram:
         return merged_quantile((self,), q, now, min_count)
 
 
-def merged_quantile(
-    hists: Iterable[LatencyHistogram], q: float, now: float, min_count: float = 1.0
-) -> float | None:
+def merged_quantile(hists: Iterable[LatencyHistogram], q: float, now: float, min_count: float = 1.0) -> float | None:
     """The q-quantile of several histograms together (traffic-weighted), or None if too few."""
     merged = [0.0] * _NBUCKETS
     total = 0.0

@@ -83,9 +83,7 @@ def user(text: str) -> dict[str, Any]:
 
 async def test_plain_completion(provider: AnthropicProvider, upstream_url: str) -> None:
     out = await provider.complete(
-        call(
-            {"messages": [{"role": "system", "content": "Be brief."}, user("Hello there")], "max_tokens": 64}
-        )
+        call({"messages": [{"role": "system", "content": "Be brief."}, user("Hello there")], "max_tokens": 64})
     )
     parsed = assert_openai_completion(out)
     assert parsed.choices[0].message.content == "Mock reply from claude-sonnet-4-5: Hello there"
@@ -136,9 +134,7 @@ async def test_stream_tool_calls_equal_plain(provider: AnthropicProvider, upstre
 
 async def test_tool_round_trip(provider: AnthropicProvider, upstream_url: str) -> None:
     messages: list[dict[str, Any]] = [user("Weather in Paris?")]
-    first = await provider.complete(
-        call({"messages": messages, "tools": [WEATHER_TOOL], "tool_choice": "required"})
-    )
+    first = await provider.complete(call({"messages": messages, "tools": [WEATHER_TOOL], "tool_choice": "required"}))
     calls = first["choices"][0]["message"]["tool_calls"]
     assert len(calls) == 1
     messages += [

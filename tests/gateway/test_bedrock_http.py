@@ -218,6 +218,21 @@ def test_cut_stream_ends_with_an_error_event(gw: RunningGateway, upstream: Upstr
     assert "stream" in str(info.value)
 
 
+def test_a_stream_cut_after_message_stop_still_answers(gw: RunningGateway, upstream: Upstream) -> None:
+    # Frames: messageStart, 5 text deltas, contentBlockStop, messageStop | metadata (lost).
+    upstream.set_faults(cut_stream_after=8)
+    messages = [user("Say hello")]
+    chunks = list(
+        client(gw).chat.completions.create(
+            model="b", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    upstream.set_faults(cut_stream_after=None)
+    plain = client(gw).chat.completions.create(model="b", messages=messages)
+    assert stream_text(chunks) == plain.choices[0].message.content
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 0  # the count was in the lost frame
+
+
 def test_wrong_secret_is_refused_by_the_mock_and_a_502(
     upstream: Upstream, start_gateway: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:

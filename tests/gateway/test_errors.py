@@ -46,9 +46,7 @@ def test_schema_violation_names_the_field(gw: RunningGateway) -> None:
         )
         err = _assert_openai_error(resp, 400, "temperature")
         assert err["param"] == "temperature"
-        resp = c.post(
-            "/v1/chat/completions", json={"model": "m", "messages": [{"role": "wizard", "content": "x"}]}
-        )
+        resp = c.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "wizard", "content": "x"}]})
         assert _assert_openai_error(resp, 400, "messages[0].role")["type"] == "invalid_request_error"
 
 
@@ -111,9 +109,7 @@ def test_upstream_400_keeps_provider_message(openai_upstream: Upstream, start_ga
     gw = start_gateway(base_config([upstream_model("m", openai_upstream)]))
     # A field the gateway forwards untouched but the (mock) OpenAI API rejects.
     with gw.client() as c:
-        resp = c.post(
-            "/v1/chat/completions", json={**HELLO, "stream_options": None, "logit_bias": "not-a-map"}
-        )
+        resp = c.post("/v1/chat/completions", json={**HELLO, "stream_options": None, "logit_bias": "not-a-map"})
     assert resp.status_code == 400, resp.text
     assert "logit_bias" in resp.json()["error"]["message"]
 

@@ -154,14 +154,9 @@ def test_openai_tools_round_trip(openai_url: str) -> None:
     ]
     second = client.chat.completions.create(model="gpt-4o", messages=answered, tools=[WEATHER_FN])
     assert second.choices[0].message.content == "Mock reply from gpt-4o: the get_weather tool returned: sunny"
-    stream = client.chat.completions.create(
-        model="gpt-4o", messages=messages, tools=[WEATHER_FN], stream=True
-    )
+    stream = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER_FN], stream=True)
     arguments = "".join(
-        tc.function.arguments or ""
-        for chunk in stream
-        for tc in chunk.choices[0].delta.tool_calls or []
-        if tc.function
+        tc.function.arguments or "" for chunk in stream for tc in chunk.choices[0].delta.tool_calls or [] if tc.function
     )
     assert arguments == call.function.arguments
 
@@ -170,9 +165,7 @@ def test_openai_embeddings_default_base64_and_float(openai_url: str) -> None:
     client = oa(openai_url)
     packed = client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"])
     assert stats(openai_url)["last_request"]["body"]["encoding_format"] == "base64"  # the SDK's default
-    floats = client.embeddings.create(
-        model="text-embedding-3-small", input=["alpha", "beta"], encoding_format="float"
-    )
+    floats = client.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"], encoding_format="float")
     assert [len(d.embedding) for d in packed.data] == [1536, 1536]
     for a, b in zip(packed.data, floats.data, strict=True):
         assert a.embedding == pytest.approx(b.embedding, abs=1e-6)
@@ -243,9 +236,7 @@ def test_anthropic_stream_final_message_matches_plain(anthropic_url: str) -> Non
 
 
 def test_anthropic_stream_sse_framing(anthropic_url: str) -> None:
-    response = httpx.post(
-        f"{anthropic_url}/v1/messages", json={**MESSAGE, "stream": True}, headers=ANTHROPIC_HEADERS
-    )
+    response = httpx.post(f"{anthropic_url}/v1/messages", json={**MESSAGE, "stream": True}, headers=ANTHROPIC_HEADERS)
     lines = sse_lines(response)
     names = [line.removeprefix("event: ") for line in lines[0::2]]
     assert all(line.startswith("event: ") for line in lines[0::2])
@@ -348,9 +339,7 @@ def test_cut_stream_after_ends_without_terminal_event() -> None:
     with run_asgi_app(create_mock_app("openai", FaultSettings(cut_stream_after=3))) as url:
         received: list[str] = []
         with pytest.raises(httpx.RemoteProtocolError):  # noqa: SIM117 - the error is raised while reading
-            with httpx.stream(
-                "POST", f"{url}/v1/chat/completions", json={**CHAT, "stream": True}
-            ) as response:
+            with httpx.stream("POST", f"{url}/v1/chat/completions", json={**CHAT, "stream": True}) as response:
                 assert response.status_code == 200
                 received.extend(line for line in response.iter_lines() if line)
         assert len(received) == 3
@@ -359,9 +348,7 @@ def test_cut_stream_after_ends_without_terminal_event() -> None:
         events: list[str] = []
         headers = {**ANTHROPIC_HEADERS, "x-mock-fault": "cut_after=4"}
         with pytest.raises(httpx.RemoteProtocolError):  # noqa: SIM117
-            with httpx.stream(
-                "POST", f"{url}/v1/messages", json={**MESSAGE, "stream": True}, headers=headers
-            ) as r:
+            with httpx.stream("POST", f"{url}/v1/messages", json={**MESSAGE, "stream": True}, headers=headers) as r:
                 events.extend(line for line in r.iter_lines() if line.startswith("event: "))
         assert events == [
             "event: message_start",

@@ -20,9 +20,7 @@ def gw(openai_upstream: Upstream, anthropic_upstream: Upstream, start_gateway: S
     return start_gateway(
         base_config(
             [
-                upstream_model(
-                    "gpt", openai_upstream, pricing={"input_per_1k": "0.01", "output_per_1k": "0.03"}
-                ),
+                upstream_model("gpt", openai_upstream, pricing={"input_per_1k": "0.01", "output_per_1k": "0.03"}),
                 upstream_model("claude", anthropic_upstream),
                 {"name": "local", "provider": "mock"},
             ],
@@ -42,8 +40,7 @@ def test_query_reports_text_usage_and_exact_cost(gw: RunningGateway) -> None:
     usage = body["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     expected = (
-        Decimal(usage["prompt_tokens"]) * Decimal("0.01")
-        + Decimal(usage["completion_tokens"]) * Decimal("0.03")
+        Decimal(usage["prompt_tokens"]) * Decimal("0.01") + Decimal(usage["completion_tokens"]) * Decimal("0.03")
     ) / 1000
     assert Decimal(str(usage["total_cost"])) == expected
     assert body["latency_ms"] > 0
@@ -58,9 +55,7 @@ def test_query_uses_default_route_and_validates(gw: RunningGateway) -> None:
         assert typo.status_code == 400 and "modle" in typo.json()["error"]["message"]
 
 
-def test_query_fallback_model_is_used_when_primary_fails(
-    gw: RunningGateway, openai_upstream: Upstream
-) -> None:
+def test_query_fallback_model_is_used_when_primary_fails(gw: RunningGateway, openai_upstream: Upstream) -> None:
     openai_upstream.set_faults(fail_rate=1.0, status_code=500)
     with gw.client() as c:
         resp = c.post("/api/v1/query", json={"prompt": "hi", "model": "gpt", "fallback_model": "local"})
@@ -70,9 +65,7 @@ def test_query_fallback_model_is_used_when_primary_fails(
 
 def test_query_multiple_compares(gw: RunningGateway) -> None:
     with gw.client() as c:
-        resp = c.post(
-            "/api/v1/query/multiple", json={"prompt": "Name a color", "models": ["gpt", "claude", "nope"]}
-        )
+        resp = c.post("/api/v1/query/multiple", json={"prompt": "Name a color", "models": ["gpt", "claude", "nope"]})
     body = resp.json()
     assert [r["model"] for r in body["results"]] == ["gpt", "claude", "nope"]
     assert body["results"][2]["error"]["code"] == "model_not_found"
@@ -132,10 +125,7 @@ def test_admin_add_disable_status(gw: RunningGateway) -> None:
         assert c.get("/admin/models/status").status_code == 403  # an API key is not the admin token
         added = c.post("/admin/models", json={"name": "extra", "provider": "mock"}, headers=admin)
         assert added.status_code == 201 and added.json()["source"] == "runtime"
-        assert (
-            c.post("/admin/models", json={"name": "extra", "provider": "mock"}, headers=admin).status_code
-            == 409
-        )
+        assert c.post("/admin/models", json={"name": "extra", "provider": "mock"}, headers=admin).status_code == 409
         assert c.post("/api/v1/query", json={"prompt": "hi", "model": "extra"}).status_code == 200
         patched = c.patch("/admin/models/gpt", json={"enabled": False}, headers=admin)
         assert patched.status_code == 200 and patched.json()["enabled"] is False
@@ -220,7 +210,10 @@ def test_budget_spend_is_tracked_and_exported(openai_upstream: Upstream, start_g
         )
     )
     with gw.client() as c:
-        costs = [c.post("/api/v1/query", json={"prompt": "hi", "model": m}).json()["usage"]["total_cost"] for m in ("gpt", "gpt", "local")]
+        costs = [
+            c.post("/api/v1/query", json={"prompt": "hi", "model": m}).json()["usage"]["total_cost"]
+            for m in ("gpt", "gpt", "local")
+        ]
         stats = httpx.get(f"{gw.url}/api/v1/stats").json()
     assert Decimal(stats["budgets"]["gpt-only"]["spent_usd"]) == Decimal(str(costs[0])) + Decimal(str(costs[1]))
     assert "other-team" not in stats["budgets"]

@@ -58,9 +58,7 @@ def test_chat_plain(gw: RunningGateway) -> None:
 
 def test_chat_streaming_with_usage(gw: RunningGateway) -> None:
     client = _client(gw)
-    plain = client.chat.completions.create(
-        model="m", messages=[{"role": "user", "content": "Stream me a reply"}]
-    )
+    plain = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Stream me a reply"}])
     stream = client.chat.completions.create(
         model="m",
         messages=[{"role": "user", "content": "Stream me a reply"}],
@@ -81,9 +79,7 @@ def test_chat_streaming_with_usage(gw: RunningGateway) -> None:
 
 def test_stream_without_include_usage_has_no_usage(gw: RunningGateway) -> None:
     chunks = list(
-        _client(gw).chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
+        _client(gw).chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
     )
     assert chunks and all(c.usage is None for c in chunks)
     assert all(c.choices for c in chunks)

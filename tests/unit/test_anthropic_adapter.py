@@ -89,11 +89,7 @@ def _problem(value: Any, tp: Any, path: str) -> str | None:
             return f"{path}: expected an object"
         return next((p for k, v in value.items() if (p := _problem(v, args[1], f"{path}.{k}"))), None)
     if tp is float:
-        return (
-            None
-            if isinstance(value, int | float) and not isinstance(value, bool)
-            else f"{path}: not a number"
-        )
+        return None if isinstance(value, int | float) and not isinstance(value, bool) else f"{path}: not a number"
     if tp is int:
         return None if isinstance(value, int) and not isinstance(value, bool) else f"{path}: not an integer"
     if isinstance(tp, type):
@@ -148,9 +144,7 @@ def assert_anthropic_request(body: dict[str, Any], stream: bool) -> None:
 
 
 def _no_extras(model: BaseModel, path: str) -> None:
-    assert not model.model_extra, (
-        f"{path}: fields unknown to the OpenAI SDK: {sorted(model.model_extra or {})}"
-    )
+    assert not model.model_extra, f"{path}: fields unknown to the OpenAI SDK: {sorted(model.model_extra or {})}"
     for name in type(model).model_fields:
         value = getattr(model, name)
         items = value if isinstance(value, list) else [value]
@@ -172,9 +166,7 @@ def assert_openai_chunks(chunks: list[dict[str, Any]]) -> list[ChatCompletionChu
     return parsed
 
 
-def anthropic_message(
-    content: list[dict[str, Any]], stop_reason: str = "end_turn", **usage: Any
-) -> dict[str, Any]:
+def anthropic_message(content: list[dict[str, Any]], stop_reason: str = "end_turn", **usage: Any) -> dict[str, Any]:
     msg = {
         "id": "msg_01ABCdef",
         "type": "message",
@@ -229,9 +221,7 @@ def _block_events(index: int, block: dict[str, Any], piece: int) -> list[dict[st
     return out
 
 
-def translate_stream(
-    events: list[tuple[str, dict[str, Any]]], json_tool: str | None = None
-) -> list[dict[str, Any]]:
+def translate_stream(events: list[tuple[str, dict[str, Any]]], json_tool: str | None = None) -> list[dict[str, Any]]:
     translator = AnthropicStreamTranslator("claude", json_tool=json_tool)
     chunks = [c for name, data in events for c in translator.feed(name, data)]
     assert translator.done
@@ -252,9 +242,7 @@ def reassemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
             if delta.get("content") is not None:
                 content = (content or "") + delta["content"]
             for tc in delta.get("tool_calls") or ():
-                call = calls.setdefault(
-                    tc["index"], {"id": None, "type": "function", "function": {"arguments": ""}}
-                )
+                call = calls.setdefault(tc["index"], {"id": None, "type": "function", "function": {"arguments": ""}})
                 call["id"] = tc.get("id") or call["id"]
                 fn = tc.get("function") or {}
                 if "name" in fn:
@@ -477,9 +465,7 @@ def test_assistant_with_only_tool_calls_has_no_text_block() -> None:
         }
     )
     # Empty arguments ("") are a call without arguments.
-    assert out["messages"][1]["content"] == [
-        {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}}
-    ]
+    assert out["messages"][1]["content"] == [{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {}}]
 
 
 def test_tool_ids_outside_anthropics_alphabet_are_rewritten_consistently() -> None:
@@ -555,9 +541,7 @@ def test_tool_with_non_object_schema_is_rejected() -> None:
         ("none", False, {"type": "none"}),  # nothing to parallelise; Anthropic's none takes no flag
     ],
 )
-def test_tool_choice_and_parallel_tool_calls(
-    choice: Any, parallel: bool | None, expected: dict[str, Any]
-) -> None:
+def test_tool_choice_and_parallel_tool_calls(choice: Any, parallel: bool | None, expected: dict[str, Any]) -> None:
     body: dict[str, Any] = {"messages": [user("x")], "tools": [WEATHER_TOOL]}
     if choice is not None:
         body["tool_choice"] = choice
@@ -586,9 +570,7 @@ def test_sampling_stop_and_user_fields() -> None:
 
 
 def test_max_completion_tokens_wins_over_max_tokens() -> None:
-    assert (
-        build({"messages": [user("x")], "max_tokens": 100, "max_completion_tokens": 50})["max_tokens"] == 50
-    )
+    assert build({"messages": [user("x")], "max_tokens": 100, "max_completion_tokens": 50})["max_tokens"] == 50
 
 
 def test_temperature_above_one_is_rejected_naming_the_limit() -> None:
@@ -604,9 +586,7 @@ def test_n_above_one_is_rejected() -> None:
     assert "n" not in build({"messages": [user("x")], "n": 1})
 
 
-@pytest.mark.parametrize(
-    "extra", [{"logprobs": True}, {"top_logprobs": 3, "logprobs": True}, {"top_logprobs": 0}]
-)
+@pytest.mark.parametrize("extra", [{"logprobs": True}, {"top_logprobs": 3, "logprobs": True}, {"top_logprobs": 0}])
 def test_logprobs_are_rejected(extra: dict[str, Any]) -> None:
     err = rejects({"messages": [user("x")], **extra})
     assert err.param == "logprobs"
@@ -713,9 +693,7 @@ def test_json_schema_with_tools_on_auto_is_rejected() -> None:
 
 def test_json_schema_name_clashing_with_a_tool_is_rejected() -> None:
     fmt = {"type": "json_schema", "json_schema": {"name": "get_weather", "schema": {"type": "object"}}}
-    err = rejects(
-        {"messages": [user("x")], "response_format": fmt, "tools": [WEATHER_TOOL], "tool_choice": "none"}
-    )
+    err = rejects({"messages": [user("x")], "response_format": fmt, "tools": [WEATHER_TOOL], "tool_choice": "none"})
     assert err.param == "response_format.json_schema.name"
 
 
@@ -896,9 +874,7 @@ def test_text_stream_chunks() -> None:
 def test_stream_reassembles_to_the_non_streaming_answer(msg: dict[str, Any]) -> None:
     streamed = reassemble(translate_stream(anthropic_events(msg)))
     whole = from_anthropic_response(msg, "claude")
-    expected_message = {
-        k: v for k, v in whole["choices"][0]["message"].items() if k in ("content", "tool_calls")
-    }
+    expected_message = {k: v for k, v in whole["choices"][0]["message"].items() if k in ("content", "tool_calls")}
     assert streamed["message"] == expected_message
     assert streamed["finish_reason"] == whole["choices"][0]["finish_reason"]
     assert streamed["usage"] == whole["usage"]
@@ -907,9 +883,7 @@ def test_stream_reassembles_to_the_non_streaming_answer(msg: dict[str, Any]) -> 
 def test_tool_call_indexes_count_tool_calls_only() -> None:
     chunks = translate_stream(anthropic_events(TOOL_MSG))
     assert_openai_chunks(chunks)
-    starts = [
-        tc for c in chunks for ch in c["choices"] for tc in ch["delta"].get("tool_calls") or () if "id" in tc
-    ]
+    starts = [tc for c in chunks for ch in c["choices"] for tc in ch["delta"].get("tool_calls") or () if "id" in tc]
     # Anthropic block indexes 2 and 3 (after thinking and text) are OpenAI tool calls 0 and 1.
     assert starts == [
         {
@@ -988,9 +962,7 @@ def test_error_event_raises_upstream_error(error_type: str, status: int, retryab
     translator = AnthropicStreamTranslator("claude", provider="anthropic")
     translator.feed("message_start", anthropic_events(TEXT_MSG)[0][1])
     with pytest.raises(UpstreamError) as info:
-        translator.feed(
-            "error", {"type": "error", "error": {"type": error_type, "message": "Overloaded now"}}
-        )
+        translator.feed("error", {"type": "error", "error": {"type": error_type, "message": "Overloaded now"}})
     assert info.value.status == status
     assert info.value.retryable is retryable
     assert "Overloaded now" in info.value.message
@@ -1000,9 +972,7 @@ async def test_embeddings_are_a_clear_400() -> None:
     provider = AnthropicProvider("anthropic", "https://api.anthropic.com", UpstreamPools())
     from aimm_gateway.canonical import validate_embeddings
 
-    call = EmbeddingCall(
-        MODEL, validate_embeddings({"input": "x"}), {"input": "x"}, "k", MODEL.timeouts, "r1"
-    )
+    call = EmbeddingCall(MODEL, validate_embeddings({"input": "x"}), {"input": "x"}, "k", MODEL.timeouts, "r1")
     with pytest.raises(InvalidRequest) as info:
         await provider.embed(call)
     assert info.value.status == 400

@@ -600,9 +600,14 @@ def test_padding_and_unknown_events_are_ignored() -> None:
     ],
 )
 def test_stream_exceptions_map_like_their_http_twins(name: str, status: int, retryable: bool, kind: str) -> None:
-    err = stream_exception("bedrock", "exception", name, b'{"message": "boom"}')
+    err = stream_exception("bedrock", name, b'{"message": "boom"}')
     assert (err.status, err.retryable, err.kind) == (status, retryable, kind)
     assert f"{name}: boom" in err.message
+
+
+def test_error_frames_use_their_header_message() -> None:
+    err = stream_exception("bedrock", "InternalFailure", b"", "oops")
+    assert (err.status, err.retryable) == (502, True) and "InternalFailure: oops" in err.message
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,9 +21,7 @@ def test_errors_name_the_field() -> None:
     assert "models[0].pricing.input_per_1k" in _err(
         {"models": [{"name": "a", "provider": "mock", "pricing": {"input_per_1k": -1}}]}
     )
-    assert "models[0].provider: unknown provider 'nope'" in _err(
-        {"models": [{"name": "a", "provider": "nope"}]}
-    )
+    assert "models[0].provider: unknown provider 'nope'" in _err({"models": [{"name": "a", "provider": "nope"}]})
     assert "modelz: Extra inputs are not permitted" in _err({"modelz": []})
     assert "routes[0].targets[1].model: unknown model 'b'" in _err(
         {

@@ -90,9 +90,7 @@ def test_tool_use_message() -> None:
 def test_tool_choice_mapping() -> None:
     both = create(msgs(tools=[WEATHER, TIME]))
     assert [b.name for b in both.content if b.type == "tool_use"] == ["get_weather", "get_time"]
-    serial = create(
-        msgs(tools=[WEATHER, TIME], tool_choice={"type": "any", "disable_parallel_tool_use": True})
-    )
+    serial = create(msgs(tools=[WEATHER, TIME], tool_choice={"type": "any", "disable_parallel_tool_use": True}))
     assert [b.name for b in serial.content if b.type == "tool_use"] == ["get_weather"]
     named = create(msgs(tools=[WEATHER, TIME], tool_choice={"type": "tool", "name": "get_time"}))
     assert [b.name for b in named.content if b.type == "tool_use"] == ["get_time"]
@@ -352,9 +350,7 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("body", "fragment"), [c[1:] for c in INVALID_CASES], ids=[c[0] for c in INVALID_CASES]
-)
+@pytest.mark.parametrize(("body", "fragment"), [c[1:] for c in INVALID_CASES], ids=[c[0] for c in INVALID_CASES])
 def test_invalid_requests_are_rejected_like_anthropic(body: dict[str, Any], fragment: str) -> None:
     assert fragment in rejects(copy.deepcopy(body))
 

@@ -46,9 +46,7 @@ def make(*messages: MockMessage, **kwargs: Any) -> MockInput:
 
 
 def test_reply_echoes_last_user_text_and_is_deterministic() -> None:
-    inp = make(
-        MockMessage("system", "be brief"), user("first"), MockMessage("assistant", "ok"), user("Hi there")
-    )
+    inp = make(MockMessage("system", "be brief"), user("first"), MockMessage("assistant", "ok"), user("Hi there"))
     a, b = generate(inp), generate(inp)
     assert a.choices[0].text == "Mock reply from m-1: Hi there"
     assert a.choices[0].finish_reason == "stop"
@@ -135,9 +133,7 @@ def test_tool_result_turn_is_answered_with_text_mentioning_the_result() -> None:
 
 
 def test_required_tool_choice_calls_even_after_a_tool_result() -> None:
-    inp = make(
-        user("x"), MockMessage("tool", "r", is_tool_result=True), tools=[WEATHER], tool_choice="required"
-    )
+    inp = make(user("x"), MockMessage("tool", "r", is_tool_result=True), tools=[WEATHER], tool_choice="required")
     assert generate(inp).choices[0].finish_reason == "tool_calls"
 
 
@@ -183,9 +179,7 @@ def test_schema_example_covers_common_keywords() -> None:
     assert schema_example(nested) == {"o": {"x": None}}
     loop = {
         "$ref": "#/$defs/node",
-        "$defs": {
-            "node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}, "required": ["next"]}
-        },
+        "$defs": {"node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}, "required": ["next"]}},
     }
     json.dumps(schema_example(loop))  # recursion is bounded, result is still JSON
 

@@ -316,9 +316,7 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str | None, str | None, str]] = [
     ),
     (
         "bad data url",
-        _messages(
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:text/plain,hi"}}]}
-        ),
+        _messages({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:text/plain,hi"}}]}),
         "messages[0].content[0].image_url.url",
         "invalid_image_format",
         "base64",
@@ -493,9 +491,7 @@ def test_valid_edge_cases_are_accepted() -> None:
         ),
         _messages({"role": "function", "name": "f", "content": "legacy"}),
         _with(stream=True, stream_options={"include_usage": False}),
-        _with(
-            temperature=0, top_p=1, presence_penalty=-2, frequency_penalty=2, seed=1, user="u", metadata={}
-        ),
+        _with(temperature=0, top_p=1, presence_penalty=-2, frequency_penalty=2, seed=1, user="u", metadata={}),
         _with(tools=[{"type": "custom", "custom": {"name": "grammar"}}], tool_choice="auto"),
     ]
     for body in ok:
@@ -531,9 +527,7 @@ def test_fault_error_bodies(status: int, type_: str, code: str | None) -> None:
 
 
 def test_embeddings_float() -> None:
-    raw = wire.render_embeddings(
-        {"model": "text-embedding-3-small", "input": ["a", "bb"], "encoding_format": "float"}
-    )
+    raw = wire.render_embeddings({"model": "text-embedding-3-small", "input": ["a", "bb"], "encoding_format": "float"})
     parsed = CreateEmbeddingResponse.model_validate(raw)
     assert [d.index for d in parsed.data] == [0, 1]
     assert all(len(d.embedding) == 1536 for d in parsed.data)
@@ -548,16 +542,13 @@ def test_embeddings_base64_is_little_endian_float32() -> None:
     decoded = struct.unpack("<64f", base64.b64decode(encoded))
     assert decoded == pytest.approx(floats, abs=1e-7)
     assert (
-        len(wire.render_embeddings({"model": "text-embedding-3-large", "input": "x"})["data"][0]["embedding"])
-        == 3072
+        len(wire.render_embeddings({"model": "text-embedding-3-large", "input": "x"})["data"][0]["embedding"]) == 3072
     )
 
 
 def test_embeddings_accept_token_arrays() -> None:
     single = wire.render_embeddings({"model": "text-embedding-3-small", "input": [1, 2, 3], "dimensions": 8})
-    batch = wire.render_embeddings(
-        {"model": "text-embedding-3-small", "input": [[1, 2, 3], [4]], "dimensions": 8}
-    )
+    batch = wire.render_embeddings({"model": "text-embedding-3-small", "input": [[1, 2, 3], [4]], "dimensions": 8})
     assert single["usage"]["prompt_tokens"] == 3
     assert batch["usage"]["prompt_tokens"] == 4
     assert single["data"][0]["embedding"] == batch["data"][0]["embedding"]

@@ -213,9 +213,7 @@ def test_intelligent_factors_change_the_pick() -> None:
 
 def test_intelligent_honors_every_constraint_and_explains() -> None:
     ms = _intelligent_models()
-    r = route(
-        ["cheap", "fast", "premium"], algorithm="intelligent", factors=IntelligentFactors(cost=0, quality=1)
-    )
+    r = route(["cheap", "fast", "premium"], algorithm="intelligent", factors=IntelligentFactors(cost=0, quality=1))
     state, clock = new_state()
     _warm(state, clock)
 

@@ -57,9 +57,7 @@ def test_context_window_counts_the_requested_output() -> None:
 
 
 def test_nothing_available_reports_the_soonest_retry() -> None:
-    ms = models_of(
-        model("a", circuit_breaker=CircuitBreakerSettings(failure_threshold=1, timeout_s=50)), model("b")
-    )
+    ms = models_of(model("a", circuit_breaker=CircuitBreakerSettings(failure_threshold=1, timeout_s=50)), model("b"))
     r = route(["a", "b"], circuit_breaker=QUICK)
     state, clock = new_state()
     state.plan(r, ms, features(), BREAKER)
@@ -125,9 +123,7 @@ def test_fallbacks_take_over_when_no_target_is_available() -> None:
 
 
 def test_fallbacks_obey_constraints_too() -> None:
-    ms = models_of(
-        model("t"), model("f", context_window=2000), model("own", capabilities=frozenset({"chat"}))
-    )
+    ms = models_of(model("t"), model("f", context_window=2000), model("own", capabilities=frozenset({"chat"})))
     r = route(["t"], fallbacks=["f"])
     state, _ = new_state()
     plan = state.plan(r, ms, features(prompt=3000, caps=("tools",), fallback="own"), BREAKER)

@@ -24,9 +24,7 @@ def models_of(*ms: ModelConfig) -> dict[str, ModelConfig]:
 
 
 def route(targets: list[str | RouteTarget], name: str = "r", **kw: Any) -> RouteConfig:
-    return RouteConfig(
-        name=name, targets=[RouteTarget(model=t) if isinstance(t, str) else t for t in targets], **kw
-    )
+    return RouteConfig(name=name, targets=[RouteTarget(model=t) if isinstance(t, str) else t for t in targets], **kw)
 
 
 def features(
@@ -50,9 +48,7 @@ def new_state(seed: int = 1) -> tuple[RouterState, FakeClock]:
     return RouterState(clock, random.Random(seed)), clock
 
 
-def serve(
-    state: RouterState, clock: FakeClock, name: str, latency: float, ok: bool = True, cost: str = "0"
-) -> None:
+def serve(state: RouterState, clock: FakeClock, name: str, latency: float, ok: bool = True, cost: str = "0") -> None:
     """One request to `name` taking `latency` seconds on the fake clock."""
     assert state.acquire(name)
     state.on_start(name)
@@ -63,9 +59,7 @@ def serve(
         state.on_failure(name, "http", 500, latency)
 
 
-def first_pick(
-    state: RouterState, r: RouteConfig, ms: dict[str, ModelConfig], f: RequestFeatures | None = None
-) -> str:
+def first_pick(state: RouterState, r: RouteConfig, ms: dict[str, ModelConfig], f: RequestFeatures | None = None) -> str:
     plan = state.plan(r, ms, f or features(), BREAKER)
     assert plan.attempts, plan
     return plan.attempts[0]
