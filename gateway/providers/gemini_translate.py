@@ -406,16 +406,15 @@ def gemini_schema(schema: dict[str, Any], *, ordered: bool = False) -> dict[str,
 
 
 class _SchemaConverter:
-    __slots__ = ("defs", "expanding", "ordered")
+    __slots__ = ("defs", "ordered")
 
     def __init__(self, defs: dict[str, Any], ordered: bool) -> None:
         self.defs = defs
         self.ordered = ordered
-        self.expanding: list[str] = []  # the $refs being inlined on the current path
 
     def convert(self, schema: Any, depth: int) -> dict[str, Any]:
         if not isinstance(schema, dict) or depth > _MAX_SCHEMA_DEPTH:
-            raise _Inexpressible
+            raise _Inexpressible  # also where a recursive $ref ends: only JSON Schema can say those
         ref = schema.get("$ref")
         if isinstance(ref, str):
             return self._inline(ref, schema, depth)
@@ -443,15 +442,10 @@ class _SchemaConverter:
         return out
 
     def _inline(self, ref: str, schema: dict[str, Any], depth: int) -> dict[str, Any]:
-        name = ref.rsplit("/", 1)[-1]
-        target = self.defs.get(name)
-        if name in self.expanding or not isinstance(target, dict):
-            raise _Inexpressible  # recursive (or dangling): only JSON Schema can say it
-        self.expanding.append(name)
-        try:
-            return self.convert({**target, **{k: v for k, v in schema.items() if k != "$ref"}}, depth + 1)
-        finally:
-            self.expanding.pop()
+        target = self.defs.get(ref.rsplit("/", 1)[-1])
+        if not isinstance(target, dict):
+            raise _Inexpressible  # a dangling or external $ref
+        return self.convert({**target, **{k: v for k, v in schema.items() if k != "$ref"}}, depth + 1)
 
     def _object(self, schema: dict[str, Any], depth: int, out: dict[str, Any]) -> None:
         props = schema.get("properties")
