@@ -24,7 +24,9 @@ import orjson
 import yaml
 
 from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
+from aimm_gateway.bench.micro import bench_translation
 from aimm_gateway.bench.procs import aimm, free_port, process
+from aimm_gateway.routing.bench import bench_plan
 
 KEY = "sk-bench"
 CHAT = {
@@ -154,18 +156,8 @@ def run(args: argparse.Namespace) -> str:
 def _micro() -> dict[str, Any]:
     """In-process microbenchmarks of hot-path pieces (routing decision, translation)."""
     out: dict[str, Any] = {}
-    try:
-        from aimm_gateway.routing.bench import bench_plan
-
-        out["routing"] = bench_plan(n_targets=50)
-    except ImportError:
-        pass
-    try:
-        from aimm_gateway.providers.anthropic_translate import bench_translation  # type: ignore[attr-defined]
-
-        out["translation"] = bench_translation()
-    except (ImportError, AttributeError):
-        pass
+    out["routing"] = bench_plan(n_targets=50)
+    out["translation"] = bench_translation()
     return out
 
 
