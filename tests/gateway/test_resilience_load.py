@@ -185,6 +185,7 @@ def test_hedged_request_answers_from_the_fast_target_and_cancels_the_slow_one(
 def test_client_gone_mid_stream_frees_in_flight_and_the_half_open_probe(
     upstreams: Upstreams, start_gateway: Start
 ) -> None:
+    timeout_s = 1.5
     a, b = upstreams("openai", fail_rate=1.0), upstreams("openai")
     gw = start_gateway(
         base_config(
@@ -194,25 +195,29 @@ def test_client_gone_mid_stream_frees_in_flight_and_the_half_open_probe(
                     "name": "pair",
                     "targets": [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}],
                     "retries": FAST_RETRIES,
-                    "circuit_breaker": {"failure_threshold": 1, "timeout_s": 0.5, "half_open_requests": 1},
+                    "circuit_breaker": {"failure_threshold": 1, "timeout_s": timeout_s, "half_open_requests": 1},
                 }
             ],
         )
     )
     with api_client(gw) as client:
         assert client.post("/v1/chat/completions", json=chat_body("trip", model="pair")).status_code == 200
-        assert admin_status(gw)["ma"]["circuit_state"] == "open"
+        assert gw.gateway.router.snapshot()["ma"].times_opened == 1
         a.set_faults(fail_rate=0.0, stream_chunks=3, chunk_interval_ms=200)  # healthy again, but slow
-        assert wait_until(lambda: admin_status(gw)["ma"]["circuit_state"] == "half_open", 3)
+        assert wait_until(lambda: admin_status(gw)["ma"]["circuit_state"] == "half_open", timeout_s + 3)
 
         # The probe is a stream whose client hangs up after the first chunk.
+        probe_started = time.monotonic()
         with client.stream("POST", "/v1/chat/completions", json=chat_body("bye", model="pair", stream=True)) as resp:
             assert resp.headers["x-aimm-model"] == "ma"
             assert next(resp.iter_raw()).startswith(b"data: ")
-        assert wait_until(lambda: gw.gateway.router.snapshot()["ma"].in_flight == 0, 2)
+        assert wait_until(lambda: gw.gateway.router.snapshot()["ma"].in_flight == 0, 1)
 
-        # The probe slot came back with it: the next request probes A at once (no waiting a
-        # whole timeout for a "lost" probe) and closes the circuit.
+        # The probe slot came back with it (a lost one would only be reclaimed after a whole
+        # timeout_s): still half-open, admitting a probe now, and the next request closes it.
+        status = admin_status(gw)["ma"]
+        assert time.monotonic() - probe_started < timeout_s, "too slow to tell a freed slot from a reclaimed one"
+        assert (status["circuit_state"], status["retry_in_s"]) == ("half_open", None)
         a.set_faults(chunk_interval_ms=0)
         resp = client.post("/v1/chat/completions", json=chat_body("probe again", model="pair"))
         assert (resp.headers["x-aimm-model"], resp.headers["x-aimm-attempts"]) == ("ma", "1")
