@@ -32,6 +32,7 @@ from aimm_gateway.canonical import (
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
+from aimm_gateway.providers.translate_common import has_text, text_only, tool_arguments
 
 ANTHROPIC_VERSION = "2023-06-01"
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -113,8 +114,8 @@ def _translate_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], 
     for i, msg in enumerate(messages):
         role = msg.role
         if role == "system" or role == "developer":
-            text = _text_only(msg, i)
-            if _has_text(text):
+            text = text_only(msg, i, "Anthropic")
+            if has_text(text):
                 system.append({"type": "text", "text": text})
             continue
         if role == "tool":
@@ -149,32 +150,14 @@ def _trim_prefill(turns: list[dict[str, Any]]) -> None:
         turns.pop()
 
 
-def _has_text(text: str) -> bool:
-    # Anthropic rejects empty and whitespace-only text blocks.
-    return bool(text) and not text.isspace()
-
-
-def _text_only(msg: Message, i: int) -> str:
-    content = msg.content
-    if isinstance(content, str) or content is None:
-        return content or ""
-    for j, part in enumerate(content):
-        if not isinstance(part, TextPart):
-            raise InvalidRequest(
-                f"messages[{i}].content[{j}]: {msg.role} messages to Anthropic models may only contain text",
-                param=f"messages[{i}].content[{j}]",
-            )
-    return "".join(p.text for p in content if isinstance(p, TextPart))
-
-
 def _user_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
     content = msg.content
     blocks: list[dict[str, Any]]
     if isinstance(content, str):
-        blocks = [{"type": "text", "text": content}] if _has_text(content) else []
+        blocks = [{"type": "text", "text": content}] if has_text(content) else []
     else:
         blocks = [_user_part(part, i, j) for j, part in enumerate(content or ())]
-        blocks = [b for b in blocks if b["type"] != "text" or _has_text(b["text"])]
+        blocks = [b for b in blocks if b["type"] != "text" or has_text(b["text"])]
     if not blocks:
         raise InvalidRequest(
             f"messages[{i}].content: empty; Anthropic models need non-empty user content",
@@ -216,13 +199,13 @@ def _assistant_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     content = msg.content
     if isinstance(content, str):
-        if _has_text(content):
+        if has_text(content):
             blocks.append({"type": "text", "text": content})
     elif content:
         for part in content:
             # OpenAI lets earlier assistant turns carry refusal parts: they are text to Anthropic.
             text = part.text if isinstance(part, TextPart) else getattr(part, "refusal", None)
-            if isinstance(text, str) and _has_text(text):
+            if isinstance(text, str) and has_text(text):
                 blocks.append({"type": "text", "text": text})
     for k, call in enumerate(msg.tool_calls or ()):
         blocks.append(
@@ -230,22 +213,12 @@ def _assistant_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
                 "type": "tool_use",
                 "id": _tool_id(call.id),
                 "name": call.function.name,
-                "input": _tool_input(call.function.arguments, f"messages[{i}].tool_calls[{k}].function.arguments"),
+                "input": tool_arguments(
+                    call.function.arguments, f"messages[{i}].tool_calls[{k}].function.arguments", "Anthropic"
+                ),
             }
         )
     return blocks
-
-
-def _tool_input(arguments: str, where: str) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}  # some clients send "" for a call without arguments
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(f"{where}: not valid JSON", param=where) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{where}: must be a JSON object for Anthropic models", param=where)
-    return value
 
 
 def _tool_id(call_id: str) -> str:
@@ -258,7 +231,7 @@ def _tool_id(call_id: str) -> str:
 
 def _tool_result(msg: Message, i: int) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": _tool_id(msg.tool_call_id or "")}
-    text = _text_only(msg, i)
+    text = text_only(msg, i, "Anthropic")
     if text:
         block["content"] = text
     return block

@@ -17,9 +17,7 @@ sent as plain text: the model still sees them and cannot call a tool.
 
 from __future__ import annotations
 
-import base64
 import re
-import struct
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +41,7 @@ from aimm_gateway.canonical import (
 )
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
+from aimm_gateway.providers.translate_common import has_text, openai_embeddings, text_only, tool_arguments
 
 SIGNING_NAME = "bedrock"  # the SigV4 service name of bedrock-runtime
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
@@ -133,8 +132,8 @@ def _translate_messages(messages: list[Message], tools_on: bool) -> tuple[list[d
     for i, msg in enumerate(messages):
         role = msg.role
         if role == "system" or role == "developer":
-            text = _text_only(msg, i)
-            if _has_text(text):
+            text = text_only(msg, i, "Bedrock")
+            if has_text(text):
                 system.append({"text": text})
             continue
         if role == "tool":
@@ -169,32 +168,14 @@ def _trim_prefill(turns: list[dict[str, Any]]) -> None:
         turns.pop()
 
 
-def _has_text(text: str) -> bool:
-    # Converse rejects blank text blocks.
-    return bool(text) and not text.isspace()
-
-
-def _text_only(msg: Message, i: int) -> str:
-    content = msg.content
-    if isinstance(content, str) or content is None:
-        return content or ""
-    for j, part in enumerate(content):
-        if not isinstance(part, TextPart):
-            raise InvalidRequest(
-                f"messages[{i}].content[{j}]: {msg.role} messages to Bedrock models may only contain text",
-                param=f"messages[{i}].content[{j}]",
-            )
-    return "".join(p.text for p in content if isinstance(p, TextPart))
-
-
 def _user_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
     content = msg.content
     blocks: list[dict[str, Any]]
     if isinstance(content, str):
-        blocks = [{"text": content}] if _has_text(content) else []
+        blocks = [{"text": content}] if has_text(content) else []
     else:
         blocks = [_user_part(part, i, j) for j, part in enumerate(content or ())]
-        blocks = [b for b in blocks if "text" not in b or _has_text(b["text"])]
+        blocks = [b for b in blocks if "text" not in b or has_text(b["text"])]
     if not blocks:
         raise InvalidRequest(
             f"messages[{i}].content: empty; Bedrock models need non-empty user content",
@@ -256,13 +237,13 @@ def _assistant_blocks(msg: Message, i: int, tools_on: bool) -> list[dict[str, An
     blocks: list[dict[str, Any]] = []
     content = msg.content
     if isinstance(content, str):
-        if _has_text(content):
+        if has_text(content):
             blocks.append({"text": content})
     elif content:
         for part in content:
             # OpenAI lets earlier assistant turns carry refusal parts: they are text to Bedrock.
             text = part.text if isinstance(part, TextPart) else getattr(part, "refusal", None)
-            if isinstance(text, str) and _has_text(text):
+            if isinstance(text, str) and has_text(text):
                 blocks.append({"text": text})
     for k, call in enumerate(msg.tool_calls or ()):
         name, arguments = call.function.name, call.function.arguments
@@ -270,21 +251,9 @@ def _assistant_blocks(msg: Message, i: int, tools_on: bool) -> list[dict[str, An
             blocks.append({"text": f"[tool call {call.id}: {name}({arguments or '{}'})]"})
             continue
         where = f"messages[{i}].tool_calls[{k}].function.arguments"
-        use = {"toolUseId": _tool_id(call.id), "name": name, "input": _tool_input(arguments, where)}
+        use = {"toolUseId": _tool_id(call.id), "name": name, "input": tool_arguments(arguments, where, "Bedrock")}
         blocks.append({"toolUse": use})
     return blocks
-
-
-def _tool_input(arguments: str, where: str) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}  # some clients send "" for a call without arguments
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(f"{where}: not valid JSON", param=where) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{where}: must be a JSON object for Bedrock models", param=where)
-    return value
 
 
 def _tool_id(call_id: str) -> str:
@@ -296,11 +265,11 @@ def _tool_id(call_id: str) -> str:
 
 
 def _tool_result(msg: Message, i: int, tools_on: bool) -> dict[str, Any]:
-    text = _text_only(msg, i)
+    text = text_only(msg, i, "Bedrock")
     call_id = msg.tool_call_id or ""
     if not tools_on:
         return {"text": f"[result of tool call {call_id}: {text}]"}
-    content = [{"text": text}] if _has_text(text) else []
+    content = [{"text": text}] if has_text(text) else []
     return {"toolResult": {"toolUseId": _tool_id(call_id), "content": content}}
 
 
@@ -579,20 +548,4 @@ def titan_request(text: str, req: EmbeddingRequest) -> dict[str, Any]:
 def from_titan_responses(responses: list[dict[str, Any]], model_name: str, encoding: str | None) -> dict[str, Any]:
     """OpenAI's embeddings list for one Titan response per input, in input order."""
     tokens = sum(int(r.get("inputTextTokenCount") or 0) for r in responses)
-    data = [
-        {"object": "embedding", "index": i, "embedding": _encode_vector(r.get("embedding") or [], encoding)}
-        for i, r in enumerate(responses)
-    ]
-    return {
-        "object": "list",
-        "data": data,
-        "model": model_name,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-
-
-def _encode_vector(vector: list[float], encoding: str | None) -> list[float] | str:
-    if encoding != "base64":
-        return vector
-    # OpenAI's base64 form (the SDK's default): little-endian float32.
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return openai_embeddings([r.get("embedding") or [] for r in responses], model_name, tokens, encoding)

@@ -13,8 +13,6 @@ assistant message last (prefill).
 
 from __future__ import annotations
 
-import base64
-import struct
 from typing import Any
 
 from aimm_gateway.canonical import (
@@ -33,6 +31,7 @@ from aimm_gateway.canonical import (
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from aimm_gateway.providers.translate_common import openai_embeddings, text_only
 
 MAX_EMBED_TEXTS = 96  # per /v2/embed call
 _FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls"}
@@ -129,12 +128,12 @@ def _translate_messages(messages: list[Message]) -> list[dict[str, Any]]:
     for i, msg in enumerate(messages):
         role = msg.role
         if role == "system" or role == "developer":
-            if text := _text_only(msg, i):
+            if text := text_only(msg, i, "Cohere"):
                 out.append({"role": "system", "content": text})
         elif role == "user":
             out.append({"role": "user", "content": _user_content(msg, i)})
         elif role == "tool":
-            out.append({"role": "tool", "tool_call_id": msg.tool_call_id, "content": _text_only(msg, i)})
+            out.append({"role": "tool", "tool_call_id": msg.tool_call_id, "content": text_only(msg, i, "Cohere")})
         elif (turn := _assistant(msg)) is not None:
             out.append(turn)
     if not out or out[-1]["role"] not in ("user", "tool"):
@@ -144,19 +143,6 @@ def _translate_messages(messages: list[Message]) -> list[dict[str, Any]]:
             param="messages",
         )
     return out
-
-
-def _text_only(msg: Message, i: int) -> str:
-    content = msg.content
-    if isinstance(content, str) or content is None:
-        return content or ""
-    for j, part in enumerate(content):
-        if not isinstance(part, TextPart):
-            raise InvalidRequest(
-                f"messages[{i}].content[{j}]: {msg.role} messages to Cohere models may only contain text",
-                param=f"messages[{i}].content[{j}]",
-            )
-    return "".join(p.text for p in content if isinstance(p, TextPart))
 
 
 def _user_content(msg: Message, i: int) -> str | list[dict[str, Any]]:
@@ -389,18 +375,4 @@ def to_cohere_embed_request(req: EmbeddingRequest, model: ModelConfig) -> dict[s
 def from_cohere_embed_response(data: dict[str, Any], model_name: str, encoding: str | None) -> dict[str, Any]:
     vectors = (data.get("embeddings") or {}).get("float") or []
     tokens = int(((data.get("meta") or {}).get("billed_units") or {}).get("input_tokens") or 0)
-    return {
-        "object": "list",
-        "data": [
-            {"object": "embedding", "index": i, "embedding": _encode_vector(v, encoding)} for i, v in enumerate(vectors)
-        ],
-        "model": model_name,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-
-
-def _encode_vector(vector: list[float], encoding: str | None) -> list[float] | str:
-    if encoding != "base64":
-        return vector
-    # OpenAI's base64 form (the SDK's default): little-endian float32.
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return openai_embeddings(vectors, model_name, tokens, encoding)

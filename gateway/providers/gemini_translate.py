@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import struct
 from typing import Any
 
 import orjson
@@ -42,6 +41,7 @@ from aimm_gateway.canonical import (
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
+from aimm_gateway.providers.translate_common import openai_embeddings, text_only
 from aimm_gateway.tokens import estimate_text_tokens
 
 JSON_MIME = "application/json"
@@ -194,7 +194,7 @@ def _translate_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], 
     for i, msg in enumerate(messages):
         role = msg.role
         if role == "system" or role == "developer":
-            text = _text_only(msg, i)
+            text = text_only(msg, i, "Gemini")
             if text:
                 system.append({"text": text})
             continue
@@ -213,19 +213,6 @@ def _translate_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], 
     if not contents:
         raise InvalidRequest("messages: Gemini models need at least one user or assistant message", param="messages")
     return system, contents
-
-
-def _text_only(msg: Message, i: int) -> str:
-    content = msg.content
-    if isinstance(content, str) or content is None:
-        return content or ""
-    for j, part in enumerate(content):
-        if not isinstance(part, TextPart):
-            raise InvalidRequest(
-                f"messages[{i}].content[{j}]: {msg.role} messages to Gemini models may only contain text",
-                param=f"messages[{i}].content[{j}]",
-            )
-    return "".join(p.text for p in content if isinstance(p, TextPart))
 
 
 def _user_parts(msg: Message, i: int) -> list[dict[str, Any]]:
@@ -325,7 +312,7 @@ def _function_response(msg: Message, i: int, call_names: dict[str, str]) -> dict
             "(Gemini needs the function's name)",
             param=f"messages[{i}].tool_call_id",
         )
-    text = _text_only(msg, i)
+    text = text_only(msg, i, "Gemini")
     return {"functionResponse": {"name": name, "response": _response_object(text)}}
 
 
@@ -786,7 +773,7 @@ def from_batch_embed_response(
     vectors = [e.get("values") or [] for e in data.get("embeddings") or ()]
     tokens = (data.get("usageMetadata") or {}).get("promptTokenCount")
     # batchEmbedContents reports no token count: estimate, so cost is still settled.
-    return _openai_embeddings(vectors, model_name, tokens or sum(estimate_text_tokens(t) for t in texts), encoding)
+    return openai_embeddings(vectors, model_name, tokens or sum(estimate_text_tokens(t) for t in texts), encoding)
 
 
 def to_vertex_predict_request(req: EmbeddingRequest, texts: list[str]) -> dict[str, Any]:
@@ -804,22 +791,4 @@ def from_vertex_predict_response(data: dict[str, Any], model_name: str, encoding
         emb = prediction.get("embeddings") or {}
         vectors.append(emb.get("values") or [])
         tokens += int((emb.get("statistics") or {}).get("token_count") or 0)
-    return _openai_embeddings(vectors, model_name, tokens, encoding)
-
-
-def _openai_embeddings(
-    vectors: list[list[float]], model_name: str, tokens: int, encoding: str | None
-) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": _encode(v, encoding)} for i, v in enumerate(vectors)],
-        "model": model_name,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-
-
-def _encode(vector: list[float], encoding: str | None) -> list[float] | str:
-    if encoding != "base64":
-        return vector
-    # OpenAI's base64 form: little-endian float32, what its SDKs decode.
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return openai_embeddings(vectors, model_name, tokens, encoding)
