@@ -93,10 +93,13 @@ class _Request:
     attempts: int = 0
     last_error: UpstreamError | None = None
     last_model: str | None = None
+    hedged: bool = False
 
     def reason(self, name: str) -> str:
         if name == self.order[0] and self.attempts <= 1:
             return self.plan.reason
+        if self.hedged and self.last_error is None:
+            return f"hedge: {name} answered before {self.order[0]}"
         cause = self.last_error.kind if self.last_error is not None else "skipped"
         return f"fallback to {name} after {cause}" if name != self.order[0] else f"retry after {cause}"
 
@@ -268,6 +271,7 @@ class ChatPipeline:
         resume_at = 1
         if not done and r.budget.try_withdraw():  # a hedge is extra load: it spends retry budget
             self._metrics.hedges.labels(r.route.name).inc()
+            r.hedged = True
             tasks.add(asyncio.ensure_future(self._attempt(r, second)))
             resume_at = r.order.index(second) + 1
         try:
@@ -439,8 +443,8 @@ class ChatPipeline:
             for budget in r.rt.budgets_for(name, r.ctx.key_name):
                 spent = self._stats.add_budget_spend(budget.name, cost)
                 m.budget_used.labels(budget.name).set(float(spent / budget.limit_usd))
-            if r.route is not None and name != r.order[0]:
-                m.fallbacks.labels(r.route.name).inc()
+            if r.route is not None and name != r.order[0] and r.last_error is not None:
+                m.fallbacks.labels(r.route.name).inc()  # a hedge winner is not a fallback
         served.usage, served.cost, served.latency_s = usage, cost, latency
 
 

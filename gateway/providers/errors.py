@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from aimm_gateway.errors import UpstreamError
+from aimm_gateway.routing.retry import parse_retry_after, parse_retry_after_ms
 
 # Client-side problems the caller can fix: passed through with the provider's status.
 _PASS_THROUGH = {400, 404, 409, 413, 415, 422}
@@ -61,11 +62,7 @@ def _message(body: bytes) -> str | None:
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
-    for name in ("retry-after", "Retry-After"):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None
-    return None
+    """Seconds to wait: `retry-after-ms` (OpenAI, Anthropic) is finer than `retry-after`."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    precise = parse_retry_after_ms(lowered.get("retry-after-ms"))
+    return precise if precise is not None else parse_retry_after(lowered.get("retry-after"))

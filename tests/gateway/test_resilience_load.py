@@ -252,6 +252,7 @@ def _chaos_profiles(rng: random.Random) -> list[dict[str, Any]]:
 async def test_mixed_fault_soak_zero_lost_zero_hung(upstreams: Upstreams, start_gateway: Start) -> None:
     seed = int(os.environ.get("AIMM_SOAK_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
+    print(f"soak seed={seed} (set AIMM_SOAK_SEED to replay the same fault choices)")
     ratio = 0.5
     breaker_timeout = 0.5
     gw, ups = _three_target_gateway(
@@ -302,10 +303,10 @@ async def test_mixed_fault_soak_zero_lost_zero_hung(upstreams: Upstreams, start_
         assert resp.headers["x-aimm-route-reason"], "every answer says why its model was chosen"
         assert 1 <= int(resp.headers["x-aimm-attempts"]) <= 3
         if not stream:
-            body = orjson.loads(raw)
-            choice = body["choices"][0]
-            assert choice["finish_reason"] == "stop" and body["usage"]["total_tokens"] > 0
-            assert body["model"] == IDS[model] and choice["message"]["content"] == expected_answer(IDS[model], prompt)
+            data = orjson.loads(raw)
+            choice = data["choices"][0]
+            assert choice["finish_reason"] == "stop" and data["usage"]["total_tokens"] > 0
+            assert data["model"] == IDS[model] and choice["message"]["content"] == expected_answer(IDS[model], prompt)
             outcomes["plain complete"] += 1
             return
         result = parse_sse(raw)

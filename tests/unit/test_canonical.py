@@ -109,3 +109,12 @@ def test_agreement_score_and_compare() -> None:
     summary = compare(results)
     assert summary["fastest_model"] == "b" and summary["cheapest_model"] == "b"
     assert summary["failed"] == 1 and summary["agreement_score"] == pytest.approx(1 / 3, abs=1e-4)
+
+
+def test_upstream_retry_after_prefers_milliseconds() -> None:
+    from aimm_gateway.providers.errors import upstream_error
+
+    assert upstream_error("p", 429, {"Retry-After-Ms": "250", "retry-after": "1"}, b"{}").retry_after_s == 0.25
+    assert upstream_error("p", 429, {"retry-after": "3"}, b"{}").retry_after_s == 3.0
+    assert upstream_error("p", 429, {"retry-after": "soon"}, b"{}").retry_after_s is None
+    assert upstream_error("p", 429, {}, b'{"error": {"message": "slow down"}}').message.endswith("slow down")
