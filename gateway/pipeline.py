@@ -213,8 +213,11 @@ class ChatPipeline:
             result, start = await self._hedged(r)
             if result is not None:
                 return result
+        refused_by: set[str] = set()  # models that content-filtered this request: never asked twice
         for index in range(start, len(r.order)):
             name = r.order[index]
+            if name in refused_by:
+                continue
             if index > 0 and not await self._before_retry(r, index, name):
                 break
             try:
@@ -226,9 +229,10 @@ class ChatPipeline:
             if outcome is None:
                 continue
             response, served = outcome
-            if _content_filtered(response) and index + 1 < len(r.order) and r.route is not None:
+            if _content_filtered(response) and any(n != name for n in r.order[index + 1 :]):
                 # Content-policy fallback: another model may answer what this one refused.
                 filtered = filtered or outcome
+                refused_by.add(name)
                 r.last_error = UpstreamError("content filtered", kind="content_filter", status=400)
                 r.last_model = name
                 continue

@@ -78,7 +78,7 @@ def _config(openai_url: str, anthropic_url: str, client: str, port: int) -> dict
 
 
 @contextmanager
-def _gateway(variant: Variant, openai_url: str, anthropic_url: str, workdir: Path) -> Iterator[str]:
+def _gateway(variant: Variant, openai_url: str, anthropic_url: str, workdir: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     path = workdir / f"{variant.name}.yaml"
     path.write_text(yaml.safe_dump(_config(openai_url, anthropic_url, variant.client, port)))
@@ -88,8 +88,8 @@ def _gateway(variant: Variant, openai_url: str, anthropic_url: str, workdir: Pat
         f"{url}/health",
         env={"AIMM_BENCH_KEY": KEY},
         log=workdir / f"{variant.name}.log",
-    ):
-        yield url
+    ) as proc:
+        yield url, proc.pid
 
 
 def _body(**overrides: Any) -> bytes:
@@ -147,12 +147,12 @@ def run(args: argparse.Namespace) -> str:
         )
         extra["openai_direct_c1"] = direct[1]
         for variant in variants:
-            with _gateway(variant, openai_url, anthropic_url, workdir) as gw:
+            with _gateway(variant, openai_url, anthropic_url, workdir) as (gw, pid):
                 gw_url = f"{gw}/v1/chat/completions"
                 variant.results = _sweep(gw_url, duration, levels, _body())
                 variant.ttft = ttft_ms(gw_url, _body(stream=True), HEADERS)
                 if variant is variants[0]:
-                    extra["routed"], extra["fixed"] = _routed_vs_fixed(gw_url, duration)
+                    extra["routed"], extra["fixed"] = _routed_vs_fixed(gw_url, pid, duration)
                     extra["claude_c1"] = wrk(gw_url, _body(model="claude"), HEADERS, 1, duration)
                     extra["openai_c1"] = wrk(gw_url, _body(), HEADERS, 1, duration)
         extra["micro"] = _micro()
@@ -162,13 +162,33 @@ def run(args: argparse.Namespace) -> str:
 ROUTING_CONCURRENCY = 4  # saturates the worker without the 2-core scheduler noise of higher levels
 
 
-def _routed_vs_fixed(url: str, duration: float, rounds: int = 5) -> tuple[WrkResult, WrkResult]:
-    """Interleaved runs, median of each: a small difference needs the noise averaged out."""
-    routed, fixed = [], []
+@dataclass
+class CpuPerRequest:
+    """The gateway process's own CPU time per request: far steadier than RPS on a shared 2-core box."""
+
+    us: float
+    rps: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _routed_vs_fixed(url: str, pid: int, duration: float, rounds: int = 5) -> tuple[CpuPerRequest, CpuPerRequest]:
+    """Interleaved runs, median CPU per request of each."""
+    samples: dict[str, list[CpuPerRequest]] = {"routed": [], "m": []}
     for _ in range(rounds):
-        fixed.append(wrk(url, _body(), HEADERS, ROUTING_CONCURRENCY, duration))
-        routed.append(wrk(url, _body(model="routed"), HEADERS, ROUTING_CONCURRENCY, duration))
-    return sorted(routed, key=lambda r: r.rps)[rounds // 2], sorted(fixed, key=lambda r: r.rps)[rounds // 2]
+        for model in samples:
+            before = _cpu_seconds(pid)
+            result = wrk(url, _body(model=model), HEADERS, ROUTING_CONCURRENCY, duration)
+            cpu = _cpu_seconds(pid) - before
+            samples[model].append(CpuPerRequest(cpu / result.requests * 1e6, result.rps))
+
+    def median(xs: list[CpuPerRequest]) -> CpuPerRequest:
+        return sorted(xs, key=lambda x: x.us)[len(xs) // 2]
+
+    return median(samples["routed"]), median(samples["m"])
 
 
 def _micro() -> dict[str, Any]:
@@ -252,10 +272,9 @@ def _report(
             "",
             "### Routing and translation (uvicorn+aiohttp)",
             "",
-            f"- RPS at concurrency {ROUTING_CONCURRENCY} (median of 5 interleaved runs), route `intelligent` "
-            "over 3 targets "
-            f"vs one fixed model: {routed.rps:,.0f} vs {fixed.rps:,.0f} "
-            f"(routing costs **{(1 - routed.rps / fixed.rps) * 100:.1f}%**)",
+            f"- Gateway CPU per request at concurrency {ROUTING_CONCURRENCY} (median of 5 interleaved runs), "
+            f"route `intelligent` over 3 targets vs one fixed model: {routed.us:.0f} µs vs {fixed.us:.0f} µs "
+            f"(routing costs **{(routed.us / fixed.us - 1) * 100:.1f}%**; RPS {routed.rps:,.0f} vs {fixed.rps:,.0f})",
             "- p50 at concurrency 1, gateway minus direct: OpenAI client → Anthropic upstream (translated) "
             f"adds {added_translated:.3f} ms ({translated:.3f} vs {anthropic_direct:.3f} ms direct to the Anthropic "
             f"mock); → OpenAI upstream (pass-through) adds {added_passthrough:.3f} ms ({passthrough:.3f} vs "
