@@ -15,6 +15,8 @@ from pathlib import Path
 
 import aiohttp
 
+from aimm_gateway.bench.procs import LOAD_CPU, pinned
+
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
@@ -40,7 +42,10 @@ def wrk(url: str, body: bytes, headers: dict[str, str], connections: int, durati
         script = f.name
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--latency", "-s", script, url],
+            pinned(
+                LOAD_CPU,
+                ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--latency", "-s", script, url],
+            ),
             capture_output=True,
             text=True,
             check=True,

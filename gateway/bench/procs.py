@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -51,6 +52,18 @@ def process(
             proc.wait()
         if log:
             out.close()  # type: ignore[union-attr]
+
+
+# The gateway gets CPU 0 to itself; the mock upstreams and the load generator share CPU 1. Without
+# pinning, the three compete for both cores and scheduler noise swamps small differences.
+GATEWAY_CPU = "0"
+LOAD_CPU = "1"
+
+
+def pinned(cpu: str, args: list[str]) -> list[str]:
+    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        return args
+    return ["taskset", "-c", cpu, *args]
 
 
 def aimm(*args: str) -> list[str]:

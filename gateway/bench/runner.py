@@ -25,7 +25,7 @@ import yaml
 
 from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.micro import bench_translation
-from aimm_gateway.bench.procs import aimm, free_port, process
+from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, free_port, pinned, process
 from aimm_gateway.routing.bench import bench_plan
 
 KEY = "sk-bench"
@@ -84,7 +84,7 @@ def _gateway(variant: Variant, openai_url: str, anthropic_url: str, workdir: Pat
     path.write_text(yaml.safe_dump(_config(openai_url, anthropic_url, variant.client, port)))
     url = f"http://127.0.0.1:{port}"
     with process(
-        aimm("gateway", "serve", "--config", str(path), "--server", variant.server),
+        pinned(GATEWAY_CPU, aimm("gateway", "serve", "--config", str(path), "--server", variant.server)),
         f"{url}/health",
         env={"AIMM_BENCH_KEY": KEY},
         log=workdir / f"{variant.name}.log",
@@ -97,7 +97,6 @@ def _body(**overrides: Any) -> bytes:
 
 
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
-ANTHROPIC_HEADERS = {"Content-Type": "application/json", "x-api-key": KEY, "anthropic-version": "2023-06-01"}
 
 
 def _sweep(url: str, duration: float, levels: tuple[int, ...], body: bytes) -> dict[int, WrkResult]:
@@ -127,34 +126,27 @@ def run(args: argparse.Namespace) -> str:
         openai_url, anthropic_url = (f"http://127.0.0.1:{p}" for p in ports)
         stack.enter_context(
             process(
-                aimm("mock-provider", "--format", "openai", "--port", str(ports[0])),
+                pinned(LOAD_CPU, aimm("mock-provider", "--format", "openai", "--port", str(ports[0]))),
                 f"{openai_url}/v1/models",
             )
         )
         stack.enter_context(
             process(
-                aimm("mock-provider", "--format", "anthropic", "--port", str(ports[1])),
+                pinned(LOAD_CPU, aimm("mock-provider", "--format", "anthropic", "--port", str(ports[1]))),
                 f"{anthropic_url}/v1/models",
             )
         )
         direct_url = f"{openai_url}/v1/chat/completions"
         direct = _sweep(direct_url, duration, levels, _body())
         direct_ttft = ttft_ms(direct_url, _body(stream=True), HEADERS)
-        # The Anthropic mock on its own, so the translated path can be charged only for translation.
-        anthropic_body = orjson.dumps({**CHAT, "model": "claude-sonnet-4-6"})
-        extra["anthropic_direct_c1"] = wrk(
-            f"{anthropic_url}/v1/messages", anthropic_body, ANTHROPIC_HEADERS, 1, duration
-        )
-        extra["openai_direct_c1"] = direct[1]
         for variant in variants:
             with _gateway(variant, openai_url, anthropic_url, workdir) as (gw, pid):
                 gw_url = f"{gw}/v1/chat/completions"
                 variant.results = _sweep(gw_url, duration, levels, _body())
                 variant.ttft = ttft_ms(gw_url, _body(stream=True), HEADERS)
                 if variant is variants[0]:
-                    extra["routed"], extra["fixed"] = _routed_vs_fixed(gw_url, pid, duration)
-                    extra["claude_c1"] = wrk(gw_url, _body(model="claude"), HEADERS, 1, duration)
-                    extra["openai_c1"] = wrk(gw_url, _body(), HEADERS, 1, duration)
+                    extra["routed"], extra["fixed"] = _cpu_compare(gw_url, pid, duration, ("routed", "m"))
+                    extra["translated"], extra["passthrough"] = _cpu_compare(gw_url, pid, duration, ("claude", "m"))
         extra["micro"] = _micro()
     return _report(direct, direct_ttft, variants, extra, levels, duration)
 
@@ -175,20 +167,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def _routed_vs_fixed(url: str, pid: int, duration: float, rounds: int = 5) -> tuple[CpuPerRequest, CpuPerRequest]:
-    """Interleaved runs, median CPU per request of each."""
-    samples: dict[str, list[CpuPerRequest]] = {"routed": [], "m": []}
+def _cpu_compare(url: str, pid: int, duration: float, models: tuple[str, str], rounds: int = 5) -> list[CpuPerRequest]:
+    """Interleaved runs against two models, the median CPU per request of each."""
+    samples: dict[str, list[CpuPerRequest]] = {m: [] for m in models}
     for _ in range(rounds):
-        for model in samples:
+        for model in models:
             before = _cpu_seconds(pid)
             result = wrk(url, _body(model=model), HEADERS, ROUTING_CONCURRENCY, duration)
             cpu = _cpu_seconds(pid) - before
             samples[model].append(CpuPerRequest(cpu / result.requests * 1e6, result.rps))
-
-    def median(xs: list[CpuPerRequest]) -> CpuPerRequest:
-        return sorted(xs, key=lambda x: x.us)[len(xs) // 2]
-
-    return median(samples["routed"]), median(samples["m"])
+    return [sorted(samples[m], key=lambda x: x.us)[rounds // 2] for m in models]
 
 
 def _micro() -> dict[str, Any]:
@@ -220,7 +208,7 @@ def _report(
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; wrk -t1, {duration:.0f} s per level; "
-        "mock upstream with no added latency.",
+        "mock upstream with no added latency; gateway pinned to CPU 0, mocks and wrk to CPU 1.",
         "",
         "### Added latency at concurrency 1 (gateway minus direct to the mock)",
         "",
@@ -264,10 +252,7 @@ def _report(
         )
     if "routed" in extra:
         routed, fixed = extra["routed"], extra["fixed"]
-        translated, passthrough = extra["claude_c1"].p50_ms, extra["openai_c1"].p50_ms
-        anthropic_direct, openai_direct = extra["anthropic_direct_c1"].p50_ms, extra["openai_direct_c1"].p50_ms
-        # What the gateway adds on each path, then the difference: the translation's own cost.
-        added_translated, added_passthrough = translated - anthropic_direct, passthrough - openai_direct
+        translated, passthrough = extra["translated"], extra["passthrough"]
         lines += [
             "",
             "### Routing and translation (uvicorn+aiohttp)",
@@ -275,11 +260,10 @@ def _report(
             f"- Gateway CPU per request at concurrency {ROUTING_CONCURRENCY} (median of 5 interleaved runs), "
             f"route `intelligent` over 3 targets vs one fixed model: {routed.us:.0f} µs vs {fixed.us:.0f} µs "
             f"(routing costs **{(routed.us / fixed.us - 1) * 100:.1f}%**; RPS {routed.rps:,.0f} vs {fixed.rps:,.0f})",
-            "- p50 at concurrency 1, gateway minus direct: OpenAI client → Anthropic upstream (translated) "
-            f"adds {added_translated:.3f} ms ({translated:.3f} vs {anthropic_direct:.3f} ms direct to the Anthropic "
-            f"mock); → OpenAI upstream (pass-through) adds {added_passthrough:.3f} ms ({passthrough:.3f} vs "
-            f"{openai_direct:.3f} ms). Translation costs **{(added_translated - added_passthrough) * 1000:.0f} µs** "
-            "per request end to end.",
+            f"- Gateway CPU per request at concurrency {ROUTING_CONCURRENCY} (median of 5 interleaved runs), "
+            f"OpenAI client → Anthropic upstream (translated) vs → OpenAI upstream (pass-through): "
+            f"{translated.us:.0f} µs vs {passthrough.us:.0f} µs (translation adds "
+            f"**{translated.us - passthrough.us:.0f} µs** per request)",
         ]
     micro = extra.get("micro", {})
     if micro.get("routing"):
