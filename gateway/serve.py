@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -13,7 +14,19 @@ log = logging.getLogger("aimm.gateway")
 
 def app_from_env() -> object:
     """ASGI factory for servers that import the app by name (granian): config from AIMM_CONFIG."""
-    return create_app(Gateway.from_file(os.environ["AIMM_CONFIG"]))
+    app = create_app(Gateway.from_file(os.environ["AIMM_CONFIG"]))
+    _freeze_startup_objects()
+    return app
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything alive after start-up (modules, schemas, config) out of the cyclic GC's view.
+
+    Full collections otherwise walk those objects again and again; measured at concurrency 8, this
+    takes the gateway's p99 from ~40-50 ms to ~8 ms (docs/benchmarks.md).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _announce(gateway: Gateway, host: str, port: int) -> None:
@@ -46,10 +59,15 @@ def serve(config: str, host: str | None, port: int | None, server: str = "uvicor
             workers=workers,
         ).serve()
         return 0
+    if workers != 1:
+        # One process per pod is the design (the HPA adds pods); granian can fork workers if wanted.
+        raise SystemExit("aimm: --workers needs --server granian; with uvicorn run more replicas instead")
     import uvicorn
 
+    app = create_app(gateway)
+    _freeze_startup_objects()
     uvicorn.run(
-        create_app(gateway),
+        app,
         host=host,
         port=port,
         loop="uvloop",
