@@ -340,12 +340,16 @@ class ControlPlane:
         bin_dir: str | os.PathLike | None = None,
         *,
         controller_manager: bool = True,
+        crds: Iterable[str | os.PathLike] = (),
         extra_apiserver_args: Iterable[str] = (),
         extra_controller_manager_args: Iterable[str] = (),
         startup_timeout: float = 90.0,
     ):
         self.bin_dir = find_bin_dir(bin_dir)
         self.with_controller_manager = controller_manager
+        # Installed before the controller-manager starts, so its garbage collector knows the
+        # custom types at once (it otherwise learns new types only at a 30 s discovery resync).
+        self.crd_dirs = [Path(d) for d in crds]
         self.extra_apiserver_args = list(extra_apiserver_args)
         self.extra_controller_manager_args = list(extra_controller_manager_args)
         self.startup_timeout = startup_timeout
@@ -382,6 +386,8 @@ class ControlPlane:
             self.ca_file = self._pki.ca_file
             self._start_etcd()
             self._start_apiserver()
+            for crd_dir in self.crd_dirs:
+                self.apply_dir(crd_dir)
             if self.with_controller_manager:
                 self._start_controller_manager()
                 self._wait_for_controllers()

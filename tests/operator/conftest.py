@@ -93,14 +93,10 @@ class OperatorProcess:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
-    # The garbage collector only learns about new resource types at its 30 s discovery resync;
-    # installing the CRDs before the controller-manager starts lets it collect AIGateway children
-    # at once. (The harness has no public hook for that order yet, hence the private calls.)
-    cp = ControlPlane(controller_manager=False).start()
+    # CRDs go in before the controller-manager starts, so its garbage collector can collect
+    # AIGateway children at once.
+    cp = ControlPlane(crds=[REPO / "crds"]).start()
     try:
-        cp.apply_dir(REPO / "crds")
-        cp._start_controller_manager()
-        cp._wait_for_controllers()
         cp.apply_dir(REPO / "deploy" / "operator")
         yield cp
     finally:
