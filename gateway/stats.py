@@ -2,26 +2,39 @@
 
 Kept separate from Prometheus (which is cumulative) because users and the operator want
 "right now" figures: requests per second, percentiles, error rate, cost per hour.
+
+Memory and the cost of reading are bounded whatever the traffic: each model keeps one slot per
+second of the window, and each slot counts latencies in log-spaced buckets (≈10 % wide), so a
+percentile is read from at most `window * buckets` counters instead of sorting every sample.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-WINDOW_S = 60.0
+WINDOW_S = 60
+_GROWTH = 1.1  # each latency bucket is 10 % wider than the one before
+_SMALLEST_S = 0.0001
+# Upper bounds from 0.1 ms to ~10 min; a percentile is reported as its bucket's upper bound.
+_BOUNDS: tuple[float, ...] = tuple(_SMALLEST_S * _GROWTH**i for i in range(int(math.log(6000_000, _GROWTH)) + 2))
 
 
 @dataclass(slots=True)
-class _Sample:
-    at: float
-    latency_s: float
-    ok: bool
-    cost: Decimal
+class _Second:
+    """Everything that happened to one model in one second."""
+
+    at: int
+    requests: int = 0
+    errors: int = 0
+    cost: Decimal = Decimal(0)
+    latency: dict[int, int] = field(default_factory=dict)  # bucket index -> successful requests
 
 
 @dataclass(slots=True)
@@ -30,11 +43,11 @@ class ModelStats:
     errors_total: int = 0
     cost_total: Decimal = Decimal(0)
     last_error: str | None = None
-    window: deque[_Sample] = field(default_factory=deque)
+    seconds: deque[_Second] = field(default_factory=deque)
 
 
 class LiveStats:
-    def __init__(self, clock: Callable[[], float] = time.monotonic, window_s: float = WINDOW_S) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window_s: int = WINDOW_S) -> None:
         self._clock = clock
         self._window_s = window_s
         self._models: dict[str, ModelStats] = {}
@@ -44,44 +57,59 @@ class LiveStats:
         stats = self._models.get(model)
         if stats is None:
             stats = self._models[model] = ModelStats()
-        now = self._clock()
+        now = int(self._clock())
         stats.requests_total += 1
         stats.cost_total += cost
-        if not ok:
+        seconds = stats.seconds
+        if not seconds or seconds[-1].at != now:
+            seconds.append(_Second(now))
+            self._trim(seconds, now)
+        slot = seconds[-1]
+        slot.requests += 1
+        slot.cost += cost
+        if ok:
+            bucket = bisect_left(_BOUNDS, latency_s)
+            slot.latency[bucket] = slot.latency.get(bucket, 0) + 1
+        else:
             stats.errors_total += 1
             stats.last_error = error
-        stats.window.append(_Sample(now, latency_s, ok, cost))
-        self._trim(stats.window, now)
+            slot.errors += 1
 
     def add_budget_spend(self, budget: str, cost: Decimal) -> Decimal:
         """Add to a budget's spend (this process, since start); returns the new total."""
         total = self._budget_spend[budget] = self._budget_spend.get(budget, Decimal(0)) + cost
         return total
 
-    def _trim(self, window: deque[_Sample], now: float) -> None:
+    def budget_spend(self) -> dict[str, Decimal]:
+        return dict(self._budget_spend)
+
+    def _trim(self, seconds: deque[_Second], now: int) -> None:
         horizon = now - self._window_s
-        while window and window[0].at < horizon:
-            window.popleft()
+        while seconds and seconds[0].at <= horizon:
+            seconds.popleft()
+
+    def _window(self, stats: ModelStats) -> deque[_Second]:
+        self._trim(stats.seconds, int(self._clock()))
+        return stats.seconds
 
     def per_model(self) -> dict[str, dict[str, Any]]:
-        now = self._clock()
         out: dict[str, dict[str, Any]] = {}
         for name, stats in self._models.items():
-            self._trim(stats.window, now)
-            samples = stats.window
-            latencies = sorted(s.latency_s for s in samples if s.ok)
-            errors = sum(1 for s in samples if not s.ok)
+            window = self._window(stats)
+            requests = sum(s.requests for s in window)
+            errors = sum(s.errors for s in window)
+            latency = _merge(s.latency for s in window)
             out[name] = {
                 "requests_total": stats.requests_total,
                 "errors_total": stats.errors_total,
-                "requests_per_minute": len(samples) * 60.0 / self._window_s,
-                "error_rate": errors / len(samples) if samples else 0.0,
-                "p50_latency_ms": _percentile_ms(latencies, 0.50),
-                "p95_latency_ms": _percentile_ms(latencies, 0.95),
-                "p99_latency_ms": _percentile_ms(latencies, 0.99),
+                "requests_per_minute": requests * 60.0 / self._window_s,
+                "error_rate": errors / requests if requests else 0.0,
+                "p50_latency_ms": _percentile_ms(latency, 0.50),
+                "p95_latency_ms": _percentile_ms(latency, 0.95),
+                "p99_latency_ms": _percentile_ms(latency, 0.99),
                 "cost_usd_total": str(stats.cost_total),
-                "cost_usd_window": sum((s.cost for s in samples), Decimal(0)),
-                "window_requests": len(samples),
+                "cost_usd_window": sum((s.cost for s in window), Decimal(0)),
+                "window_requests": requests,
                 "last_error": stats.last_error,
             }
         return out
@@ -89,45 +117,50 @@ class LiveStats:
     def summary(self) -> dict[str, Any]:
         """The /api/v1/metrics document: live totals across models plus each model's share."""
         models = self.per_model()
-        now = self._clock()
-        all_latencies: list[float] = []
-        window_requests = 0
-        window_errors = 0
-        window_cost = Decimal(0)
-        for stats in self._models.values():
-            all_latencies.extend(s.latency_s for s in stats.window if s.ok)
-            window_requests += len(stats.window)
-            window_errors += sum(1 for s in stats.window if not s.ok)
-            window_cost += sum((s.cost for s in stats.window), Decimal(0))
-        all_latencies.sort()
-        del now
-        share = {
-            name: (m["window_requests"] / window_requests if window_requests else 0.0) for name, m in models.items()
-        }
+        windows = [self._window(stats) for stats in self._models.values()]
+        latency = _merge(s.latency for window in windows for s in window)
+        requests = sum(m["window_requests"] for m in models.values())
+        errors = sum(s.errors for window in windows for s in window)
+        cost = sum((m["cost_usd_window"] for m in models.values()), Decimal(0))
+        per_hour = (cost * Decimal(3600) / Decimal(self._window_s)).quantize(Decimal("0.000001"))
         return {
             "window_seconds": self._window_s,
-            "requests_per_second": window_requests / self._window_s,
+            "requests_per_second": requests / self._window_s,
             "latency_ms": {
-                "p50": _percentile_ms(all_latencies, 0.50),
-                "p95": _percentile_ms(all_latencies, 0.95),
-                "p99": _percentile_ms(all_latencies, 0.99),
+                "p50": _percentile_ms(latency, 0.50),
+                "p95": _percentile_ms(latency, 0.95),
+                "p99": _percentile_ms(latency, 0.99),
             },
-            "error_rate": window_errors / window_requests if window_requests else 0.0,
-            "cost_per_hour_usd": str(
-                (window_cost * Decimal(3600) / Decimal(str(self._window_s))).quantize(Decimal("0.000001"))
-            ),
-            "traffic_share": share,
+            "error_rate": errors / requests if requests else 0.0,
+            "cost_per_hour_usd": str(per_hour),
+            "traffic_share": {n: (m["window_requests"] / requests if requests else 0.0) for n, m in models.items()},
             "models": {
-                name: {k: (str(v) if isinstance(v, Decimal) else v) for k, v in m.items()} for name, m in models.items()
+                n: {k: (str(v) if isinstance(v, Decimal) else v) for k, v in m.items()} for n, m in models.items()
             },
         }
 
-    def budget_spend(self) -> dict[str, Decimal]:
-        return dict(self._budget_spend)
+
+def _json_safe(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in doc.items()}
 
 
-def _percentile_ms(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
+def _merge(histograms: Iterable[dict[int, int]]) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for hist in histograms:
+        for bucket, count in hist.items():
+            merged[bucket] = merged.get(bucket, 0) + count
+    return merged
+
+
+def _percentile_ms(histogram: dict[int, int], q: float) -> float | None:
+    """The upper bound of the bucket holding the q-quantile (at most ~10 % above the true value)."""
+    total = sum(histogram.values())
+    if not total:
         return None
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return round(sorted_values[index] * 1000.0, 3)
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return round(_BOUNDS[min(bucket, len(_BOUNDS) - 1)] * 1000.0, 3)
+    return None  # unreachable: the counts add up to total
