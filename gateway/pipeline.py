@@ -78,6 +78,18 @@ class StreamOutcome:
 
 
 @dataclass(slots=True)
+class _Opened:
+    """An upstream stream that has produced its first chunk: from here on, it is the answer."""
+
+    name: str
+    model: ModelConfig
+    upstream: AsyncIterator[ChatChunk]
+    first: ChatChunk
+    started: float
+    ttfb: float
+
+
+@dataclass(slots=True)
 class _Request:
     """One client request's routing state across its attempts."""
 
@@ -305,52 +317,108 @@ class ChatPipeline:
         """Fail over freely until the first chunk arrives; after that the stream is committed."""
         r = await self._prepare(rt, req, body, ctx)
         r.budget.deposit()
-        for index, name in enumerate(r.order):
+        start = 0
+        if r.route is not None and r.route.hedging.enabled and len(set(r.order)) > 1:
+            opened, start = await self._hedged_open(r)
+            if opened is not None:
+                return self._commit(opened, r)
+        for index in range(start, len(r.order)):
+            name = r.order[index]
             if index > 0 and not await self._before_retry(r, index, name):
                 break
-            if not self._router.acquire(name):
-                continue
-            model = rt.models[name]
-            r.attempts += 1
-            self._router.on_start(name)
-            started = time.perf_counter()
-            call = self._call(r, name)
-            upstream = rt.providers[name].stream(call)
             try:
-                # `first_byte_s` bounds the time to the first *chunk*, not only to the response
-                # headers: an upstream that sends 200 and then stalls would otherwise hold the
-                # request for `stream_idle_s` (and be served late) instead of failing over while
-                # failover is still free, before anything reached the client.
-                async with asyncio.timeout(call.timeouts.first_byte_s):
-                    first = await anext(upstream)
-            except TimeoutError:
-                await _aclose(upstream)
-                waited = call.timeouts.first_byte_s
-                exc: UpstreamError = UpstreamTimeout(f"{model.provider} sent no stream chunk within {waited}s")
-                self._failed(name, model, exc, time.perf_counter() - started)
-                r.last_error, r.last_model = exc, name
-                continue
-            except StopAsyncIteration:
-                exc = UpstreamError(f"{model.provider} returned an empty stream", kind="http")
-                self._failed(name, model, exc, time.perf_counter() - started)
-                r.last_error, r.last_model = exc, name
-                continue
+                opened = await self._open_stream(r, name)
             except UpstreamError as exc:
-                await _aclose(upstream)
-                self._failed(name, model, exc, time.perf_counter() - started)
-                r.last_error, r.last_model = exc, name
                 if not exc.retryable:
                     raise
                 continue
-            except BaseException:
-                await _aclose(upstream)
-                self._router.on_cancel(name)
-                raise
+            if opened is not None:
+                return self._commit(opened, r)
+        raise r.last_error if r.last_error is not None else NoUsableModel("no target accepted the request")
+
+    async def _open_stream(self, r: _Request, name: str) -> _Opened | None:
+        """Start one upstream stream and wait for its first chunk; None when the breaker refused.
+
+        Failures are recorded here (breaker, metrics) and re-raised as UpstreamError.
+        """
+        if not self._router.acquire(name):
+            return None
+        model = r.rt.models[name]
+        r.attempts += 1
+        self._router.on_start(name)
+        started = time.perf_counter()
+        call = self._call(r, name)
+        upstream = r.rt.providers[name].stream(call)
+        try:
+            # `first_byte_s` bounds the time to the first *chunk*, not only to the response
+            # headers: an upstream that sends 200 and then stalls would otherwise hold the
+            # request for `stream_idle_s` (and be served late) instead of failing over while
+            # failover is still free, before anything reached the client.
+            async with asyncio.timeout(call.timeouts.first_byte_s):
+                first = await anext(upstream)
+        except TimeoutError:
+            failure: UpstreamError = UpstreamTimeout(
+                f"{model.provider} sent no stream chunk within {call.timeouts.first_byte_s}s"
+            )
+        except StopAsyncIteration:
+            failure = UpstreamError(f"{model.provider} returned an empty stream", kind="http")
+        except UpstreamError as exc:
+            failure = exc
+        except BaseException:
+            await _aclose(upstream)
+            self._router.on_cancel(name)  # cancelled: a hedge loser, or the client went away
+            raise
+        else:
             ttfb = time.perf_counter() - started
             self._metrics.ttft.labels(name, model.provider).observe(ttfb)
-            served = Served(name, model.provider, r.attempts, r.reason(name))
-            return StreamOutcome(served, self._follow(upstream, first, model, served, started, ttfb, r))
-        raise r.last_error if r.last_error is not None else NoUsableModel("no target accepted the request")
+            return _Opened(name, model, upstream, first, started, ttfb)
+        await _aclose(upstream)
+        self._failed(name, model, failure, time.perf_counter() - started)
+        r.last_error, r.last_model = failure, name
+        raise failure
+
+    async def _hedged_open(self, r: _Request) -> tuple[_Opened | None, int]:
+        """Hedging for streams: if the first target sends no chunk within the hedge delay, open
+        the next one too; the first to send a chunk is kept, the other closed. Nothing has reached
+        the client yet, so no output is ever spliced."""
+        assert r.route is not None
+        first, second = r.order[0], next(n for n in r.order[1:] if n != r.order[0])
+        primary = asyncio.ensure_future(self._open_stream(r, first))
+        done, _ = await asyncio.wait({primary}, timeout=self._router.hedge_delay_s(r.route))
+        tasks = {primary}
+        resume_at = 1
+        if not done and r.budget.try_withdraw():
+            self._metrics.hedges.labels(r.route.name).inc()
+            r.hedged = True
+            tasks.add(asyncio.ensure_future(self._open_stream(r, second)))
+            resume_at = r.order.index(second) + 1
+        winner: _Opened | None = None
+        try:
+            while tasks and winner is None:
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    exc = None if task.cancelled() else task.exception()
+                    if isinstance(exc, UpstreamError) and exc.retryable:
+                        continue
+                    if exc is not None:
+                        raise exc
+                    opened = task.result() if not task.cancelled() else None
+                    if opened is not None and winner is None:
+                        winner = opened
+                    elif opened is not None:  # both sent a first chunk in the same tick
+                        await _aclose(opened.upstream)
+                        self._router.on_cancel(opened.name)
+            return winner, resume_at
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _commit(self, opened: _Opened, r: _Request) -> StreamOutcome:
+        served = Served(opened.name, opened.model.provider, r.attempts, r.reason(opened.name))
+        chunks = self._follow(opened.upstream, opened.first, opened.model, served, opened.started, opened.ttfb, r)
+        return StreamOutcome(served, chunks)
 
     async def _follow(
         self,

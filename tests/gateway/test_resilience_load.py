@@ -178,6 +178,42 @@ def test_hedged_request_answers_from_the_fast_target_and_cancels_the_slow_one(
         assert upstream_count(b) == 1
 
 
+def test_hedged_stream_keeps_the_first_upstream_to_send_a_chunk(upstreams: Upstreams, start_gateway: Start) -> None:
+    a, b = upstreams("openai", first_byte_delay_ms=2000), upstreams("openai")
+    gw = start_gateway(
+        base_config(
+            [model_for("ma", a, "alpha"), model_for("mb", b, "bravo")],
+            routes=[
+                {
+                    "name": "hedge",
+                    "targets": [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}],
+                    "retries": FAST_RETRIES,
+                    "hedging": {"enabled": True, "delay_s": 0.05},
+                }
+            ],
+        )
+    )
+    with api_client(gw) as client:
+        started = time.monotonic()
+        with client.stream(
+            "POST", "/v1/chat/completions", json=chat_body("hedge me", model="hedge", stream=True)
+        ) as resp:
+            frames = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+        elapsed = time.monotonic() - started
+        assert resp.status_code == 200 and resp.headers["x-aimm-model"] == "mb"
+        assert resp.headers["x-aimm-route-reason"].startswith("hedge: mb answered before ma")
+        assert frames[-1] == "[DONE]"
+        text = "".join(
+            (c["choices"][0]["delta"].get("content") or "") for c in map(orjson.loads, frames[:-1]) if c["choices"]
+        )
+        assert text == expected_answer("bravo", "hedge me")  # one model's output, whole, never spliced
+        assert elapsed < 1.2, f"hedged stream took {elapsed:.2f}s; the slow target needs 2 s to its first chunk"
+        snap = gw.gateway.router.snapshot()["ma"]
+        assert (snap.in_flight, snap.consecutive_failures) == (0, 0)  # the loser was cancelled, not failed
+        assert metric(metrics(gw), "ai_multimodel_hedges_total", route="hedge") == 1
+        assert metric(metrics(gw), "ai_multimodel_fallbacks_total", route="hedge") == 0
+
+
 # -- a client that walks away ------------------------------------------------------------------------
 
 
