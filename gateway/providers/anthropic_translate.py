@@ -32,7 +32,12 @@ from aimm_gateway.canonical import (
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
-from aimm_gateway.providers.translate_common import has_text, text_only, tool_arguments
+from aimm_gateway.providers.translate_common import (
+    has_text,
+    require_one_choice_and_unit_temperature,
+    text_only,
+    tool_arguments,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -85,14 +90,7 @@ def to_anthropic_request(req: ChatRequest, model: ModelConfig, stream: bool) -> 
 
 
 def _reject_unsupported(req: ChatRequest) -> None:
-    if req.n is not None and req.n > 1:
-        raise InvalidRequest("n: Anthropic models return one choice per request; n > 1 is not supported", param="n")
-    if req.temperature is not None and req.temperature > 1:
-        raise InvalidRequest(
-            f"temperature: Anthropic models accept 0 to 1, got {req.temperature:g} "
-            "(OpenAI's 0 to 2 range cannot be mapped faithfully)",
-            param="temperature",
-        )
+    require_one_choice_and_unit_temperature(req, "Anthropic models")
     extra = req.model_extra
     if extra:
         if extra.get("logprobs") or extra.get("top_logprobs") is not None:

@@ -41,7 +41,13 @@ from aimm_gateway.canonical import (
 )
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
-from aimm_gateway.providers.translate_common import has_text, openai_embeddings, text_only, tool_arguments
+from aimm_gateway.providers.translate_common import (
+    has_text,
+    openai_embeddings,
+    require_one_choice_and_unit_temperature,
+    text_only,
+    tool_arguments,
+)
 
 SIGNING_NAME = "bedrock"  # the SigV4 service name of bedrock-runtime
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
@@ -100,14 +106,7 @@ def to_converse_request(req: ChatRequest) -> dict[str, Any]:
 
 
 def _reject_unsupported(req: ChatRequest) -> None:
-    if req.n is not None and req.n > 1:
-        raise InvalidRequest("n: Bedrock Converse returns one choice per request; n > 1 is not supported", param="n")
-    if req.temperature is not None and req.temperature > 1:
-        raise InvalidRequest(
-            f"temperature: Bedrock Converse accepts 0 to 1, got {req.temperature:g} "
-            "(OpenAI's 0 to 2 range cannot be mapped faithfully)",
-            param="temperature",
-        )
+    require_one_choice_and_unit_temperature(req, "Bedrock Converse models")
     if req.tools and req.parallel_tool_calls is False:
         raise InvalidRequest(
             "parallel_tool_calls: Bedrock Converse cannot limit a reply to one tool call", param="parallel_tool_calls"

@@ -31,7 +31,11 @@ from aimm_gateway.canonical import (
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError, UpstreamTimeout
-from aimm_gateway.providers.translate_common import openai_embeddings, text_only
+from aimm_gateway.providers.translate_common import (
+    openai_embeddings,
+    require_one_choice_and_unit_temperature,
+    text_only,
+)
 
 MAX_EMBED_TEXTS = 96  # per /v2/embed call
 _FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls"}
@@ -66,14 +70,7 @@ def to_cohere_request(req: ChatRequest, model: ModelConfig, stream: bool) -> dic
 
 
 def _reject_unsupported(req: ChatRequest) -> None:
-    if req.n is not None and req.n > 1:
-        raise InvalidRequest("n: Cohere models return one choice per request; n > 1 is not supported", param="n")
-    if req.temperature is not None and req.temperature > 1:
-        raise InvalidRequest(
-            f"temperature: Cohere models accept 0 to 1, got {req.temperature:g} "
-            "(OpenAI's 0 to 2 range cannot be mapped faithfully)",
-            param="temperature",
-        )
+    require_one_choice_and_unit_temperature(req, "Cohere models")
     for name in ("frequency_penalty", "presence_penalty"):
         value = getattr(req, name)
         if value is not None and not 0 <= value <= 1:

@@ -8,8 +8,20 @@ from typing import Any
 
 import orjson
 
-from aimm_gateway.canonical import Message, TextPart
+from aimm_gateway.canonical import ChatRequest, Message, TextPart
 from aimm_gateway.errors import InvalidRequest
+
+
+def require_one_choice_and_unit_temperature(req: ChatRequest, target: str) -> None:
+    """For formats with one choice per request and temperature 0..1 (OpenAI allows n > 1 and 0..2)."""
+    if req.n is not None and req.n > 1:
+        raise InvalidRequest(f"n: {target} return one choice per request; n > 1 is not supported", param="n")
+    if req.temperature is not None and req.temperature > 1:
+        raise InvalidRequest(
+            f"temperature: {target} accept 0 to 1, got {req.temperature:g} "
+            "(OpenAI's 0 to 2 range cannot be mapped faithfully)",
+            param="temperature",
+        )
 
 
 def has_text(text: str) -> bool:
