@@ -46,7 +46,6 @@ class RequestContext:
     request_id: str
     key_name: str | None = None
     fallback_model: str | None = None
-    started: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(slots=True)
@@ -521,7 +520,7 @@ class ChatPipeline:
 
 
 def _retry_settings(rt: Runtime, route: RouteConfig | None) -> RetrySettings:
-    return (route.retries if route is not None and route.retries is not None else None) or rt.config.retries
+    return route.retries if route is not None and route.retries is not None else rt.config.retries
 
 
 def _attempt_order(plan: Plan, retries: RetrySettings) -> list[str]:
