@@ -15,6 +15,7 @@ from starlette.routing import Route
 from aimm_gateway.api.common import bearer, gateway_of, json_response, read_json
 from aimm_gateway.config import ModelConfig, describe_validation_error
 from aimm_gateway.errors import Forbidden, InvalidRequest, ModelNotFound, NotFound, Unauthorized
+from aimm_gateway.routing import TargetSnapshot
 from aimm_gateway.service import Gateway
 
 
@@ -63,14 +64,23 @@ async def patch_model(request: Request) -> Response:
 
 async def models_status(request: Request) -> Response:
     gateway = _require_admin(request)
-    return json_response({"models": [_status_of(gateway, name) for name in gateway.runtime.models]})
+    return json_response({"models": _statuses(gateway, list(gateway.runtime.models))})
 
 
 def _status_of(gateway: Gateway, name: str) -> dict[str, Any]:
+    return _statuses(gateway, [name])[0]
+
+
+def _statuses(gateway: Gateway, names: list[str]) -> list[dict[str, Any]]:
+    # Health, live stats and router state are each read once for all models.
+    health, live, snapshots = gateway.model_health(), gateway.stats.per_model(), gateway.router.snapshot()
+    return [_status(gateway, name, health[name], live.get(name, {}), snapshots.get(name)) for name in names]
+
+
+def _status(
+    gateway: Gateway, name: str, health: dict[str, Any], live: dict[str, Any], snapshot: TargetSnapshot | None
+) -> dict[str, Any]:
     model = gateway.runtime.models[name]
-    health = gateway.model_health()[name]
-    live = gateway.stats.per_model().get(name, {})
-    snapshot = gateway.router.snapshot().get(name)
     return {
         "name": name,
         "provider": model.provider,
