@@ -1,0 +1,1 @@
+"""Identities, roles, key store, JWT, secrets at rest, audit, guards (see docs/security.md)."""

@@ -1,0 +1,106 @@
+"""The stage protocol: one small object per concern on the request path.
+
+Order (assembled per route from the runtime snapshot; a route pays only for stages it uses):
+
+    before:  authenticate → rate limit → guard request → reserve budget → cache lookup
+    call:    route → attempt / retry / fallback / hedge → provider → upstream   (pipeline.py)
+    after:   (reverse order) cache store → settle budget → guard response → rate-limit settle
+             → usage record → metrics / traces / access log
+
+A stage's `before` may raise a GatewayError (refuse the request), may set fields on the
+context (identity, max cost, downgrade target, response headers), or may return a complete
+answer to short-circuit the call (a cache hit). `after` runs for every stage whose `before`
+ran, in reverse order, whatever the outcome (success, error, client gone). Streams: a stage
+that needs each chunk sets `chunk_hook`; stages that don't leave it None and cost nothing
+per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from aimm_gateway.canonical import ChatChunk, ChatCompletion, Usage
+from aimm_gateway.errors import GatewayError
+from aimm_gateway.security.identity import Identity
+
+if TYPE_CHECKING:
+    from aimm_gateway.runtime import Runtime
+
+Api = Literal["openai", "anthropic", "native", "embeddings"]
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One upstream attempt and how it ended (usage store, traces, access log)."""
+
+    model: str
+    provider: str
+    outcome: str  # ok | error kind (timeout, rate_limit, http, content_filter, ...) | cancelled
+    status: int
+    latency_s: float
+    hedge: bool = False
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Everything the stages and the attempt loop share for one client request."""
+
+    request_id: str
+    runtime: Runtime
+    api: Api = "openai"
+    identity: Identity | None = None
+    client_ip: str = ""
+    requested: str = ""  # the model or route name the client asked for
+    body: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+    prompt_tokens: int = 0  # estimate, before the call
+    max_output_tokens: int | None = None
+    fallback_model: str | None = None
+    max_cost_usd: Decimal | None = None  # set by the budget stage; routing filters by it
+    downgrade_to: str | None = None  # set by the budget stage (action: downgrade)
+    response_headers: dict[str, str] = field(default_factory=dict)  # stages add (rate-limit headers, ...)
+    scratch: dict[str, Any] = field(default_factory=dict)  # per-stage private state, keyed by stage name
+    started: float = 0.0  # perf_counter at arrival
+
+    @property
+    def key_name(self) -> str | None:
+        return self.identity.name if self.identity is not None else None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How the request ended; the `after` hooks read it."""
+
+    ok: bool
+    model: str | None = None  # the model that answered
+    provider: str | None = None
+    route_reason: str = ""
+    usage: Usage = field(default_factory=Usage)
+    cost: Decimal = Decimal(0)
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    cache_hit: bool = False
+    error: GatewayError | None = None
+    status: int = 200
+    response: ChatCompletion | None = None  # non-streamed answer (cache store, response guard)
+    chunks: list[ChatChunk] | None = None  # streamed chunks, kept only when a stage asked (cache)
+
+
+ChunkHook = Callable[[RequestContext, ChatChunk], ChatChunk | None]  # None: drop the chunk
+
+
+class Stage(Protocol):
+    name: ClassVar[str]
+    chunk_hook: ChunkHook | None  # None unless the stage must see every streamed chunk
+
+    async def before(self, ctx: RequestContext) -> ChatCompletion | None:
+        """Refuse (raise GatewayError), annotate ctx, or short-circuit with a full answer."""
+        ...
+
+    async def after(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """Settle, record, store; must not raise (log and count instead)."""
+        ...

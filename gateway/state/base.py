@@ -1,0 +1,88 @@
+"""The state layer contract. Rate limits, budgets, the response cache and live pub/sub all use it.
+
+Two implementations: in-process (one replica, the embedded default) and Redis (a fleet).
+Every method that a request path calls costs at most one Redis round trip (Lua/pipelined),
+and never hangs: the Redis implementation bounds each call with a timeout and raises
+`StateUnavailable`, and callers apply their configured fail-open / fail-closed choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+
+class StateUnavailable(Exception):
+    """The backing store did not answer in time (Redis down or slow)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounter:
+    """One limit to check: add `amount` to `key` in a window of `window_s`, allowed up to `limit`."""
+
+    key: str
+    amount: int
+    limit: int
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class WindowDecision:
+    allowed: bool
+    remaining: int  # after this hit (0 when refused)
+    reset_s: float  # seconds until the window frees capacity
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    key: str  # the budget's counter key (includes the period)
+    token: str  # identifies this reservation for settle
+    amount: Decimal
+
+
+class StateStore(Protocol):
+    async def hit_many(self, counters: Sequence[WindowCounter]) -> list[WindowDecision]:
+        """Check-and-add every counter atomically: all are added, or (one refused) none is."""
+        ...
+
+    async def adjust(self, key: str, delta: int, window_s: float) -> None:
+        """Correct a window counter after the fact (e.g. tokens/min settled with real usage)."""
+        ...
+
+    async def acquire_slot(self, key: str, limit: int, ttl_s: float) -> bool:
+        """Concurrency limit: take a slot if fewer than `limit` are held (slots expire after ttl_s)."""
+        ...
+
+    async def release_slot(self, key: str) -> None: ...
+
+    async def reserve(self, key: str, amount: Decimal, limit: Decimal, ttl_s: float) -> Reservation | None:
+        """Atomically add `amount` to the key's reserved+spent total if it stays ≤ limit; else None."""
+        ...
+
+    async def settle(self, reservation: Reservation, actual: Decimal) -> Decimal:
+        """Replace the reserved amount by the actual cost; returns the new spent total."""
+        ...
+
+    async def spent(self, key: str) -> Decimal:
+        """Settled + reserved total for a budget key (0 when unknown)."""
+        ...
+
+    async def set_spent(self, key: str, amount: Decimal, ttl_s: float) -> None:
+        """Reconcile a budget key from the usage store (e.g. after Redis came back)."""
+        ...
+
+    async def once(self, key: str, ttl_s: float) -> bool:
+        """True the first time `key` is seen within ttl_s (threshold alerts fire once per period)."""
+        ...
+
+    async def cache_get(self, key: str) -> bytes | None: ...
+
+    async def cache_set(self, key: str, value: bytes, ttl_s: float) -> None: ...
+
+    async def publish(self, channel: str, message: bytes) -> None: ...
+
+    def subscribe(self, channels: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]: ...
+
+    async def close(self) -> None: ...
