@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from aimm_gateway.config import ConfigError, config_json_schema
+from aimm_gateway.mock import credentials as mock_credentials
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -79,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema = gw.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(func=_schema)
 
-    mock = sub.add_parser("mock-provider", help="a fake upstream speaking a provider's real wire format")
+    mock = sub.add_parser(
+        "mock-provider",
+        help="a fake upstream speaking a provider's real wire format",
+        epilog=mock_credentials.HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mock.add_argument(
         "--format",
         required=True,

@@ -19,7 +19,3 @@ def request_cost(usage: Usage, pricing: Pricing) -> Decimal:
         + usage.completion_tokens * pricing.output_per_1k
     ) / _THOUSAND
 
-
-def estimate_cost(prompt_tokens: int, max_output_tokens: int, pricing: Pricing) -> Decimal:
-    """Upper bound before sending: the whole prompt plus the most the model may write."""
-    return (prompt_tokens * pricing.input_per_1k + max_output_tokens * pricing.output_per_1k) / _THOUSAND

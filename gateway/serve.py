@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+import signal
 
 from aimm_gateway.app import create_app
 from aimm_gateway.service import Gateway
@@ -27,6 +29,25 @@ def _freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _reload_on_sighup(gateway: Gateway) -> None:
+    """`kill -HUP <pid>` re-reads the config file now instead of at the next poll."""
+
+    def on_hup(_signum: int, _frame: object) -> None:
+        # Python runs this between two bytecodes of the loop's thread: hand the reload to the loop.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not serving (yet or any more): the watcher reads the file when it starts
+        loop.call_soon_threadsafe(_reload, gateway)
+
+    signal.signal(signal.SIGHUP, on_hup)
+
+
+def _reload(gateway: Gateway) -> None:
+    if not gateway.reload_now():
+        log.info("SIGHUP: config file %s unchanged (or refused), nothing reloaded", gateway.config_path)
 
 
 def _announce(gateway: Gateway, host: str, port: int) -> None:
@@ -66,6 +87,7 @@ def serve(config: str, host: str | None, port: int | None, server: str = "uvicor
 
     app = create_app(gateway)
     _freeze_startup_objects()
+    _reload_on_sighup(gateway)
     uvicorn.run(
         app,
         host=host,

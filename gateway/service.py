@@ -58,7 +58,7 @@ class Gateway:
         await self.pools.close()
 
     def reload_now(self) -> bool:
-        """Check the file immediately (used by tests and SIGHUP)."""
+        """Check the file now instead of at the next interval (SIGHUP in `serve`, and tests)."""
         return self._watcher.check() if self._watcher is not None else False
 
     # -- config -----------------------------------------------------------------------------------
@@ -101,9 +101,6 @@ class Gateway:
         self._rebuild()
 
     # -- status -----------------------------------------------------------------------------------
-
-    def is_ready(self) -> bool:
-        return bool(self.runtime.usable_models())
 
     def model_health(self) -> dict[str, dict[str, object]]:
         snapshot = self.router.snapshot()

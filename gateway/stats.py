@@ -140,10 +140,6 @@ class LiveStats:
         }
 
 
-def _json_safe(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in doc.items()}
-
-
 def _merge(histograms: Iterable[dict[int, int]]) -> dict[int, int]:
     merged: dict[int, int] = {}
     for hist in histograms:

@@ -34,6 +34,13 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
+from .credentials import (
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    SESSION_ACCESS_KEY_ID,
+    SESSION_SECRET_ACCESS_KEY,
+    SESSION_TOKEN,
+)
 from .engine import (
     MockChoice,
     MockInput,
@@ -51,6 +58,9 @@ __all__ = [
     "CREDENTIALS",
     "EVENTSTREAM_CONTENT_TYPE",
     "SECRET_ACCESS_KEY",
+    "SESSION_ACCESS_KEY_ID",
+    "SESSION_SECRET_ACCESS_KEY",
+    "SESSION_TOKEN",
     "BedrockDialect",
     "encode_frame",
     "error_body",
@@ -63,11 +73,6 @@ __all__ = [
 ]
 
 # The test credentials the mock accepts: access key id -> (secret, session token or None).
-ACCESS_KEY_ID = "AKIDEXAMPLE"
-SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-SESSION_ACCESS_KEY_ID = "ASIAEXAMPLESESSION"
-SESSION_SECRET_ACCESS_KEY = "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"
-SESSION_TOKEN = "mock-session-token"
 CREDENTIALS: Mapping[str, tuple[str, str | None]] = MappingProxyType(
     {ACCESS_KEY_ID: (SECRET_ACCESS_KEY, None), SESSION_ACCESS_KEY_ID: (SESSION_SECRET_ACCESS_KEY, SESSION_TOKEN)}
 )

@@ -79,6 +79,9 @@ __all__ = [
 GEMINI_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash", "gemini-3-pro-preview",
                  "gemini-embedding-001", "text-embedding-004")  # fmt: skip
 VERTEX_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "claude-sonnet-4-5@20250929", "text-embedding-005")
+# The API versions the mock serves: google-genai 3.6 calls v1 (Gemini API) and v1beta1 (Vertex) by default.
+API_VERSIONS = ("v1beta", "v1")
+VERTEX_API_VERSIONS = ("v1", "v1beta1")
 PROMPT_BLOCK_MARKER = "[[blocked_prompt]]"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -8,9 +8,10 @@ Routes (``fmt="openai"``): ``POST /v1/chat/completions``, ``POST /v1/embeddings`
 ``.../converse-stream`` (binary event stream) and ``.../invoke`` (Titan embeddings).
 (``fmt="cohere"``, see ``cohere_wire``): ``POST /v2/chat``, ``POST /v2/embed``, ``GET /v1/models``.
 (``fmt="gemini"``, see ``gemini_wire``): ``POST /v1beta/models/{model}:{method}`` (generateContent,
-streamGenerateContent, countTokens, batchEmbedContents), ``GET /v1beta/models``. (``fmt="vertex"``):
-``POST /v1/projects/{p}/locations/{l}/publishers/{google|anthropic}/models/{model}:{method}`` (also
-rawPredict, streamRawPredict, predict), bearer tokens from ``POST /token``, settings at ``POST /_mock/vertex``.
+streamGenerateContent, countTokens, batchEmbedContents), ``GET /v1beta/models``, the same under ``/v1``.
+(``fmt="vertex"``): ``POST /v1/projects/{p}/locations/{l}/publishers/{google|anthropic}/models/{model}:{method}``
+(also rawPredict, streamRawPredict, predict; also under ``/v1beta1``), bearer tokens from ``POST /token``,
+settings at ``POST /_mock/vertex``.
 All also serve the test controls ``GET|POST /_mock/faults``, ``GET /_mock/stats``, ``POST /_mock/reset`` and
 ``GET /health``.
 
@@ -287,12 +288,22 @@ def _google_routes(state: MockState, *, vertex: bool) -> list[BaseRoute]:
     """Gemini API / Vertex AI: one route per model, the method after the colon (``m:generateContent``)."""
     handler = _google_model_handler(state, vertex=vertex)
     if not vertex:
+        models = _models_handler(state, gemini_wire.render_models)
+        # Every API version google-genai may ask for (its default has changed over releases).
         return [
-            _route(state, "POST", "/v1beta/models/{target}", handler),
-            _route(state, "GET", "/v1beta/models", _models_handler(state, gemini_wire.render_models)),
+            route
+            for version in gemini_wire.API_VERSIONS
+            for route in (
+                _route(state, "POST", f"/{version}/models/{{target}}", handler),
+                _route(state, "GET", f"/{version}/models", models),
+            )
         ]
-    path = "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{target}"
-    return [_route(state, "POST", path, handler), *_vertex_auth_routes(state, gemini_wire.VertexAuth())]
+    paths = [
+        f"/{version}/projects/{{project}}/locations/{{location}}/publishers/{{publisher}}/models/{{target}}"
+        for version in gemini_wire.VERTEX_API_VERSIONS
+    ]
+    auth = _vertex_auth_routes(state, gemini_wire.VertexAuth())
+    return [*(_route(state, "POST", path, handler) for path in paths), *auth]
 
 
 def _google_model_handler(state: MockState, *, vertex: bool) -> _Handler:

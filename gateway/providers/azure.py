@@ -51,8 +51,8 @@ class AzureOpenAIProvider(OpenAICompatProvider):
             send_model=False,
         )
 
-    def _upstream_error(self, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
-        err = super()._upstream_error(status, headers, body)
+    def _on_error(self, provider: str, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
+        err = super()._on_error(provider, status, headers, body)
         if status == 400 and _error_code(body) == CONTENT_FILTER_CODE:
             # Same status and provider message; the code tells clients it was the prompt filter.
             return UpstreamError(

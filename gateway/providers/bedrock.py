@@ -1,8 +1,9 @@
 """AWS Bedrock Converse / ConverseStream behind the OpenAI-shaped contract, signed with SigV4.
 
-Translation lives in `bedrock_translate` (pure, unit-tested); this module signs, sends, decodes the
-binary event stream (`eventstream`) and maps failures. Credentials come from the model's
-`bedrock` SecretRefs, resolved when the Runtime is built; without them the model is unusable.
+Translation lives in `bedrock_translate` (pure, unit-tested) and the shared plumbing in `exchange`;
+this module signs, and reads the binary event stream (`eventstream`) into the shared loop.
+Credentials come from the model's `bedrock` SecretRefs, resolved when the Runtime is built;
+without them the model is unusable.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from aimm_gateway.providers.bedrock_translate import (
 )
 from aimm_gateway.providers.eventstream import CONTENT_TYPE as EVENTSTREAM
 from aimm_gateway.providers.eventstream import iter_eventstream
-from aimm_gateway.providers.http import UpstreamPools, UpstreamStream
+from aimm_gateway.providers.exchange import decode_json, open_stream, post, post_json, translate_stream
+from aimm_gateway.providers.http import UpstreamPools
 
 _JSON = "application/json"
-_TRANSPORT_FAILURES = frozenset({"connection", "timeout"})
 EMBED_CONCURRENCY = 8  # Titan embeds one text per call: bound the fan-out of a batch
 
 
@@ -74,10 +75,8 @@ class BedrockProvider:
         url = self._url(model_id, "converse")
         body = orjson.dumps(to_converse_request(call.request))
         headers = self.signed_headers(url, body, _JSON, call.model.headers)
-        resp = await self._client.post(url, headers, body, call.timeouts)
-        if resp.status >= 400:
-            raise bedrock_error(self._provider, resp.status, resp.headers, resp.body)
-        data = _decode(self._provider, resp.body)
+        resp = await post(self._client, url, headers, body, call.timeouts, self._provider, bedrock_error)
+        data = decode_json(self._provider, resp.body)
         return from_converse_response(data, model_id, request_id=header(resp.headers, "x-amzn-RequestId"))
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
@@ -85,33 +84,23 @@ class BedrockProvider:
         url = self._url(model_id, "converse-stream")
         body = orjson.dumps(to_converse_request(call.request))
         headers = self.signed_headers(url, body, EVENTSTREAM, call.model.headers)
-        async with self._client.stream(url, headers, body, call.timeouts) as resp:
-            if resp.status >= 400:
-                raise bedrock_error(self._provider, resp.status, resp.headers, await resp.read_all())
+        async with open_stream(self._client, url, headers, body, call.timeouts, self._provider, bedrock_error) as resp:
             translator = ConverseStreamTranslator(model_id, request_id=header(resp.headers, "x-amzn-RequestId"))
-            try:
-                async for out in self._translate(resp, translator):
-                    yield out
-            except UpstreamError as exc:
-                # After messageStop the answer is whole: losing the metadata frame must not fail it (a
-                # retry would pay twice); only its token counts are lost.
-                if not translator.stopped or exc.kind not in _TRANSPORT_FAILURES:
-                    raise
-        if not translator.done:
-            if not translator.stopped:
-                # Without messageStop the answer may be cut short: the client must see an error, not an end.
-                raise UpstreamError(f"{self._provider} stream ended before messageStop", kind="connection")
-            yield translator.final_usage_chunk()
+            # The answer is whole at messageStop; usage follows in metadata, whose loss costs only the counts.
+            async for out in translate_stream(
+                self._events(resp.chunks),
+                translator,
+                self._provider,
+                terminal="messageStop",
+                complete=lambda: translator.stopped,
+            ):
+                yield out
 
-    async def _translate(self, resp: UpstreamStream, translator: ConverseStreamTranslator) -> AsyncIterator[ChatChunk]:
-        async for message in iter_eventstream(resp.chunks, self._provider):
+    async def _events(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        async for message in iter_eventstream(chunks, self._provider):
             if message.kind != "event":
                 raise stream_exception(self._provider, message.name, message.payload, message.error_message)
-            for out in translator.feed(message.name, _decode(self._provider, message.payload)):
-                yield out
-            if translator.done:
-                yield translator.final_usage_chunk()
-                return
+            yield message.name, decode_json(self._provider, message.payload)
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         texts = titan_inputs(call.request)
@@ -120,13 +109,9 @@ class BedrockProvider:
 
         async def one(text: str) -> dict[str, Any]:
             body = orjson.dumps(titan_request(text, call.request))
-            async with gate:
-                resp = await self._client.post(
-                    url, self.signed_headers(url, body, _JSON, call.model.headers), body, call.timeouts
-                )
-            if resp.status >= 400:
-                raise bedrock_error(self._provider, resp.status, resp.headers, resp.body)
-            return _decode(self._provider, resp.body)
+            async with gate:  # signed inside: a signature is only valid for minutes after X-Amz-Date
+                headers = self.signed_headers(url, body, _JSON, call.model.headers)
+                return await post_json(self._client, url, headers, body, call.timeouts, self._provider, bedrock_error)
 
         try:
             # A TaskGroup cancels the other calls as soon as one fails.
@@ -153,13 +138,3 @@ def resolve_credentials(settings: BedrockSettings) -> tuple[ReadOnlyCredentials 
     if missing or access is None or secret is None:
         return None, f"no AWS credentials ({', '.join(missing)} not set)"
     return ReadOnlyCredentials(access, secret, token), None
-
-
-def _decode(provider: str, raw: bytes | str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"{provider} returned invalid JSON", kind="http") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"{provider} returned an unexpected JSON value", kind="http")
-    return data

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from aimm_gateway.errors import UpstreamError
-from aimm_gateway.routing.retry import parse_retry_after, parse_retry_after_ms
+from aimm_gateway.retry_after import retry_after_s
 
 # Client-side problems the caller can fix: passed through with the provider's status.
 _PASS_THROUGH = {400, 404, 409, 413, 415, 422}
@@ -17,7 +17,7 @@ _OVERLOADED = {503, 529}
 def upstream_error(provider: str, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
     message = _message(body) or f"HTTP {status}"
     text = f"{provider} upstream error: {message}"
-    retry_after = _retry_after(headers)
+    retry_after = retry_after_s(headers)
     if status == 429:
         return UpstreamError(
             text,
@@ -59,10 +59,3 @@ def _message(body: bytes) -> str | None:
         if isinstance(data.get("message"), str):
             return str(data["message"])
     return None
-
-
-def _retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds to wait: `retry-after-ms` (OpenAI, Anthropic) is finer than `retry-after`."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    precise = parse_retry_after_ms(lowered.get("retry-after-ms"))
-    return precise if precise is not None else parse_retry_after(lowered.get("retry-after"))

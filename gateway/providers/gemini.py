@@ -1,8 +1,8 @@
 """The Google Gemini API wire format (`generateContent`, `streamGenerateContent`, `batchEmbedContents`).
 
-Translation lives in `gemini_translate` (pure, unit-tested); this module only sends, streams and
-maps failures. `generate` / `stream_generate` are shared with Gemini on Vertex AI, which takes the
-same bodies at other URLs with other credentials.
+Translation lives in `gemini_translate` (pure, unit-tested) and the shared plumbing in `exchange`;
+this module only knows the URLs and the auth header. `generate` / `stream_generate` are shared
+with Gemini on Vertex AI, which takes the same bodies at other URLs with other credentials.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import orjson
 
 from aimm_gateway.canonical import ChatChunk, ChatCompletion
 from aimm_gateway.config import ModelConfig
-from aimm_gateway.errors import UpstreamError
 from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
+from aimm_gateway.providers.exchange import open_stream, post_json, sse_events, translate_stream
 from aimm_gateway.providers.gemini_translate import (
     GeminiStreamTranslator,
     embedding_texts,
@@ -27,7 +27,6 @@ from aimm_gateway.providers.gemini_translate import (
     to_gemini_request,
 )
 from aimm_gateway.providers.http import UpstreamClient, UpstreamPools
-from aimm_gateway.providers.sse import iter_sse
 
 _API_VERSIONS = ("/v1beta", "/v1", "/v1alpha")
 
@@ -59,12 +58,11 @@ class GeminiProvider:
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         texts = embedding_texts(call.request)
-        body = to_batch_embed_request(call.request, self._model_name, texts)
+        body = orjson.dumps(to_batch_embed_request(call.request, self._model_name, texts))
         headers = self._headers(call.model, call.api_key, "application/json")
-        resp = await self._client.post(self._embed_url, headers, orjson.dumps(body), call.timeouts)
-        if resp.status >= 400:
-            raise gemini_error(self._provider, resp.status, resp.headers, resp.body)
-        data = decode(self._provider, resp.body)
+        data = await post_json(
+            self._client, self._embed_url, headers, body, call.timeouts, self._provider, gemini_error
+        )
         return from_batch_embed_response(data, call.model.upstream_model, texts, call.request.encoding_format)
 
 
@@ -72,15 +70,11 @@ async def generate(
     client: UpstreamClient, url: str, headers: dict[str, str], call: UpstreamCall, provider: str
 ) -> ChatCompletion:
     """One non-streaming `generateContent` round trip, translated both ways."""
-    body = to_gemini_request(call.request, call.model)
-    resp = await client.post(url, headers, orjson.dumps(body), call.timeouts)
-    if resp.status >= 400:
-        raise gemini_error(provider, resp.status, resp.headers, resp.body)
+    body = orjson.dumps(to_gemini_request(call.request, call.model))
+    data = await post_json(client, url, headers, body, call.timeouts, provider, gemini_error)
     # Like the other adapters, answers name the upstream model that produced them.
     return from_gemini_response(
-        decode(provider, resp.body),
-        call.model.upstream_model,
-        parallel_tool_calls=call.request.parallel_tool_calls is not False,
+        data, call.model.upstream_model, parallel_tool_calls=call.request.parallel_tool_calls is not False
     )
 
 
@@ -88,20 +82,40 @@ async def stream_generate(
     client: UpstreamClient, url: str, headers: dict[str, str], call: UpstreamCall, provider: str
 ) -> AsyncIterator[ChatChunk]:
     """`streamGenerateContent?alt=sse` as OpenAI chunks, ending with the usage chunk."""
-    body = to_gemini_request(call.request, call.model)
-    translator = GeminiStreamTranslator(
-        call.model.upstream_model, parallel_tool_calls=call.request.parallel_tool_calls is not False, provider=provider
+    body = orjson.dumps(to_gemini_request(call.request, call.model))
+    translator = _Events(
+        GeminiStreamTranslator(
+            call.model.upstream_model,
+            parallel_tool_calls=call.request.parallel_tool_calls is not False,
+            provider=provider,
+        )
     )
-    async with client.stream(url, headers, orjson.dumps(body), call.timeouts) as resp:
-        if resp.status >= 400:
-            raise gemini_error(provider, resp.status, resp.headers, await resp.read_all())
-        async for event in iter_sse(resp.chunks):
-            for out in translator.feed(decode(provider, event.data)):
-                yield out
-    # Gemini has no terminal event: without a finishReason the answer may be cut short.
-    if not translator.finished:
-        raise UpstreamError(f"{provider} stream ended before a finishReason", kind="connection")
-    yield translator.final_usage_chunk()
+    async with open_stream(client, url, headers, body, call.timeouts, provider, gemini_error) as resp:
+        # Gemini has no terminal event: without a finishReason the answer may be cut short.
+        async for out in translate_stream(
+            sse_events(resp.chunks, provider),
+            translator,
+            provider,
+            terminal="a finishReason",
+            complete=lambda: translator.inner.finished,
+        ):
+            yield out
+
+
+class _Events:
+    """Gemini's translator as the shared loop drives it: events carry no names, none is terminal."""
+
+    __slots__ = ("inner",)
+    done = False  # read to the end: the last chunk may still bring usage
+
+    def __init__(self, inner: GeminiStreamTranslator) -> None:
+        self.inner = inner
+
+    def feed(self, event: str, data: dict[str, Any]) -> list[ChatChunk]:
+        return self.inner.feed(data)
+
+    def final_usage_chunk(self) -> ChatChunk:
+        return self.inner.final_usage_chunk()
 
 
 def api_root(endpoint: str) -> str:
@@ -112,13 +126,3 @@ def api_root(endpoint: str) -> str:
 
 def model_id(upstream_model: str) -> str:
     return upstream_model.removeprefix("models/")  # Google's resource names carry this prefix
-
-
-def decode(provider: str, raw: bytes | str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"{provider} returned invalid JSON", kind="http") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"{provider} returned an unexpected JSON value", kind="http")
-    return data

@@ -41,7 +41,7 @@ from aimm_gateway.canonical import (
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
-from aimm_gateway.providers.translate_common import openai_embeddings, text_only
+from aimm_gateway.providers.translate_common import openai_embeddings, text_only, tool_arguments
 from aimm_gateway.tokens import estimate_text_tokens
 
 JSON_MIME = "application/json"
@@ -283,24 +283,13 @@ def _model_parts(msg: Message, i: int, call_names: dict[str, str]) -> list[dict[
         name = call.function.name
         call_names[call.id] = name
         where = f"messages[{i}].tool_calls[{k}].function.arguments"
-        part: dict[str, Any] = {"functionCall": {"name": name, "args": _arguments(call.function.arguments, where)}}
+        args = tool_arguments(call.function.arguments, where, "Gemini")
+        part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
         signature = signature_from_id(call.id)
         if signature is not None:
             part["thoughtSignature"] = signature
         parts.append(part)
     return parts
-
-
-def _arguments(arguments: str, where: str) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}  # some clients send "" for a call without arguments
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(f"{where}: not valid JSON", param=where) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{where}: must be a JSON object for Gemini models", param=where)
-    return value
 
 
 def _function_response(msg: Message, i: int, call_names: dict[str, str]) -> dict[str, Any]:

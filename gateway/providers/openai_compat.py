@@ -4,7 +4,7 @@ The canonical model *is* this format, so requests pass through with only `model`
 unknown fields kept; streams are asked for usage so cost can always be settled.
 
 Close variants (Azure OpenAI) reuse this adapter: `query` is appended to every URL, `send_model`
-says whether the body names the model, and `_upstream_error` can recognise provider error codes.
+says whether the body names the model, and `_on_error` can recognise provider error codes.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from aimm_gateway.errors import UpstreamError
 from aimm_gateway.presets import AuthStyle
 from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
 from aimm_gateway.providers.errors import upstream_error
+from aimm_gateway.providers.exchange import DONE, open_stream, post_json, sse_events
 from aimm_gateway.providers.http import UpstreamPools
-from aimm_gateway.providers.sse import iter_sse
 
 
 class OpenAICompatProvider:
@@ -55,32 +55,26 @@ class OpenAICompatProvider:
             return {**body, "model": upstream_model}
         return {k: v for k, v in body.items() if k != "model"}
 
-    def _upstream_error(self, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
-        return upstream_error(self._provider, status, headers, body)
+    def _on_error(self, provider: str, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
+        return upstream_error(provider, status, headers, body)
 
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
         body = self._body(call.body, call.model.upstream_model)
         body.pop("stream", None)
         body.pop("stream_options", None)
-        resp = await self._client.post(
-            self._chat_url, self._headers(call.api_key, call.model.headers), orjson.dumps(body), call.timeouts
-        )
-        if resp.status >= 400:
-            raise self._upstream_error(resp.status, resp.headers, resp.body)
-        return _decode(self._provider, resp.body)
+        return await self._post(self._chat_url, body, call)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         body = {**self._body(call.body, call.model.upstream_model), "stream": True}
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        headers = self._headers(call.api_key, call.model.headers)
-        headers["accept"] = "text/event-stream"
-        async with self._client.stream(self._chat_url, headers, orjson.dumps(body), call.timeouts) as resp:
-            if resp.status >= 400:
-                raise self._upstream_error(resp.status, resp.headers, await resp.read_all())
-            async for event in iter_sse(resp.chunks):
-                if event.data == "[DONE]":
+        headers = {**self._headers(call.api_key, call.model.headers), "accept": "text/event-stream"}
+        async with open_stream(
+            self._client, self._chat_url, headers, orjson.dumps(body), call.timeouts, self._provider, self._on_error
+        ) as resp:
+            # The chunks are already OpenAI's: no translation, and the usage chunk comes from upstream.
+            async for event, data in sse_events(resp.chunks, self._provider):
+                if event == DONE:
                     return
-                data = _decode(self._provider, event.data.encode())
                 if "error" in data and "choices" not in data:
                     err = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
                     raise UpstreamError(f"{self._provider} stream error: {err.get('message')}", kind="http")
@@ -88,23 +82,10 @@ class OpenAICompatProvider:
         raise UpstreamError(f"{self._provider} stream ended before [DONE]", kind="connection")
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
-        body = self._body(call.body, call.model.upstream_model)
-        resp = await self._client.post(
-            self._embed_url,
-            self._headers(call.api_key, call.model.headers),
-            orjson.dumps(body),
-            call.timeouts,
+        return await self._post(self._embed_url, self._body(call.body, call.model.upstream_model), call)
+
+    async def _post(self, url: str, body: dict[str, Any], call: UpstreamCall | EmbeddingCall) -> dict[str, Any]:
+        headers = self._headers(call.api_key, call.model.headers)
+        return await post_json(
+            self._client, url, headers, orjson.dumps(body), call.timeouts, self._provider, self._on_error
         )
-        if resp.status >= 400:
-            raise self._upstream_error(resp.status, resp.headers, resp.body)
-        return _decode(self._provider, resp.body)
-
-
-def _decode(provider: str, raw: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"{provider} returned invalid JSON", kind="http") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"{provider} returned an unexpected JSON value", kind="http")
-    return data

@@ -26,15 +26,11 @@ from google.oauth2 import service_account
 from aimm_gateway.canonical import ChatChunk, ChatCompletion
 from aimm_gateway.config import ModelConfig, VertexSettings
 from aimm_gateway.errors import InvalidRequest, UpstreamError
-from aimm_gateway.providers.anthropic_translate import (
-    AnthropicStreamTranslator,
-    from_anthropic_response,
-    json_tool_name,
-    to_anthropic_request,
-)
+from aimm_gateway.providers.anthropic import anthropic_stream
+from aimm_gateway.providers.anthropic_translate import from_anthropic_response, json_tool_name, to_anthropic_request
 from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
-from aimm_gateway.providers.errors import upstream_error
-from aimm_gateway.providers.gemini import decode, generate, stream_generate
+from aimm_gateway.providers.exchange import post_json
+from aimm_gateway.providers.gemini import generate, stream_generate
 from aimm_gateway.providers.gemini_translate import (
     embedding_texts,
     from_vertex_predict_response,
@@ -42,7 +38,6 @@ from aimm_gateway.providers.gemini_translate import (
     to_vertex_predict_request,
 )
 from aimm_gateway.providers.http import UpstreamPools
-from aimm_gateway.providers.sse import iter_sse
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 ANTHROPIC_VERTEX_VERSION = "vertex-2023-10-16"
@@ -186,38 +181,19 @@ class VertexProvider:
         headers = await self._headers(call.model, "application/json")
         if self._publisher == "google":
             return await generate(self._client, self._complete_url, headers, call, self._provider)
-        body = anthropic_vertex_body(call, stream=False)
-        resp = await self._client.post(self._complete_url, headers, orjson.dumps(body), call.timeouts)
-        if resp.status >= 400:
-            raise upstream_error(self._provider, resp.status, resp.headers, resp.body)
-        msg = decode(self._provider, resp.body)
+        body = orjson.dumps(anthropic_vertex_body(call, stream=False))
+        msg = await post_json(self._client, self._complete_url, headers, body, call.timeouts, self._provider)
         return from_anthropic_response(msg, call.model.upstream_model, json_tool=json_tool_name(call.request))
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         headers = await self._headers(call.model, "text/event-stream")
         if self._publisher == "google":
-            async for out in stream_generate(self._client, self._stream_url, headers, call, self._provider):
-                yield out
-            return
-        async for out in self._stream_anthropic(call, headers):
+            chunks = stream_generate(self._client, self._stream_url, headers, call, self._provider)
+        else:
+            body = orjson.dumps(anthropic_vertex_body(call, stream=True))
+            chunks = anthropic_stream(self._client, self._stream_url, headers, body, call, self._provider)
+        async for out in chunks:
             yield out
-
-    async def _stream_anthropic(self, call: UpstreamCall, headers: dict[str, str]) -> AsyncIterator[ChatChunk]:
-        body = anthropic_vertex_body(call, stream=True)
-        translator = AnthropicStreamTranslator(
-            call.model.upstream_model, json_tool=json_tool_name(call.request), provider=self._provider
-        )
-        async with self._client.stream(self._stream_url, headers, orjson.dumps(body), call.timeouts) as resp:
-            if resp.status >= 400:
-                raise upstream_error(self._provider, resp.status, resp.headers, await resp.read_all())
-            async for event in iter_sse(resp.chunks):
-                for out in translator.feed(event.event, decode(self._provider, event.data)):
-                    yield out
-                if translator.done:
-                    yield translator.final_usage_chunk()
-                    return
-        # Without message_stop the answer may be cut short: the client must see an error, not an end.
-        raise UpstreamError(f"{self._provider} stream ended before message_stop", kind="connection")
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         if self._publisher != "google":
@@ -226,11 +202,10 @@ class VertexProvider:
             )
         texts = embedding_texts(call.request)
         headers = await self._headers(call.model, "application/json")
-        body = to_vertex_predict_request(call.request, texts)
-        resp = await self._client.post(self._predict_url, headers, orjson.dumps(body), call.timeouts)
-        if resp.status >= 400:
-            raise gemini_error(self._provider, resp.status, resp.headers, resp.body)
-        data = decode(self._provider, resp.body)
+        body = orjson.dumps(to_vertex_predict_request(call.request, texts))
+        data = await post_json(
+            self._client, self._predict_url, headers, body, call.timeouts, self._provider, gemini_error
+        )
         return from_vertex_predict_response(data, call.model.upstream_model, call.request.encoding_format)
 
 

@@ -14,10 +14,7 @@ The budget is a token bucket: every client request deposits `budget_ratio` token
 
 from __future__ import annotations
 
-import math
 import random
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from aimm_gateway.config import RetrySettings
 from aimm_gateway.routing.clock import Clock, SystemClock
@@ -51,37 +48,6 @@ class RetryPolicy:
     def exceeds_cap(self, retry_after_s: float | None) -> bool:
         """True when the upstream asks for a longer wait than we are willing to sleep."""
         return retry_after_s is not None and retry_after_s > self.retry_after_cap_s
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP-date; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if math.isnan(seconds) or math.isinf(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def parse_retry_after_ms(value: str | None) -> float | None:
-    """Seconds from OpenAI's `retry-after-ms` header; None if unusable."""
-    if not value:
-        return None
-    try:
-        ms = float(value.strip())
-    except ValueError:
-        return None
-    return max(0.0, ms / 1000.0) if math.isfinite(ms) else None
 
 
 class RetryBudget:

@@ -93,6 +93,27 @@ def test_google_genai_sdk_reads_the_mock(authed_mock: str) -> None:
     assert "models/gemini-2.5-flash" in [m.name for m in sdk.models.list()]
 
 
+@pytest.mark.parametrize(("api_version", "served_as"), [(None, "v1"), ("v1", "v1"), ("v1beta", "v1beta")])
+def test_google_genai_reaches_the_mock_on_every_api_version(
+    authed_mock: str, api_version: str | None, served_as: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None: the SDK's own default (v1 in current google-genai), the path its users hit first.
+    monkeypatch.delenv("GOOGLE_GENAI_API_VERSION", raising=False)
+    options = genai_types.HttpOptions(base_url=authed_mock, api_version=api_version)
+    sdk = genai.Client(api_key="test-key", http_options=options)
+    before = httpx.get(f"{authed_mock}/_mock/stats").json()["by_path"]
+    reply = sdk.models.generate_content(model="gemini-2.5-flash", contents="which path")
+    assert reply.text == "Mock reply from gemini-2.5-flash: which path"
+    streamed = [
+        c.text or "" for c in sdk.models.generate_content_stream(model="gemini-2.5-flash", contents="which path")
+    ]
+    assert len(streamed) == 4 and "".join(streamed) == reply.text
+    assert "models/gemini-2.5-flash" in [m.name for m in sdk.models.list()]
+    after = httpx.get(f"{authed_mock}/_mock/stats").json()["by_path"]
+    for path in (f"/{served_as}/models/gemini-2.5-flash:generateContent", f"/{served_as}/models"):
+        assert after.get(path, 0) == before.get(path, 0) + 1, (path, after)
+
+
 def test_stream_without_alt_sse_is_one_json_array(authed_mock: str) -> None:
     url = f"{authed_mock}/v1beta/models/gemini-2.5-flash:streamGenerateContent"
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}

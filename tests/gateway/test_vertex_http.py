@@ -113,6 +113,19 @@ def test_official_sdks_read_the_vertex_mock(vertex: Vertex) -> None:
         assert s.get_final_text() == message.content[0].text
 
 
+def test_google_genai_default_vertex_api_version_reaches_the_mock(
+    vertex: Vertex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOOGLE_GENAI_API_VERSION", raising=False)
+    creds = service_account.Credentials.from_service_account_info(vertex.info, scopes=[CLOUD_PLATFORM_SCOPE])
+    options = genai_types.HttpOptions(base_url=vertex.upstream.url)  # the SDK picks the version (v1beta1)
+    sdk = genai.Client(vertexai=True, project="p", location="us-central1", credentials=creds, http_options=options)
+    reply = sdk.models.generate_content(model="gemini-2.5-flash", contents="default version")
+    assert reply.text == "Mock reply from gemini-2.5-flash: default version"
+    path = "/v1beta1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash:generateContent"
+    assert vertex.upstream.stats()["by_path"].get(path) == 1
+
+
 def test_vertex_routes_need_a_token_from_the_token_endpoint(vertex: Vertex) -> None:
     url = f"{vertex.upstream.url}{PREFIX}/google/models/gemini-2.5-flash:generateContent"
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}

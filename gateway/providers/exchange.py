@@ -1,0 +1,135 @@
+"""One exchange with an upstream, the same for every wire format: send, map a failed status,
+decode the JSON, and for streams the read loop that feeds a format's translator.
+
+Provider modules keep only what differs (URL, auth headers, the pure translation, and which
+function maps their errors); everything here is the plumbing they share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import orjson
+
+from aimm_gateway.canonical import ChatChunk
+from aimm_gateway.config import Timeouts
+from aimm_gateway.errors import UpstreamError
+from aimm_gateway.providers.errors import upstream_error
+from aimm_gateway.providers.http import UpstreamClient, UpstreamResponse, UpstreamStream
+from aimm_gateway.providers.sse import iter_sse
+
+# (provider, status, headers, body) -> the caller's error; `upstream_error` unless a format refines it.
+ErrorMapper = Callable[[str, int, dict[str, str], bytes], UpstreamError]
+
+DONE = "[DONE]"  # the data of the sentinel event OpenAI-style streams end with
+_TRANSPORT_FAILURES = frozenset({"connection", "timeout"})
+
+
+def decode_json(provider: str, raw: bytes | str) -> dict[str, Any]:
+    """An upstream's JSON object; anything else is the upstream's fault (502), never the caller's."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"{provider} returned invalid JSON", kind="http") from None
+    if not isinstance(data, dict):
+        raise UpstreamError(f"{provider} returned an unexpected JSON value", kind="http")
+    return data
+
+
+async def post(
+    client: UpstreamClient,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    timeouts: Timeouts,
+    provider: str,
+    on_error: ErrorMapper = upstream_error,
+) -> UpstreamResponse:
+    """A POST whose HTTP failure is already an `UpstreamError`."""
+    resp = await client.post(url, headers, body, timeouts)
+    if resp.status >= 400:
+        raise on_error(provider, resp.status, resp.headers, resp.body)
+    return resp
+
+
+async def post_json(
+    client: UpstreamClient,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    timeouts: Timeouts,
+    provider: str,
+    on_error: ErrorMapper = upstream_error,
+) -> dict[str, Any]:
+    """A POST answered with a JSON object."""
+    resp = await post(client, url, headers, body, timeouts, provider, on_error)
+    return decode_json(provider, resp.body)
+
+
+@asynccontextmanager
+async def open_stream(
+    client: UpstreamClient,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    timeouts: Timeouts,
+    provider: str,
+    on_error: ErrorMapper = upstream_error,
+) -> AsyncIterator[UpstreamStream]:
+    """A streamed POST; a failed status is raised (with the error body read) before any chunk."""
+    async with client.stream(url, headers, body, timeouts) as resp:
+        if resp.status >= 400:
+            raise on_error(provider, resp.status, resp.headers, await resp.read_all())
+        yield resp
+
+
+async def sse_events(chunks: AsyncIterator[bytes], provider: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(event name, decoded data) per SSE event; a `[DONE]` sentinel comes as (DONE, {}) and ends it."""
+    async for event in iter_sse(chunks):
+        if event.data == DONE:
+            yield DONE, {}
+            return
+        yield event.event, decode_json(provider, event.data)
+
+
+class StreamTranslator(Protocol):
+    """What the read loop needs of a format's stream translator (they live in `*_translate`)."""
+
+    @property
+    def done(self) -> bool: ...  # the terminal event arrived: nothing more to read
+
+    def feed(self, event: str, data: dict[str, Any]) -> list[ChatChunk]: ...
+
+    def final_usage_chunk(self) -> ChatChunk: ...
+
+
+async def translate_stream(
+    events: AsyncIterator[tuple[str, dict[str, Any]]],
+    translator: StreamTranslator,
+    provider: str,
+    *,
+    terminal: str,
+    complete: Callable[[], bool] | None = None,
+) -> AsyncIterator[ChatChunk]:
+    """Translated chunks until the terminal event, then the usage chunk.
+
+    `complete` says whether the answer is whole (default: `translator.done`); a stream that ends
+    before that is an error naming `terminal`, so a cut-short answer never looks finished. Once
+    it is whole, a broken connection only loses the trailing usage: failing then would make the
+    caller retry and pay twice.
+    """
+    whole = complete or (lambda: translator.done)
+    try:
+        async for name, data in events:
+            for out in translator.feed(name, data):
+                yield out
+            if translator.done:
+                break
+    except UpstreamError as exc:
+        if not whole() or exc.kind not in _TRANSPORT_FAILURES:
+            raise
+    if not whole():
+        raise UpstreamError(f"{provider} stream ended before {terminal}", kind="connection")
+    yield translator.final_usage_chunk()
