@@ -18,4 +18,3 @@ def request_cost(usage: Usage, pricing: Pricing) -> Decimal:
         + cached * cached_price
         + usage.completion_tokens * pricing.output_per_1k
     ) / _THOUSAND
-
