@@ -22,15 +22,14 @@ from aimm_gateway.providers.anthropic_translate import (
     to_anthropic_request,
 )
 from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
-from aimm_gateway.providers.exchange import open_stream, post_json, sse_events, translate_stream
-from aimm_gateway.providers.http import UpstreamClient, UpstreamPools
+from aimm_gateway.providers.exchange import Upstream, translate_stream
+from aimm_gateway.providers.http import UpstreamPools
 
 
 class AnthropicProvider:
     def __init__(self, provider: str, base_url: str, pools: UpstreamPools) -> None:
-        self._provider = provider
         self._url = f"{base_url.rstrip('/')}/v1/messages"
-        self._client = pools.for_url(base_url)
+        self._upstream = Upstream(pools.for_url(base_url), provider)
 
     def _headers(self, api_key: str | None, extra: dict[str, str], accept: str) -> dict[str, str]:
         headers = {
@@ -46,30 +45,37 @@ class AnthropicProvider:
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
         body = orjson.dumps(to_anthropic_request(call.request, call.model, stream=False))
         headers = self._headers(call.api_key, call.model.headers, "application/json")
-        msg = await post_json(self._client, self._url, headers, body, call.timeouts, self._provider)
-        # Like the OpenAI adapter, answers name the upstream model that produced them.
-        return from_anthropic_response(msg, call.model.upstream_model, json_tool=json_tool_name(call.request))
+        return await messages(self._upstream, self._url, headers, body, call)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         body = orjson.dumps(to_anthropic_request(call.request, call.model, stream=True))
         headers = self._headers(call.api_key, call.model.headers, "text/event-stream")
-        async for out in anthropic_stream(self._client, self._url, headers, body, call, self._provider):
+        async for out in messages_stream(self._upstream, self._url, headers, body, call):
             yield out
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         raise InvalidRequest(f"model {call.model.name!r}: the Anthropic API does not support embeddings", param="model")
 
 
-async def anthropic_stream(
-    client: UpstreamClient, url: str, headers: dict[str, str], body: bytes, call: UpstreamCall, provider: str
+# Shared with Claude on Vertex AI, which differs only in URL, auth and two body fields.
+
+
+async def messages(
+    upstream: Upstream, url: str, headers: dict[str, str], body: bytes, call: UpstreamCall
+) -> ChatCompletion:
+    """One Messages round trip; like the OpenAI adapter, the answer names the upstream model."""
+    msg = await upstream.post_json(url, headers, body, call.timeouts)
+    return from_anthropic_response(msg, call.model.upstream_model, json_tool=json_tool_name(call.request))
+
+
+async def messages_stream(
+    upstream: Upstream, url: str, headers: dict[str, str], body: bytes, call: UpstreamCall
 ) -> AsyncIterator[ChatChunk]:
-    """A Messages SSE stream as OpenAI chunks (shared with Claude on Vertex, which differs only in URL and auth)."""
+    """A Messages SSE stream as OpenAI chunks, ending with the usage chunk."""
     translator = AnthropicStreamTranslator(
-        call.model.upstream_model, json_tool=json_tool_name(call.request), provider=provider
+        call.model.upstream_model, json_tool=json_tool_name(call.request), provider=upstream.provider
     )
-    async with open_stream(client, url, headers, body, call.timeouts, provider) as resp:
+    async with upstream.stream(url, headers, body, call.timeouts) as resp:
         # Without message_stop the answer may be cut short: the client must see an error, not an end.
-        async for out in translate_stream(
-            sse_events(resp.chunks, provider), translator, provider, terminal="message_stop"
-        ):
+        async for out in translate_stream(upstream.sse(resp), translator, upstream.provider, terminal="message_stop"):
             yield out

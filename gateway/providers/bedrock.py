@@ -36,7 +36,7 @@ from aimm_gateway.providers.bedrock_translate import (
 )
 from aimm_gateway.providers.eventstream import CONTENT_TYPE as EVENTSTREAM
 from aimm_gateway.providers.eventstream import iter_eventstream
-from aimm_gateway.providers.exchange import decode_json, open_stream, post, post_json, translate_stream
+from aimm_gateway.providers.exchange import Upstream, translate_stream
 from aimm_gateway.providers.http import UpstreamPools
 
 _JSON = "application/json"
@@ -49,7 +49,7 @@ class BedrockProvider:
             raise ValueError(f"model {model.name!r}: provider 'bedrock' needs `bedrock` settings")
         self._provider = model.provider
         self._base = endpoint.rstrip("/")
-        self._client = pools.for_url(endpoint)
+        self._upstream = Upstream(pools.for_url(endpoint), model.provider, bedrock_error)
         credentials, self._problem = resolve_credentials(model.bedrock)
         self._signer = SigV4Auth(credentials, SIGNING_NAME, model.bedrock.region) if credentials else None
 
@@ -75,8 +75,8 @@ class BedrockProvider:
         url = self._url(model_id, "converse")
         body = orjson.dumps(to_converse_request(call.request))
         headers = self.signed_headers(url, body, _JSON, call.model.headers)
-        resp = await post(self._client, url, headers, body, call.timeouts, self._provider, bedrock_error)
-        data = decode_json(self._provider, resp.body)
+        resp = await self._upstream.post(url, headers, body, call.timeouts)
+        data = self._upstream.decode(resp.body)
         return from_converse_response(data, model_id, request_id=header(resp.headers, "x-amzn-RequestId"))
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
@@ -84,7 +84,7 @@ class BedrockProvider:
         url = self._url(model_id, "converse-stream")
         body = orjson.dumps(to_converse_request(call.request))
         headers = self.signed_headers(url, body, EVENTSTREAM, call.model.headers)
-        async with open_stream(self._client, url, headers, body, call.timeouts, self._provider, bedrock_error) as resp:
+        async with self._upstream.stream(url, headers, body, call.timeouts) as resp:
             translator = ConverseStreamTranslator(model_id, request_id=header(resp.headers, "x-amzn-RequestId"))
             # The answer is whole at messageStop; usage follows in metadata, whose loss costs only the counts.
             async for out in translate_stream(
@@ -100,7 +100,7 @@ class BedrockProvider:
         async for message in iter_eventstream(chunks, self._provider):
             if message.kind != "event":
                 raise stream_exception(self._provider, message.name, message.payload, message.error_message)
-            yield message.name, decode_json(self._provider, message.payload)
+            yield message.name, self._upstream.decode(message.payload)
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         texts = titan_inputs(call.request)
@@ -111,7 +111,7 @@ class BedrockProvider:
             body = orjson.dumps(titan_request(text, call.request))
             async with gate:  # signed inside: a signature is only valid for minutes after X-Amz-Date
                 headers = self.signed_headers(url, body, _JSON, call.model.headers)
-                return await post_json(self._client, url, headers, body, call.timeouts, self._provider, bedrock_error)
+                return await self._upstream.post_json(url, headers, body, call.timeouts)
 
         try:
             # A TaskGroup cancels the other calls as soon as one fails.

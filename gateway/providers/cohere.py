@@ -22,7 +22,7 @@ from aimm_gateway.providers.cohere_translate import (
     to_cohere_embed_request,
     to_cohere_request,
 )
-from aimm_gateway.providers.exchange import open_stream, post_json, sse_events, translate_stream
+from aimm_gateway.providers.exchange import Upstream, translate_stream
 from aimm_gateway.providers.http import UpstreamPools
 
 _JSON = "application/json"
@@ -30,11 +30,10 @@ _JSON = "application/json"
 
 class CohereProvider:
     def __init__(self, model: ModelConfig, endpoint: str, pools: UpstreamPools) -> None:
-        self._provider = model.provider
         base = endpoint.rstrip("/")
         self._chat_url = f"{base}/v2/chat"
         self._embed_url = f"{base}/v2/embed"
-        self._client = pools.for_url(endpoint)
+        self._upstream = Upstream(pools.for_url(endpoint), model.provider)
 
     def _headers(self, api_key: str | None, extra: dict[str, str], accept: str) -> dict[str, str]:
         headers = {**extra, "content-type": _JSON, "accept": accept}
@@ -45,7 +44,7 @@ class CohereProvider:
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
         body = orjson.dumps(to_cohere_request(call.request, call.model, stream=False))
         headers = self._headers(call.api_key, call.model.headers, _JSON)
-        data = await post_json(self._client, self._chat_url, headers, body, call.timeouts, self._provider)
+        data = await self._upstream.post_json(self._chat_url, headers, body, call.timeouts)
         # Like the OpenAI adapter, answers name the upstream model that produced them.
         return from_cohere_response(data, call.model.upstream_model)
 
@@ -53,16 +52,16 @@ class CohereProvider:
         body = orjson.dumps(to_cohere_request(call.request, call.model, stream=True))
         headers = self._headers(call.api_key, call.model.headers, "text/event-stream")
         translator = CohereStreamTranslator(call.model.upstream_model)
-        async with open_stream(self._client, self._chat_url, headers, body, call.timeouts, self._provider) as resp:
+        upstream = self._upstream
+        async with upstream.stream(self._chat_url, headers, body, call.timeouts) as resp:
             # Some deployments end with the OpenAI-style [DONE], which the translator ignores; without
             # message-end the answer may be cut short: the client must see an error, not an end.
-            async for out in translate_stream(
-                sse_events(resp.chunks, self._provider), translator, self._provider, terminal="message-end"
-            ):
+            events = upstream.sse(resp)
+            async for out in translate_stream(events, translator, upstream.provider, terminal="message-end"):
                 yield out
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         body = orjson.dumps(to_cohere_embed_request(call.request, call.model))
         headers = self._headers(call.api_key, call.model.headers, _JSON)
-        data = await post_json(self._client, self._embed_url, headers, body, call.timeouts, self._provider)
+        data = await self._upstream.post_json(self._embed_url, headers, body, call.timeouts)
         return from_cohere_embed_response(data, call.model.upstream_model, call.request.encoding_format)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -38,51 +39,40 @@ def decode_json(provider: str, raw: bytes | str) -> dict[str, Any]:
     return data
 
 
-async def post(
-    client: UpstreamClient,
-    url: str,
-    headers: dict[str, str],
-    body: bytes,
-    timeouts: Timeouts,
-    provider: str,
-    on_error: ErrorMapper = upstream_error,
-) -> UpstreamResponse:
-    """A POST whose HTTP failure is already an `UpstreamError`."""
-    resp = await client.post(url, headers, body, timeouts)
-    if resp.status >= 400:
-        raise on_error(provider, resp.status, resp.headers, resp.body)
-    return resp
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One upstream as a provider sees it: its pooled client, its name in errors, its error mapping."""
 
+    client: UpstreamClient
+    provider: str
+    on_error: ErrorMapper = upstream_error
 
-async def post_json(
-    client: UpstreamClient,
-    url: str,
-    headers: dict[str, str],
-    body: bytes,
-    timeouts: Timeouts,
-    provider: str,
-    on_error: ErrorMapper = upstream_error,
-) -> dict[str, Any]:
-    """A POST answered with a JSON object."""
-    resp = await post(client, url, headers, body, timeouts, provider, on_error)
-    return decode_json(provider, resp.body)
+    def decode(self, raw: bytes | str) -> dict[str, Any]:
+        return decode_json(self.provider, raw)
 
-
-@asynccontextmanager
-async def open_stream(
-    client: UpstreamClient,
-    url: str,
-    headers: dict[str, str],
-    body: bytes,
-    timeouts: Timeouts,
-    provider: str,
-    on_error: ErrorMapper = upstream_error,
-) -> AsyncIterator[UpstreamStream]:
-    """A streamed POST; a failed status is raised (with the error body read) before any chunk."""
-    async with client.stream(url, headers, body, timeouts) as resp:
+    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
+        """A POST whose HTTP failure is already an `UpstreamError`."""
+        resp = await self.client.post(url, headers, body, timeouts)
         if resp.status >= 400:
-            raise on_error(provider, resp.status, resp.headers, await resp.read_all())
-        yield resp
+            raise self.on_error(self.provider, resp.status, resp.headers, resp.body)
+        return resp
+
+    async def post_json(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> dict[str, Any]:
+        """A POST answered with a JSON object."""
+        return self.decode((await self.post(url, headers, body, timeouts)).body)
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> AsyncIterator[UpstreamStream]:
+        """A streamed POST; a failed status is raised (with the error body read) before any chunk."""
+        async with self.client.stream(url, headers, body, timeouts) as resp:
+            if resp.status >= 400:
+                raise self.on_error(self.provider, resp.status, resp.headers, await resp.read_all())
+            yield resp
+
+    def sse(self, resp: UpstreamStream) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        return sse_events(resp.chunks, self.provider)
 
 
 async def sse_events(chunks: AsyncIterator[bytes], provider: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:

@@ -16,7 +16,7 @@ import orjson
 from aimm_gateway.canonical import ChatChunk, ChatCompletion
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
-from aimm_gateway.providers.exchange import open_stream, post_json, sse_events, translate_stream
+from aimm_gateway.providers.exchange import Upstream, translate_stream
 from aimm_gateway.providers.gemini_translate import (
     GeminiStreamTranslator,
     embedding_texts,
@@ -26,20 +26,19 @@ from aimm_gateway.providers.gemini_translate import (
     to_batch_embed_request,
     to_gemini_request,
 )
-from aimm_gateway.providers.http import UpstreamClient, UpstreamPools
+from aimm_gateway.providers.http import UpstreamPools
 
 _API_VERSIONS = ("/v1beta", "/v1", "/v1alpha")
 
 
 class GeminiProvider:
     def __init__(self, model: ModelConfig, endpoint: str, pools: UpstreamPools) -> None:
-        self._provider = model.provider
         self._model_name = model_id(model.upstream_model)
         root = f"{api_root(endpoint)}/models/{quote(self._model_name, safe='@')}"
         self._generate_url = f"{root}:generateContent"
         self._stream_url = f"{root}:streamGenerateContent?alt=sse"
         self._embed_url = f"{root}:batchEmbedContents"
-        self._client = pools.for_url(endpoint)
+        self._upstream = Upstream(pools.for_url(endpoint), model.provider, gemini_error)
 
     def _headers(self, call_model: ModelConfig, api_key: str | None, accept: str) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": accept, **call_model.headers}
@@ -49,29 +48,25 @@ class GeminiProvider:
 
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
         headers = self._headers(call.model, call.api_key, "application/json")
-        return await generate(self._client, self._generate_url, headers, call, self._provider)
+        return await generate(self._upstream, self._generate_url, headers, call)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         headers = self._headers(call.model, call.api_key, "text/event-stream")
-        async for out in stream_generate(self._client, self._stream_url, headers, call, self._provider):
+        async for out in stream_generate(self._upstream, self._stream_url, headers, call):
             yield out
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         texts = embedding_texts(call.request)
         body = orjson.dumps(to_batch_embed_request(call.request, self._model_name, texts))
         headers = self._headers(call.model, call.api_key, "application/json")
-        data = await post_json(
-            self._client, self._embed_url, headers, body, call.timeouts, self._provider, gemini_error
-        )
+        data = await self._upstream.post_json(self._embed_url, headers, body, call.timeouts)
         return from_batch_embed_response(data, call.model.upstream_model, texts, call.request.encoding_format)
 
 
-async def generate(
-    client: UpstreamClient, url: str, headers: dict[str, str], call: UpstreamCall, provider: str
-) -> ChatCompletion:
+async def generate(upstream: Upstream, url: str, headers: dict[str, str], call: UpstreamCall) -> ChatCompletion:
     """One non-streaming `generateContent` round trip, translated both ways."""
     body = orjson.dumps(to_gemini_request(call.request, call.model))
-    data = await post_json(client, url, headers, body, call.timeouts, provider, gemini_error)
+    data = await upstream.post_json(url, headers, body, call.timeouts)
     # Like the other adapters, answers name the upstream model that produced them.
     return from_gemini_response(
         data, call.model.upstream_model, parallel_tool_calls=call.request.parallel_tool_calls is not False
@@ -79,7 +74,7 @@ async def generate(
 
 
 async def stream_generate(
-    client: UpstreamClient, url: str, headers: dict[str, str], call: UpstreamCall, provider: str
+    upstream: Upstream, url: str, headers: dict[str, str], call: UpstreamCall
 ) -> AsyncIterator[ChatChunk]:
     """`streamGenerateContent?alt=sse` as OpenAI chunks, ending with the usage chunk."""
     body = orjson.dumps(to_gemini_request(call.request, call.model))
@@ -87,15 +82,15 @@ async def stream_generate(
         GeminiStreamTranslator(
             call.model.upstream_model,
             parallel_tool_calls=call.request.parallel_tool_calls is not False,
-            provider=provider,
+            provider=upstream.provider,
         )
     )
-    async with open_stream(client, url, headers, body, call.timeouts, provider, gemini_error) as resp:
+    async with upstream.stream(url, headers, body, call.timeouts) as resp:
         # Gemini has no terminal event: without a finishReason the answer may be cut short.
         async for out in translate_stream(
-            sse_events(resp.chunks, provider),
+            upstream.sse(resp),
             translator,
-            provider,
+            upstream.provider,
             terminal="a finishReason",
             complete=lambda: translator.inner.finished,
         ):

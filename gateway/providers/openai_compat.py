@@ -19,7 +19,7 @@ from aimm_gateway.errors import UpstreamError
 from aimm_gateway.presets import AuthStyle
 from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
 from aimm_gateway.providers.errors import upstream_error
-from aimm_gateway.providers.exchange import DONE, open_stream, post_json, sse_events
+from aimm_gateway.providers.exchange import DONE, Upstream
 from aimm_gateway.providers.http import UpstreamPools
 
 
@@ -34,13 +34,12 @@ class OpenAICompatProvider:
         query: str = "",
         send_model: bool = True,
     ) -> None:
-        self._provider = provider
         suffix = f"?{query}" if query else ""
         self._chat_url = f"{base_url}/chat/completions{suffix}"
         self._embed_url = f"{base_url}/embeddings{suffix}"
         self._auth = auth
         self._send_model = send_model
-        self._client = pools.for_url(base_url)
+        self._upstream = Upstream(pools.for_url(base_url), provider, self._on_error)
 
     def _headers(self, api_key: str | None, extra: dict[str, str]) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json", **extra}
@@ -68,24 +67,21 @@ class OpenAICompatProvider:
         body = {**self._body(call.body, call.model.upstream_model), "stream": True}
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         headers = {**self._headers(call.api_key, call.model.headers), "accept": "text/event-stream"}
-        async with open_stream(
-            self._client, self._chat_url, headers, orjson.dumps(body), call.timeouts, self._provider, self._on_error
-        ) as resp:
+        upstream = self._upstream
+        async with upstream.stream(self._chat_url, headers, orjson.dumps(body), call.timeouts) as resp:
             # The chunks are already OpenAI's: no translation, and the usage chunk comes from upstream.
-            async for event, data in sse_events(resp.chunks, self._provider):
+            async for event, data in upstream.sse(resp):
                 if event == DONE:
                     return
                 if "error" in data and "choices" not in data:
                     err = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
-                    raise UpstreamError(f"{self._provider} stream error: {err.get('message')}", kind="http")
+                    raise UpstreamError(f"{upstream.provider} stream error: {err.get('message')}", kind="http")
                 yield data
-        raise UpstreamError(f"{self._provider} stream ended before [DONE]", kind="connection")
+        raise UpstreamError(f"{upstream.provider} stream ended before [DONE]", kind="connection")
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         return await self._post(self._embed_url, self._body(call.body, call.model.upstream_model), call)
 
     async def _post(self, url: str, body: dict[str, Any], call: UpstreamCall | EmbeddingCall) -> dict[str, Any]:
         headers = self._headers(call.api_key, call.model.headers)
-        return await post_json(
-            self._client, url, headers, orjson.dumps(body), call.timeouts, self._provider, self._on_error
-        )
+        return await self._upstream.post_json(url, headers, orjson.dumps(body), call.timeouts)

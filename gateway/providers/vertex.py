@@ -26,10 +26,11 @@ from google.oauth2 import service_account
 from aimm_gateway.canonical import ChatChunk, ChatCompletion
 from aimm_gateway.config import ModelConfig, VertexSettings
 from aimm_gateway.errors import InvalidRequest, UpstreamError
-from aimm_gateway.providers.anthropic import anthropic_stream
-from aimm_gateway.providers.anthropic_translate import from_anthropic_response, json_tool_name, to_anthropic_request
+from aimm_gateway.providers.anthropic import messages, messages_stream
+from aimm_gateway.providers.anthropic_translate import to_anthropic_request
 from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
-from aimm_gateway.providers.exchange import post_json
+from aimm_gateway.providers.errors import upstream_error
+from aimm_gateway.providers.exchange import Upstream
 from aimm_gateway.providers.gemini import generate, stream_generate
 from aimm_gateway.providers.gemini_translate import (
     embedding_texts,
@@ -145,7 +146,6 @@ class VertexProvider:
     def __init__(self, model: ModelConfig, endpoint: str, pools: UpstreamPools) -> None:
         settings = model.vertex
         assert settings is not None  # config validation requires `vertex:` for provider vertex
-        self._provider = model.provider
         self._publisher = settings.publisher
         name = quote(model.upstream_model, safe="@")
         root = (
@@ -159,7 +159,9 @@ class VertexProvider:
             self._complete_url = f"{root}:generateContent"
             self._stream_url = f"{root}:streamGenerateContent?alt=sse"
         self._predict_url = f"{root}:predict"
-        self._client = pools.for_url(endpoint)
+        # Gemini's errors carry Google's RetryInfo; Claude's are Anthropic's, read by the shared mapping.
+        on_error = gemini_error if settings.publisher == "google" else upstream_error
+        self._upstream = Upstream(pools.for_url(endpoint), model.provider, on_error)
         load, self._problem = credentials_loader(settings)
         self._tokens = GoogleAccessTokens(load) if load is not None else None
 
@@ -180,18 +182,17 @@ class VertexProvider:
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
         headers = await self._headers(call.model, "application/json")
         if self._publisher == "google":
-            return await generate(self._client, self._complete_url, headers, call, self._provider)
+            return await generate(self._upstream, self._complete_url, headers, call)
         body = orjson.dumps(anthropic_vertex_body(call, stream=False))
-        msg = await post_json(self._client, self._complete_url, headers, body, call.timeouts, self._provider)
-        return from_anthropic_response(msg, call.model.upstream_model, json_tool=json_tool_name(call.request))
+        return await messages(self._upstream, self._complete_url, headers, body, call)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         headers = await self._headers(call.model, "text/event-stream")
         if self._publisher == "google":
-            chunks = stream_generate(self._client, self._stream_url, headers, call, self._provider)
+            chunks = stream_generate(self._upstream, self._stream_url, headers, call)
         else:
             body = orjson.dumps(anthropic_vertex_body(call, stream=True))
-            chunks = anthropic_stream(self._client, self._stream_url, headers, body, call, self._provider)
+            chunks = messages_stream(self._upstream, self._stream_url, headers, body, call)
         async for out in chunks:
             yield out
 
@@ -203,9 +204,7 @@ class VertexProvider:
         texts = embedding_texts(call.request)
         headers = await self._headers(call.model, "application/json")
         body = orjson.dumps(to_vertex_predict_request(call.request, texts))
-        data = await post_json(
-            self._client, self._predict_url, headers, body, call.timeouts, self._provider, gemini_error
-        )
+        data = await self._upstream.post_json(self._predict_url, headers, body, call.timeouts)
         return from_vertex_predict_response(data, call.model.upstream_model, call.request.encoding_format)
 
 
