@@ -33,13 +33,16 @@ from aimm_gateway.canonical import (
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.translate_common import (
-    has_text,
+    TurnFormat,
+    alternating_turns,
     require_one_choice_and_unit_temperature,
+    sampling,
     text_only,
     tool_arguments,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
+_SAMPLING = {"stop": "stop_sequences", "temperature": "temperature", "top_p": "top_p"}
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 JSON_TOOL_DEFAULT_NAME = "json_response"
 _JSON_TOOL_DESCRIPTION = (
@@ -66,7 +69,7 @@ _TOOL_ID_BAD_CHAR = re.compile(r"[^a-zA-Z0-9_-]")
 def to_anthropic_request(req: ChatRequest, model: ModelConfig, stream: bool) -> dict[str, Any]:
     """The Anthropic `POST /v1/messages` body for a validated OpenAI chat request."""
     _reject_unsupported(req)
-    system, messages = _translate_messages(req.messages)
+    system, messages = alternating_turns(req.messages, _TURNS)
     body: dict[str, Any] = {
         "model": model.upstream_model,
         "max_tokens": req.output_limit or model.max_output_tokens,  # required by Anthropic
@@ -74,12 +77,7 @@ def to_anthropic_request(req: ChatRequest, model: ModelConfig, stream: bool) -> 
     }
     if system:
         body["system"] = system
-    if req.stop:
-        body["stop_sequences"] = req.stop_list
-    if req.temperature is not None:
-        body["temperature"] = req.temperature
-    if req.top_p is not None:
-        body["top_p"] = req.top_p
+    body.update(sampling(req, _SAMPLING))
     if req.user:
         body["metadata"] = {"user_id": req.user}
     if req.tools or req.response_format is not None:
@@ -103,65 +101,6 @@ def _reject_unsupported(req: ChatRequest) -> None:
             "response_format: json_object is not supported for Anthropic models; use json_schema with a schema",
             param="response_format",
         )
-
-
-def _translate_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Hoist system/developer text to `system`; merge consecutive same-role turns (Anthropic alternates)."""
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-    for i, msg in enumerate(messages):
-        role = msg.role
-        if role == "system" or role == "developer":
-            text = text_only(msg, i, "Anthropic")
-            if has_text(text):
-                system.append({"type": "text", "text": text})
-            continue
-        if role == "tool":
-            role, blocks = "user", [_tool_result(msg, i)]
-        elif role == "user":
-            blocks = _user_blocks(msg, i)
-        else:
-            blocks = _assistant_blocks(msg, i)
-            if not blocks:
-                continue  # an empty assistant turn says nothing; Anthropic rejects empty content
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    if not turns:
-        raise InvalidRequest("messages: Anthropic models need at least one user message", param="messages")
-    _trim_prefill(turns)
-    return system, turns
-
-
-def _trim_prefill(turns: list[dict[str, Any]]) -> None:
-    # A final assistant turn is a prefill; Anthropic rejects one that ends in whitespace.
-    last = turns[-1]
-    if last["role"] != "assistant" or last["content"][-1]["type"] != "text":
-        return
-    text = last["content"][-1]["text"].rstrip()
-    if text:
-        last["content"][-1] = {"type": "text", "text": text}
-        return
-    last["content"].pop()
-    if not last["content"]:
-        turns.pop()
-
-
-def _user_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
-    content = msg.content
-    blocks: list[dict[str, Any]]
-    if isinstance(content, str):
-        blocks = [{"type": "text", "text": content}] if has_text(content) else []
-    else:
-        blocks = [_user_part(part, i, j) for j, part in enumerate(content or ())]
-        blocks = [b for b in blocks if b["type"] != "text" or has_text(b["text"])]
-    if not blocks:
-        raise InvalidRequest(
-            f"messages[{i}].content: empty; Anthropic models need non-empty user content",
-            param=f"messages[{i}].content",
-        )
-    return blocks
 
 
 def _user_part(part: Any, i: int, j: int) -> dict[str, Any]:
@@ -193,30 +132,22 @@ def _image_source(url: str, where: str) -> dict[str, Any]:
     raise InvalidRequest(f"{where}.image_url.url: must be an http(s) or data: URL", param=where)
 
 
-def _assistant_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    content = msg.content
-    if isinstance(content, str):
-        if has_text(content):
-            blocks.append({"type": "text", "text": content})
-    elif content:
-        for part in content:
-            # OpenAI lets earlier assistant turns carry refusal parts: they are text to Anthropic.
-            text = part.text if isinstance(part, TextPart) else getattr(part, "refusal", None)
-            if isinstance(text, str) and has_text(text):
-                blocks.append({"type": "text", "text": text})
-    for k, call in enumerate(msg.tool_calls or ()):
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": _tool_id(call.id),
-                "name": call.function.name,
-                "input": tool_arguments(
-                    call.function.arguments, f"messages[{i}].tool_calls[{k}].function.arguments", "Anthropic"
-                ),
-            }
-        )
-    return blocks
+def _text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _tool_uses(msg: Message, i: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "tool_use",
+            "id": _tool_id(call.id),
+            "name": call.function.name,
+            "input": tool_arguments(
+                call.function.arguments, f"messages[{i}].tool_calls[{k}].function.arguments", "Anthropic"
+            ),
+        }
+        for k, call in enumerate(msg.tool_calls or ())
+    ]
 
 
 def _tool_id(call_id: str) -> str:
@@ -233,6 +164,9 @@ def _tool_result(msg: Message, i: int) -> dict[str, Any]:
     if text:
         block["content"] = text
     return block
+
+
+_TURNS = TurnFormat("Anthropic", _text_block, _user_part, _tool_result, _tool_uses)
 
 
 def _add_tools(body: dict[str, Any], req: ChatRequest) -> None:

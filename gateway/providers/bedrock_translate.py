@@ -42,13 +42,17 @@ from aimm_gateway.canonical import (
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
 from aimm_gateway.providers.translate_common import (
+    TurnFormat,
+    alternating_turns,
     has_text,
     openai_embeddings,
     require_one_choice_and_unit_temperature,
+    sampling,
     text_only,
     tool_arguments,
 )
 
+_INFERENCE = {"output_limit": "maxTokens", "temperature": "temperature", "top_p": "topP", "stop": "stopSequences"}
 SIGNING_NAME = "bedrock"  # the SigV4 service name of bedrock-runtime
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 _S3_IMAGE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".gif": "gif", ".webp": "webp"}
@@ -91,11 +95,11 @@ def to_converse_request(req: ChatRequest) -> dict[str, Any]:
     """The Converse / ConverseStream body for a validated OpenAI chat request (same for both)."""
     _reject_unsupported(req)
     tools_on = bool(req.tools) and req.tool_choice != "none"
-    system, messages = _translate_messages(req.messages, tools_on)
+    system, messages = alternating_turns(req.messages, _TURNS if tools_on else _TURNS_WITHOUT_TOOLS)
     body: dict[str, Any] = {"messages": messages}
     if system:
         body["system"] = system
-    inference = _inference_config(req)
+    inference = sampling(req, _INFERENCE)
     if inference:
         body["inferenceConfig"] = inference
     if tools_on:
@@ -122,65 +126,6 @@ def _reject_unsupported(req: ChatRequest) -> None:
             "response_format: json_object is not supported for Bedrock models; use json_schema with a schema",
             param="response_format",
         )
-
-
-def _translate_messages(messages: list[Message], tools_on: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Hoist system/developer text to `system`; merge consecutive same-role turns (Converse alternates)."""
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-    for i, msg in enumerate(messages):
-        role = msg.role
-        if role == "system" or role == "developer":
-            text = text_only(msg, i, "Bedrock")
-            if has_text(text):
-                system.append({"text": text})
-            continue
-        if role == "tool":
-            role, blocks = "user", [_tool_result(msg, i, tools_on)]
-        elif role == "user":
-            blocks = _user_blocks(msg, i)
-        else:
-            blocks = _assistant_blocks(msg, i, tools_on)
-            if not blocks:
-                continue  # an empty assistant turn says nothing; Converse rejects empty content
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    if not turns:
-        raise InvalidRequest("messages: Bedrock models need at least one user message", param="messages")
-    _trim_prefill(turns)
-    return system, turns
-
-
-def _trim_prefill(turns: list[dict[str, Any]]) -> None:
-    # A final assistant turn is a prefill; Bedrock rejects one that ends in whitespace.
-    last = turns[-1]
-    if last["role"] != "assistant" or "text" not in last["content"][-1]:
-        return
-    text = last["content"][-1]["text"].rstrip()
-    if text:
-        last["content"][-1] = {"text": text}
-        return
-    last["content"].pop()
-    if not last["content"]:
-        turns.pop()
-
-
-def _user_blocks(msg: Message, i: int) -> list[dict[str, Any]]:
-    content = msg.content
-    blocks: list[dict[str, Any]]
-    if isinstance(content, str):
-        blocks = [{"text": content}] if has_text(content) else []
-    else:
-        blocks = [_user_part(part, i, j) for j, part in enumerate(content or ())]
-        blocks = [b for b in blocks if "text" not in b or has_text(b["text"])]
-    if not blocks:
-        raise InvalidRequest(
-            f"messages[{i}].content: empty; Bedrock models need non-empty user content",
-            param=f"messages[{i}].content",
-        )
-    return blocks
 
 
 def _user_part(part: Any, i: int, j: int) -> dict[str, Any]:
@@ -232,27 +177,25 @@ def _s3_image(url: str, where: str) -> dict[str, Any]:
     return {"format": fmt, "source": {"s3Location": {"uri": url}}}
 
 
-def _assistant_blocks(msg: Message, i: int, tools_on: bool) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
-    content = msg.content
-    if isinstance(content, str):
-        if has_text(content):
-            blocks.append({"text": content})
-    elif content:
-        for part in content:
-            # OpenAI lets earlier assistant turns carry refusal parts: they are text to Bedrock.
-            text = part.text if isinstance(part, TextPart) else getattr(part, "refusal", None)
-            if isinstance(text, str) and has_text(text):
-                blocks.append({"text": text})
+def _text_block(text: str) -> dict[str, Any]:
+    return {"text": text}
+
+
+def _tool_uses(msg: Message, i: int) -> list[dict[str, Any]]:
+    blocks = []
     for k, call in enumerate(msg.tool_calls or ()):
-        name, arguments = call.function.name, call.function.arguments
-        if not tools_on:
-            blocks.append({"text": f"[tool call {call.id}: {name}({arguments or '{}'})]"})
-            continue
         where = f"messages[{i}].tool_calls[{k}].function.arguments"
-        use = {"toolUseId": _tool_id(call.id), "name": name, "input": tool_arguments(arguments, where, "Bedrock")}
-        blocks.append({"toolUse": use})
+        arguments = tool_arguments(call.function.arguments, where, "Bedrock")
+        blocks.append({"toolUse": {"toolUseId": _tool_id(call.id), "name": call.function.name, "input": arguments}})
     return blocks
+
+
+def _tool_calls_as_text(msg: Message, i: int) -> list[dict[str, Any]]:
+    # Without toolConfig, Converse rejects toolUse blocks: earlier calls are kept as text instead.
+    return [
+        {"text": f"[tool call {call.id}: {call.function.name}({call.function.arguments or '{}'})]"}
+        for call in msg.tool_calls or ()
+    ]
 
 
 def _tool_id(call_id: str) -> str:
@@ -263,26 +206,17 @@ def _tool_id(call_id: str) -> str:
     return (_TOOL_ID_BAD_CHAR.sub("_", call_id) or "call")[:64]
 
 
-def _tool_result(msg: Message, i: int, tools_on: bool) -> dict[str, Any]:
-    text = text_only(msg, i, "Bedrock")
-    call_id = msg.tool_call_id or ""
-    if not tools_on:
-        return {"text": f"[result of tool call {call_id}: {text}]"}
-    content = [{"text": text}] if has_text(text) else []
-    return {"toolResult": {"toolUseId": _tool_id(call_id), "content": content}}
+def _tool_result(msg: Message, i: int) -> dict[str, Any]:
+    content = [{"text": text}] if has_text(text := text_only(msg, i, "Bedrock")) else []
+    return {"toolResult": {"toolUseId": _tool_id(msg.tool_call_id or ""), "content": content}}
 
 
-def _inference_config(req: ChatRequest) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    if req.output_limit is not None:
-        config["maxTokens"] = req.output_limit
-    if req.temperature is not None:
-        config["temperature"] = req.temperature
-    if req.top_p is not None:
-        config["topP"] = req.top_p
-    if req.stop:
-        config["stopSequences"] = req.stop_list
-    return config
+def _tool_result_as_text(msg: Message, i: int) -> dict[str, Any]:
+    return {"text": f"[result of tool call {msg.tool_call_id or ''}: {text_only(msg, i, 'Bedrock')}]"}
+
+
+_TURNS = TurnFormat("Bedrock", _text_block, _user_part, _tool_result, _tool_uses)
+_TURNS_WITHOUT_TOOLS = TurnFormat("Bedrock", _text_block, _user_part, _tool_result_as_text, _tool_calls_as_text)
 
 
 def _tool_config(req: ChatRequest) -> dict[str, Any]:

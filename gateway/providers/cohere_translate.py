@@ -34,10 +34,20 @@ from aimm_gateway.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from aimm_gateway.providers.translate_common import (
     openai_embeddings,
     require_one_choice_and_unit_temperature,
+    sampling,
     text_only,
 )
 
 MAX_EMBED_TEXTS = 96  # per /v2/embed call
+_SAMPLING = {
+    "output_limit": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "p",
+    "stop": "stop_sequences",
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+}
 _FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls"}
 
 
@@ -57,7 +67,7 @@ def to_cohere_request(req: ChatRequest, model: ModelConfig, stream: bool) -> dic
             body["tool_choice"] = "REQUIRED"
         elif req.tool_choice == "none":
             body["tool_choice"] = "NONE"
-    _add_sampling(body, req)
+    body.update(sampling(req, _SAMPLING))
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         schema = (fmt.json_schema or {}).get("schema")
@@ -101,23 +111,6 @@ def _reject_tool_options(req: ChatRequest) -> None:
             "response_format: Cohere does not support a JSON response format together with tools",
             param="response_format",
         )
-
-
-def _add_sampling(body: dict[str, Any], req: ChatRequest) -> None:
-    if req.output_limit is not None:
-        body["max_tokens"] = req.output_limit
-    if req.temperature is not None:
-        body["temperature"] = req.temperature
-    if req.top_p is not None:
-        body["p"] = req.top_p
-    if req.stop:
-        body["stop_sequences"] = req.stop_list
-    if req.seed is not None:
-        body["seed"] = req.seed
-    if req.frequency_penalty is not None:
-        body["frequency_penalty"] = req.frequency_penalty
-    if req.presence_penalty is not None:
-        body["presence_penalty"] = req.presence_penalty
 
 
 def _translate_messages(messages: list[Message]) -> list[dict[str, Any]]:

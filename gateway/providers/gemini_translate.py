@@ -41,10 +41,19 @@ from aimm_gateway.canonical import (
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
-from aimm_gateway.providers.translate_common import openai_embeddings, text_only, tool_arguments
+from aimm_gateway.providers.translate_common import openai_embeddings, sampling, text_only, tool_arguments
 from aimm_gateway.tokens import estimate_text_tokens
 
 JSON_MIME = "application/json"
+_SAMPLING = {
+    "temperature": "temperature",
+    "top_p": "topP",
+    "output_limit": "maxOutputTokens",
+    "stop": "stopSequences",
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+}
 _CONTENT_FILTER = "content_filter"
 _FINISH = {
     "STOP": "stop",
@@ -132,23 +141,9 @@ def _reject_unsupported(req: ChatRequest) -> None:
 
 
 def _generation_config(req: ChatRequest, model_name: str) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    if req.temperature is not None:
-        config["temperature"] = req.temperature
-    if req.top_p is not None:
-        config["topP"] = req.top_p
-    if req.output_limit is not None:
-        config["maxOutputTokens"] = req.output_limit
-    if req.stop:
-        config["stopSequences"] = req.stop_list
+    config = sampling(req, _SAMPLING)
     if req.n is not None and req.n > 1:
         config["candidateCount"] = req.n
-    if req.seed is not None:
-        config["seed"] = req.seed
-    if req.presence_penalty is not None:
-        config["presencePenalty"] = req.presence_penalty
-    if req.frequency_penalty is not None:
-        config["frequencyPenalty"] = req.frequency_penalty
     fmt = req.response_format
     if fmt is not None and fmt.type != "text":
         config["responseMimeType"] = JSON_MIME

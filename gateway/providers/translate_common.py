@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -22,6 +24,19 @@ def require_one_choice_and_unit_temperature(req: ChatRequest, target: str) -> No
             "(OpenAI's 0 to 2 range cannot be mapped faithfully)",
             param="temperature",
         )
+
+
+def sampling(req: ChatRequest, names: Mapping[str, str]) -> dict[str, Any]:
+    """The request's sampling settings that are set, under the format's own names ({field: wire name}).
+
+    `stop` goes out as a list, and only when there is one.
+    """
+    out: dict[str, Any] = {}
+    for field, wire in names.items():
+        value = (req.stop_list if req.stop else None) if field == "stop" else getattr(req, field)
+        if value is not None:
+            out[wire] = value
+    return out
 
 
 def has_text(text: str) -> bool:
@@ -74,3 +89,93 @@ def encode_embedding(vector: list[float], encoding: str | None) -> list[float] |
     if encoding != "base64":
         return vector
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Alternating turns (Anthropic Messages, Bedrock Converse): same rules, different block spellings
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFormat:
+    """How an alternating-turn format spells its blocks; text blocks are the ones with a "text" key."""
+
+    target: str  # "Anthropic", "Bedrock": named in error messages
+    text_block: Callable[[str], dict[str, Any]]
+    user_part: Callable[[Any, int, int], dict[str, Any]]  # (part, message index, part index)
+    tool_result: Callable[[Message, int], dict[str, Any]]
+    tool_calls: Callable[[Message, int], list[dict[str, Any]]]
+
+
+def alternating_turns(messages: list[Message], fmt: TurnFormat) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Hoist system/developer text to `system`; merge consecutive same-role turns (the format alternates)."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for i, msg in enumerate(messages):
+        role = msg.role
+        if role == "system" or role == "developer":
+            text = text_only(msg, i, fmt.target)
+            if has_text(text):
+                system.append(fmt.text_block(text))
+            continue
+        if role == "tool":
+            role, blocks = "user", [fmt.tool_result(msg, i)]
+        elif role == "user":
+            blocks = _user_blocks(msg, i, fmt)
+        else:
+            blocks = _assistant_blocks(msg, i, fmt)
+            if not blocks:
+                continue  # an empty assistant turn says nothing; the format rejects empty content
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    if not turns:
+        raise InvalidRequest(f"messages: {fmt.target} models need at least one user message", param="messages")
+    _trim_prefill(turns, fmt)
+    return system, turns
+
+
+def _trim_prefill(turns: list[dict[str, Any]], fmt: TurnFormat) -> None:
+    # A final assistant turn is a prefill; both formats reject one that ends in whitespace.
+    last = turns[-1]
+    if last["role"] != "assistant" or "text" not in last["content"][-1]:
+        return
+    text = last["content"][-1]["text"].rstrip()
+    if text:
+        last["content"][-1] = fmt.text_block(text)
+        return
+    last["content"].pop()
+    if not last["content"]:
+        turns.pop()
+
+
+def _user_blocks(msg: Message, i: int, fmt: TurnFormat) -> list[dict[str, Any]]:
+    content = msg.content
+    blocks: list[dict[str, Any]]
+    if isinstance(content, str):
+        blocks = [fmt.text_block(content)] if has_text(content) else []
+    else:
+        blocks = [fmt.user_part(part, i, j) for j, part in enumerate(content or ())]
+        blocks = [b for b in blocks if "text" not in b or has_text(b["text"])]
+    if not blocks:
+        raise InvalidRequest(
+            f"messages[{i}].content: empty; {fmt.target} models need non-empty user content",
+            param=f"messages[{i}].content",
+        )
+    return blocks
+
+
+def _assistant_blocks(msg: Message, i: int, fmt: TurnFormat) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    content = msg.content
+    if isinstance(content, str):
+        if has_text(content):
+            blocks.append(fmt.text_block(content))
+    elif content:
+        for part in content:
+            # OpenAI lets earlier assistant turns carry refusal parts: they are text here.
+            text = part.text if isinstance(part, TextPart) else getattr(part, "refusal", None)
+            if isinstance(text, str) and has_text(text):
+                blocks.append(fmt.text_block(text))
+    blocks.extend(fmt.tool_calls(msg, i))
+    return blocks
