@@ -28,13 +28,15 @@ from aimm_gateway.canonical import (
     chunk,
     new_completion_id,
     now_s,
-    usage_chunk,
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.translate_common import (
+    ChunkStream,
     TurnFormat,
     alternating_turns,
+    reject_json_object,
+    reject_logprobs_and_audio,
     require_one_choice_and_unit_temperature,
     sampling,
     text_only,
@@ -89,18 +91,8 @@ def to_anthropic_request(req: ChatRequest, model: ModelConfig, stream: bool) -> 
 
 def _reject_unsupported(req: ChatRequest) -> None:
     require_one_choice_and_unit_temperature(req, "Anthropic models")
-    extra = req.model_extra
-    if extra:
-        if extra.get("logprobs") or extra.get("top_logprobs") is not None:
-            raise InvalidRequest("logprobs: Anthropic models do not return log probabilities", param="logprobs")
-        if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
-            raise InvalidRequest("modalities: Anthropic models do not produce audio", param="modalities")
-    fmt = req.response_format
-    if fmt is not None and fmt.type == "json_object":
-        raise InvalidRequest(
-            "response_format: json_object is not supported for Anthropic models; use json_schema with a schema",
-            param="response_format",
-        )
+    reject_logprobs_and_audio(req, "Anthropic models")
+    reject_json_object(req, "Anthropic models")
 
 
 def _user_part(part: Any, i: int, j: int) -> dict[str, Any]:
@@ -377,30 +369,17 @@ def stream_error(provider: str, data: dict[str, Any]) -> UpstreamError:
 # Stream
 
 
-class AnthropicStreamTranslator:
+class AnthropicStreamTranslator(ChunkStream):
     """Anthropic Messages SSE events in, OpenAI `chat.completion.chunk`s out.
 
     OpenAI numbers tool calls among tool calls only, Anthropic numbers all content blocks, so
     block indexes are mapped. `done` turns true at `message_stop`; then `final_usage_chunk()`.
     """
 
-    __slots__ = (
-        "_finished",
-        "_json_block",
-        "_json_tool",
-        "_provider",
-        "_raw_usage",
-        "_tool_index",
-        "completion_id",
-        "created",
-        "done",
-        "model",
-    )
+    __slots__ = ("_finished", "_json_block", "_json_tool", "_provider", "_raw_usage", "_tool_index", "done")
 
     def __init__(self, model_name: str, *, json_tool: str | None = None, provider: str = "anthropic") -> None:
-        self.model = model_name
-        self.completion_id = new_completion_id()
-        self.created = now_s()
+        super().__init__(model_name, new_completion_id())
         self.done = False
         self._provider = provider
         self._json_tool = json_tool
@@ -412,9 +391,6 @@ class AnthropicStreamTranslator:
     @property
     def usage(self) -> Usage:
         return anthropic_usage(self._raw_usage)
-
-    def final_usage_chunk(self) -> ChatChunk:
-        return usage_chunk(self.completion_id, self.model, self.created, self.usage)
 
     def feed(self, event: str, data: dict[str, Any]) -> list[ChatChunk]:
         kind = event if event != "message" else data.get("type", "")
@@ -432,9 +408,6 @@ class AnthropicStreamTranslator:
         if kind == "error":
             raise stream_error(self._provider, data)
         return []  # ping, content_block_stop, and event types added later
-
-    def _chunk(self, delta: dict[str, Any]) -> ChatChunk:
-        return chunk(self.completion_id, self.model, self.created, delta)
 
     def _finish(self, reason: str) -> ChatChunk:
         self._finished = True

@@ -37,15 +37,17 @@ from aimm_gateway.canonical import (
     chunk,
     new_completion_id,
     now_s,
-    usage_chunk,
 )
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
 from aimm_gateway.providers.translate_common import (
+    ChunkStream,
     TurnFormat,
     alternating_turns,
     has_text,
     openai_embeddings,
+    reject_json_object,
+    reject_logprobs_and_audio,
     require_one_choice_and_unit_temperature,
     sampling,
     text_only,
@@ -115,17 +117,8 @@ def _reject_unsupported(req: ChatRequest) -> None:
         raise InvalidRequest(
             "parallel_tool_calls: Bedrock Converse cannot limit a reply to one tool call", param="parallel_tool_calls"
         )
-    extra = req.model_extra
-    if extra:
-        if extra.get("logprobs") or extra.get("top_logprobs") is not None:
-            raise InvalidRequest("logprobs: Bedrock Converse does not return log probabilities", param="logprobs")
-        if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
-            raise InvalidRequest("modalities: Bedrock Converse does not produce audio", param="modalities")
-    if req.response_format is not None and req.response_format.type == "json_object":
-        raise InvalidRequest(
-            "response_format: json_object is not supported for Bedrock models; use json_schema with a schema",
-            param="response_format",
-        )
+    reject_logprobs_and_audio(req, "Bedrock Converse models")
+    reject_json_object(req, "Bedrock Converse models")
 
 
 def _user_part(part: Any, i: int, j: int) -> dict[str, Any]:
@@ -377,7 +370,7 @@ def stream_exception(provider: str, name: str, payload: bytes, error_message: st
 # Stream
 
 
-class ConverseStreamTranslator:
+class ConverseStreamTranslator(ChunkStream):
     """ConverseStream events in, OpenAI `chat.completion.chunk`s out.
 
     Converse numbers all content blocks, OpenAI numbers tool calls among tool calls, so block
@@ -385,12 +378,10 @@ class ConverseStreamTranslator:
     `done`. Then `final_usage_chunk()`.
     """
 
-    __slots__ = ("_finished", "_raw_usage", "_tool_index", "completion_id", "created", "done", "model", "stopped")
+    __slots__ = ("_finished", "_raw_usage", "_tool_index", "done", "stopped")
 
     def __init__(self, model_name: str, *, request_id: str | None = None) -> None:
-        self.model = model_name
-        self.completion_id = completion_id(request_id)
-        self.created = now_s()
+        super().__init__(model_name, completion_id(request_id))
         self.stopped = False  # messageStop seen: the answer is complete
         self.done = False  # metadata seen: nothing more is due
         self._tool_index: dict[int, int] = {}  # Converse block index -> OpenAI tool-call index
@@ -400,9 +391,6 @@ class ConverseStreamTranslator:
     @property
     def usage(self) -> Usage:
         return converse_usage(self._raw_usage)
-
-    def final_usage_chunk(self) -> ChatChunk:
-        return usage_chunk(self.completion_id, self.model, self.created, self.usage)
 
     def feed(self, event: str, data: dict[str, Any]) -> list[ChatChunk]:
         if event == "contentBlockDelta":
@@ -418,9 +406,6 @@ class ConverseStreamTranslator:
             self._raw_usage = usage if isinstance(usage, dict) else {}
             self.done = True
         return []  # contentBlockStop, and event types added later
-
-    def _chunk(self, delta: dict[str, Any]) -> ChatChunk:
-        return chunk(self.completion_id, self.model, self.created, delta)
 
     def _block_start(self, data: dict[str, Any]) -> list[ChatChunk]:
         use = (data.get("start") or {}).get("toolUse")

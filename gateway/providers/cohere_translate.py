@@ -27,12 +27,13 @@ from aimm_gateway.canonical import (
     chunk,
     new_completion_id,
     now_s,
-    usage_chunk,
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from aimm_gateway.providers.translate_common import (
+    ChunkStream,
     openai_embeddings,
+    reject_logprobs_and_audio,
     require_one_choice_and_unit_temperature,
     sampling,
     text_only,
@@ -86,12 +87,7 @@ def _reject_unsupported(req: ChatRequest) -> None:
         if value is not None and not 0 <= value <= 1:
             raise InvalidRequest(f"{name}: Cohere models accept 0 to 1, got {value:g}", param=name)
     _reject_tool_options(req)
-    extra = req.model_extra
-    if extra:
-        if extra.get("logprobs") or extra.get("top_logprobs") is not None:
-            raise InvalidRequest("logprobs: not supported for Cohere models", param="logprobs")
-        if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
-            raise InvalidRequest("modalities: Cohere models do not produce audio", param="modalities")
+    reject_logprobs_and_audio(req, "Cohere models")
 
 
 def _reject_tool_options(req: ChatRequest) -> None:
@@ -244,15 +240,13 @@ def cohere_usage(usage: Any) -> Usage:
 # Stream
 
 
-class CohereStreamTranslator:
+class CohereStreamTranslator(ChunkStream):
     """Cohere v2 SSE events in, OpenAI `chat.completion.chunk`s out; `done` at message-end."""
 
-    __slots__ = ("_finished", "_thinking", "_tool_index", "_usage", "completion_id", "created", "done", "model")
+    __slots__ = ("_finished", "_thinking", "_tool_index", "_usage", "done")
 
     def __init__(self, model_name: str) -> None:
-        self.model = model_name
-        self.completion_id = new_completion_id()
-        self.created = now_s()
+        super().__init__(model_name, new_completion_id())
         self.done = False
         self._tool_index: dict[int, int] = {}  # Cohere tool-call index -> OpenAI tool-call index
         self._thinking: set[int] = set()  # content blocks holding reasoning, not answer text
@@ -262,9 +256,6 @@ class CohereStreamTranslator:
     @property
     def usage(self) -> Usage:
         return self._usage
-
-    def final_usage_chunk(self) -> ChatChunk:
-        return usage_chunk(self.completion_id, self.model, self.created, self._usage)
 
     def feed(self, event: str, data: dict[str, Any]) -> list[ChatChunk]:
         kind = event if event != "message" else str(data.get("type", ""))
@@ -284,9 +275,6 @@ class CohereStreamTranslator:
         if kind == "message-end":
             return self._message_end(data)
         return []  # content-end, tool-call-end, citations, debug, and event types added later
-
-    def _chunk(self, delta: dict[str, Any]) -> ChatChunk:
-        return chunk(self.completion_id, self.model, self.created, delta)
 
     def _text(self, text: Any) -> list[ChatChunk]:
         return [self._chunk({"content": text})] if isinstance(text, str) and text else []

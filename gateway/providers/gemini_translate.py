@@ -33,15 +33,20 @@ from aimm_gateway.canonical import (
     Message,
     TextPart,
     Usage,
-    chunk,
     new_completion_id,
     now_s,
-    usage_chunk,
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
-from aimm_gateway.providers.translate_common import openai_embeddings, sampling, text_only, tool_arguments
+from aimm_gateway.providers.translate_common import (
+    ChunkStream,
+    openai_embeddings,
+    reject_logprobs_and_audio,
+    sampling,
+    text_only,
+    tool_arguments,
+)
 from aimm_gateway.tokens import estimate_text_tokens
 
 JSON_MIME = "application/json"
@@ -123,15 +128,12 @@ def to_gemini_request(req: ChatRequest, model: ModelConfig) -> dict[str, Any]:
 
 
 def _reject_unsupported(req: ChatRequest) -> None:
+    reject_logprobs_and_audio(req, "Gemini chat models")
     extra = req.model_extra
     if not extra:
         return
-    if extra.get("logprobs") or extra.get("top_logprobs") is not None:
-        raise InvalidRequest("logprobs: not supported for Gemini models by this gateway", param="logprobs")
     if extra.get("logit_bias"):
         raise InvalidRequest("logit_bias: Gemini models do not support token biases", param="logit_bias")
-    if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
-        raise InvalidRequest("modalities: audio output is not supported for Gemini chat models", param="modalities")
     if extra.get("functions") is not None or extra.get("function_call") is not None:
         raise InvalidRequest("functions: the legacy functions API is not supported; use tools", param="functions")
     if extra.get("web_search_options") is not None:
@@ -623,7 +625,7 @@ def stream_error(provider: str, data: dict[str, Any]) -> UpstreamError:
 # Stream
 
 
-class GeminiStreamTranslator:
+class GeminiStreamTranslator(ChunkStream):
     """Gemini stream events (partial GenerateContentResponses) in, OpenAI chunks out.
 
     Gemini has no terminal event: the stream is complete when every candidate has a finishReason
@@ -631,23 +633,10 @@ class GeminiStreamTranslator:
     Tool calls arrive whole, so each goes out in one delta.
     """
 
-    __slots__ = (
-        "_calls",
-        "_done",
-        "_parallel",
-        "_provider",
-        "_response_id",
-        "_started",
-        "_usage",
-        "completion_id",
-        "created",
-        "model",
-    )
+    __slots__ = ("_calls", "_done", "_parallel", "_provider", "_response_id", "_started", "_usage")
 
     def __init__(self, model_name: str, *, parallel_tool_calls: bool = True, provider: str = "gemini") -> None:
-        self.model = model_name
-        self.completion_id = new_completion_id()
-        self.created = now_s()
+        super().__init__(model_name, new_completion_id())
         self._provider = provider
         self._parallel = parallel_tool_calls
         self._response_id: str | None = None
@@ -663,9 +652,6 @@ class GeminiStreamTranslator:
     @property
     def usage(self) -> Usage:
         return gemini_usage(self._usage)
-
-    def final_usage_chunk(self) -> ChatChunk:
-        return usage_chunk(self.completion_id, self.model, self.created, self.usage)
 
     def feed(self, data: dict[str, Any]) -> list[ChatChunk]:
         if "error" in data and "candidates" not in data:
@@ -689,19 +675,19 @@ class GeminiStreamTranslator:
             return out
         return []
 
-    def _chunk(self, index: int, delta: dict[str, Any], reason: str | None = None) -> ChatChunk:
-        out = chunk(self.completion_id, self.model, self.created, delta, reason)
+    def _indexed_chunk(self, index: int, delta: dict[str, Any], reason: str | None = None) -> ChatChunk:
+        out = self._chunk(delta, reason)
         if index:
             out["choices"][0]["index"] = index
         return out
 
     def _start(self, index: int, out: list[ChatChunk]) -> None:
         self._started.add(index)
-        out.append(self._chunk(index, {"role": "assistant", "content": ""}))
+        out.append(self._indexed_chunk(index, {"role": "assistant", "content": ""}))
 
     def _finish(self, index: int, reason: str, out: list[ChatChunk]) -> None:
         self._done.add(index)
-        out.append(self._chunk(index, {}, reason))
+        out.append(self._indexed_chunk(index, {}, reason))
 
     def _candidate(self, candidate: dict[str, Any], out: list[ChatChunk]) -> None:
         index = candidate.get("index") or 0
@@ -714,7 +700,7 @@ class GeminiStreamTranslator:
                 continue
             text = part.get("text")
             if text:
-                out.append(self._chunk(index, {"content": text}))
+                out.append(self._indexed_chunk(index, {"content": text}))
             elif "functionCall" in part:
                 self._tool_call(index, part, out)
         reason = candidate.get("finishReason")
@@ -727,7 +713,7 @@ class GeminiStreamTranslator:
             return  # parallel_tool_calls=false: the first call only
         self._calls[index] = k + 1
         call = _tool_call(part, self._response_id or "", index, k)
-        out.append(self._chunk(index, {"tool_calls": [{"index": k, **call}]}))
+        out.append(self._indexed_chunk(index, {"tool_calls": [{"index": k, **call}]}))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from aimm_gateway.canonical import ChatRequest, Message, TextPart
+from aimm_gateway.canonical import ChatChunk, ChatRequest, Message, TextPart, Usage, chunk, now_s, usage_chunk
 from aimm_gateway.errors import InvalidRequest
 
 
@@ -23,6 +23,27 @@ def require_one_choice_and_unit_temperature(req: ChatRequest, target: str) -> No
             f"temperature: {target} accept 0 to 1, got {req.temperature:g} "
             "(OpenAI's 0 to 2 range cannot be mapped faithfully)",
             param="temperature",
+        )
+
+
+def reject_logprobs_and_audio(req: ChatRequest, target: str) -> None:
+    """OpenAI's log probabilities and audio output, which no other format can give."""
+    extra = req.model_extra
+    if not extra:
+        return
+    if extra.get("logprobs") or extra.get("top_logprobs") is not None:
+        raise InvalidRequest(f"logprobs: {target} do not return log probabilities", param="logprobs")
+    if extra.get("audio") is not None or "audio" in (extra.get("modalities") or ()):
+        raise InvalidRequest(f"modalities: {target} do not produce audio", param="modalities")
+
+
+def reject_json_object(req: ChatRequest, target: str) -> None:
+    """For formats that constrain output only by a schema (OpenAI's json_object mode has none)."""
+    fmt = req.response_format
+    if fmt is not None and fmt.type == "json_object":
+        raise InvalidRequest(
+            f"response_format: json_object is not supported for {target}; use json_schema with a schema",
+            param="response_format",
         )
 
 
@@ -179,3 +200,31 @@ def _assistant_blocks(msg: Message, i: int, fmt: TurnFormat) -> list[dict[str, A
                 blocks.append(fmt.text_block(text))
     blocks.extend(fmt.tool_calls(msg, i))
     return blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream translators
+
+
+class ChunkStream:
+    """What every stream translator shares: the answer's id, model and time, and its chunks' shape.
+
+    Subclasses say how they count tokens (`usage`); the usage chunk that ends every stream is built here.
+    """
+
+    __slots__ = ("completion_id", "created", "model")
+
+    def __init__(self, model_name: str, completion_id: str) -> None:
+        self.model = model_name
+        self.completion_id = completion_id
+        self.created = now_s()
+
+    @property
+    def usage(self) -> Usage:
+        raise NotImplementedError
+
+    def final_usage_chunk(self) -> ChatChunk:
+        return usage_chunk(self.completion_id, self.model, self.created, self.usage)
+
+    def _chunk(self, delta: dict[str, Any], reason: str | None = None) -> ChatChunk:
+        return chunk(self.completion_id, self.model, self.created, delta, reason)
