@@ -292,23 +292,23 @@ def chunk(
     completion_id: str, model: str, created: int, delta: dict[str, Any], finish_reason: str | None = None
 ) -> ChatChunk:
     """One `chat.completion.chunk` with a single choice."""
-    return {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "system_fingerprint": None,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-    }
+    out = _chunk_envelope(completion_id, model, created)
+    out["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+    return out
 
 
 def usage_chunk(completion_id: str, model: str, created: int, usage: Usage) -> ChatChunk:
+    out = _chunk_envelope(completion_id, model, created)
+    out["choices"] = []
+    out["usage"] = usage.to_openai()
+    return out
+
+
+def _chunk_envelope(completion_id: str, model: str, created: int) -> ChatChunk:
     return {
         "id": completion_id,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
         "system_fingerprint": None,
-        "choices": [],
-        "usage": usage.to_openai(),
     }

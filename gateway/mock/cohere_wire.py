@@ -156,16 +156,23 @@ def invalid_json_error(detail: str) -> MockValidationError:
 # Chat request validation
 
 
-def parse_request(body: Any) -> MockInput:
-    """Validate a ``/v2/chat`` body like Cohere and turn it into engine input."""
+def _checked_body(body: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    """Cohere's first checks on any body: an object, only known fields, a model."""
     if not isinstance(body, dict):
         raise _invalid("body must be a JSON object")
     for key in body:
-        if key not in CHAT_PARAMS:
+        if key not in allowed:
             raise _invalid(f"unknown field: parameter {key} is not a valid field")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _invalid("model must be specified")
+    return body
+
+
+def parse_request(body: Any) -> MockInput:
+    """Validate a ``/v2/chat`` body like Cohere and turn it into engine input."""
+    body = _checked_body(body, CHAT_PARAMS)
+    model = body["model"]
     tools = _parse_tools(body.get("tools"))
     messages = _parse_messages(body.get("messages"))
     _check_sampling(body)
@@ -425,14 +432,8 @@ def _tool_events(choice: MockChoice, chunks: int) -> Iterator[dict[str, Any]]:
 
 def render_embed(body: Any) -> dict[str, Any]:
     """Validate a ``/v2/embed`` body and answer it with the requested embedding types."""
-    if not isinstance(body, dict):
-        raise _invalid("body must be a JSON object")
-    for key in body:
-        if key not in EMBED_PARAMS:
-            raise _invalid(f"unknown field: parameter {key} is not a valid field")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise _invalid("model must be specified")
+    body = _checked_body(body, EMBED_PARAMS)
+    model = body["model"]
     texts = _embed_texts(body.get("texts"))
     if body.get("input_type") not in INPUT_TYPES:
         raise _invalid("valid input_type must be provided with the provided model")

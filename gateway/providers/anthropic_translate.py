@@ -27,7 +27,6 @@ from aimm_gateway.canonical import (
     Usage,
     chunk,
     new_completion_id,
-    now_s,
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
@@ -35,6 +34,9 @@ from aimm_gateway.providers.translate_common import (
     ChunkStream,
     TurnFormat,
     alternating_turns,
+    answer_text,
+    openai_choice,
+    openai_completion,
     reject_json_object,
     reject_logprobs_and_audio,
     require_one_choice_and_unit_temperature,
@@ -288,35 +290,12 @@ def from_anthropic_response(msg: dict[str, Any], model_name: str, *, json_tool: 
                     }
                 )
         # thinking / redacted_thinking / server-tool blocks have no place in an OpenAI message.
-    content: str | None
-    if json_text is not None:
-        content = json_text
-    elif texts:
-        content = "".join(texts)
-    else:
-        content = None if tool_calls else ""
-    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
+    content = json_text if json_text is not None else answer_text(texts, tool_calls)
+    choice = openai_choice(0, content, tool_calls, finish_reason(msg.get("stop_reason"), bool(tool_calls)))
     raw_usage = msg.get("usage") or {}
-    usage = anthropic_usage(raw_usage)
-    return {
-        "id": completion_id(msg.get("id")),
-        "object": "chat.completion",
-        "created": now_s(),
-        "model": model_name,
-        "system_fingerprint": None,
-        "service_tier": _service_tier(raw_usage),
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": finish_reason(msg.get("stop_reason"), bool(tool_calls)),
-            }
-        ],
-        "usage": usage.to_openai(),
-    }
+    return openai_completion(
+        completion_id(msg.get("id")), model_name, [choice], anthropic_usage(raw_usage), _service_tier(raw_usage)
+    )
 
 
 def completion_id(message_id: Any) -> str:

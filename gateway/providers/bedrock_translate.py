@@ -36,7 +36,6 @@ from aimm_gateway.canonical import (
     Usage,
     chunk,
     new_completion_id,
-    now_s,
 )
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
@@ -44,7 +43,10 @@ from aimm_gateway.providers.translate_common import (
     ChunkStream,
     TurnFormat,
     alternating_turns,
+    answer_text,
     has_text,
+    openai_choice,
+    openai_completion,
     openai_embeddings,
     reject_json_object,
     reject_logprobs_and_audio,
@@ -274,21 +276,10 @@ def from_converse_response(data: dict[str, Any], model_name: str, *, request_id:
         elif "toolUse" in block:
             tool_calls.append(_tool_call(block["toolUse"]))
         # reasoningContent, citationsContent and the like have no place in an OpenAI message.
-    content = "".join(texts) if texts else (None if tool_calls else "")
-    reply: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
-    if tool_calls:
-        reply["tool_calls"] = tool_calls
     finish = finish_reason(data.get("stopReason"), bool(tool_calls))
-    return {
-        "id": completion_id(request_id),
-        "object": "chat.completion",
-        "created": now_s(),
-        "model": model_name,
-        "system_fingerprint": None,
-        "service_tier": "default",
-        "choices": [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}],
-        "usage": converse_usage(data.get("usage") or {}).to_openai(),
-    }
+    choice = openai_choice(0, answer_text(texts, tool_calls), tool_calls, finish)
+    usage = converse_usage(data.get("usage") or {})
+    return openai_completion(completion_id(request_id), model_name, [choice], usage, "default")
 
 
 def _tool_call(use: dict[str, Any]) -> dict[str, Any]:

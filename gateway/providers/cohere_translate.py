@@ -26,12 +26,14 @@ from aimm_gateway.canonical import (
     Usage,
     chunk,
     new_completion_id,
-    now_s,
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from aimm_gateway.providers.translate_common import (
     ChunkStream,
+    answer_text,
+    openai_choice,
+    openai_completion,
     openai_embeddings,
     reject_logprobs_and_audio,
     require_one_choice_and_unit_temperature,
@@ -184,21 +186,11 @@ def from_cohere_response(data: dict[str, Any], model_name: str) -> ChatCompletio
     tool_calls = [_tool_call(c) for c in message.get("tool_calls") or ()]
     if tool_calls and not texts and message.get("tool_plan"):
         texts = [message["tool_plan"]]
-    content = "".join(texts) if texts else (None if tool_calls else "")
-    reply: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
-    if tool_calls:
-        reply["tool_calls"] = tool_calls
     finish = finish_reason(data.get("finish_reason"), bool(tool_calls))
-    return {
-        "id": completion_id(data.get("id")),
-        "object": "chat.completion",
-        "created": now_s(),
-        "model": model_name,
-        "system_fingerprint": None,
-        "service_tier": "default",
-        "choices": [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}],
-        "usage": cohere_usage(data.get("usage")).to_openai(),
-    }
+    choice = openai_choice(0, answer_text(texts, tool_calls), tool_calls, finish)
+    return openai_completion(
+        completion_id(data.get("id")), model_name, [choice], cohere_usage(data.get("usage")), "default"
+    )
 
 
 def _tool_call(call: dict[str, Any]) -> dict[str, Any]:

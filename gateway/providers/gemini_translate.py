@@ -34,13 +34,15 @@ from aimm_gateway.canonical import (
     TextPart,
     Usage,
     new_completion_id,
-    now_s,
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
 from aimm_gateway.providers.translate_common import (
     ChunkStream,
+    answer_text,
+    openai_choice,
+    openai_completion,
     openai_embeddings,
     reject_logprobs_and_audio,
     sampling,
@@ -521,16 +523,9 @@ def from_gemini_response(resp: dict[str, Any], model_name: str, *, parallel_tool
     else:
         # No candidate at all: the prompt itself was blocked (promptFeedback.blockReason).
         reason = _CONTENT_FILTER if (resp.get("promptFeedback") or {}).get("blockReason") else "stop"
-        choices = [_openai_choice(0, "", [], reason)]
-    return {
-        "id": completion_id(response_id),
-        "object": "chat.completion",
-        "created": now_s(),
-        "model": model_name,
-        "system_fingerprint": None,
-        "choices": choices,
-        "usage": gemini_usage(resp.get("usageMetadata")).to_openai(),
-    }
+        choices = [openai_choice(0, "", [], reason)]
+    usage = gemini_usage(resp.get("usageMetadata"))
+    return openai_completion(completion_id(response_id), model_name, choices, usage, service_tier=None)
 
 
 def _choice(candidate: dict[str, Any], response_id: str, parallel_tool_calls: bool) -> dict[str, Any]:
@@ -544,15 +539,9 @@ def _choice(candidate: dict[str, Any], response_id: str, parallel_tool_calls: bo
             texts.append(part["text"])
         elif "functionCall" in part and (parallel_tool_calls or not calls):
             calls.append(_tool_call(part, response_id, index, len(calls)))
-    content = "".join(texts) if texts else (None if calls else "")
-    return _openai_choice(index, content, calls, finish_reason(candidate.get("finishReason"), bool(calls)))
-
-
-def _openai_choice(index: int, content: str | None, calls: list[dict[str, Any]], reason: str) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
-    if calls:
-        message["tool_calls"] = calls
-    return {"index": index, "message": message, "logprobs": None, "finish_reason": reason}
+    return openai_choice(
+        index, answer_text(texts, calls), calls, finish_reason(candidate.get("finishReason"), bool(calls))
+    )
 
 
 def _tool_call(part: dict[str, Any], response_id: str, candidate: int, k: int) -> dict[str, Any]:

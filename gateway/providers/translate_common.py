@@ -10,7 +10,17 @@ from typing import Any
 
 import orjson
 
-from aimm_gateway.canonical import ChatChunk, ChatRequest, Message, TextPart, Usage, chunk, now_s, usage_chunk
+from aimm_gateway.canonical import (
+    ChatChunk,
+    ChatCompletion,
+    ChatRequest,
+    Message,
+    TextPart,
+    Usage,
+    chunk,
+    now_s,
+    usage_chunk,
+)
 from aimm_gateway.errors import InvalidRequest
 
 
@@ -90,6 +100,37 @@ def tool_arguments(arguments: str, where: str, target: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequest(f"{where}: must be a JSON object for {target} models", param=where)
     return value
+
+
+def answer_text(texts: list[str], calls: list[dict[str, Any]]) -> str | None:
+    """OpenAI's message content: the text, or null when the answer is only tool calls."""
+    return "".join(texts) if texts else (None if calls else "")
+
+
+def openai_choice(index: int, content: str | None, calls: list[dict[str, Any]], reason: str) -> dict[str, Any]:
+    """One choice of an OpenAI `chat.completion`: the assistant message and its tool calls."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    if calls:
+        message["tool_calls"] = calls
+    return {"index": index, "message": message, "logprobs": None, "finish_reason": reason}
+
+
+def openai_completion(
+    completion_id: str, model_name: str, choices: list[dict[str, Any]], usage: Usage, service_tier: str | None
+) -> ChatCompletion:
+    """An OpenAI `chat.completion`, whatever format produced the choices."""
+    out: ChatCompletion = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": now_s(),
+        "model": model_name,
+        "system_fingerprint": None,
+    }
+    if service_tier is not None:
+        out["service_tier"] = service_tier
+    out["choices"] = choices
+    out["usage"] = usage.to_openai()
+    return out
 
 
 def openai_embeddings(vectors: list[list[float]], model_name: str, tokens: int, encoding: str | None) -> dict[str, Any]:
