@@ -25,13 +25,12 @@ from aimm_gateway.canonical import (
     Message,
     TextPart,
     Usage,
-    chunk,
     new_completion_id,
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.translate_common import (
-    ChunkStream,
+    ToolCallStream,
     TurnFormat,
     alternating_turns,
     answer_text,
@@ -348,14 +347,14 @@ def stream_error(provider: str, data: dict[str, Any]) -> UpstreamError:
 # Stream
 
 
-class AnthropicStreamTranslator(ChunkStream):
+class AnthropicStreamTranslator(ToolCallStream):
     """Anthropic Messages SSE events in, OpenAI `chat.completion.chunk`s out.
 
     OpenAI numbers tool calls among tool calls only, Anthropic numbers all content blocks, so
     block indexes are mapped. `done` turns true at `message_stop`; then `final_usage_chunk()`.
     """
 
-    __slots__ = ("_finished", "_json_block", "_json_tool", "_provider", "_raw_usage", "_tool_index", "done")
+    __slots__ = ("_json_block", "_json_tool", "_provider", "_raw_usage", "done")
 
     def __init__(self, model_name: str, *, json_tool: str | None = None, provider: str = "anthropic") -> None:
         super().__init__(model_name, new_completion_id())
@@ -363,9 +362,7 @@ class AnthropicStreamTranslator(ChunkStream):
         self._provider = provider
         self._json_tool = json_tool
         self._json_block: int | None = None
-        self._tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool-call index
         self._raw_usage: dict[str, Any] = {}
-        self._finished = False
 
     @property
     def usage(self) -> Usage:
@@ -383,14 +380,10 @@ class AnthropicStreamTranslator(ChunkStream):
             return self._message_delta(data)
         if kind == "message_stop":
             self.done = True
-            return [] if self._finished else [self._finish("stop")]
+            return self._finish("stop")
         if kind == "error":
             raise stream_error(self._provider, data)
         return []  # ping, content_block_stop, and event types added later
-
-    def _finish(self, reason: str) -> ChatChunk:
-        self._finished = True
-        return chunk(self.completion_id, self.model, self.created, {}, reason)
 
     def _message_start(self, data: dict[str, Any]) -> list[ChatChunk]:
         message = data.get("message") or {}
@@ -410,10 +403,7 @@ class AnthropicStreamTranslator(ChunkStream):
         if self._json_tool is not None and self._json_block is None and block.get("name") == self._json_tool:
             self._json_block = index
             return []
-        tool_index = self._tool_index[index] = len(self._tool_index)
-        call = {"index": tool_index, "id": block.get("id"), "type": "function",
-                "function": {"name": block.get("name"), "arguments": ""}}  # fmt: skip
-        return [self._chunk({"tool_calls": [call]})]
+        return self._open_call(index, block.get("id"), block.get("name"))
 
     def _block_delta(self, data: dict[str, Any]) -> list[ChatChunk]:
         delta = data.get("delta") or {}
@@ -429,17 +419,14 @@ class AnthropicStreamTranslator(ChunkStream):
         index = data.get("index", 0)
         if index == self._json_block:
             return [self._chunk({"content": fragment})]
-        tool_index = self._tool_index.get(index)
-        if tool_index is None:
-            return []
-        return [self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": fragment}}]})]
+        return self._call_arguments(index, fragment)
 
     def _message_delta(self, data: dict[str, Any]) -> list[ChatChunk]:
         self._update_usage(data.get("usage"))
         stop_reason = (data.get("delta") or {}).get("stop_reason")
-        if stop_reason is None or self._finished:
+        if stop_reason is None:
             return []
-        return [self._finish(finish_reason(stop_reason, bool(self._tool_index)))]
+        return self._finish(finish_reason(stop_reason, bool(self._tool_index)))
 
     def _update_usage(self, usage: Any) -> None:
         # message_delta carries cumulative counts; keep message_start's where a field is absent or null.

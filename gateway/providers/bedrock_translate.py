@@ -34,13 +34,12 @@ from aimm_gateway.canonical import (
     ResponseFormat,
     TextPart,
     Usage,
-    chunk,
     new_completion_id,
 )
 from aimm_gateway.errors import InvalidRequest, UpstreamError
 from aimm_gateway.providers.errors import upstream_error
 from aimm_gateway.providers.translate_common import (
-    ChunkStream,
+    ToolCallStream,
     TurnFormat,
     alternating_turns,
     answer_text,
@@ -361,7 +360,7 @@ def stream_exception(provider: str, name: str, payload: bytes, error_message: st
 # Stream
 
 
-class ConverseStreamTranslator(ChunkStream):
+class ConverseStreamTranslator(ToolCallStream):
     """ConverseStream events in, OpenAI `chat.completion.chunk`s out.
 
     Converse numbers all content blocks, OpenAI numbers tool calls among tool calls, so block
@@ -369,15 +368,13 @@ class ConverseStreamTranslator(ChunkStream):
     `done`. Then `final_usage_chunk()`.
     """
 
-    __slots__ = ("_finished", "_raw_usage", "_tool_index", "done", "stopped")
+    __slots__ = ("_raw_usage", "done", "stopped")
 
     def __init__(self, model_name: str, *, request_id: str | None = None) -> None:
         super().__init__(model_name, completion_id(request_id))
         self.stopped = False  # messageStop seen: the answer is complete
         self.done = False  # metadata seen: nothing more is due
-        self._tool_index: dict[int, int] = {}  # Converse block index -> OpenAI tool-call index
         self._raw_usage: dict[str, Any] = {}
-        self._finished = False
 
     @property
     def usage(self) -> Usage:
@@ -402,15 +399,7 @@ class ConverseStreamTranslator(ChunkStream):
         use = (data.get("start") or {}).get("toolUse")
         if not isinstance(use, dict):
             return []  # tool results and images of server-side tools are not part of the OpenAI answer
-        index = data.get("contentBlockIndex", 0)
-        tool_index = self._tool_index[index] = len(self._tool_index)
-        call = {
-            "index": tool_index,
-            "id": use.get("toolUseId"),
-            "type": "function",
-            "function": {"name": use.get("name"), "arguments": ""},
-        }
-        return [self._chunk({"tool_calls": [call]})]
+        return self._open_call(data.get("contentBlockIndex", 0), use.get("toolUseId"), use.get("name"))
 
     def _block_delta(self, data: dict[str, Any]) -> list[ChatChunk]:
         delta = data.get("delta") or {}
@@ -420,18 +409,11 @@ class ConverseStreamTranslator(ChunkStream):
         use = delta.get("toolUse")
         if not isinstance(use, dict) or not use.get("input"):
             return []  # reasoning and citation deltas, empty fragments
-        tool_index = self._tool_index.get(data.get("contentBlockIndex", 0))
-        if tool_index is None:
-            return []
-        return [self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": use["input"]}}]})]
+        return self._call_arguments(data.get("contentBlockIndex", 0), use["input"])
 
     def _message_stop(self, data: dict[str, Any]) -> list[ChatChunk]:
         self.stopped = True
-        if self._finished:
-            return []
-        self._finished = True
-        reason = finish_reason(data.get("stopReason"), bool(self._tool_index))
-        return [chunk(self.completion_id, self.model, self.created, {}, reason)]
+        return self._finish(finish_reason(data.get("stopReason"), bool(self._tool_index)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,13 +24,12 @@ from aimm_gateway.canonical import (
     Message,
     TextPart,
     Usage,
-    chunk,
     new_completion_id,
 )
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import InvalidRequest, UpstreamError, UpstreamTimeout
 from aimm_gateway.providers.translate_common import (
-    ChunkStream,
+    ToolCallStream,
     answer_text,
     openai_choice,
     openai_completion,
@@ -232,18 +231,16 @@ def cohere_usage(usage: Any) -> Usage:
 # Stream
 
 
-class CohereStreamTranslator(ChunkStream):
+class CohereStreamTranslator(ToolCallStream):
     """Cohere v2 SSE events in, OpenAI `chat.completion.chunk`s out; `done` at message-end."""
 
-    __slots__ = ("_finished", "_thinking", "_tool_index", "_usage", "done")
+    __slots__ = ("_thinking", "_usage", "done")
 
     def __init__(self, model_name: str) -> None:
         super().__init__(model_name, new_completion_id())
         self.done = False
-        self._tool_index: dict[int, int] = {}  # Cohere tool-call index -> OpenAI tool-call index
         self._thinking: set[int] = set()  # content blocks holding reasoning, not answer text
         self._usage = Usage()
-        self._finished = False
 
     @property
     def usage(self) -> Usage:
@@ -286,31 +283,18 @@ class CohereStreamTranslator(ChunkStream):
     def _tool_call_start(self, data: dict[str, Any]) -> list[ChatChunk]:
         call = _message_delta(data).get("tool_calls") or {}
         fn = call.get("function") or {}
-        tool_index = self._tool_index[data.get("index", 0)] = len(self._tool_index)
-        header = {
-            "index": tool_index,
-            "id": call.get("id"),
-            "type": "function",
-            "function": {"name": fn.get("name"), "arguments": fn.get("arguments") or ""},
-        }
-        return [self._chunk({"tool_calls": [header]})]
+        return self._open_call(data.get("index", 0), call.get("id"), fn.get("name"), fn.get("arguments") or "")
 
     def _tool_call_delta(self, data: dict[str, Any]) -> list[ChatChunk]:
         fragment = ((_message_delta(data).get("tool_calls") or {}).get("function") or {}).get("arguments")
-        tool_index = self._tool_index.get(data.get("index", 0))
-        if not fragment or tool_index is None:
-            return []
-        return [self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": fragment}}]})]
+        return self._call_arguments(data.get("index", 0), fragment) if fragment else []
 
     def _message_end(self, data: dict[str, Any]) -> list[ChatChunk]:
         delta = data.get("delta") or {}
         reason = finish_reason(delta.get("finish_reason"), bool(self._tool_index), delta.get("error"))
         self._usage = cohere_usage(delta.get("usage"))
         self.done = True
-        if self._finished:
-            return []
-        self._finished = True
-        return [chunk(self.completion_id, self.model, self.created, {}, reason)]
+        return self._finish(reason)
 
 
 def _message_delta(data: dict[str, Any]) -> dict[str, Any]:

@@ -269,3 +269,36 @@ class ChunkStream:
 
     def _chunk(self, delta: dict[str, Any], reason: str | None = None) -> ChatChunk:
         return chunk(self.completion_id, self.model, self.created, delta, reason)
+
+
+class ToolCallStream(ChunkStream):
+    """A stream whose tool calls open in one event and get their arguments in later ones.
+
+    The format numbers content blocks (or calls) its own way; OpenAI numbers tool calls among
+    tool calls, so block indexes are mapped. The finish chunk goes out once, however often the
+    format repeats its stop reason.
+    """
+
+    __slots__ = ("_finished", "_tool_index")
+
+    def __init__(self, model_name: str, completion_id: str) -> None:
+        super().__init__(model_name, completion_id)
+        self._tool_index: dict[int, int] = {}  # the format's block index -> OpenAI tool-call index
+        self._finished = False
+
+    def _open_call(self, block: int, call_id: Any, name: Any, arguments: str = "") -> list[ChatChunk]:
+        index = self._tool_index[block] = len(self._tool_index)
+        call = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+        return [self._chunk({"tool_calls": [call]})]
+
+    def _call_arguments(self, block: int, fragment: str) -> list[ChatChunk]:
+        index = self._tool_index.get(block)
+        if index is None:
+            return []  # a block that never opened as a tool call
+        return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})]
+
+    def _finish(self, reason: str) -> list[ChatChunk]:
+        if self._finished:
+            return []
+        self._finished = True
+        return [self._chunk({}, reason)]
