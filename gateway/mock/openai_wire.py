@@ -274,13 +274,19 @@ class _ToolCallPairing:
         )
 
 
+def _object_with(where: str, value: Any, key: str) -> tuple[dict[str, Any], Any]:
+    """`value` as an object and its required `key`, with OpenAI's errors when either is missing."""
+    if not isinstance(value, dict):
+        raise _bad_type(where, "an object", value)
+    field = value.get(key)
+    if field is None:
+        raise _missing(f"{where}.{key}")
+    return value, field
+
+
 def _parse_message(i: int, msg: Any) -> MockMessage:
     where = f"messages[{i}]"
-    if not isinstance(msg, dict):
-        raise _bad_type(where, "an object", msg)
-    role = msg.get("role")
-    if role is None:
-        raise _missing(f"{where}.role")
+    msg, role = _object_with(where, msg, "role")
     if role not in ROLES:
         raise _invalid(
             f"Invalid value: '{role}'. Supported values are: {_ROLES_TEXT}.", f"{where}.role", "invalid_value"
@@ -355,11 +361,7 @@ def _content_text(where: str, content: Any, allowed: Sequence[str]) -> str:
 
 
 def _part_text(where: str, part: Any, allowed: Sequence[str]) -> str:
-    if not isinstance(part, dict):
-        raise _bad_type(where, "an object", part)
-    kind = part.get("type")
-    if kind is None:
-        raise _missing(f"{where}.type")
+    part, kind = _object_with(where, part, "type")
     if kind not in allowed:
         raise _bad_value(f"{where}.type", kind, allowed)
     if kind in ("text", "refusal"):
@@ -405,23 +407,13 @@ def _parse_tools(body: dict[str, Any]) -> list[MockTool]:
         return []
     if not isinstance(raw, list):
         raise _bad_type("tools", "an array of objects", raw)
-    if len(raw) > MAX_TOOLS:
-        raise _invalid(
-            f"Invalid 'tools': array too long. Expected an array with maximum length {MAX_TOOLS}, "
-            f"but got an array with length {len(raw)} instead.",
-            "tools",
-            "array_above_max_length",
-        )
+    _check_length("tools", raw, MAX_TOOLS)
     tools = [_parse_tool(f"tools[{i}]", tool) for i, tool in enumerate(raw)]
     return [t for t in tools if t is not None]
 
 
 def _parse_tool(where: str, tool: Any) -> MockTool | None:
-    if not isinstance(tool, dict):
-        raise _bad_type(where, "an object", tool)
-    kind = tool.get("type")
-    if kind is None:
-        raise _missing(f"{where}.type")
+    tool, kind = _object_with(where, tool, "type")
     if kind not in ("function", "custom"):
         raise _bad_value(f"{where}.type", kind, ("function", "custom"))
     if kind == "custom":
@@ -629,14 +621,18 @@ def _parse_stop(raw: Any) -> list[str]:
         return [raw]
     if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
         raise _bad_type("stop", "one of a string or array of strings", raw)
-    if len(raw) > MAX_STOP_SEQUENCES:
+    _check_length("stop", raw, MAX_STOP_SEQUENCES)
+    return raw
+
+
+def _check_length(param: str, raw: list[Any], limit: int) -> None:
+    if len(raw) > limit:
         raise _invalid(
-            f"Invalid 'stop': array too long. Expected an array with maximum length {MAX_STOP_SEQUENCES}, "
+            f"Invalid '{param}': array too long. Expected an array with maximum length {limit}, "
             f"but got an array with length {len(raw)} instead.",
-            "stop",
+            param,
             "array_above_max_length",
         )
-    return raw
 
 
 # ---------------------------------------------------------------------------------------------

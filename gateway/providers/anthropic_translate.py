@@ -34,6 +34,7 @@ from aimm_gateway.providers.translate_common import (
     TurnFormat,
     alternating_turns,
     answer_text,
+    object_schema,
     openai_choice,
     openai_completion,
     reject_json_object,
@@ -179,24 +180,13 @@ def _add_tools(body: dict[str, Any], req: ChatRequest) -> None:
 def _tool_param(fn: FunctionDef, k: int) -> dict[str, Any]:
     tool: dict[str, Any] = {
         "name": fn.name,
-        "input_schema": _object_schema(fn.parameters, f"tools[{k}].function.parameters"),
+        "input_schema": object_schema(fn.parameters, f"tools[{k}].function.parameters", "Anthropic"),
     }
     if fn.description:
         tool["description"] = fn.description
     if fn.strict:
         tool["strict"] = True
     return tool
-
-
-def _object_schema(schema: dict[str, Any] | None, where: str) -> dict[str, Any]:
-    if not schema:
-        return {"type": "object", "properties": {}}  # Anthropic requires an input schema
-    kind = schema.get("type")
-    if kind == "object":
-        return schema
-    if kind is None:
-        return {**schema, "type": "object"}
-    raise InvalidRequest(f"{where}: Anthropic tool inputs must be JSON objects (type 'object')", param=where)
 
 
 def _tool_choice(req: ChatRequest) -> dict[str, Any] | None:
@@ -254,8 +244,8 @@ def _json_tool(req: ChatRequest, tools: list[dict[str, Any]]) -> dict[str, Any] 
     tool: dict[str, Any] = {
         "name": name,
         "description": spec.get("description") or _JSON_TOOL_DESCRIPTION,
-        "input_schema": _object_schema(
-            schema if isinstance(schema, dict) else None, "response_format.json_schema.schema"
+        "input_schema": object_schema(
+            schema if isinstance(schema, dict) else None, "response_format.json_schema.schema", "Anthropic"
         ),
     }
     if spec.get("strict"):
@@ -395,8 +385,7 @@ class AnthropicStreamTranslator(ToolCallStream):
         block = data.get("content_block") or {}
         kind = block.get("type")
         if kind == "text":
-            text = block.get("text")
-            return [self._chunk({"content": text})] if text else []
+            return self._text(block.get("text"))
         if kind != "tool_use":
             return []  # thinking and server-tool blocks are not part of the OpenAI answer
         index = data.get("index", 0)
@@ -409,8 +398,7 @@ class AnthropicStreamTranslator(ToolCallStream):
         delta = data.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
-            text = delta.get("text")
-            return [self._chunk({"content": text})] if text else []
+            return self._text(delta.get("text"))
         if kind != "input_json_delta":
             return []  # thinking, signature and citation deltas
         fragment = delta.get("partial_json")

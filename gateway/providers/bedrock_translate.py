@@ -44,6 +44,7 @@ from aimm_gateway.providers.translate_common import (
     alternating_turns,
     answer_text,
     has_text,
+    object_schema,
     openai_choice,
     openai_completion,
     openai_embeddings,
@@ -226,24 +227,16 @@ def _tool_config(req: ChatRequest) -> dict[str, Any]:
 
 
 def _tool_spec(fn: FunctionDef, k: int) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": fn.name, "inputSchema": {"json": _object_schema(fn.parameters, k)}}
+    schema = object_schema(fn.parameters, f"tools[{k}].function.parameters", "Bedrock")
+    spec: dict[str, Any] = {
+        "name": fn.name,
+        "inputSchema": {"json": schema},
+    }
     if fn.description:
         spec["description"] = fn.description
     if fn.strict:
         spec["strict"] = True
     return {"toolSpec": spec}
-
-
-def _object_schema(schema: dict[str, Any] | None, k: int) -> dict[str, Any]:
-    if not schema:
-        return {"type": "object", "properties": {}}  # Converse requires an input schema
-    kind = schema.get("type")
-    if kind == "object":
-        return schema
-    if kind is None:
-        return {**schema, "type": "object"}
-    where = f"tools[{k}].function.parameters"
-    raise InvalidRequest(f"{where}: Bedrock tool inputs must be JSON objects (type 'object')", param=where)
 
 
 def _text_format(fmt: ResponseFormat) -> dict[str, Any]:
@@ -403,9 +396,8 @@ class ConverseStreamTranslator(ToolCallStream):
 
     def _block_delta(self, data: dict[str, Any]) -> list[ChatChunk]:
         delta = data.get("delta") or {}
-        text = delta.get("text")
-        if text:
-            return [self._chunk({"content": text})]
+        if delta.get("text"):
+            return self._text(delta["text"])
         use = delta.get("toolUse")
         if not isinstance(use, dict) or not use.get("input"):
             return []  # reasoning and citation deltas, empty fragments

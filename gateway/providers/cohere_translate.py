@@ -265,9 +265,6 @@ class CohereStreamTranslator(ToolCallStream):
             return self._message_end(data)
         return []  # content-end, tool-call-end, citations, debug, and event types added later
 
-    def _text(self, text: Any) -> list[ChatChunk]:
-        return [self._chunk({"content": text})] if isinstance(text, str) and text else []
-
     def _content_start(self, data: dict[str, Any]) -> list[ChatChunk]:
         content = _message_delta(data).get("content") or {}
         if content.get("type") == "thinking":

@@ -133,6 +133,18 @@ def openai_completion(
     return out
 
 
+def object_schema(schema: dict[str, Any] | None, where: str, target: str) -> dict[str, Any]:
+    """A tool's parameters as the object schema Anthropic and Converse require (empty: no arguments)."""
+    if not schema:
+        return {"type": "object", "properties": {}}
+    kind = schema.get("type")
+    if kind == "object":
+        return schema
+    if kind is None:
+        return {**schema, "type": "object"}
+    raise InvalidRequest(f"{where}: {target} tool inputs must be JSON objects (type 'object')", param=where)
+
+
 def openai_embeddings(vectors: list[list[float]], model_name: str, tokens: int, encoding: str | None) -> dict[str, Any]:
     """An OpenAI `list` of embeddings, whatever format produced the vectors."""
     return {
@@ -269,6 +281,10 @@ class ChunkStream:
 
     def _chunk(self, delta: dict[str, Any], reason: str | None = None) -> ChatChunk:
         return chunk(self.completion_id, self.model, self.created, delta, reason)
+
+    def _text(self, text: Any) -> list[ChatChunk]:
+        """A content chunk, or none for an empty (or missing) piece of text."""
+        return [self._chunk({"content": text})] if isinstance(text, str) and text else []
 
 
 class ToolCallStream(ChunkStream):
