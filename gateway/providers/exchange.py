@@ -19,7 +19,7 @@ from aimm_gateway.config import Timeouts
 from aimm_gateway.errors import UpstreamError
 from aimm_gateway.providers.errors import upstream_error
 from aimm_gateway.providers.http import UpstreamClient, UpstreamResponse, UpstreamStream
-from aimm_gateway.providers.sse import iter_sse
+from aimm_gateway.providers.sse import SSEParser
 
 # (provider, status, headers, body) -> the caller's error; `upstream_error` unless a format refines it.
 ErrorMapper = Callable[[str, int, dict[str, str], bytes], UpstreamError]
@@ -77,11 +77,13 @@ class Upstream:
 
 async def sse_events(chunks: AsyncIterator[bytes], provider: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """(event name, decoded data) per SSE event; a `[DONE]` sentinel comes as (DONE, {}) and ends it."""
-    async for event in iter_sse(chunks):
-        if event.data == DONE:
-            yield DONE, {}
-            return
-        yield event.event, decode_json(provider, event.data)
+    parser = SSEParser()
+    async for piece in chunks:
+        for event in parser.feed(piece):
+            if event.data == DONE:
+                yield DONE, {}
+                return
+            yield event.event, decode_json(provider, event.data)
 
 
 class StreamTranslator(Protocol):
