@@ -16,7 +16,16 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from aimm_gateway.api.common import JSON, authenticate, gateway_of, json_response, read_json, request_id
+from aimm_gateway.api.common import (
+    JSON,
+    authenticate,
+    gateway_of,
+    json_response,
+    read_json,
+    request_context,
+    request_id,
+    served_headers,
+)
 from aimm_gateway.api.openai_routes import SSE_HEADERS
 from aimm_gateway.canonical import validate_chat
 from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound
@@ -26,7 +35,7 @@ from aimm_gateway.inbound.anthropic_in import (
     to_anthropic_message,
     to_openai_request,
 )
-from aimm_gateway.pipeline import RequestContext, StreamOutcome
+from aimm_gateway.pipeline import StreamResult
 from aimm_gateway.providers.sse import encode_sse
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.tokens import estimate_prompt_tokens
@@ -60,24 +69,24 @@ def _error_response(exc: GatewayError, rid: str) -> Response:
 @_anthropic_errors
 async def messages(request: Request, rid: str) -> Response:
     gateway = gateway_of(request)
-    key_name = authenticate(request, gateway)
-    rt = gateway.runtime
-    body = to_openai_request(await read_json(request, rt.config.server.max_body_bytes))
-    req = validate_chat(body)
-    ctx = RequestContext(rid, key_name)
+    ctx = request_context(request, gateway, "anthropic", rid)
+    ctx.body = to_openai_request(await read_json(request, ctx.runtime.config.server.max_body_bytes))
+    req = ctx.request = validate_chat(ctx.body)
     if req.stream:
-        outcome = await gateway.pipeline.stream(rt, req, body, ctx)
+        ctx.stream = True
+        result = await gateway.pipeline.stream(ctx)
         writer = AnthropicStreamWriter(
-            outcome.served.model, input_tokens=estimate_prompt_tokens(req), stop_sequences=req.stop_list
+            result.outcome.model or "", input_tokens=ctx.prompt_tokens, stop_sequences=req.stop_list
         )
-        headers = {**SSE_HEADERS, **outcome.served.headers(), "x-request-id": rid, "request-id": rid}
-        return StreamingResponse(anthropic_sse(outcome, writer), media_type="text/event-stream", headers=headers)
-    response, served = await gateway.pipeline.complete(rt, req, body, ctx)
-    message = to_anthropic_message(response, model=served.model, stop_sequences=req.stop_list)
-    return json_response(message, headers={**served.headers(), "x-request-id": rid, "request-id": rid})
+        headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome), "request-id": rid}
+        return StreamingResponse(anthropic_sse(result, writer), media_type="text/event-stream", headers=headers)
+    outcome = await gateway.pipeline.complete(ctx)
+    assert outcome.response is not None
+    message = to_anthropic_message(outcome.response, model=outcome.model or "", stop_sequences=req.stop_list)
+    return json_response(message, headers={**served_headers(ctx, outcome), "request-id": rid})
 
 
-async def anthropic_sse(outcome: StreamOutcome, writer: AnthropicStreamWriter) -> AsyncIterator[bytes]:
+async def anthropic_sse(outcome: StreamResult, writer: AnthropicStreamWriter) -> AsyncIterator[bytes]:
     """Anthropic's SSE framing; a failure after the first byte ends with an `error` event."""
     try:
         async for chunk in outcome.chunks:

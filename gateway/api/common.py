@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -10,9 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, Unauthorized
+from aimm_gateway.security.identity import Identity, Role
 from aimm_gateway.service import Gateway
+from aimm_gateway.stages.base import Api, Outcome, RequestContext
 
 JSON = "application/json"
+_HEADER_SAFE = str.maketrans({"\r": " ", "\n": " "})
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -73,3 +77,31 @@ def authenticate(request: Request, gateway: Gateway) -> str | None:
     if name is None:
         raise Unauthorized("invalid API key")
     return name
+
+
+def request_context(
+    request: Request, gateway: Gateway, api: Api, rid: str | None = None, body: dict[str, Any] | None = None
+) -> RequestContext:
+    """Authenticate the caller and start the request's context (the body may follow later)."""
+    started = time.perf_counter()
+    name = authenticate(request, gateway)
+    identity = Identity(name, Role.USER) if name is not None else None
+    rid = rid if rid is not None else request_id(request)
+    client = request.client
+    return RequestContext(
+        rid, gateway.runtime, api=api, identity=identity, client_ip=client.host if client else "",
+        body=body if body is not None else {}, started=started,
+    )  # fmt: skip
+
+
+def served_headers(ctx: RequestContext, outcome: Outcome) -> dict[str, str]:
+    """Which model answered and how (the `x-aimm-*` headers), plus what stages added."""
+    reason = outcome.route_reason.translate(_HEADER_SAFE)
+    return {
+        "x-aimm-model": outcome.model or "",
+        "x-aimm-provider": outcome.provider or "",
+        "x-aimm-attempts": str(len(outcome.attempts)),
+        "x-aimm-route-reason": reason.encode("ascii", "replace").decode()[:200],
+        **ctx.response_headers,
+        "x-request-id": ctx.request_id,
+    }

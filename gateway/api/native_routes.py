@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -14,16 +13,23 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from aimm_gateway.api.common import authenticate, gateway_of, json_response, read_json, request_id
+from aimm_gateway.api.common import (
+    authenticate,
+    gateway_of,
+    json_response,
+    read_json,
+    request_context,
+    served_headers,
+)
 from aimm_gateway.api.openai_routes import SSE_HEADERS
-from aimm_gateway.canonical import Usage, validate_chat
+from aimm_gateway.canonical import validate_chat
 from aimm_gateway.compare import compare
 from aimm_gateway.config import format_loc
-from aimm_gateway.cost import request_cost
 from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound
-from aimm_gateway.pipeline import RequestContext, Served
+from aimm_gateway.pipeline import StreamResult
 from aimm_gateway.providers.sse import encode_sse
 from aimm_gateway.service import Gateway
+from aimm_gateway.stages.base import Outcome, RequestContext
 
 BATCH_CONCURRENCY = 8
 MAX_BATCH = 256
@@ -81,56 +87,68 @@ def _chat_body(
     return body
 
 
-def _usage(served: Served) -> dict[str, Any]:
+def _usage(outcome: Outcome) -> dict[str, Any]:
     return {
-        "prompt_tokens": served.usage.prompt_tokens,
-        "completion_tokens": served.usage.completion_tokens,
-        "total_tokens": served.usage.total_tokens,
-        "total_cost": float(served.cost),
+        "prompt_tokens": outcome.usage.prompt_tokens,
+        "completion_tokens": outcome.usage.completion_tokens,
+        "total_tokens": outcome.usage.total_tokens,
+        "total_cost": float(outcome.cost),
     }
 
 
-async def _answer(gateway: Gateway, q: QueryBody, rid: str, key_name: str | None) -> dict[str, Any]:
-    rt = gateway.runtime
+def _context(parent: RequestContext, q: QueryBody, rid: str, stream: bool = False) -> RequestContext:
+    """A chat context for one prompt of a native call (a batch or multiple call makes several)."""
     body = _chat_body(q.prompt, q.model, q.system, q.max_tokens, q.temperature)
-    req = validate_chat(body)
-    ctx = RequestContext(rid, key_name, fallback_model=q.fallback_model)
-    started = time.perf_counter()
-    response, served = await gateway.pipeline.complete(rt, req, body, ctx)
-    message = response["choices"][0]["message"]
+    if stream:
+        body["stream"] = True
+    return RequestContext(
+        rid, parent.runtime, api="native", identity=parent.identity, client_ip=parent.client_ip,
+        body=body, stream=stream, request=validate_chat(body), fallback_model=q.fallback_model,
+        started=time.perf_counter(),
+    )  # fmt: skip
+
+
+async def _answer(gateway: Gateway, parent: RequestContext, q: QueryBody, rid: str) -> dict[str, Any]:
+    ctx = _context(parent, q, rid)
+    outcome = await gateway.pipeline.complete(ctx)
+    assert outcome.response is not None
+    choice = outcome.response["choices"][0]
     return {
-        "text": message.get("content") or "",
-        "model": served.model,
-        "provider": served.provider,
-        "usage": _usage(served),
-        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "text": choice["message"].get("content") or "",
+        "model": outcome.model,
+        "provider": outcome.provider,
+        "usage": _usage(outcome),
+        "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 3),
         "request_id": rid,
-        "finish_reason": response["choices"][0].get("finish_reason"),
+        "finish_reason": choice.get("finish_reason"),
     }
 
 
 async def query(request: Request) -> Response:
     gateway = gateway_of(request)
-    key_name = authenticate(request, gateway)
-    q = _parse(QueryBody, await read_json(request, gateway.runtime.config.server.max_body_bytes))
-    rid = request_id(request)
-    result = await _answer(gateway, q, rid, key_name)
+    parent = request_context(request, gateway, "native")
+    q = _parse(QueryBody, await read_json(request, parent.runtime.config.server.max_body_bytes))
+    result = await _answer(gateway, parent, q, parent.request_id)
     return json_response(
         result,
-        headers={"x-request-id": rid, "x-aimm-model": result["model"], "x-aimm-provider": result["provider"]},
+        headers={
+            "x-request-id": parent.request_id,
+            "x-aimm-model": result["model"],
+            "x-aimm-provider": result["provider"],
+        },
     )
 
 
 async def query_multiple(request: Request) -> Response:
     gateway = gateway_of(request)
-    key_name = authenticate(request, gateway)
-    m = _parse(MultipleBody, await read_json(request, gateway.runtime.config.server.max_body_bytes))
-    rid = request_id(request)
+    parent = request_context(request, gateway, "native")
+    m = _parse(MultipleBody, await read_json(request, parent.runtime.config.server.max_body_bytes))
+    rid = parent.request_id
 
     async def one(model: str) -> dict[str, Any]:
         q = QueryBody(prompt=m.prompt, model=model, system=m.system, max_tokens=m.max_tokens, temperature=m.temperature)
         try:
-            return await _answer(gateway, q, f"{rid}-{model}", key_name)
+            return await _answer(gateway, parent, q, f"{rid}-{model}")
         except GatewayError as exc:
             return {"model": model, **exc.body(), "status": exc.status}
 
@@ -143,72 +161,57 @@ async def query_multiple(request: Request) -> Response:
 
 async def query_stream(request: Request) -> Response:
     gateway = gateway_of(request)
-    key_name = authenticate(request, gateway)
-    rt = gateway.runtime
-    q = _parse(QueryBody, await read_json(request, rt.config.server.max_body_bytes))
-    rid = request_id(request)
-    body = _chat_body(q.prompt, q.model, q.system, q.max_tokens, q.temperature)
-    body["stream"] = True
-    req = validate_chat(body)
-    started = time.perf_counter()
-    outcome = await gateway.pipeline.stream(
-        rt, req, body, RequestContext(rid, key_name, fallback_model=q.fallback_model)
-    )
-    pricing = rt.models[outcome.served.model].pricing
+    parent = request_context(request, gateway, "native")
+    q = _parse(QueryBody, await read_json(request, parent.runtime.config.server.max_body_bytes))
+    ctx = _context(parent, q, parent.request_id, stream=True)
+    result = await gateway.pipeline.stream(ctx)
+    headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome)}
+    return StreamingResponse(_native_sse(ctx, result), media_type="text/event-stream", headers=headers)
 
-    async def events() -> AsyncIterator[bytes]:
-        usage = Usage()
-        finish: str | None = None
-        try:
-            async for chunk in outcome.chunks:
-                if chunk.get("usage"):
-                    usage = Usage.from_openai(chunk["usage"])
-                for choice in chunk.get("choices") or ():
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        yield encode_sse(orjson.dumps({"type": "content", "text": text}))
-                    finish = choice.get("finish_reason") or finish
-        except GatewayError as exc:
-            yield encode_sse(orjson.dumps({"type": "error", **exc.body()}))
-            return
-        cost: Decimal = request_cost(usage, pricing)
-        final = {
-            "type": "usage",
-            "model": outcome.served.model,
-            "provider": outcome.served.provider,
-            "finish_reason": finish,
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-                "total_cost": float(cost),
-            },
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            "request_id": rid,
-        }
-        yield encode_sse(orjson.dumps(final))
 
-    headers = {**SSE_HEADERS, **outcome.served.headers(), "x-request-id": rid}
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+async def _native_sse(ctx: RequestContext, result: StreamResult) -> AsyncIterator[bytes]:
+    """Text deltas as `content` events, then one `usage` event (or an `error` event)."""
+    finish: str | None = None
+    try:
+        async for chunk in result.chunks:
+            for choice in chunk.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    yield encode_sse(orjson.dumps({"type": "content", "text": text}))
+                finish = choice.get("finish_reason") or finish
+    except GatewayError as exc:
+        yield encode_sse(orjson.dumps({"type": "error", **exc.body()}))
+        return
+    outcome = result.outcome  # settled: the stream has ended
+    final = {
+        "type": "usage",
+        "model": outcome.model,
+        "provider": outcome.provider,
+        "finish_reason": finish,
+        "usage": _usage(outcome),
+        "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 3),
+        "request_id": ctx.request_id,
+    }
+    yield encode_sse(orjson.dumps(final))
 
 
 async def batch(request: Request) -> Response:
     gateway = gateway_of(request)
-    key_name = authenticate(request, gateway)
-    data = await read_json(request, gateway.runtime.config.server.max_body_bytes)
+    parent = request_context(request, gateway, "native")
+    data = await read_json(request, parent.runtime.config.server.max_body_bytes)
     items = data.get("requests") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
         raise InvalidRequest("body: expected a non-empty JSON array of {prompt, model?} objects")
     if len(items) > MAX_BATCH:
         raise InvalidRequest(f"body: at most {MAX_BATCH} items per batch, got {len(items)}")
-    rid = request_id(request)
+    rid = parent.request_id
     limit = asyncio.Semaphore(BATCH_CONCURRENCY)
 
     async def one(index: int, item: Any) -> dict[str, Any]:
         async with limit:
             try:
                 q = _parse(QueryBody, item, prefix=f"[{index}].")
-                return {"index": index, **await _answer(gateway, q, f"{rid}-{index}", key_name)}
+                return {"index": index, **await _answer(gateway, parent, q, f"{rid}-{index}")}
             except GatewayError as exc:
                 return {"index": index, **exc.body(), "status": exc.status}
 

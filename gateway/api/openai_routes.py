@@ -9,10 +9,17 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from aimm_gateway.api.common import authenticate, gateway_of, json_response, read_json, request_id
+from aimm_gateway.api.common import (
+    authenticate,
+    gateway_of,
+    json_response,
+    read_json,
+    request_context,
+    served_headers,
+)
 from aimm_gateway.canonical import ChatChunk, ChatRequest, validate_chat, validate_embeddings
 from aimm_gateway.errors import GatewayError
-from aimm_gateway.pipeline import RequestContext, StreamOutcome
+from aimm_gateway.pipeline import StreamResult
 from aimm_gateway.providers.sse import encode_sse
 
 _DONE = b"data: [DONE]\n\n"
@@ -21,20 +28,19 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 async def chat_completions(request: Request) -> Response:
     gateway = gateway_of(request)
-    key_name = authenticate(request, gateway)
-    rt = gateway.runtime
-    body = await read_json(request, rt.config.server.max_body_bytes)
-    req = validate_chat(body)
-    ctx = RequestContext(request_id(request), key_name)
+    ctx = request_context(request, gateway, "openai")
+    ctx.body = await read_json(request, ctx.runtime.config.server.max_body_bytes)
+    req = ctx.request = validate_chat(ctx.body)
     if req.stream:
-        outcome = await gateway.pipeline.stream(rt, req, body, ctx)
-        headers = {**SSE_HEADERS, **outcome.served.headers(), "x-request-id": ctx.request_id}
-        return StreamingResponse(openai_sse(outcome, req), media_type="text/event-stream", headers=headers)
-    response, served = await gateway.pipeline.complete(rt, req, body, ctx)
-    return json_response(response, headers={**served.headers(), "x-request-id": ctx.request_id})
+        ctx.stream = True
+        result = await gateway.pipeline.stream(ctx)
+        headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome)}
+        return StreamingResponse(openai_sse(result, req), media_type="text/event-stream", headers=headers)
+    outcome = await gateway.pipeline.complete(ctx)
+    return json_response(outcome.response, headers=served_headers(ctx, outcome))
 
 
-async def openai_sse(outcome: StreamOutcome, req: ChatRequest) -> AsyncIterator[bytes]:
+async def openai_sse(outcome: StreamResult, req: ChatRequest) -> AsyncIterator[bytes]:
     """OpenAI SSE framing; a failure after the first byte ends with an error event, never silently."""
     want_usage = req.wants_usage_in_stream()
     try:
@@ -63,13 +69,11 @@ def _shape_usage(chunk: ChatChunk, want_usage: bool) -> ChatChunk | None:
 
 async def embeddings(request: Request) -> Response:
     gateway = gateway_of(request)
-    key_name = authenticate(request, gateway)
-    rt = gateway.runtime
-    body = await read_json(request, rt.config.server.max_body_bytes)
-    req = validate_embeddings(body)
-    ctx = RequestContext(request_id(request), key_name)
-    response, served = await gateway.pipeline.embed(rt, req, body, ctx)
-    return json_response(response, headers={**served.headers(), "x-request-id": ctx.request_id})
+    ctx = request_context(request, gateway, "embeddings")
+    ctx.body = await read_json(request, ctx.runtime.config.server.max_body_bytes)
+    req = validate_embeddings(ctx.body)
+    response, outcome = await gateway.pipeline.embed(ctx, req)
+    return json_response(response, headers=served_headers(ctx, outcome))
 
 
 async def list_models(request: Request) -> Response:

@@ -18,7 +18,7 @@ Semantics worth knowing:
 from aimm_gateway.retry_after import parse_retry_after, parse_retry_after_ms
 from aimm_gateway.routing.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, is_breaker_failure
 from aimm_gateway.routing.clock import Clock, FakeClock, SystemClock
-from aimm_gateway.routing.datatypes import Plan, RequestFeatures, TargetSnapshot
+from aimm_gateway.routing.datatypes import Plan, RequestFeatures, Skip, SkipKind, TargetSnapshot
 from aimm_gateway.routing.retry import RetryBudget, RetryPolicy
 from aimm_gateway.routing.state import RouterState
 from aimm_gateway.routing.stats import Tunables
@@ -35,6 +35,8 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "RouterState",
+    "Skip",
+    "SkipKind",
     "SystemClock",
     "TargetSnapshot",
     "Tunables",

@@ -18,10 +18,9 @@ from enum import Enum
 from typing import TypeVar
 
 from aimm_gateway.config import CircuitBreakerSettings, ModelConfig, RouteConfig
-from aimm_gateway.routing.datatypes import RequestFeatures
+from aimm_gateway.routing.datatypes import OVER_COST, RequestFeatures, Skip, SkipKind
 from aimm_gateway.routing.stats import ModelStats, SampleCounter, Tunables
 
-OVER_MAX_COST = "estimated cost over max_cost"
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-:/@+")
 _T = TypeVar("_T")
 
@@ -62,7 +61,7 @@ class ModelInfo:
         self.label = header_safe(config.name)
         self.enabled = config.enabled
         self.window = config.context_window
-        self.ctx_reason = f"context window {config.context_window} too small"
+        self.ctx_reason = Skip(SkipKind.CONTEXT_WINDOW, str(config.context_window))
         # Capability is a str Enum whose hash is its *name*: compare plain values.
         self.caps = frozenset(c.value if isinstance(c, Enum) else str(c) for c in config.capabilities)
         # Floored above zero so cost ratios never divide by zero (free models stay cheapest).
@@ -70,8 +69,8 @@ class ModelInfo:
         self.out_tok = max(float(config.pricing.output_per_1k) / 1000.0, 1e-15)
         self.quality = config.quality
 
-    def lacks(self, caps: frozenset[str]) -> str:
-        return "lacks " + header_safe(",".join(sorted(caps - self.caps)))
+    def lacks(self, caps: frozenset[str]) -> Skip:
+        return Skip(SkipKind.MISSING_CAPABILITY, header_safe(",".join(sorted(caps - self.caps))))
 
 
 class Ask:
@@ -88,14 +87,14 @@ class Ask:
         self.max_cost = None if features.max_cost_usd is None else float(features.max_cost_usd)
 
 
-def misfit(info: ModelInfo, ask: Ask) -> str | None:
+def misfit(info: ModelInfo, ask: Ask) -> Skip | None:
     """Why this model cannot take this request, or None when it can."""
     if info.window < ask.need:
         return info.ctx_reason
     if ask.caps and not ask.caps <= info.caps:
         return info.lacks(ask.caps)
     if ask.max_cost is not None and ask.prompt * info.in_tok + ask.out * info.out_tok > ask.max_cost:
-        return OVER_MAX_COST
+        return OVER_COST
     return None
 
 
@@ -154,7 +153,7 @@ class Candidates:
         self.cum: list[float] | None = None  # weighted: cumulative weights of the tier
         self.pareto: tuple[int, ...] | None = None  # intelligent: cost-minimal positions
         # (window level, caps) -> (subset, skip reasons); only on the route's available set
-        self.filtered: dict[tuple[int, frozenset[str] | None], tuple[Candidates, dict[str, str]]] = {}
+        self.filtered: dict[tuple[int, frozenset[str] | None], tuple[Candidates, dict[str, Skip]]] = {}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -233,7 +232,7 @@ class CompiledRoute:
         stats: list[ModelStats],
         weights: list[float],
         priorities: list[int],
-        static_skipped: dict[str, str],
+        static_skipped: dict[str, Skip],
         cursor: int,
         rng: random.Random,
         tun: Tunables,
@@ -271,7 +270,7 @@ class CompiledRoute:
         self.epoch = -1
         self.until = -math.inf
         self.avail = self.candidates([])
-        self.avail_skipped: dict[str, str] = {}
+        self.avail_skipped: dict[str, Skip] = {}
         self.blocked: list[tuple[int, float]] = []
         self.hedge_value = 0.0
         self.hedge_until = -math.inf

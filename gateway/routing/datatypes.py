@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,57 @@ class RequestFeatures:
     required_capabilities: frozenset[str] = frozenset()  # e.g. {"tools", "vision", "json"}
     max_cost_usd: Decimal | None = None  # estimated cost ceiling for this request
     fallback_model: str | None = None  # the request's own last resort
+
+
+class SkipKind(StrEnum):
+    """Why routing left a target out of a plan."""
+
+    CONTEXT_WINDOW = "context_window"  # prompt + room to answer exceed the model's window
+    MISSING_CAPABILITY = "missing_capability"  # the request needs tools/vision/json the model lacks
+    OVER_COST = "over_cost"  # estimated cost above the request's ceiling
+    CIRCUIT_OPEN = "circuit_open"
+    PROBES_BUSY = "probes_busy"  # circuit half-open, its trial requests already in flight
+    DISABLED = "disabled"
+    UNKNOWN_MODEL = "unknown_model"  # not configured, or cannot serve (e.g. no credentials)
+
+
+# Skips that no amount of waiting cures: the request itself does not fit (answer 400, not 503).
+REQUEST_MISFITS = frozenset({SkipKind.CONTEXT_WINDOW, SkipKind.MISSING_CAPABILITY, SkipKind.OVER_COST})
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """One skipped target's reason as data; `str()` renders the header/log sentence."""
+
+    kind: SkipKind
+    detail: str = ""  # header-safe: the context window size, or the missing capabilities
+
+    @property
+    def request_misfit(self) -> bool:
+        return self.kind in REQUEST_MISFITS
+
+    def __str__(self) -> str:
+        kind = self.kind
+        if kind is SkipKind.CONTEXT_WINDOW:
+            return f"context window {self.detail} too small"
+        if kind is SkipKind.MISSING_CAPABILITY:
+            return f"lacks {self.detail}"
+        return _SKIP_TEXT[kind]
+
+
+_SKIP_TEXT = {
+    SkipKind.OVER_COST: "estimated cost over max_cost",
+    SkipKind.CIRCUIT_OPEN: "circuit open",
+    SkipKind.PROBES_BUSY: "circuit half-open, probes busy",
+    SkipKind.DISABLED: "disabled",
+    SkipKind.UNKNOWN_MODEL: "unknown model",
+}
+# One shared instance per detail-less kind: planning copies references, never builds reasons.
+OVER_COST = Skip(SkipKind.OVER_COST)
+CIRCUIT_OPEN = Skip(SkipKind.CIRCUIT_OPEN)
+PROBES_BUSY = Skip(SkipKind.PROBES_BUSY)
+DISABLED = Skip(SkipKind.DISABLED)
+UNKNOWN_MODEL = Skip(SkipKind.UNKNOWN_MODEL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +81,17 @@ class Plan:
     attempts: tuple[str, ...]
     reason: str
     retry_after_s: float | None = None
-    skipped: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, Skip] = field(default_factory=dict)
+
+    @property
+    def request_misfit(self) -> bool:
+        """True when nothing is down and no target can ever fit this request (a 400, not a 503)."""
+        skips = self.skipped.values()
+        return self.retry_after_s is None and bool(skips) and all(s.request_misfit for s in skips)
+
+    def skip_reasons(self) -> dict[str, str]:
+        """The skip reasons as sentences (headers, logs, error messages)."""
+        return {name: str(skip) for name, skip in self.skipped.items()}
 
 
 @dataclass(frozen=True, slots=True)

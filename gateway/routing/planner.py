@@ -6,13 +6,14 @@ import math
 from bisect import bisect_left
 
 from aimm_gateway.routing.breaker import OPEN, CircuitBreaker
-from aimm_gateway.routing.compiled import OVER_MAX_COST, Ask, Candidates, CompiledRoute, header_safe, misfit
+from aimm_gateway.routing.compiled import Ask, Candidates, CompiledRoute, header_safe, misfit
+from aimm_gateway.routing.datatypes import CIRCUIT_OPEN, OVER_COST, PROBES_BUSY, Skip
 
 _FILTER_CACHE_MAX = 128  # (window level, capability set) subsets kept per availability snapshot
 
 
-def blocked_reason(b: CircuitBreaker, now: float) -> str:
-    return "circuit open" if b.state_at(now) == OPEN else "circuit half-open, probes busy"
+def blocked_reason(b: CircuitBreaker, now: float) -> Skip:
+    return CIRCUIT_OPEN if b.state_at(now) == OPEN else PROBES_BUSY
 
 
 def refresh_availability(cr: CompiledRoute, now: float, epoch: int) -> None:
@@ -39,7 +40,7 @@ def refresh_availability(cr: CompiledRoute, now: float, epoch: int) -> None:
     cr.until = until
 
 
-def filter_candidates(cr: CompiledRoute, ask: Ask, skipped: dict[str, str]) -> Candidates:
+def filter_candidates(cr: CompiledRoute, ask: Ask, skipped: dict[str, Skip]) -> Candidates:
     """The available targets that fit this request; the others go to `skipped` with a reason.
 
     Context window and capabilities rule out the same targets for every request at the same
@@ -59,7 +60,7 @@ def filter_candidates(cr: CompiledRoute, ask: Ask, skipped: dict[str, str]) -> C
                 av.filtered.clear()
             floor = levels[level] if level < len(levels) else math.inf
             keep: list[int] = []
-            why: dict[str, str] = {}
+            why: dict[str, Skip] = {}
             for p, info in enumerate(av.infos):
                 if info.window < floor:
                     why[info.name] = info.ctx_reason
@@ -78,7 +79,7 @@ def filter_candidates(cr: CompiledRoute, ask: Ask, skipped: dict[str, str]) -> C
             # A constant reason: formatting each estimate would cost more than the decision.
             for name, est in zip(cands.names, costs, strict=False):
                 if est > max_cost:
-                    skipped[name] = OVER_MAX_COST
+                    skipped[name] = OVER_COST
             cands = cands.subset([p for p, est in enumerate(costs) if est <= max_cost])
     return cands
 
@@ -92,7 +93,7 @@ def blocked_retry_at(cr: CompiledRoute, ask: Ask) -> float | None:
     return None if soonest == math.inf else soonest
 
 
-def summarize(skipped: dict[str, str], limit: int = 3) -> str:
+def summarize(skipped: dict[str, Skip], limit: int = 3) -> str:
     """A short, header-safe account of why nothing could be tried."""
     if not skipped:
         return "no targets"

@@ -17,7 +17,7 @@ from aimm_gateway.routing.algorithms import ALGORITHMS
 from aimm_gateway.routing.breaker import CircuitBreaker, is_breaker_failure
 from aimm_gateway.routing.clock import Clock
 from aimm_gateway.routing.compiled import Ask, CompiledRoute, ModelInfo, header_safe, misfit
-from aimm_gateway.routing.datatypes import Plan, RequestFeatures, TargetSnapshot
+from aimm_gateway.routing.datatypes import DISABLED, UNKNOWN_MODEL, Plan, RequestFeatures, Skip, TargetSnapshot
 from aimm_gateway.routing.planner import (
     blocked_reason,
     blocked_retry_at,
@@ -120,7 +120,7 @@ class RouterState:
         if lookup.get(model.name) is not model:
             lookup = {**lookup, model.name: model}
         attempts: list[str] = []
-        skipped: dict[str, str] = {}
+        skipped: dict[str, Skip] = {}
         soonest = self._add_fallbacks((), attempts, chain, lookup, default_breaker, now, ask, skipped)
         retry_after = None
         if not attempts:
@@ -142,7 +142,7 @@ class RouterState:
         default_breaker: CircuitBreakerSettings,
         now: float,
         ask: Ask,
-        skipped: dict[str, str],
+        skipped: dict[str, Skip],
     ) -> float:
         """Append to `attempts` the models of `chain` that can take the request and are not
         `planned` already; returns the soonest retry_at among those only a breaker kept out
@@ -155,12 +155,12 @@ class RouterState:
             if config is None:
                 known = self._infos.get(name)
                 if known is None:
-                    skipped[name] = "unknown model"
+                    skipped[name] = UNKNOWN_MODEL
                     continue
                 config = known.config
             info = self._info(config)
             if not info.enabled:
-                skipped[name] = "disabled"
+                skipped[name] = DISABLED
                 continue
             why = misfit(info, ask)
             if why is not None:
@@ -186,14 +186,14 @@ class RouterState:
     ) -> CompiledRoute:
         # Route entries override the model's own weight/priority only when set explicitly.
         merged: dict[str, list[float]] = {}
-        static_skipped: dict[str, str] = {}
+        static_skipped: dict[str, Skip] = {}
         for pos, t in enumerate(route.targets):
             m = models.get(t.model)
             if m is None:
-                static_skipped[t.model] = "unknown model"
+                static_skipped[t.model] = UNKNOWN_MODEL
                 continue
             if not m.enabled:
-                static_skipped[t.model] = "disabled"
+                static_skipped[t.model] = DISABLED
                 continue
             weight = t.weight if "weight" in t.model_fields_set else m.weight
             prio = t.priority if "priority" in t.model_fields_set else m.priority

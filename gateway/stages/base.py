@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from aimm_gateway.canonical import ChatChunk, ChatCompletion, Usage
+from aimm_gateway.canonical import ChatChunk, ChatCompletion, ChatRequest, Usage
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.security.identity import Identity
 
 if TYPE_CHECKING:
+    from aimm_gateway.metrics import GatewayMetrics
     from aimm_gateway.runtime import Runtime
+    from aimm_gateway.stats import LiveStats
 
 Api = Literal["openai", "anthropic", "native", "embeddings"]
 
@@ -38,10 +40,12 @@ class AttemptRecord:
 
     model: str
     provider: str
-    outcome: str  # ok | error kind (timeout, rate_limit, http, content_filter, ...) | cancelled
-    status: int
-    latency_s: float
+    outcome: str  # pending | ok | error kind (timeout, rate_limit, http, content_filter, ...) | cancelled
+    status: int = 0
+    latency_s: float = 0.0
     hedge: bool = False
+    cost: Decimal = Decimal(0)  # what this attempt cost (a refused or losing answer still costs)
+    started: float = 0.0  # perf_counter when sent
 
 
 @dataclass(slots=True)
@@ -56,6 +60,7 @@ class RequestContext:
     requested: str = ""  # the model or route name the client asked for
     body: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
+    request: ChatRequest | None = None  # the validated chat request (None for embeddings)
     prompt_tokens: int = 0  # estimate, before the call
     max_output_tokens: int | None = None
     fallback_model: str | None = None
@@ -79,7 +84,7 @@ class Outcome:
     provider: str | None = None
     route_reason: str = ""
     usage: Usage = field(default_factory=Usage)
-    cost: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)  # the answering attempt's cost; `spent` adds every attempt's
     latency_s: float = 0.0
     ttft_s: float | None = None
     attempts: list[AttemptRecord] = field(default_factory=list)
@@ -88,6 +93,11 @@ class Outcome:
     status: int = 200
     response: ChatCompletion | None = None  # non-streamed answer (cache store, response guard)
     chunks: list[ChatChunk] | None = None  # streamed chunks, kept only when a stage asked (cache)
+
+    @property
+    def spent(self) -> Decimal:
+        """What the request cost upstream in total: every attempt that was billed."""
+        return sum((a.cost for a in self.attempts), Decimal(0))
 
 
 ChunkHook = Callable[[RequestContext, ChatChunk], ChatChunk | None]  # None: drop the chunk
@@ -104,3 +114,16 @@ class Stage(Protocol):
     async def after(self, ctx: RequestContext, outcome: Outcome) -> None:
         """Settle, record, store; must not raise (log and count instead)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class StageDeps:
+    """The long-lived parts (one per process, across reloads) a stage factory may hand its stage.
+    Add a field here when a stage needs a new one (state store, usage store, ...)."""
+
+    metrics: GatewayMetrics
+    stats: LiveStats
+
+
+# Builds a route's stage from the runtime snapshot; None when the route doesn't need it (pays nothing).
+StageFactory = Callable[["Runtime", str, StageDeps], Stage | None]

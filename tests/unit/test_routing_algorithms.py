@@ -219,21 +219,21 @@ def test_intelligent_honors_every_constraint_and_explains() -> None:
 
     plan = state.plan(r, ms, features(prompt=1000, max_out=1000, max_cost="0.005"), BREAKER)
     assert plan.attempts == ("fast", "cheap")  # premium would cost ~$0.04
-    assert plan.skipped == {"premium": "estimated cost over max_cost"}
+    assert plan.skip_reasons() == {"premium": "estimated cost over max_cost"}
     # the estimate uses the expected output when the request sets no cap: 1000 x 0.01 + 256 x 0.03
     assert state.plan(r, ms, features(prompt=1000, max_cost="0.0177"), BREAKER).attempts[0] == "premium"
     assert state.plan(r, ms, features(prompt=1000, max_cost="0.0176"), BREAKER).attempts[0] == "fast"
 
     plan = state.plan(r, ms, features(prompt=10_000), BREAKER)
     assert plan.attempts == ("premium",)
-    assert plan.skipped == {"cheap": "context window 8000 too small", "fast": "context window 8000 too small"}
+    assert plan.skip_reasons() == {"cheap": "context window 8000 too small", "fast": "context window 8000 too small"}
 
     plan = state.plan(r, ms, features(prompt=7000, max_out=1500), BREAKER)
     assert plan.attempts == ("premium",)  # the requested output must fit too
 
     plan = state.plan(r, ms, features(caps=("vision", "tools")), BREAKER)
     assert plan.attempts == ("fast",)
-    assert plan.skipped == {"cheap": "lacks vision", "premium": "lacks vision"}
+    assert plan.skip_reasons() == {"cheap": "lacks vision", "premium": "lacks vision"}
 
     plan = state.plan(r, ms, features(), BREAKER)
     assert plan.attempts[0] == "premium"

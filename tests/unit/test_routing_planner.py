@@ -37,7 +37,7 @@ def test_plan_skips_disabled_open_and_too_small_models_with_reasons() -> None:
     trip(state, "broken")
     plan = state.plan(r, ms, features(prompt=5000), BREAKER)
     assert plan.attempts == ("big",)
-    assert plan.skipped == {
+    assert plan.skip_reasons() == {
         "off": "disabled",
         "broken": "circuit open",
         "small": "context window 4000 too small",
@@ -75,7 +75,7 @@ def test_nothing_available_reports_the_soonest_retry() -> None:
     assert state.acquire("b")
     plan = state.plan(r, ms, features(), BREAKER)  # the probe slot is taken
     assert plan.attempts == ()
-    assert plan.skipped["b"] == "circuit half-open, probes busy"
+    assert plan.skip_reasons()["b"] == "circuit half-open, probes busy"
     assert plan.retry_after_s == 10.0  # a reopens first
     state.on_start("b")
     state.on_success("b", 0.1, Decimal(0))
@@ -110,7 +110,7 @@ def test_fallback_chain_order_and_dedup() -> None:
     trip(state, "f1")
     plan = state.plan(r, ms, features(fallback="own"), BREAKER)
     assert plan.attempts == ("t2", "f2", "own")
-    assert plan.skipped == {"t1": "circuit open", "f1": "circuit open"}
+    assert plan.skip_reasons() == {"t1": "circuit open", "f1": "circuit open"}
 
 
 def test_fallbacks_take_over_when_no_target_is_available() -> None:
@@ -128,7 +128,7 @@ def test_fallbacks_obey_constraints_too() -> None:
     state, _ = new_state()
     plan = state.plan(r, ms, features(prompt=3000, caps=("tools",), fallback="own"), BREAKER)
     assert plan.attempts == ("t",)
-    assert plan.skipped == {"f": "context window 2000 too small", "own": "lacks tools"}
+    assert plan.skip_reasons() == {"f": "context window 2000 too small", "own": "lacks tools"}
 
 
 def test_unknown_fallback_model_is_skipped() -> None:
@@ -136,7 +136,7 @@ def test_unknown_fallback_model_is_skipped() -> None:
     state, _ = new_state()
     plan = state.plan(route(["t"]), ms, features(fallback="nope"), BREAKER)
     assert plan.attempts == ("t",)
-    assert plan.skipped == {"nope": "unknown model"}
+    assert plan.skip_reasons() == {"nope": "unknown model"}
 
 
 def test_priority_tiers_pick_from_the_best_tier_first() -> None:
@@ -176,7 +176,7 @@ def test_plan_single_with_own_fallback() -> None:
     plan = state.plan_single(a, features(), BREAKER, ms)
     assert plan.attempts == ()
     assert plan.retry_after_s == 30.0
-    assert plan.skipped == {"a": "circuit open"}
+    assert plan.skip_reasons() == {"a": "circuit open"}
 
 
 def test_plan_single_resolves_fallback_from_the_last_planned_models() -> None:

@@ -1,0 +1,129 @@
+"""The one place plain and streamed calls differ: how an attempt opens and what counts as an answer.
+
+Plain: call the upstream and settle the answer at once. Stream: open the upstream and wait for
+its first chunk (failover stays free until then); the answer is settled when the stream ends.
+Everything else (order, retries, fallbacks, hedges, breakers) is the loop's, in pipeline.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aimm_gateway.canonical import ChatChunk, ChatCompletion, Usage
+from aimm_gateway.config import ModelConfig
+from aimm_gateway.errors import UpstreamError, UpstreamTimeout
+from aimm_gateway.providers.base import UpstreamCall
+from aimm_gateway.stages.base import AttemptRecord
+
+from .ledger import Ledger
+from .planning import Attempting
+
+log = logging.getLogger("aimm.gateway")
+
+
+@dataclass(slots=True)
+class Won:
+    """An attempt that answered (plain) or sent its first chunk (stream): from here on, the answer."""
+
+    record: AttemptRecord
+    model: ModelConfig
+    reason: str = ""  # the route reason, fixed when the attempt won
+    response: ChatCompletion | None = None  # plain: the settled answer
+    usage: Usage | None = None  # plain: settled usage
+    upstream: AsyncIterator[ChatChunk] | None = None  # stream: the rest of the chunks
+    first: ChatChunk | None = None  # stream: the first chunk
+    ttft: float = 0.0
+
+
+class Opener(Protocol):
+    async def open(self, r: Attempting, record: AttemptRecord, model: ModelConfig) -> Won:
+        """Run one attempt to the point where it is the answer; raise UpstreamError otherwise."""
+        ...
+
+    async def discard(self, won: Won) -> None:
+        """A second winner of a hedge race (both answered in the same tick)."""
+        ...
+
+    def refused(self, won: Won) -> bool:
+        """Whether the answer is a content-policy refusal another model might not give."""
+        ...
+
+
+def upstream_call(r: Attempting, name: str, model: ModelConfig) -> UpstreamCall:
+    route = r.route
+    timeouts = route.timeouts if route is not None and route.timeouts is not None else model.timeouts
+    ctx = r.ctx
+    return UpstreamCall(model, r.req, ctx.body, ctx.runtime.api_key_values.get(name), timeouts, ctx.request_id)
+
+
+class PlainOpener:
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    async def open(self, r: Attempting, record: AttemptRecord, model: ModelConfig) -> Won:
+        response = await r.rt.providers[record.model].complete(upstream_call(r, record.model, model))
+        usage = Usage.from_openai(response.get("usage"))
+        self._ledger.succeeded(record, model, usage, None)
+        return Won(record, model, response=response, usage=usage)
+
+    async def discard(self, won: Won) -> None:
+        return None  # already settled: a plain answer costs what it cost
+
+    def refused(self, won: Won) -> bool:
+        choices = (won.response or {}).get("choices") or ()
+        return bool(choices) and all(c.get("finish_reason") == "content_filter" for c in choices)
+
+
+class StreamOpener:
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    async def open(self, r: Attempting, record: AttemptRecord, model: ModelConfig) -> Won:
+        call = upstream_call(r, record.model, model)
+        upstream = r.rt.providers[record.model].stream(call)
+        try:
+            # `first_byte_s` bounds the time to the first *chunk*, not only to the response
+            # headers: an upstream that sends 200 and then stalls would otherwise hold the
+            # request for `stream_idle_s` (and be served late) instead of failing over while
+            # failover is still free, before anything reached the client.
+            async with asyncio.timeout(call.timeouts.first_byte_s):
+                first = await anext(upstream)
+        except TimeoutError:
+            failure: UpstreamError = UpstreamTimeout(
+                f"{model.provider} sent no stream chunk within {call.timeouts.first_byte_s}s"
+            )
+        except StopAsyncIteration:
+            failure = UpstreamError(f"{model.provider} returned an empty stream", kind="http")
+        except UpstreamError as exc:
+            failure = exc
+        except BaseException:
+            await aclose(upstream)  # cancelled: a hedge loser, or the client went away
+            raise
+        else:
+            ttft = time.perf_counter() - record.started
+            self._ledger.metrics.ttft.labels(record.model, model.provider).observe(ttft)
+            return Won(record, model, upstream=upstream, first=first, ttft=ttft)
+        await aclose(upstream)
+        raise failure
+
+    async def discard(self, won: Won) -> None:
+        if won.upstream is not None:
+            await aclose(won.upstream)
+        self._ledger.cancelled(won.record)
+
+    def refused(self, won: Won) -> bool:
+        return False  # a stream is judged by its first chunk; a refusal shows only later
+
+
+async def aclose(iterator: AsyncIterator[Any]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # closing a broken upstream must not mask the real error
+            log.debug("error closing upstream stream", exc_info=True)

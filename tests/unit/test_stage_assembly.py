@@ -1,0 +1,54 @@
+"""StageAssembly: chains built once per runtime snapshot and route, and only from stages a route needs."""
+
+from __future__ import annotations
+
+from aimm_gateway.runtime import Runtime
+from aimm_gateway.stages.assembly import StageAssembly
+from aimm_gateway.stages.base import Stage, StageDeps
+from aimm_gateway.stages.budget_spend import BudgetSpend
+from aimm_gateway.stages.chain import EMPTY
+from tests.unit.stage_fixtures import Deps, Recorder, context, mock_model, runtime
+
+BUDGET = {"name": "monthly", "limit_usd": "10", "period": "monthly"}
+ROUTES = [{"name": "smart", "targets": [{"model": "a"}, {"model": "b"}]}]
+
+
+def only_on_smart(rt: Runtime, name: str, deps: StageDeps) -> Stage | None:
+    return Recorder([], name) if name == "smart" else None
+
+
+def test_default_order_builds_no_stage_without_budgets() -> None:
+    rt = runtime([mock_model("a"), mock_model("b")], ROUTES)
+    assembly = StageAssembly(Deps().stage_deps)
+    assert assembly.chain(context(rt, "smart")) is EMPTY
+
+
+def test_budget_spend_joins_when_the_config_has_budgets() -> None:
+    rt = runtime([mock_model("a")], budgets=[BUDGET])
+    chain = StageAssembly(Deps().stage_deps).chain(context(rt, "a"))
+    assert [type(s) for s in chain.stages] == [BudgetSpend]
+
+
+def test_chains_are_built_per_route_once_per_snapshot() -> None:
+    rt = runtime([mock_model("a"), mock_model("b")], ROUTES)
+    assembly = StageAssembly(Deps().stage_deps, order=(only_on_smart,))
+    smart = assembly.chain(context(rt, "smart"))
+    assert [s.name for s in smart.stages] == ["recorder"]
+    assert assembly.chain(context(rt, "smart")) is smart  # cached
+    assert assembly.chain(context(rt, "a")) is EMPTY  # a route that needs nothing pays nothing
+    reloaded = runtime([mock_model("a"), mock_model("b")], ROUTES)
+    assert assembly.chain(context(reloaded, "smart")) is not smart  # a new snapshot, new chains
+
+
+def test_unknown_names_share_one_chain() -> None:
+    rt = runtime([mock_model("a")])
+    built: list[str] = []
+
+    def counting(rt: Runtime, name: str, deps: StageDeps) -> Stage | None:
+        built.append(name)
+        return Recorder([], name)
+
+    assembly = StageAssembly(Deps().stage_deps, order=(counting,))
+    first = assembly.chain(context(rt, "nope-1"))
+    assert assembly.chain(context(rt, "nope-2")) is first
+    assert built == [""]

@@ -1,0 +1,93 @@
+"""StageChain alone: order, reverse settle, short-circuit, refusals, chunk hooks."""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import pytest
+
+from aimm_gateway.canonical import ChatChunk, ChatCompletion
+from aimm_gateway.errors import RateLimited
+from aimm_gateway.stages.base import Outcome, RequestContext
+from aimm_gateway.stages.chain import EMPTY, StageChain
+from tests.unit.stage_fixtures import Recorder, context, mock_model, runtime
+
+
+@pytest.fixture
+def ctx() -> RequestContext:
+    return context(runtime([mock_model("m")]), "m")
+
+
+class Refuse(Recorder):
+    name: ClassVar[str] = "refuse"
+
+    async def before(self, ctx: RequestContext) -> ChatCompletion | None:
+        self.log.append(f"before:{self.tag}")
+        raise RateLimited("slow down")
+
+
+class BrokenAfter(Recorder):
+    async def after(self, ctx: RequestContext, outcome: Outcome) -> None:
+        raise RuntimeError("bug in a stage")
+
+
+async def test_before_in_order_after_in_reverse(ctx: RequestContext) -> None:
+    log: list[str] = []
+    chain = StageChain([Recorder(log, "a"), Recorder(log, "b"), Recorder(log, "c")])
+    ran, answer = await chain.before(ctx)
+    assert (ran, answer) == (3, None)
+    await chain.after(ctx, Outcome(ok=True), ran)
+    assert log == ["before:a", "before:b", "before:c", "after:c", "after:b", "after:a"]
+
+
+async def test_short_circuit_stops_the_chain_and_only_ran_stages_settle(ctx: RequestContext) -> None:
+    log: list[str] = []
+    cached: ChatCompletion = {"id": "x", "choices": []}
+    chain = StageChain([Recorder(log, "a"), Recorder(log, "cache", answer=cached), Recorder(log, "late")])
+    ran, answer = await chain.before(ctx)
+    assert ran == 2 and answer is cached
+    await chain.after(ctx, Outcome(ok=True, cache_hit=True), ran)
+    assert log == ["before:a", "before:cache", "after:cache", "after:a"]
+
+
+async def test_a_refusal_settles_the_stages_before_it_and_propagates(ctx: RequestContext) -> None:
+    log: list[str] = []
+    first = Recorder(log, "a")
+    chain = StageChain([first, Refuse(log, "limit"), Recorder(log, "never")])
+    with pytest.raises(RateLimited):
+        await chain.before(ctx)
+    assert log == ["before:a", "before:limit", "after:a"]
+    assert first.outcomes[0].status == 429 and isinstance(first.outcomes[0].error, RateLimited)
+
+
+async def test_a_failing_after_is_logged_and_the_others_still_run(
+    ctx: RequestContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    log: list[str] = []
+    chain = StageChain([Recorder(log, "a"), BrokenAfter(log, "broken")])
+    ran, _ = await chain.before(ctx)
+    with caplog.at_level(logging.ERROR, logger="aimm.gateway"):
+        await chain.after(ctx, Outcome(ok=True), ran)
+    assert log[-1] == "after:a"
+    assert "stage recorder failed after request rid-1" in caplog.text
+
+
+def test_chunk_hooks_are_collected_once_and_may_rewrite_or_drop(ctx: RequestContext) -> None:
+    def upper(_: RequestContext, chunk: ChatChunk) -> ChatChunk | None:
+        return {**chunk, "id": chunk["id"].upper()}
+
+    def drop_empty(_: RequestContext, chunk: ChatChunk) -> ChatChunk | None:
+        return chunk if chunk.get("choices") else None
+
+    chain = StageChain(
+        [Recorder([], "a"), Recorder([], "b", chunk_hook=upper), Recorder([], "c", chunk_hook=drop_empty)]
+    )
+    assert chain.chunk_hooks == (upper, drop_empty)
+    assert chain.on_chunk(ctx, {"id": "abc", "choices": [{}]}) == {"id": "ABC", "choices": [{}]}
+    assert chain.on_chunk(ctx, {"id": "abc", "choices": []}) is None
+
+
+def test_a_chain_without_hooking_stages_has_no_chunk_hooks() -> None:
+    assert StageChain([Recorder([], "a")]).chunk_hooks == ()
+    assert EMPTY.stages == () and EMPTY.chunk_hooks == ()
