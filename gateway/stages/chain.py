@@ -49,12 +49,12 @@ class StageChain:
 
     def on_chunk(self, ctx: RequestContext, chunk: ChatChunk) -> ChatChunk | None:
         """Pass a streamed chunk through every chunk hook; None: a hook dropped it."""
-        out: ChatChunk | None = chunk
         for hook in self.chunk_hooks:
-            out = hook(ctx, out)
+            out = hook(ctx, chunk)
             if out is None:
                 return None
-        return out
+            chunk = out
+        return chunk
 
 
 def refused(exc: BaseException) -> Outcome:
