@@ -28,7 +28,7 @@ from aimm_gateway.providers.base import EmbeddingCall
 from aimm_gateway.routing import RouterState
 from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import Outcome, RequestContext, StageDeps
-from aimm_gateway.stages.chain import StageChain, refused
+from aimm_gateway.stages.chain import StageChain, StageRun
 from aimm_gateway.stats import LiveStats
 from aimm_gateway.tokens import estimate_prompt_tokens
 
@@ -72,60 +72,44 @@ class ChatPipeline:
 
     async def complete(self, ctx: RequestContext) -> Outcome:
         """A non-streamed answer: `outcome.response` holds it."""
-        chain = self._enter(ctx)
         outcome = Outcome(ok=False)
-        ran, answer = await chain.before(ctx) if chain.stages else (0, None)
-        try:
-            if answer is not None:
-                _short_circuit(outcome, answer)
+        async with self._enter(ctx).run(ctx, outcome) as run:
+            if run.answer is not None:
+                _short_circuit(outcome, run.answer)
             else:
-                await self._call(ctx, outcome)
-        except BaseException as exc:
-            _failed(outcome, exc)
-            raise
-        finally:
-            outcome.latency_s = time.perf_counter() - ctx.started
-            if ran:
-                await chain.after(ctx, outcome, ran)
+                assert ctx.request is not None
+                r = await self._planner.prepare(ctx, ctx.request, outcome)
+                r.budget.deposit()
+                won = await self._attempts(r, self._plain)
+                _answered(r, won, self._ledger.metrics)
+                outcome.ok, outcome.response, outcome.cost = True, won.response, won.record.cost
+                outcome.usage = won.usage or outcome.usage
         return outcome
 
-    async def _call(self, ctx: RequestContext, outcome: Outcome) -> None:
-        assert ctx.request is not None
-        r = await self._planner.prepare(ctx, ctx.request, outcome)
-        r.budget.deposit()
-        won = await self._attempts(r, self._plain)
-        _answered(r, won, self._ledger.metrics)
-        outcome.ok, outcome.response = True, won.response
-        outcome.usage = won.usage or outcome.usage
-        outcome.cost = won.record.cost
-
     async def stream(self, ctx: RequestContext) -> StreamResult:
-        """Fail over freely until the first chunk arrives; after that the stream is committed."""
-        chain = self._enter(ctx)
+        """Fail over freely until the first chunk arrives; after that the stream is committed
+        and settles (usage, cost, `after` hooks) when it ends."""
         outcome = Outcome(ok=False)
-        ran, answer = await chain.before(ctx) if chain.stages else (0, None)
-        try:
-            if answer is not None:
-                _short_circuit(outcome, answer)
-                return StreamResult(outcome, self._replay(ctx, outcome, answer, chain, ran))
-            assert ctx.request is not None
-            r = await self._planner.prepare(ctx, ctx.request, outcome)
-            r.budget.deposit()
-            won = await self._attempts(r, self._streamer)
-        except BaseException as exc:
-            _failed(outcome, exc)
-            outcome.latency_s = time.perf_counter() - ctx.started
-            if ran:
-                await chain.after(ctx, outcome, ran)
-            raise
-        _answered(r, won, None)
-        outcome.ttft_s = time.perf_counter() - ctx.started
-        return StreamResult(outcome, self._follow(r, won, chain, ran))
+        async with self._enter(ctx).run(ctx, outcome) as run:
+            if run.answer is not None:
+                _short_circuit(outcome, run.answer)
+                chunks = self._replay(run, run.answer)
+            else:
+                assert ctx.request is not None
+                r = await self._planner.prepare(ctx, ctx.request, outcome)
+                r.budget.deposit()
+                won = await self._attempts(r, self._streamer)
+                _answered(r, won, None)
+                outcome.ttft_s = time.perf_counter() - ctx.started
+                chunks = self._follow(r, won, run)
+            run.handed_over = True
+        return StreamResult(outcome, chunks)
 
-    async def _follow(self, r: Attempting, won: Won, chain: StageChain, ran: int) -> AsyncIterator[ChatChunk]:
+    async def _follow(self, r: Attempting, won: Won, run: StageRun) -> AsyncIterator[ChatChunk]:
         """The committed stream: chunk hooks, then settle and the `after` hooks when it ends."""
         assert won.upstream is not None and won.first is not None
-        ctx, outcome, upstream, hooks = r.ctx, r.outcome, won.upstream, chain.chunk_hooks
+        ctx, outcome, upstream, chain = r.ctx, r.outcome, won.upstream, run.chain
+        hooks = chain.chunk_hooks
         usage = Usage()
         state = "cancelled"  # until proven otherwise: the client may go away mid-stream
         try:
@@ -141,7 +125,7 @@ class ChatPipeline:
         except UpstreamError as exc:
             state = "failed"
             self._ledger.failed(won.record, exc)
-            _failed(outcome, exc)
+            outcome.error, outcome.status = exc, exc.status
             raise
         finally:
             await aclose(upstream)
@@ -152,39 +136,24 @@ class ChatPipeline:
             elif state == "cancelled":
                 self._ledger.cancelled(won.record)
                 outcome.status = 499
-            outcome.latency_s = time.perf_counter() - ctx.started
-            if ran:
-                await chain.after(ctx, outcome, ran)
+            await run.settle()
 
-    async def _replay(
-        self, ctx: RequestContext, outcome: Outcome, answer: ChatCompletion, chain: StageChain, ran: int
-    ) -> AsyncIterator[ChatChunk]:
+    async def _replay(self, run: StageRun, answer: ChatCompletion) -> AsyncIterator[ChatChunk]:
         """A short-circuit answer (cache hit) as a one-chunk stream."""
         try:
             yield _as_chunk(answer)
         finally:
-            outcome.latency_s = time.perf_counter() - ctx.started
-            await chain.after(ctx, outcome, ran)
+            await run.settle()
 
     async def embed(self, ctx: RequestContext, req: EmbeddingRequest) -> tuple[dict[str, Any], Outcome]:
         """Embeddings: one attempt at the named model (no routes, no retries), same stages."""
-        rt = ctx.runtime
-        ctx.requested = ctx.requested or req.model or rt.config.server.default_model or ""
-        chain = self._enter(ctx)
+        ctx.requested = ctx.requested or req.model or ctx.runtime.config.server.default_model or ""
         outcome = Outcome(ok=False, route_reason="requested model")
-        ran, answer = await chain.before(ctx) if chain.stages else (0, None)
-        try:
-            if answer is not None:
-                _short_circuit(outcome, answer)
-                return answer, outcome
+        async with self._enter(ctx).run(ctx, outcome) as run:
+            if run.answer is not None:
+                _short_circuit(outcome, run.answer)
+                return run.answer, outcome
             return await self._embed(ctx, req, outcome), outcome
-        except BaseException as exc:
-            _failed(outcome, exc)
-            raise
-        finally:
-            outcome.latency_s = time.perf_counter() - ctx.started
-            if ran:
-                await chain.after(ctx, outcome, ran)
 
     async def _embed(self, ctx: RequestContext, req: EmbeddingRequest, outcome: Outcome) -> dict[str, Any]:
         rt, name = ctx.runtime, ctx.requested
@@ -350,11 +319,6 @@ def _answered(r: Attempting, won: Won, metrics: GatewayMetrics | None) -> None:
 def _count_fallback(r: Attempting, won: Won, metrics: GatewayMetrics) -> None:
     if r.route is not None and won.record.model != r.order[0] and r.last_error is not None:
         metrics.fallbacks.labels(r.route.name).inc()  # a hedge winner is not a fallback
-
-
-def _failed(outcome: Outcome, exc: BaseException) -> None:
-    ended = refused(exc)
-    outcome.ok, outcome.error, outcome.status = False, ended.error, ended.status
 
 
 def _short_circuit(outcome: Outcome, answer: ChatCompletion) -> None:

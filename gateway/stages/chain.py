@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from types import TracebackType
 
 from aimm_gateway.canonical import ChatChunk, ChatCompletion
 from aimm_gateway.errors import GatewayError
@@ -47,6 +49,10 @@ class StageChain:
             except Exception:
                 log.exception("stage %s failed after request %s", stage.name, ctx.request_id)
 
+    def run(self, ctx: RequestContext, outcome: Outcome) -> StageRun:
+        """`async with chain.run(ctx, outcome) as run:` wraps one request's call in the stages."""
+        return StageRun(self, ctx, outcome)
+
     def on_chunk(self, ctx: RequestContext, chunk: ChatChunk) -> ChatChunk | None:
         """Pass a streamed chunk through every chunk hook; None: a hook dropped it."""
         for hook in self.chunk_hooks:
@@ -55,6 +61,39 @@ class StageChain:
                 return None
             chunk = out
         return chunk
+
+
+class StageRun:
+    """One request's pass through a chain: `before` hooks on entry, `after` hooks on exit (or,
+    once `handed_over`, when the stream that took over calls `settle`)."""
+
+    __slots__ = ("answer", "chain", "ctx", "handed_over", "outcome", "ran")
+
+    def __init__(self, chain: StageChain, ctx: RequestContext, outcome: Outcome) -> None:
+        self.chain, self.ctx, self.outcome = chain, ctx, outcome
+        self.ran = 0
+        self.answer: ChatCompletion | None = None  # a stage's short-circuit answer (cache hit)
+        self.handed_over = False
+
+    async def __aenter__(self) -> StageRun:
+        if self.chain.stages:  # a route without stages skips even the call
+            self.ran, self.answer = await self.chain.before(self.ctx)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None:
+            ended = refused(exc)
+            self.outcome.ok, self.outcome.error, self.outcome.status = False, ended.error, ended.status
+            self.handed_over = False  # nothing took over: settle now
+        if not self.handed_over:
+            await self.settle()
+
+    async def settle(self) -> None:
+        self.outcome.latency_s = time.perf_counter() - self.ctx.started
+        if self.ran:
+            await self.chain.after(self.ctx, self.outcome, self.ran)
 
 
 def refused(exc: BaseException) -> Outcome:

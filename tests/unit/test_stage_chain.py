@@ -91,3 +91,27 @@ def test_chunk_hooks_are_collected_once_and_may_rewrite_or_drop(ctx: RequestCont
 def test_a_chain_without_hooking_stages_has_no_chunk_hooks() -> None:
     assert StageChain([Recorder([], "a")]).chunk_hooks == ()
     assert EMPTY.stages == () and EMPTY.chunk_hooks == ()
+
+
+async def test_a_run_settles_on_exit_with_the_error_or_defers_to_whoever_took_over(ctx: RequestContext) -> None:
+    stage = Recorder([])
+    chain = StageChain([stage])
+    failed = Outcome(ok=False)
+    with pytest.raises(RateLimited):
+        async with chain.run(ctx, failed):
+            raise RateLimited("upstream says slow down")
+    assert stage.outcomes == [failed] and failed.status == 429 and failed.latency_s > 0
+
+    streamed = Outcome(ok=False)
+    async with chain.run(ctx, streamed) as run:
+        run.handed_over = True  # a stream took over: it settles when it ends
+    assert stage.outcomes == [failed]
+    await run.settle()
+    assert stage.outcomes == [failed, streamed]
+
+
+async def test_a_run_over_an_empty_chain_calls_no_hook(ctx: RequestContext) -> None:
+    outcome = Outcome(ok=True)
+    async with EMPTY.run(ctx, outcome) as run:
+        assert run.answer is None and run.ran == 0
+    assert outcome.latency_s >= 0
