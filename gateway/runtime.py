@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aimm_gateway.config import BudgetConfig, GatewayConfig, ModelConfig, RouteConfig, SecretRef, config_hash
 from aimm_gateway.presets import preset_for
 from aimm_gateway.providers.base import ChatProvider
 from aimm_gateway.providers.http import UpstreamPools
 from aimm_gateway.providers.registry import build_provider
+from aimm_gateway.security.identity import Identity, Role
 
 log = logging.getLogger("aimm.gateway")
 
@@ -32,6 +33,7 @@ class Runtime:
     unusable: dict[str, str]  # model name -> why it can't serve (e.g. missing key)
     admin_token_digest: bytes | None
     routable: dict[str, ModelConfig]  # models without a missing-credential problem (stable identity: plan cache key)
+    identities: dict[str, Identity] = field(default_factory=dict)  # key name -> its Identity, built once
 
     def budgets_for(self, model: str, key_name: str | None) -> list[BudgetConfig]:
         """The budgets whose scope covers this model and caller."""
@@ -99,4 +101,5 @@ def build_runtime(config: GatewayConfig, pools: UpstreamPools) -> Runtime:
         unusable=unusable,
         admin_token_digest=hashlib.sha256(admin.encode()).digest() if admin else None,
         routable={n: m for n, m in models.items() if n not in unusable} if unusable else models,
+        identities={e.name: Identity(e.name, Role.USER) for e in config.auth.api_keys},
     )

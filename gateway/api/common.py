@@ -85,7 +85,8 @@ def request_context(
     """Authenticate the caller and start the request's context (the body may follow later)."""
     started = time.perf_counter()
     name = authenticate(request, gateway)
-    identity = Identity(name, Role.USER) if name is not None else None
+    # Config keys are users until the security work brings roles; built once per snapshot.
+    identity = None if name is None else (gateway.runtime.identities.get(name) or Identity(name, Role.USER))
     rid = rid if rid is not None else request_id(request)
     client = request.client
     return RequestContext(
