@@ -142,3 +142,28 @@ async def test_a_stream_abandoned_by_the_client_settles_as_cancelled() -> None:
     [outcome] = stage.outcomes
     assert not outcome.ok and outcome.status == 499
     assert [a.outcome for a in outcome.attempts] == ["cancelled"]
+
+
+async def test_a_short_circuit_answer_to_a_stream_is_replayed_as_one_chunk() -> None:
+    cached: ChatCompletion = {
+        "id": "c1",
+        "created": 1,
+        "model": "a",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+    stage = Recorder([], answer=cached)
+    result = await Deps().pipeline(with_stage(stage)).stream(context(runtime([mock_model("a")]), "a", stream=True))
+    assert stage.outcomes == []  # settles when the stream ends
+    chunks = [c async for c in result.chunks]
+    assert chunks == [
+        {
+            "id": "c1",
+            "created": 1,
+            "model": "a",
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "usage": cached["usage"],
+        }
+    ]
+    assert stage.outcomes == [result.outcome] and result.outcome.cache_hit and result.outcome.usage.total_tokens == 4
