@@ -27,9 +27,6 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
 ]
 # Entry points allowed across a rule: the CLI delegates `aimm operator ...` and `aimm crds`.
 EXEMPT = {("", "gateway/cli.py")}
-# The one edge the providers refactor (issue 8, item 3) removes: Retry-After parsing moves out of
-# routing. `test_known_edges_are_still_there` fails once it is gone, so this list cannot go stale.
-KNOWN_EDGES = {("gateway/providers/errors.py", "aimm_gateway.routing.retry")}
 
 
 def module_name(path: Path) -> str:
@@ -71,14 +68,9 @@ def test_layer_rule(folder: str, banned: tuple[str, ...], why: str) -> None:
     broken = [
         f"{rel} imports {name}"
         for rel, name in edges(folder)
-        if forbidden(name, banned) and (folder, rel) not in EXEMPT and (rel, name) not in KNOWN_EDGES
+        if forbidden(name, banned) and (folder, rel) not in EXEMPT
     ]
     assert not broken, f"{why}:\n" + "\n".join(broken)
-
-
-def test_known_edges_are_still_there() -> None:
-    present = {(rel, name) for rel, name in edges("providers")}
-    assert present >= KNOWN_EDGES, "an allowed edge is gone: remove it from KNOWN_EDGES"
 
 
 def test_the_checker_sees_relative_and_nested_imports() -> None:
