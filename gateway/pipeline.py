@@ -73,18 +73,26 @@ class ChatPipeline:
     async def complete(self, ctx: RequestContext) -> Outcome:
         """A non-streamed answer: `outcome.response` holds it."""
         outcome = Outcome(ok=False)
-        async with self._enter(ctx).run(ctx, outcome) as run:
+        chain = self._enter(ctx)
+        if not chain.stages:  # nothing to run around the call: skip the wrapper's awaits
+            await self._complete(ctx, outcome)
+            outcome.latency_s = time.perf_counter() - ctx.started
+            return outcome
+        async with chain.run(ctx, outcome) as run:
             if run.answer is not None:
                 _short_circuit(outcome, run.answer)
             else:
-                assert ctx.request is not None
-                r = await self._planner.prepare(ctx, ctx.request, outcome)
-                r.budget.deposit()
-                won = await self._attempts(r, self._plain)
-                _answered(r, won, self._ledger.metrics)
-                outcome.ok, outcome.response, outcome.cost = True, won.response, won.record.cost
-                outcome.usage = won.usage or outcome.usage
+                await self._complete(ctx, outcome)
         return outcome
+
+    async def _complete(self, ctx: RequestContext, outcome: Outcome) -> None:
+        assert ctx.request is not None
+        r = await self._planner.prepare(ctx, ctx.request, outcome)
+        r.budget.deposit()
+        won = await self._attempts(r, self._plain)
+        _answered(r, won, self._ledger.metrics)
+        outcome.ok, outcome.response, outcome.cost = True, won.response, won.record.cost
+        outcome.usage = won.usage or outcome.usage
 
     async def stream(self, ctx: RequestContext) -> StreamResult:
         """Fail over freely until the first chunk arrives; after that the stream is committed
