@@ -43,6 +43,7 @@ crds: deps
 	$(BIN)/aimm crds --out charts/ai-multimodel/crds
 
 test: deps envtest lint
+	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: deps

@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import yaml
@@ -261,18 +262,87 @@ class AdminSettings(Strict):
     token: SecretRef | None = Field(None, description="Bearer token for /admin; without one admin is off.")
 
 
+FailMode = Literal["open", "closed"]
+
+
 class BudgetConfig(Strict):
-    """A spending limit compiled from a CostBudget; enforced by the gateway's budget policy."""
+    """A spending limit compiled from a CostBudget; enforced by the budget stage (reserve-then-settle)."""
 
     name: str
     limit_usd: Decimal = Field(..., gt=0)
-    period: Literal["daily", "weekly", "monthly"] = "monthly"
-    timezone: str = "UTC"
+    period: Literal["daily", "weekly", "monthly", "rolling"] = "monthly"
+    rolling_hours: int | None = Field(
+        None, gt=0, description="Window length for `period: rolling` (e.g. 24 = the last 24 hours)."
+    )
+    timezone: str = Field("UTC", description="IANA zone the calendar periods are aligned to.")
     models: list[str] = Field(default_factory=list, description="Models in scope; empty = all.")
     api_keys: list[str] = Field(default_factory=list, description="API key names in scope; empty = all.")
+    routes: list[str] = Field(default_factory=list, description="Route names in scope; empty = all.")
+    teams: list[str] = Field(default_factory=list, description="Caller team labels in scope; empty = all.")
+    namespace: str | None = Field(None, description="The CostBudget's namespace (recorded; the gateway's own).")
     thresholds: list[int] = Field(default_factory=lambda: [50, 80, 100])
     action: Literal["alert", "block", "downgrade"] = "alert"
     downgrade_to: str | None = None
+    fail_mode: FailMode = Field("open", description="When shared state is unreachable: serve (open) or refuse.")
+    webhook: SecretRef | None = Field(None, description="URL receiving threshold alerts (generic JSON).")
+    slack_webhook: SecretRef | None = Field(None, description="Slack incoming-webhook URL for threshold alerts.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BudgetConfig:
+        if (self.period == "rolling") != (self.rolling_hours is not None):
+            raise ValueError("rolling_hours is required with period: rolling, and only then")
+        if self.action == "downgrade" and not self.downgrade_to:
+            raise ValueError("action: downgrade needs downgrade_to")
+        return self
+
+
+class RedisSettings(Strict):
+    url: SecretRef = Field(..., description="redis:// or rediss:// URL (may hold a password, hence a secret).")
+    timeout_ms: float = Field(50.0, gt=0, description="Bound on every call; past it the state is unavailable.")
+    key_prefix: str = Field("aimm:", description="Prefix of every key (several gateways may share one Redis).")
+
+
+class StateSettings(Strict):
+    """Where counters, budgets and the response cache live: in-process, or Redis for a fleet."""
+
+    redis: RedisSettings | None = Field(None, description="Shared state across replicas; unset = in-process.")
+    cache_max_bytes: int = Field(64 * 1024 * 1024, gt=0, description="In-process cache size bound.")
+
+
+class PostgresSettings(Strict):
+    dsn: SecretRef = Field(..., description="postgresql:// DSN (holds a password, hence a secret).")
+    pool_size: int = Field(4, ge=1, le=64)
+
+
+class StoreSettings(Strict):
+    """The usage store: one row per request and per attempt, written in batches off the request path."""
+
+    sqlite_path: str = Field("data/usage.db", description="Embedded store file (WAL mode) when postgres is unset.")
+    postgres: PostgresSettings | None = Field(None, description="PostgreSQL for production; overrides sqlite.")
+    batch_size: int = Field(500, ge=1, le=10_000, description="Rows per write.")
+    flush_interval_s: float = Field(1.0, gt=0, description="Longest a row waits in memory.")
+    queue_max: int = Field(100_000, ge=1, description="Rows held in memory; beyond, rows are dropped and counted.")
+    retention_days: int = Field(30, ge=1, description="Raw rows older than this are deleted (rollups stay).")
+    rollup_retention_days: int = Field(400, ge=1, description="Daily rollups older than this are deleted.")
+    maintenance_interval_s: float = Field(3600.0, gt=0, description="How often rollup + retention run.")
+
+
+class CacheSettings(Strict):
+    """Exact-match response cache (temperature 0, or when the request opts in)."""
+
+    enabled: bool = False
+    ttl_s: float = Field(3600.0, gt=0)
+    max_entry_bytes: int = Field(1024 * 1024, gt=0, description="Larger answers are not cached.")
+    opt_in_header: str = Field("x-aimm-cache", description="`x-aimm-cache: force` caches any temperature.")
 
 
 class ServerSettings(Strict):
@@ -298,6 +368,9 @@ class GatewayConfig(Strict):
     retries: RetrySettings = RetrySettings()
     circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
     budgets: list[BudgetConfig] = Field(default_factory=list)
+    state: StateSettings = StateSettings()
+    store: StoreSettings | None = Field(None, description="Usage store; unset = no usage history kept.")
+    cache: CacheSettings = CacheSettings()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages outside Python that a target needs. Idempotent and quiet when present.
 #   bench: wrk (a C load generator, so the client costs little CPU next to the gateway)
+#   test: redis-server, PostgreSQL (an argument `command:package` when the two names differ)
 set -euo pipefail
 need=()
-for cmd in "$@"; do
-  command -v "$cmd" >/dev/null || need+=("$cmd")
+for arg in "$@"; do
+  cmd="${arg%%:*}"; pkg="${arg#*:}"
+  command -v "$cmd" >/dev/null || need+=("$pkg")
 done
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

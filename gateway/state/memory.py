@@ -1,0 +1,191 @@
+"""In-process state: one replica (the embedded default). Same semantics as the Redis store.
+
+Window counters are fixed windows aligned to the wall clock (`floor(now / window_s)`), exactly
+like the Redis scripts, so a limit behaves the same whichever store backs it. Everything runs on
+the event loop thread without awaiting in the middle, so each call is atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from decimal import Decimal
+
+from aimm_gateway.state.base import Reservation, WindowCounter, WindowDecision
+from aimm_gateway.state.units import from_units, to_units
+
+Clock = Callable[[], float]
+
+
+class _Budget:
+    __slots__ = ("expires", "reservations", "total")
+
+    def __init__(self) -> None:
+        self.total = 0  # settled + reserved, in units (see units.py)
+        self.reservations: dict[str, int] = {}
+        self.expires = 0.0
+
+
+class _Lru:
+    """Byte-bounded LRU with per-entry expiry: the in-process response cache."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._used = 0
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    def get(self, key: str, now: float) -> bytes | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] <= now:
+            self._drop(key)
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def set(self, key: str, value: bytes, expires: float) -> None:
+        if len(value) > self._max:
+            return
+        if key in self._items:
+            self._drop(key)
+        self._items[key] = (expires, value)
+        self._used += len(value)
+        while self._used > self._max:
+            self._drop(next(iter(self._items)))
+
+    def _drop(self, key: str) -> None:
+        _, value = self._items.pop(key)
+        self._used -= len(value)
+
+
+class MemoryState:
+    """The StateStore protocol in one process."""
+
+    def __init__(self, clock: Clock = time.time, cache_max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._clock = clock
+        self._windows: dict[str, tuple[int, int]] = {}  # key -> (window index, count)
+        self._slots: dict[str, list[float]] = {}  # key -> heap of slot expiries
+        self._budgets: dict[str, _Budget] = {}
+        self._once: dict[str, float] = {}
+        self._cache = _Lru(cache_max_bytes)
+        self._subscribers: dict[str, set[asyncio.Queue[tuple[str, bytes]]]] = {}
+        self._tokens = itertools.count(1)
+
+    # -- window counters ---------------------------------------------------------------------
+
+    def _count(self, key: str, window_s: float, now: float) -> tuple[int, int]:
+        index = int(now // window_s)
+        held = self._windows.get(f"{key}:{window_s}")
+        return index, held[1] if held is not None and held[0] == index else 0
+
+    async def hit_many(self, counters: Sequence[WindowCounter]) -> list[WindowDecision]:
+        now = self._clock()
+        current = [self._count(c.key, c.window_s, now) for c in counters]
+        allowed = all(count + c.amount <= c.limit for c, (_, count) in zip(counters, current, strict=True))
+        decisions = []
+        for c, (index, count) in zip(counters, current, strict=True):
+            reset = (index + 1) * c.window_s - now
+            if allowed:
+                self._windows[f"{c.key}:{c.window_s}"] = (index, count + c.amount)
+                decisions.append(WindowDecision(True, max(0, c.limit - count - c.amount), reset))
+            else:
+                decisions.append(WindowDecision(False, 0, reset))
+        return decisions
+
+    async def adjust(self, key: str, delta: int, window_s: float) -> None:
+        index, count = self._count(key, window_s, self._clock())
+        self._windows[f"{key}:{window_s}"] = (index, max(0, count + delta))
+
+    # -- concurrency slots --------------------------------------------------------------------
+
+    async def acquire_slot(self, key: str, limit: int, ttl_s: float) -> bool:
+        now = self._clock()
+        heap = self._slots.setdefault(key, [])
+        while heap and heap[0] <= now:
+            heapq.heappop(heap)  # a holder that never released (crashed request): its slot expired
+        if len(heap) >= limit:
+            return False
+        heapq.heappush(heap, now + ttl_s)
+        return True
+
+    async def release_slot(self, key: str) -> None:
+        heap = self._slots.get(key)
+        if heap:
+            heapq.heappop(heap)
+
+    # -- budgets ---------------------------------------------------------------------------------
+
+    def _budget(self, key: str, now: float) -> _Budget:
+        budget = self._budgets.get(key)
+        if budget is None or budget.expires <= now:
+            budget = self._budgets[key] = _Budget()
+        return budget
+
+    async def reserve(self, key: str, amount: Decimal, limit: Decimal, ttl_s: float) -> Reservation | None:
+        now = self._clock()
+        budget = self._budget(key, now)
+        units = to_units(amount, up=True)
+        if budget.total + units > to_units(limit):
+            return None
+        token = str(next(self._tokens))
+        budget.total += units
+        budget.reservations[token] = units
+        budget.expires = max(budget.expires, now + ttl_s)
+        return Reservation(key, token, from_units(units))
+
+    async def settle(self, reservation: Reservation, actual: Decimal) -> Decimal:
+        budget = self._budget(reservation.key, self._clock())
+        held = budget.reservations.pop(reservation.token, 0)
+        budget.total += to_units(actual) - held
+        return from_units(budget.total)
+
+    async def spent(self, key: str) -> Decimal:
+        budget = self._budgets.get(key)
+        return from_units(budget.total) if budget is not None and budget.expires > self._clock() else Decimal(0)
+
+    async def set_spent(self, key: str, amount: Decimal, ttl_s: float) -> None:
+        now = self._clock()
+        budget = self._budget(key, now)
+        budget.total = to_units(amount) + sum(budget.reservations.values())  # in-flight stay reserved
+        budget.expires = now + ttl_s
+
+    async def once(self, key: str, ttl_s: float) -> bool:
+        now = self._clock()
+        if self._once.get(key, 0.0) > now:
+            return False
+        self._once[key] = now + ttl_s
+        return True
+
+    # -- cache -------------------------------------------------------------------------------------
+
+    async def cache_get(self, key: str) -> bytes | None:
+        return self._cache.get(key, self._clock())
+
+    async def cache_set(self, key: str, value: bytes, ttl_s: float) -> None:
+        self._cache.set(key, value, self._clock() + ttl_s)
+
+    # -- pub/sub -----------------------------------------------------------------------------------
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        for queue in self._subscribers.get(channel, ()):
+            if queue.qsize() < 1000:  # a slow listener loses messages, never memory
+                queue.put_nowait((channel, message))
+
+    async def subscribe(self, channels: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+        queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        for channel in channels:
+            self._subscribers.setdefault(channel, set()).add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            for channel in channels:
+                self._subscribers.get(channel, set()).discard(queue)
+
+    async def close(self) -> None:
+        self._subscribers.clear()
