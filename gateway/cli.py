@@ -64,6 +64,30 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from aimm_gateway.store.base import StoreError
+    from aimm_gateway.store.cli import db_upgrade
+
+    try:
+        print(db_upgrade(args.config))
+    except (ConfigError, StoreError) as exc:
+        print(f"aimm: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from aimm_gateway.analytics.cli import write_report
+    from aimm_gateway.store.base import StoreError
+
+    try:
+        print(write_report(args.config, args.period, args.out))
+    except (ConfigError, StoreError, ValueError) as exc:
+        print(f"aimm: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimm", description="AI Multi-Model gateway and operator")
     parser.add_argument("--log-level", default=os.environ.get("AIMM_LOG_LEVEL", "INFO"))
@@ -116,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     crds = sub.add_parser("crds", help="regenerate the CRD manifests")
     crds.add_argument("--out", default="crds")
     crds.set_defaults(func=_crds)
+
+    db = sub.add_parser("db", help="the usage store").add_subparsers(dest="db_command", required=True)
+    upgrade = db.add_parser("upgrade", help="apply pending usage-store schema migrations")
+    upgrade.add_argument("--config", required=True, help="gateway config YAML (its `store:` section)")
+    upgrade.set_defaults(func=_db_upgrade)
+
+    report = sub.add_parser("report", help="PDF usage and cost report for a period")
+    report.add_argument("--config", required=True, help="gateway config YAML (its `store:` and budgets)")
+    report.add_argument("--period", required=True, help="YYYY-MM (a month) or YYYY-MM-DD (a day)")
+    report.add_argument("--out", required=True, help="PDF file to write")
+    report.set_defaults(func=_report)
 
     bench = sub.add_parser("bench", help="measure the gateway against its mock upstream")
     bench.add_argument("--out", default=None, help="write the markdown report here")

@@ -1,0 +1,1 @@
+"""Usage analytics from the store: aggregates, savings, exports, forecast, PDF reports."""

@@ -1,0 +1,1 @@
+"""Budgets enforced: periods, scopes, reserve-then-settle against the state layer, thresholds, actions."""

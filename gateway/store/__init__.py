@@ -1,0 +1,1 @@
+"""The usage store: one row per request and per attempt, SQLite (embedded) or PostgreSQL, batched writes."""
