@@ -11,7 +11,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aimm_gateway.api import admin_routes, anthropic_routes, native_routes, openai_routes, ops_routes
+from aimm_gateway.api import (
+    admin_routes,
+    analytics_routes,
+    anthropic_routes,
+    native_routes,
+    openai_routes,
+    ops_routes,
+)
 from aimm_gateway.api.common import error_response
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.service import Gateway
@@ -53,6 +60,7 @@ def create_app(gateway: Gateway) -> Starlette:
             *native_routes.routes,
             *admin_routes.routes,
             *ops_routes.routes,
+            *analytics_routes.routes,
         ],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,

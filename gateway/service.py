@@ -6,6 +6,7 @@ import logging
 import random
 from pathlib import Path
 
+from aimm_gateway.budget.services import CostServices
 from aimm_gateway.config import GatewayConfig, ModelConfig, load_config
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.metrics import GatewayMetrics
@@ -32,6 +33,7 @@ class Gateway:
         self.router = RouterState(self.clock, random.Random())
         self.pipeline = ChatPipeline(self.router, self.metrics, self.stats)
         self.runtime: Runtime = build_runtime(config, self.pools)
+        self.cost = CostServices(config, self.metrics.registry)  # state, usage store, budgets, cache
         self._watcher: ConfigWatcher | None = None
         self._publish_availability()
 
@@ -43,6 +45,7 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.cost.start(lambda: self.runtime.config.budgets)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
                 self.config_path,
@@ -56,6 +59,7 @@ class Gateway:
         if self._watcher is not None:
             await self._watcher.stop()
         await self.pools.close()
+        await self.cost.stop()  # after the server stopped taking requests: flushes the usage rows
 
     def reload_now(self) -> bool:
         """Check the file now instead of at the next interval (SIGHUP in `serve`, and tests)."""
