@@ -12,7 +12,7 @@ the usage store, and the counters are reconciled from it once the state answers 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -159,15 +159,17 @@ class BudgetEnforcer:
 
     async def release(self, admission: Admission) -> None:
         """Give back every reservation (the request never reached an upstream)."""
-        await self.settle(admission, None, Decimal(0), Caller(None, None, None), fire=False)
+        await self.settle(admission, (), Caller(None, None, None), fire=False)
 
     async def settle(
-        self, admission: Admission, model: str | None, cost: Decimal, caller: Caller, fire: bool = True
+        self, admission: Admission, charges: Sequence[tuple[str, Decimal]], caller: Caller, fire: bool = True
     ) -> None:
+        """Settle each hold to what the request really cost: every billed attempt `(model, cost)`
+        whose model is in the budget's scope (a fallback or hedge winner may be outside it)."""
         for hold in admission.holds:
             if hold.reservation is None:
                 continue
-            actual = cost if model is not None and in_scope(hold.budget, caller, model) else Decimal(0)
+            actual = sum((c for m, c in charges if in_scope(hold.budget, caller, m)), Decimal(0))
             try:
                 total = await self.state.settle(hold.reservation, actual)
                 if fire and actual > 0:

@@ -72,8 +72,8 @@ async def test_block_refuses_only_what_cannot_fit() -> None:
     assert "'team-a'" in err.message and "resets at 2026-12-01T00:00:00Z" in err.message
     assert int(err.headers["retry-after"]) == 12 * 3600
     # Settling to the real (smaller) cost releases the rest of the reservation.
-    await enf.settle(first, "m", Decimal("0.10"), CALLER)
-    await enf.settle(second, "m", Decimal("0.10"), CALLER)
+    await enf.settle(first, [("m", Decimal("0.10"))], CALLER)
+    await enf.settle(second, [("m", Decimal("0.10"))], CALLER)
     third = await enf.admit([b], est("0.40"))
     assert len(third.holds) == 1
     assert await enf.state.spent(window(b, enf.clock()).key) == Decimal("0.6")
@@ -91,7 +91,7 @@ async def test_out_of_scope_answer_settles_to_zero() -> None:
     enf, _ = enforcer()
     b = budget(models=["gpt-big"])
     held = await enf.admit([b], est("0.50"))
-    await enf.settle(held, "gpt-small", Decimal("0.30"), CALLER)  # answered by a model outside the scope
+    await enf.settle(held, [("gpt-small", Decimal("0.30"))], CALLER)  # answered by a model outside the scope
     assert await enf.state.spent(window(b, enf.clock()).key) == 0
 
 
@@ -113,7 +113,7 @@ async def test_thresholds_fire_once_per_period_across_a_boundary() -> None:
     b = budget(action="alert", thresholds=[50, 80, 100])
 
     async def spend(enf: BudgetEnforcer, usd: str) -> None:
-        await enf.settle(await enf.admit([b], est("0.50")), "m", Decimal(usd), CALLER)
+        await enf.settle(await enf.admit([b], est("0.50")), [("m", Decimal(usd))], CALLER)
 
     await spend(replica_a, "0.30")
     assert fired_a == fired_b == []
@@ -146,7 +146,7 @@ async def test_rolling_window_ages_out_hour_by_hour() -> None:
     state = MemoryState(clock=lambda: clock.now.timestamp())
     enf, _ = enforcer(state, clock)
     b = budget(period="rolling", rolling_hours=3)
-    await enf.settle(await enf.admit([b], est("0.60")), "m", Decimal("0.60"), CALLER)
+    await enf.settle(await enf.admit([b], est("0.60")), [("m", Decimal("0.60"))], CALLER)
     clock.now += timedelta(hours=1)
     with pytest.raises(BudgetExhausted):
         await enf.admit([b], est("0.60"))  # 0.60 from an hour ago still counts
@@ -203,7 +203,7 @@ async def test_webhooks_generic_and_slack(
     b = budget(
         action="alert", thresholds=[50], webhook={"env": "AIMM_TEST_HOOK"}, slack_webhook={"env": "AIMM_TEST_SLACK"}
     )
-    await enf.settle(await enf.admit([b], est("0.9")), "m", Decimal("0.7"), CALLER)
+    await enf.settle(await enf.admit([b], est("0.9")), [("m", Decimal("0.7"))], CALLER)
     await enf.alerts.drain()
     by_path: dict[str, Callable[[], Any]] = {g["path"]: g["body"] for g in got}  # type: ignore[misc]
     generic: Any = by_path["/generic"]

@@ -1,0 +1,78 @@
+"""Cache stage: answer repeated deterministic requests from the response cache.
+
+Before: a request that may be cached (temperature 0 or `x-aimm-cache: force`, and no
+`Cache-Control: no-store`) is looked up (unless `no-cache`); a hit short-circuits the call,
+costs nothing and says `x-aimm-cache: hit` (streams replay it as a stream). After: a fresh,
+complete answer is stored (a stream's chunks are collected by the chunk hook and put together).
+In the chain only when `cache.enabled`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from aimm_gateway.cache.assemble import assemble
+from aimm_gateway.cache.keys import cache_key, decide
+from aimm_gateway.cache.response import CachedAnswer, ResponseCache
+from aimm_gateway.canonical import ChatChunk, ChatCompletion
+from aimm_gateway.config import CacheSettings
+from aimm_gateway.runtime import Runtime
+from aimm_gateway.stages.base import Outcome, RequestContext, StageDeps
+
+HIT_HEADER = "x-aimm-cache"
+
+
+@dataclass(slots=True)
+class _Pending:
+    key: str
+    chunks: list[ChatChunk] = field(default_factory=list)
+    hit: CachedAnswer | None = None
+
+
+def _collect(ctx: RequestContext, chunk: ChatChunk) -> ChatChunk | None:
+    pending = ctx.scratch.get(CacheStage.name)
+    if pending is not None and pending.hit is None:
+        pending.chunks.append(chunk)
+    return chunk
+
+
+class CacheStage:
+    name: ClassVar[str] = "cache"
+    chunk_hook = staticmethod(_collect)
+
+    def __init__(self, cache: ResponseCache, settings: CacheSettings) -> None:
+        self._cache = cache
+        self._settings = settings
+
+    async def before(self, ctx: RequestContext) -> ChatCompletion | None:
+        lookup, store = decide(ctx.body, ctx.headers, self._settings)
+        if not store:
+            return None
+        pending = _Pending(cache_key(ctx.requested, ctx.body))
+        ctx.scratch[self.name] = pending
+        if lookup:
+            pending.hit = await self._cache.get(pending.key)
+        ctx.response_headers[HIT_HEADER] = "hit" if pending.hit is not None else "miss"
+        return pending.hit.answer if pending.hit is not None else None
+
+    async def after(self, ctx: RequestContext, outcome: Outcome) -> None:
+        pending: _Pending | None = ctx.scratch.get(self.name)
+        if pending is None or pending.hit is not None or not outcome.ok or outcome.model is None:
+            return
+        answer = outcome.response if outcome.response is not None else assemble(pending.chunks)
+        if answer is None or any(c.get("finish_reason") == "content_filter" for c in answer.get("choices") or ()):
+            return
+        entry = CachedAnswer(outcome.model, outcome.provider or "", answer)
+        await self._cache.put(pending.key, entry, self._settings.ttl_s, self._settings.max_entry_bytes)
+
+
+def cached_model(ctx: RequestContext) -> CachedAnswer | None:
+    """The cache entry that answered this request, if one did (the usage stage records its model)."""
+    pending: _Pending | None = ctx.scratch.get(CacheStage.name)
+    return pending.hit if pending is not None else None
+
+
+def build(rt: Runtime, name: str, deps: StageDeps) -> CacheStage | None:
+    settings = rt.config.cache
+    return CacheStage(deps.cost.cache, settings) if settings.enabled else None
