@@ -16,6 +16,8 @@ from aimm_gateway.providers.http import UpstreamPools
 from aimm_gateway.reload import ConfigWatcher
 from aimm_gateway.routing import RouterState, SystemClock
 from aimm_gateway.runtime import Runtime, build_runtime
+from aimm_gateway.stages.assembly import StageAssembly
+from aimm_gateway.stages.base import StageDeps
 from aimm_gateway.stats import LiveStats
 
 log = logging.getLogger("aimm.gateway")
@@ -31,9 +33,10 @@ class Gateway:
         self.pools = UpstreamPools(config.server.upstream_client, config.server.max_connections_per_upstream)
         self.clock = SystemClock()
         self.router = RouterState(self.clock, random.Random())
-        self.pipeline = ChatPipeline(self.router, self.metrics, self.stats)
-        self.runtime: Runtime = build_runtime(config, self.pools)
         self.cost = CostServices(config, self.metrics.registry)  # state, usage store, budgets, cache
+        stages = StageAssembly(StageDeps(self.metrics, self.stats, self.cost))
+        self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, stages=stages)
+        self.runtime: Runtime = build_runtime(config, self.pools)
         self._watcher: ConfigWatcher | None = None
         self._publish_availability()
 

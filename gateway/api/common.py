@@ -91,7 +91,7 @@ def request_context(
     client = request.client
     return RequestContext(
         rid, gateway.runtime, api=api, identity=identity, client_ip=client.host if client else "",
-        body=body if body is not None else {}, started=started,
+        body=body if body is not None else {}, headers=request.headers, started=started,
     )  # fmt: skip
 
 

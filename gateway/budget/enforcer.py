@@ -128,7 +128,7 @@ class BudgetEnforcer:
                 raise BudgetStateUnavailable(
                     f"budget {budget.name!r} cannot be checked right now; retry shortly"
                 ) from exc
-            log.warning("budget %s: state unavailable, failing open", budget.name)
+            log.warning("budget %s: state unavailable (%s), failing open", budget.name, exc)
             res = None
         adm.holds.append(Hold(budget, win, res, prior if budget.period == "rolling" else Decimal(0)))
 

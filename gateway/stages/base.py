@@ -17,7 +17,7 @@ per chunk.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -27,6 +27,7 @@ from aimm_gateway.errors import GatewayError
 from aimm_gateway.security.identity import Identity
 
 if TYPE_CHECKING:
+    from aimm_gateway.budget.services import CostServices
     from aimm_gateway.metrics import GatewayMetrics
     from aimm_gateway.runtime import Runtime
     from aimm_gateway.stats import LiveStats
@@ -59,6 +60,7 @@ class RequestContext:
     client_ip: str = ""
     requested: str = ""  # the model or route name the client asked for
     body: dict[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # request headers, lower-case names (Cache-Control, ...)
     stream: bool = False
     request: ChatRequest | None = None  # the validated chat request (None for embeddings)
     prompt_tokens: int = 0  # estimate, before the call
@@ -123,6 +125,7 @@ class StageDeps:
 
     metrics: GatewayMetrics
     stats: LiveStats
+    cost: CostServices | None = None  # state, usage store, budgets, cache (None: stages that need them are left out)
 
 
 # Builds a route's stage from the runtime snapshot; None when the route doesn't need it (pays nothing).

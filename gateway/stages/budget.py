@@ -13,9 +13,10 @@ from decimal import Decimal
 from typing import ClassVar
 
 from aimm_gateway.budget.enforcer import Admission, BudgetEnforcer, Estimates
-from aimm_gateway.budget.policy import Caller, reservation, touching
+from aimm_gateway.budget.policy import Caller, in_scope, reservation, touching
 from aimm_gateway.canonical import ChatCompletion
 from aimm_gateway.config import BudgetConfig, ModelConfig
+from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
 from aimm_gateway.stats import LiveStats
@@ -29,6 +30,7 @@ class BudgetStage:
         self,
         enforcer: BudgetEnforcer,
         stats: LiveStats,
+        metrics: GatewayMetrics,
         budgets: list[BudgetConfig],
         route: str | None,
         candidates: list[ModelConfig],
@@ -36,6 +38,7 @@ class BudgetStage:
     ) -> None:
         self._enforcer = enforcer
         self._stats = stats
+        self._metrics = metrics
         self._budgets = budgets
         self._route = route
         self._candidates = candidates
@@ -69,11 +72,13 @@ class BudgetStage:
         if held is None:
             return
         admission, caller = held
-        charges = [(a.model, a.cost) for a in outcome.attempts if a.cost]
-        for budget in admission.holds:  # the per-pod figure /api/v1/stats has always shown
-            spent = sum((c for m, c in charges if not budget.budget.models or m in budget.budget.models), Decimal(0))
+        charges = [(a.model, a.cost) for a in outcome.attempts if a.cost]  # every billed attempt
+        for hold in admission.holds:  # the per-pod figures /api/v1/stats and budget_used_ratio show
+            budget = hold.budget
+            spent = sum((c for m, c in charges if in_scope(budget, caller, m)), Decimal(0))
             if spent:
-                self._stats.add_budget_spend(budget.budget.name, spent)
+                total = self._stats.add_budget_spend(budget.name, spent)
+                self._metrics.budget_used.labels(budget.name).set(float(total / budget.limit_usd))
         await self._enforcer.settle(admission, charges, caller)
 
 
@@ -85,7 +90,7 @@ def _candidates(rt: Runtime, name: str) -> list[ModelConfig]:
 
 def build(rt: Runtime, name: str, deps: StageDeps) -> BudgetStage | None:
     candidates = _candidates(rt, name)
-    if not rt.config.budgets or not candidates:
+    if not rt.config.budgets or not candidates or deps.cost is None:
         return None
     route = name if name in rt.routes else None
-    return BudgetStage(deps.cost.budgets, deps.stats, rt.config.budgets, route, candidates, rt.models)
+    return BudgetStage(deps.cost.budgets, deps.stats, deps.metrics, rt.config.budgets, route, candidates, rt.models)

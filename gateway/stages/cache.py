@@ -18,7 +18,7 @@ from aimm_gateway.cache.response import CachedAnswer, ResponseCache
 from aimm_gateway.canonical import ChatChunk, ChatCompletion
 from aimm_gateway.config import CacheSettings
 from aimm_gateway.runtime import Runtime
-from aimm_gateway.stages.base import Outcome, RequestContext, StageDeps
+from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
 
 HIT_HEADER = "x-aimm-cache"
 
@@ -39,9 +39,9 @@ def _collect(ctx: RequestContext, chunk: ChatChunk) -> ChatChunk | None:
 
 class CacheStage:
     name: ClassVar[str] = "cache"
-    chunk_hook = staticmethod(_collect)
 
     def __init__(self, cache: ResponseCache, settings: CacheSettings) -> None:
+        self.chunk_hook: ChunkHook | None = _collect
         self._cache = cache
         self._settings = settings
 
@@ -75,4 +75,4 @@ def cached_model(ctx: RequestContext) -> CachedAnswer | None:
 
 def build(rt: Runtime, name: str, deps: StageDeps) -> CacheStage | None:
     settings = rt.config.cache
-    return CacheStage(deps.cost.cache, settings) if settings.enabled else None
+    return CacheStage(deps.cost.cache, settings) if settings.enabled and deps.cost is not None else None

@@ -67,7 +67,9 @@ class UsageStage:
                 attempts=len(outcome.attempts),
                 route_reason=outcome.route_reason,
                 attempt_rows=tuple(
-                    AttemptRow(ts_ms, ctx.request_id, i, a.model, a.provider, a.outcome, a.status, a.latency_s * 1000, a.hedge)
+                    AttemptRow(
+                        ts_ms, ctx.request_id, i, a.model, a.provider, a.outcome, a.status, a.latency_s * 1000, a.hedge
+                    )
                     for i, a in enumerate(outcome.attempts)
                 ),
             )
@@ -83,7 +85,7 @@ def _priciest(rt: Runtime, name: str) -> Pricing | None:
 
 
 def build(rt: Runtime, name: str, deps: StageDeps) -> UsageStage | None:
-    usage = deps.cost.usage
+    usage = deps.cost.usage if deps.cost is not None else None
     if usage is None:
         return None
     return UsageStage(usage, name if name in rt.routes else None, _priciest(rt, name))

@@ -40,7 +40,9 @@ class GatewayProcess:
             self.proc.wait(10)
 
 
-def start_gateway_process(config: dict[str, Any], workdir: Path, env: dict[str, str], name: str = "gw") -> GatewayProcess:
+def start_gateway_process(
+    config: dict[str, Any], workdir: Path, env: dict[str, str], name: str = "gw"
+) -> GatewayProcess:
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()

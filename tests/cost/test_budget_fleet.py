@@ -48,7 +48,7 @@ def fleet_config(prefix: str) -> dict[str, Any]:
             }
         ],
         "budgets": [BUDGET],
-        "state": {"redis": {"url": {"env": "AIMM_REDIS_URL"}, "timeout_ms": 1000, "key_prefix": prefix}},
+        "state": {"redis": {"url": {"env": "AIMM_REDIS_URL"}, "timeout_ms": 5000, "key_prefix": prefix}},
         "store": {"postgres": {"dsn": {"env": "AIMM_DATABASE_URL"}}, "flush_interval_s": 0.2},
     }
 
@@ -78,7 +78,9 @@ async def _redis_spent(url: str, prefix: str) -> Decimal:
 
 
 @pytest.mark.timeout(240)
-def test_three_replicas_never_overspend(redis_server: RedisServer, postgres_server: PostgresServer, tmp_path: Path) -> None:
+def test_three_replicas_never_overspend(
+    redis_server: RedisServer, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
     dsn = asyncio.run(fresh_postgres_dsn(postgres_server))
     prefix = f"fleet{uuid.uuid4().hex[:6]}:"
     env = {"AIMM_FLEET_KEY": KEY, "AIMM_REDIS_URL": redis_server.url, "AIMM_DATABASE_URL": dsn}
@@ -94,13 +96,17 @@ def test_three_replicas_never_overspend(redis_server: RedisServer, postgres_serv
         assert statuses == {200: 100, 429: 200}, statuses
         for refused in (r for r in responses if r.status_code == 429):
             error = refused.json()["error"]
-            assert error["type"] == "insufficient_quota" and "'fleet'" in error["message"] and "resets at" in error["message"]
+            assert (
+                error["type"] == "insufficient_quota"
+                and "'fleet'" in error["message"]
+                and "resets at" in error["message"]
+            )
         assert asyncio.run(_redis_spent(redis_server.url, prefix)) == Decimal("0.5")
         # The same status from every replica (from the shared store; rows flush within 0.2 s).
         asyncio.run(asyncio.sleep(1.0))
         seen = {httpx.get(f"{g.url}/api/v1/budgets").json()["budgets"][0]["costThisPeriod"] for g in fleet}
         assert seen == {"0.5000"}
-        assert all(g.terminate() == 0 for g in fleet)
+        assert all(g.terminate() in (0, -15) for g in fleet)  # graceful, then uvicorn re-raises
         assert asyncio.run(_settled(dsn)) == Decimal("0.5")
         # Every process restarted: the spend survives and still blocks.
         fleet = [start_gateway_process(config, tmp_path, env, f"again{i}") for i in range(3)]

@@ -26,10 +26,13 @@ def test_sigterm_flushes_every_row(tmp_path: Path) -> None:
             for i in range(40):
                 body = {"model": "m", "messages": [{"role": "user", "content": f"question {i}"}]}
                 assert client.post("/v1/chat/completions", json=body).status_code == 200
-            bad = client.post("/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})
+            bad = client.post(
+                "/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}
+            )
             assert bad.status_code == 404
         assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM ai_requests").fetchone()[0] == 0  # not flushed yet
-        assert gw.terminate() == 0
+        # uvicorn shuts down gracefully, then re-raises SIGTERM on itself (exit status -15).
+        assert gw.terminate() in (0, -15)
     finally:
         gw.kill()
     conn = sqlite3.connect(db)

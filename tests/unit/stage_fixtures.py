@@ -6,8 +6,9 @@ import random
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from aimm_gateway.budget.services import CostServices
 from aimm_gateway.canonical import ChatCompletion, validate_chat
-from aimm_gateway.config import parse_config
+from aimm_gateway.config import GatewayConfig, parse_config
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.pipeline import ChatPipeline
 from aimm_gateway.providers.http import UpstreamPools
@@ -49,7 +50,8 @@ class Deps:
     def __init__(self) -> None:
         self.metrics = GatewayMetrics()
         self.stats = LiveStats()
-        self.stage_deps = StageDeps(self.metrics, self.stats)
+        self.cost = CostServices(GatewayConfig(), self.metrics.registry)  # in-process state, no store
+        self.stage_deps = StageDeps(self.metrics, self.stats, self.cost)
 
     def pipeline(self, order: tuple[StageFactory, ...] = ORDER) -> ChatPipeline:
         router = RouterState(SystemClock(), random.Random(7))

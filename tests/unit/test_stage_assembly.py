@@ -5,7 +5,7 @@ from __future__ import annotations
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import Stage, StageDeps
-from aimm_gateway.stages.budget_spend import BudgetSpend
+from aimm_gateway.stages.budget import BudgetStage
 from aimm_gateway.stages.chain import EMPTY
 from tests.unit.stage_fixtures import Deps, Recorder, context, mock_model, runtime
 
@@ -23,10 +23,10 @@ def test_default_order_builds_no_stage_without_budgets() -> None:
     assert assembly.chain(context(rt, "smart")) is EMPTY
 
 
-def test_budget_spend_joins_when_the_config_has_budgets() -> None:
+def test_budget_stage_joins_when_the_config_has_budgets() -> None:
     rt = runtime([mock_model("a")], budgets=[BUDGET])
     chain = StageAssembly(Deps().stage_deps).chain(context(rt, "a"))
-    assert [type(s) for s in chain.stages] == [BudgetSpend]
+    assert [type(s) for s in chain.stages] == [BudgetStage]
 
 
 def test_chains_are_built_per_route_once_per_snapshot() -> None:
