@@ -54,6 +54,12 @@ def process(
             out.close()  # type: ignore[union-attr]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (utime + stime): steadier than latency on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # The gateway gets CPU 0 to itself; the mock upstreams and the load generator share CPU 1. Without
 # pinning, the three compete for both cores and scheduler noise swamps small differences.
 GATEWAY_CPU = "0"

@@ -23,9 +23,10 @@ from typing import Any
 import orjson
 import yaml
 
+from aimm_gateway.bench.cost import cost_report, measure_cost, stage_micro
 from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.micro import bench_translation
-from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, free_port, pinned, process
+from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, cpu_seconds, free_port, pinned, process
 from aimm_gateway.routing.bench import bench_plan
 
 KEY = "sk-bench"
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> str:
                     extra["routed"], extra["fixed"] = _cpu_compare(gw_url, pid, duration, ("routed", "m"))
                     extra["translated"], extra["passthrough"] = _cpu_compare(gw_url, pid, duration, ("claude", "m"))
         extra["micro"] = _micro()
+        extra["cost"] = (*measure_cost(openai_url, workdir, duration), stage_micro())
     return _report(direct, direct_ttft, variants, extra, levels, duration)
 
 
@@ -162,19 +164,14 @@ class CpuPerRequest:
     rps: float
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def _cpu_compare(url: str, pid: int, duration: float, models: tuple[str, str], rounds: int = 5) -> list[CpuPerRequest]:
     """Interleaved runs against two models, the median CPU per request of each."""
     samples: dict[str, list[CpuPerRequest]] = {m: [] for m in models}
     for _ in range(rounds):
         for model in models:
-            before = _cpu_seconds(pid)
+            before = cpu_seconds(pid)
             result = wrk(url, _body(model=model), HEADERS, ROUTING_CONCURRENCY, duration)
-            cpu = _cpu_seconds(pid) - before
+            cpu = cpu_seconds(pid) - before
             samples[model].append(CpuPerRequest(cpu / result.requests * 1e6, result.rps))
     return [sorted(samples[m], key=lambda x: x.us)[rounds // 2] for m in models]
 
@@ -265,6 +262,8 @@ def _report(
             f"{translated.us:.0f} µs vs {passthrough.us:.0f} µs (translation adds "
             f"**{translated.us - passthrough.us:.0f} µs** per request)",
         ]
+    if "cost" in extra:
+        lines += cost_report(*extra["cost"])
     micro = extra.get("micro", {})
     if micro.get("routing"):
         lines += [

@@ -85,6 +85,7 @@ class BudgetEnforcer:
         self._announced: dict[str, set[int]] = {}  # window key -> thresholds known to be fired
         self._prior: dict[str, Decimal] = {}  # rolling: current-hour key -> earlier hours' spend
         self.stale: set[str] = set()  # budgets whose counters missed spend while the state was down
+        self._windows: dict[str, tuple[BudgetConfig, Window, float]] = {}  # name -> current period, state ttl
         self.last_action: dict[str, dict[str, str]] = {}
 
     # -- before the call ---------------------------------------------------------------------------
@@ -100,9 +101,18 @@ class BudgetEnforcer:
             raise
         return admission
 
-    async def _admit_one(self, budget: BudgetConfig, est: Estimates, now: datetime, adm: Admission) -> None:
+    def current(self, budget: BudgetConfig, now: datetime) -> tuple[Window, float]:
+        """The budget's period containing `now` and its state TTL, computed once per period."""
+        known = self._windows.get(budget.name)
+        if known is not None and known[0] is budget and now < known[1].end:
+            return known[1], known[2]
         win = window(budget, now)
         ttl = state_ttl_s(budget, win, now)
+        self._windows[budget.name] = (budget, win, ttl)
+        return win, ttl
+
+    async def _admit_one(self, budget: BudgetConfig, est: Estimates, now: datetime, adm: Admission) -> None:
+        win, ttl = self.current(budget, now)
         try:
             prior = await self._prior_spend(budget, win)
             limit = LIMITLESS if budget.action == "alert" else budget.limit_usd - prior

@@ -85,6 +85,8 @@ class CostServices:
                 start = datetime(day.year, day.month, day.day, tzinfo=UTC)
                 self._history[key] = await self.settled(budget, start, start + timedelta(days=1))
             out.append((day, self._history[key]))
+        oldest = today - timedelta(days=days)
+        self._history = {k: v for k, v in self._history.items() if k[1] >= oldest}  # bounded: days x budgets
         return out
 
     # -- reconciliation ---------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import ClassVar
 
+from prometheus_client import Gauge
+
 from aimm_gateway.budget.enforcer import Admission, BudgetEnforcer, Estimates
 from aimm_gateway.budget.policy import Caller, in_scope, reservation, touching
 from aimm_gateway.canonical import ChatCompletion
@@ -39,6 +41,7 @@ class BudgetStage:
         self._enforcer = enforcer
         self._stats = stats
         self._metrics = metrics
+        self._gauges: dict[str, Gauge] = {}
         self._budgets = budgets
         self._route = route
         self._candidates = candidates
@@ -78,7 +81,10 @@ class BudgetStage:
             spent = sum((c for m, c in charges if in_scope(budget, caller, m)), Decimal(0))
             if spent:
                 total = self._stats.add_budget_spend(budget.name, spent)
-                self._metrics.budget_used.labels(budget.name).set(float(total / budget.limit_usd))
+                gauge = self._gauges.get(budget.name)
+                if gauge is None:  # labels() is too slow for every request (metrics.py)
+                    gauge = self._gauges[budget.name] = self._metrics.budget_used.labels(budget.name)
+                gauge.set(float(total / budget.limit_usd))
         await self._enforcer.settle(admission, charges, caller)
 
 

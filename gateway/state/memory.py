@@ -75,6 +75,15 @@ class MemoryState:
         self._cache = _Lru(cache_max_bytes)
         self._subscribers: dict[str, set[asyncio.Queue[tuple[str, bytes]]]] = {}
         self._tokens = itertools.count(1)
+        self._ops = 0
+
+    def _sweep(self, now: float) -> None:
+        """Every 4096 budget/once calls, forget expired periods (rolling budgets make one per hour)."""
+        self._ops += 1
+        if self._ops % 4096:
+            return
+        self._budgets = {k: b for k, b in self._budgets.items() if b.expires > now or b.reservations}
+        self._once = {k: t for k, t in self._once.items() if t > now}
 
     # -- window counters ---------------------------------------------------------------------
 
@@ -128,6 +137,7 @@ class MemoryState:
 
     async def reserve(self, key: str, amount: Decimal, limit: Decimal, ttl_s: float) -> Reservation | None:
         now = self._clock()
+        self._sweep(now)
         budget = self._budget(key, now)
         units = to_units(amount, up=True)
         if budget.total + units > to_units(limit):
@@ -156,6 +166,7 @@ class MemoryState:
 
     async def once(self, key: str, ttl_s: float) -> bool:
         now = self._clock()
+        self._sweep(now)
         if self._once.get(key, 0.0) > now:
             return False
         self._once[key] = now + ttl_s

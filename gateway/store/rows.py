@@ -16,7 +16,9 @@ REQUEST_COLUMNS = (
 ATTEMPT_COLUMNS = ("ts_ms", "request_id", "seq", "model", "provider", "outcome", "status", "latency_ms", "hedge")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets every field through object.__setattr__, measurably slower
+# for a row built on every request.
+@dataclass(slots=True)
 class AttemptRow:
     ts_ms: int
     request_id: str
@@ -35,7 +37,7 @@ class AttemptRow:
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageRow:
     ts_ms: int  # arrival, epoch milliseconds (UTC)
     request_id: str
