@@ -72,6 +72,7 @@ class Gateway:
 
     def apply_file_config(self, config: GatewayConfig) -> None:
         runtime = build_runtime(self.overrides.apply(config), self.pools)
+        self.cost.check_reload(config)
         self.file_config = config
         self._swap(runtime)
 

@@ -108,6 +108,8 @@ class BudgetEnforcer:
             return known[1], known[2]
         win = window(budget, now)
         ttl = state_ttl_s(budget, win, now)
+        if known is not None and known[1].key != win.key:
+            self._announced.pop(known[1].key, None)  # a past period's thresholds: no longer needed
         self._windows[budget.name] = (budget, win, ttl)
         return win, ttl
 
@@ -192,7 +194,7 @@ class BudgetEnforcer:
     async def _thresholds(self, hold: Hold, total: Decimal) -> None:
         budget, win = hold.budget, hold.window
         pct = percent(total, budget.limit_usd)
-        announced = self._announced.setdefault(win.key, set())
+        announced = self._announced.setdefault(win.key, set())  # pruned when the period changes (current())
         for threshold in newly_reached(pct, budget.thresholds, announced):
             announced.add(threshold)
             if not await self.state.once(f"{win.key}:t{threshold}", state_ttl_s(budget, win, self.clock())):

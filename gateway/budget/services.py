@@ -41,6 +41,7 @@ def _ms(ts: datetime) -> int:
 
 class CostServices:
     def __init__(self, config: GatewayConfig, registry: CollectorRegistry, clock: Clock | None = None) -> None:
+        self._config = config
         self.metrics = CostMetrics(registry)
         self.state = build_state(config.state)
         self.usage = UsageService(config.store, self.metrics) if config.store is not None else None
@@ -49,6 +50,11 @@ class CostServices:
         self.cache = ResponseCache(self.state, self.metrics)
         self._watch: asyncio.Task[None] | None = None
         self._history: dict[tuple[str, date], Decimal] = {}  # (budget, past day) -> settled spend
+
+    def check_reload(self, config: GatewayConfig) -> None:
+        """State and store are opened once per process: say so when a reload changes them."""
+        if config.state != self._config.state or config.store != self._config.store:
+            log.warning("state/store settings changed: they take effect when the gateway restarts")
 
     async def start(self, budgets: Callable[[], list[BudgetConfig]]) -> None:
         if self.usage is not None:

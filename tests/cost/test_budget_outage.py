@@ -19,8 +19,22 @@ from aimm_gateway.state.redis import RedisState
 from tests.backing import RedisServer
 from tests.gateway.conftest import RunningGateway, base_config
 
-OPEN = {"name": "open-cap", "limit_usd": "10", "period": "daily", "action": "block", "fail_mode": "open", "models": ["a"]}
-CLOSED = {"name": "closed-cap", "limit_usd": "10", "period": "daily", "action": "block", "fail_mode": "closed", "models": ["b"]}
+OPEN = {
+    "name": "open-cap",
+    "limit_usd": "10",
+    "period": "daily",
+    "action": "block",
+    "fail_mode": "open",
+    "models": ["a"],
+}
+CLOSED = {
+    "name": "closed-cap",
+    "limit_usd": "10",
+    "period": "daily",
+    "action": "block",
+    "fail_mode": "closed",
+    "models": ["b"],
+}
 PRICE = {"input_per_1k": "0", "output_per_1k": "1"}  # max_tokens 5 -> $0.005
 
 
