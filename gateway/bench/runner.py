@@ -149,8 +149,8 @@ def run(args: argparse.Namespace) -> str:
                     extra["routed"], extra["fixed"] = _cpu_compare(gw_url, pid, duration, ("routed", "m"))
                     extra["translated"], extra["passthrough"] = _cpu_compare(gw_url, pid, duration, ("claude", "m"))
         extra["micro"] = _micro()
-        extra["cost"] = (*measure_cost(openai_url, workdir, duration), stage_micro())
-    return _report(direct, direct_ttft, variants, extra, levels, duration)
+        cost = cost_report(*measure_cost(openai_url, workdir, duration), stage_micro())
+    return _report(direct, direct_ttft, variants, extra, levels, duration) + "\n".join(cost) + "\n"
 
 
 ROUTING_CONCURRENCY = 4  # saturates the worker without the 2-core scheduler noise of higher levels
@@ -262,8 +262,6 @@ def _report(
             f"{translated.us:.0f} µs vs {passthrough.us:.0f} µs (translation adds "
             f"**{translated.us - passthrough.us:.0f} µs** per request)",
         ]
-    if "cost" in extra:
-        lines += cost_report(*extra["cost"])
     micro = extra.get("micro", {})
     if micro.get("routing"):
         lines += [
