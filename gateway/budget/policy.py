@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
+from aimm_gateway.canonical import Usage
 from aimm_gateway.config import BudgetConfig, ModelConfig
-from aimm_gateway.cost import estimate_cost
+from aimm_gateway.cost import request_cost
 
 # The prompt is estimated (~4 chars/token) before the call; reserve a margin so that an estimate
 # that is a little low still leaves the reservation covering the real cost.
@@ -44,7 +45,7 @@ def reservation(prompt_tokens: int, max_output_tokens: int | None, model: ModelC
     """The most this request can cost on `model`: the prompt (with margin) plus the most it may write."""
     prompt = math.ceil(prompt_tokens * PROMPT_MARGIN) + PROMPT_SLACK
     output = min(max_output_tokens or model.max_output_tokens, model.max_output_tokens)
-    return estimate_cost(prompt, output, model.pricing)
+    return request_cost(Usage(prompt_tokens=prompt, completion_tokens=output), model.pricing)
 
 
 def percent(total: Decimal, limit: Decimal) -> Decimal:
