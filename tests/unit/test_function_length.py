@@ -21,6 +21,12 @@ CHECKED = [
     "gateway/attempts",
     "gateway/routing",
     "gateway/api",
+    "gateway/state",
+    "gateway/store",
+    "gateway/budget",
+    "gateway/cache",
+    "gateway/analytics",
+    "gateway/bench/cost.py",
 ]
 
 
