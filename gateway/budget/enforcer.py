@@ -29,7 +29,10 @@ from aimm_gateway.state.base import Reservation, StateStore, StateUnavailable
 
 log = logging.getLogger("aimm.budget")
 LAST_ACTION = "budget-last-action:"
-LIMITLESS = Decimal(100_000_000)  # alert/downgrade budgets count spend without a ceiling
+LIMITLESS = Decimal(100_000_000)
+# The router compares float estimates: one part per million keeps the target whose estimate *is*
+# the reservation from being dropped by float rounding (5 x 1e-5 = 5.000000000000001e-05).
+ROUTER_SLACK = Decimal("1.000001")  # alert/downgrade budgets count spend without a ceiling
 Clock = Callable[[], datetime]
 
 
@@ -122,7 +125,8 @@ class BudgetEnforcer:
             if res is None and budget.action != "alert" and est.least < est.most:
                 res = await self.state.reserve(win.key, est.least, limit, ttl)
                 if res is not None:  # only the cheapest targets fit: the router filters the rest out
-                    adm.max_cost_usd = min(adm.max_cost_usd or est.least, est.least)
+                    ceiling = est.least * ROUTER_SLACK
+                    adm.max_cost_usd = ceiling if adm.max_cost_usd is None else min(adm.max_cost_usd, ceiling)
             if res is None and budget.action == "downgrade":
                 assert budget.downgrade_to is not None
                 adm.downgrade_to = budget.downgrade_to

@@ -77,3 +77,16 @@ def test_budget_thresholds_reach_the_status_feed(start_gateway: Callable[[dict[s
     assert feed["budgets"][0]["costThisPeriod"] == "0.0150" and feed["budgets"][0]["source"] == "state"
     metrics = httpx.get(f"{gw.url}/metrics").text
     assert 'ai_multimodel_budget_threshold_crossed_total{budget="watch",threshold="100"} 1.0' in metrics
+
+
+def test_router_keeps_only_targets_the_remaining_budget_covers(
+    start_gateway: Callable[[dict[str, Any]], RunningGateway],
+) -> None:
+    budget = {"name": "route-cap", "limit_usd": "0.0075", "period": "daily", "action": "block"}
+    route = {"name": "smart", "algorithm": "round_robin", "targets": [{"model": "big"}, {"model": "cheap"}]}
+    gw = start_gateway(base_config(_models(), routes=[route], budgets=[budget]))
+    client = _client(gw)
+    served = [_ask(client, "smart").headers["x-aimm-model"] for _ in range(4)]
+    # $0.005 on big fits once; after that only cheap ($0.00005) fits what is left: the router is told so
+    # (max cost) instead of the request being refused.
+    assert served.count("big") == 1 and served.count("cheap") == 3
