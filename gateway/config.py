@@ -336,6 +336,14 @@ class StoreSettings(Strict):
     maintenance_interval_s: float = Field(3600.0, gt=0, description="How often rollup + retention run.")
 
 
+class SemanticCacheSettings(Strict):
+    """Reuse an answer to a *similar* request: embedding similarity over the prompt text."""
+
+    embedding_model: str = Field(..., description="A model from `models` that serves embeddings.")
+    threshold: float = Field(0.95, gt=0, le=1, description="Cosine similarity at or above which an answer is reused.")
+    max_entries: int = Field(256, ge=1, le=10_000, description="Prompts remembered per model/route and parameters.")
+
+
 class CacheSettings(Strict):
     """Exact-match response cache (temperature 0, or when the request opts in)."""
 
@@ -343,6 +351,7 @@ class CacheSettings(Strict):
     ttl_s: float = Field(3600.0, gt=0)
     max_entry_bytes: int = Field(1024 * 1024, gt=0, description="Larger answers are not cached.")
     opt_in_header: str = Field("x-aimm-cache", description="`x-aimm-cache: force` caches any temperature.")
+    semantic: SemanticCacheSettings | None = Field(None, description="Similar-request cache; off unless set.")
 
 
 class ServerSettings(Strict):
@@ -387,6 +396,9 @@ class GatewayConfig(Strict):
             for j, fallback in enumerate(route.fallbacks):
                 if fallback not in known:
                     raise ValueError(f"routes[{i}].fallbacks[{j}]: unknown model {fallback!r}")
+        semantic = self.cache.semantic
+        if semantic is not None and semantic.embedding_model not in known:
+            raise ValueError(f"cache.semantic.embedding_model: unknown model {semantic.embedding_model!r}")
         default = self.server.default_model
         if default is not None and default not in known and default not in {r.name for r in self.routes}:
             raise ValueError(f"server.default_model: unknown model or route {default!r}")

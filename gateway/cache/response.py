@@ -39,6 +39,20 @@ class ResponseCache:
         self._metrics.cache.labels("hit").inc()
         return CachedAnswer(data["model"], data["provider"], data["answer"])
 
+    async def get_index(self, scope: str) -> bytes | None:
+        """The semantic index of one scope (semantic.py), raw."""
+        try:
+            return await self._state.cache_get(scope)
+        except StateUnavailable:
+            self._metrics.state_unavailable.labels("cache", "open").inc()
+            return None
+
+    async def put_index(self, scope: str, raw: bytes, ttl_s: float) -> None:
+        try:
+            await self._state.cache_set(scope, raw, ttl_s)
+        except StateUnavailable:
+            self._metrics.state_unavailable.labels("cache", "open").inc()
+
     async def put(self, key: str, entry: CachedAnswer, ttl_s: float, max_bytes: int) -> bool:
         raw = orjson.dumps({"model": entry.model, "provider": entry.provider, "answer": entry.answer})
         if len(raw) > max_bytes:
