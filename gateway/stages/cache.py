@@ -60,12 +60,12 @@ class CacheStage:
             return None
         pending = _Pending(cache_key(ctx.requested, ctx.body))
         ctx.scratch[self.name] = pending
-        if self._semantic is not None and self._embed is not None:
-            pending.scope = scope_key(ctx.requested, ctx.body)
-            pending.vector = await self._embed(prompt_text(ctx.body), ctx.request_id)
         if lookup:
             pending.hit = await self._cache.get(pending.key)
-            if pending.hit is None and pending.vector is not None:
+        if pending.hit is None and self._embed is not None:  # semantic: embed only past an exact miss
+            pending.scope = scope_key(ctx.requested, ctx.body)
+            pending.vector = await self._embed(prompt_text(ctx.body), ctx.request_id)
+            if lookup and pending.vector is not None:
                 pending.hit = await self._similar(ctx, pending)
         ctx.response_headers[HIT_HEADER] = "hit" if pending.hit is not None else "miss"
         return pending.hit.answer if pending.hit is not None else None

@@ -38,9 +38,12 @@ def bag_of_words(text: str) -> list[float]:
 
 
 @pytest.fixture
-def embeddings_upstream() -> Iterator[str]:
+def embeddings_upstream() -> Iterator[tuple[str, list[str]]]:
+    calls: list[str] = []
+
     async def embeddings(request: Request) -> JSONResponse:
         body = await request.json()
+        calls.append(str(body["input"]))
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [{"object": "embedding", "index": i, "embedding": bag_of_words(t)} for i, t in enumerate(inputs)]
         tokens = sum(len(t.split()) for t in inputs)
@@ -48,14 +51,17 @@ def embeddings_upstream() -> Iterator[str]:
         return JSONResponse({"object": "list", "data": data, "model": body["model"], "usage": usage})
 
     with run_asgi_app(Starlette(routes=[Route("/v1/embeddings", embeddings, methods=["POST"])])) as url:
-        yield url
+        yield url, calls
 
 
 def test_similar_prompts_reuse_an_answer(
-    start_gateway: Callable[[dict[str, Any]], RunningGateway], openai_upstream: Upstream, embeddings_upstream: str
+    start_gateway: Callable[[dict[str, Any]], RunningGateway],
+    openai_upstream: Upstream,
+    embeddings_upstream: tuple[str, list[str]],
 ) -> None:
+    embeddings_url, embed_calls = embeddings_upstream
     embedder = {
-        "name": "embedder", "provider": "openai_compatible", "base_url": f"{embeddings_upstream}/v1",
+        "name": "embedder", "provider": "openai_compatible", "base_url": f"{embeddings_url}/v1",
         "api_key": {"env": "AIMM_TEST_UPSTREAM_KEY"}, "capabilities": ["embeddings"],
     }  # fmt: skip
     semantic = {"embedding_model": "embedder", "threshold": 0.9}
@@ -77,6 +83,9 @@ def test_similar_prompts_reuse_an_answer(
     assert close.headers["x-aimm-cache"] == "hit" and float(close.headers["x-aimm-cache-similarity"]) < 1
     assert close.parse().choices[0].message.content == first.parse().choices[0].message.content
     assert upstream_count(openai_upstream) == 1
+    embedded = len(embed_calls)
+    assert ask("What is the capital of France?").headers["x-aimm-cache"] == "hit"  # exact hit...
+    assert len(embed_calls) == embedded  # ...needs no embedding call
     assert ask("Tell me a joke about penguins").headers["x-aimm-cache"] == "miss"
     assert ask("What is the capital of France?", max_tokens=7).headers["x-aimm-cache"] == "miss"  # another scope
     assert upstream_count(openai_upstream) == 3
