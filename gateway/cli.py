@@ -44,10 +44,10 @@ def _mock(args: argparse.Namespace) -> int:
 
 
 def _operator(args: argparse.Namespace) -> int:
-    from aimm_operator.cli import run_operator
+    # The operator owns its flags: everything after `aimm operator run` goes to its own parser.
+    from aimm_operator.cli import main as operator_main
 
-    run_operator(namespace=args.namespace, all_namespaces=args.all_namespaces, stats_interval_s=args.stats_interval)
-    return 0
+    return operator_main(args.operator_args, prog="aimm operator run")
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -126,15 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     mock.set_defaults(func=_mock)
 
     op = sub.add_parser("operator", help="the control plane").add_subparsers(dest="operator_command", required=True)
-    run = op.add_parser("run", help="run the kopf operator")
-    run.add_argument("-n", "--namespace", action="append", default=[], help="namespace to watch (repeatable)")
-    run.add_argument("-A", "--all-namespaces", action="store_true")
-    run.add_argument("--stats-interval", type=float, default=10.0, help="seconds between gateway stats polls")
-    run.add_argument("--resync-interval", type=float, default=300.0, help="seconds between full reconciles")
-    run.add_argument("--kubeconfig", default=None, help="default: in-cluster config, then ~/.kube/config")
-    run.add_argument("--context", default=None)
-    run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8081/healthz")
-    run.add_argument("-v", "--verbose", action="store_true")
+    # add_help=False: `aimm operator run --help` is answered by the operator's own parser.
+    run = op.add_parser("run", help="run the kopf operator (see `aimm operator run --help`)", add_help=False)
     run.set_defaults(func=_operator)
 
     crds = sub.add_parser("crds", help="regenerate the CRD manifests")
@@ -161,7 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.func is _operator:
+        args.operator_args = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result: int = args.func(args)
     return result

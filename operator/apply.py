@@ -118,18 +118,6 @@ async def hand_replicas_to_hpa(kube: Kube, namespace: str, name: str) -> None:
     await apply(kube, body, manager=HANDOVER_MANAGER)
 
 
-def object_ref(obj: Mapping[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata") or {}
-    return {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "name": meta.get("name"),
-        "namespace": meta.get("namespace"),
-        "uid": meta.get("uid"),
-        "resourceVersion": meta.get("resourceVersion"),
-    }
-
-
 async def emit_event(kube: Kube, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
     """Record a core/v1 Event on `involved` (an object reference). Failures are logged, not raised."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -25,11 +25,13 @@ def run_operator(
     resync_interval_s: float = 300.0,
     stats_timeout_s: float = 2.0,
     verbose: bool = False,
+    watch_crds: bool | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM. Watch `namespace` (plus `namespaces`), or all with all_namespaces."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # `aimm` configured logging already; -v must still take effect
     )
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
     watched = [n for n in [namespace, *namespaces] if n]
@@ -40,6 +42,8 @@ def run_operator(
         stats_interval_s=stats_interval_s,
         stats_timeout_s=stats_timeout_s,
         resync_interval_s=resync_interval_s,
+        # Cluster-wide by default only: a namespaced install's RoleBinding cannot watch CRDs.
+        watch_crds=all_namespaces if watch_crds is None else watch_crds,
     )
     registry = build_registry(settings)
     asyncio.run(
@@ -65,6 +69,12 @@ def build_parser(prog: str = "aimm operator run") -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
     p.add_argument("--context", help="kubeconfig context")
     p.add_argument("--liveness", help="serve liveness probes, e.g. http://0.0.0.0:8081/healthz")
+    p.add_argument(
+        "--watch-crds",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="notice Prometheus Operator CRDs within seconds (default: on with --all-namespaces)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -82,5 +92,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m aimm_operator
         resync_interval_s=args.resync_interval,
         stats_timeout_s=args.stats_timeout,
         verbose=args.verbose,
+        watch_crds=args.watch_crds,
     )
     return 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +28,7 @@ from aimm_gateway.config import (
     parse_config,
 )
 from aimm_operator.crd.aimodel import AIModelSpec
+from aimm_operator.crd.routingpolicy import Route
 from aimm_operator.objects import Budget, Gateway, Model, Policy, Snapshot
 
 CONFIG_KEY = "config.yaml"
@@ -75,6 +77,7 @@ class Compiled:
     budgets: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
     error: str | None = None
+    route_owners: tuple[tuple[str, str], ...] = ()  # (route, RoutingPolicy) pairs in the config
 
     @property
     def ok(self) -> bool:
@@ -180,14 +183,17 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-# ------------------------------------------------------------------------------ compile
-@dataclass
-class _Builder:
-    gateway: Gateway
-    problems: list[Problem] = field(default_factory=list)
+# ------------------------------------------------------------------------------ compile, one kind at a time
+@dataclass(frozen=True)
+class Report:
+    """Files problems against one object (the one problem-reporting path of every compile step)."""
 
-    def problem(self, kind: str, name: str, condition: str, reason: str, message: str) -> None:
-        self.problems.append(Problem(kind, name, condition, reason, message))
+    kind: str
+    name: str
+    sink: list[Problem]
+
+    def add(self, condition: str, reason: str, message: str) -> None:
+        self.sink.append(Problem(self.kind, self.name, condition, reason, message))
 
 
 def selected_models(gateway: Gateway, snapshot: Snapshot) -> list[Model]:
@@ -211,147 +217,189 @@ def selected_policies(gateway: Gateway, snapshot: Snapshot) -> list[Policy]:
     ]
 
 
-def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
-    """The config for `gateway`, from everything in its namespace it selects."""
-    b = _Builder(gateway)
-    spec = gateway.spec
-    if spec is None:
-        return Compiled(gateway.name, None, None, None, "", (), error=gateway.spec_error or "spec does not parse")
+@dataclass(frozen=True)
+class ModelsPart:
+    configs: list[dict[str, Any]]
+    names: tuple[str, ...]
+    secret_env: list[SecretEnv]
 
+
+def compile_models(gateway: Gateway, snapshot: Snapshot) -> ModelsPart:
+    """The selected, valid AIModels (an invalid one is the model's own Stalled problem, not ours)."""
     models = selected_models(gateway, snapshot)
-    model_names = [m.name for m in models]
-    known = set(model_names)
     key_envs = model_key_envs([m.name for m in models if m.spec and m.spec.api_key_secret_ref])
     secret_env: list[SecretEnv] = []
-    model_dicts = []
+    configs = []
     for m in models:
         assert m.spec is not None
         ref = m.spec.api_key_secret_ref
         env = key_envs.get(m.name) if ref else None
         if ref is not None and env is not None:
             secret_env.append(SecretEnv(env, ref.name, ref.key))
-        model_dicts.append(model_config_dict(m.name, m.spec, env))
+        configs.append(model_config_dict(m.name, m.spec, env))
+    return ModelsPart(configs, tuple(m.name for m in models), secret_env)
 
-    # Routes, in policy-name order; the first policy to claim a route name keeps it.
-    routes: list[dict[str, Any]] = []
-    route_owner: dict[str, str] = {}
-    policies = selected_policies(gateway, snapshot)
-    used_policies: list[str] = []
-    for policy in policies:
-        assert policy.spec is not None
-        pspec = policy.spec
-        used = False
-        for route in pspec.routes:
-            where = f"route {route.name!r}"
-            if route.name in known:
-                b.problem(
-                    "RoutingPolicy",
-                    policy.name,
-                    "Ready",
-                    "RouteNameConflict",
-                    f"{where} has the name of an AIModel in AIGateway {gateway.name!r}; route skipped",
-                )
-                continue
-            if route.name in route_owner:
-                b.problem(
-                    "RoutingPolicy",
-                    policy.name,
-                    "Ready",
-                    "RouteConflict",
-                    f"{where} is already defined by RoutingPolicy {route_owner[route.name]!r} "
-                    f"in AIGateway {gateway.name!r}; route skipped",
-                )
-                continue
-            targets: list[dict[str, Any]] = []
-            for t in route.targets:
-                if t.model in known:
-                    targets.append({"model": t.model, "weight": t.weight, "priority": t.priority})
-                elif any(m.name == t.model for m in snapshot.models):
-                    b.problem(
-                        "RoutingPolicy",
-                        policy.name,
-                        "ResolvedRefs",
-                        "ModelNotSelected",
-                        f"{where}: AIModel {t.model!r} is not served by AIGateway {gateway.name!r}",
-                    )
-            fallbacks = []
-            for name in route.fallbacks if route.fallbacks is not None else pspec.fallback:
-                if name in known:
-                    fallbacks.append(name)
-                elif any(m.name == name for m in snapshot.models):
-                    b.problem(
-                        "RoutingPolicy",
-                        policy.name,
-                        "ResolvedRefs",
-                        "ModelNotSelected",
-                        f"{where}: fallback AIModel {name!r} is not served by AIGateway {gateway.name!r}",
-                    )
-            if not any(float(t["weight"]) > 0 for t in targets):
-                b.problem(
-                    "RoutingPolicy",
-                    policy.name,
-                    "Ready",
-                    "NoTargets",
-                    f"{where} has no usable target in AIGateway {gateway.name!r}; route skipped",
-                )
-                continue
-            rc: dict[str, Any] = {
-                "name": route.name,
-                "targets": targets,
-                "algorithm": route.algorithm or pspec.algorithm,
-                "fallbacks": fallbacks,
-                "factors": pspec.intelligent_factors.model_dump(),
-                "exploration": pspec.exploration,
-                "retries": pspec.retries.to_config(),
-                "circuit_breaker": pspec.circuit_breaker.to_config(),
-                "hedging": {
-                    "enabled": pspec.hedging.enabled,
-                    "delay_s": pspec.hedging.delay_seconds,
-                    "max_hedges": pspec.hedging.max_hedges,
-                },
-                "queue_timeout_s": pspec.queue_timeout_seconds,
-            }
-            if pspec.timeouts is not None:
-                rc["timeouts"] = pspec.timeouts.to_config()
-            routes.append(rc)
-            route_owner[route.name] = policy.name
-            used = True
-        if used:
-            used_policies.append(policy.name)
-    route_names = [r["name"] for r in routes]
-    callable_names = known | set(route_names)
 
-    # Gateway-wide defaults: routing.* overrides the default policy's.
-    routing = spec.routing
-    default_policy = next((p for p in policies if p.name == routing.default_policy), None)
-    if routing.default_policy and default_policy is None:
-        b.problem(
-            "AIGateway",
-            gateway.name,
+@dataclass(frozen=True)
+class RoutesPart:
+    routes: list[dict[str, Any]]
+    policies: tuple[str, ...]
+    problems: list[Problem]
+    owners: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [r["name"] for r in self.routes]
+
+
+def _claim_order(policy: Policy, route_name: str) -> tuple[bool, str, str]:
+    """Who keeps a contested route: the policy already serving it, then the oldest, then by name.
+
+    A newcomer naming an existing route never takes it over (it gets RouteConflict)."""
+    served = route_name in (policy.status.get("servedRoutes") or [])
+    return (not served, policy.created, policy.name)
+
+
+def compile_routes(gateway: Gateway, snapshot: Snapshot, served: set[str]) -> RoutesPart:
+    """Routes of the selected RoutingPolicies; each route name has one owner (see `_claim_order`)."""
+    problems: list[Problem] = []
+    existing = {m.name for m in snapshot.models}
+    claims = [
+        (p, i, r) for p in selected_policies(gateway, snapshot) for i, r in enumerate(p.spec.routes if p.spec else [])
+    ]
+    claims.sort(key=lambda c: _claim_order(c[0], c[2].name))
+    owner: dict[str, str] = {}
+    kept: list[tuple[str, int, dict[str, Any]]] = []
+    for policy, index, route in claims:
+        report = Report("RoutingPolicy", policy.name, problems)
+        where = f"route {route.name!r}"
+        if route.name in served:
+            report.add(
+                "Ready",
+                "RouteNameConflict",
+                f"{where} has the name of an AIModel in AIGateway {gateway.name!r}; route skipped",
+            )
+        elif route.name in owner:
+            report.add(
+                "Ready",
+                "RouteConflict",
+                f"{where} is already served by RoutingPolicy {owner[route.name]!r} in AIGateway {gateway.name!r}; "
+                "route skipped (a route keeps its current owner)",
+            )
+        elif (rc := _route_config(policy, route, served, existing, report, gateway.name)) is not None:
+            owner[route.name] = policy.name
+            kept.append((policy.name, index, rc))
+    kept.sort(key=lambda k: (k[0], k[1]))
+    used = tuple(dict.fromkeys(name for name, _, _ in kept))
+    owners = tuple((rc["name"], name) for name, _, rc in kept)
+    return RoutesPart([rc for _, _, rc in kept], used, problems, owners)
+
+
+def _route_config(
+    policy: Policy, route: Route, served: set[str], existing: set[str], report: Report, gateway: str
+) -> dict[str, Any] | None:
+    """One route's config, or None (reported) when none of its targets is served."""
+    assert policy.spec is not None
+    pspec = policy.spec
+    where = f"route {route.name!r}"
+    refs = [(t.model, "AIModel") for t in route.targets]
+    refs += [(n, "fallback AIModel") for n in (route.fallbacks if route.fallbacks is not None else pspec.fallback)]
+    for name, what in refs:
+        if name not in served and name in existing:
+            report.add(
+                "ResolvedRefs", "ModelNotSelected", f"{where}: {what} {name!r} is not served by AIGateway {gateway!r}"
+            )
+    usable = [t for t in route.targets if t.model in served]
+    if not any(t.weight > 0 for t in usable):
+        report.add("Ready", "NoTargets", f"{where} has no usable target in AIGateway {gateway!r}; route skipped")
+        return None
+    rc: dict[str, Any] = {
+        "name": route.name,
+        "targets": [{"model": t.model, "weight": t.weight, "priority": t.priority} for t in usable],
+        "algorithm": route.algorithm or pspec.algorithm,
+        "fallbacks": [n for n, what in refs if what.startswith("fallback") and n in served],
+        "factors": pspec.intelligent_factors.model_dump(),
+        "exploration": pspec.exploration,
+        "retries": pspec.retries.to_config(),
+        "circuit_breaker": pspec.circuit_breaker.to_config(),
+        "hedging": {
+            "enabled": pspec.hedging.enabled,
+            "delay_s": pspec.hedging.delay_seconds,
+            "max_hedges": pspec.hedging.max_hedges,
+        },
+        "queue_timeout_s": pspec.queue_timeout_seconds,
+    }
+    if pspec.timeouts is not None:
+        rc["timeouts"] = pspec.timeouts.to_config()
+    return rc
+
+
+@dataclass(frozen=True)
+class DefaultsPart:
+    retries: dict[str, Any] | None
+    circuit_breaker: dict[str, Any] | None
+    default_model: str | None
+    problems: list[Problem]
+
+
+def compile_defaults(
+    gateway: Gateway, snapshot: Snapshot, routes: RoutesPart, callable_names: set[str]
+) -> DefaultsPart:
+    """Gateway-wide defaults: routing.* overrides the default policy's. The default policy's
+    unresolved references are the gateway's too (they decide what a request naming no model gets)."""
+    assert gateway.spec is not None
+    routing = gateway.spec.routing
+    problems: list[Problem] = []
+    report = Report("AIGateway", gateway.name, problems)
+    policy = next((p for p in snapshot.policies if p.name == routing.default_policy and not p.deleting), None)
+    pspec = policy.spec if policy is not None else None
+    if routing.default_policy and pspec is None:
+        report.add(
             "ResolvedRefs",
             "RoutingPolicyNotFound",
             f"routing.defaultPolicy: RoutingPolicy {routing.default_policy!r} not found",
         )
-    retries = routing.retries or (default_policy.spec.retries if default_policy and default_policy.spec else None)
-    breaker = routing.circuit_breaker or (
-        default_policy.spec.circuit_breaker if default_policy and default_policy.spec else None
-    )
+    if policy is not None and pspec is not None:
+        missing = policy_missing_models(policy, {m.name for m in snapshot.models})
+        own = [p.message for p in routes.problems if p.name == policy.name and p.condition == "ResolvedRefs"]
+        if missing:
+            own.insert(0, f"AIModel {', '.join(repr(n) for n in missing)} not found")
+        if own:
+            report.add(
+                "ResolvedRefs", "DefaultPolicyUnresolved", f"routing.defaultPolicy {policy.name!r}: {'; '.join(own)}"
+            )
+    retries = routing.retries or (pspec.retries if pspec else None)
+    breaker = routing.circuit_breaker or (pspec.circuit_breaker if pspec else None)
     default_model = routing.default_route
-    if default_model is None and default_policy is not None and default_policy.spec is not None:
-        default_model = default_policy.spec.routes[0].name
+    if default_model is None and pspec is not None:
+        default_model = pspec.routes[0].name
     if default_model is not None and default_model not in callable_names:
-        b.problem(
-            "AIGateway",
-            gateway.name,
+        report.add(
             "ResolvedRefs",
             "DefaultRouteNotFound",
             f"default route {default_model!r} is neither a served AIModel nor a route",
         )
         default_model = None
+    return DefaultsPart(
+        retries.to_config() if retries is not None else None,
+        breaker.to_config() if breaker is not None else None,
+        default_model,
+        problems,
+    )
 
-    budgets, budget_names = _compile_budgets(b, gateway, snapshot, models, callable_names)
 
-    secret_env.extend(_gateway_secret_env(gateway))
+@dataclass(frozen=True)
+class ServerPart:
+    server: dict[str, Any]
+    auth: dict[str, Any]
+    admin: dict[str, Any]
+    secret_env: list[SecretEnv]
+
+
+def compile_server(gateway: Gateway, default_model: str | None) -> ServerPart:
+    """Process settings, client auth and the admin token (Secrets referenced through env)."""
+    assert gateway.spec is not None
+    spec = gateway.spec
     auth: dict[str, Any] = {"enabled": spec.auth.enabled, "api_keys": []}
     if spec.auth.api_key_secret_ref is not None:
         auth["api_keys"] = [{"name": "default", "key": {"env": ENV_API_KEY}}]
@@ -368,54 +416,55 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
     }
     if default_model is not None:
         server["default_model"] = default_model
-    data: dict[str, Any] = {
-        "server": server,
-        "auth": auth,
-        "admin": admin,
-        "models": model_dicts,
-        "routes": routes,
-        "budgets": budgets,
-    }
-    if retries is not None:
-        data["retries"] = retries.to_config()
-    if breaker is not None:
-        data["circuit_breaker"] = breaker.to_config()
+    return ServerPart(server, auth, admin, _gateway_secret_env(gateway))
 
+
+def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
+    """The config for `gateway`, from everything in its namespace it selects."""
+    if gateway.spec is None:
+        return Compiled(gateway.name, None, None, None, "", (), error=gateway.spec_error or "spec does not parse")
+    models = compile_models(gateway, snapshot)
+    served = set(models.names)
+    routes = compile_routes(gateway, snapshot, served)
+    callable_names = served | set(routes.names)
+    defaults = compile_defaults(gateway, snapshot, routes, callable_names)
+    budgets = compile_budgets(gateway, snapshot, models.names, callable_names)
+    server = compile_server(gateway, defaults.default_model)
+    problems = tuple(routes.problems + defaults.problems + budgets.problems)
+    secret_env = tuple(models.secret_env + server.secret_env)
+    data: dict[str, Any] = {
+        "server": server.server,
+        "auth": server.auth,
+        "admin": server.admin,
+        "models": models.configs,
+        "routes": routes.routes,
+        "budgets": budgets.budgets,
+    }
+    if defaults.retries is not None:
+        data["retries"] = defaults.retries
+    if defaults.circuit_breaker is not None:
+        data["circuit_breaker"] = defaults.circuit_breaker
+    restart = {k: v for k, v in server.server.items() if k != "default_model"}
     restart_hash = sha256(
-        json.dumps(
-            {
-                "server": {k: v for k, v in server.items() if k != "default_model"},
-                "env": [(e.env, e.secret, e.key) for e in secret_env],
-            },
-            sort_keys=True,
-        )
+        json.dumps({"server": restart, "env": [(e.env, e.secret, e.key) for e in secret_env]}, sort_keys=True)
     )[:16]
     try:
         config = parse_config(data, f"AIGateway {gateway.namespace}/{gateway.name}")
     except ConfigError as exc:
-        return Compiled(
-            gateway.name,
-            None,
-            None,
-            None,
-            restart_hash,
-            tuple(secret_env),
-            problems=tuple(b.problems),
-            error=str(exc),
-        )
-    text = canonical_yaml(config)
+        return Compiled(gateway.name, None, None, None, restart_hash, secret_env, problems=problems, error=str(exc))
     return Compiled(
         gateway=gateway.name,
         config=config,
-        config_yaml=text,
+        config_yaml=canonical_yaml(config),
         config_hash=config_hash(config),
         restart_hash=restart_hash,
-        secret_env=tuple(secret_env),
-        models=tuple(model_names),
-        policies=tuple(used_policies),
-        routes=tuple(route_names),
-        budgets=tuple(budget_names),
-        problems=tuple(b.problems),
+        secret_env=secret_env,
+        models=models.names,
+        policies=routes.policies,
+        routes=tuple(routes.names),
+        budgets=budgets.names,
+        problems=problems,
+        route_owners=routes.owners,
     )
 
 
@@ -452,32 +501,38 @@ def budget_problem(budget: Budget, gateway_names: set[str]) -> Problem | None:
     return None
 
 
-def _compile_budgets(
-    b: _Builder, gateway: Gateway, snapshot: Snapshot, models: list[Model], callable_names: set[str]
-) -> tuple[list[dict[str, Any]], list[str]]:
+@dataclass(frozen=True)
+class BudgetsPart:
+    budgets: list[dict[str, Any]]
+    names: tuple[str, ...]
+    problems: list[Problem]
+
+
+def compile_budgets(
+    gateway: Gateway, snapshot: Snapshot, models: Sequence[str], callable_names: set[str]
+) -> BudgetsPart:
+    """The CostBudgets in this gateway's scope (a budget scoped to none of its models is left out)."""
     out: list[dict[str, Any]] = []
-    names: list[str] = []
+    problems: list[Problem] = []
     gateway_names = {g.name for g in snapshot.gateways}
+    labels = {m.name: dict(m.labels) for m in snapshot.models}
     for budget in snapshot.budgets:
         if budget.deleting or budget.spec is None or budget_problem(budget, gateway_names) is not None:
             continue
         bs = budget.spec
         if bs.scope.gateway not in (None, gateway.name):
             continue
-        scoped_models: list[str] = []
+        scoped: list[str] = []
         if bs.scope.model_selector is not None:
-            scoped_models = [m.name for m in models if bs.scope.model_selector.matches(dict(m.labels))]
-            if not scoped_models:
+            scoped = [m for m in models if bs.scope.model_selector.matches(labels.get(m, {}))]
+            if not scoped:
                 continue  # none of this gateway's models are in scope (an empty list would mean "all")
-        action = bs.action
-        downgrade_to = None
+        action, downgrade_to = bs.action, None
         if action == "downgrade":
             if bs.downgrade_to in callable_names:
                 downgrade_to = bs.downgrade_to
             else:
-                b.problem(
-                    "CostBudget",
-                    budget.name,
+                Report("CostBudget", budget.name, problems).add(
                     "ResolvedRefs",
                     "DowngradeTargetNotFound",
                     f"downgradeTo {bs.downgrade_to!r} is neither an AIModel nor a route served by AIGateway "
@@ -490,12 +545,11 @@ def _compile_budgets(
                 "limit_usd": str(bs.limit_usd),
                 "period": bs.period,
                 "timezone": bs.time_zone,
-                "models": scoped_models,
+                "models": scoped,
                 "api_keys": list(bs.scope.api_keys),
                 "thresholds": list(bs.alert_thresholds),
                 "action": action,
                 "downgrade_to": downgrade_to,
             }
         )
-        names.append(budget.name)
-    return out, names
+    return BudgetsPart(out, tuple(b["name"] for b in out), problems)

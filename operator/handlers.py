@@ -7,6 +7,7 @@ memo, where the startup handler put it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ log = logging.getLogger("aimm_operator")
 FINALIZER = "aimm.io/finalizer"
 ANNOTATION_PREFIX = "aimm.io"
 PLURALS = ("aigateways", "aimodels", "routingpolicies", "costbudgets")
+MONITORING_GROUP = "monitoring.coreos.com"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ class OperatorSettings:
     stats_timeout_s: float = 2.0
     resync_interval_s: float = 300.0
     retry_delay_s: float = 1.0
+    max_retry_delay_s: float = 300.0
+    watch_crds: bool = True  # needs list/watch on CRDs cluster-wide (the ClusterRole grants it)
+
+
+def backoff_delay(settings: OperatorSettings, failures: int) -> float:
+    """Exponential backoff: 1 s, 2 s, 4 s ... capped (a refused apply is never retried once a second)."""
+    return float(min(settings.max_retry_delay_s, settings.retry_delay_s * 2 ** max(0, failures - 1)))
 
 
 @dataclass
@@ -45,6 +54,8 @@ class OperatorContext:
     cache: StatsCache
     reconciles: Coalescer[str] = field(init=False)
     last_reconciled: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)  # consecutive failed reconciles per namespace
+    retries: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # the pending retry per namespace
 
     def __post_init__(self) -> None:
         self.reconciles = Coalescer(self._reconcile)
@@ -60,19 +71,43 @@ class OperatorContext:
             self.last_reconciled[namespace] = time.monotonic()
 
     async def reconcile(self, namespace: str) -> None:
-        """Reconcile `namespace`; failures become kopf retries (temporary, never fatal)."""
+        """Reconcile `namespace`; a failure schedules our own retry with exponential backoff.
+
+        Never raised to kopf: its per-object retries would patch progress annotations on every
+        object of the namespace, once a second, for an error that only a change can fix."""
         try:
             await self.reconciles.request(namespace)
         except (KubeError, ReconcileError) as exc:
-            raise kopf.TemporaryError(
-                f"reconcile of namespace {namespace} incomplete: {exc}", delay=self.settings.retry_delay_s
-            ) from exc
+            self.failures[namespace] = self.failures.get(namespace, 0) + 1
+            delay = backoff_delay(self.settings, self.failures[namespace])
+            log.warning("reconcile of namespace %s incomplete (retry in %.0fs): %s", namespace, delay, exc)
+            self._retry_later(namespace, delay)
+        else:
+            self.failures.pop(namespace, None)
+            if (pending := self.retries.pop(namespace, None)) is not None:
+                pending.cancel()
+
+    def _retry_later(self, namespace: str, delay: float) -> None:
+        if (pending := self.retries.pop(namespace, None)) is not None:
+            pending.cancel()
+
+        async def retry() -> None:
+            await asyncio.sleep(delay)
+            self.retries.pop(namespace, None)
+            await self.reconcile(namespace)
+
+        self.retries[namespace] = asyncio.create_task(retry(), name=f"retry-{namespace}")
+
+    def known_namespaces(self) -> list[str]:
+        return sorted(self.last_reconciled)
 
     def resync_due(self, namespace: str) -> bool:
         last = self.last_reconciled.get(namespace)
         return last is None or time.monotonic() - last > self.settings.resync_interval_s
 
     async def aclose(self) -> None:
+        for task in self.retries.values():
+            task.cancel()
         await self.http.aclose()
         await self.kube.aclose()
 
@@ -101,6 +136,40 @@ def ctx_of(memo: Any) -> OperatorContext:
     ctx = memo.get("ctx") if isinstance(memo, dict) else None
     assert isinstance(ctx, OperatorContext), "operator context missing from kopf memo"
     return ctx
+
+
+async def changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    if namespace:
+        await ctx_of(memo).reconcile(namespace)
+
+
+def deleted(event: Any, **_: Any) -> bool:
+    return bool(event.get("type") == "DELETED")
+
+
+def monitoring_crd(body: kopf.Body, **_: Any) -> bool:
+    return bool((body.get("spec") or {}).get("group") == MONITORING_GROUP)
+
+
+async def crd_changed(memo: kopf.Memo, **_: Any) -> None:
+    """Prometheus Operator CRDs installed or removed: ServiceMonitor/PrometheusRule follow in seconds."""
+    ctx = ctx_of(memo)
+    for namespace in ctx.known_namespaces():
+        await ctx.reconcile(namespace)
+
+
+def register_watches(registry: kopf.OperatorRegistry, op: OperatorSettings) -> None:
+    for plural in PLURALS:
+        # create and resume share one idempotent path; deletions are seen as watch events (no
+        # finalizer needed: the children are garbage-collected through their ownerReferences).
+        kopf.on.create(GROUP, VERSION, plural, registry=registry, id=f"{plural}-create", backoff=1)(changed)
+        kopf.on.update(GROUP, VERSION, plural, registry=registry, id=f"{plural}-update", backoff=1)(changed)
+        kopf.on.resume(GROUP, VERSION, plural, registry=registry, id=f"{plural}-resume", backoff=1)(changed)
+        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-deleted", when=deleted)(changed)
+    if op.watch_crds:
+        kopf.on.event(
+            "apiextensions.k8s.io", "v1", "customresourcedefinitions", registry=registry, when=monitoring_crd
+        )(crd_changed)
 
 
 def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
@@ -135,20 +204,7 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
             private_key_path=c.key_path,
         )
 
-    async def changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-        if namespace:
-            await ctx_of(memo).reconcile(namespace)
-
-    def deleted(event: Any, **_: Any) -> bool:
-        return bool(event.get("type") == "DELETED")
-
-    for plural in PLURALS:
-        # create and resume share one idempotent path; deletions are seen as watch events (no
-        # finalizer needed: the children are garbage-collected through their ownerReferences).
-        kopf.on.create(GROUP, VERSION, plural, registry=registry, id=f"{plural}-create", backoff=1)(changed)
-        kopf.on.update(GROUP, VERSION, plural, registry=registry, id=f"{plural}-update", backoff=1)(changed)
-        kopf.on.resume(GROUP, VERSION, plural, registry=registry, id=f"{plural}-resume", backoff=1)(changed)
-        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-deleted", when=deleted)(changed)
+    register_watches(registry, op)
 
     @kopf.timer(
         GROUP,

@@ -55,6 +55,12 @@ class KubeError(Exception):
         return self.status == 0 or self.status in RETRIABLE_STATUS
 
     @property
+    def permanent(self) -> bool:
+        """The API server refused the request itself (invalid, too large, forbidden): retrying the
+        same request cannot succeed, so it is retried only with a growing delay."""
+        return 400 <= self.status < 500 and self.status not in (404, 408, 409, 429)
+
+    @property
     def namespace_terminating(self) -> bool:
         """Writes into a namespace that is being deleted: nothing left to reconcile there."""
         return self.status == 403 and "is being terminated" in self.message

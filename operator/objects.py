@@ -31,6 +31,7 @@ class Obj(Generic[S]):
     spec_error: str | None = None
     status: Mapping[str, Any] = field(default_factory=dict)
     deleting: bool = False
+    created: str = ""  # metadata.creationTimestamp (RFC 3339 sorts as text)
 
     @property
     def conditions(self) -> list[dict[str, Any]]:
@@ -56,6 +57,7 @@ def parse(kind: str, spec_type: type[S], body: Mapping[str, Any]) -> Obj[S]:
         spec_error=error,
         status=dict(body.get("status") or {}),
         deleting=bool(meta.get("deletionTimestamp")),
+        created=str(meta.get("creationTimestamp") or ""),
     )
 
 

@@ -38,7 +38,7 @@ from aimm_operator.compile import (
 )
 from aimm_operator.crd.common import API_VERSION
 from aimm_operator.kube import Kube, KubeError
-from aimm_operator.objects import Gateway, Obj, Snapshot, parse_budget, parse_gateway, parse_model
+from aimm_operator.objects import Gateway, Model, Obj, Snapshot, parse_budget, parse_gateway, parse_model
 from aimm_operator.stats import (
     StatsCache,
     aggregate_pods,
@@ -52,6 +52,7 @@ from aimm_operator.stats import (
 from aimm_operator.status import (
     EventSpec,
     GatewayOutcome,
+    ModelPlacement,
     MonitoringState,
     budget_status,
     gateway_status,
@@ -69,6 +70,10 @@ MONITORING_KINDS = frozenset({"ServiceMonitor", "PrometheusRule"})
 
 class ReconcileError(Exception):
     """Some gateway could not be reconciled; the rest were. Raised after everything was tried."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def now_utc() -> datetime:
@@ -115,13 +120,27 @@ def monitoring_state(gw: Gateway, served: frozenset[str]) -> tuple[MonitoringSta
     return "Applied", f"{', '.join(sorted(wanted))} applied"
 
 
+CONFIGMAP_LIMIT = 1024 * 1024  # bytes the API server (etcd) accepts for one ConfigMap
+CONFIGMAP_BUDGET = CONFIGMAP_LIMIT * 9 // 10  # refused before the server would, with room for metadata
+
+
+def config_map_error(manifest: Mapping[str, Any]) -> str | None:
+    """Why a rendered ConfigMap cannot be applied (too large), checked before the API server is asked."""
+    size = sum(len(v) for v in (manifest.get("data") or {}).values())
+    size += sum(len(v) for v in (manifest.get("binaryData") or {}).values())
+    if size > CONFIGMAP_BUDGET:
+        return f"compiled config is {size} bytes, over the {CONFIGMAP_BUDGET}-byte budget of one ConfigMap"
+    return None
+
+
 async def reconcile_gateway(
     kube: Kube, gw: Gateway, compiled: Compiled, served: frozenset[str], config_replicas: int | None
 ) -> GatewayOutcome:
+    """Apply every child; the first failure stops this gateway (never the others) and is reported."""
     assert gw.spec is not None
     monitoring, monitoring_msg = monitoring_state(gw, served)
     applied: dict[str, dict[str, Any]] = {}
-    error = None
+    error, permanent = None, False
     current = "children"
     try:
         if gw.spec.autoscaling.enabled:
@@ -129,6 +148,9 @@ async def reconcile_gateway(
             await hand_replicas_to_hpa(kube, gw.namespace, render.names(gw.name)["deployment"])
         for manifest in render.children(gw, compiled, served):
             current = f"{manifest['kind']} {manifest['metadata']['name']}"
+            if manifest["kind"] == "ConfigMap" and (too_big := config_map_error(manifest)):
+                error, permanent = f"{current}: {too_big}", True
+                continue  # the pods keep the last config; the other children still apply
             applied[manifest["kind"]] = await apply(kube, manifest)
         for _, kind, name in render.unwanted(gw, served):
             current = f"delete {kind} {name}"
@@ -136,7 +158,8 @@ async def reconcile_gateway(
     except KubeError as exc:
         if exc.namespace_terminating:
             raise
-        error = f"{current}: {exc}"
+        error, permanent = f"{current}: {exc}", exc.permanent
+    if error is not None:
         log.warning("AIGateway %s/%s: %s", gw.namespace, gw.name, error)
     deployment = applied.get("Deployment")
     if deployment is None and error is not None:
@@ -149,6 +172,8 @@ async def reconcile_gateway(
         monitoring_message=monitoring_msg,
         apply_error=error,
         config_replicas=config_replicas,
+        apply_permanent=permanent,
+        config_applied="ConfigMap" in applied,
     )
 
 
@@ -173,85 +198,136 @@ async def _write_status(
         await emit_event(kube, ref(obj), ev.type, ev.reason, ev.message)
 
 
-async def reconcile_namespace(kube: Kube, namespace: str, cache: StatsCache | None = None) -> Snapshot:
-    """Reconcile every aimm.io object in `namespace`. Raises ReconcileError after trying them all."""
-    snap = await read_snapshot(kube, namespace)
-    now = rfc3339(now_utc())
-    served = (await kube.served_kinds(MONITORING_API)) & MONITORING_KINDS if snap.gateways else frozenset()
-    live = [g for g in snap.gateways if not g.deleting]
-    compiled = {g.name: compile_gateway(g, snap) for g in live}
-    problems: list[Problem] = [p for c in compiled.values() for p in c.problems]
-    failures: list[str] = []
+def config_event(gw: Gateway, outcome: GatewayOutcome) -> EventSpec | None:
+    """ConfigCreated/ConfigUpdated, only for a config that actually reached its ConfigMap."""
+    c = outcome.compiled
+    old_hash = gw.status.get("configHash")
+    if not outcome.config_applied or old_hash == c.config_hash:
+        return None
+    return EventSpec(
+        "Normal",
+        "ConfigUpdated" if old_hash else "ConfigCreated",
+        f"config {c.config_hash and c.config_hash[:12]}: {len(c.models)} models, "
+        f"{len(c.routes)} routes, {len(c.budgets)} budgets",
+    )
 
-    for gw in live:
-        c = compiled[gw.name]
-        stats = cache.get(namespace, gw.name) if cache is not None else None
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What one namespace reconcile did, for the status of every other kind."""
+
+    snapshot: Snapshot
+    outcomes: Mapping[str, GatewayOutcome]
+    failures: tuple[str, ...]
+    permanent: bool  # every failure was the API server refusing a request (back off further)
+
+    def applied(self, attr: str, name: str) -> list[str]:
+        """Gateways whose applied config includes `name` (in Compiled.<attr>)."""
+        return [g for g, o in self.outcomes.items() if o.config_applied and name in getattr(o.compiled, attr)]
+
+    def problems(self, kind: str, name: str) -> list[Problem]:
+        found = (p for o in self.outcomes.values() for p in o.compiled.problems if p.kind == kind and p.name == name)
+        return list(dict.fromkeys(found))
+
+
+async def _reconcile_gateways(
+    kube: Kube, snap: Snapshot, cache: StatsCache | None, now: str
+) -> dict[str, GatewayOutcome]:
+    served = (await kube.served_kinds(MONITORING_API)) & MONITORING_KINDS if snap.gateways else frozenset()
+    outcomes: dict[str, GatewayOutcome] = {}
+    for gw in (g for g in snap.gateways if not g.deleting):
+        c = compile_gateway(gw, snap)
+        stats = cache.get(snap.namespace, gw.name) if cache is not None else None
         config_replicas = stats.pods_on(c.config_hash) if stats is not None and c.ok else None
         if gw.spec is None:
             outcome = GatewayOutcome(c, None, None, "Disabled", "spec invalid")
         else:
             outcome = await reconcile_gateway(kube, gw, c, served, config_replicas)
-        if outcome.apply_error:
-            failures.append(f"AIGateway {gw.name}: {outcome.apply_error}")
+        outcomes[gw.name] = outcome
         status = gateway_status(gw, outcome, now)
         events = transition_events(gw.conditions, status["conditions"])
-        old_hash = gw.status.get("configHash")
-        if c.ok and old_hash != c.config_hash:
-            events.append(
-                EventSpec(
-                    "Normal",
-                    "ConfigUpdated" if old_hash else "ConfigCreated",
-                    f"config {c.config_hash and c.config_hash[:12]}: {len(c.models)} models, "
-                    f"{len(c.routes)} routes, {len(c.budgets)} budgets",
-                )
-            )
+        if (ev := config_event(gw, outcome)) is not None:
+            events.append(ev)
         await _write_status(kube, gw, status, events)
+    return outcomes
 
-    def including(attr: str, name: str) -> list[str]:
-        return [g for g, c in compiled.items() if c.ok and name in getattr(c, attr)]
 
-    broken = [g for g, c in compiled.items() if not c.ok]
-    model_names = {m.name for m in snap.models}
-    for model in snap.models:
+def placement(r: Reconciled, model: Model) -> ModelPlacement:
+    selecting = [
+        g.name
+        for g in r.snapshot.gateways
+        if g.name in r.outcomes and g.spec is not None and g.spec.model_selector.matches(dict(model.labels))
+    ]
+    outs = {g: r.outcomes[g] for g in selecting}
+    unapplied = [
+        g for g, o in outs.items() if o.compiled.ok and not o.config_applied and model.name in o.compiled.models
+    ]
+    return ModelPlacement(
+        applied=r.applied("models", model.name),
+        broken=[g for g, o in outs.items() if not o.compiled.ok],
+        unapplied=unapplied,
+        unapplied_permanent=bool(unapplied) and all(outs[g].apply_permanent for g in unapplied),
+    )
+
+
+async def _reconcile_models(kube: Kube, r: Reconciled, now: str) -> None:
+    for model in r.snapshot.models:
         if model.deleting:
             continue
-        problem = model_problem(model)
-        selecting = [g.name for g in live if g.spec is not None and g.spec.model_selector.matches(dict(model.labels))]
-        status = model_status(
-            model, including("models", model.name), problem, [g for g in broken if g in selecting], now
-        )
+        status = model_status(model, placement(r, model), model_problem(model), now)
         await _write_status(kube, model, status, transition_events(model.conditions, status["conditions"]))
 
-    for policy in snap.policies:
+
+async def _reconcile_policies(kube: Kube, r: Reconciled, now: str) -> None:
+    model_names = {m.name for m in r.snapshot.models}
+    for policy in r.snapshot.policies:
         if policy.deleting:
             continue
-        own = _dedupe([p for p in problems if p.kind == "RoutingPolicy" and p.name == policy.name])
+        owned = {route for o in r.outcomes.values() for route, p in o.compiled.route_owners if p == policy.name}
         status = policy_status(
-            policy, policy_missing_models(policy, model_names), own, including("policies", policy.name), now
+            policy,
+            policy_missing_models(policy, model_names),
+            r.problems("RoutingPolicy", policy.name),
+            r.applied("policies", policy.name),
+            now,
+            served_routes=sorted(owned),
         )
         await _write_status(kube, policy, status, transition_events(policy.conditions, status["conditions"]))
 
-    gateway_names = {g.name for g in live}
-    for budget in snap.budgets:
+
+async def _reconcile_budgets(kube: Kube, r: Reconciled, now: str) -> None:
+    gateway_names = set(r.outcomes)
+    for budget in r.snapshot.budgets:
         if budget.deleting:
             continue
-        own = _dedupe([p for p in problems if p.kind == "CostBudget" and p.name == budget.name])
         status = budget_status(
-            budget, budget_problem(budget, gateway_names), own, including("budgets", budget.name), now
+            budget,
+            budget_problem(budget, gateway_names),
+            r.problems("CostBudget", budget.name),
+            r.applied("budgets", budget.name),
+            now,
         )
         await _write_status(kube, budget, status, transition_events(budget.conditions, status["conditions"]))
 
-    if failures:
-        raise ReconcileError("; ".join(failures))
+
+async def reconcile_namespace(kube: Kube, namespace: str, cache: StatsCache | None = None) -> Snapshot:
+    """Reconcile every aimm.io object in `namespace`. Raises ReconcileError after trying them all."""
+    snap = await read_snapshot(kube, namespace)
+    now = rfc3339(now_utc())
+    outcomes = await _reconcile_gateways(kube, snap, cache, now)
+    failed = {g: o for g, o in outcomes.items() if o.apply_error}
+    r = Reconciled(
+        snap,
+        outcomes,
+        tuple(f"AIGateway {g}: {o.apply_error}" for g, o in failed.items()),
+        bool(failed) and all(o.apply_permanent for o in failed.values()),
+    )
+    await _reconcile_models(kube, r, now)
+    await _reconcile_policies(kube, r, now)
+    await _reconcile_budgets(kube, r, now)
+    if r.failures:
+        raise ReconcileError("; ".join(r.failures), permanent=r.permanent)
     return snap
-
-
-def _dedupe(problems: list[Problem]) -> list[Problem]:
-    out: list[Problem] = []
-    for p in problems:
-        if p not in out:
-            out.append(p)
-    return out
 
 
 # ------------------------------------------------------------------------------ stats poll

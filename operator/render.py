@@ -79,10 +79,12 @@ def _meta(gw: Gateway, name: str, annotations: dict[str, str] | None = None) -> 
 
 
 def service_account(gw: Gateway) -> Manifest:
+    assert gw.spec is not None
+    annotations = dict(gw.spec.placement.service_account_annotations) or None
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _meta(gw, names(gw.name)["serviceaccount"]),
+        "metadata": _meta(gw, names(gw.name)["serviceaccount"], annotations),
         "automountServiceAccountToken": False,
     }
 
@@ -106,13 +108,13 @@ RESTRICTED_CONTAINER_SECURITY = {
 }
 
 
-def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
+def container(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
     assert gw.spec is not None
     spec = gw.spec
     env = [
         {"name": e.env, "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key}}} for e in compiled.secret_env
     ]
-    container: dict[str, Any] = {
+    return {
         "name": "gateway",
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
@@ -152,6 +154,38 @@ def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+
+
+def placement(gw: Gateway) -> dict[str, Any]:
+    """The pod-spec fields of spec.placement, passed through (the API server validates them)."""
+    assert gw.spec is not None
+    p = gw.spec.placement
+    out: dict[str, Any] = {
+        "topologySpreadConstraints": p.topology_spread_constraints
+        if p.topology_spread_constraints is not None
+        else [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector_labels(gw)},
+            }
+        ]
+    }
+    if p.node_selector:
+        out["nodeSelector"] = dict(p.node_selector)
+    if p.tolerations:
+        out["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in p.tolerations]
+    if p.affinity:
+        out["affinity"] = p.affinity
+    if p.image_pull_secrets:
+        out["imagePullSecrets"] = [{"name": n} for n in p.image_pull_secrets]
+    if p.priority_class_name:
+        out["priorityClassName"] = p.priority_class_name
+    return out
+
+
+def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
     return {
         "serviceAccountName": names(gw.name)["serviceaccount"],
         "automountServiceAccountToken": False,
@@ -163,20 +197,13 @@ def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
             "fsGroup": RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container],
+        "containers": [container(gw, compiled)],
         "volumes": [
             # A whole-directory mount (not subPath), so ConfigMap updates reach the pod.
             {"name": "config", "configMap": {"name": names(gw.name)["configmap"]}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
         ],
-        "topologySpreadConstraints": [
-            {
-                "maxSkew": 1,
-                "topologyKey": "kubernetes.io/hostname",
-                "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": selector_labels(gw)},
-            }
-        ],
+        **placement(gw),
     }
 
 
@@ -195,8 +222,9 @@ def deployment(gw: Gateway, compiled: Compiled) -> Manifest:
         },
         "template": {
             "metadata": {
-                "labels": labels(gw),
+                "labels": {**spec.placement.pod_labels, **labels(gw)},  # ours win: the selector needs them
                 "annotations": {
+                    **spec.placement.pod_annotations,
                     ANN_RESTART_HASH: compiled.restart_hash,
                     "kubectl.kubernetes.io/default-container": "gateway",
                 },
@@ -231,6 +259,8 @@ def service(gw: Gateway) -> Manifest:
 
 def hpa(gw: Gateway) -> Manifest:
     assert gw.spec is not None
+    behavior = gw.spec.autoscaling.behavior
+    extra = {"behavior": behavior.model_dump(by_alias=True, exclude_none=True)} if behavior is not None else {}
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -255,6 +285,7 @@ def hpa(gw: Gateway) -> Manifest:
                     },
                 }
             ],
+            **extra,
         },
     }
 

@@ -47,11 +47,6 @@ def find(conditions: Iterable[Mapping[str, Any]], ctype: str) -> Mapping[str, An
     return next((c for c in conditions if c.get("type") == ctype), None)
 
 
-def is_true(conditions: Iterable[Mapping[str, Any]], ctype: str) -> bool:
-    c = find(conditions, ctype)
-    return c is not None and c.get("status") == "True"
-
-
 def _messages(problems: Iterable[Problem]) -> str:
     seen: list[str] = []
     for p in problems:
@@ -132,81 +127,99 @@ class GatewayOutcome:
     monitoring_message: str
     apply_error: str | None = None
     config_replicas: int | None = None
+    apply_permanent: bool = False  # the API server refused the apply (4xx): retrying won't help
+    config_applied: bool = False  # the compiled config is in the ConfigMap
 
 
-def gateway_status(gateway: Gateway, outcome: GatewayOutcome, now: str) -> dict[str, Any]:
-    gen = gateway.generation
+@dataclass(frozen=True)
+class _Verdict:
+    """Why an object cannot reach its desired state without a change (Stalled), if it cannot."""
+
+    reason: str | None = None
+    message: str = ""
+
+
+def _gateway_stall(gateway: Gateway, outcome: GatewayOutcome, ro: Rollout, refs: Sequence[Problem]) -> _Verdict:
     compiled = outcome.compiled
-    previous = gateway.status
-    refs = [p for p in compiled.problems if p.kind == "AIGateway" and p.condition == "ResolvedRefs"]
-    ro = rollout(outcome.deployment)
-    conds: list[Cond] = []
-
-    if refs:
-        conds.append(condition("ResolvedRefs", False, _first_reason(refs), _messages(refs), gen))
-    else:
-        conds.append(condition("ResolvedRefs", True, "Resolved", "all references resolved", gen))
-    conds.append(
-        condition("Monitoring", outcome.monitoring == "Applied", outcome.monitoring, outcome.monitoring_message, gen)
-    )
-
-    stalled_reason = None
     if gateway.spec is None:
-        stalled_reason, stalled_msg = "InvalidSpec", gateway.spec_error or "spec does not parse"
-    elif not compiled.ok:
-        stalled_reason, stalled_msg = "ConfigInvalid", f"config not updated: {compiled.error}"
-    elif ro.failed:
-        stalled_reason, stalled_msg = "ProgressDeadlineExceeded", ro.message
-    if stalled_reason:
-        conds.append(condition("Stalled", True, stalled_reason, stalled_msg, gen))
-    else:
-        conds.append(condition("Stalled", False, "Reconciled", "the spec can be reconciled", gen))
+        return _Verdict("InvalidSpec", gateway.spec_error or "spec does not parse")
+    if not compiled.ok:
+        return _Verdict("ConfigInvalid", f"config not updated: {compiled.error}")
+    if outcome.apply_error is not None and outcome.apply_permanent:
+        return _Verdict("ApplyRefused", outcome.apply_error)
+    if ro.failed:
+        return _Verdict("ProgressDeadlineExceeded", ro.message)
+    if refs:
+        return _Verdict("UnresolvedRefs", _messages(refs))
+    return _Verdict()
 
-    progressing = compiled.ok and outcome.apply_error is None and not ro.complete and not ro.failed
+
+def _gateway_progress(outcome: GatewayOutcome, ro: Rollout, stall: _Verdict, gen: int) -> list[Cond]:
+    """Progressing and Reconciling: a rollout under way, or a transient apply failure being retried."""
+    progressing = outcome.compiled.ok and outcome.apply_error is None and not ro.complete and not ro.failed
     if progressing:
-        conds.append(condition("Progressing", True, "RolloutInProgress", ro.message, gen))
+        prog = condition("Progressing", True, "RolloutInProgress", ro.message, gen)
     elif outcome.apply_error is not None:
-        conds.append(condition("Progressing", False, "ApplyFailed", outcome.apply_error, gen))
+        prog = condition("Progressing", False, "ApplyFailed", outcome.apply_error, gen)
     else:
-        conds.append(condition("Progressing", False, "RolloutComplete" if ro.complete else "Stopped", ro.message, gen))
+        prog = condition("Progressing", False, "RolloutComplete" if ro.complete else "Stopped", ro.message, gen)
+    retrying = outcome.apply_error is not None and stall.reason is None
+    if progressing:
+        rec = condition("Reconciling", True, "RolloutInProgress", ro.message, gen)
+    elif retrying:
+        rec = condition("Reconciling", True, "Retrying", outcome.apply_error or "", gen)
+    else:
+        rec = condition("Reconciling", False, "Reconciled", "up to date", gen)
+    return [prog, rec]
 
-    degraded = []
-    if stalled_reason:
-        degraded.append((stalled_reason, stalled_msg))
+
+def _gateway_ready(outcome: GatewayOutcome, ro: Rollout, stall: _Verdict, gen: int) -> Cond:
+    if stall.reason:
+        return condition("Ready", False, stall.reason, stall.message, gen)
     if outcome.apply_error is not None:
+        return condition("Ready", False, "ApplyFailed", outcome.apply_error, gen)
+    if not ro.complete:
+        return condition("Ready", False, "RolloutInProgress", ro.message, gen)
+    if ro.available < 1:
+        return condition("Ready", False, "NoPodsAvailable", ro.message, gen)
+    return condition("Ready", True, "Available", ro.message, gen)
+
+
+def _gateway_degraded(outcome: GatewayOutcome, ro: Rollout, stall: _Verdict, refs: Sequence[Problem], gen: int) -> Cond:
+    degraded = []
+    if stall.reason and stall.reason != "UnresolvedRefs":
+        degraded.append((stall.reason, stall.message))
+    if outcome.apply_error is not None and stall.reason != "ApplyRefused":
         degraded.append(("ApplyFailed", outcome.apply_error))
     if refs:
         degraded.append(("UnresolvedRefs", _messages(refs)))
     if ro.complete and ro.ready < ro.replicas:
         degraded.append(("PodsNotReady", f"{ro.ready} of {ro.replicas} pods ready"))
     if degraded:
-        conds.append(condition("Degraded", True, degraded[0][0], "; ".join(m for _, m in degraded), gen))
-    else:
-        conds.append(condition("Degraded", False, "Healthy", "no problems", gen))
+        return condition("Degraded", True, degraded[0][0], "; ".join(m for _, m in degraded), gen)
+    return condition("Degraded", False, "Healthy", "no problems", gen)
 
-    if stalled_reason:
-        ready = condition("Ready", False, stalled_reason, stalled_msg, gen)
-    elif outcome.apply_error is not None:
-        ready = condition("Ready", False, "ApplyFailed", outcome.apply_error, gen)
-    elif not ro.complete:
-        ready = condition("Ready", False, "RolloutInProgress", ro.message, gen)
-    elif ro.available < 1:
-        ready = condition("Ready", False, "NoPodsAvailable", ro.message, gen)
-    else:
-        ready = condition("Ready", True, "Available", ro.message, gen)
-    conds.insert(0, ready)
 
-    reconciling = progressing or outcome.apply_error is not None
-    conds.append(
-        condition(
-            "Reconciling",
-            reconciling,
-            "RolloutInProgress" if progressing else ("Retrying" if reconciling else "Reconciled"),
-            ro.message if progressing else (outcome.apply_error or "up to date"),
-            gen,
-        )
-    )
-
+def gateway_status(gateway: Gateway, outcome: GatewayOutcome, now: str) -> dict[str, Any]:
+    """kstatus: Stalled (Failed) on an invalid spec, a refused apply, a stuck rollout or unresolved
+    references (the default policy's included); Reconciling (InProgress) while rolling out or retrying."""
+    gen = gateway.generation
+    compiled = outcome.compiled
+    refs = [p for p in compiled.problems if p.kind == "AIGateway" and p.condition == "ResolvedRefs"]
+    ro = rollout(outcome.deployment)
+    stall = _gateway_stall(gateway, outcome, ro, refs)
+    conds = [
+        _gateway_ready(outcome, ro, stall, gen),
+        condition("ResolvedRefs", False, _first_reason(refs), _messages(refs), gen)
+        if refs
+        else condition("ResolvedRefs", True, "Resolved", "all references resolved", gen),
+        condition("Monitoring", outcome.monitoring == "Applied", outcome.monitoring, outcome.monitoring_message, gen),
+        condition("Stalled", True, stall.reason, stall.message, gen)
+        if stall.reason
+        else condition("Stalled", False, "Reconciled", "the spec can be reconciled", gen),
+        *_gateway_progress(outcome, ro, stall, gen),
+        _gateway_degraded(outcome, ro, stall, refs, gen),
+    ]
     status: dict[str, Any] = {
         "observedGeneration": gen,
         "conditions": stamp(gateway.conditions, conds, now),
@@ -217,118 +230,134 @@ def gateway_status(gateway: Gateway, outcome: GatewayOutcome, now: str) -> dict[
     ep = endpoint(gateway, outcome.service)
     if ep:
         status["endpoint"] = ep
-    if compiled.ok:
+    if compiled.ok and outcome.config_applied:
         status.update(
             configHash=compiled.config_hash,
             models=len(compiled.models),
             routes=len(compiled.routes),
             budgets=len(compiled.budgets),
         )
-    else:
+    else:  # the config the pods have is still the last one applied
         for key in ("configHash", "models", "routes", "budgets"):
-            if previous.get(key) is not None:
-                status[key] = previous[key]
+            if gateway.status.get(key) is not None:
+                status[key] = gateway.status[key]
     if outcome.config_replicas is not None:
         status["configReplicas"] = outcome.config_replicas
     return status
 
 
 # ------------------------------------------------------------------------------ AIModel
-def model_status(
-    model: Model,
-    gateways: Sequence[str],
-    problem: Problem | None,
-    broken_gateways: Sequence[str],
-    now: str,
-) -> dict[str, Any]:
-    """Acceptance of an AIModel: `gateways` include it; `broken_gateways` select it but failed to compile."""
-    gen = model.generation
-    conds: list[Cond] = []
-    if problem is not None:
-        conds.append(condition("Ready", False, problem.reason, problem.message, gen))
-        conds.append(condition("Stalled", True, problem.reason, problem.message, gen))
+@dataclass(frozen=True)
+class ModelPlacement:
+    """Where an AIModel stands in the gateways selecting it."""
+
+    applied: Sequence[str] = ()  # gateways whose applied config includes it
+    broken: Sequence[str] = ()  # gateways selecting it whose config does not compile
+    unapplied: Sequence[str] = ()  # gateways whose config includes it but could not be applied
+    unapplied_permanent: bool = False  # ... because the API server refused it (no retry helps)
+
+
+def _model_conditions(placement: ModelPlacement, gen: int) -> list[Cond]:
+    """Ready only once a config containing the model was applied (kstatus: Stalled or Reconciling otherwise)."""
+    p = placement
+    if p.unapplied:
+        msg = f"the config of AIGateway(s) {', '.join(p.unapplied)} that includes this model could not be applied"
+        return [
+            condition("Ready", False, "ConfigNotApplied", msg, gen),
+            condition(
+                "Stalled", p.unapplied_permanent, "ConfigNotApplied" if p.unapplied_permanent else "Valid", msg, gen
+            ),
+            condition(
+                "Reconciling",
+                not p.unapplied_permanent,
+                "Retrying" if not p.unapplied_permanent else "Reconciled",
+                msg,
+                gen,
+            ),
+        ]
+    if p.applied:
+        ready = condition("Ready", True, "Accepted", f"in the config of AIGateway(s) {', '.join(p.applied)}", gen)
+    elif p.broken:
+        msg = f"AIGateway(s) {', '.join(p.broken)} select this model but their config is invalid"
+        return [
+            condition("Ready", False, "GatewayConfigInvalid", msg, gen),
+            condition("Stalled", True, "GatewayConfigInvalid", msg, gen),
+            condition("Reconciling", False, "Reconciled", "up to date", gen),
+        ]
     else:
-        if gateways:
-            conds.append(
-                condition("Ready", True, "Accepted", f"in the config of AIGateway(s) {', '.join(gateways)}", gen)
-            )
-        elif broken_gateways:
-            conds.append(
-                condition(
-                    "Ready",
-                    False,
-                    "GatewayConfigInvalid",
-                    f"AIGateway(s) {', '.join(broken_gateways)} select this model but their config is invalid",
-                    gen,
-                )
-            )
-        else:
-            conds.append(
-                condition("Ready", False, "NotSelected", "no AIGateway in this namespace selects this model", gen)
-            )
-        conds.append(condition("Stalled", False, "Valid", "the spec is valid", gen))
-    conds.append(condition("Reconciling", False, "Reconciled", "up to date", gen))
+        ready = condition("Ready", False, "NotSelected", "no AIGateway in this namespace selects this model", gen)
+    return [
+        ready,
+        condition("Stalled", False, "Valid", "the spec is valid", gen),
+        condition("Reconciling", False, "Reconciled", "up to date", gen),
+    ]
+
+
+def model_status(model: Model, placement: ModelPlacement, problem: Problem | None, now: str) -> dict[str, Any]:
+    """Acceptance of an AIModel into the configs of the gateways that select it."""
+    gen = model.generation
+    if problem is not None:
+        conds = [
+            condition("Ready", False, problem.reason, problem.message, gen),
+            condition("Stalled", True, problem.reason, problem.message, gen),
+            condition("Reconciling", False, "Reconciled", "up to date", gen),
+        ]
+    else:
+        conds = _model_conditions(placement, gen)
     return {
         "observedGeneration": gen,
         "conditions": stamp(model.conditions, conds, now),
-        "gateways": list(gateways),
+        "gateways": list(placement.applied),
     }
 
 
 # ------------------------------------------------------------------------------ RoutingPolicy
+def _policy_conditions(
+    policy: Policy, missing_models: Sequence[str], problems: Sequence[Problem], gateways: Sequence[str], gen: int
+) -> list[Cond]:
+    refs = list(problems_of(problems, "ResolvedRefs"))
+    if missing_models:
+        names = ", ".join(repr(n) for n in missing_models)
+        msg = f"AIModel {names} not found in namespace {policy.namespace}"
+        refs.insert(0, Problem("RoutingPolicy", policy.name, "ResolvedRefs", "AIModelNotFound", msg))
+    if refs:
+        resolved = condition("ResolvedRefs", False, refs[0].reason, _messages(refs), gen)
+    else:
+        resolved = condition("ResolvedRefs", True, "Resolved", "every referenced AIModel exists", gen)
+    others = list(problems_of(problems, "Ready"))
+    # kstatus: a policy that cannot be served as written is Stalled (Failed), never Current.
+    if refs or others:
+        reason = "UnresolvedRefs" if refs else others[0].reason
+        msg = _messages(refs + others)
+        return [condition("Ready", False, reason, msg, gen), resolved, condition("Stalled", True, reason, msg, gen)]
+    if not gateways:
+        ready = condition("Ready", False, "NotSelected", "no AIGateway in this namespace uses this policy", gen)
+    else:
+        ready = condition("Ready", True, "Accepted", f"routes served by AIGateway(s) {', '.join(gateways)}", gen)
+    return [ready, resolved, condition("Stalled", False, "Valid", "the spec is valid", gen)]
+
+
 def policy_status(
     policy: Policy,
     missing_models: Sequence[str],
     problems: Sequence[Problem],
     gateways: Sequence[str],
     now: str,
+    served_routes: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """`servedRoutes` records which routes this policy owns: a later policy naming one gets RouteConflict."""
     gen = policy.generation
-    conds: list[Cond] = []
     status: dict[str, Any] = {"observedGeneration": gen, "gateways": list(gateways)}
     if policy.spec is None:
         msg = policy.spec_error or "spec does not parse"
-        conds += [
+        conds = [
             condition("Ready", False, "InvalidSpec", msg, gen),
             condition("Stalled", True, "InvalidSpec", msg, gen),
         ]
     else:
-        spec = policy.spec
-        targets = {t.model for r in spec.routes for t in r.targets}
-        status.update(routes=len(spec.routes), targets=len(targets))
-        refs = list(problems_of(problems, "ResolvedRefs"))
-        if missing_models:
-            names = ", ".join(repr(n) for n in missing_models)
-            refs.insert(
-                0,
-                Problem(
-                    "RoutingPolicy",
-                    policy.name,
-                    "ResolvedRefs",
-                    "AIModelNotFound",
-                    f"AIModel {names} not found in namespace {policy.namespace}",
-                ),
-            )
-        if refs:
-            conds.append(condition("ResolvedRefs", False, refs[0].reason, _messages(refs), gen))
-        else:
-            conds.append(condition("ResolvedRefs", True, "Resolved", "every referenced AIModel exists", gen))
-        others = list(problems_of(problems, "Ready"))
-        if refs:
-            conds.insert(0, condition("Ready", False, "UnresolvedRefs", _messages(refs + others), gen))
-        elif others:
-            conds.insert(0, condition("Ready", False, others[0].reason, _messages(others), gen))
-        elif not gateways:
-            conds.insert(
-                0,
-                condition("Ready", False, "NotSelected", "no AIGateway in this namespace uses this policy", gen),
-            )
-        else:
-            conds.insert(
-                0,
-                condition("Ready", True, "Accepted", f"routes served by AIGateway(s) {', '.join(gateways)}", gen),
-            )
-        conds.append(condition("Stalled", False, "Valid", "the spec is valid", gen))
+        targets = {t.model for r in policy.spec.routes for t in r.targets}
+        status.update(routes=len(policy.spec.routes), targets=len(targets), servedRoutes=list(served_routes))
+        conds = _policy_conditions(policy, missing_models, problems, gateways, gen)
     conds.append(condition("Reconciling", False, "Reconciled", "up to date", gen))
     status["conditions"] = stamp(policy.conditions, conds, now)
     return status
@@ -339,6 +368,16 @@ def problems_of(problems: Iterable[Problem], ctype: str) -> Iterable[Problem]:
 
 
 # ------------------------------------------------------------------------------ CostBudget
+def budget_role(budget: Budget, gateways: Sequence[str]) -> str:
+    """What the gateways do with a budget today: spend is tracked and alerted on; the block and
+    downgrade actions are not enforced by the gateway yet (said so, never claimed)."""
+    action = budget.spec.action if budget.spec is not None else "alert"
+    msg = f"spend tracked and alerted on by AIGateway(s) {', '.join(gateways)}"
+    if action != "alert":
+        msg += f"; action {action!r} is not enforced yet (the gateway has no budget stage)"
+    return msg
+
+
 def budget_status(
     budget: Budget,
     problem: Problem | None,
@@ -362,17 +401,16 @@ def budget_status(
             conds.append(condition("ResolvedRefs", True, "Resolved", "all references resolved", gen))
         if refs:
             conds.insert(0, condition("Ready", False, "UnresolvedRefs", _messages(refs), gen))
-        elif not gateways:
-            conds.insert(
-                0,
-                condition("Ready", False, "NotSelected", "no AIGateway's models are in this budget's scope", gen),
-            )
+            conds.append(condition("Stalled", True, "UnresolvedRefs", _messages(refs), gen))
         else:
-            conds.insert(
-                0,
-                condition("Ready", True, "Accepted", f"enforced by AIGateway(s) {', '.join(gateways)}", gen),
-            )
-        conds.append(condition("Stalled", False, "Valid", "the spec is valid", gen))
+            if not gateways:
+                ready = condition(
+                    "Ready", False, "NotSelected", "no AIGateway's models are in this budget's scope", gen
+                )
+            else:
+                ready = condition("Ready", True, "Accepted", budget_role(budget, gateways), gen)
+            conds.insert(0, ready)
+            conds.append(condition("Stalled", False, "Valid", "the spec is valid", gen))
     conds.append(condition("Reconciling", False, "Reconciled", "up to date", gen))
     return {
         "observedGeneration": gen,
@@ -405,8 +443,8 @@ def transition_events(old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[st
             continue
         status = cond.get("status")
         good = (status == "True") != (ctype in ("Stalled", "Degraded"))
-        if prev is None and good:
-            continue  # a healthy first state is not news
+        if prev is None and good and ctype != "Ready":
+            continue  # a healthy first state is not news, except becoming Ready (an object's "I'm up")
         if ctype == "Monitoring" and cond.get("reason") == "Disabled":
             continue
         kind: Literal["Normal", "Warning"] = "Normal" if good else "Warning"

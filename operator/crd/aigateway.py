@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue
 
 from aimm_operator.crd.common import (
     NAME_MAX,
+    SHORT_MAX,
     ApiModel,
     CircuitBreaker,
     Condition,
@@ -40,29 +41,18 @@ class Replicas(ApiModel):
     max: int = Field(50, ge=1, le=1000, description="Most gateway pods.")
 
 
-class Autoscaling(ApiModel):
-    """CPU-based horizontal autoscaling (autoscaling/v2)."""
-
-    enabled: bool = Field(True, description="Create an HPA; when false the Deployment runs replicas.min pods.")
-    target_cpu_utilization_percentage: int = Field(
-        70,
-        alias="targetCPUUtilizationPercentage",
-        ge=1,
-        le=100,
-        description="Average CPU utilisation (of requests) the HPA aims for.",
-    )
-
-
 class Resources(ApiModel):
     """Compute resources of a gateway container (quantities such as 500m or 1Gi)."""
 
     requests: dict[str, IntOrString] = Field(
         default_factory=lambda: dict[str, IntOrString](cpu="250m", memory="256Mi"),
+        max_length=8,
         description="Resources reserved per pod; CPU requests are what autoscaling percentages refer to.",
         json_schema_extra={"additionalProperties": {"x-kubernetes-int-or-string": True}},
     )
     limits: dict[str, IntOrString] = Field(
         default_factory=lambda: dict[str, IntOrString](memory="1Gi"),
+        max_length=8,
         description="Upper limits per pod.",
         json_schema_extra={"additionalProperties": {"x-kubernetes-int-or-string": True}},
     )
@@ -157,9 +147,109 @@ class Monitoring(ApiModel):
     scrape_interval: str = Field(
         "30s",
         description="Scrape interval of the ServiceMonitor.",
+        max_length=16,
         json_schema_extra={"pattern": "^[0-9]+(ms|s|m|h)$"},
     )
     alerts: Alerts = Field(default_factory=Alerts, description="Alert thresholds.")
+
+
+class Toleration(ApiModel):
+    """A pod toleration (core/v1 Toleration)."""
+
+    key: str | None = Field(None, max_length=NAME_MAX + SHORT_MAX, description="Taint key; empty matches all keys.")
+    operator: Literal["Exists", "Equal"] | None = Field(None, description="Exists or Equal (default Equal).")
+    value: str | None = Field(None, max_length=SHORT_MAX, description="Taint value for Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect to tolerate; empty matches all effects."
+    )
+    toleration_seconds: int | None = Field(None, description="How long a NoExecute taint is tolerated.")
+
+
+class ScalingPolicy(ApiModel):
+    """One HPA scaling policy (autoscaling/v2 HPAScalingPolicy)."""
+
+    type: Literal["Pods", "Percent"] = Field(..., description="Pods or Percent.")
+    value: int = Field(..., gt=0, description="Amount of change the policy permits.")
+    period_seconds: int = Field(..., gt=0, le=1800, description="Window the policy holds over.")
+
+
+class ScalingRules(ApiModel):
+    """Scaling behaviour in one direction (autoscaling/v2 HPAScalingRules)."""
+
+    stabilization_window_seconds: int | None = Field(
+        None, ge=0, le=3600, description="Past recommendations considered when scaling."
+    )
+    select_policy: Literal["Max", "Min", "Disabled"] | None = Field(None, description="Which policy wins.")
+    policies: list[ScalingPolicy] | None = Field(
+        None, max_length=8, description="Scaling policies; default Kubernetes' own."
+    )
+
+
+class ScalingBehavior(ApiModel):
+    """HPA behavior: how fast the fleet grows and shrinks (autoscaling/v2)."""
+
+    scale_up: ScalingRules | None = Field(None, description="Rules for scaling up.")
+    scale_down: ScalingRules | None = Field(None, description="Rules for scaling down.")
+
+
+class Autoscaling(ApiModel):
+    """CPU-based horizontal autoscaling (autoscaling/v2)."""
+
+    behavior: ScalingBehavior | None = Field(None, description="Scale-up and scale-down behaviour of the HPA.")
+
+    enabled: bool = Field(True, description="Create an HPA; when false the Deployment runs replicas.min pods.")
+    target_cpu_utilization_percentage: int = Field(
+        70,
+        alias="targetCPUUtilizationPercentage",
+        ge=1,
+        le=100,
+        description="Average CPU utilisation (of requests) the HPA aims for.",
+    )
+
+
+class Placement(ApiModel):
+    """Where and how the gateway pods are scheduled, passed through to the pod template as is."""
+
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Node labels the pods must run on.",
+        json_schema_extra={"additionalProperties": {"maxLength": SHORT_MAX}},
+    )
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=32, description="Pod tolerations.")
+    affinity: dict[str, Any] | None = Field(
+        None, description="Pod affinity (core/v1 Affinity), validated by the API server on the Deployment."
+    )
+    topology_spread_constraints: list[dict[str, Any]] | None = Field(
+        None,
+        max_length=8,
+        description="Pod topology spread constraints (core/v1); default: spread across nodes (hostname).",
+    )
+    pod_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Extra annotations on the gateway pods.",
+        json_schema_extra={"additionalProperties": {"maxLength": 4096}},
+    )
+    pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Extra labels on the gateway pods (the operator's own labels win).",
+        json_schema_extra={"additionalProperties": {"maxLength": SHORT_MAX}},
+    )
+    image_pull_secrets: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Names of Secrets (same namespace) used to pull the image.",
+        json_schema_extra={"items": {"maxLength": NAME_MAX}},
+    )
+    priority_class_name: str | None = Field(None, max_length=NAME_MAX, description="PriorityClass of the pods.")
+    service_account_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Annotations on the gateway's ServiceAccount (e.g. workload identity).",
+        json_schema_extra={"additionalProperties": {"maxLength": 4096}},
+    )
 
 
 class AIGatewaySpec(ApiModel):
@@ -180,10 +270,19 @@ class AIGatewaySpec(ApiModel):
     routing: Routing = Field(default_factory=Routing, description="Routing policies and defaults.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rolling-update settings.")
     auth: Auth = Field(default_factory=Auth, description="Client authentication and admin token.")
-    redis: Backing | None = Field(None, description="Redis for state shared across pods (env AIMM_REDIS_URL).")
-    database: Backing | None = Field(None, description="PostgreSQL for usage and audit (env AIMM_DATABASE_URL).")
+    redis: Backing | None = Field(
+        None,
+        description="Redis for state shared across pods. Not used yet: the URL reaches the pods as env "
+        "AIMM_REDIS_URL, but the gateway keeps its state in process until the shared state layer lands.",
+    )
+    database: Backing | None = Field(
+        None,
+        description="PostgreSQL for usage and audit. Not used yet: the URL reaches the pods as env "
+        "AIMM_DATABASE_URL, but the gateway records no usage there until the usage store lands.",
+    )
     server: Server = Field(default_factory=Server, description="Gateway process settings.")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="ServiceMonitor and PrometheusRule.")
+    placement: Placement = Field(default_factory=Placement, description="Scheduling and metadata of the pods.")
 
 
 class AIGatewayStatus(StatusBase):

@@ -19,6 +19,8 @@ from aimm_operator.crd.common import (
     conditions_field,
 )
 
+MAX_HEADERS = 16
+MAX_HEADER_VALUE = 1024
 CAPABILITIES = ("chat", "streaming", "tools", "vision", "json", "embeddings")
 Capability = Literal["chat", "streaming", "tools", "vision", "json", "embeddings"]
 DEFAULT_CAPABILITIES: list[Capability] = ["chat", "json", "streaming", "tools"]
@@ -119,7 +121,11 @@ class AIModelSpec(ApiModel):
     timeouts: Timeouts | None = Field(None, description="Timeout overrides for this model.")
     rate_limits: RateLimits | None = Field(None, description="Upstream rate limits for this model.")
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra non-secret HTTP headers sent to the upstream."
+        default_factory=dict,
+        max_length=MAX_HEADERS,
+        description=f"Extra non-secret HTTP headers sent to the upstream (at most {MAX_HEADERS}, "
+        f"values up to {MAX_HEADER_VALUE} characters: the size of every model in a config stays bounded).",
+        json_schema_extra={"additionalProperties": {"maxLength": MAX_HEADER_VALUE}},
     )
     mock: MockBehaviour | None = Field(None, description="Behaviour when provider is mock.")
 

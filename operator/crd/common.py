@@ -50,6 +50,7 @@ class LabelSelectorRequirement(ApiModel):
         default_factory=list,
         max_length=64,
         description="Values for In and NotIn (non-empty there); empty for Exists and DoesNotExist.",
+        json_schema_extra={"items": {"maxLength": SHORT_MAX}},
     )
 
 
@@ -57,7 +58,10 @@ class LabelSelector(ApiModel):
     """Selects objects by label. An empty selector selects every object in the namespace."""
 
     match_labels: dict[str, str] = Field(
-        default_factory=dict, description="Labels that must all match exactly (key: value)."
+        default_factory=dict,
+        max_length=32,
+        description="Labels that must all match exactly (key: value).",
+        json_schema_extra={"additionalProperties": {"maxLength": SHORT_MAX}},
     )
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list, max_length=32, description="Requirements that must all hold."
@@ -78,9 +82,6 @@ class LabelSelector(ApiModel):
             if req.operator == "DoesNotExist" and present:
                 return False
         return True
-
-    def to_k8s(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_defaults=True)
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

@@ -82,7 +82,9 @@ class CostBudgetSpec(ApiModel):
     )
     action: Literal["alert", "block", "downgrade"] = Field(
         "alert",
-        description="When exceeded: only alert, block requests (HTTP 429), or downgrade to downgradeTo.",
+        description="When exceeded: only alert, block requests (HTTP 429), or downgrade to downgradeTo. "
+        "Not enforced yet: gateways track spend and the operator alerts (Events, status, PrometheusRule) "
+        "for every action; blocking and downgrading arrive with the gateway's budget stage.",
     )
     downgrade_to: str | None = Field(
         None,

@@ -157,6 +157,8 @@ def _type_schema(tp: Any, where: str) -> dict[str, Any]:
         key, value = get_args(tp)
         if key is not str:
             raise SchemaError(f"{where}: map keys must be strings")
+        if value is Any:  # a Kubernetes type passed through as is; the API server validates it on apply
+            return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         return {"type": "object", "additionalProperties": _type_schema(value, f"{where}{{}}")}
     if isinstance(tp, type):
         if issubclass(tp, BaseModel):
@@ -177,6 +179,7 @@ def _type_schema(tp: Any, where: str) -> dict[str, Any]:
 def _constraints(schema: dict[str, Any], info: FieldInfo) -> dict[str, Any]:
     out = dict(schema)
     is_array = out.get("type") == "array"
+    is_map = out.get("type") == "object" and "additionalProperties" in out
     for meta in info.metadata:
         if isinstance(meta, at.Ge):
             out["minimum"] = meta.ge
@@ -189,9 +192,9 @@ def _constraints(schema: dict[str, Any], info: FieldInfo) -> dict[str, Any]:
             out["maximum"] = meta.lt
             out["exclusiveMaximum"] = True
         elif isinstance(meta, at.MinLen):
-            out["minItems" if is_array else "minLength"] = meta.min_length
+            out["minItems" if is_array else "minProperties" if is_map else "minLength"] = meta.min_length
         elif isinstance(meta, at.MaxLen):
-            out["maxItems" if is_array else "maxLength"] = meta.max_length
+            out["maxItems" if is_array else "maxProperties" if is_map else "maxLength"] = meta.max_length
     return out
 
 

@@ -143,6 +143,12 @@ class RoutingPolicyStatus(StatusBase):
     gateways: list[str] = Field(
         default_factory=list, max_length=256, description="AIGateways whose config includes these routes."
     )
+    served_routes: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_ROUTES,
+        description="Routes this policy owns in some AIGateway. A route keeps its owner: a policy that names "
+        "it later gets RouteConflict until the owner lets it go.",
+    )
 
 
 class RoutingPolicyResource(ApiModel):

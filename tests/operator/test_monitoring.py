@@ -3,6 +3,7 @@ with a condition when they do not, deleted when switched off."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -33,10 +34,7 @@ def monitoring_crd(kind: str, plural: str) -> dict:
     }
 
 
-@pytest.fixture()
-def prometheus_operator_crds(control_plane: ControlPlane, api: Api) -> Iterator[None]:
-    import json
-
+def install_crds(control_plane: ControlPlane) -> None:
     crds = [monitoring_crd("ServiceMonitor", "servicemonitors"), monitoring_crd("PrometheusRule", "prometheusrules")]
     control_plane.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(c) for c in crds), check=True)
     control_plane.kubectl(
@@ -46,15 +44,25 @@ def prometheus_operator_crds(control_plane: ControlPlane, api: Api) -> Iterator[
         "crd/prometheusrules.monitoring.coreos.com",
         check=True,
     )
-    yield
+
+
+def remove_crds(control_plane: ControlPlane) -> None:
     control_plane.kubectl(
         "delete",
         "crd",
         "servicemonitors.monitoring.coreos.com",
         "prometheusrules.monitoring.coreos.com",
         "--wait=true",
+        "--ignore-not-found",
         check=True,
     )
+
+
+@pytest.fixture()
+def prometheus_operator_crds(control_plane: ControlPlane, api: Api) -> Iterator[None]:
+    install_crds(control_plane)
+    yield
+    remove_crds(control_plane)
 
 
 def test_monitoring_skipped_without_crds(api: Api, running, ns: str) -> None:
@@ -84,3 +92,19 @@ def test_monitoring_applied_with_crds_and_removed_when_off(
     api.apply(gateway(ns, "gw", monitoring={"serviceMonitor": False}))
     wait_for(lambda: api.request("GET", sm_path).status_code == 404, timeout=5, what="ServiceMonitor deleted")
     assert api.request("GET", pr_path).status_code == 200
+
+
+def test_monitoring_crds_installed_later_are_noticed_within_seconds(
+    api: Api, running, ns: str, control_plane: ControlPlane
+) -> None:
+    """The operator watches CRDs: no waiting for the next resync (20 s here) once they appear."""
+    api.apply(model(ns, "m"))
+    api.apply(gateway(ns, "gw"))
+    wait_condition(api, "AIGateway", ns, "gw", "Monitoring", "False", reason="NotInstalled")
+    try:
+        install_crds(control_plane)
+        wait_condition(api, "AIGateway", ns, "gw", "Monitoring", "True", reason="Applied", timeout=8)
+        path = f"/apis/monitoring.coreos.com/v1/namespaces/{ns}/servicemonitors/gw"
+        assert api.request("GET", path).status_code == 200
+    finally:
+        remove_crds(control_plane)

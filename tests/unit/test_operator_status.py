@@ -5,6 +5,7 @@ from __future__ import annotations
 from aimm_operator.compile import Problem, compile_gateway
 from aimm_operator.status import (
     GatewayOutcome,
+    ModelPlacement,
     budget_status,
     condition,
     gateway_status,
@@ -50,6 +51,7 @@ def outcome(dep: dict | None, **kw) -> tuple:  # type: ignore[no-untyped-def]
     snap = snapshot(gateways=[gw()], models=[model("m")])
     g = snap.gateways[0]
     c = compile_gateway(g, snap)
+    kw.setdefault("config_applied", True)
     return g, GatewayOutcome(c, dep, None, kw.pop("monitoring", "NotInstalled"), "m", **kw)
 
 
@@ -104,11 +106,14 @@ def test_gateway_invalid_config_keeps_previous_hash() -> None:
 def test_model_policy_budget_status() -> None:
     snap = snapshot(models=[model("m")], policies=[policy("p", [route("r", "m")])], budgets=[budget("b")])
     m, p, b = snap.models[0], snap.policies[0], snap.budgets[0]
-    assert conds(model_status(m, ["gw"], None, [], NOW))["Ready"] == ("True", "Accepted")
-    assert conds(model_status(m, [], None, [], NOW))["Ready"] == ("False", "NotSelected")
-    assert conds(model_status(m, [], None, ["gw"], NOW))["Ready"] == ("False", "GatewayConfigInvalid")
+    assert conds(model_status(m, ModelPlacement(applied=["gw"]), None, NOW))["Ready"] == ("True", "Accepted")
+    assert conds(model_status(m, ModelPlacement(), None, NOW))["Ready"] == ("False", "NotSelected")
+    assert conds(model_status(m, ModelPlacement(broken=["gw"]), None, NOW))["Ready"] == (
+        "False",
+        "GatewayConfigInvalid",
+    )
     bad = Problem("AIModel", "m", "Stalled", "InvalidSpec", "x")
-    assert conds(model_status(m, [], bad, [], NOW))["Stalled"] == ("True", "InvalidSpec")
+    assert conds(model_status(m, ModelPlacement(), bad, NOW))["Stalled"] == ("True", "InvalidSpec")
 
     st = policy_status(p, ["ghost"], [], ["gw"], NOW)
     assert conds(st)["ResolvedRefs"] == ("False", "AIModelNotFound") and "'ghost'" in st["conditions"][1]["message"]
@@ -126,7 +131,8 @@ def test_model_policy_budget_status() -> None:
 
 def test_transition_events() -> None:
     first_ok = [condition("Ready", True, "Available", "", 1)]
-    assert transition_events([], first_ok) == []
+    assert [(e.type, e.reason) for e in transition_events([], first_ok)] == [("Normal", "Available")]
+    assert transition_events([], [condition("Stalled", False, "Valid", "", 1)]) == []
     ev = transition_events(first_ok, [condition("Ready", False, "NoPodsAvailable", "0 ready", 1)])
     assert [(e.type, e.reason) for e in ev] == [("Warning", "NoPodsAvailable")]
     ev = transition_events([], [condition("Stalled", True, "ConfigInvalid", "x", 1)])
