@@ -1,8 +1,11 @@
-"""Watch the config file and swap the runtime when it changes.
+"""Watch the config file and swap the runtime when it changes, without stalling requests.
 
 Polls the file's identity (resolved path, inode, mtime, size) rather than using inotify: that
 also sees Kubernetes' ConfigMap updates, which swap a `..data` symlink instead of writing.
-A broken file is refused with one clear log line and the old config keeps serving.
+Reading, parsing, validating and building the new runtime happen in a worker thread (a large
+config takes a while; the event loop keeps serving meanwhile); only the swap itself, one
+assignment, runs on the loop. A broken file is refused with one clear log line and the old
+config keeps serving.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from aimm_gateway.config import ConfigError, GatewayConfig, load_config
 
 log = logging.getLogger("aimm.gateway.reload")
 
 FileId = tuple[str, int, int, int]
+R = TypeVar("R")
 
 
 def file_id(path: Path) -> FileId | None:
@@ -29,16 +34,21 @@ def file_id(path: Path) -> FileId | None:
     return (real, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-class ConfigWatcher:
+class ConfigWatcher(Generic[R]):
+    """`prepare(config)` builds what a new config needs (any thread); `install(config, prepared)`
+    swaps it in (on the loop, cheap); `on_result(ok)` counts reloads."""
+
     def __init__(
         self,
         path: Path,
-        apply: Callable[[GatewayConfig], None],
+        prepare: Callable[[GatewayConfig], R],
+        install: Callable[[GatewayConfig, R], None],
         on_result: Callable[[bool], None],
         interval_s: Callable[[], float],
     ) -> None:
         self._path = path
-        self._apply = apply
+        self._prepare = prepare
+        self._install = install
         self._on_result = on_result
         self._interval_s = interval_s
         self._seen = file_id(path)
@@ -55,25 +65,50 @@ class ConfigWatcher:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s())
-            self.check()
+            await self.check_async()
 
-    def check(self) -> bool:
-        """Reload if the file changed; True when a new config was applied."""
+    def _changed(self) -> bool:
         current = file_id(self._path)
         if current is None or current == self._seen:
             return False
         self._seen = current
+        return True
+
+    def _load(self) -> tuple[GatewayConfig, R]:
+        config = load_config(self._path)
+        return config, self._prepare(config)
+
+    async def check_async(self) -> bool:
+        """Reload if the file changed, preparing in a worker thread; True when a new config was applied."""
+        if not self._changed():
+            return False
         try:
-            config = load_config(self._path)
-            self._apply(config)
-        except ConfigError as exc:
-            log.error("config reload refused, still serving the previous config: %s", exc)
-            self._on_result(False)
+            config, prepared = await asyncio.to_thread(self._load)
+        except Exception as exc:  # a config or runtime that cannot be built must not take the gateway down
+            return self._refused(exc)
+        return self._swap(config, prepared)
+
+    def check(self) -> bool:
+        """The same, synchronously in the caller's thread (tests, signal handlers)."""
+        if not self._changed():
             return False
-        except Exception as exc:  # a runtime that cannot be built must not take the gateway down
-            log.error("config reload refused, still serving the previous config: %s: %s", type(exc).__name__, exc)
-            self._on_result(False)
-            return False
+        try:
+            config, prepared = self._load()
+        except Exception as exc:
+            return self._refused(exc)
+        return self._swap(config, prepared)
+
+    def _swap(self, config: GatewayConfig, prepared: R) -> bool:
+        try:
+            self._install(config, prepared)
+        except Exception as exc:
+            return self._refused(exc)
         log.info("config reloaded from %s", self._path)
         self._on_result(True)
         return True
+
+    def _refused(self, exc: Exception) -> bool:
+        detail = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+        log.error("config reload refused, still serving the previous config: %s", detail)
+        self._on_result(False)
+        return False

@@ -37,7 +37,7 @@ class Gateway:
         stages = StageAssembly(StageDeps(self.metrics, self.stats, self.cost))
         self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, stages=stages)
         self.runtime: Runtime = build_runtime(config, self.pools)
-        self._watcher: ConfigWatcher | None = None
+        self._watcher: ConfigWatcher[Runtime] | None = None
         self._publish_availability()
 
     @classmethod
@@ -52,7 +52,8 @@ class Gateway:
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
                 self.config_path,
-                self.apply_file_config,
+                self.prepare_runtime,
+                self.install_runtime,
                 self._count_reload,
                 lambda: self.file_config.server.reload_interval_s,
             )
@@ -71,7 +72,13 @@ class Gateway:
     # -- config -----------------------------------------------------------------------------------
 
     def apply_file_config(self, config: GatewayConfig) -> None:
-        runtime = build_runtime(self.overrides.apply(config), self.pools)
+        self.install_runtime(config, self.prepare_runtime(config))
+
+    def prepare_runtime(self, config: GatewayConfig) -> Runtime:
+        """Build the runtime for a new file config; safe off the event loop (reloads run it in a thread)."""
+        return build_runtime(self.overrides.apply(config), self.pools)
+
+    def install_runtime(self, config: GatewayConfig, runtime: Runtime) -> None:
         self.cost.check_reload(config)
         self.file_config = config
         self._swap(runtime)

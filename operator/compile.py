@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
+import orjson
 from pydantic import ValidationError
 
 from aimm_gateway.config import (
@@ -67,7 +67,7 @@ class Compiled:
 
     gateway: str
     config: GatewayConfig | None
-    config_yaml: str | None
+    config_json: str | None
     config_hash: str | None
     restart_hash: str
     secret_env: tuple[SecretEnv, ...]
@@ -81,7 +81,7 @@ class Compiled:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.config_yaml is not None
+        return self.error is None and self.config_json is not None
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -172,11 +172,11 @@ def policy_missing_models(policy: Policy, known: set[str]) -> list[str]:
     return missing
 
 
-def canonical_yaml(config: GatewayConfig) -> str:
-    data = config.model_dump(mode="json", exclude_none=True)
-    for model in data.get("models", []):
-        model["capabilities"] = sorted(model.get("capabilities", []))
-    return yaml.safe_dump(data, sort_keys=False, width=120)
+def canonical_json(config: GatewayConfig) -> str:
+    """The ConfigMap text: JSON (valid YAML too), because the gateway parses JSON in milliseconds
+    with orjson where YAML takes seconds for a large config. Capabilities are sorted by the model's
+    serializer, so equal configs give equal text."""
+    return orjson.dumps(config.model_dump(mode="json", exclude_none=True), option=orjson.OPT_INDENT_2).decode()
 
 
 def sha256(text: str) -> str:
@@ -455,7 +455,7 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
     return Compiled(
         gateway=gateway.name,
         config=config,
-        config_yaml=canonical_yaml(config),
+        config_json=canonical_json(config),
         config_hash=config_hash(config),
         restart_hash=restart_hash,
         secret_env=secret_env,

@@ -40,6 +40,7 @@ from aimm_operator.crd.common import API_VERSION
 from aimm_operator.kube import Kube, KubeError
 from aimm_operator.objects import Gateway, Model, Obj, Snapshot, parse_budget, parse_gateway, parse_model
 from aimm_operator.stats import (
+    GatewayStats,
     StatsCache,
     aggregate_pods,
     budget_live_status,
@@ -331,6 +332,22 @@ async def reconcile_namespace(kube: Kube, namespace: str, cache: StatsCache | No
 
 
 # ------------------------------------------------------------------------------ stats poll
+class MergedStats:
+    """The cache's merge per distinct set of gateways, computed once per poll: objects served by the
+    same gateways (nearly always all of them) share one merge, so a poll is O(N), not O(N^2)."""
+
+    def __init__(self, cache: StatsCache, namespace: str) -> None:
+        self._cache = cache
+        self._namespace = namespace
+        self._merged: dict[tuple[str, ...], GatewayStats | None] = {}
+
+    def of(self, gateways: list[str]) -> GatewayStats | None:
+        key = tuple(sorted(set(gateways)))
+        if key not in self._merged:
+            self._merged[key] = self._cache.merged(self._namespace, key)
+        return self._merged[key]
+
+
 @dataclass(frozen=True)
 class PollResult:
     pods: int
@@ -350,13 +367,14 @@ async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, b
     now = now_utc()
     stamp_now = rfc3339(now)
     models_raw, budgets_raw = await asyncio.gather(kube.list("AIModel", ns), kube.list("CostBudget", ns))
+    merged = MergedStats(cache, ns)
     for raw in models_raw:
         model = parse_model(raw)
         gateways = list(model.status.get("gateways") or [])
         if gw.name not in gateways or model.deleting:
             continue
-        merged = cache.merged(ns, gateways)
-        live = model_live_status(model, merged.models.get(model.name) if merged else None, stamp_now)
+        stats_of = merged.of(gateways)
+        live = model_live_status(model, stats_of.models.get(model.name) if stats_of else None, stamp_now)
         if live_changed(model.status, live):
             await _write_status(kube, model, live, model_events(model, live), manager=STATS_MANAGER)
     for raw in budgets_raw:
@@ -364,8 +382,8 @@ async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, b
         gateways = list(budget.status.get("gateways") or [])
         if gw.name not in gateways or budget.deleting:
             continue
-        merged = cache.merged(ns, gateways)
-        spent = merged.budgets.get(budget.name) if merged else None
+        stats_of = merged.of(gateways)
+        spent = stats_of.budgets.get(budget.name) if stats_of else None
         live, events = budget_live_status(budget, spent, now)
         if live and (events or live_changed(budget.status, live)):
             await _write_status(kube, budget, live, events, manager=STATS_MANAGER)

@@ -11,6 +11,8 @@ only change the ConfigMap, which the gateway re-reads on its own.
 
 from __future__ import annotations
 
+import base64
+import gzip
 from typing import Any
 
 from aimm_operator.compile import CONFIG_DIR, CONFIG_KEY, LISTEN_PORT, Compiled
@@ -24,6 +26,7 @@ ANN_RESTART_HASH = "aimm.io/restart-hash"
 LABEL_GATEWAY = "aimm.io/gateway"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 RUN_AS = 65532
+COMPRESS_ABOVE = 256 * 1024  # bytes of JSON kept readable in `data`; larger configs are gzipped
 
 Manifest = dict[str, Any]
 
@@ -90,12 +93,20 @@ def service_account(gw: Gateway) -> Manifest:
 
 
 def config_map(gw: Gateway, compiled: Compiled) -> Manifest:
-    assert compiled.config_yaml is not None and compiled.config_hash is not None
+    """The config as readable JSON; above COMPRESS_ABOVE gzipped into binaryData under the same key
+    (same file in the pod, recognised by its magic bytes), so thousands of models fit one object."""
+    assert compiled.config_json is not None and compiled.config_hash is not None
+    payload: dict[str, Any]
+    if len(compiled.config_json) > COMPRESS_ABOVE:
+        packed = gzip.compress(compiled.config_json.encode(), compresslevel=9, mtime=0)  # mtime 0: same bytes
+        payload = {"binaryData": {CONFIG_KEY: base64.b64encode(packed).decode()}}
+    else:
+        payload = {"data": {CONFIG_KEY: compiled.config_json}}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _meta(gw, names(gw.name)["configmap"], {ANN_CONFIG_HASH: compiled.config_hash}),
-        "data": {CONFIG_KEY: compiled.config_yaml},
+        **payload,
     }
 
 

@@ -46,7 +46,7 @@ def test_full_compile_is_a_valid_gateway_config() -> None:
         budgets=[budget("b", 50, period="weekly", timeZone="Europe/Paris", action="downgrade", downgradeTo="echo")],
     )
     assert c.ok and not c.problems, c.problems
-    cfg = parse_config(yaml.safe_load(c.config_yaml))  # the ConfigMap text round-trips
+    cfg = parse_config(yaml.safe_load(c.config_json))  # the ConfigMap text round-trips
     assert cfg == c.config
     m = {x.name: x for x in cfg.models}
     assert m["gpt-4o"].upstream_model == "gpt-4o-2024" and m["gpt-4o"].api_key.env == "AIMM_KEY_GPT_4O"
@@ -64,7 +64,7 @@ def test_full_compile_is_a_valid_gateway_config() -> None:
         ("AIMM_ADMIN_TOKEN", "a", "t"),
         ("AIMM_DATABASE_URL", "db", "url"),
     }
-    assert "capabilities:\n  - chat\n  - vision\n" in c.config_yaml  # sorted: stable text and hash
+    assert '"capabilities": [\n        "chat",\n        "vision"\n      ]' in c.config_json  # sorted: stable text
 
 
 def test_env_names_are_sanitized_and_distinct() -> None:
@@ -150,7 +150,7 @@ def test_config_hash_is_canonical() -> None:
     a = compiled(models=[model("m", capabilities=["tools", "chat", "json"])])
     b = compiled(models=[model("m", capabilities=["json", "chat", "tools"])])
     assert a.config_hash == b.config_hash == config_hash(a.config) and len(a.config_hash) == 16
-    assert a.config_yaml == b.config_yaml
+    assert a.config_json == b.config_json
 
 
 def test_restart_hash_ignores_models_and_routes() -> None:
