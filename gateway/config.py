@@ -406,6 +406,9 @@ class GatewayConfig(Strict):
         return self
 
 
+_ITEM_TYPES: dict[str, type[BaseModel]] = {"models": ModelConfig, "routes": RouteConfig, "budgets": BudgetConfig}
+
+
 def _require_unique(what: str, names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
@@ -424,9 +427,34 @@ def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping")
     try:
-        return GatewayConfig.model_validate(data)
+        return GatewayConfig.model_validate({**data, **_validated_items(data)})
     except ValidationError as exc:
         raise ConfigError(f"{source}: {describe_validation_error(exc)}") from None
+    except _ItemError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+class _ItemError(Exception):
+    pass
+
+
+def _validated_items(data: dict[str, Any]) -> dict[str, list[Any]]:
+    """Validate long lists (models, routes, budgets) one item at a time. Same result and messages
+    as validating the whole document at once, but in many short steps: a reload validating in a
+    worker thread then never holds the GIL long enough to stall the serving event loop."""
+    out: dict[str, list[Any]] = {}
+    for key, item_type in _ITEM_TYPES.items():
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        validated = []
+        for i, item in enumerate(items):
+            try:
+                validated.append(item_type.model_validate(item))
+            except ValidationError as exc:
+                raise _ItemError(describe_validation_error(exc, prefix=(key, i))) from None
+        out[key] = validated
+    return out
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -459,11 +487,11 @@ def load_config(path: str | Path) -> GatewayConfig:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> str:
     """One line per problem, each naming its field path (`models[0].pricing.input_per_1k`)."""
     parts = []
     for err in exc.errors(include_url=False):
-        loc = format_loc(err["loc"])
+        loc = format_loc(prefix + tuple(err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
@@ -480,8 +508,18 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
 
 
 def config_hash(config: GatewayConfig) -> str:
-    """A short stable digest of a config: gateways report it, the operator compares it."""
-    blob = orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    """A short stable digest of a config: gateways report it, the operator compares it.
+
+    Dumped field by field and list item by item (the same JSON as one `model_dump`), in short
+    steps for the same reason as `_validated_items`."""
+    data: dict[str, Any] = {}
+    for name in GatewayConfig.model_fields:
+        value = getattr(config, name)
+        if isinstance(value, list):
+            data[name] = [item.model_dump(mode="json") for item in value]
+        else:
+            data[name] = value.model_dump(mode="json")
+    blob = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

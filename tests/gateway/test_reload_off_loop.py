@@ -1,15 +1,15 @@
 """A reload parses, validates and builds the new runtime off the event loop; the loop only swaps.
 
-Self-calibrating rather than timed against a fixed target: the longest loop stall during the
-reload must be a small fraction of the time the same reload takes when done synchronously (which
-is what every request waited for before: seconds for a few thousand models).
+Not timed against a target (that is `make bench`'s job): the test counts how often the event
+loop ran other tasks during a reload, none when the work is done on the loop as before, many
+when it is done in the worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
@@ -26,41 +26,50 @@ def _config(n: int, tag: str) -> dict:
     return {"models": models, "routes": [{"name": "r", "targets": [{"model": f"{tag}-0"}]}]}
 
 
-def test_reload_of_a_large_config_does_not_stall_the_loop(tmp_path: Path) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(_config(1500, "a")))
+async def _loop_turns(action: Callable[[], Awaitable[bool]]) -> int:
+    """How many times the event loop got to run another task (a 1 ms ticker) while `action` ran."""
+    done = asyncio.Event()
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            turns += 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    before = turns
+    assert await action()
+    during = turns - before
+    done.set()
+    await task
+    return during
+
+
+def test_reload_of_a_large_config_keeps_the_loop_serving(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"  # JSON inside, as the operator writes it
+    path.write_bytes(orjson.dumps(_config(3000, "a")))
     gw = Gateway.from_file(path)
     results: list[bool] = []
     watcher: ConfigWatcher[Runtime] = ConfigWatcher(
         path, gw.prepare_runtime, gw.install_runtime, results.append, lambda: 3600.0
     )
-    path.write_text(yaml.safe_dump(_config(1500, "b")))
-    started = time.perf_counter()
-    gw.prepare_runtime(load_config(path))  # what the loop used to do inline
-    inline_s = time.perf_counter() - started
 
-    async def main() -> float:
-        loop = asyncio.get_running_loop()
-        done = asyncio.Event()
-        worst = 0.0
+    async def inline() -> bool:  # what every reload did before: all the work on the loop
+        return watcher.check()
 
-        async def probe() -> None:
-            nonlocal worst
-            while not done.is_set():
-                t = loop.time()
-                await asyncio.sleep(0.002)
-                worst = max(worst, loop.time() - t - 0.002)
+    async def main() -> tuple[int, int]:
+        path.write_bytes(orjson.dumps(_config(3000, "b")))
+        on_loop = await _loop_turns(inline)
+        path.write_bytes(orjson.dumps(_config(3000, "c")))
+        off_loop = await _loop_turns(watcher.check_async)
+        return on_loop, off_loop
 
-        task = asyncio.create_task(probe())
-        await asyncio.sleep(0.01)
-        assert await watcher.check_async()
-        done.set()
-        await task
-        return worst
-
-    worst = asyncio.run(main())
-    assert results == [True] and "b-1499" in gw.runtime.models and "a-0" not in gw.runtime.models
-    assert worst < inline_s / 3, (worst, inline_s)
+    on_loop, off_loop = asyncio.run(main())
+    assert results == [True, True] and "c-2999" in gw.runtime.models and "b-0" not in gw.runtime.models
+    # Inline, nothing else ran for the whole reload; off the loop, other tasks (requests) kept running.
+    assert on_loop == 0 and off_loop >= 10, (on_loop, off_loop)
 
 
 def test_json_and_gzip_configs_load_like_yaml(tmp_path: Path) -> None:
