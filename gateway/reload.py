@@ -18,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from aimm_gateway.config import ConfigError, GatewayConfig, load_config
+from pydantic import BaseModel
+
+from aimm_gateway.config import ConfigError, GatewayConfig, SecretRef, load_config
 
 log = logging.getLogger("aimm.gateway.reload")
 
@@ -35,9 +37,50 @@ def file_id(path: Path) -> FileId | None:
     return (real, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+def secret_files(node: object) -> tuple[str, ...]:
+    """Every `{file: ...}` secret a config references (model keys, client keys, admin token ...)."""
+    found: dict[str, None] = {}
+
+    def walk(value: object) -> None:
+        if isinstance(value, SecretRef):
+            if value.file is not None:
+                found[value.file] = None
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(node)
+    return tuple(found)
+
+
+def files_id(paths: tuple[str, ...]) -> tuple[object, ...]:
+    """Identity of the secret files. A directory the kubelet manages (a Secret volume swaps its
+    `..data` symlink on every update) counts once, however many keys it holds; other files one by one."""
+    out: list[object] = []
+    seen_dirs: set[str] = set()
+    for path in paths:
+        folder = os.path.dirname(path) or "."
+        if folder in seen_dirs:
+            continue
+        data = os.path.join(folder, "..data")
+        if os.path.islink(data):
+            seen_dirs.add(folder)
+            out.append((folder, os.path.realpath(data)))
+        else:
+            out.append(file_id(Path(path)))
+    return tuple(out)
+
+
 class ConfigWatcher(Generic[R]):
     """`prepare(config)` builds what a new config needs (any thread); `install(config, prepared)`
-    swaps it in (on the loop, cheap); `on_result(ok)` counts reloads."""
+    swaps it in (on the loop, cheap); `on_result(ok)` counts reloads. A change of a secret file the
+    config references (a rotated key in a mounted Secret) reloads too: keys are read at build time."""
 
     def __init__(
         self,
@@ -46,6 +89,7 @@ class ConfigWatcher(Generic[R]):
         install: Callable[[GatewayConfig, R], None],
         on_result: Callable[[bool], None],
         interval_s: Callable[[], float],
+        current: GatewayConfig | None = None,
     ) -> None:
         self._path = path
         self._prepare = prepare
@@ -53,6 +97,8 @@ class ConfigWatcher(Generic[R]):
         self._on_result = on_result
         self._interval_s = interval_s
         self._seen = file_id(path)
+        self._secrets = secret_files(current) if current is not None else ()
+        self._secrets_seen = files_id(self._secrets)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -71,14 +117,21 @@ class ConfigWatcher(Generic[R]):
 
     def _changed(self) -> bool:
         current = file_id(self._path)
-        if current is None or current == self._seen:
+        if current is None:
             return False
-        self._seen = current
+        secrets = files_id(self._secrets)
+        if current == self._seen and secrets == self._secrets_seen:
+            return False
+        self._seen, self._secrets_seen = current, secrets
         return True
 
     def _load(self) -> tuple[GatewayConfig, R]:
         config = load_config(self._path)
-        return config, self._prepare(config)
+        files = secret_files(config)
+        seen = files_id(files)  # before the keys are read: a change after this is seen next time
+        prepared = self._prepare(config)
+        self._secrets, self._secrets_seen = files, seen
+        return config, prepared
 
     async def check_async(self) -> bool:
         """Reload if the file changed, preparing in a worker thread; True when a new config was applied."""

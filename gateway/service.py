@@ -56,6 +56,7 @@ class Gateway:
                 self.install_runtime,
                 self._count_reload,
                 lambda: self.file_config.server.reload_interval_s,
+                current=self.file_config,
             )
             self._watcher.start()
 

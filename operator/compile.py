@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from aimm_gateway.config import (
     parse_config,
 )
 from aimm_operator.crd.aimodel import AIModelSpec
+from aimm_operator.crd.common import SecretKeyRef
 from aimm_operator.crd.routingpolicy import Route
 from aimm_operator.objects import Budget, Gateway, Model, Policy, Snapshot
 
@@ -38,7 +38,8 @@ ENV_API_KEY = "AIMM_API_KEY"
 ENV_ADMIN_TOKEN = "AIMM_ADMIN_TOKEN"
 ENV_REDIS_URL = "AIMM_REDIS_URL"
 ENV_DATABASE_URL = "AIMM_DATABASE_URL"
-MODEL_KEY_PREFIX = "AIMM_KEY_"
+KEYS_WORKDIR = "/var/run/aimm"  # the gateway container's working directory
+KEYS_SUBDIR = "keys"  # model keys: KEYS_WORKDIR/keys/<secret>/<key>, one Secret volume each
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Compiled:
     config_hash: str | None
     restart_hash: str
     secret_env: tuple[SecretEnv, ...]
+    key_secrets: tuple[str, ...] = ()  # Secrets holding model keys, each mounted as one volume
     models: tuple[str, ...] = ()
     policies: tuple[str, ...] = ()
     routes: tuple[str, ...] = ()
@@ -85,22 +87,10 @@ class Compiled:
 
 
 # ------------------------------------------------------------------------------ helpers
-def sanitize_env(name: str) -> str:
-    return re.sub(r"[^A-Z0-9]", "_", name.upper())
-
-
-def model_key_envs(model_names: list[str]) -> dict[str, str]:
-    """Env variable per model name; names that sanitize alike get a short hash to stay distinct."""
-    base = {name: MODEL_KEY_PREFIX + sanitize_env(name) for name in model_names}
-    counts: dict[str, int] = {}
-    for env in base.values():
-        counts[env] = counts.get(env, 0) + 1
-    out = {}
-    for name, env in base.items():
-        if counts[env] > 1:
-            env = f"{env}_{hashlib.sha256(name.encode()).hexdigest()[:6].upper()}"
-        out[name] = env
-    return out
+def key_file(ref: SecretKeyRef) -> str:
+    """Where a model's key is read in the pod: relative to the container's working directory
+    (KEYS_WORKDIR), under the Secret's own volume, so one volume per Secret serves every key in it."""
+    return f"{KEYS_SUBDIR}/{ref.name}/{ref.key}"
 
 
 def valid_time_zone(name: str) -> bool:
@@ -111,7 +101,7 @@ def valid_time_zone(name: str) -> bool:
     return True
 
 
-def model_config_dict(name: str, spec: AIModelSpec, key_env: str | None) -> dict[str, Any]:
+def model_config_dict(name: str, spec: AIModelSpec, key: str | None) -> dict[str, Any]:
     """The ModelConfig (gateway schema) for one AIModel."""
     out: dict[str, Any] = {
         "name": name,
@@ -134,8 +124,8 @@ def model_config_dict(name: str, spec: AIModelSpec, key_env: str | None) -> dict
         out["pricing"]["cached_input_per_1k"] = str(spec.pricing.cached_input_per1k)
     if spec.endpoint:
         out["base_url"] = spec.endpoint
-    if key_env:
-        out["api_key"] = {"env": key_env}
+    if key:
+        out["api_key"] = {"file": key}
     if spec.timeouts is not None:
         out["timeouts"] = spec.timeouts.to_config()
     if spec.circuit_breaker is not None:
@@ -221,23 +211,24 @@ def selected_policies(gateway: Gateway, snapshot: Snapshot) -> list[Policy]:
 class ModelsPart:
     configs: list[dict[str, Any]]
     names: tuple[str, ...]
-    secret_env: list[SecretEnv]
+    key_secrets: tuple[str, ...]
 
 
 def compile_models(gateway: Gateway, snapshot: Snapshot) -> ModelsPart:
-    """The selected, valid AIModels (an invalid one is the model's own Stalled problem, not ours)."""
+    """The selected, valid AIModels (an invalid one is the model's own Stalled problem, not ours).
+
+    Keys are files from Secret volumes, re-read by the gateway when they change: adding a model
+    whose key lives in an already mounted Secret, or rotating a key, leaves the pod template alone."""
     models = selected_models(gateway, snapshot)
-    key_envs = model_key_envs([m.name for m in models if m.spec and m.spec.api_key_secret_ref])
-    secret_env: list[SecretEnv] = []
     configs = []
+    secrets: set[str] = set()
     for m in models:
         assert m.spec is not None
         ref = m.spec.api_key_secret_ref
-        env = key_envs.get(m.name) if ref else None
-        if ref is not None and env is not None:
-            secret_env.append(SecretEnv(env, ref.name, ref.key))
-        configs.append(model_config_dict(m.name, m.spec, env))
-    return ModelsPart(configs, tuple(m.name for m in models), secret_env)
+        if ref is not None:
+            secrets.add(ref.name)
+        configs.append(model_config_dict(m.name, m.spec, key_file(ref) if ref else None))
+    return ModelsPart(configs, tuple(m.name for m in models), tuple(sorted(secrets)))
 
 
 @dataclass(frozen=True)
@@ -431,7 +422,7 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
     budgets = compile_budgets(gateway, snapshot, models.names, callable_names)
     server = compile_server(gateway, defaults.default_model)
     problems = tuple(routes.problems + defaults.problems + budgets.problems)
-    secret_env = tuple(models.secret_env + server.secret_env)
+    secret_env = tuple(server.secret_env)
     data: dict[str, Any] = {
         "server": server.server,
         "auth": server.auth,
@@ -451,7 +442,17 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
     try:
         config = parse_config(data, f"AIGateway {gateway.namespace}/{gateway.name}")
     except ConfigError as exc:
-        return Compiled(gateway.name, None, None, None, restart_hash, secret_env, problems=problems, error=str(exc))
+        return Compiled(
+            gateway.name,
+            None,
+            None,
+            None,
+            restart_hash,
+            secret_env,
+            models.key_secrets,
+            problems=problems,
+            error=str(exc),
+        )
     return Compiled(
         gateway=gateway.name,
         config=config,
@@ -459,6 +460,7 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
         config_hash=config_hash(config),
         restart_hash=restart_hash,
         secret_env=secret_env,
+        key_secrets=models.key_secrets,
         models=models.names,
         policies=routes.policies,
         routes=tuple(routes.names),

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 from typing import Any
 
-from aimm_operator.compile import CONFIG_DIR, CONFIG_KEY, LISTEN_PORT, Compiled
+from aimm_operator.compile import CONFIG_DIR, CONFIG_KEY, KEYS_SUBDIR, KEYS_WORKDIR, LISTEN_PORT, Compiled
 from aimm_operator.crd.common import API_VERSION
 from aimm_operator.objects import Gateway
 
@@ -163,8 +164,23 @@ def container(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            *(
+                {"name": v, "mountPath": f"{KEYS_WORKDIR}/{KEYS_SUBDIR}/{s}", "readOnly": True}
+                for v, s in key_volumes(compiled)
+            ),
         ],
     }
+
+
+def with_keys(container: dict[str, Any], compiled: Compiled) -> dict[str, Any]:
+    """Model key files are referenced relative to the working directory, where their Secrets are mounted."""
+    return {**container, "workingDir": KEYS_WORKDIR} if compiled.key_secrets else container
+
+
+def key_volumes(compiled: Compiled) -> list[tuple[str, str]]:
+    """(volume name, Secret name) per Secret holding model keys. Whole Secrets, no `items`: a key
+    added to or rotated in a mounted Secret reaches the pods (kubelet refresh) without a new template."""
+    return [(f"keys-{hashlib.sha256(s.encode()).hexdigest()[:12]}", s) for s in compiled.key_secrets]
 
 
 def placement(gw: Gateway) -> dict[str, Any]:
@@ -208,11 +224,13 @@ def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
             "fsGroup": RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container(gw, compiled)],
+        "containers": [with_keys(container(gw, compiled), compiled)],
         "volumes": [
             # A whole-directory mount (not subPath), so ConfigMap updates reach the pod.
             {"name": "config", "configMap": {"name": names(gw.name)["configmap"]}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            # optional: a missing Secret makes its models unusable (reported by the gateway), not the pod.
+            *({"name": v, "secret": {"secretName": s, "optional": True}} for v, s in key_volumes(compiled)),
         ],
         **placement(gw),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -79,3 +80,38 @@ def test_json_and_gzip_configs_load_like_yaml(tmp_path: Path) -> None:
     (tmp_path / "c.gz").write_bytes(gzip.compress(orjson.dumps(data)))
     configs = [load_config(tmp_path / n) for n in ("c.yaml", "c.json", "c.gz")]
     assert configs[0] == configs[1] == configs[2] and [m.name for m in configs[0].models] == ["m-0", "m-1", "m-2"]
+
+
+def _kubelet_secret(folder: Path, version: str, data: dict[str, str]) -> None:
+    """Write a Secret volume the way the kubelet does: a versioned dir, an atomic `..data` swap."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / version).mkdir()
+    for key, value in data.items():
+        (folder / version / key).write_text(value)
+        if not (folder / key).is_symlink():
+            (folder / key).symlink_to(f"..data/{key}")
+    tmp = folder / "..data_tmp"
+    tmp.symlink_to(version)
+    os.replace(tmp, folder / "..data")
+
+
+def test_a_rotated_key_in_a_mounted_secret_reaches_the_gateway_without_restart(tmp_path: Path) -> None:
+    keys = tmp_path / "keys" / "team"
+    _kubelet_secret(keys, "..v1", {"gpt": "sk-old"})
+    path = tmp_path / "config.yaml"
+    model = {"name": "gpt", "provider": "openai", "api_key": {"file": str(keys / "gpt")}}
+    path.write_bytes(
+        orjson.dumps(
+            {"models": [model, {"name": "later", "provider": "openai", "api_key": {"file": str(keys / "later")}}]}
+        )
+    )
+    gw = Gateway.from_file(path)
+    watcher: ConfigWatcher[Runtime] = ConfigWatcher(
+        path, gw.prepare_runtime, gw.install_runtime, lambda ok: None, lambda: 3600.0, current=gw.file_config
+    )
+    assert gw.runtime.api_key_values["gpt"] == "sk-old" and "later" in gw.runtime.unusable
+    assert watcher.check() is False  # nothing changed
+    _kubelet_secret(keys, "..v2", {"gpt": "sk-new", "later": "sk-later"})  # rotation + a key added
+    assert watcher.check() is True
+    assert gw.runtime.api_key_values["gpt"] == "sk-new" and gw.runtime.api_key_values["later"] == "sk-later"
+    assert "later" not in gw.runtime.unusable and watcher.check() is False

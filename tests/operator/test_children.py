@@ -88,7 +88,7 @@ def test_gateway_children_and_status(api: Api, running, ns: str) -> None:
     config = parse_config(yaml.safe_load(text))
     assert {m.name for m in config.models} == {"gpt", "cheap"}
     gpt = next(m for m in config.models if m.name == "gpt")
-    assert gpt.upstream_model == "gpt-4o-mini" and gpt.api_key is not None and gpt.api_key.env == "AIMM_KEY_GPT"
+    assert gpt.upstream_model == "gpt-4o-mini" and gpt.api_key is not None and gpt.api_key.file == "keys/keys/openai"
     assert [r.name for r in config.routes] == ["smart"]
     assert config.routes[0].algorithm == "weighted" and config.routes[0].fallbacks == ["cheap"]
     assert {t.model: t.weight for t in config.routes[0].targets} == {"gpt": 3, "cheap": 1}
@@ -114,12 +114,16 @@ def test_gateway_children_and_status(api: Api, running, ns: str) -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
     assert env == {
-        "AIMM_KEY_GPT": {"name": "keys", "key": "openai"},
         "AIMM_API_KEY": {"name": "keys", "key": "client"},
         "AIMM_ADMIN_TOKEN": {"name": "keys", "key": "admin"},
         "AIMM_REDIS_URL": {"name": "keys", "key": "redis"},
     }
     assert {"name": "config", "configMap": {"name": "gw-config", "defaultMode": 420}} in pod["volumes"]
+    # Model keys: one volume per Secret, files relative to the working directory.
+    (keys,) = [v for v in pod["volumes"] if "secret" in v]
+    assert keys["secret"] == {"secretName": "keys", "optional": True, "defaultMode": 420}
+    assert c["workingDir"] == "/var/run/aimm"
+    assert {"name": keys["name"], "mountPath": "/var/run/aimm/keys/keys", "readOnly": True} in c["volumeMounts"]
     assert "aimm.io/restart-hash" in tpl["metadata"]["annotations"]
     assert "aimm.io/config-hash" not in tpl["metadata"].get("annotations", {})
     assert pod["serviceAccountName"] == "gw-gateway"
@@ -199,23 +203,28 @@ def test_edits_propagate_within_5s_without_restart(api: Api, running, ns: str) -
     assert dep1["metadata"]["generation"] == dep0["metadata"]["generation"]
     assert dep1["spec"]["template"] == dep0["spec"]["template"]
 
-    # A Secret reference change does restart them (the env changes).
+    # Another key of an already mounted Secret: still no restart (the config names the file).
+    api.apply(model(ns, "new", labels={"tier": "basic"}, apiKeySecretRef={"name": "keys", "key": "client"}))
+    within_5s(lambda: any(m["name"] == "new" for m in config()["models"]), "model with a key added")
+    assert api.get("Deployment", ns, "gw")["metadata"]["generation"] == dep0["metadata"]["generation"]
+
+    # A Secret not mounted yet: one rollout, for its volume.
     api.apply(
         model(
             ns,
             "gpt",
             provider="openai",
             upstream="gpt-4o-mini",
-            apiKeySecretRef={"name": "keys", "key": "client"},
+            apiKeySecretRef={"name": "other-keys", "key": "openai"},
             labels={"tier": "premium"},
         )
     )
     within_5s(
         lambda: api.get("Deployment", ns, "gw")["metadata"]["generation"] > dep0["metadata"]["generation"],
-        "secret ref change reaches the pod template",
+        "a new Secret reaches the pod template",
     )
-    env = api.get("Deployment", ns, "gw")["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"name": "AIMM_KEY_GPT", "valueFrom": {"secretKeyRef": {"name": "keys", "key": "client"}}} in env
+    pod = api.get("Deployment", ns, "gw")["spec"]["template"]["spec"]
+    assert {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {"keys", "other-keys"}
 
 
 def test_model_selector_and_label_changes(api: Api, running, ns: str) -> None:

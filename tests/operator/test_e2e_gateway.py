@@ -2,7 +2,8 @@
 provider, and the AIModel's status shows the traffic.
 
 There is no kubelet here, so the test plays its part: it runs the container's command with the
-ConfigMap's config.yaml and the env the Deployment declares (values read from the Secrets), and
+ConfigMap's config.yaml, the env the Deployment declares and its key Secrets as files (read from
+the Secrets, in the container's working directory), and
 publishes the process in an EndpointSlice of the gateway Service, as the EndpointSlice controller
 would for a ready pod.
 """
@@ -45,6 +46,21 @@ def container_env(api: Api, ns: str, deployment: dict) -> dict[str, str]:
     return env
 
 
+def mount_key_secrets(api: Api, ns: str, deployment: dict, workdir: Path) -> None:
+    """What the kubelet would mount: each Secret volume's keys as files under its mountPath."""
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    for mount in container["volumeMounts"]:
+        if mount["name"] not in secrets:
+            continue
+        secret = api.request("GET", f"/api/v1/namespaces/{ns}/secrets/{secrets[mount['name']]}").json()
+        folder = workdir / Path(mount["mountPath"]).relative_to(container["workingDir"])
+        folder.mkdir(parents=True)
+        for key, value in secret["data"].items():
+            (folder / key).write_bytes(base64.b64decode(value))
+
+
 def test_gateway_from_configmap_serves_and_status_shows_traffic(api: Api, running, ns: str, tmp_path: Path) -> None:
     with run_asgi_app(create_mock_app("openai", FaultSettings(), require_auth=True)) as upstream_url:
         api.create_secret(ns, "llm-keys", {"upstream": UPSTREAM_KEY})
@@ -66,7 +82,7 @@ def test_gateway_from_configmap_serves_and_status_shows_traffic(api: Api, runnin
         cm = wait_for(lambda: api.get("ConfigMap", ns, "gw-config"), what="ConfigMap")
         dep = wait_for(lambda: api.get("Deployment", ns, "gw"), what="Deployment")
         config_path = tmp_path / "config.yaml"
-        config_path.write_text(cm["data"]["config.yaml"])
+        config_path.write_text(cm["data"]["config.yaml"])  # small: readable JSON in `data`
         container = dep["spec"]["template"]["spec"]["containers"][0]
         port = free_port()
         command = container["command"]
@@ -75,9 +91,12 @@ def test_gateway_from_configmap_serves_and_status_shows_traffic(api: Api, runnin
         args[args.index("--config") + 1] = str(config_path)
         args[args.index("--port") + 1] = str(port)
         env = {**os.environ, **container_env(api, ns, dep)}
-        assert env["AIMM_KEY_ECHO"] == UPSTREAM_KEY and env["AIMM_API_KEY"] == CLIENT_KEY
+        assert env["AIMM_API_KEY"] == CLIENT_KEY
+        workdir = tmp_path / "workdir"  # the container's workingDir, with the key Secrets mounted in it
+        mount_key_secrets(api, ns, dep, workdir)
+        assert (workdir / "keys" / "llm-keys" / "upstream").read_text() == UPSTREAM_KEY
         log = (tmp_path / "gateway.log").open("wb")
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
         try:
             local = f"http://127.0.0.1:{port}"
             wait_for(lambda: _ready(local), timeout=20, what="gateway /ready")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from aimm_gateway.config import parse_config
-from aimm_operator.compile import compile_gateway, config_hash, model_key_envs, sanitize_env
+from aimm_operator.compile import compile_gateway, config_hash
 from tests.unit.operator_fixtures import budget, gw, model, policy, route, snapshot
 
 
@@ -49,7 +49,7 @@ def test_full_compile_is_a_valid_gateway_config() -> None:
     cfg = parse_config(yaml.safe_load(c.config_json))  # the ConfigMap text round-trips
     assert cfg == c.config
     m = {x.name: x for x in cfg.models}
-    assert m["gpt-4o"].upstream_model == "gpt-4o-2024" and m["gpt-4o"].api_key.env == "AIMM_KEY_GPT_4O"
+    assert m["gpt-4o"].upstream_model == "gpt-4o-2024" and m["gpt-4o"].api_key.file == "keys/keys/openai"
     assert str(m["gpt-4o"].pricing.input_per_1k) == "0.0025"
     assert m["echo"].timeouts.total_s == 5 and m["echo"].circuit_breaker.failure_threshold == 2
     (r,) = cfg.routes
@@ -58,8 +58,8 @@ def test_full_compile_is_a_valid_gateway_config() -> None:
     (b,) = cfg.budgets
     assert (b.period, b.timezone, b.action, b.downgrade_to) == ("weekly", "Europe/Paris", "downgrade", "echo")
     assert cfg.auth.api_keys[0].key.env == "AIMM_API_KEY" and cfg.admin.token.env == "AIMM_ADMIN_TOKEN"
+    assert c.key_secrets == ("keys",)  # model keys: files from one volume per Secret, no env
     assert {(e.env, e.secret, e.key) for e in c.secret_env} == {
-        ("AIMM_KEY_GPT_4O", "keys", "openai"),
         ("AIMM_API_KEY", "a", "k"),
         ("AIMM_ADMIN_TOKEN", "a", "t"),
         ("AIMM_DATABASE_URL", "db", "url"),
@@ -67,13 +67,20 @@ def test_full_compile_is_a_valid_gateway_config() -> None:
     assert '"capabilities": [\n        "chat",\n        "vision"\n      ]' in c.config_json  # sorted: stable text
 
 
-def test_env_names_are_sanitized_and_distinct() -> None:
-    assert sanitize_env("gpt-4o.mini") == "GPT_4O_MINI"
-    envs = model_key_envs(["gpt-4o", "gpt.4o", "claude"])
-    assert envs["claude"] == "AIMM_KEY_CLAUDE"
-    assert envs["gpt-4o"] != envs["gpt.4o"] and all(
-        e.startswith("AIMM_KEY_GPT_4O_") for e in (envs["gpt-4o"], envs["gpt.4o"])
+def test_model_keys_are_files_one_volume_per_secret() -> None:
+    c = compiled(
+        models=[
+            model("a", apiKeySecretRef={"name": "team-keys", "key": "a"}),
+            model("b", apiKeySecretRef={"name": "team-keys", "key": "b"}),
+            model("c", apiKeySecretRef={"name": "other", "key": "k"}),
+        ]
     )
+    assert c.config is not None and c.key_secrets == ("other", "team-keys") and not c.secret_env
+    assert [m.api_key.file for m in c.config.models if m.api_key] == [
+        "keys/team-keys/a",
+        "keys/team-keys/b",
+        "keys/other/k",
+    ]
 
 
 def test_missing_and_unselected_targets_are_dropped_and_reported() -> None:
@@ -158,7 +165,8 @@ def test_restart_hash_ignores_models_and_routes() -> None:
     edited = compiled(models=[model("m", weight=5), model("n")], policies=[policy("p", [route("r", "m")])])
     assert base.restart_hash == edited.restart_hash and base.config_hash != edited.config_hash
     keyed = compiled(models=[model("m", apiKeySecretRef={"name": "s", "key": "k"})])
-    assert keyed.restart_hash != base.restart_hash
+    # A new Secret changes the template through its volume (see render), not through the hash.
+    assert keyed.restart_hash == base.restart_hash and keyed.key_secrets == ("s",)
     server = compiled(gateways=[gw(server={"upstreamClient": "httpx"})], models=[model("m")])
     assert server.restart_hash != base.restart_hash
 

@@ -59,8 +59,20 @@ def test_model_edits_keep_the_template_secret_refs_change_it() -> None:
     assert a["ConfigMap"]["data"] != b["ConfigMap"]["data"]
     _, _, c = build(models=[model("m", apiKeySecretRef={"name": "s", "key": "k"})])
     assert c["Deployment"]["spec"]["template"] != a["Deployment"]["spec"]["template"]
-    env = c["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env == [{"name": "AIMM_KEY_M", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    pod = c["Deployment"]["spec"]["template"]["spec"]
+    (vol,) = [v for v in pod["volumes"] if "secret" in v]
+    assert vol["secret"] == {"secretName": "s", "optional": True}
+    container = pod["containers"][0]
+    assert container["env"] == [] and container["workingDir"] == "/var/run/aimm"
+    assert {"name": vol["name"], "mountPath": "/var/run/aimm/keys/s", "readOnly": True} in container["volumeMounts"]
+    # More models with keys in the same Secret: same template, no rollout.
+    _, _, d = build(
+        models=[
+            model("m", apiKeySecretRef={"name": "s", "key": "k"}),
+            model("n", apiKeySecretRef={"name": "s", "key": "n"}),
+        ]
+    )
+    assert d["Deployment"]["spec"]["template"] == c["Deployment"]["spec"]["template"]
 
 
 def test_monitoring_children_only_when_installed_and_wanted() -> None:
@@ -82,6 +94,6 @@ def test_failed_compile_keeps_the_last_configmap() -> None:
     snap = snapshot(gateways=[gw()], models=[model("m")])
     g = snap.gateways[0]
     c = compile_gateway(g, snap)
-    broken = type(c)(c.gateway, None, None, None, c.restart_hash, c.secret_env, error="boom")
+    broken = type(c)(c.gateway, None, None, None, c.restart_hash, c.secret_env, c.key_secrets, error="boom")
     kinds = [m["kind"] for m in render.children(g, broken, frozenset())]
     assert "ConfigMap" not in kinds and "Deployment" in kinds
