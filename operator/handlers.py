@@ -56,6 +56,7 @@ class OperatorContext:
     last_reconciled: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)  # consecutive failed reconciles per namespace
     retries: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # the pending retry per namespace
+    seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # uid -> fingerprint (see notice)
 
     def __post_init__(self) -> None:
         self.reconciles = Coalescer(self._reconcile)
@@ -98,6 +99,18 @@ class OperatorContext:
 
         self.retries[namespace] = asyncio.create_task(retry(), name=f"retry-{namespace}")
 
+    def notice(self, event_type: str | None, body: Any) -> bool:
+        """Remember what was seen of an object; True when it changed in a way that matters."""
+        uid = (body.get("metadata") or {}).get("uid", "")
+        if event_type == "DELETED":
+            self.seen.pop(uid, None)
+            return True
+        new = fingerprint(body)
+        if self.seen.get(uid) == new:
+            return False
+        self.seen[uid] = new
+        return True
+
     def known_namespaces(self) -> list[str]:
         return sorted(self.last_reconciled)
 
@@ -138,13 +151,19 @@ def ctx_of(memo: Any) -> OperatorContext:
     return ctx
 
 
-async def changed(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    if namespace:
+def fingerprint(body: Any) -> tuple[Any, ...]:
+    """What of an object can change a namespace's configs: its spec (generation), labels, deletion.
+    Status writes (ours, the poller's) change none of it, so they trigger nothing."""
+    meta = body.get("metadata") or {}
+    labels = tuple(sorted((meta.get("labels") or {}).items()))
+    return (meta.get("generation"), labels, bool(meta.get("deletionTimestamp")))
+
+
+async def changed(event: Any, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Every watch event (the initial listing included, so a restart resumes) of a change that
+    matters requests a reconcile of its namespace."""
+    if namespace and ctx_of(memo).notice(event.get("type"), body):
         await ctx_of(memo).reconcile(namespace)
-
-
-def deleted(event: Any, **_: Any) -> bool:
-    return bool(event.get("type") == "DELETED")
 
 
 def monitoring_crd(body: kopf.Body, **_: Any) -> bool:
@@ -160,12 +179,10 @@ async def crd_changed(memo: kopf.Memo, **_: Any) -> None:
 
 def register_watches(registry: kopf.OperatorRegistry, op: OperatorSettings) -> None:
     for plural in PLURALS:
-        # create and resume share one idempotent path; deletions are seen as watch events (no
-        # finalizer needed: the children are garbage-collected through their ownerReferences).
-        kopf.on.create(GROUP, VERSION, plural, registry=registry, id=f"{plural}-create", backoff=1)(changed)
-        kopf.on.update(GROUP, VERSION, plural, registry=registry, id=f"{plural}-update", backoff=1)(changed)
-        kopf.on.resume(GROUP, VERSION, plural, registry=registry, id=f"{plural}-resume", backoff=1)(changed)
-        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-deleted", when=deleted)(changed)
+        # Watch events only, no create/update/resume handlers: kopf then stores no progress or
+        # diff-base annotation on any object (thousands of patches at scale), and retries are ours.
+        # Deletions need no finalizer: the children are garbage-collected through ownerReferences.
+        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-changed")(changed)
     if op.watch_crds:
         kopf.on.event(
             "apiextensions.k8s.io", "v1", "customresourcedefinitions", registry=registry, when=monitoring_crd

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -222,9 +223,18 @@ class Reconciled:
     failures: tuple[str, ...]
     permanent: bool  # every failure was the API server refusing a request (back off further)
 
+    @cached_property
+    def _members(self) -> dict[tuple[str, str], frozenset[str]]:
+        """(gateway, Compiled attribute) -> its names as a set: lookups stay O(1) with thousands of models."""
+        attrs = ("models", "policies", "budgets")
+        return {(g, a): frozenset(getattr(o.compiled, a)) for g, o in self.outcomes.items() for a in attrs}
+
+    def includes(self, gateway: str, attr: str, name: str) -> bool:
+        return name in self._members[(gateway, attr)]
+
     def applied(self, attr: str, name: str) -> list[str]:
         """Gateways whose applied config includes `name` (in Compiled.<attr>)."""
-        return [g for g, o in self.outcomes.items() if o.config_applied and name in getattr(o.compiled, attr)]
+        return [g for g, o in self.outcomes.items() if o.config_applied and self.includes(g, attr, name)]
 
     def problems(self, kind: str, name: str) -> list[Problem]:
         found = (p for o in self.outcomes.values() for p in o.compiled.problems if p.kind == kind and p.name == name)
@@ -261,7 +271,7 @@ def placement(r: Reconciled, model: Model) -> ModelPlacement:
     ]
     outs = {g: r.outcomes[g] for g in selecting}
     unapplied = [
-        g for g, o in outs.items() if o.compiled.ok and not o.config_applied and model.name in o.compiled.models
+        g for g, o in outs.items() if o.compiled.ok and not o.config_applied and r.includes(g, "models", model.name)
     ]
     return ModelPlacement(
         applied=r.applied("models", model.name),
@@ -271,12 +281,24 @@ def placement(r: Reconciled, model: Model) -> ModelPlacement:
     )
 
 
+STATUS_WRITERS = 16  # concurrent status writes: thousands of models are not written one by one
+
+
+async def _write_statuses(kube: Kube, writes: list[tuple[Obj[Any], dict[str, Any]]]) -> None:
+    limit = asyncio.Semaphore(STATUS_WRITERS)
+
+    async def one(obj: Obj[Any], status: dict[str, Any]) -> None:
+        async with limit:
+            await _write_status(kube, obj, status, transition_events(obj.conditions, status["conditions"]))
+
+    await asyncio.gather(*(one(obj, status) for obj, status in writes))
+
+
 async def _reconcile_models(kube: Kube, r: Reconciled, now: str) -> None:
-    for model in r.snapshot.models:
-        if model.deleting:
-            continue
-        status = model_status(model, placement(r, model), model_problem(model), now)
-        await _write_status(kube, model, status, transition_events(model.conditions, status["conditions"]))
+    writes: list[tuple[Obj[Any], dict[str, Any]]] = [
+        (m, model_status(m, placement(r, m), model_problem(m), now)) for m in r.snapshot.models if not m.deleting
+    ]
+    await _write_statuses(kube, writes)
 
 
 async def _reconcile_policies(kube: Kube, r: Reconciled, now: str) -> None:

@@ -428,6 +428,7 @@ class EventSpec:
 
 
 _WATCHED = ("Ready", "Stalled", "ResolvedRefs", "Degraded", "Monitoring")
+_WAITING = frozenset({"NotSelected"})
 
 
 def transition_events(old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]]) -> list[EventSpec]:
@@ -445,6 +446,8 @@ def transition_events(old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[st
         good = (status == "True") != (ctype in ("Stalled", "Degraded"))
         if prev is None and good and ctype != "Ready":
             continue  # a healthy first state is not news, except becoming Ready (an object's "I'm up")
+        if prev is None and cond.get("reason") in _WAITING:
+            continue  # nor is waiting for a gateway at creation (models applied before their gateway)
         if ctype == "Monitoring" and cond.get("reason") == "Disabled":
             continue
         kind: Literal["Normal", "Warning"] = "Normal" if good else "Warning"

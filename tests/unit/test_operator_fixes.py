@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import yaml
 
 from aimm_operator import render
 from aimm_operator.compile import compile_gateway
 from aimm_operator.crd.generate import KINDS, crd_manifest
-from aimm_operator.handlers import OperatorSettings, backoff_delay
-from aimm_operator.kube import Credentials, KubeError
+from aimm_operator.handlers import OperatorContext, OperatorSettings, backoff_delay
+from aimm_operator.kube import Credentials, Kube, KubeError
 from aimm_operator.reconcile import CONFIGMAP_BUDGET, config_event, config_map_error
+from aimm_operator.stats import StatsCache
 from aimm_operator.status import (
     GatewayOutcome,
     ModelPlacement,
     budget_status,
+    condition,
     gateway_status,
     model_status,
     policy_status,
+    transition_events,
 )
 from tests.unit.operator_fixtures import body, budget, gw, model, policy, route, snapshot
 
@@ -198,3 +202,25 @@ def test_placement_and_hpa_behavior_reach_the_children() -> None:
     assert children["ServiceAccount"]["metadata"]["annotations"] == {"iam": "role"}
     assert children["HorizontalPodAutoscaler"]["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 600}}
     yaml.safe_dump(children)  # plain data
+
+
+# ------------------------------------------------------------------------------ quiet at scale (issue 15)
+def test_only_spec_label_and_deletion_changes_trigger_a_reconcile() -> None:
+    creds = Credentials(server="https://x")
+    ctx = OperatorContext(OperatorSettings(creds), Kube(creds), httpx.AsyncClient(), StatsCache(30))
+    b = body("AIModel", "m", {"provider": "mock", "model": "m"})
+    assert ctx.notice(None, b)  # first sight (initial listing): reconcile
+    assert not ctx.notice("MODIFIED", {**b, "status": {"requestsTotal": 5}})  # a status write: nothing
+    b["metadata"]["generation"] = 2
+    assert ctx.notice("MODIFIED", b) and not ctx.notice("MODIFIED", b)
+    b["metadata"]["labels"] = {"team": "x"}
+    assert ctx.notice("MODIFIED", b)
+    assert ctx.notice("DELETED", b) and ctx.seen == {}
+
+
+def test_waiting_for_a_gateway_at_creation_is_not_an_event() -> None:
+    waiting = [condition("Ready", False, "NotSelected", "no AIGateway", 1)]
+    assert transition_events([], waiting) == []
+    ready = [condition("Ready", True, "Accepted", "in gw", 1)]
+    assert [e.reason for e in transition_events(waiting, ready)] == ["Accepted"]
+    assert [e.type for e in transition_events(ready, waiting)] == ["Warning"]  # losing it still is
