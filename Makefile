@@ -8,7 +8,7 @@ CONFIG ?= examples/demo.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint bench envtest deps crds fmt clean test-unit test-operator
+.PHONY: run test lint bench bench-operator envtest deps crds fmt clean test-unit test-operator
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -55,6 +55,10 @@ test-operator: deps envtest
 bench: deps
 	@bash hack/system-deps.sh wrk
 	$(BIN)/aimm bench --out docs/benchmarks.md
+
+# The control plane at N = 10, 100, 1,000, 5,000 AIModels (real API server + operator process).
+bench-operator: deps envtest
+	$(BIN)/python -m tests.bench.operator_scale --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,250 @@
+"""`make bench-operator`: the control plane at N AIModels, on the real control-plane harness.
+
+etcd + kube-apiserver + kube-controller-manager (tests/k8s_harness.py) and the operator as a
+process (`python -m aimm_operator`, its ServiceAccount's RBAC, through a counting proxy). Per N:
+N AIModels (keys in 10 Secrets), N/10 RoutingPolicies of 10 targets, N/100 CostBudgets, one
+AIGateway. Measures apply → every AIModel Ready, one model edit → the ConfigMap serving it, the
+operator's CPU and RSS (peak; idle), API requests per minute while idle, object sizes. There is no
+kubelet: gateway pods never run, so the reload stall is measured by the gateway's own test
+(tests/gateway/test_reload_off_loop.py), not here.
+
+    python -m tests.bench.operator_scale [--sizes 10,100,1000,5000] [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.k8s_harness import ControlPlane
+from tests.operator.kubeapi import Api
+from tests.operator.manifests import budget, gateway, model, policy, route
+from tests.operator.proxy import FaultProxy
+
+REPO = Path(__file__).resolve().parents[2]
+MARK_BEGIN = "<!-- bench-operator:begin -->"
+MARK_END = "<!-- bench-operator:end -->"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    n: int
+    apply_s: float
+    all_ready_s: float
+    edit_s: float
+    cpu_busy_s: float
+    rss_peak_mb: float
+    rss_idle_mb: float
+    idle_cpu_pct: float
+    idle_requests_per_min: float
+    configmap_bytes: int
+    deployment_bytes: int
+    list_aimodels_s: float
+
+
+def proc_stats(pid: int) -> tuple[float, float, float]:
+    """(cpu seconds, rss MB, peak rss MB) of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / TICKS
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return cpu, int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+def start_operator(kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "aimm_operator", "-A", f"--kubeconfig={kubeconfig}", "--stats-interval=10"]
+    return subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ})
+
+
+def objects(ns: str, n: int) -> list[dict[str, Any]]:
+    names = [f"m{i:05d}" for i in range(n)]
+    out: list[dict[str, Any]] = [
+        model(
+            ns,
+            name,
+            provider="openai",
+            upstream="gpt-4o-mini",
+            labels={"team": f"t{i % 10}"},
+            apiKeySecretRef={"name": f"keys-t{i % 10}", "key": name},
+            pricing={"inputPer1k": 0.00015, "outputPer1k": 0.0006},
+        )
+        for i, name in enumerate(names)
+    ]
+    for p in range(max(1, n // 10)):
+        targets = names[p * 10 : p * 10 + 10] or names[:1]
+        out.append(policy(ns, f"rp{p:04d}", [route(f"route{p:04d}", *targets)]))
+    for b in range(max(1, n // 100)):
+        out.append(budget(ns, f"b{b:03d}", 100.0, scope={"modelSelector": {"matchLabels": {"team": f"t{b % 10}"}}}))
+    return out
+
+
+def ready_count(api: Api, ns: str) -> int:
+    items = api.request("GET", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels").json()["items"]
+    return sum(
+        1
+        for m in items
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in (m.get("status") or {}).get("conditions") or [])
+    )
+
+
+def served_weight(api: Api, ns: str, name: str) -> float | None:
+    cm = api.get("ConfigMap", ns, "gw-config")
+    if not cm:
+        return None
+    if "binaryData" in cm:
+        text = gzip.decompress(base64.b64decode(cm["binaryData"]["config.yaml"]))
+    else:
+        text = cm["data"]["config.yaml"].encode()
+    return next((m["weight"] for m in json.loads(text)["models"] if m["name"] == name), None)
+
+
+def wait(cond: Any, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if cond():
+            return time.monotonic() - start
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not reached in {timeout}s")
+
+
+def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
+    ns = f"bench-{n}"
+    api.create_namespace(ns)
+    for t in range(10):
+        api.create_secret(ns, f"keys-t{t}", {f"m{i:05d}": "sk-bench" for i in range(t, n, 10)})
+    cpu0, _, _ = proc_stats(op_pid)
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(api.apply, objects(ns, n)))
+    api.apply(gateway(ns, "gw", autoscaling={"enabled": False}, replicas={"min": 1, "max": 1}))
+    apply_s = time.monotonic() - started
+    wait(lambda: ready_count(api, ns) == n, 600, f"{n} AIModels Ready")
+    all_ready_s = time.monotonic() - started
+    cpu1, _, _ = proc_stats(op_pid)
+
+    api.merge_patch("AIModel", ns, "m00000", {"spec": {"weight": 7}})
+    edit_s = wait(lambda: served_weight(api, ns, "m00000") == 7, 120, "edit in the ConfigMap")
+
+    time.sleep(5)  # settle, then measure an idle minute's share
+    proxy.clear()
+    cpu_a, _, _ = proc_stats(op_pid)
+    idle_window = 30.0
+    time.sleep(idle_window)
+    cpu_b, rss_idle, rss_peak = proc_stats(op_pid)
+    requests = len(proxy.seen)
+
+    t = time.monotonic()
+    api.request("GET", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels", params={"limit": "500"})
+    list_s = time.monotonic() - t
+    cm = api.get("ConfigMap", ns, "gw-config") or {}
+    dep = api.get("Deployment", ns, "gw") or {}
+    api.request("DELETE", f"/api/v1/namespaces/{ns}")
+    return Result(
+        n=n,
+        apply_s=apply_s,
+        all_ready_s=all_ready_s,
+        edit_s=edit_s,
+        cpu_busy_s=cpu1 - cpu0,
+        rss_peak_mb=rss_peak,
+        rss_idle_mb=rss_idle,
+        idle_cpu_pct=100 * (cpu_b - cpu_a) / idle_window,
+        idle_requests_per_min=requests * 60 / idle_window,
+        configmap_bytes=len(json.dumps(cm)),
+        deployment_bytes=len(json.dumps(dep)),
+        list_aimodels_s=list_s,
+    )
+
+
+def report(results: list[Result]) -> str:
+    head = (
+        "| N | apply (client) | apply → all Ready | one edit → ConfigMap | operator CPU while converging | "
+        "RSS peak / idle | idle CPU | idle API req/min | ConfigMap | Deployment | list AIModels (500) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = "".join(
+        f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} s | "
+        f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.1f} % | {r.idle_requests_per_min:.0f} | "
+        f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms |\n"
+        for r in results
+    )
+    return (
+        f"{MARK_BEGIN}\n## Operator at scale (`make bench-operator`)\n\n"
+        "Real etcd + kube-apiserver + kube-controller-manager and the operator process on this machine "
+        "(shared, 2 cores), N AIModels with N/10 RoutingPolicies and N/100 CostBudgets, one AIGateway. "
+        "Sizes run one after another in one operator process (RSS peak is the process's high-water mark "
+        "so far). No kubelet: the gateway reload stall is covered by tests/gateway/test_reload_off_loop.py.\n\n"
+        f"{head}{rows}{MARK_END}\n"
+    )
+
+
+def write_report(text: str, out: Path) -> None:
+    old = out.read_text() if out.exists() else ""
+    if MARK_BEGIN in old and MARK_END in old:
+        before, rest = old.split(MARK_BEGIN, 1)
+        after = rest.split(MARK_END, 1)[1].lstrip("\n")
+        new = f"{before}{text}{after}"
+    else:
+        new = f"{old.rstrip()}\n\n{text}" if old else text
+    out.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench-operator")
+    parser.add_argument("--sizes", default="10,100,1000,5000")
+    parser.add_argument("--out", type=Path, default=None, help="write the table into this markdown file")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    cp = ControlPlane(crds=[REPO / "crds"]).start()
+    proxy: FaultProxy | None = None
+    op: subprocess.Popen[bytes] | None = None
+    try:
+        cp.apply_dir(REPO / "deploy" / "operator")
+        token = cp.kubectl("create", "token", "aimm-operator", "-n", "aimm-system", "--duration=2h", check=True)
+        proxy = FaultProxy(upstream=cp.server or "", ca_file=str(cp.ca_file)).start()
+        kubeconfig = cp.tmp_dir / "bench-operator.kubeconfig"  # type: ignore[operator]
+        kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "p", "cluster": {"server": proxy.url}}],
+                    "users": [{"name": "op", "user": {"token": token.stdout.strip()}}],
+                    "contexts": [{"name": "op", "context": {"cluster": "p", "user": "op"}}],
+                    "current-context": "op",
+                }
+            )
+        )
+        op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log")  # type: ignore[operator]
+        api = Api(cp.kubeconfig_path)  # type: ignore[arg-type]
+        time.sleep(3)
+        results = []
+        for n in sizes:
+            r = run_size(api, proxy, op.pid, n)
+            print(report([r]).splitlines()[-2], flush=True)
+            results.append(r)
+        text = report(results)
+        print(text)
+        if args.out:
+            write_report(text, args.out)
+    finally:
+        if op is not None:
+            op.terminate()
+            op.wait(15)
+        if proxy is not None:
+            proxy.stop()
+        cp.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
