@@ -62,31 +62,36 @@ class OperatorContext:
         self.reconciles = Coalescer(self._reconcile)
 
     async def _reconcile(self, namespace: str) -> None:
+        """One (coalesced) run. A failure schedules our own retry with exponential backoff, counted
+        once per run however many events were waiting on it; nothing is raised to kopf, whose
+        per-object retries would patch an annotation on every object of the namespace each time."""
         try:
             await reconcile_namespace(self.kube, namespace, self.cache)
-        except KubeError as exc:
-            if not exc.namespace_terminating:
-                raise
-            log.info("namespace %s is being deleted; nothing to reconcile", namespace)
-        finally:
-            self.last_reconciled[namespace] = time.monotonic()
-
-    async def reconcile(self, namespace: str) -> None:
-        """Reconcile `namespace`; a failure schedules our own retry with exponential backoff.
-
-        Never raised to kopf: its per-object retries would patch progress annotations on every
-        object of the namespace, once a second, for an error that only a change can fix."""
-        try:
-            await self.reconciles.request(namespace)
-        except (KubeError, ReconcileError) as exc:
+        except Exception as exc:  # anything, a bug included, is retried later rather than lost
+            if isinstance(exc, KubeError) and exc.namespace_terminating:
+                log.info("namespace %s is being deleted; nothing to reconcile", namespace)
+                return
             self.failures[namespace] = self.failures.get(namespace, 0) + 1
             delay = backoff_delay(self.settings, self.failures[namespace])
-            log.warning("reconcile of namespace %s incomplete (retry in %.0fs): %s", namespace, delay, exc)
+            expected = isinstance(exc, (KubeError, ReconcileError))
+            log.warning(
+                "reconcile of namespace %s incomplete (retry in %.0fs): %s",
+                namespace,
+                delay,
+                exc,
+                exc_info=None if expected else exc,
+            )
             self._retry_later(namespace, delay)
         else:
             self.failures.pop(namespace, None)
             if (pending := self.retries.pop(namespace, None)) is not None:
                 pending.cancel()
+        finally:
+            self.last_reconciled[namespace] = time.monotonic()
+
+    async def reconcile(self, namespace: str) -> None:
+        """Reconcile `namespace` (coalesced with concurrent requests); failures are retried by us."""
+        await self.reconciles.request(namespace)
 
     def _retry_later(self, namespace: str, delay: float) -> None:
         if (pending := self.retries.pop(namespace, None)) is not None:

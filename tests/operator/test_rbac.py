@@ -45,8 +45,10 @@ def test_needed_verbs_work_and_unneeded_are_denied(as_operator: httpx.Client, ap
     assert r.status_code == 201, r.text
     assert as_operator.get("/apis/aimm.io/v1alpha1/aimodels").status_code == 200
     assert as_operator.get(f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices").status_code == 200
+    # Listing (and watching) CRDs, to notice the Prometheus Operator's: read-only.
+    assert as_operator.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").status_code == 200
 
-    # Not needed, so denied: Secrets anywhere, Pods, RBAC, CRDs, reading or deleting ConfigMaps.
+    # Not needed, so denied: Secrets anywhere, Pods, RBAC, changing CRDs, reading or deleting ConfigMaps.
     api.create_secret(ns, "s", {"k": "v"})
     denied = [
         ("GET", "/api/v1/secrets"),
@@ -54,7 +56,8 @@ def test_needed_verbs_work_and_unneeded_are_denied(as_operator: httpx.Client, ap
         ("GET", "/api/v1/pods"),
         ("GET", f"/api/v1/namespaces/{ns}/configmaps/probe"),
         ("DELETE", f"/api/v1/namespaces/{ns}/configmaps/probe"),
-        ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"),
+        ("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/aimodels.aimm.io"),
+        ("PATCH", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/aimodels.aimm.io"),
         ("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
         ("DELETE", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels/x"),
         ("GET", "/api/v1/namespaces"),
