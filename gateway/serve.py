@@ -40,13 +40,13 @@ def _reload_on_sighup(gateway: Gateway) -> None:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # not serving (yet or any more): the watcher reads the file when it starts
-        loop.call_soon_threadsafe(_reload, gateway)
+        loop.call_soon_threadsafe(lambda: loop.create_task(_reload(gateway)))
 
     signal.signal(signal.SIGHUP, on_hup)
 
 
-def _reload(gateway: Gateway) -> None:
-    if not gateway.reload_now():
+async def _reload(gateway: Gateway) -> None:
+    if not await gateway.reload_soon():
         log.info("SIGHUP: config file %s unchanged (or refused), nothing reloaded", gateway.config_path)
 
 

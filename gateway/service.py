@@ -67,8 +67,12 @@ class Gateway:
         await self.cost.stop()  # after the server stopped taking requests: flushes the usage rows
 
     def reload_now(self) -> bool:
-        """Check the file now instead of at the next interval (SIGHUP in `serve`, and tests)."""
+        """Check the file now, in the caller's thread (tests)."""
         return self._watcher.check() if self._watcher is not None else False
+
+    async def reload_soon(self) -> bool:
+        """Check the file now instead of at the next interval, preparing off the loop (SIGHUP)."""
+        return await self._watcher.check_async() if self._watcher is not None else False
 
     # -- config -----------------------------------------------------------------------------------
 
