@@ -27,6 +27,8 @@ CHECKED = [
     "gateway/cache",
     "gateway/analytics",
     "gateway/bench/cost.py",
+    "gateway/reload.py",
+    "operator",
 ]
 
 
