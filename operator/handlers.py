@@ -137,7 +137,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    settings.scanning.disabled = True  # CRDs are installed before the operator (Helm crds/); no CRD reads
+    # CRDs are installed before the operator (Helm crds/): kopf needs no scanning of its own (our
+    # only CRD read is the watch on monitoring.coreos.com ones, see register_watches).
+    settings.scanning.disabled = True
     settings.posting.level = logging.WARNING  # our own Events tell the story; kopf's only on trouble
     # A stats poll in flight when an AIGateway is deleted: wait for it briefly, then re-check
     # often, so the finalizer is released in about a second rather than a minute.
