@@ -34,6 +34,8 @@ def run_operator(
         force=True,  # `aimm` configured logging already; -v must still take effect
     )
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # kopf logs every handler run at INFO: one line per watch event, thousands at scale.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
     watched = [n for n in [namespace, *namespaces] if n]
     if not all_namespaces and not watched:
         raise SystemExit("aimm operator: give --namespace NAME (repeatable) or --all-namespaces")
