@@ -284,19 +284,28 @@ def placement(r: Reconciled, model: Model) -> ModelPlacement:
 STATUS_WRITERS = 16  # concurrent status writes: thousands of models are not written one by one
 
 
-async def _write_statuses(kube: Kube, writes: list[tuple[Obj[Any], dict[str, Any]]]) -> None:
+StatusWrite = tuple[Obj[Any], dict[str, Any], list[EventSpec]]
+
+
+async def _write_statuses(kube: Kube, writes: list[StatusWrite], manager: str = MANAGER) -> None:
     limit = asyncio.Semaphore(STATUS_WRITERS)
 
-    async def one(obj: Obj[Any], status: dict[str, Any]) -> None:
+    async def one(obj: Obj[Any], status: dict[str, Any], events: list[EventSpec]) -> None:
         async with limit:
-            await _write_status(kube, obj, status, transition_events(obj.conditions, status["conditions"]))
+            await _write_status(kube, obj, status, events, manager=manager)
 
-    await asyncio.gather(*(one(obj, status) for obj, status in writes))
+    await asyncio.gather(*(one(*w) for w in writes))
+
+
+def with_transitions(obj: Obj[Any], status: dict[str, Any]) -> StatusWrite:
+    return obj, status, transition_events(obj.conditions, status["conditions"])
 
 
 async def _reconcile_models(kube: Kube, r: Reconciled, now: str) -> None:
-    writes: list[tuple[Obj[Any], dict[str, Any]]] = [
-        (m, model_status(m, placement(r, m), model_problem(m), now)) for m in r.snapshot.models if not m.deleting
+    writes = [
+        with_transitions(m, model_status(m, placement(r, m), model_problem(m), now))
+        for m in r.snapshot.models
+        if not m.deleting
     ]
     await _write_statuses(kube, writes)
 
@@ -390,6 +399,7 @@ async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, b
     stamp_now = rfc3339(now)
     models_raw, budgets_raw = await asyncio.gather(kube.list("AIModel", ns), kube.list("CostBudget", ns))
     merged = MergedStats(cache, ns)
+    writes: list[StatusWrite] = []
     for raw in models_raw:
         model = parse_model(raw)
         gateways = list(model.status.get("gateways") or [])
@@ -398,7 +408,8 @@ async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, b
         stats_of = merged.of(gateways)
         live = model_live_status(model, stats_of.models.get(model.name) if stats_of else None, stamp_now)
         if live_changed(model.status, live):
-            await _write_status(kube, model, live, model_events(model, live), manager=STATS_MANAGER)
+            writes.append((model, live, model_events(model, live)))
+    await _write_statuses(kube, writes, manager=STATS_MANAGER)
     for raw in budgets_raw:
         budget = parse_budget(raw)
         gateways = list(budget.status.get("gateways") or [])

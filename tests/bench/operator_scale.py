@@ -88,12 +88,12 @@ def objects(ns: str, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def ready_count(api: Api, ns: str) -> int:
+def ready_count(api: Api, ns: str, ctype: str = "Ready", status: str = "True") -> int:
     items = api.request("GET", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels").json()["items"]
     return sum(
         1
         for m in items
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in (m.get("status") or {}).get("conditions") or [])
+        if any(c["type"] == ctype and c["status"] == status for c in (m.get("status") or {}).get("conditions") or [])
     )
 
 
@@ -135,7 +135,10 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
     api.merge_patch("AIModel", ns, "m00000", {"spec": {"weight": 7}})
     edit_s = wait(lambda: served_weight(api, ns, "m00000") == 7, 120, "edit in the ConfigMap")
 
-    time.sleep(5)  # settle, then measure an idle minute's share
+    # Settle: the stats poller's first pass (an `Available` condition on every model) is one-time
+    # work, not idle load; then measure an idle half minute.
+    wait(lambda: ready_count(api, ns, "Available", "Unknown") == n, 600, "stats poller's first pass")
+    time.sleep(5)
     proxy.clear()
     cpu_a, _, _ = proc_stats(op_pid)
     idle_window = 30.0
