@@ -507,11 +507,9 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def config_hash(config: GatewayConfig) -> str:
-    """A short stable digest of a config: gateways report it, the operator compares it.
-
-    Dumped field by field and list item by item (the same JSON as one `model_dump`), in short
-    steps for the same reason as `_validated_items`."""
+def config_dump(config: GatewayConfig) -> dict[str, Any]:
+    """`config.model_dump(mode="json")`, field by field and list item by item: the same data, in
+    short steps for the same reason as `_validated_items`."""
     data: dict[str, Any] = {}
     for name in GatewayConfig.model_fields:
         value = getattr(config, name)
@@ -519,8 +517,17 @@ def config_hash(config: GatewayConfig) -> str:
             data[name] = [item.model_dump(mode="json") for item in value]
         else:
             data[name] = value.model_dump(mode="json")
-    blob = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return data
+
+
+def dump_hash(data: dict[str, Any]) -> str:
+    """The config hash of a `config_dump` (for a writer that has the dump already)."""
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def config_hash(config: GatewayConfig) -> str:
+    """A short stable digest of a config: gateways report it, the operator compares it."""
+    return dump_hash(config_dump(config))
 
 
 def config_json_schema() -> dict[str, Any]:

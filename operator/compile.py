@@ -22,8 +22,9 @@ from aimm_gateway.config import (
     ConfigError,
     GatewayConfig,
     ModelConfig,
-    config_hash,
+    config_dump,
     describe_validation_error,
+    dump_hash,
     parse_config,
 )
 from aimm_operator.crd.aimodel import AIModelSpec
@@ -140,7 +141,18 @@ def model_config_dict(name: str, spec: AIModelSpec, key: str | None) -> dict[str
 
 
 def model_problem(model: Model) -> Problem | None:
-    """Why an AIModel can never go into a config (a Stalled spec), or None."""
+    """Why an AIModel can never go into a config (a Stalled spec), or None. Checked once per
+    object: an Obj is immutable, and the check validates a whole ModelConfig."""
+    cached = model.memo.get("problem", _UNCHECKED)
+    if cached is _UNCHECKED:
+        cached = model.memo["problem"] = _model_problem(model)
+    return cached
+
+
+_UNCHECKED = object()
+
+
+def _model_problem(model: Model) -> Problem | None:
     if model.spec is None:
         return Problem("AIModel", model.name, "Stalled", "InvalidSpec", model.spec_error or "spec does not parse")
     try:
@@ -162,11 +174,12 @@ def policy_missing_models(policy: Policy, known: set[str]) -> list[str]:
     return missing
 
 
-def canonical_json(config: GatewayConfig) -> str:
-    """The ConfigMap text: JSON (valid YAML too), because the gateway parses JSON in milliseconds
-    with orjson where YAML takes seconds for a large config. Capabilities are sorted by the model's
-    serializer, so equal configs give equal text."""
-    return orjson.dumps(config.model_dump(mode="json", exclude_none=True), option=orjson.OPT_INDENT_2).decode()
+def canonical_json(config: GatewayConfig) -> tuple[str, str]:
+    """The ConfigMap text and its config hash, from one dump. JSON (valid YAML too), because the
+    gateway parses JSON in milliseconds with orjson where YAML takes seconds for a large config.
+    Capabilities are sorted by the model's serializer, so equal configs give equal text."""
+    data = config_dump(config)
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode(), dump_hash(data)
 
 
 def sha256(text: str) -> str:
@@ -453,11 +466,12 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
             problems=problems,
             error=str(exc),
         )
+    text, digest = canonical_json(config)
     return Compiled(
         gateway=gateway.name,
         config=config,
-        config_json=canonical_json(config),
-        config_hash=config_hash(config),
+        config_json=text,
+        config_hash=digest,
         restart_hash=restart_hash,
         secret_env=secret_env,
         key_secrets=models.key_secrets,

@@ -32,6 +32,8 @@ class Obj(Generic[S]):
     status: Mapping[str, Any] = field(default_factory=dict)
     deleting: bool = False
     created: str = ""  # metadata.creationTimestamp (RFC 3339 sorts as text)
+    # Derived facts computed once per object (e.g. its spec's problem); not part of its identity.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def conditions(self) -> list[dict[str, Any]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from aimm_gateway.config import parse_config
-from aimm_operator.compile import compile_gateway, config_hash
+from aimm_gateway.config import config_hash, parse_config
+from aimm_operator.compile import compile_gateway
 from tests.unit.operator_fixtures import budget, gw, model, policy, route, snapshot
 
 
