@@ -140,4 +140,5 @@ async def emit_event(kube: Kube, involved: Mapping[str, Any], type_: str, reason
     try:
         await kube.request("POST", resource_path("v1", "events", namespace), body=body, retry=False)
     except KubeError as exc:
-        log.warning("event %s on %s/%s not recorded: %s", reason, involved.get("kind"), involved.get("name"), exc)
+        level = logging.DEBUG if exc.namespace_terminating else logging.WARNING  # expected while it goes
+        log.log(level, "event %s on %s/%s not recorded: %s", reason, involved.get("kind"), involved.get("name"), exc)
