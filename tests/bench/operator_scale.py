@@ -168,14 +168,16 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
     )
 
 
-def report(results: list[Result]) -> str:
+def report(results: list[Result | str]) -> str:
     head = (
         "| N | apply (client) | apply → all Ready | one edit → ConfigMap | operator CPU while converging | "
         "RSS peak / idle | idle CPU | idle API req/min | ConfigMap | Deployment | list AIModels (500) |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(
-        f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} s | "
+        f"{r}\n"
+        if isinstance(r, str)
+        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} s | "
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.1f} % | {r.idle_requests_per_min:.0f} | "
         f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms |\n"
         for r in results
@@ -230,19 +232,26 @@ def main(argv: list[str] | None = None) -> int:
         op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log")  # type: ignore[operator]
         api = Api(cp.kubeconfig_path)  # type: ignore[arg-type]
         time.sleep(3)
-        results = []
+        results: list[Result | str] = []
         for n in sizes:
-            r = run_size(api, proxy, op.pid, n)
-            print(report([r]).splitlines()[-2], flush=True)
-            results.append(r)
-        text = report(results)
-        print(text)
-        if args.out:
-            write_report(text, args.out)
+            try:
+                results.append(run_size(api, proxy, op.pid, n))
+            except TimeoutError as exc:  # a miss is a result too: recorded, and the larger sizes skipped
+                results.append(f"| {n:,} | did not finish: {exc} (operator RSS {proc_stats(op.pid)[1]:.0f} MB) |")
+            text = report(results)
+            print(text.splitlines()[-2], flush=True)
+            if args.out:
+                write_report(text, args.out)  # after every size, so a later miss keeps what was measured
+            if isinstance(results[-1], str):
+                break
     finally:
         if op is not None:
             op.terminate()
-            op.wait(15)
+            try:
+                op.wait(15)
+            except subprocess.TimeoutExpired:  # a saturated event loop may not get to SIGTERM in time
+                op.kill()
+                op.wait()
         if proxy is not None:
             proxy.stop()
         cp.stop()
