@@ -515,8 +515,10 @@ def config_dump(config: GatewayConfig) -> dict[str, Any]:
         value = getattr(config, name)
         if isinstance(value, list):
             data[name] = [item.model_dump(mode="json") for item in value]
-        else:
+        elif isinstance(value, BaseModel):
             data[name] = value.model_dump(mode="json")
+        else:  # None (an unset optional section) or a plain value
+            data[name] = value
     return data
 
 

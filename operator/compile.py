@@ -398,6 +398,7 @@ class ServerPart:
     auth: dict[str, Any]
     admin: dict[str, Any]
     secret_env: list[SecretEnv]
+    backing: dict[str, Any]  # `state` and `store`: opened once per process, so they roll the pods
 
 
 def compile_server(gateway: Gateway, default_model: str | None) -> ServerPart:
@@ -420,7 +421,12 @@ def compile_server(gateway: Gateway, default_model: str | None) -> ServerPart:
     }
     if default_model is not None:
         server["default_model"] = default_model
-    return ServerPart(server, auth, admin, _gateway_secret_env(gateway))
+    backing: dict[str, Any] = {}
+    if spec.redis is not None:  # budgets, limits and cache shared by every pod
+        backing["state"] = {"redis": {"url": {"env": ENV_REDIS_URL}}}
+    if spec.database is not None:  # the usage store; without it, no store (no history kept)
+        backing["store"] = {"postgres": {"dsn": {"env": ENV_DATABASE_URL}}}
+    return ServerPart(server, auth, admin, _gateway_secret_env(gateway), backing)
 
 
 def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
@@ -443,6 +449,7 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
         "models": models.configs,
         "routes": routes.routes,
         "budgets": budgets.budgets,
+        **server.backing,
     }
     if defaults.retries is not None:
         data["retries"] = defaults.retries
@@ -450,7 +457,10 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
         data["circuit_breaker"] = defaults.circuit_breaker
     restart = {k: v for k, v in server.server.items() if k != "default_model"}
     restart_hash = sha256(
-        json.dumps({"server": restart, "env": [(e.env, e.secret, e.key) for e in secret_env]}, sort_keys=True)
+        json.dumps(
+            {"server": restart, "backing": server.backing, "env": [(e.env, e.secret, e.key) for e in secret_env]},
+            sort_keys=True,
+        )
     )[:16]
     try:
         config = parse_config(data, f"AIGateway {gateway.namespace}/{gateway.name}")

@@ -369,13 +369,9 @@ def problems_of(problems: Iterable[Problem], ctype: str) -> Iterable[Problem]:
 
 # ------------------------------------------------------------------------------ CostBudget
 def budget_role(budget: Budget, gateways: Sequence[str]) -> str:
-    """What the gateways do with a budget today: spend is tracked and alerted on; the block and
-    downgrade actions are not enforced by the gateway yet (said so, never claimed)."""
+    """What the gateways do with a budget (their budget stage enforces `action`)."""
     action = budget.spec.action if budget.spec is not None else "alert"
-    msg = f"spend tracked and alerted on by AIGateway(s) {', '.join(gateways)}"
-    if action != "alert":
-        msg += f"; action {action!r} is not enforced yet (the gateway has no budget stage)"
-    return msg
+    return f"enforced (action {action!r}) by AIGateway(s) {', '.join(gateways)}"
 
 
 def budget_status(

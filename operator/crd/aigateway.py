@@ -272,13 +272,13 @@ class AIGatewaySpec(ApiModel):
     auth: Auth = Field(default_factory=Auth, description="Client authentication and admin token.")
     redis: Backing | None = Field(
         None,
-        description="Redis for state shared across pods. Not used yet: the URL reaches the pods as env "
-        "AIMM_REDIS_URL, but the gateway keeps its state in process until the shared state layer lands.",
+        description="Redis for state shared across pods (budgets, limits, cache): config `state.redis`, URL "
+        "from env AIMM_REDIS_URL. Without it each pod keeps its own counters, so budgets count per pod.",
     )
     database: Backing | None = Field(
         None,
-        description="PostgreSQL for usage and audit. Not used yet: the URL reaches the pods as env "
-        "AIMM_DATABASE_URL, but the gateway records no usage there until the usage store lands.",
+        description="PostgreSQL usage store: config `store.postgres`, DSN from env AIMM_DATABASE_URL (run "
+        "`aimm db upgrade` once per schema change). Without it no usage history is kept.",
     )
     server: Server = Field(default_factory=Server, description="Gateway process settings.")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="ServiceMonitor and PrometheusRule.")

@@ -83,8 +83,7 @@ class CostBudgetSpec(ApiModel):
     action: Literal["alert", "block", "downgrade"] = Field(
         "alert",
         description="When exceeded: only alert, block requests (HTTP 429), or downgrade to downgradeTo. "
-        "Not enforced yet: gateways track spend and the operator alerts (Events, status, PrometheusRule) "
-        "for every action; blocking and downgrading arrive with the gateway's budget stage.",
+        "Enforced by the gateways' budget stage; fleet-wide when the AIGateway has spec.redis, else per pod.",
     )
     downgrade_to: str | None = Field(
         None,

@@ -161,14 +161,39 @@ def test_maps_and_lists_are_bounded_in_the_crds() -> None:
     assert headers["maxProperties"] == 16 and headers["additionalProperties"]["maxLength"] == 1024
 
 
-# ------------------------------------------------------------------------------ honest budgets
-def test_budget_status_never_claims_enforcement() -> None:
-    snap = snapshot(budgets=[budget("b", action="block"), budget("a")])
-    block, alert = snap.budgets[1], snap.budgets[0]
-    msg = next(c["message"] for c in budget_status(block, None, [], ["gw"], NOW)["conditions"] if c["type"] == "Ready")
-    assert "enforced by" not in msg and "'block' is not enforced yet" in msg
-    msg = next(c["message"] for c in budget_status(alert, None, [], ["gw"], NOW)["conditions"] if c["type"] == "Ready")
-    assert msg == "spend tracked and alerted on by AIGateway(s) gw"
+# ------------------------------------------------------------------------------ budgets, redis, database
+def test_budget_status_names_the_enforced_action() -> None:
+    snap = snapshot(budgets=[budget("b", action="block")])
+    msg = next(
+        c["message"]
+        for c in budget_status(snap.budgets[0], None, [], ["gw"], NOW)["conditions"]
+        if c["type"] == "Ready"
+    )
+    assert msg == "enforced (action 'block') by AIGateway(s) gw"
+
+
+def test_redis_and_database_are_wired_into_state_and_store_and_roll_the_pods() -> None:
+    plain = snapshot()
+    backed = snapshot(
+        gateways=[
+            body(
+                "AIGateway",
+                "gw",
+                {
+                    "redis": {"urlSecretRef": {"name": "r", "key": "url"}},
+                    "database": {"urlSecretRef": {"name": "d", "key": "dsn"}},
+                },
+            )
+        ]
+    )
+    c0 = compile_gateway(plain.gateways[0], plain)
+    c1 = compile_gateway(backed.gateways[0], backed)
+    assert c0.config is not None and c1.config is not None
+    assert c0.config.state.redis is None and c0.config.store is None
+    assert c1.config.state.redis is not None and c1.config.state.redis.url.env == "AIMM_REDIS_URL"
+    assert c1.config.store is not None and c1.config.store.postgres is not None
+    assert c1.config.store.postgres.dsn.env == "AIMM_DATABASE_URL"
+    assert c0.restart_hash != c1.restart_hash
 
 
 # ------------------------------------------------------------------------------ placement (issue 13 item 4)
