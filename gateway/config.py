@@ -367,6 +367,25 @@ class ServerSettings(Strict):
     max_connections_per_upstream: int = Field(1000, gt=0)
 
 
+class AccessLogSettings(Strict):
+    enabled: bool = Field(True, description="One JSON line per request on stdout (metadata only, never prompts).")
+    sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of successful requests logged; failed requests are always logged."
+    )
+
+
+class TracingSettings(Strict):
+    enabled: bool = Field(
+        False, description="OpenTelemetry spans per request and upstream attempt; exported by OTLP as the OTEL_* "
+        "environment variables say (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, ...).",
+    )  # fmt: skip
+
+
+class ObservabilitySettings(Strict):
+    access_log: AccessLogSettings = AccessLogSettings()
+    tracing: TracingSettings = TracingSettings()
+
+
 class GatewayConfig(Strict):
     """Everything a gateway needs. Validation errors name the offending field."""
 
@@ -381,6 +400,7 @@ class GatewayConfig(Strict):
     state: StateSettings = StateSettings()
     store: StoreSettings | None = Field(None, description="Usage store; unset = no usage history kept.")
     cache: CacheSettings = CacheSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

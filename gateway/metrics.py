@@ -1,13 +1,35 @@
-"""Prometheus metrics, on a registry owned by the app (no process-global collectors)."""
+"""Prometheus metrics, on a registry owned by the app (no process-global collectors).
+
+Every label value is bounded: model and route names come from the config (a name a client made
+up is counted as `other`), budgets from the config, and the remaining labels from small fixed
+sets (status codes, error kinds, reasons). docs/observability.md lists every metric.
+
+Hot-path series are resolved once and kept (`ModelSeries`, `RequestSeries`): `labels()` costs a
+lock and a dict lookup per call, too slow for every request or streamed chunk.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST as TEXT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import generate_latest as generate_text
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 PREFIX = "ai_multimodel_"
+OTHER = "other"  # the one label value for every name that is not in the config
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_CHUNK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_CIRCUIT_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+# Fixed label sets for counters other stages increment: anything else is counted as `other`.
+RATE_LIMIT_REASONS = frozenset({"requests", "tokens", "concurrency", "cost"})
+AUTH_FAILURE_REASONS = frozenset({"missing", "invalid", "expired", "forbidden"})
+GUARD_KINDS = frozenset({"prompt_injection", "jailbreak", "pii", "secret", "blocked_content", "response"})
+_HTTP_CODES = frozenset(str(c) for c in (200, 400, 401, 403, 404, 408, 409, 413, 422, 429, 499, 500, 502, 503, 504))
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,73 +38,199 @@ class ModelSeries:
 
     ok: Counter
     duration: Histogram
+    ttft: Histogram
+    inter_chunk: Histogram
     input_tokens: Counter
     output_tokens: Counter
     cost: Counter
 
 
+@dataclass(frozen=True, slots=True)
+class RequestSeries:
+    """A client request's series for one (api, model-or-route, status): what the telemetry stage counts."""
+
+    requests: Counter
+    duration: Histogram
+
+
+def bounded(name: str | None, known: Collection[str]) -> str:
+    """The label value for a client-supplied model/route name: itself if configured, else `other`."""
+    return name if name is not None and name in known else OTHER
+
+
+def _one_of(value: str, allowed: Collection[str]) -> str:
+    return value if value in allowed else OTHER
+
+
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self._upstream_metrics()
+        self._request_metrics()
+        self._policy_metrics()
+        self._state_metrics()
+        self._series: dict[tuple[str, str], ModelSeries] = {}
+        self._request_series: dict[tuple[str, str, str], RequestSeries] = {}
+
+    # -- definitions ------------------------------------------------------------------------------
+
+    def _upstream_metrics(self) -> None:
+        """Per upstream attempt, labelled by the configured model that was tried."""
+        r, mp = self.registry, ["model", "provider"]
         self.requests = Counter(
-            PREFIX + "requests_total",
-            "Requests by model and outcome.",
-            ["model", "provider", "status"],
-            registry=r,
+            PREFIX + "requests_total", "Upstream attempts by model and HTTP status.", [*mp, "status"], registry=r
         )
         self.duration = Histogram(
-            PREFIX + "request_duration_seconds",
-            "End-to-end request duration.",
-            ["model", "provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+            PREFIX + "request_duration_seconds", "Upstream answer duration (whole answer).", mp,
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.ttft = Histogram(
-            PREFIX + "time_to_first_token_seconds",
-            "Time from request to the first streamed token.",
-            ["model", "provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            PREFIX + "time_to_first_token_seconds", "Time from sending to the first streamed chunk.", mp,
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.inter_chunk = Histogram(
+            PREFIX + "inter_chunk_latency_seconds", "Gap between consecutive streamed chunks.", mp,
+            buckets=_CHUNK_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.errors = Counter(PREFIX + "errors_total", "Failed upstream attempts by kind.", [*mp, "type"], registry=r)
+        self.cost = Counter(PREFIX + "cost_usd_total", "Spend in USD.", mp, registry=r)
+        self.input_tokens = Counter(PREFIX + "input_tokens_total", "Prompt (input) tokens.", mp, registry=r)
+        self.output_tokens = Counter(PREFIX + "output_tokens_total", "Completion (output) tokens.", mp, registry=r)
+        self.retries = Counter(
+            PREFIX + "retries_total", "Retried attempts, by the model retried.", ["model"], registry=r
         )
-        self.errors = Counter(
-            PREFIX + "errors_total", "Errors by model and type.", ["model", "provider", "type"], registry=r
+        self.fallbacks = Counter(PREFIX + "fallbacks_total", "Requests served by a fallback.", ["route"], registry=r)
+        self.hedges = Counter(PREFIX + "hedges_total", "Hedged requests sent.", ["route"], registry=r)
+
+    def _request_metrics(self) -> None:
+        """Per client request (the telemetry stage), whatever stage answered or refused it."""
+        r = self.registry
+        self.client_requests = Counter(
+            PREFIX + "client_requests_total", "Client requests by API, model or route asked for, and status.",
+            ["api", "model", "code"], registry=r,
+        )  # fmt: skip
+        self.client_duration = Histogram(
+            PREFIX + "client_request_duration_seconds", "Client request duration, gateway included.",
+            ["api", "model", "code"], buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge(PREFIX + "in_flight_requests", "Client requests being served.", registry=r)
+
+    def _policy_metrics(self) -> None:
+        """Counters the policy stages (rate limit, budget, cache, guard, auth) increment."""
+        r = self.registry
+        self.rate_limited = Counter(
+            PREFIX + "rate_limited_total", "Requests refused by a rate limit (429).", ["reason"], registry=r
         )
-        self.cost = Counter(PREFIX + "cost_usd_total", "Spend in USD.", ["model", "provider"], registry=r)
-        self.input_tokens = Counter(PREFIX + "input_tokens_total", "Prompt tokens.", ["model", "provider"], registry=r)
-        self.output_tokens = Counter(
-            PREFIX + "output_tokens_total", "Completion tokens.", ["model", "provider"], registry=r
+        self.budget_rejections = Counter(
+            PREFIX + "budget_rejections_total", "Requests refused because a budget ran out.", ["budget"], registry=r
         )
+        self.budget_downgrades = Counter(
+            PREFIX + "budget_downgrades_total", "Requests downgraded by a budget.", ["budget"], registry=r
+        )
+        self.budget_used = Gauge(
+            PREFIX + "budget_used_ratio", "Spend over limit for each budget, this period.", ["budget"], registry=r
+        )
+        self.cache = Counter(PREFIX + "cache_requests_total", "Response cache lookups.", ["result"], registry=r)
+        self.auth_failures = Counter(
+            PREFIX + "auth_failures_total", "Requests refused by authentication.", ["reason"], registry=r
+        )
+        self.guard_blocks = Counter(PREFIX + "guard_blocks_total", "Requests blocked by a guard.", ["kind"], registry=r)
+
+    def _state_metrics(self) -> None:
+        """Model and process state, refreshed at scrape time (no per-request cost)."""
+        r = self.registry
         self.availability = Gauge(
             PREFIX + "model_availability", "1 when the model can take traffic, else 0.", ["model"], registry=r
         )
         self.circuit_state = Gauge(
             PREFIX + "circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["model"], registry=r
         )
-        self.retries = Counter(PREFIX + "retries_total", "Retried attempts.", ["model"], registry=r)
-        self.fallbacks = Counter(PREFIX + "fallbacks_total", "Requests served by a fallback.", ["route"], registry=r)
-        self.hedges = Counter(PREFIX + "hedges_total", "Hedged requests sent.", ["route"], registry=r)
-        self.budget_used = Gauge(
-            PREFIX + "budget_used_ratio", "Spend over limit for each budget (this pod).", ["budget"], registry=r
+        self.upstream_in_flight = Gauge(
+            PREFIX + "upstream_in_flight_requests", "Upstream calls in progress per model.", ["model"], registry=r
         )
         self.config_reloads = Counter(
             PREFIX + "config_reloads_total", "Config reload attempts.", ["result"], registry=r
         )
+        self.config_reload_ok = Gauge(
+            PREFIX + "config_last_reload_successful", "1 if the last config reload succeeded, else 0.", registry=r
+        )
+        self.config_reload_ok.set(1)
 
-        self._series: dict[tuple[str, str], ModelSeries] = {}
+    # -- pre-resolved series ----------------------------------------------------------------------
 
     def series(self, model: str, provider: str) -> ModelSeries:
+        """A configured model's series (callers pass names from the runtime, never client input)."""
         key = (model, provider)
         found = self._series.get(key)
         if found is None:
             found = self._series[key] = ModelSeries(
                 ok=self.requests.labels(model, provider, "200"),
                 duration=self.duration.labels(model, provider),
+                ttft=self.ttft.labels(model, provider),
+                inter_chunk=self.inter_chunk.labels(model, provider),
                 input_tokens=self.input_tokens.labels(model, provider),
                 output_tokens=self.output_tokens.labels(model, provider),
                 cost=self.cost.labels(model, provider),
             )
         return found
 
+    def request_series(self, api: str, model: str, code: int) -> RequestSeries:
+        """`model` must already be bounded (see `bounded`); odd status codes are `other`."""
+        key = (api, model, _one_of(str(code), _HTTP_CODES))
+        found = self._request_series.get(key)
+        if found is None:
+            found = self._request_series[key] = RequestSeries(
+                self.client_requests.labels(*key), self.client_duration.labels(*key)
+            )
+        return found
+
+    # -- what other stages call -----------------------------------------------------------------
+
+    def count_rate_limited(self, reason: str) -> None:
+        self.rate_limited.labels(_one_of(reason, RATE_LIMIT_REASONS)).inc()
+
+    def count_auth_failure(self, reason: str) -> None:
+        self.auth_failures.labels(_one_of(reason, AUTH_FAILURE_REASONS)).inc()
+
+    def count_guard_block(self, kind: str) -> None:
+        self.guard_blocks.labels(_one_of(kind, GUARD_KINDS)).inc()
+
+    def count_cache(self, hit: bool) -> None:
+        self.cache.labels("hit" if hit else "miss").inc()
+
+    def count_reload(self, ok: bool) -> None:
+        self.config_reloads.labels("success" if ok else "failure").inc()
+        self.config_reload_ok.set(1 if ok else 0)
+
+    # Budget names come from the config; the budget stages pass them as configured.
+    def count_budget_rejection(self, budget: str) -> None:
+        self.budget_rejections.labels(budget).inc()
+
+    def count_budget_downgrade(self, budget: str) -> None:
+        self.budget_downgrades.labels(budget).inc()
+
+    def set_budget_used(self, budget: str, ratio: float) -> None:
+        self.budget_used.labels(budget).set(ratio)
+
+    # -- scrape -----------------------------------------------------------------------------------
+
+    def refresh_models(self, health: Mapping[str, Mapping[str, object]]) -> None:
+        """Model gauges from `Gateway.model_health()`, at scrape time rather than per request.
+        Cleared first, so a model removed by a reload stops being reported (and alerted on)."""
+        for gauge in (self.availability, self.circuit_state, self.upstream_in_flight):
+            gauge.clear()
+        for name, h in health.items():
+            self.availability.labels(name).set(1 if h["available"] else 0)
+            self.circuit_state.labels(name).set(_CIRCUIT_VALUE.get(str(h["circuit_state"]), 0))
+            in_flight = h.get("in_flight", 0)
+            self.upstream_in_flight.labels(name).set(in_flight if isinstance(in_flight, int) else 0)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_text(self.registry)
+
+    def exposition(self, accept: str) -> tuple[bytes, str]:
+        """The exposition and its content type: OpenMetrics (which carries exemplars) when the
+        scraper asks for it, as Prometheus does, else the classic text format."""
+        if "application/openmetrics-text" in accept:
+            return generate_openmetrics(self.registry), OPENMETRICS_TYPE
+        return generate_text(self.registry), TEXT_TYPE

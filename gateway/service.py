@@ -97,7 +97,7 @@ class Gateway:
         self._publish_availability()
 
     def _count_reload(self, ok: bool) -> None:
-        self.metrics.config_reloads.labels("success" if ok else "failure").inc()
+        self.metrics.count_reload(ok)
 
     # -- admin ------------------------------------------------------------------------------------
 
@@ -149,5 +149,4 @@ class Gateway:
         return None if retry_at is None else round(max(0.0, retry_at - self.clock.monotonic()), 3)
 
     def _publish_availability(self) -> None:
-        for name, health in self.model_health().items():
-            self.metrics.availability.labels(name).set(1 if health["available"] else 0)
+        self.metrics.refresh_models(self.model_health())

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from aimm_gateway.api.common import gateway_of, json_response
-
-_CIRCUIT_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 
 
 async def health(request: Request) -> Response:
@@ -26,10 +23,9 @@ async def ready(request: Request) -> Response:
 
 async def prometheus(request: Request) -> Response:
     gateway = gateway_of(request)
-    for name, h in gateway.model_health().items():
-        gateway.metrics.availability.labels(name).set(1 if h["available"] else 0)
-        gateway.metrics.circuit_state.labels(name).set(_CIRCUIT_VALUE.get(str(h["circuit_state"]), 0))
-    return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    gateway.metrics.refresh_models(gateway.model_health())
+    body, content_type = gateway.metrics.exposition(request.headers.get("accept", ""))
+    return Response(body, headers={"content-type": content_type})
 
 
 routes = [

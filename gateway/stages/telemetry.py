@@ -1,0 +1,76 @@
+"""The telemetry stage: client-request metrics, the request trace and the access log.
+
+First in the chain, so its `after` runs last and sees every outcome, including refusals by
+authentication, rate limits and budgets. Per-attempt series stay in the attempt loop
+(attempts/ledger.py); per-attempt spans are started there through the `RequestTrace` this stage
+leaves in `ctx.scratch` (absent when tracing is off: the loop pays one dict lookup).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+from aimm_gateway.canonical import ChatCompletion
+from aimm_gateway.metrics import OTHER, GatewayMetrics
+from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext
+from aimm_gateway.telemetry.access_log import AccessLog
+from aimm_gateway.telemetry.tracing import INCOMING_KEY, TRACE_KEY, RequestTrace, Tracing
+
+if TYPE_CHECKING:
+    from aimm_gateway.runtime import Runtime
+
+_STARTED = "telemetry.started"
+
+
+class TelemetryStage:
+    name: ClassVar[str] = "telemetry"
+    chunk_hook: ChunkHook | None = None
+
+    def __init__(
+        self, metrics: GatewayMetrics, label: str, tracing: Tracing | None, access_log: AccessLog | None
+    ) -> None:
+        self._metrics = metrics
+        self._label = label  # the route/model name if configured, else `other`: bounded
+        self._tracing = tracing
+        self._access_log = access_log
+
+    async def before(self, ctx: RequestContext) -> ChatCompletion | None:
+        self._metrics.in_flight.inc()
+        if not ctx.started:
+            ctx.scratch[_STARTED] = time.perf_counter()
+        if self._tracing is not None:
+            ctx.scratch[TRACE_KEY] = self._tracing.start_request(
+                ctx.api, ctx.requested or OTHER, ctx.stream, ctx.request_id, ctx.scratch.get(INCOMING_KEY)
+            )
+        return None
+
+    async def after(self, ctx: RequestContext, outcome: Outcome) -> None:
+        self._metrics.in_flight.dec()
+        latency = time.perf_counter() - (ctx.started or ctx.scratch.get(_STARTED, 0.0))
+        series = self._metrics.request_series(ctx.api, self._label, outcome.status)
+        series.requests.inc()
+        trace: RequestTrace | None = ctx.scratch.get(TRACE_KEY)
+        trace_id = None
+        if trace is not None:
+            trace_id = trace.trace_id
+            series.duration.observe(latency, {"trace_id": trace_id})  # an exemplar, in OpenMetrics scrapes
+            trace.finish(outcome, error_type(outcome))
+        else:
+            series.duration.observe(latency)
+        if self._access_log is not None:
+            self._access_log.write(ctx, outcome, latency, trace_id)
+
+
+def label_for(rt: Runtime, name: str) -> str:
+    """The metric label for the model or route a client asked for: bounded by the config."""
+    return name if name in rt.routes or name in rt.models else OTHER
+
+
+def error_type(outcome: Outcome) -> str | None:
+    """`error.type` of a failed request: the error's code or type; None when it succeeded."""
+    if outcome.error is not None:
+        return outcome.error.code or outcome.error.type
+    if not outcome.ok:
+        return "cancelled" if outcome.status == 499 else "internal"
+    return None
