@@ -8,7 +8,7 @@ CONFIG ?= examples/demo.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint bench bench-operator envtest deps crds fmt clean test-unit test-operator
+.PHONY: run test lint bench bench-operator envtest prometheus deps crds fmt clean test-unit test-operator
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: deps
 envtest:
 	@bash hack/envtest.sh
 
+# prometheus + promtool from the Prometheus Go module, cached in ~/.cache/aimm/bin (tests/observability)
+prometheus:
+	@bash hack/prometheus.sh
+
 # mypy sees the packages by their import names through links (the folder `operator/` would
 # otherwise shadow the standard library's `operator` module).
 lint: deps
@@ -41,8 +45,10 @@ fmt: deps
 crds: deps
 	$(BIN)/aimm crds --out crds
 	$(BIN)/aimm crds --out charts/ai-multimodel/crds
+	$(BIN)/python -P -m aimm_operator.alerts
+	$(BIN)/python -P deploy/grafana/generate.py
 
-test: deps envtest lint
+test: deps envtest prometheus lint
 	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql
 	$(BIN)/pytest -q -p no:cacheprovider
 

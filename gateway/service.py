@@ -19,16 +19,20 @@ from aimm_gateway.runtime import Runtime, build_runtime
 from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import StageDeps
 from aimm_gateway.stats import LiveStats
+from aimm_gateway.telemetry.parts import Telemetry
 
 log = logging.getLogger("aimm.gateway")
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, config_path: Path | None = None, telemetry: Telemetry | None = None
+    ) -> None:
         self.config_path = config_path
         self.file_config = config
         self.overrides = ModelOverrides()
         self.metrics = GatewayMetrics()
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.stats = LiveStats()
         self.pools = UpstreamPools(config.server.upstream_client, config.server.max_connections_per_upstream)
         self.clock = SystemClock()
@@ -41,9 +45,9 @@ class Gateway:
         self._publish_availability()
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Gateway:
+    def from_file(cls, path: str | Path, telemetry: Telemetry | None = None) -> Gateway:
         path = Path(path)
-        return cls(load_config(path), path)
+        return cls(load_config(path), path, telemetry)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -65,6 +69,7 @@ class Gateway:
             await self._watcher.stop()
         await self.pools.close()
         await self.cost.stop()  # after the server stopped taking requests: flushes the usage rows
+        self.telemetry.shutdown()
 
     def reload_now(self) -> bool:
         """Check the file now, in the caller's thread (tests)."""

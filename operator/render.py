@@ -16,6 +16,7 @@ import gzip
 import hashlib
 from typing import Any
 
+from aimm_operator.alerts import AlertParams, Selectors, rule_group
 from aimm_operator.compile import CONFIG_DIR, CONFIG_KEY, KEYS_SUBDIR, KEYS_WORKDIR, LISTEN_PORT, Compiled
 from aimm_operator.crd.common import API_VERSION
 from aimm_operator.objects import Gateway
@@ -349,78 +350,25 @@ def service_monitor(gw: Gateway) -> Manifest:
 def prometheus_rule(gw: Gateway) -> Manifest:
     assert gw.spec is not None
     a = gw.spec.monitoring.alerts
-    sel = f'namespace="{gw.namespace}",service="{gw.name}"'
-    rules = [
-        {
-            "alert": "AIMMHighErrorRate",
-            "expr": (
-                f"sum by (model) (rate(ai_multimodel_errors_total{{{sel}}}[5m])) / "
-                f"sum by (model) (rate(ai_multimodel_requests_total{{{sel}}}[5m]))"
-                f" > {a.error_rate_percent / 100:g}"
-            ),
-            "for": "5m",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": f"Model {{{{ $labels.model }}}} error rate above {a.error_rate_percent:g}%",
-                "description": f"AIGateway {gw.namespace}/{gw.name}: more than {a.error_rate_percent:g}% of "
-                "requests to {{ $labels.model }} fail.",
-            },
-        },
-        {
-            "alert": "AIMMHighLatency",
-            "expr": (
-                "histogram_quantile(0.95, sum by (model, le) "
-                f"(rate(ai_multimodel_request_duration_seconds_bucket{{{sel}}}[5m])))"
-                f" > {a.p95_latency_seconds:g}"
-            ),
-            "for": "10m",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": f"Model {{{{ $labels.model }}}} p95 latency above {a.p95_latency_seconds:g}s",
-                "description": f"AIGateway {gw.namespace}/{gw.name}: p95 latency of {{{{ $labels.model }}}} "
-                f"is above {a.p95_latency_seconds:g}s.",
-            },
-        },
-        {
-            "alert": "AIMMModelUnavailable",
-            "expr": f"max by (model) (ai_multimodel_model_availability{{{sel}}}) == 0",
-            "for": f"{a.unavailable_minutes}m",
-            "labels": {"severity": "critical"},
-            "annotations": {
-                "summary": "Model {{ $labels.model }} unavailable",
-                "description": f"AIGateway {gw.namespace}/{gw.name}: {{{{ $labels.model }}}} "
-                "has had no healthy "
-                f"upstream for {a.unavailable_minutes} minutes.",
-            },
-        },
-        {
-            "alert": "AIMMGatewayDown",
-            "expr": f"absent(up{{{sel}}} == 1)",
-            "for": "5m",
-            "labels": {"severity": "critical"},
-            "annotations": {
-                "summary": f"No gateway pod of {gw.namespace}/{gw.name} is up",
-                "description": "Prometheus cannot scrape any pod of the gateway.",
-            },
-        },
-        {
-            "alert": "AIMMBudgetNearlySpent",
-            "expr": (f"max by (budget) (ai_multimodel_budget_used_ratio{{{sel}}}) > {a.budget_percent / 100:g}"),
-            "for": "1m",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": f"Budget {{{{ $labels.budget }}}} above {a.budget_percent}%",
-                "description": f"AIGateway {gw.namespace}/{gw.name}: "
-                f"CostBudget {{{{ $labels.budget }}}} has used "
-                f"more than {a.budget_percent}% of its limit.",
-            },
-        },
-    ]
+    params = AlertParams(
+        cost_usd_per_hour=a.cost_usd_per_hour,
+        error_rate_percent=a.error_rate_percent,
+        p95_latency_seconds=a.p95_latency_seconds,
+        unavailable_minutes=a.unavailable_minutes,
+        budget_percent=a.budget_percent,
+        projection_hours=a.projection_hours,
+        min_replicas=gw.spec.replicas.min,
+    )
+    selectors = Selectors(
+        sel=f'namespace="{gw.namespace}",service="{gw.name}"',
+        deploy=f'namespace="{gw.namespace}",deployment="{names(gw.name)["deployment"]}"',
+        where=f"AIGateway {gw.namespace}/{gw.name}",
+    )
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": _meta(gw, names(gw.name)["prometheusrule"]),
-        "spec": {"groups": [{"name": f"aimm.{gw.namespace}.{gw.name}", "rules": rules}]},
+        "spec": {"groups": [rule_group(f"aimm.{gw.namespace}.{gw.name}", params, selectors)]},
     }
 
 

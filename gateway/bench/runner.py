@@ -28,6 +28,7 @@ from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.micro import bench_translation
 from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, cpu_seconds, free_port, pinned, process
 from aimm_gateway.routing.bench import bench_plan
+from aimm_gateway.telemetry.bench import bench_telemetry
 
 KEY = "sk-bench"
 CHAT = {
@@ -181,6 +182,7 @@ def _micro() -> dict[str, Any]:
     out: dict[str, Any] = {}
     out["routing"] = bench_plan(n_targets=50)
     out["translation"] = bench_translation()
+    out["telemetry"] = bench_telemetry()
     return out
 
 
@@ -276,6 +278,10 @@ def _report(
     if micro.get("translation"):
         lines += ["", "### Translation cost per request (in-process)", ""]
         for name, us in micro["translation"].items():
+            lines.append(f"- {name}: {us:.1f} µs")
+    if micro.get("telemetry"):
+        lines += ["", "### Request telemetry per request (in-process CPU; target: off-by-default set ≤ 50 µs)", ""]
+        for name, us in micro["telemetry"].items():
             lines.append(f"- {name}: {us:.1f} µs")
     return "\n".join(lines) + "\n"
 

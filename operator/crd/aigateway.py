@@ -136,7 +136,13 @@ class Alerts(ApiModel):
     error_rate_percent: float = Field(5.0, gt=0, le=100, description="Alert when a model's error rate exceeds this.")
     p95_latency_seconds: float = Field(10.0, gt=0, description="Alert when a model's p95 latency exceeds this.")
     unavailable_minutes: int = Field(5, ge=1, description="Alert when a model has been unavailable this long.")
-    budget_percent: int = Field(90, ge=1, le=100, description="Alert when a CostBudget has used this share.")
+    budget_percent: int = Field(80, ge=1, le=100, description="Warn when a CostBudget has used this share.")
+    cost_usd_per_hour: float = Field(
+        10.0, gt=0, description="HighAICosts fires when the gateway's spend over the last hour exceeds this rate."
+    )
+    projection_hours: int = Field(
+        24, ge=1, description="Warn when a budget, at the last 6 hours' pace, runs out within this many hours."
+    )
 
 
 class Monitoring(ApiModel):

@@ -103,3 +103,16 @@ async def test_exemplars_carry_the_trace_id_in_openmetrics_only() -> None:
     assert [e.labels["trace_id"] for e in exemplars] == [trace_id]
     plain, plain_type = metrics.exposition("text/plain")
     assert plain_type.startswith("text/plain") and trace_id.encode() not in plain
+
+
+def test_every_metric_and_alert_is_documented() -> None:
+    from aimm_operator.alerts import RULES
+    from tests.observability.prombin import REPO
+
+    doc = (REPO / "docs" / "observability.md").read_text()
+    names = {m.name for m in GatewayMetrics().registry.collect()}
+    missing = [n for n in names if f"`{n}" not in doc and f"`{n}_total`" not in doc]
+    assert not missing, f"undocumented metrics: {missing}"
+    assert [r.alert for r in RULES if f"`{r.alert}`" not in doc] == []
+    for rule in RULES:
+        assert rule.runbook in doc.replace("`", ""), f"{rule.alert}: the doc's runbook line differs from the rule's"

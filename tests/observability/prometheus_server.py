@@ -1,0 +1,104 @@
+"""A real Prometheus (built by hack/prometheus.sh) on a loopback port, for tests.
+
+with run_prometheus(tmp_path, targets=["127.0.0.1:8080"], rules=group) as prom:
+    prom.query("up")
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.observability.prombin import bin_dir
+
+
+@dataclass
+class Prometheus:
+    url: str
+    log: Path
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        resp = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        body = resp.json()
+        assert body.get("status") == "success", f"{expr}: {body}"
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def alerts(self, name: str, state: str = "firing") -> list[dict[str, Any]]:
+        data = httpx.get(f"{self.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        return [a for a in data if a["labels"].get("alertname") == name and a["state"] == state]
+
+    def wait_for(self, what: str, check: Any, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}; log: {self.log}")
+            time.sleep(0.25)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def run_prometheus(
+    workdir: Path, targets: list[str], rules: dict[str, Any] | None = None, interval: str = "1s"
+) -> Iterator[Prometheus]:
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [{"job_name": "aimm", "static_configs": [{"targets": targets}]}],
+    }
+    if rules is not None:
+        (workdir / "rules.yaml").write_text(yaml.safe_dump({"groups": [rules]}, sort_keys=False))
+        config["rule_files"] = [str(workdir / "rules.yaml")]
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    port = _free_port()
+    log = workdir / "prometheus.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                str(bin_dir() / "prometheus"),
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--enable-feature=exemplar-storage",
+                "--log.level=warn",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    prom = Prometheus(f"http://127.0.0.1:{port}", log)
+    try:
+        prom.wait_for("Prometheus to be ready", lambda: _ready(prom.url, proc), timeout=30)
+        yield prom
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _ready(url: str, proc: subprocess.Popen[bytes]) -> bool:
+    if proc.poll() is not None:
+        raise RuntimeError(f"prometheus exited with {proc.returncode}")
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
