@@ -44,12 +44,12 @@ class AnthropicProvider:
 
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
         body = orjson.dumps(to_anthropic_request(call.request, call.model, stream=False))
-        headers = self._headers(call.api_key, call.model.headers, "application/json")
+        headers = self._headers(call.api_key, call.headers, "application/json")
         return await messages(self._upstream, self._url, headers, body, call)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         body = orjson.dumps(to_anthropic_request(call.request, call.model, stream=True))
-        headers = self._headers(call.api_key, call.model.headers, "text/event-stream")
+        headers = self._headers(call.api_key, call.headers, "text/event-stream")
         async for out in messages_stream(self._upstream, self._url, headers, body, call):
             yield out
 

@@ -8,7 +8,7 @@ turn upstream failures into `UpstreamError`s. Streams always end with a usage ch
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aimm_gateway.canonical import ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest
@@ -23,6 +23,12 @@ class UpstreamCall:
     api_key: str | None
     timeouts: Timeouts
     request_id: str
+    trace_headers: dict[str, str] = field(default_factory=dict)  # W3C trace context, when tracing is on
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra headers for the upstream: the model's configured ones plus the gateway's own."""
+        return {**self.model.headers, **self.trace_headers} if self.trace_headers else self.model.headers
 
 
 @dataclass(slots=True)
@@ -33,6 +39,12 @@ class EmbeddingCall:
     api_key: str | None
     timeouts: Timeouts
     request_id: str
+    trace_headers: dict[str, str] = field(default_factory=dict)  # W3C trace context, when tracing is on
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra headers for the upstream: the model's configured ones plus the gateway's own."""
+        return {**self.model.headers, **self.trace_headers} if self.trace_headers else self.model.headers
 
 
 class ChatProvider(Protocol):

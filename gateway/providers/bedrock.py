@@ -74,7 +74,7 @@ class BedrockProvider:
         model_id = call.model.upstream_model
         url = self._url(model_id, "converse")
         body = orjson.dumps(to_converse_request(call.request))
-        headers = self.signed_headers(url, body, _JSON, call.model.headers)
+        headers = self.signed_headers(url, body, _JSON, call.headers)
         resp = await self._upstream.post(url, headers, body, call.timeouts)
         data = self._upstream.decode(resp.body)
         return from_converse_response(data, model_id, request_id=header(resp.headers, "x-amzn-RequestId"))
@@ -83,7 +83,7 @@ class BedrockProvider:
         model_id = call.model.upstream_model
         url = self._url(model_id, "converse-stream")
         body = orjson.dumps(to_converse_request(call.request))
-        headers = self.signed_headers(url, body, EVENTSTREAM, call.model.headers)
+        headers = self.signed_headers(url, body, EVENTSTREAM, call.headers)
         async with self._upstream.stream(url, headers, body, call.timeouts) as resp:
             translator = ConverseStreamTranslator(model_id, request_id=header(resp.headers, "x-amzn-RequestId"))
             # The answer is whole at messageStop; usage follows in metadata, whose loss costs only the counts.
@@ -110,7 +110,7 @@ class BedrockProvider:
         async def one(text: str) -> dict[str, Any]:
             body = orjson.dumps(titan_request(text, call.request))
             async with gate:  # signed inside: a signature is only valid for minutes after X-Amz-Date
-                headers = self.signed_headers(url, body, _JSON, call.model.headers)
+                headers = self.signed_headers(url, body, _JSON, call.headers)
                 return await self._upstream.post_json(url, headers, body, call.timeouts)
 
         try:

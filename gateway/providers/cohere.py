@@ -43,14 +43,14 @@ class CohereProvider:
 
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
         body = orjson.dumps(to_cohere_request(call.request, call.model, stream=False))
-        headers = self._headers(call.api_key, call.model.headers, _JSON)
+        headers = self._headers(call.api_key, call.headers, _JSON)
         data = await self._upstream.post_json(self._chat_url, headers, body, call.timeouts)
         # Like the OpenAI adapter, answers name the upstream model that produced them.
         return from_cohere_response(data, call.model.upstream_model)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         body = orjson.dumps(to_cohere_request(call.request, call.model, stream=True))
-        headers = self._headers(call.api_key, call.model.headers, "text/event-stream")
+        headers = self._headers(call.api_key, call.headers, "text/event-stream")
         translator = CohereStreamTranslator(call.model.upstream_model)
         upstream = self._upstream
         async with upstream.stream(self._chat_url, headers, body, call.timeouts) as resp:
@@ -62,6 +62,6 @@ class CohereProvider:
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         body = orjson.dumps(to_cohere_embed_request(call.request, call.model))
-        headers = self._headers(call.api_key, call.model.headers, _JSON)
+        headers = self._headers(call.api_key, call.headers, _JSON)
         data = await self._upstream.post_json(self._embed_url, headers, body, call.timeouts)
         return from_cohere_embed_response(data, call.model.upstream_model, call.request.encoding_format)

@@ -40,25 +40,25 @@ class GeminiProvider:
         self._embed_url = f"{root}:batchEmbedContents"
         self._upstream = Upstream(pools.for_url(endpoint), model.provider, gemini_error)
 
-    def _headers(self, call_model: ModelConfig, api_key: str | None, accept: str) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept": accept, **call_model.headers}
+    def _headers(self, extra: dict[str, str], api_key: str | None, accept: str) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": accept, **extra}
         if api_key:
             headers["x-goog-api-key"] = api_key
         return headers
 
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
-        headers = self._headers(call.model, call.api_key, "application/json")
+        headers = self._headers(call.headers, call.api_key, "application/json")
         return await generate(self._upstream, self._generate_url, headers, call)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
-        headers = self._headers(call.model, call.api_key, "text/event-stream")
+        headers = self._headers(call.headers, call.api_key, "text/event-stream")
         async for out in stream_generate(self._upstream, self._stream_url, headers, call):
             yield out
 
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         texts = embedding_texts(call.request)
         body = orjson.dumps(to_batch_embed_request(call.request, self._model_name, texts))
-        headers = self._headers(call.model, call.api_key, "application/json")
+        headers = self._headers(call.headers, call.api_key, "application/json")
         data = await self._upstream.post_json(self._embed_url, headers, body, call.timeouts)
         return from_batch_embed_response(data, call.model.upstream_model, texts, call.request.encoding_format)
 

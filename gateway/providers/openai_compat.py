@@ -66,7 +66,7 @@ class OpenAICompatProvider:
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         body = {**self._body(call.body, call.model.upstream_model), "stream": True}
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        headers = {**self._headers(call.api_key, call.model.headers), "accept": "text/event-stream"}
+        headers = {**self._headers(call.api_key, call.headers), "accept": "text/event-stream"}
         upstream = self._upstream
         async with upstream.stream(self._chat_url, headers, orjson.dumps(body), call.timeouts) as resp:
             # The chunks are already OpenAI's: no translation, and the usage chunk comes from upstream.
@@ -83,5 +83,5 @@ class OpenAICompatProvider:
         return await self._post(self._embed_url, self._body(call.body, call.model.upstream_model), call)
 
     async def _post(self, url: str, body: dict[str, Any], call: UpstreamCall | EmbeddingCall) -> dict[str, Any]:
-        headers = self._headers(call.api_key, call.model.headers)
+        headers = self._headers(call.api_key, call.headers)
         return await self._upstream.post_json(url, headers, orjson.dumps(body), call.timeouts)

@@ -168,26 +168,26 @@ class VertexProvider:
     def unusable_reason(self) -> str | None:
         return self._problem
 
-    async def _headers(self, call_model: ModelConfig, accept: str) -> dict[str, str]:
+    async def _headers(self, extra: dict[str, str], accept: str) -> dict[str, str]:
         if self._tokens is None:
             raise UpstreamError(f"vertex: {self._problem}", kind="upstream_auth")
         token = await self._tokens.token()
         return {
             "content-type": "application/json",
             "accept": accept,
-            **call_model.headers,  # e.g. anthropic-beta
+            **extra,  # the model's (e.g. anthropic-beta) and trace context
             "authorization": f"Bearer {token}",
         }
 
     async def complete(self, call: UpstreamCall) -> ChatCompletion:
-        headers = await self._headers(call.model, "application/json")
+        headers = await self._headers(call.headers, "application/json")
         if self._publisher == "google":
             return await generate(self._upstream, self._complete_url, headers, call)
         body = orjson.dumps(anthropic_vertex_body(call, stream=False))
         return await messages(self._upstream, self._complete_url, headers, body, call)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
-        headers = await self._headers(call.model, "text/event-stream")
+        headers = await self._headers(call.headers, "text/event-stream")
         if self._publisher == "google":
             chunks = stream_generate(self._upstream, self._stream_url, headers, call)
         else:
@@ -202,7 +202,7 @@ class VertexProvider:
                 f"model {call.model.name!r}: Anthropic models on Vertex AI do not support embeddings", param="model"
             )
         texts = embedding_texts(call.request)
-        headers = await self._headers(call.model, "application/json")
+        headers = await self._headers(call.headers, "application/json")
         body = orjson.dumps(to_vertex_predict_request(call.request, texts))
         data = await self._upstream.post_json(self._predict_url, headers, body, call.timeouts)
         return from_vertex_predict_response(data, call.model.upstream_model, call.request.encoding_format)
