@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aimm_gateway.attempts.ledger import Ledger
 from aimm_gateway.attempts.openers import Opener, PlainOpener, StreamOpener, Won, aclose
@@ -30,7 +30,11 @@ from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import Outcome, RequestContext, StageDeps
 from aimm_gateway.stages.chain import StageChain, StageRun
 from aimm_gateway.stats import LiveStats
+from aimm_gateway.telemetry import TRACE_KEY
 from aimm_gateway.tokens import estimate_prompt_tokens
+
+if TYPE_CHECKING:
+    from aimm_gateway.telemetry.tracing import RequestTrace
 
 log = logging.getLogger("aimm.gateway")
 
@@ -120,8 +124,10 @@ class ChatPipeline:
         hooks = chain.chunk_hooks
         usage = Usage()
         state = "cancelled"  # until proven otherwise: the client may go away mid-stream
+        gap = self._ledger.metrics.series(won.record.model, won.record.provider).inter_chunk.observe
         try:
             chunk: ChatChunk | None = won.first
+            last = time.perf_counter()
             while chunk is not None:
                 if chunk.get("usage"):
                     usage = Usage.from_openai(chunk["usage"])
@@ -129,6 +135,10 @@ class ChatPipeline:
                 if out is not None:
                     yield out
                 chunk = await anext(upstream, None)
+                if chunk is not None:
+                    now = time.perf_counter()
+                    gap(now - last)
+                    last = now
             state = "ok"
         except UpstreamError as exc:
             state = "failed"
@@ -172,9 +182,11 @@ class ChatPipeline:
             raise ModelNotFound(f"The model {name!r} does not exist", param="model")
         if not model.enabled or model.name in rt.unusable:
             raise NoUsableModel(f"model {model.name!r} is not available")
-        call = EmbeddingCall(model, req, ctx.body, rt.api_key_values.get(name), model.timeouts, ctx.request_id)
         record = self._ledger.start(outcome, name, model, gate=False)
         assert record is not None
+        trace: RequestTrace | None = ctx.scratch.get(TRACE_KEY)  # None unless tracing is on
+        headers = trace.attempt(record, model.upstream_model) if trace is not None else {}
+        call = EmbeddingCall(model, req, ctx.body, rt.api_key_values.get(name), model.timeouts, ctx.request_id, headers)
         try:
             response = await rt.providers[name].embed(call)
         except UpstreamError as exc:

@@ -38,7 +38,7 @@ class Gateway:
         self.clock = SystemClock()
         self.router = RouterState(self.clock, random.Random())
         self.cost = CostServices(config, self.metrics.registry)  # state, usage store, budgets, cache
-        stages = StageAssembly(StageDeps(self.metrics, self.stats, self.cost))
+        stages = StageAssembly(StageDeps(self.metrics, self.stats, self.cost, self.telemetry))
         self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, stages=stages)
         self.runtime: Runtime = build_runtime(config, self.pools)
         self._watcher: ConfigWatcher[Runtime] | None = None

@@ -14,6 +14,7 @@ from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, U
 from aimm_gateway.security.identity import Identity, Role
 from aimm_gateway.service import Gateway
 from aimm_gateway.stages.base import Api, Outcome, RequestContext
+from aimm_gateway.telemetry import INCOMING_KEY
 
 JSON = "application/json"
 _HEADER_SAFE = str.maketrans({"\r": " ", "\n": " "})
@@ -89,10 +90,14 @@ def request_context(
     identity = None if name is None else (gateway.runtime.identities.get(name) or Identity(name, Role.USER))
     rid = rid if rid is not None else request_id(request)
     client = request.client
-    return RequestContext(
+    ctx = RequestContext(
         rid, gateway.runtime, api=api, identity=identity, client_ip=client.host if client else "",
         body=body if body is not None else {}, headers=request.headers, started=started,
     )  # fmt: skip
+    traceparent = request.headers.get("traceparent")
+    if traceparent is not None:  # continued by the request's span when tracing is on
+        ctx.scratch[INCOMING_KEY] = {"traceparent": traceparent, "tracestate": request.headers.get("tracestate", "")}
+    return ctx
 
 
 def served_headers(ctx: RequestContext, outcome: Outcome) -> dict[str, str]:

@@ -12,13 +12,17 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aimm_gateway.canonical import ChatChunk, ChatCompletion, Usage
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import UpstreamError, UpstreamTimeout
 from aimm_gateway.providers.base import UpstreamCall
 from aimm_gateway.stages.base import AttemptRecord
+from aimm_gateway.telemetry import TRACE_KEY
+
+if TYPE_CHECKING:
+    from aimm_gateway.telemetry.tracing import RequestTrace
 
 from .ledger import Ledger
 from .planning import Attempting
@@ -54,11 +58,13 @@ class Opener(Protocol):
         ...
 
 
-def upstream_call(r: Attempting, name: str, model: ModelConfig) -> UpstreamCall:
+def upstream_call(r: Attempting, record: AttemptRecord, model: ModelConfig) -> UpstreamCall:
     route = r.route
     timeouts = route.timeouts if route is not None and route.timeouts is not None else model.timeouts
-    ctx = r.ctx
-    return UpstreamCall(model, r.req, ctx.body, ctx.runtime.api_key_values.get(name), timeouts, ctx.request_id)
+    ctx, name = r.ctx, record.model
+    trace: RequestTrace | None = ctx.scratch.get(TRACE_KEY)  # None unless tracing is on
+    headers = trace.attempt(record, model.upstream_model) if trace is not None else {}
+    return UpstreamCall(model, r.req, ctx.body, ctx.runtime.api_key_values.get(name), timeouts, ctx.request_id, headers)
 
 
 class PlainOpener:
@@ -66,7 +72,7 @@ class PlainOpener:
         self._ledger = ledger
 
     async def open(self, r: Attempting, record: AttemptRecord, model: ModelConfig) -> Won:
-        response = await r.rt.providers[record.model].complete(upstream_call(r, record.model, model))
+        response = await r.rt.providers[record.model].complete(upstream_call(r, record, model))
         usage = Usage.from_openai(response.get("usage"))
         self._ledger.succeeded(record, model, usage, None)
         return Won(record, model, response=response, usage=usage)
@@ -84,7 +90,7 @@ class StreamOpener:
         self._ledger = ledger
 
     async def open(self, r: Attempting, record: AttemptRecord, model: ModelConfig) -> Won:
-        call = upstream_call(r, record.model, model)
+        call = upstream_call(r, record, model)
         upstream = r.rt.providers[record.model].stream(call)
         try:
             # `first_byte_s` bounds the time to the first *chunk*, not only to the response
@@ -106,7 +112,7 @@ class StreamOpener:
             raise
         else:
             ttft = time.perf_counter() - record.started
-            self._ledger.metrics.ttft.labels(record.model, model.provider).observe(ttft)
+            self._ledger.metrics.series(record.model, record.provider).ttft.observe(ttft)
             return Won(record, model, upstream=upstream, first=first, ttft=ttft)
         await aclose(upstream)
         raise failure

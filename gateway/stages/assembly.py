@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aimm_gateway.runtime import Runtime
-from aimm_gateway.stages import budget, cache, usage
+from aimm_gateway.stages import budget, cache, telemetry, usage
 from aimm_gateway.stages.base import RequestContext, Stage, StageDeps, StageFactory
 from aimm_gateway.stages.chain import EMPTY, StageChain
 
-# before: authenticate → rate limit → guard request → reserve budget → cache lookup
+# before: telemetry → authenticate → rate limit → guard request → reserve budget → cache lookup
 # after:  the reverse (each stage's `after` runs for every stage whose `before` ran)
-# usage first: its `after` runs last and records every request, refused ones too.
-ORDER: tuple[StageFactory, ...] = (usage.build, budget.build, cache.build)
+# telemetry first, then usage: their `after`s run last and see every request, refused ones too.
+ORDER: tuple[StageFactory, ...] = (telemetry.build, usage.build, budget.build, cache.build)
 
 _UNKNOWN = ""  # chain key for names that are neither a route nor a model (they end in a 404)
 

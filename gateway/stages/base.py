@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from aimm_gateway.canonical import ChatChunk, ChatCompletion, ChatRequest, Usage
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.security.identity import Identity
+from aimm_gateway.telemetry.parts import Telemetry
 
 if TYPE_CHECKING:
     from aimm_gateway.budget.services import CostServices
@@ -126,6 +127,7 @@ class StageDeps:
     metrics: GatewayMetrics
     stats: LiveStats
     cost: CostServices | None = None  # state, usage store, budgets, cache (None: stages that need them are left out)
+    telemetry: Telemetry = field(default_factory=Telemetry)  # access log, tracer (per process)
 
 
 # Builds a route's stage from the runtime snapshot; None when the route doesn't need it (pays nothing).

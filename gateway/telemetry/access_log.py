@@ -11,11 +11,12 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
-from aimm_gateway.stages.base import Outcome, RequestContext
+if TYPE_CHECKING:
+    from aimm_gateway.stages.base import Outcome, RequestContext
 
 
 def access_record(ctx: RequestContext, outcome: Outcome, latency_s: float, trace_id: str | None) -> dict[str, object]:

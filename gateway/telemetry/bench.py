@@ -21,8 +21,9 @@ from aimm_gateway.providers.http import UpstreamPools
 from aimm_gateway.runtime import build_runtime
 from aimm_gateway.stages.base import AttemptRecord, Outcome, RequestContext
 from aimm_gateway.stages.telemetry import TelemetryStage, label_for
+from aimm_gateway.telemetry import TRACE_KEY
 from aimm_gateway.telemetry.access_log import AccessLog
-from aimm_gateway.telemetry.tracing import TRACE_KEY, RequestTrace, Tracing
+from aimm_gateway.telemetry.tracing import RequestTrace, Tracing
 
 
 async def _per_request_us(stage: TelemetryStage, n: int, repeat: int) -> float:

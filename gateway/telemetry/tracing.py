@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,10 +23,10 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from aimm_gateway.canonical import Usage
-from aimm_gateway.stages.base import AttemptRecord, Outcome
 
-TRACE_KEY = "telemetry.trace"  # where the RequestTrace lives in RequestContext.scratch
-INCOMING_KEY = "telemetry.incoming"  # the client's traceparent/tracestate headers, set by the handler
+if TYPE_CHECKING:
+    from aimm_gateway.stages.base import AttemptRecord, Outcome
+
 _SERVICE_NAME = "aimm-gateway"
 
 # gen_ai.provider.name well-known values; a provider not listed is reported by its preset name.
@@ -87,13 +87,16 @@ class RequestTrace:
     Attempt spans start when the attempt is sent (their id goes upstream in `traceparent`) and
     end when the request ends, at the time the attempt record says it ended."""
 
-    __slots__ = ("_attempts", "_op", "_tracing", "span")
+    __slots__ = ("_attempts", "_op", "_tracing", "finish_reasons", "response_model", "span")
 
     def __init__(self, tracing: Tracing, span: Span, op: str) -> None:
         self._tracing = tracing
         self._op = op
         self.span = span
         self._attempts: list[tuple[AttemptRecord, Span, int]] = []
+        # A stream's, noted chunk by chunk by the telemetry stage (a plain answer carries its own).
+        self.finish_reasons: list[str] = []
+        self.response_model: str | None = None
 
     @property
     def trace_id(self) -> str:
@@ -123,10 +126,11 @@ class RequestTrace:
         """End every attempt span (at its own end time), then the request span."""
         answered = _answering(outcome)
         response = outcome.response or {}
-        reasons = finish_reasons(response.get("choices"))
+        response_model = response.get("model") or self.response_model
+        reasons = _reasons_of(response.get("choices")) or self.finish_reasons
         for record, span, start_ns in self._attempts:
             if record is answered:
-                _set_answer(span, response.get("model"), outcome.usage, reasons)
+                _set_answer(span, response_model, outcome.usage, reasons)
             if record.status:
                 span.set_attribute("http.response.status_code", record.status)
             if record.outcome not in ("ok", "pending"):
@@ -136,7 +140,7 @@ class RequestTrace:
             span.end(end_time=start_ns + int(record.latency_s * 1e9) if record.latency_s else None)
         span = self.span
         if outcome.ok:
-            _set_answer(span, response.get("model") or outcome.model, outcome.usage, reasons)
+            _set_answer(span, response_model or outcome.model, outcome.usage, reasons)
         if outcome.provider is not None:
             span.set_attribute("gen_ai.provider.name", genai_provider(outcome.provider))
         span.set_attribute("http.response.status_code", outcome.status)
@@ -157,7 +161,7 @@ def _answering(outcome: Outcome) -> AttemptRecord | None:
     return None
 
 
-def finish_reasons(choices: Sequence[Mapping[str, Any]] | None) -> list[str]:
+def _reasons_of(choices: Sequence[Mapping[str, Any]] | None) -> list[str]:
     return [str(c["finish_reason"]) for c in choices or () if c.get("finish_reason")]
 
 

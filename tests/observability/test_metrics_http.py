@@ -32,7 +32,8 @@ def test_made_up_model_names_add_no_series(start_gateway: Any, openai_upstream: 
     gw = start_gateway(base_config([upstream_model("gpt", openai_upstream)]))
     rng = random.Random(11)
     with gw.client() as client:
-        assert client.post("/v1/chat/completions", json={"model": "warm-up-unknown", "messages": []}).status_code
+        warm_up = {"model": "warm-up-unknown", "messages": [{"role": "user", "content": "hi"}]}
+        assert client.post("/v1/chat/completions", json=warm_up).status_code == 404
         before = samples(client)
         for _ in range(1000):
             name = "".join(rng.choices(string.ascii_letters + string.digits + "-_.:/", k=rng.randint(1, 30)))

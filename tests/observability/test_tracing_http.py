@@ -133,3 +133,28 @@ def test_off_by_default(serve: Any, exporter: InMemorySpanExporter, openai_upstr
     chat(client, "m")
     assert exporter.get_finished_spans() == ()
     assert sent_traceparent(openai_upstream) is None
+
+
+ZERO_COST_PROBE = """
+import sys
+from starlette.testclient import TestClient
+from aimm_gateway.app import create_app
+from aimm_gateway.config import GatewayConfig
+from aimm_gateway.service import Gateway
+
+config = GatewayConfig.model_validate({"models": [{"name": "m", "provider": "mock"}], "auth": {"enabled": False},
+                                       "observability": {"access_log": {"enabled": False}}})
+with TestClient(create_app(Gateway(config))) as client:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert client.post("/v1/chat/completions", json=body).status_code == 200
+print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
+"""
+
+
+def test_tracing_off_never_imports_the_sdk() -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-P", "-c", ZERO_COST_PROBE], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

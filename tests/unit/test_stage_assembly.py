@@ -7,6 +7,7 @@ from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import Stage, StageDeps
 from aimm_gateway.stages.budget import BudgetStage
 from aimm_gateway.stages.chain import EMPTY
+from aimm_gateway.stages.telemetry import TelemetryStage
 from tests.unit.stage_fixtures import Deps, Recorder, context, mock_model, runtime
 
 BUDGET = {"name": "monthly", "limit_usd": "10", "period": "monthly"}
@@ -17,16 +18,16 @@ def only_on_smart(rt: Runtime, name: str, deps: StageDeps) -> Stage | None:
     return Recorder([], name) if name == "smart" else None
 
 
-def test_default_order_builds_no_stage_without_budgets() -> None:
+def test_default_order_is_telemetry_alone_without_budgets() -> None:
     rt = runtime([mock_model("a"), mock_model("b")], ROUTES)
     assembly = StageAssembly(Deps().stage_deps)
-    assert assembly.chain(context(rt, "smart")) is EMPTY
+    assert [type(s) for s in assembly.chain(context(rt, "smart")).stages] == [TelemetryStage]
 
 
 def test_budget_stage_joins_when_the_config_has_budgets() -> None:
     rt = runtime([mock_model("a")], budgets=[BUDGET])
     chain = StageAssembly(Deps().stage_deps).chain(context(rt, "a"))
-    assert [type(s) for s in chain.stages] == [BudgetStage]
+    assert [type(s) for s in chain.stages] == [TelemetryStage, BudgetStage]
 
 
 def test_chains_are_built_per_route_once_per_snapshot() -> None:
