@@ -107,6 +107,7 @@ def test_helm_template_validates_strictly(control_plane: ControlPlane, schemas: 
     expected_binding = "RoleBinding" if values else "ClusterRoleBinding"
     assert kinds == sorted(
         ["ServiceAccount", "ClusterRole", expected_binding, "Deployment", *["CustomResourceDefinition"] * 4]
+        + ["ConfigMap"] * 4  # the Grafana dashboards (grafanaDashboards.enabled, on by default)
     )
     summary = kubeconform(control_plane, schemas, rendered)
     assert "Invalid: 0, Errors: 0" in summary and "Skipped: 0" in summary, summary
