@@ -264,7 +264,13 @@ def _report(
             f"{translated.us:.0f} µs vs {passthrough.us:.0f} µs (translation adds "
             f"**{translated.us - passthrough.us:.0f} µs** per request)",
         ]
-    micro = extra.get("micro", {})
+    lines += _micro_lines(extra.get("micro", {}))
+    return "\n".join(lines) + "\n"
+
+
+def _micro_lines(micro: dict[str, Any]) -> list[str]:
+    """The in-process microbenchmarks' part of the report."""
+    lines: list[str] = []
     if micro.get("routing"):
         lines += [
             "",
@@ -283,7 +289,7 @@ def _report(
         lines += ["", "### Request telemetry per request (in-process CPU; target: off-by-default set ≤ 50 µs)", ""]
         for name, us in micro["telemetry"].items():
             lines.append(f"- {name}: {us:.1f} µs")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(args: argparse.Namespace) -> int:
