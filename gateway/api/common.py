@@ -73,9 +73,11 @@ def authenticate(request: Request, gateway: Gateway) -> str | None:
         return None
     key = bearer(request)
     if not key:
+        gateway.metrics.count_auth_failure("missing")
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     name = runtime.authenticate(key)
     if name is None:
+        gateway.metrics.count_auth_failure("invalid")
         raise Unauthorized("invalid API key")
     return name
 

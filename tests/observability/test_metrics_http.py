@@ -70,3 +70,17 @@ def test_openmetrics_when_asked(start_gateway: Any, openai_upstream: Upstream) -
     assert om.headers["content-type"].startswith("application/openmetrics-text")
     assert om.text.rstrip().endswith("# EOF")
     assert plain.headers["content-type"].startswith("text/plain")
+
+
+def test_authentication_failures_are_counted(start_gateway: Any, openai_upstream: Upstream) -> None:
+    gw = start_gateway(base_config([upstream_model("gpt", openai_upstream)]))
+    body = {"model": "gpt", "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(base_url=gw.url, timeout=10) as anon:
+        assert anon.post("/v1/chat/completions", json=body).status_code == 401
+        bad = {"authorization": "Bearer wrong"}
+        assert anon.post("/v1/chat/completions", json=body, headers=bad).status_code == 401
+        assert anon.post("/v1/chat/completions", json=body, headers=bad).status_code == 401
+    with gw.client() as client:
+        got = samples(client)
+    assert value(got, "ai_multimodel_auth_failures_total", reason="missing") == 1
+    assert value(got, "ai_multimodel_auth_failures_total", reason="invalid") == 2
