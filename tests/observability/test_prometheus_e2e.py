@@ -139,7 +139,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         flaky = Upstream(stack.enter_context(run_asgi_app(create_mock_app("openai", FaultSettings()))), "openai")
         path = tmp / "gateway.yaml"
         config = _config(healthy, flaky)
-        config["observability"] = {"access_log": {"enabled": False}}
+        # Tracing on (spans dropped, not exported) so the latency histogram carries exemplars.
+        mp.setenv("OTEL_TRACES_EXPORTER", "none")
+        config["observability"] = {"access_log": {"enabled": False}, "tracing": {"enabled": True}}
         config["server"] = {"reload_interval_s": 0.2}
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         gateway = Gateway.from_file(path)
@@ -180,6 +182,20 @@ def _failing_upstream_scenario(env: Env) -> None:
         _reload(env, "models: [not a model]\n")  # a broken config: rejected, the old one keeps serving
         prom.wait_for("the reload failure", lambda: prom.query("ai_multimodel_config_last_reload_successful == 0"), 10)
         _reload(env, good + "\n# touched\n")
+
+
+def test_exemplars_reach_prometheus_with_trace_ids(env: Env) -> None:
+    if not env.scenario_ran:
+        _failing_upstream_scenario(env)
+    now = time.time()
+    resp = httpx.get(
+        f"{env.prom.url}/api/v1/query_exemplars",
+        params={"query": "ai_multimodel_client_request_duration_seconds_bucket", "start": now - 300, "end": now},
+        timeout=10,
+    ).json()
+    exemplars = [e for series in resp["data"] for e in series["exemplars"]]
+    assert exemplars, resp
+    assert all(len(e["labels"]["trace_id"]) == 32 for e in exemplars)
 
 
 def panel_queries() -> list[tuple[str, str, str]]:
