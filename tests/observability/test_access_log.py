@@ -82,3 +82,12 @@ def test_config_switches_the_log_off() -> None:
     on = ObservabilitySettings.model_validate({"access_log": {"sample_rate": 0.5}})
     assert parts.access_log(on) is parts.access_log(on)  # one per setting, not one per snapshot
     assert parts.tracing(ObservabilitySettings()) is None  # tracing is off by default
+
+
+def test_the_bench_measures_every_variant_through_the_pipeline() -> None:
+    """`make bench`'s telemetry figures run (no timing asserted here: targets live in the bench)."""
+    from aimm_gateway.telemetry.bench import BASELINE, VARIANTS, bench_telemetry
+
+    figures = bench_telemetry(n=20, rounds=1)
+    assert set(figures) == {BASELINE, *VARIANTS}
+    assert all(us > 0 for us in figures.values())
