@@ -116,21 +116,15 @@ class GatewayMetrics:
         self.in_flight = Gauge(PREFIX + "in_flight_requests", "Client requests being served.", registry=r)
 
     def _policy_metrics(self) -> None:
-        """Counters the policy stages (rate limit, budget, cache, guard, auth) increment."""
+        """Counters the policy stages (rate limit, guard, auth) increment, and the budget gauge.
+        Budget refusals and cache lookups are cost governance's (budget/metrics.py)."""
         r = self.registry
         self.rate_limited = Counter(
             PREFIX + "rate_limited_total", "Requests refused by a rate limit (429).", ["reason"], registry=r
         )
-        self.budget_rejections = Counter(
-            PREFIX + "budget_rejections_total", "Requests refused because a budget ran out.", ["budget"], registry=r
-        )
-        self.budget_downgrades = Counter(
-            PREFIX + "budget_downgrades_total", "Requests downgraded by a budget.", ["budget"], registry=r
-        )
         self.budget_used = Gauge(
             PREFIX + "budget_used_ratio", "Spend over limit for each budget, this period.", ["budget"], registry=r
         )
-        self.cache = Counter(PREFIX + "cache_requests_total", "Response cache lookups.", ["result"], registry=r)
         self.auth_failures = Counter(
             PREFIX + "auth_failures_total", "Requests refused by authentication.", ["reason"], registry=r
         )
@@ -195,22 +189,9 @@ class GatewayMetrics:
     def count_guard_block(self, kind: str) -> None:
         self.guard_blocks.labels(_one_of(kind, GUARD_KINDS)).inc()
 
-    def count_cache(self, hit: bool) -> None:
-        self.cache.labels("hit" if hit else "miss").inc()
-
     def count_reload(self, ok: bool) -> None:
         self.config_reloads.labels("success" if ok else "failure").inc()
         self.config_reload_ok.set(1 if ok else 0)
-
-    # Budget names come from the config; the budget stages pass them as configured.
-    def count_budget_rejection(self, budget: str) -> None:
-        self.budget_rejections.labels(budget).inc()
-
-    def count_budget_downgrade(self, budget: str) -> None:
-        self.budget_downgrades.labels(budget).inc()
-
-    def set_budget_used(self, budget: str, ratio: float) -> None:
-        self.budget_used.labels(budget).set(ratio)
 
     # -- scrape -----------------------------------------------------------------------------------
 

@@ -117,13 +117,11 @@ BUSINESS = Dashboard(
                                                 "{{model}}"),), unit="currencyUSD"),
         Panel("Budget used", (q("max by (budget) (ai_multimodel_budget_used_ratio)", "{{budget}}"),),
               "bargauge", "percentunit"),
-        Panel("Budget rejections and downgrades", (q("sum by (budget) (rate(ai_multimodel_budget_rejections_total[5m]))",
-                                                     "{{budget}} rejected"),
-                                                   q("sum by (budget) (rate(ai_multimodel_budget_downgrades_total[5m]))",
-                                                     "{{budget}} downgraded")), unit="reqps"),
+        Panel("Budget refusals by action", (q("sum by (budget, action) (rate(ai_multimodel_budget_refused_total[5m]))",
+                                              "{{budget}} {{action}}"),), unit="reqps"),
         Panel("Cache hit ratio", (q('sum(rate(ai_multimodel_cache_requests_total{result="hit"}[5m])) / '
-                                    "sum(rate(ai_multimodel_cache_requests_total[5m]))", "hit ratio"),),
-              "stat", "percentunit"),
+                                    'sum(rate(ai_multimodel_cache_requests_total{result=~"hit|miss"}[5m]))',
+                                    "hit ratio"),), "stat", "percentunit"),
     ),
 )
 

@@ -49,7 +49,7 @@ def _pipeline(order: tuple[StageFactory, ...], sink: TextIO) -> ChatPipeline:
     from opentelemetry.sdk.trace import TracerProvider  # spans made and dropped: no exporter
 
     metrics, stats = GatewayMetrics(), LiveStats()
-    deps = StageDeps(metrics, stats, Telemetry(sink, TracerProvider()))
+    deps = StageDeps(metrics, stats, telemetry=Telemetry(sink, TracerProvider()))
     return ChatPipeline(RouterState(SystemClock(), random.Random(1)), metrics, stats, stages=StageAssembly(deps, order))
 
 

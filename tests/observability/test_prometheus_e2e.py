@@ -37,9 +37,6 @@ from tests.servers import run_asgi_app
 
 # Panels whose metric only exists once another feature lands (not faked here): metric -> feature.
 PENDING = {
-    "ai_multimodel_budget_rejections_total": "budget enforcement (block/downgrade)",
-    "ai_multimodel_budget_downgrades_total": "budget enforcement (block/downgrade)",
-    "ai_multimodel_cache_requests_total": "response cache",
     "ai_multimodel_rate_limited_total": "rate limiting",
     "ai_multimodel_guard_blocks_total": "guards",
 }
@@ -88,13 +85,17 @@ class Load:
             t.join(timeout=10)
 
     def _run(self, worker: int) -> None:
-        targets = ["gpt", "flaky", "pair", "hedged", "gpt", "no-such-model"]  # the last: a 404
+        # gpt-cached repeats one temperature-0 question (cache hits); capped soon exceeds a blocking
+        # budget (refusals); no-such-model is a 404.
+        targets = ["gpt", "flaky", "pair", "hedged", "gpt-cached", "capped", "no-such-model"]
         headers = {"authorization": f"Bearer {API_KEY}"}
         with httpx.Client(base_url=self._url, headers=headers, timeout=10) as client:
             i = worker
             while not self._stop.is_set():
                 model = targets[i % len(targets)]
-                body = {"model": model, "messages": [{"role": "user", "content": f"hello {i}"}]}
+                body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": f"hello {i}"}]}
+                if model == "gpt-cached":
+                    body = {"model": "gpt", "temperature": 0, "messages": [{"role": "user", "content": "same"}]}
                 if i % 3 == 0:
                     body["stream"] = True
                 wrong_key = {"authorization": "Bearer not-a-key"} if i % 7 == 0 else None  # a 401
@@ -111,6 +112,7 @@ def _config(healthy: Upstream, flaky: Upstream) -> dict[str, Any]:
             upstream_model("gpt", healthy, headers={"x-mock-fault": "interval_ms=2"}),
             upstream_model("flaky", flaky),
             upstream_model("slow", healthy, headers={"x-mock-fault": "latency_ms=150"}),
+            upstream_model("capped", healthy),
         ],
         routes=[
             {"name": "pair", "targets": [{"model": "flaky"}], "fallbacks": ["gpt"]},
@@ -123,7 +125,11 @@ def _config(healthy: Upstream, flaky: Upstream) -> dict[str, Any]:
         ],
         circuit_breaker=lenient,
         retries={"attempts": 2, "backoff_initial_s": 0, "budget_ratio": 1.0},
-        budgets=[{"name": "team", "limit_usd": "5"}],
+        budgets=[
+            {"name": "team", "limit_usd": "5"},
+            {"name": "capped", "limit_usd": "0.0001", "models": ["capped"], "action": "block"},
+        ],
+        cache={"enabled": True},
     )
 
 
@@ -230,8 +236,6 @@ def test_every_panel_query_returns_data(env: Env) -> None:
 def test_pending_panels_are_only_the_listed_features() -> None:
     pending = {panel for _d, panel, expr in panel_queries() if _pending(expr)}
     assert pending == {
-        "Budget rejections and downgrades",
-        "Cache hit ratio",
         "Rate-limited requests",
         "Guard blocks",
     }
