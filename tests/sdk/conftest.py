@@ -1,0 +1,47 @@
+"""Fixtures: one live gateway per session, and the Python SDK imported from its built wheel."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.sdk.harness import LiveGateway, artefacts, clean_venv, live_gateway, site_packages
+
+
+@pytest.fixture(scope="session")
+def built() -> dict[str, Path]:
+    return artefacts()
+
+
+@pytest.fixture(scope="session")
+def sdk_python(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python of a clean venv where the wheel (not the source tree) is installed."""
+    return clean_venv(built["wheel"], tmp_path_factory.mktemp("sdk-venv"))
+
+
+@pytest.fixture(scope="session")
+def sdk(sdk_python: Path) -> ModuleType:
+    """`aimm_client` as installed from the wheel: a file missing from the package fails here."""
+    sys.path.insert(0, site_packages(sdk_python))
+    module = importlib.import_module("aimm_client")
+    assert str(sdk_python.parent.parent) in str(module.__file__), module.__file__
+    return module
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
+    with live_gateway(tmp_path_factory.mktemp("gateway")) as gw:
+        yield gw
+
+
+@pytest.fixture
+def upstream(gateway: LiveGateway) -> Iterator[LiveGateway]:
+    """The gateway, with its fault-injectable upstream reset before and after the test."""
+    gateway.upstream.reset()
+    yield gateway
+    gateway.upstream.reset()
