@@ -112,7 +112,7 @@ def _config(upstream_url: str) -> dict[str, Any]:
             "pricing": {"input_per_1k": "0.001", "output_per_1k": "0.002"},
             "capabilities": ["chat", "streaming", "tools", "json"],
             # Faults are injected on purpose here: keep the breaker out of the way of the next test.
-            "circuit_breaker": {"min_requests": 100000},
+            "circuit_breaker": {"failure_threshold": 1000, "min_requests": 100000},
         }
     )
     return config
@@ -143,7 +143,9 @@ def live_gateway(workdir: Path) -> Iterator[LiveGateway]:
 def artefacts() -> dict[str, Path]:
     """The built wheel, sdist and npm tarball (`make sdk`); built here when missing or stale."""
     if _stale():
-        subprocess.run(["bash", str(ROOT / "hack" / "sdk-build.sh")], cwd=ROOT, check=True, capture_output=True)
+        done = subprocess.run(["bash", str(ROOT / "hack" / "sdk-build.sh")], cwd=ROOT, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"hack/sdk-build.sh failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
     found = {
         "wheel": next(DIST.glob("ai_multimodel_client-*.whl")),
         "sdist": next(DIST.glob("ai_multimodel_client-*.tar.gz")),
@@ -169,11 +171,13 @@ def clean_venv(wheel: Path, where: Path) -> Path:
     python = target / "bin" / "python"
     if not python.exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(target)
-        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        subprocess.run([*pip, str(wheel)], check=True, capture_output=True)
+        pip = [str(python), "-P", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        done = subprocess.run([*pip, str(wheel)], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"installing {wheel.name} into a clean venv failed:\n{done.stderr[-3000:]}")
     return python
 
 
 def site_packages(python: Path) -> str:
     code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    return subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run([str(python), "-P", "-c", code], check=True, capture_output=True, text=True).stdout.strip()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
+from uuid import uuid4
 
 import httpx
 
@@ -54,11 +55,13 @@ class Settings:
             headers["authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def call_headers(self, call: Call) -> dict[str, str] | None:
-        """Per-call headers on top of the defaults (only admin calls differ)."""
+    def call_headers(self, call: Call) -> dict[str, str]:
+        """Per-call headers on top of the defaults: a fresh request id (the gateway adopts it, so
+        an error always has one to quote), and the admin token for admin calls."""
+        headers = {"x-request-id": uuid4().hex}
         if call.admin and self.admin_token:
-            return {"authorization": f"Bearer {self.admin_token}"}
-        return None
+            headers["authorization"] = f"Bearer {self.admin_token}"
+        return headers
 
     def ws_url(self, path: str, channels: list[str]) -> str:
         scheme, rest = self.base_url.split("://", 1)
@@ -67,6 +70,7 @@ class Settings:
 
 def api_error(response: httpx.Response) -> APIError:
     """The exception for an error response (its body must have been read)."""
+    request_id = response.headers.get("x-request-id") or response.request.headers.get("x-request-id")
     try:
         body: Any = response.json()
     except ValueError:
@@ -74,7 +78,7 @@ def api_error(response: httpx.Response) -> APIError:
     return error_from_body(
         body,
         status=response.status_code,
-        request_id=response.headers.get("x-request-id"),
+        request_id=request_id,
         retry_after=parse_retry_after(response.headers),
     )
 

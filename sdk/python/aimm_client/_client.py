@@ -254,7 +254,9 @@ class Stream:
 
     @property
     def request_id(self) -> str | None:
-        return self._response.headers.get("x-request-id") if self._response is not None else None
+        if self._response is None:
+            return None
+        return self._response.headers.get("x-request-id") or self._response.request.headers.get("x-request-id")
 
     def _open(self) -> httpx.Response:
         if self._response is None:
