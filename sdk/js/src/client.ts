@@ -96,7 +96,8 @@ export class Client {
   // -- transport ------------------------------------------------------------------------------
 
   private headers(c: Call): Record<string, string> {
-    const headers: Record<string, string> = { accept: "application/json" };
+    // A fresh request id per attempt: the gateway adopts it, so every error has one to quote.
+    const headers: Record<string, string> = { accept: "application/json", "x-request-id": crypto.randomUUID() };
     const token = c.admin && this.adminToken ? this.adminToken : this.apiKey;
     if (token) headers.authorization = `Bearer ${token}`;
     if (c.body !== undefined) headers["content-type"] = "application/json";
@@ -117,10 +118,12 @@ export class Client {
       const timeout = setTimeout(() => timer.abort(new APITimeoutError(`timed out after ${ms} ms`)), ms);
       const signal = options.signal ? AbortSignal.any([options.signal, timer.signal]) : timer.signal;
       let wait: number;
+      let headers: Record<string, string> = {};
       try {
         let response: Response;
         try {
-          response = await this.fetchFn(url, { method: c.method, headers: this.headers(c), body, signal });
+          headers = this.headers(c);
+          response = await this.fetchFn(url, { method: c.method, headers, body, signal });
         } catch (err) {
           if (options.signal?.aborted) throw options.signal.reason;
           const timedOut = timer.signal.aborted;
@@ -130,7 +133,7 @@ export class Client {
           continue;
         }
         if (response.ok) return await read(response);
-        const error = await apiError(response);
+        const error = await apiError(response, headers["x-request-id"]);
         const delay = delayForStatus(this.retry, attempt, response.status, safeToRepeat(c), error.retryAfter);
         if (delay === null) throw error;
         wait = delay;
@@ -294,7 +297,7 @@ function connectionError(err: unknown): APIConnectionError {
 }
 
 /** The exception for an error response. */
-export async function apiError(response: Response): Promise<APIError> {
+export async function apiError(response: Response, sentRequestId?: string): Promise<APIError> {
   const text = await response.text();
   let body: unknown = text;
   try {
@@ -304,7 +307,7 @@ export async function apiError(response: Response): Promise<APIError> {
   }
   return errorFromBody(body, {
     status: response.status,
-    requestId: response.headers.get("x-request-id"),
+    requestId: response.headers.get("x-request-id") ?? sentRequestId ?? null,
     retryAfter: parseRetryAfter(response.headers),
   });
 }
