@@ -313,6 +313,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/embeddings"): Operation("embeddings", "OpenAI embeddings", "openai", client="openai"),
     ("GET", "/v1/models"): Operation("openaiModels", "OpenAI model list", "openai", client="openai"),
     ("POST", "/v1/messages"): Operation("messages", "Anthropic messages", "anthropic", client="anthropic"),
+    ("POST", "/v1/messages/count_tokens"): Operation(
+        "countTokens", "Anthropic token counting", "anthropic", client="anthropic"
+    ),
 }
 
 

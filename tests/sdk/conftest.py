@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,10 @@ from types import ModuleType
 
 import pytest
 
-from tests.sdk.harness import LiveGateway, artefacts, clean_venv, live_gateway, site_packages
+from tests.sdk.harness import LiveGateway, artefacts, clean_venv, live_gateway, run, site_packages
+
+JS_TESTS = Path(__file__).parent / "js"
+OPENAI_NPM = "openai@~6.30.1"  # the newest line that still runs on Node 20
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +50,14 @@ def upstream(gateway: LiveGateway) -> Iterator[LiveGateway]:
     gateway.upstream.reset()
     yield gateway
     gateway.upstream.reset()
+
+
+@pytest.fixture(scope="session")
+def js_project(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh folder where the tarball (not the source tree) and `openai` are npm-installed."""
+    work = tmp_path_factory.mktemp("js")
+    (work / "package.json").write_text(json.dumps({"name": "sdk-tests", "private": True, "type": "module"}))
+    run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", str(built["npm"]), OPENAI_NPM], work)
+    for path in JS_TESTS.iterdir():
+        shutil.copy(path, work / path.name)
+    return work

@@ -181,3 +181,11 @@ def clean_venv(wheel: Path, where: Path) -> Path:
 def site_packages(python: Path) -> str:
     code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     return subprocess.run([str(python), "-P", "-c", code], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+    """Run a command; its combined output, or a failed assertion showing that output."""
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{' '.join(args)} failed ({done.returncode}):\n{output[-6000:]}"
+    return output
