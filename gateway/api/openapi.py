@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -329,12 +329,15 @@ def _routed(routes: list[BaseRoute]) -> list[tuple[str, str]]:
     return out
 
 
-def _schemas() -> tuple[dict[type[BaseModel], str], dict[str, Any]]:
-    models = {m for op in OPERATIONS.values() for m in (op.request, op.response) if m is not None} | {ErrorBody}
-    pairs = [
-        (m, "validation" if any(op.request is m for op in OPERATIONS.values()) else "serialization") for m in models
+def _schemas() -> tuple[dict[Any, str], dict[str, Any]]:
+    """Every referenced model's $ref, and the shared definitions. Request bodies are described
+    as the handlers validate them, responses as they are serialized."""
+    models: set[type[BaseModel]] = {m for op in OPERATIONS.values() for m in (op.request, op.response) if m}
+    requests = {op.request for op in OPERATIONS.values()}
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (m, "validation" if m in requests else "serialization") for m in sorted(models | {ErrorBody}, key=str)
     ]
-    refs, defs = models_json_schema(sorted(pairs, key=lambda p: p[0].__name__), ref_template=_REF)
+    refs, defs = models_json_schema(pairs, ref_template=_REF)
     return {m: r["$ref"] for (m, _), r in refs.items()}, defs.get("$defs", {})
 
 

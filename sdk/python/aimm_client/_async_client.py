@@ -73,14 +73,7 @@ class AsyncClient:
         retry = 0
         while True:
             retry += 1
-            request = self._http.build_request(
-                call.method,
-                call.path,
-                json=call.json,
-                params=call.params,
-                headers=self._settings.call_headers(call),
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            request = self._settings.build(self._http, call, timeout)
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
@@ -243,7 +236,10 @@ class AsyncStream:
     def request_id(self) -> str | None:
         if self._response is None:
             return None
-        return self._response.headers.get("x-request-id") or self._response.request.headers.get("x-request-id")
+        rid: str | None = self._response.headers.get("x-request-id") or self._response.request.headers.get(
+            "x-request-id"
+        )
+        return rid
 
     async def _open(self) -> httpx.Response:
         if self._response is None:

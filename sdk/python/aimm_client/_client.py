@@ -77,14 +77,7 @@ class Client:
         retry = 0
         while True:
             retry += 1
-            request = self._http.build_request(
-                call.method,
-                call.path,
-                json=call.json,
-                params=call.params,
-                headers=self._settings.call_headers(call),
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            request = self._settings.build(self._http, call, timeout)
             try:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
@@ -256,7 +249,10 @@ class Stream:
     def request_id(self) -> str | None:
         if self._response is None:
             return None
-        return self._response.headers.get("x-request-id") or self._response.request.headers.get("x-request-id")
+        rid: str | None = self._response.headers.get("x-request-id") or self._response.request.headers.get(
+            "x-request-id"
+        )
+        return rid
 
     def _open(self) -> httpx.Response:
         if self._response is None:
