@@ -167,14 +167,20 @@ def _stale() -> bool:
 def clean_venv(wheel: Path, where: Path) -> Path:
     """A new venv with only the wheel (and its declared dependencies) installed; its python."""
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()[:12]
-    target = where / f"venv-{digest}"
-    python = target / "bin" / "python"
+    python = where / f"venv-{digest}" / "bin" / "python"
     if not python.exists():
-        venv.EnvBuilder(with_pip=True, clear=True).create(target)
-        pip = [str(python), "-P", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        done = subprocess.run([*pip, str(wheel)], capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"installing {wheel.name} into a clean venv failed:\n{done.stderr[-3000:]}")
+        install_into_new_venv(python.parent.parent, str(wheel))
+    return python
+
+
+def install_into_new_venv(target: Path, *requirements: str) -> Path:
+    """Create a venv without pip of its own and install into it with ours (saves ensurepip)."""
+    venv.EnvBuilder(with_pip=False, clear=True).create(target)
+    python = target / "bin" / "python"
+    pip = [sys.executable, "-P", "-m", "pip", "--python", str(python), "install", "-q", "--disable-pip-version-check"]
+    done = subprocess.run([*pip, *requirements], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"installing {requirements} into a clean venv failed:\n{done.stderr[-3000:]}")
     return python
 
 

@@ -12,13 +12,12 @@ import os
 import re
 import subprocess
 import sys
-import venv
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.sdk.harness import ROOT, LiveGateway, site_packages
+from tests.sdk.harness import ROOT, LiveGateway, install_into_new_venv, site_packages
 
 DOC = ROOT / "docs" / "clients.md"
 _BLOCK = re.compile(r"(?:<!-- snippet: needs (\w+) (\S+) -->\n)?```(\w+)\n(.*?)```", re.S)
@@ -87,13 +86,12 @@ def test_snippet_runs(
 
 
 def _install_command(code: str, built: dict[str, Path], where: Path) -> list[str]:
-    """The documented install line, run for real, with the artefact standing in for the registry."""
+    """The documented install line, run for real, with the artefact standing in for the registry
+    (pip installs into a new venv here; the returned command proves the install works)."""
     line = code.strip()
     if line == "pip install ai-multimodel-client":
-        venv.EnvBuilder(with_pip=True).create(where / "venv")
-        python = where / "venv" / "bin" / "python"
-        check = "import aimm_client, httpx, websockets; print(aimm_client.__version__)"
-        return ["bash", "-c", f"{python} -m pip install -q {built['wheel']} && {python} -c '{check}'"]
+        python = install_into_new_venv(where / "venv", str(built["wheel"]))
+        return [str(python), "-c", "import aimm_client, httpx, websockets; print(aimm_client.__version__)"]
     if line == "npm install @aimm/client":
         (where / "package.json").write_text('{"name": "docs-install", "private": true}')
         check = "node -e \"require('@aimm/client').Client\""
