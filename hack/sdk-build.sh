@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 out="$PWD/dist/sdk"
 rm -rf "$out" sdk/python/build sdk/python/*.egg-info
 mkdir -p "$out"
-.venv/bin/python -m build --no-isolation --sdist --wheel --outdir "$out" sdk/python >/dev/null
+log="$(mktemp)"
+.venv/bin/python -m build --no-isolation --sdist --wheel --outdir "$out" sdk/python >"$log" 2>&1 || { cat "$log"; exit 1; }
+rm -f "$log"
 rm -rf sdk/python/build sdk/python/*.egg-info
 cd sdk/js
 npm ci --no-audit --no-fund --loglevel=error >/dev/null

@@ -30,12 +30,17 @@ def sdk_python(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def sdk(sdk_python: Path) -> ModuleType:
-    """`aimm_client` as installed from the wheel: a file missing from the package fails here."""
-    sys.path.insert(0, site_packages(sdk_python))
+def sdk(sdk_python: Path) -> Iterator[ModuleType]:
+    """`aimm_client` as installed from the wheel: a file missing from the package fails here.
+
+    The clean venv goes at the *end* of sys.path (aimm_client is only there), so tests outside
+    tests/sdk never pick up its copies of shared dependencies; it is removed afterwards."""
+    where = site_packages(sdk_python)
+    sys.path.append(where)
     module = importlib.import_module("aimm_client")
     assert str(sdk_python.parent.parent) in str(module.__file__), module.__file__
-    return module
+    yield module
+    sys.path.remove(where)
 
 
 @pytest.fixture(scope="session")
