@@ -236,6 +236,7 @@ class Operation:
     stream: bool = False
     params: tuple[tuple[str, str, str], ...] = ()  # (name, in, description)
     client: str | None = None  # another client covers it (openai, anthropic, prometheus)
+    binary: str | None = None  # media type of a non-JSON answer (a PDF report)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -264,13 +265,32 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/api/v1/analytics/usage"): Operation(
         "analyticsUsage",
-        "Usage grouped over a time range",
+        "Usage grouped over a time range (JSON, or CSV with format=csv)",
         "analytics",
         params=(
-            ("from", "query", "Start (ISO 8601)."),
-            ("to", "query", "End (ISO 8601)."),
+            ("from", "query", "Start (RFC 3339 or a date); default: `to` minus one day."),
+            ("to", "query", "End (RFC 3339 or a date); default: now."),
             ("group_by", "query", "model | provider | key | route | team | hour | day"),
+            ("format", "query", "json (default) | csv"),
         ),
+    ),
+    ("GET", "/api/v1/analytics/top"): Operation(
+        "analyticsTop",
+        "Top consumers over a time range",
+        "analytics",
+        params=(
+            ("from", "query", "Start (RFC 3339 or a date)."),
+            ("to", "query", "End (RFC 3339 or a date)."),
+            ("by", "query", "key | team | model | route ..."),
+            ("limit", "query", "1 .. 1000, default 10."),
+        ),
+    ),
+    ("GET", "/api/v1/analytics/report"): Operation(
+        "analyticsReport",
+        "PDF report of one period",
+        "analytics",
+        params=(("period", "query", "YYYY-MM (default: this month) or another period label."),),
+        binary="application/pdf",
     ),
     ("GET", "/api/v1/budgets"): Operation("listBudgets", "Budgets with spend this period", "analytics"),
     ("GET", "/api/v1/ws"): Operation(
@@ -355,6 +375,8 @@ def _operation(op: Operation, refs: dict[type[BaseModel], str]) -> dict[str, Any
     ok: dict[str, Any] = {"description": "Switching protocols" if op.status == 101 else "OK"}
     if op.response is not None:
         ok["content"] = {media: {"schema": {"$ref": refs[op.response]}}}
+    elif op.binary is not None:
+        ok["content"] = {op.binary: {"schema": {"type": "string", "format": "binary"}}}
     error = {
         "description": "OpenAI-shaped error",
         "content": {"application/json": {"schema": {"$ref": refs[ErrorBody]}}},

@@ -88,7 +88,8 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 3
 @contextmanager
 def _process(args: list[str], ready_url: str, env: dict[str, str], log: Path) -> Iterator[None]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        # In the log's folder: relative paths of the config (the usage store's data/) land there.
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
         try:
             _wait(ready_url, proc, log)
             yield

@@ -209,6 +209,18 @@ export class Client {
     return this.json(call("usage", { query }), options);
   }
 
+  /** The biggest spenders between `from` and `to`, by key, team, model, ... */
+  async topConsumers(params: { by?: string; limit?: number; from?: string; to?: string } = {}, options?: RequestOptions): Promise<JSONObject> {
+    const query = definedOnly({ by: params.by, limit: params.limit?.toString(), from: params.from, to: params.to });
+    return this.json(call("topConsumers", { query }), options);
+  }
+
+  /** The PDF report of a period (`YYYY-MM`, default this month). */
+  async report(params: { period?: string } = {}, options: RequestOptions = {}): Promise<Uint8Array> {
+    const c = call("report", { query: definedOnly({ period: params.period }) });
+    return this.exchange(c, options, async (r) => new Uint8Array(await r.arrayBuffer()));
+  }
+
   async budgets(options?: RequestOptions): Promise<JSONObject> {
     return this.json(call("budgets"), options);
   }

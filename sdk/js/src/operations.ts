@@ -10,6 +10,8 @@ export const OPERATIONS = {
   metrics: ["GET", "/api/v1/metrics"],
   stats: ["GET", "/api/v1/stats"],
   usage: ["GET", "/api/v1/analytics/usage"],
+  topConsumers: ["GET", "/api/v1/analytics/top"],
+  report: ["GET", "/api/v1/analytics/report"],
   budgets: ["GET", "/api/v1/budgets"],
   subscribe: ["GET", "/api/v1/ws"],
   addModel: ["POST", "/admin/models"],

@@ -177,6 +177,17 @@ class AsyncClient:
     ) -> JSON:
         return await self._json(_ops.get("usage", _ops.usage_params(start, end, group_by)))
 
+    async def top_consumers(
+        self, *, by: str = "key", limit: int = 10, start: str | None = None, end: str | None = None
+    ) -> JSON:
+        """The biggest spenders between `start` and `end`, by key, team, model, ..."""
+        params = {"by": by, "limit": str(limit), "from": start, "to": end}
+        return await self._json(_ops.get("top_consumers", params))
+
+    async def report(self, *, period: str | None = None) -> bytes:
+        """The PDF report of a period (`YYYY-MM`, default this month)."""
+        return (await self._send(_ops.get("report", {"period": period}))).content
+
     async def budgets(self) -> JSON:
         return await self._json(_ops.get("budgets"))
 

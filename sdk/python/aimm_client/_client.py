@@ -185,6 +185,17 @@ class Client:
         """Usage analytics between `start` and `end` (ISO 8601), grouped by model, day, ..."""
         return self._json(_ops.get("usage", _ops.usage_params(start, end, group_by)))
 
+    def top_consumers(
+        self, *, by: str = "key", limit: int = 10, start: str | None = None, end: str | None = None
+    ) -> JSON:
+        """The biggest spenders between `start` and `end`, by key, team, model, ..."""
+        params = {"by": by, "limit": str(limit), "from": start, "to": end}
+        return self._json(_ops.get("top_consumers", params))
+
+    def report(self, *, period: str | None = None) -> bytes:
+        """The PDF report of a period (`YYYY-MM`, default this month)."""
+        return (self._send(_ops.get("report", {"period": period}))).content
+
     def budgets(self) -> JSON:
         return self._json(_ops.get("budgets"))
 

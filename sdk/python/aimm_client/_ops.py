@@ -21,6 +21,8 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "metrics": ("GET", "/api/v1/metrics"),
     "stats": ("GET", "/api/v1/stats"),
     "usage": ("GET", "/api/v1/analytics/usage"),
+    "top_consumers": ("GET", "/api/v1/analytics/top"),
+    "report": ("GET", "/api/v1/analytics/report"),
     "budgets": ("GET", "/api/v1/budgets"),
     "subscribe": ("GET", "/api/v1/ws"),
     "add_model": ("POST", "/admin/models"),
