@@ -8,7 +8,7 @@ CONFIG ?= examples/demo.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint bench bench-operator envtest prometheus deps crds fmt clean test-unit test-operator
+.PHONY: run test lint bench bench-operator envtest prometheus deps crds fmt clean test-unit test-operator sdk
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,14 +33,19 @@ prometheus:
 # mypy sees the packages by their import names through links (the folder `operator/` would
 # otherwise shadow the standard library's `operator` module).
 lint: deps
-	$(BIN)/ruff check gateway operator tests
-	$(BIN)/ruff format --check gateway operator tests
+	$(BIN)/ruff check gateway operator tests sdk/python
+	$(BIN)/ruff format --check gateway operator tests sdk/python
 	@mkdir -p .typecheck && ln -sfn ../gateway .typecheck/aimm_gateway && ln -sfn ../operator .typecheck/aimm_operator
 	$(BIN)/mypy -p aimm_gateway -p aimm_operator
+	cd sdk/python && ../../$(BIN)/mypy aimm_client  # strict, from sdk/python/pyproject.toml
 
 fmt: deps
-	$(BIN)/ruff format gateway operator tests
-	$(BIN)/ruff check --fix gateway operator tests
+	$(BIN)/ruff format gateway operator tests sdk/python
+	$(BIN)/ruff check --fix gateway operator tests sdk/python
+
+# Client SDK artefacts into dist/sdk/: Python wheel + sdist, npm tarball (the SDK tests install these).
+sdk: deps
+	@bash hack/sdk-build.sh
 
 crds: deps
 	$(BIN)/aimm crds --out crds
@@ -48,7 +53,7 @@ crds: deps
 	$(BIN)/python -P -m aimm_operator.alerts
 	$(BIN)/python -P deploy/grafana/generate.py
 
-test: deps envtest prometheus lint
+test: deps envtest prometheus lint sdk
 	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql
 	$(BIN)/pytest -q -p no:cacheprovider
 
@@ -61,10 +66,11 @@ test-operator: deps envtest
 bench: deps
 	@bash hack/system-deps.sh wrk
 	$(BIN)/aimm bench --out docs/benchmarks.md
+	PYTHONPATH=sdk/python $(BIN)/python -P sdk/python/bench.py
 
 # The control plane at N = 10, 100, 1,000, 5,000 AIModels (real API server + operator process).
 bench-operator: deps envtest
 	$(BIN)/python -m tests.bench.operator_scale --out docs/benchmarks.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist sdk/js/dist sdk/js/node_modules

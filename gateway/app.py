@@ -17,6 +17,7 @@ from aimm_gateway.api import (
     anthropic_routes,
     native_routes,
     openai_routes,
+    openapi,
     ops_routes,
 )
 from aimm_gateway.api.common import error_response
@@ -61,6 +62,7 @@ def create_app(gateway: Gateway) -> Starlette:
             *admin_routes.routes,
             *ops_routes.routes,
             *analytics_routes.routes,
+            *openapi.routes,
         ],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
