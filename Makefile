@@ -8,7 +8,7 @@ CONFIG ?= examples/demo.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint bench bench-operator envtest prometheus deps crds fmt clean test-unit test-operator sdk
+.PHONY: run test lint bench bench-operator envtest prometheus deps crds fmt clean test-unit test-operator sdk image kind-up kind-down test-install
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -52,9 +52,12 @@ crds: deps
 	$(BIN)/aimm crds --out charts/ai-multimodel/crds
 	$(BIN)/python -P -m aimm_operator.alerts
 	$(BIN)/python -P deploy/grafana/generate.py
+	$(BIN)/python -P hack/chart_schema.py
 
+# Debian packages the tests use (see hack/system-deps.sh); lua5.4, buildah and
+# debootstrap serve the install tests (Argo CD health scripts, the image and its offline base).
 test: deps envtest prometheus lint sdk
-	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql
+	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql lua5.4 buildah debootstrap
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: deps
@@ -62,6 +65,22 @@ test-unit: deps
 
 test-operator: deps envtest
 	$(BIN)/pytest -q tests/operator tests/unit/test_operator_*.py
+
+# The container image (Containerfile) with buildah; see hack/image.sh for IMAGE / IMAGE_BASE.
+image:
+	@bash hack/system-deps.sh buildah debootstrap
+	@bash hack/image.sh
+
+# A local kind cluster (kind-config.yaml) running the chart, examples/k8s/ and the image.
+kind-up:
+	@bash hack/kind.sh up
+
+kind-down:
+	@bash hack/kind.sh down
+
+test-install: deps envtest
+	@bash hack/system-deps.sh lua5.4 buildah debootstrap
+	$(BIN)/pytest -q tests/install
 
 bench: deps
 	@bash hack/system-deps.sh wrk
