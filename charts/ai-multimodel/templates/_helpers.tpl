@@ -32,3 +32,16 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
+
+{{- define "aimm.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* The chart's AIGateway spec: the values' spec, with the chart's image unless one is given. */}}
+{{- define "aimm.gatewaySpec" -}}
+{{- $spec := deepCopy .Values.gateway.spec -}}
+{{- if not $spec.image -}}
+{{- $_ := set $spec "image" (include "aimm.image" .) -}}
+{{- end -}}
+{{- toYaml $spec -}}
+{{- end -}}
