@@ -31,9 +31,8 @@ def json_schema(node: Any) -> Any:
             out["additionalProperties"] = False
         # OpenAPI (like draft-04) flags a bound as exclusive; draft-06+ gives the bound itself.
         for flag, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-            if isinstance(out.get(flag), bool):
-                if out.pop(flag):
-                    out[flag] = out.pop(bound)
+            if isinstance(out.get(flag), bool) and out.pop(flag):
+                out[flag] = out.pop(bound)
         return out
     if isinstance(node, list):
         return [json_schema(v) for v in node]
