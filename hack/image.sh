@@ -75,5 +75,7 @@ buildah bud --layers=false --isolation "$BUILDAH_ISOLATION" -f Containerfile -t 
   --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg BUILD_IMAGE="$BUILD_IMAGE" \
   --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" --build-arg CREATED="$CREATED" \
   --annotation "$HASH_LABEL=$WANT" "${SECRET[@]}" --pull=never --quiet . >/dev/null
+# The image this one replaces is left untagged; with vfs each is a full copy, so drop them.
+buildah rmi --prune >/dev/null 2>&1 || true
 log "built in $(( $(date +%s) - start ))s; size $(buildah images --format '{{.Size}}' "$IMAGE" | head -1)"
 echo "$IMAGE"

@@ -41,7 +41,9 @@ def test_fresh_clone_make_image_then_readme_kubernetes_section(
 ) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(REPO), str(clone)], check=True, timeout=120)
-    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig_path)}
+    # A user's shell, not a recursive make (under `make test`, make would announce directories).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    env["KUBECONFIG"] = str(control_plane.kubeconfig_path)
     env["PATH"] = f"{control_plane.bin_dir}{os.pathsep}{env['PATH']}"
 
     reason = why_buildah_cannot_run()
