@@ -107,6 +107,32 @@ def test_no_pip_and_no_compiler(container: Container) -> None:
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 
 
+# Imports every compiled extension module in the virtualenv (they are stripped at build time).
+IMPORT_EXTENSIONS = """
+import importlib, pathlib, sys
+site = next(pathlib.Path('/opt/aimm/lib').glob('python3*/site-packages'))
+names = sorted({'.'.join(p.relative_to(site).with_suffix('').with_suffix('').parts)
+                for p in site.rglob('*.so') if '.libs' not in str(p.parent)})
+failed = []
+for name in names:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != 'tkinter':  # PIL._imagingtk: Tk support, for a GUI the image has no use for
+            failed.append(f'{name}: {exc!r}')
+    except Exception as exc:
+        failed.append(f'{name}: {exc!r}')
+print(len(names))
+sys.exit('\\n'.join(failed) or None)
+"""
+
+
+def test_every_extension_module_loads(container: Container) -> None:
+    res = container.run("python", "-c", IMPORT_EXTENSIONS)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) >= 20  # uvloop, pydantic_core, asyncpg, PIL, cryptography, yaml, ...
+
+
 def test_operator_cli_and_its_kubeconfig_loader(container: Container, tmp_path: Path) -> None:
     res = container.run("aimm", "operator", "run", "--help")
     assert res.returncode == 0, res.stderr
