@@ -17,17 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.install.argocd import health
 from tests.install.gotools import gotool
 from tests.operator.kubeapi import Api, wait_condition, wait_for
 from tests.operator.manifests import budget, gateway, model, policy, route
-
-OPERATOR_FIX = (
-    "issue 13 item 5(d): Degraded (unresolved default policy) must not read as kstatus Current; operator fix pending"
-)
 
 
 def kstatus(obj: dict[str, Any]) -> dict[str, str]:
@@ -127,13 +122,12 @@ def test_policy_with_missing_model_is_not_current(api: Api, running, ns: str, tm
     assert kstatus(rp)["status"] in {"InProgress", "Failed"}, rp["status"]
 
 
-@pytest.mark.xfail(strict=True, reason=OPERATOR_FIX)
 def test_gateway_whose_default_policy_is_missing_is_not_current(api: Api, running, ns: str, tmp_path: Path) -> None:
     api.apply(model(ns, "m"))
     api.apply(small_gateway(ns, routing={"defaultPolicy": "gone"}))
     mark_gateway_pods_ready(api, ns)
-    # Serving (its pods are ready) but with a default policy that does not exist.
-    gw = settled(api, "AIGateway", ns, "gw", ready(api, "True"))
+    # Its pods are ready, but the default policy it names does not exist.
+    gw = settled(api, "AIGateway", ns, "gw", lambda o: api.condition(o, "Progressing")["status"] == "False")
     assert api.condition(gw, "ResolvedRefs")["status"] == "False"
     assert api.condition(gw, "Degraded")["status"] == "True"
     assert health(gw, tmp_path)[0] == "Degraded"
