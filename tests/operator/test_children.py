@@ -301,14 +301,14 @@ def test_autoscaling_off_and_on(api: Api, running, ns: str) -> None:
     wait_for(lambda: (api.get("Deployment", ns, "gw") or {}).get("spec", {}).get("replicas") == 3, what="replicas=min")
     assert api.get("HorizontalPodAutoscaler", ns, "gw") is None
     api.apply(gateway(ns, "gw", replicas={"min": 3, "max": 6}))
-    wait_for(lambda: api.get("HorizontalPodAutoscaler", ns, "gw"), timeout=5, what="HPA created")
+    wait_for(lambda: api.get("HorizontalPodAutoscaler", ns, "gw"), timeout=30, what="HPA created")
     dep = api.get("Deployment", ns, "gw")
     # Handed over to the HPA without dropping to the API default of one replica.
     assert dep["spec"]["replicas"] == 3
     ours = [m for m in dep["metadata"]["managedFields"] if m["manager"] == "aimm-operator"]
     assert all("f:replicas" not in m["fieldsV1"].get("f:spec", {}) for m in ours)
     api.apply(gateway(ns, "gw", autoscaling={"enabled": False}, replicas={"min": 3, "max": 6}))
-    wait_for(lambda: api.get("HorizontalPodAutoscaler", ns, "gw") is None, timeout=5, what="HPA deleted")
+    wait_for(lambda: api.get("HorizontalPodAutoscaler", ns, "gw") is None, timeout=30, what="HPA deleted")
 
 
 def test_pod_template_passes_restricted_pod_security(api: Api, running, ns: str, control_plane) -> None:
