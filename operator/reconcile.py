@@ -28,7 +28,7 @@ from aimm_operator.apply import (
     emit_event,
     hand_replicas_to_hpa,
 )
-from aimm_operator.budget import rfc3339
+from aimm_operator.budget import PodBudgets, budget_live_status, rfc3339
 from aimm_operator.compile import (
     Compiled,
     Problem,
@@ -44,9 +44,9 @@ from aimm_operator.stats import (
     GatewayStats,
     StatsCache,
     aggregate_pods,
-    budget_live_status,
     endpoints_from_slices,
     fetch_all,
+    fetch_budgets,
     live_changed,
     model_events,
     model_live_status,
@@ -222,6 +222,20 @@ class Reconciled:
     outcomes: Mapping[str, GatewayOutcome]
     failures: tuple[str, ...]
     permanent: bool  # every failure was the API server refusing a request (back off further)
+    cache: StatsCache | None = None
+
+    @cached_property
+    def _pod_models(self) -> dict[str, list[Mapping[str, int] | None]]:
+        """Per gateway, what each reporting pod's config holds (empty: no pod reports)."""
+        if self.cache is None:
+            return {}
+        return {g: self.cache.pod_models(self.snapshot.namespace, g) for g in self.outcomes}
+
+    def unloaded(self, gateway: str, model: Model) -> str | None:
+        """ "k of n pods of AIGateway g" when some reporting pod's config lacks this generation of `model`."""
+        pods = self._pod_models.get(gateway) or []
+        serving = sum(1 for m in pods if m is not None and m.get(model.name) == model.generation)
+        return f"{serving} of {len(pods)} pods of AIGateway {gateway}" if serving < len(pods) else None
 
     @cached_property
     def _members(self) -> dict[tuple[str, str], frozenset[str]]:
@@ -246,8 +260,11 @@ async def _reconcile_gateways(
 ) -> dict[str, GatewayOutcome]:
     served = (await kube.served_kinds(MONITORING_API)) & MONITORING_KINDS if snap.gateways else frozenset()
     outcomes: dict[str, GatewayOutcome] = {}
+    generations = {m.name: m.generation for m in snap.models}
     for gw in (g for g in snap.gateways if not g.deleting):
         c = compile_gateway(gw, snap)
+        if cache is not None and c.config_hash is not None:
+            cache.configs.remember(snap.namespace, gw.name, c.config_hash, {m: generations[m] for m in c.models})
         stats = cache.get(snap.namespace, gw.name) if cache is not None else None
         config_replicas = stats.pods_on(c.config_hash) if stats is not None and c.ok else None
         if gw.spec is None:
@@ -273,8 +290,10 @@ def placement(r: Reconciled, model: Model) -> ModelPlacement:
     unapplied = [
         g for g, o in outs.items() if o.compiled.ok and not o.config_applied and r.includes(g, "models", model.name)
     ]
+    applied = r.applied("models", model.name)
     return ModelPlacement(
-        applied=r.applied("models", model.name),
+        applied=applied,
+        unloaded=[u for g in applied if (u := r.unloaded(g, model)) is not None],
         broken=[g for g, o in outs.items() if not o.compiled.ok],
         unapplied=unapplied,
         unapplied_permanent=bool(unapplied) and all(outs[g].apply_permanent for g in unapplied),
@@ -353,6 +372,7 @@ async def reconcile_namespace(kube: Kube, namespace: str, cache: StatsCache | No
         outcomes,
         tuple(f"AIGateway {g}: {o.apply_error}" for g, o in failed.items()),
         bool(failed) and all(o.apply_permanent for o in failed.values()),
+        cache,
     )
     await _reconcile_models(kube, r, now)
     await _reconcile_policies(kube, r, now)
@@ -379,6 +399,10 @@ class MergedStats:
         return self._merged[key]
 
 
+async def _no_budgets() -> list[PodBudgets]:
+    return []
+
+
 @dataclass(frozen=True)
 class PollResult:
     pods: int
@@ -391,8 +415,12 @@ async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, b
     gw = parse_gateway(body)
     ns = gw.namespace
     slices = await kube.list("EndpointSlice", ns, f"{render.SERVICE_NAME_LABEL}={render.names(gw.name)['service']}")
-    pods = await fetch_all(http, endpoints_from_slices(slices))
-    stats = aggregate_pods(pods)
+    endpoints = endpoints_from_slices(slices)
+    want_budgets = bool(gw.status.get("budgets"))  # the applied config has budgets
+    pods, budget_docs = await asyncio.gather(
+        fetch_all(http, endpoints), fetch_budgets(http, endpoints) if want_budgets else _no_budgets()
+    )
+    stats = aggregate_pods(pods, budget_docs)
     cache.put(ns, gw.name, stats)
 
     now = now_utc()
@@ -416,8 +444,8 @@ async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, b
         if gw.name not in gateways or budget.deleting:
             continue
         stats_of = merged.of(gateways)
-        spent = stats_of.budgets.get(budget.name) if stats_of else None
-        live, events = budget_live_status(budget, spent, now)
+        figure = stats_of.budgets.get(budget.name) if stats_of else None
+        live, events = budget_live_status(budget, figure, stats_of.crossings if stats_of else (), now)
         if live and (events or live_changed(budget.status, live)):
             await _write_status(kube, budget, live, events, manager=STATS_MANAGER)
 

@@ -12,23 +12,24 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aimm_operator import budget as budget_math
-from aimm_operator.objects import Budget, Model
+from aimm_operator.budget import BUDGETS_PATH, BudgetFigure, PodBudgets, ThresholdCrossing, merge_figures
+from aimm_operator.objects import Model
 from aimm_operator.status import Cond, EventSpec, condition, find, stamp
 
 log = logging.getLogger("aimm_operator.stats")
 
 STATS_PATH = "/api/v1/stats"
+CENT = Decimal("0.0001")  # status shows four decimals of a dollar
 CircuitState = Literal["closed", "half_open", "open", "unknown"]
 _SEVERITY = {"closed": 0, "unknown": 1, "half_open": 2, "open": 3}
+DocT = TypeVar("DocT", bound=BaseModel)
 
 
 class _Lenient(BaseModel):
@@ -47,14 +48,9 @@ class PodModelStats(_Lenient):
     available: bool = True
 
 
-class PodBudgetStats(_Lenient):
-    spent_usd: Decimal = Decimal(0)
-
-
 class PodStats(_Lenient):
     config_hash: str | None = None
     models: dict[str, PodModelStats] = Field(default_factory=dict)
-    budgets: dict[str, PodBudgetStats] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,17 +70,48 @@ class ModelAggregate:
 @dataclass(frozen=True)
 class GatewayStats:
     models: Mapping[str, ModelAggregate] = field(default_factory=dict)
-    budgets: Mapping[str, Decimal] = field(default_factory=dict)
+    budgets: Mapping[str, BudgetFigure] = field(default_factory=dict)
     config_hashes: tuple[str | None, ...] = ()
+    crossings: tuple[ThresholdCrossing, ...] = ()
 
     @property
     def pods(self) -> int:
         return len(self.config_hashes)
 
     def pods_on(self, config_hash: str | None) -> int:
-        if not config_hash:
-            return 0
-        return sum(1 for h in self.config_hashes if h and (h.startswith(config_hash) or config_hash.startswith(h)))
+        return sum(1 for h in self.config_hashes if same_hash(h, config_hash))
+
+
+def same_hash(a: str | None, b: str | None) -> bool:
+    """Config hashes as the pods report them may be shortened: a prefix of the other matches."""
+    return bool(a and b and (a.startswith(b) or b.startswith(a)))
+
+
+ModelVersions = Mapping[str, int]  # model name -> the generation compiled into a config
+
+
+class ConfigHistory:
+    """The models (at which generation) in the last configs compiled for each gateway, so the
+    config hash a pod reports says which models it serves. Bounded: the last KEEP configs."""
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._by_gateway: dict[tuple[str, str], dict[str, ModelVersions]] = {}
+
+    def remember(self, namespace: str, gateway: str, config_hash: str, models: ModelVersions) -> None:
+        history = self._by_gateway.setdefault((namespace, gateway), {})
+        history.pop(config_hash, None)
+        history[config_hash] = models  # newest last
+        while len(history) > self.KEEP:
+            del history[next(iter(history))]
+
+    def models_of(self, namespace: str, gateway: str, pod_hash: str | None) -> ModelVersions | None:
+        history = self._by_gateway.get((namespace, gateway), {})
+        return next((m for h, m in reversed(history.items()) if same_hash(h, pod_hash)), None)
+
+    def forget(self, namespace: str, gateway: str) -> None:
+        self._by_gateway.pop((namespace, gateway), None)
 
 
 def _merge_models(parts: Sequence[ModelAggregate]) -> ModelAggregate:
@@ -124,34 +151,42 @@ def _from_pod(s: PodModelStats) -> ModelAggregate:
     )
 
 
-def aggregate_pods(pods: Sequence[PodStats]) -> GatewayStats:
-    """One gateway: sum counts, cost, rpm and spend; max p95; worst circuit; available if any pod is."""
+def aggregate_pods(pods: Sequence[PodStats], budget_docs: Sequence[PodBudgets] = ()) -> GatewayStats:
+    """One gateway: sum counts, cost and rpm; max p95; worst circuit; available if any pod is.
+    Budget figures come from the first pod that answered (the gateways compute them from the
+    shared store/state, the same on every replica with spec.redis); crossings from every pod
+    (each crossing is announced by one replica only)."""
     per_model: dict[str, list[ModelAggregate]] = {}
-    budgets: dict[str, Decimal] = {}
     for pod in pods:
         for name, s in pod.models.items():
             per_model.setdefault(name, []).append(_from_pod(s))
-        for name, b in pod.budgets.items():
-            budgets[name] = budgets.get(name, Decimal(0)) + b.spent_usd
     return GatewayStats(
         models={name: _merge_models(parts) for name, parts in sorted(per_model.items())},
-        budgets=budgets,
+        budgets={b.name: b for b in budget_docs[0].budgets} if budget_docs else {},
         config_hashes=tuple(p.config_hash for p in pods),
+        crossings=tuple(c for doc in budget_docs for c in doc.threshold_events),
     )
 
 
 def merge_gateways(stats: Iterable[GatewayStats]) -> GatewayStats:
     """Several gateways serving the same models: the same sums, one level up."""
     per_model: dict[str, list[ModelAggregate]] = {}
-    budgets: dict[str, Decimal] = {}
+    figures: dict[str, list[BudgetFigure]] = {}
     hashes: list[str | None] = []
+    crossings: list[ThresholdCrossing] = []
     for g in stats:
         for name, agg in g.models.items():
             per_model.setdefault(name, []).append(agg)
-        for name, spent in g.budgets.items():
-            budgets[name] = budgets.get(name, Decimal(0)) + spent
+        for name, fig in g.budgets.items():
+            figures.setdefault(name, []).append(fig)
         hashes.extend(g.config_hashes)
-    return GatewayStats({n: _merge_models(p) for n, p in sorted(per_model.items())}, budgets, tuple(hashes))
+        crossings.extend(g.crossings)
+    return GatewayStats(
+        {n: _merge_models(p) for n, p in sorted(per_model.items())},
+        {n: merge_figures(f) for n, f in figures.items()},
+        tuple(hashes),
+        tuple(crossings),
+    )
 
 
 # ------------------------------------------------------------------------------ discovery + polling
@@ -176,23 +211,29 @@ def endpoints_from_slices(slices: Iterable[Mapping[str, Any]], port_name: str = 
     return sorted(out)
 
 
-def stats_url(address: str, port: int) -> str:
+def stats_url(address: str, port: int, path: str = STATS_PATH) -> str:
     host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}{STATS_PATH}"
+    return f"http://{host}:{port}{path}"
 
 
-async def fetch_one(client: httpx.AsyncClient, address: str, port: int) -> PodStats | None:
+async def fetch_one(client: httpx.AsyncClient, address: str, port: int, path: str, doc: type[DocT]) -> DocT | None:
     try:
-        resp = await client.get(stats_url(address, port))
+        resp = await client.get(stats_url(address, port, path))
         resp.raise_for_status()
-        return PodStats.model_validate(orjson.loads(resp.content))
+        return doc.model_validate(orjson.loads(resp.content))
     except (httpx.HTTPError, orjson.JSONDecodeError, ValidationError) as exc:
-        log.warning("stats from %s:%d unavailable: %s", address, port, exc)
+        log.warning("%s from %s:%d unavailable: %s", path, address, port, exc)
         return None
 
 
 async def fetch_all(client: httpx.AsyncClient, endpoints: Sequence[tuple[str, int]]) -> list[PodStats]:
-    results = await asyncio.gather(*(fetch_one(client, a, p) for a, p in endpoints))
+    results = await asyncio.gather(*(fetch_one(client, a, p, STATS_PATH, PodStats) for a, p in endpoints))
+    return [r for r in results if r is not None]
+
+
+async def fetch_budgets(client: httpx.AsyncClient, endpoints: Sequence[tuple[str, int]]) -> list[PodBudgets]:
+    """Every answering pod's budget document, in endpoint order."""
+    results = await asyncio.gather(*(fetch_one(client, a, p, BUDGETS_PATH, PodBudgets) for a, p in endpoints))
     return [r for r in results if r is not None]
 
 
@@ -203,6 +244,7 @@ class StatsCache:
         self.max_age_s = max_age_s
         self._clock = clock
         self._entries: dict[tuple[str, str], tuple[float, GatewayStats]] = {}
+        self.configs = ConfigHistory()
 
     def put(self, namespace: str, gateway: str, stats: GatewayStats) -> None:
         self._entries[(namespace, gateway)] = (self._clock(), stats)
@@ -215,6 +257,14 @@ class StatsCache:
 
     def forget(self, namespace: str, gateway: str) -> None:
         self._entries.pop((namespace, gateway), None)
+        self.configs.forget(namespace, gateway)
+
+    def pod_models(self, namespace: str, gateway: str) -> list[ModelVersions | None]:
+        """For each pod that reported: the models its config holds (None: a config not known here)."""
+        stats = self.get(namespace, gateway)
+        if stats is None:
+            return []
+        return [self.configs.models_of(namespace, gateway, h) for h in stats.config_hashes]
 
     def merged(self, namespace: str, gateways: Iterable[str]) -> GatewayStats | None:
         found = [s for g in gateways if (s := self.get(namespace, g)) is not None]
@@ -227,7 +277,7 @@ def percent(ratio: float) -> str:
 
 
 def usd(value: Decimal) -> str:
-    return str(value.quantize(budget_math.CENT, ROUND_HALF_UP))
+    return str(value.quantize(CENT, ROUND_HALF_UP))
 
 
 def model_live_status(model: Model, agg: ModelAggregate | None, now: str) -> dict[str, Any]:
@@ -275,53 +325,6 @@ def model_events(model: Model, new: Mapping[str, Any]) -> list[EventSpec]:
     if new_state == "closed" and old_state in ("open", "half_open"):
         return [EventSpec("Normal", "CircuitClosed", "circuit breaker closed; traffic resumed")]
     return []
-
-
-def budget_live_status(budget: Budget, spent: Decimal | None, now: datetime) -> tuple[dict[str, Any], list[EventSpec]]:
-    """Fields of CostBudget.status owned by the stats poller, and threshold Events."""
-    if budget.spec is None:
-        return {}, []
-    spec = budget.spec
-    try:
-        view = budget_math.evaluate(
-            Decimal(str(spec.limit_usd)),
-            spent or Decimal(0),
-            spec.period,
-            spec.time_zone,
-            list(spec.alert_thresholds),
-            now,
-        )
-    except (ValueError, KeyError):  # an invalid time zone: reported as Stalled by the reconciler
-        return {}, []
-    start = budget_math.rfc3339(view.bounds.start)
-    previous = budget.status
-    already = previous.get("lastAlertThreshold") if previous.get("periodStart") == start else None
-    crossed = budget_math.crossed_threshold(view.percent_exact, list(spec.alert_thresholds), already)
-    events: list[EventSpec] = []
-    if crossed is not None:
-        kind: Literal["Normal", "Warning"] = "Warning"
-        events.append(
-            EventSpec(
-                kind,
-                "BudgetExceeded" if crossed >= 100 else "BudgetThresholdReached",
-                f"{view.percent_used}% of ${spec.limit_usd:g} {spec.period} budget used "
-                f"(threshold {crossed}%, spent ${usd(view.spent)}, action {spec.action})",
-            )
-        )
-        already = crossed
-    out: dict[str, Any] = {
-        "spent": usd(view.spent),
-        "remaining": usd(view.remaining),
-        "percentUsed": f"{view.percent_used}%",
-        "forecast": usd(view.forecast),
-        "periodStart": start,
-        "periodEnd": budget_math.rfc3339(view.bounds.end),
-        "state": view.state,
-        "lastUpdated": budget_math.rfc3339(now),
-    }
-    if already is not None:
-        out["lastAlertThreshold"] = already
-    return out, events
 
 
 _COND_KEYS = ("status", "reason", "message", "observedGeneration")

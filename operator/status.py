@@ -255,10 +255,12 @@ class ModelPlacement:
     broken: Sequence[str] = ()  # gateways selecting it whose config does not compile
     unapplied: Sequence[str] = ()  # gateways whose config includes it but could not be applied
     unapplied_permanent: bool = False  # ... because the API server refused it (no retry helps)
+    unloaded: Sequence[str] = ()  # "k of n pods of AIGateway g": pods reporting a config without it
 
 
 def _model_conditions(placement: ModelPlacement, gen: int) -> list[Cond]:
-    """Ready only once a config containing the model was applied (kstatus: Stalled or Reconciling otherwise)."""
+    """Ready only once a config containing the model was applied and, where pods report the config
+    they serve, loaded by every one of them (kstatus: Stalled or Reconciling otherwise)."""
     p = placement
     if p.unapplied:
         msg = f"the config of AIGateway(s) {', '.join(p.unapplied)} that includes this model could not be applied"
@@ -274,6 +276,13 @@ def _model_conditions(placement: ModelPlacement, gen: int) -> list[Cond]:
                 msg,
                 gen,
             ),
+        ]
+    if p.applied and p.unloaded:
+        msg = f"in the applied config, not yet loaded: {'; '.join(p.unloaded)} serve it"
+        return [
+            condition("Ready", False, "ConfigNotLoaded", msg, gen),
+            condition("Stalled", False, "Valid", "the spec is valid", gen),
+            condition("Reconciling", True, "ConfigLoading", msg, gen),
         ]
     if p.applied:
         ready = condition("Ready", True, "Accepted", f"in the config of AIGateway(s) {', '.join(p.applied)}", gen)

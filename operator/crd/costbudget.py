@@ -92,6 +92,13 @@ class CostBudgetSpec(ApiModel):
     )
 
 
+class BudgetAction(ApiModel):
+    """What the gateways last did at 100% (alert, block or downgrade), and when."""
+
+    action: str = Field(..., max_length=SHORT_MAX, description="alert, block or downgrade.")
+    at: str = Field(..., description="When it was first taken.", json_schema_extra={"format": "date-time"})
+
+
 class CostBudgetStatus(StatusBase):
     """Observed spending in the current period."""
 
@@ -99,19 +106,36 @@ class CostBudgetStatus(StatusBase):
     gateways: list[str] = Field(
         default_factory=list, max_length=256, description="AIGateways whose config includes this budget."
     )
-    spent: str | None = Field(None, description="USD spent this period (decimal string).")
+    cost_this_period: str | None = Field(
+        None,
+        description="USD spent this period (decimal string), as the gateways count it: from the usage store "
+        "or the shared state, the same whichever replica is asked when the AIGateway has spec.redis.",
+    )
     remaining: str | None = Field(None, description="USD left this period (decimal string; 0 when exceeded).")
     percent_used: str | None = Field(None, description="Share of the limit spent, e.g. 42.5%.")
-    forecast: str | None = Field(None, description="USD projected for the whole period at the current pace.")
+    projected_period_cost: str | None = Field(
+        None, description="USD projected for the whole period (the gateways' forecast)."
+    )
     period_start: str | None = Field(
         None, description="Start of the current period.", json_schema_extra={"format": "date-time"}
     )
-    period_end: str | None = Field(
+    period_ends: str | None = Field(
         None, description="End of the current period.", json_schema_extra={"format": "date-time"}
     )
     state: BudgetState | None = Field(None, description="OK, Warning (a threshold below 100% crossed) or Exceeded.")
-    last_alert_threshold: int | None = Field(
-        None, ge=0, le=100, description="Highest alert threshold already announced this period."
+    last_action: BudgetAction | None = Field(None, description="The last action the gateways took at 100%.")
+    source: str | None = Field(
+        None, max_length=64, description="Where the gateways read the spend: store, state or unavailable."
+    )
+    announced_period_start: str | None = Field(
+        None,
+        description="The period whose threshold crossings were announced as Events.",
+        json_schema_extra={"format": "date-time"},
+    )
+    announced_thresholds: list[int] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Thresholds already announced in announcedPeriodStart (each Event fires once).",
     )
     last_updated: str | None = Field(
         None, description="When spending was last polled.", json_schema_extra={"format": "date-time"}

@@ -11,15 +11,17 @@ from typing import Any
 
 
 @contextmanager
-def stats_server(doc: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Serve GET /api/v1/stats on 0.0.0.0:<free port>; yields (port, doc) -- mutate doc to change it."""
+def stats_server(doc: dict[str, Any], budgets: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Serve GET /api/v1/stats (and /api/v1/budgets) on 0.0.0.0:<free port>; yields (port, doc) --
+    mutate doc to change it."""
+    docs = {"/api/v1/stats": doc, "/api/v1/budgets": budgets}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path != "/api/v1/stats":
+            if docs.get(self.path) is None:
                 self.send_error(404)
                 return
-            body = json.dumps(doc).encode()
+            body = json.dumps(docs[self.path]).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -10,10 +10,10 @@ from tests.operator.statsserver import endpoint_slice, stats_server
 
 
 def pod_doc(
-    requests: int, rpm: float, error_rate: float, p95: float, cost: str, spent: str, cheap_circuit: str = "closed"
+    config_hash: str, requests: int, rpm: float, error_rate: float, p95: float, cost: str, cheap_circuit: str = "closed"
 ) -> dict:
     return {
-        "config_hash": "whatever",
+        "config_hash": config_hash,
         "models": {
             "gpt": {
                 "requests_total": requests,
@@ -38,7 +38,38 @@ def pod_doc(
                 "available": cheap_circuit != "open",
             },
         },
-        "budgets": {"monthly": {"spent_usd": spent}},
+    }
+
+
+def budgets_doc(cost: str, percent: str, thresholds: list[int]) -> dict:
+    """A gateway's GET /api/v1/budgets: the fleet's figure, and the crossings this replica announced."""
+    return {
+        "budgets": [
+            {
+                "name": "monthly",
+                "costThisPeriod": cost,
+                "percentUsed": percent,
+                "projectedPeriodCost": "9.1000",
+                "periodStart": "2026-11-01T00:00:00Z",
+                "periodEnds": "2026-12-01T00:00:00Z",
+                "state": "Warning",
+                "action": "alert",
+                "lastAction": None,
+                "source": "state",
+            }
+        ],
+        "thresholdEvents": [
+            {
+                "budget": "monthly",
+                "threshold": t,
+                "percentUsed": percent,
+                "spentUsd": cost,
+                "periodStart": "2026-11-01T00:00:00Z",
+                "periodEnds": "2026-12-01T00:00:00Z",
+                "at": "2026-11-20T10:00:00Z",
+            }
+            for t in thresholds
+        ],
     }
 
 
@@ -69,11 +100,14 @@ def test_kubectl_get_shows_live_columns(api: Api, running, ns: str, control_plan
     api.apply(gateway(ns, "gw"))
     wait_condition(api, "AIModel", ns, "gpt", "Ready", "True")
     wait_condition(api, "CostBudget", ns, "monthly", "Ready", "True")
+    served = api.get("AIGateway", ns, "gw")["status"]["configHash"]
 
     ip = host_ip()
     with (
-        stats_server(pod_doc(120, 40.0, 0.025, 850.0, "1.2", "4.5")) as (p1, _),
-        stats_server(pod_doc(80, 20.0, 0.05, 420.0, "0.8", "2.0", cheap_circuit="open")) as (p2, _),
+        stats_server(pod_doc(served, 120, 40.0, 0.025, 850.0, "1.2"), budgets_doc("6.5000", "65.0", [50])) as (p1, _),
+        stats_server(
+            pod_doc(served, 80, 20.0, 0.05, 420.0, "0.8", cheap_circuit="open"), budgets_doc("6.5000", "65.0", [])
+        ) as (p2, doc2),
     ):
         api.apply(endpoint_slice(ns, "gw", "gw-pod-a", ip, p1))
         api.apply(endpoint_slice(ns, "gw", "gw-pod-b", ip, p2))
@@ -93,12 +127,13 @@ def test_kubectl_get_shows_live_columns(api: Api, running, ns: str, control_plan
         cheap = wait_condition(api, "AIModel", ns, "cheap", "Available", "False", reason="CircuitOpen")
         assert cheap["status"]["circuitState"] == "open" and cheap["status"]["lastError"] == "upstream returned 503"
 
-        b = wait_for(lambda: (x := api.get("CostBudget", ns, "monthly")) and x["status"].get("spent") == "6.5000" and x)
+        b = wait_for(
+            lambda: (x := api.get("CostBudget", ns, "monthly")) and x["status"].get("costThisPeriod") == "6.5000" and x
+        )
         bs = b["status"]
         assert bs["remaining"] == "3.5000" and bs["percentUsed"] == "65.0%" and bs["state"] == "Warning"
-        assert bs["periodStart"].endswith("T00:00:00Z") and bs["periodEnd"] > bs["periodStart"]
-        assert bs["lastAlertThreshold"] == 50
-        assert float(bs["forecast"]) >= 6.5
+        assert (bs["periodStart"], bs["periodEnds"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+        assert bs["announcedThresholds"] == [50] and bs["projectedPeriodCost"] == "9.1000"
 
         out = control_plane.kubectl(
             "get", "aimodels,routingpolicies,costbudgets,aigateways", "-n", ns, check=True
@@ -121,8 +156,8 @@ def test_kubectl_get_shows_live_columns(api: Api, running, ns: str, control_plan
         r = table["routingpolicy.aimm.io/rp"]
         assert (r["ALGORITHM"], r["ROUTES"], r["TARGETS"], r["READY"]) == ("intelligent", "1", "2", "True")
         bb = table["costbudget.aimm.io/monthly"]
-        assert (bb["LIMIT"], bb["SPENT"], bb["USED"], bb["STATE"]) == ("10", "6.5000", "65.0%", "Warning")
-        assert float(bb["FORECAST"]) >= 6.5
+        assert (bb["LIMIT"], bb["COST"], bb["USED"], bb["STATE"]) == ("10", "6.5000", "65.0%", "Warning")
+        assert bb["PROJECTED"] == "9.1000"
         gw = table["aigateway.aimm.io/gw"]
         assert gw["MODELS"] == "2" and gw["ENDPOINT"] == f"http://gw.{ns}.svc:80" and gw["READY"] == "False"
 
@@ -133,3 +168,11 @@ def test_kubectl_get_shows_live_columns(api: Api, running, ns: str, control_plan
         assert ("monthly", "BudgetThresholdReached") in reasons
         assert ("gw", "ConfigCreated") in reasons
         assert all("sk-" not in e.get("message", "") for e in events)
+
+        # Honest readiness: a pod serving a config without this generation of the model holds Ready.
+        doc2["config_hash"] = "0123456789abcdef"  # a config this operator never compiled
+        gpt = wait_condition(api, "AIModel", ns, "gpt", "Ready", "False", reason="ConfigNotLoaded")
+        assert "1 of 2 pods of AIGateway gw" in api.condition(gpt, "Ready")["message"]
+        assert api.condition(gpt, "Reconciling")["status"] == "True"
+        doc2["config_hash"] = served
+        wait_condition(api, "AIModel", ns, "gpt", "Ready", "True", reason="Accepted")

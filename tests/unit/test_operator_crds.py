@@ -83,7 +83,7 @@ def test_names_and_columns() -> None:
 
     assert cols("AIModel") == ["PROVIDER", "MODEL", "ENABLED", "READY", "CIRCUIT", "P95", "ERRORS", "COST", "AGE"]
     assert cols("RoutingPolicy") == ["ALGORITHM", "ROUTES", "TARGETS", "READY", "AGE"]
-    assert cols("CostBudget") == ["LIMIT", "SPENT", "USED", "FORECAST", "STATE", "AGE"]
+    assert cols("CostBudget") == ["LIMIT", "COST", "USED", "PROJECTED", "STATE", "ACTION", "AGE"]
 
 
 def test_provider_enum_and_defaults() -> None:

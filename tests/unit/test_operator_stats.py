@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
+from aimm_operator.budget import PodBudgets
 from aimm_operator.stats import (
+    ConfigHistory,
     ModelAggregate,
     PodStats,
     StatsCache,
     aggregate_pods,
-    budget_live_status,
     endpoints_from_slices,
     live_changed,
     merge_gateways,
@@ -18,7 +18,7 @@ from aimm_operator.stats import (
     model_live_status,
     stats_url,
 )
-from tests.unit.operator_fixtures import body, budget, model, snapshot
+from tests.unit.operator_fixtures import model, snapshot
 
 NOW = "2026-01-01T00:00:00Z"
 
@@ -31,7 +31,6 @@ def pod(
     cost: str,
     circuit: str = "closed",
     available: bool = True,
-    spent: str = "0",
     config_hash: str = "h1",
 ) -> PodStats:
     return PodStats.model_validate(
@@ -51,7 +50,32 @@ def pod(
                     "extra": "ignored",
                 }
             },
-            "budgets": {"b": {"spent_usd": spent}},
+        }
+    )
+
+
+def budgets_doc(cost: str, threshold: int) -> PodBudgets:
+    return PodBudgets.model_validate(
+        {
+            "budgets": [
+                {
+                    "name": "b",
+                    "costThisPeriod": cost,
+                    "percentUsed": "25.0",
+                    "projectedPeriodCost": "5",
+                    "periodStart": "2026-03-01T00:00:00Z",
+                    "periodEnds": "2026-04-01T00:00:00Z",
+                }
+            ],
+            "thresholdEvents": [
+                {
+                    "budget": "b",
+                    "threshold": threshold,
+                    "percentUsed": "50.0",
+                    "spentUsd": cost,
+                    "periodStart": "2026-03-01T00:00:00Z",
+                }
+            ],
         }
     )
 
@@ -59,16 +83,18 @@ def pod(
 def test_aggregate_pods_sums_and_takes_worst() -> None:
     g = aggregate_pods(
         [
-            pod(100, 30, 0.1, 900, "1.5", spent="2"),
-            pod(50, 10, 0.0, 300, "0.25", "half_open", spent="0.5", config_hash="h2"),
-        ]
+            pod(100, 30, 0.1, 900, "1.5"),
+            pod(50, 10, 0.0, 300, "0.25", "half_open", config_hash="h2"),
+        ],
+        [budgets_doc("2.5", 50), budgets_doc("9", 80)],
     )
     m = g.models["m"]
     assert (m.requests_total, m.errors_total, m.requests_per_minute) == (150, 10, 40)
     assert abs(m.error_rate - 0.075) < 1e-9  # weighted by rpm
     assert m.p95_latency_ms == 900 and m.cost_usd == Decimal("1.75") and m.circuit_state == "half_open"
     assert m.available and m.last_error == "boom" and m.pods == 2
-    assert g.budgets == {"b": Decimal("2.5")}
+    # Budget figures from the first pod (the fleet's shared figure), crossings from every pod.
+    assert g.budgets["b"].cost == Decimal("2.5") and [c.threshold for c in g.crossings] == [50, 80]
     assert g.pods_on("h1") == 1 and g.pods_on("h1xxxx") == 1 and g.pods_on(None) == 0
 
 
@@ -121,22 +147,6 @@ def test_model_live_status() -> None:
     assert model_live_status(disabled, agg, NOW)["conditions"][0]["reason"] == "Disabled"
 
 
-def test_budget_live_status_and_threshold_events() -> None:
-    b = snapshot(budgets=[budget("b", 10, alertThresholds=[50, 80, 100])]).budgets[0]
-    now = datetime(2026, 3, 16, 12, tzinfo=UTC)
-    st, events = budget_live_status(b, Decimal("8.5"), now)
-    assert (st["spent"], st["remaining"], st["percentUsed"], st["state"]) == ("8.5000", "1.5000", "85.0%", "Warning")
-    assert st["periodStart"] == "2026-03-01T00:00:00Z" and st["lastAlertThreshold"] == 80
-    assert [e.reason for e in events] == ["BudgetThresholdReached"]
-    announced = snapshot(budgets=[body("CostBudget", "b", {"limitUSD": 10}, status=st)]).budgets[0]
-    again, events = budget_live_status(announced, Decimal("9"), now)
-    assert events == [] and again["lastAlertThreshold"] == 80
-    over, events = budget_live_status(announced, Decimal("10"), now)
-    assert [e.reason for e in events] == ["BudgetExceeded"] and over["state"] == "Exceeded"
-    _next_month, events = budget_live_status(announced, Decimal("6"), datetime(2026, 4, 2, tzinfo=UTC))
-    assert [e.reason for e in events] == ["BudgetThresholdReached"]  # a new period announces again
-
-
 def test_live_changed_ignores_timestamps_only() -> None:
     prev = {
         "spent": "1",
@@ -157,3 +167,19 @@ def test_stats_cache_expires() -> None:
     assert merged is not None and merged.models["m"].requests_total == 3
     t[0] = 11
     assert cache.merged("ns", ["a"]) is None
+
+
+def test_pod_models_from_the_config_history() -> None:
+    cache = StatsCache(max_age_s=10)
+    assert cache.pod_models("ns", "gw") == []  # no pod reports: nothing to check
+    cache.configs.remember("ns", "gw", "aaaa1111", {"m": 1})
+    cache.configs.remember("ns", "gw", "bbbb2222", {"m": 2, "n": 1})
+    cache.put(
+        "ns", "gw", aggregate_pods([pod(1, 1, 0, 1, "1", config_hash="aaaa"), pod(1, 1, 0, 1, "1", config_hash="zz")])
+    )
+    assert cache.pod_models("ns", "gw") == [{"m": 1}, None]  # a shortened hash matches; an unknown one is None
+    for i in range(ConfigHistory.KEEP):
+        cache.configs.remember("ns", "gw", f"c{i}", {})
+    assert cache.configs.models_of("ns", "gw", "aaaa1111") is None  # bounded history
+    cache.forget("ns", "gw")
+    assert cache.configs.models_of("ns", "gw", "c0") is None

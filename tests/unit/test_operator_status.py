@@ -108,6 +108,10 @@ def test_model_policy_budget_status() -> None:
     m, p, b = snap.models[0], snap.policies[0], snap.budgets[0]
     assert conds(model_status(m, ModelPlacement(applied=["gw"]), None, NOW))["Ready"] == ("True", "Accepted")
     assert conds(model_status(m, ModelPlacement(), None, NOW))["Ready"] == ("False", "NotSelected")
+    loading = model_status(m, ModelPlacement(applied=["gw"], unloaded=["1 of 3 pods of AIGateway gw"]), None, NOW)
+    assert conds(loading)["Ready"] == ("False", "ConfigNotLoaded")
+    assert conds(loading)["Reconciling"] == ("True", "ConfigLoading") and conds(loading)["Stalled"][0] == "False"
+    assert "1 of 3 pods of AIGateway gw" in loading["conditions"][0]["message"] and loading["gateways"] == ["gw"]
     assert conds(model_status(m, ModelPlacement(broken=["gw"]), None, NOW))["Ready"] == (
         "False",
         "GatewayConfigInvalid",

@@ -1,0 +1,116 @@
+"""Gateway processes standing in for pods (there is no kubelet here), started from what the
+operator rendered: the ConfigMap's config, the env the Deployment declares (each secretKeyRef
+resolved), the key Secrets mounted as files in the container's working directory, and an
+EndpointSlice for the gateway Service, as the EndpointSlice controller would make for a ready pod.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.operator.kubeapi import Api, host_ip, wait_for
+from tests.operator.statsserver import endpoint_slice
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def container_env(api: Api, ns: str, deployment: dict) -> dict[str, str]:
+    """What the kubelet would put in the environment: each secretKeyRef resolved."""
+    env = {}
+    for item in deployment["spec"]["template"]["spec"]["containers"][0].get("env") or []:
+        ref = item["valueFrom"]["secretKeyRef"]
+        secret = api.request("GET", f"/api/v1/namespaces/{ns}/secrets/{ref['name']}").json()
+        env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+    return env
+
+
+def mount_key_secrets(api: Api, ns: str, deployment: dict, workdir: Path) -> None:
+    """What the kubelet would mount: each Secret volume's keys as files under its mountPath."""
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod.get("volumes") or [] if "secret" in v}
+    for mount in container.get("volumeMounts") or []:
+        if mount["name"] not in secrets:
+            continue
+        secret = api.request("GET", f"/api/v1/namespaces/{ns}/secrets/{secrets[mount['name']]}").json()
+        folder = workdir / Path(mount["mountPath"]).relative_to(container["workingDir"])
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, value in secret["data"].items():
+            (folder / key).write_bytes(base64.b64decode(value))
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class GatewayPod:
+    """One gateway process run from the gateway's rendered ConfigMap and Deployment."""
+
+    def __init__(self, api: Api, ns: str, gateway: str, name: str, workdir: Path) -> None:
+        self.api, self.ns, self.gateway, self.name, self.workdir = api, ns, gateway, name, workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, publish: bool = True) -> GatewayPod:
+        cm = wait_for(lambda: self.api.get("ConfigMap", self.ns, f"{self.gateway}-config"), what="ConfigMap")
+        dep = wait_for(lambda: self.api.get("Deployment", self.ns, self.gateway), what="Deployment")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config_path = self.workdir / "config.yaml"
+        config_path.write_text(cm["data"]["config.yaml"])  # small: readable JSON in `data`
+        container = dep["spec"]["template"]["spec"]["containers"][0]
+        command = container["command"]
+        assert command[:3] == ["aimm", "gateway", "serve"]
+        args = [sys.executable, "-c", "import sys; from aimm_gateway.cli import main; sys.exit(main())", *command[1:]]
+        args[args.index("--config") + 1] = str(config_path)
+        args[args.index("--port") + 1] = str(self.port)
+        self.env = container_env(self.api, self.ns, dep)
+        mount_key_secrets(self.api, self.ns, dep, self.workdir)
+        log = (self.workdir / "gateway.log").open("ab")
+        self.proc = subprocess.Popen(
+            args, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        log.close()
+        wait_for(lambda: ready(self.url), timeout=30, what=f"gateway {self.name} /ready")
+        if publish:
+            self.api.apply(endpoint_slice(self.ns, self.gateway, self.name, host_ip(), self.port))
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+
+    def get(self, path: str) -> Any:
+        r = httpx.get(f"{self.url}{path}", timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+
+def sync_config(api: Api, pod: GatewayPod) -> None:
+    """What the kubelet does some time after a ConfigMap edit: the mounted file changes (and the
+    gateway reloads it; SIGHUP makes that immediate)."""
+    cm = api.get("ConfigMap", pod.ns, f"{pod.gateway}-config")
+    (pod.workdir / "config.yaml").write_text(cm["data"]["config.yaml"])
+    if pod.proc is not None:
+        pod.proc.send_signal(signal.SIGHUP)
