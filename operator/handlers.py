@@ -18,6 +18,7 @@ import kopf
 
 from aimm_operator.coalesce import Coalescer
 from aimm_operator.crd.common import GROUP, VERSION
+from aimm_operator.events import EventSink
 from aimm_operator.kube import Credentials, Kube, KubeError
 from aimm_operator.reconcile import ReconcileError, poll_gateway, reconcile_namespace
 from aimm_operator.stats import StatsCache
@@ -53,6 +54,7 @@ class OperatorContext:
     http: httpx.AsyncClient
     cache: StatsCache
     reconciles: Coalescer[str] = field(init=False)
+    events: EventSink = field(init=False)
     last_reconciled: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)  # consecutive failed reconciles per namespace
     retries: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # the pending retry per namespace
@@ -60,13 +62,14 @@ class OperatorContext:
 
     def __post_init__(self) -> None:
         self.reconciles = Coalescer(self._reconcile)
+        self.events = EventSink(self.kube)
 
     async def _reconcile(self, namespace: str) -> None:
         """One (coalesced) run. A failure schedules our own retry with exponential backoff, counted
         once per run however many events were waiting on it; nothing is raised to kopf, whose
         per-object retries would patch an annotation on every object of the namespace each time."""
         try:
-            await reconcile_namespace(self.kube, namespace, self.cache)
+            await reconcile_namespace(self.kube, namespace, self.cache, self.events)
         except Exception as exc:  # anything, a bug included, is retried later rather than lost
             if isinstance(exc, KubeError) and exc.namespace_terminating:
                 log.info("namespace %s is being deleted; nothing to reconcile", namespace)
@@ -126,6 +129,7 @@ class OperatorContext:
     async def aclose(self) -> None:
         for task in self.retries.values():
             task.cancel()
+        await self.events.aclose()
         await self.http.aclose()
         await self.kube.aclose()
 
@@ -244,7 +248,7 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
             return
         ctx = ctx_of(memo)
         try:
-            result = await poll_gateway(ctx.kube, ctx.http, ctx.cache, body)
+            result = await poll_gateway(ctx.kube, ctx.http, ctx.cache, body, ctx.events)
         except KubeError as exc:
             logger.warning("stats poll failed: %s", exc)
             return

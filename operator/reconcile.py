@@ -38,6 +38,7 @@ from aimm_operator.compile import (
     policy_missing_models,
 )
 from aimm_operator.crd.common import API_VERSION
+from aimm_operator.events import EventSink
 from aimm_operator.kube import Kube, KubeError
 from aimm_operator.objects import Gateway, Model, Obj, Snapshot, parse_budget, parse_gateway, parse_model
 from aimm_operator.stats import (
@@ -192,12 +193,14 @@ def status_changed(previous: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 
 async def _write_status(
-    kube: Kube, obj: Obj[Any], status: dict[str, Any], events: list[EventSpec], manager: str = MANAGER
+    kube: Kube,
+    obj: Obj[Any],
+    status: dict[str, Any],
+    events: list[EventSpec],
+    manager: str = MANAGER,
+    sink: EventSink | None = None,
 ) -> None:
-    if status_changed(obj.status, status):
-        await apply_status(kube, obj.kind, obj.namespace, obj.name, status, manager=manager)
-    for ev in events:
-        await emit_event(kube, ref(obj), ev.type, ev.reason, ev.message)
+    await _write_statuses(kube, [(obj, status, events)], manager, sink)
 
 
 def config_event(gw: Gateway, outcome: GatewayOutcome) -> EventSpec | None:
@@ -256,7 +259,7 @@ class Reconciled:
 
 
 async def _reconcile_gateways(
-    kube: Kube, snap: Snapshot, cache: StatsCache | None, now: str
+    kube: Kube, snap: Snapshot, cache: StatsCache | None, now: str, sink: EventSink | None
 ) -> dict[str, GatewayOutcome]:
     served = (await kube.served_kinds(MONITORING_API)) & MONITORING_KINDS if snap.gateways else frozenset()
     outcomes: dict[str, GatewayOutcome] = {}
@@ -276,7 +279,7 @@ async def _reconcile_gateways(
         events = transition_events(gw.conditions, status["conditions"])
         if (ev := config_event(gw, outcome)) is not None:
             events.append(ev)
-        await _write_status(kube, gw, status, events)
+        await _write_status(kube, gw, status, events, sink=sink)
     return outcomes
 
 
@@ -300,37 +303,54 @@ def placement(r: Reconciled, model: Model) -> ModelPlacement:
     )
 
 
-STATUS_WRITERS = 16  # concurrent status writes: thousands of models are not written one by one
+STATUS_WRITERS = 32  # concurrent writes: thousands of models are not written one by one
 
 
 StatusWrite = tuple[Obj[Any], dict[str, Any], list[EventSpec]]
 
 
-async def _write_statuses(kube: Kube, writes: list[StatusWrite], manager: str = MANAGER) -> None:
+async def _write_statuses(
+    kube: Kube, writes: list[StatusWrite], manager: str = MANAGER, sink: EventSink | None = None
+) -> None:
+    """Every status first, then every Event: status is what readers wait on (kubectl wait, kstatus),
+    Events are news, so no status write queues behind N Event posts. Each object's status is still
+    written before its Events (a threshold Event recorded in status is never posted twice). With a
+    sink the Events are queued and posted off this run (events.py); without, posted here."""
     limit = asyncio.Semaphore(STATUS_WRITERS)
 
-    async def one(obj: Obj[Any], status: dict[str, Any], events: list[EventSpec]) -> None:
-        async with limit:
-            await _write_status(kube, obj, status, events, manager=manager)
+    async def status(obj: Obj[Any], new: dict[str, Any]) -> None:
+        if status_changed(obj.status, new):
+            async with limit:
+                await apply_status(kube, obj.kind, obj.namespace, obj.name, new, manager=manager)
 
-    await asyncio.gather(*(one(*w) for w in writes))
+    async def event(obj: Obj[Any], ev: EventSpec) -> None:
+        async with limit:
+            await emit_event(kube, ref(obj), ev.type, ev.reason, ev.message)
+
+    await asyncio.gather(*(status(obj, new) for obj, new, _ in writes))
+    if sink is not None:
+        for obj, _, events in writes:
+            for ev in events:
+                sink.post(ref(obj), ev)
+        return
+    await asyncio.gather(*(event(obj, ev) for obj, _, events in writes for ev in events))
 
 
 def with_transitions(obj: Obj[Any], status: dict[str, Any]) -> StatusWrite:
     return obj, status, transition_events(obj.conditions, status["conditions"])
 
 
-async def _reconcile_models(kube: Kube, r: Reconciled, now: str) -> None:
-    writes = [
+def _model_writes(r: Reconciled, now: str) -> list[StatusWrite]:
+    return [
         with_transitions(m, model_status(m, placement(r, m), model_problem(m), now))
         for m in r.snapshot.models
         if not m.deleting
     ]
-    await _write_statuses(kube, writes)
 
 
-async def _reconcile_policies(kube: Kube, r: Reconciled, now: str) -> None:
+def _policy_writes(r: Reconciled, now: str) -> list[StatusWrite]:
     model_names = {m.name for m in r.snapshot.models}
+    writes = []
     for policy in r.snapshot.policies:
         if policy.deleting:
             continue
@@ -343,11 +363,13 @@ async def _reconcile_policies(kube: Kube, r: Reconciled, now: str) -> None:
             now,
             served_routes=sorted(owned),
         )
-        await _write_status(kube, policy, status, transition_events(policy.conditions, status["conditions"]))
+        writes.append(with_transitions(policy, status))
+    return writes
 
 
-async def _reconcile_budgets(kube: Kube, r: Reconciled, now: str) -> None:
+def _budget_writes(r: Reconciled, now: str) -> list[StatusWrite]:
     gateway_names = set(r.outcomes)
+    writes = []
     for budget in r.snapshot.budgets:
         if budget.deleting:
             continue
@@ -358,14 +380,17 @@ async def _reconcile_budgets(kube: Kube, r: Reconciled, now: str) -> None:
             r.applied("budgets", budget.name),
             now,
         )
-        await _write_status(kube, budget, status, transition_events(budget.conditions, status["conditions"]))
+        writes.append(with_transitions(budget, status))
+    return writes
 
 
-async def reconcile_namespace(kube: Kube, namespace: str, cache: StatsCache | None = None) -> Snapshot:
+async def reconcile_namespace(
+    kube: Kube, namespace: str, cache: StatsCache | None = None, sink: EventSink | None = None
+) -> Snapshot:
     """Reconcile every aimm.io object in `namespace`. Raises ReconcileError after trying them all."""
     snap = await read_snapshot(kube, namespace)
     now = rfc3339(now_utc())
-    outcomes = await _reconcile_gateways(kube, snap, cache, now)
+    outcomes = await _reconcile_gateways(kube, snap, cache, now, sink)
     failed = {g: o for g, o in outcomes.items() if o.apply_error}
     r = Reconciled(
         snap,
@@ -374,9 +399,7 @@ async def reconcile_namespace(kube: Kube, namespace: str, cache: StatsCache | No
         bool(failed) and all(o.apply_permanent for o in failed.values()),
         cache,
     )
-    await _reconcile_models(kube, r, now)
-    await _reconcile_policies(kube, r, now)
-    await _reconcile_budgets(kube, r, now)
+    await _write_statuses(kube, _model_writes(r, now) + _policy_writes(r, now) + _budget_writes(r, now), sink=sink)
     if r.failures:
         raise ReconcileError("; ".join(r.failures), permanent=r.permanent)
     return snap
@@ -409,7 +432,9 @@ class PollResult:
     needs_reconcile: bool
 
 
-async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, body: Mapping[str, Any]) -> PollResult:
+async def poll_gateway(
+    kube: Kube, http: httpx.AsyncClient, cache: StatsCache, body: Mapping[str, Any], sink: EventSink | None = None
+) -> PollResult:
     """Poll one gateway's pods, write live AIModel/CostBudget status, and tell whether the
     gateway's own status is stale (rollout progress or config adoption changed)."""
     gw = parse_gateway(body)
@@ -437,7 +462,6 @@ async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, b
         live = model_live_status(model, stats_of.models.get(model.name) if stats_of else None, stamp_now)
         if live_changed(model.status, live):
             writes.append((model, live, model_events(model, live)))
-    await _write_statuses(kube, writes, manager=STATS_MANAGER)
     for raw in budgets_raw:
         budget = parse_budget(raw)
         gateways = list(budget.status.get("gateways") or [])
@@ -447,7 +471,8 @@ async def poll_gateway(kube: Kube, http: httpx.AsyncClient, cache: StatsCache, b
         figure = stats_of.budgets.get(budget.name) if stats_of else None
         live, events = budget_live_status(budget, figure, stats_of.crossings if stats_of else (), now)
         if live and (events or live_changed(budget.status, live)):
-            await _write_status(kube, budget, live, events, manager=STATS_MANAGER)
+            writes.append((budget, live, events))
+    await _write_statuses(kube, writes, manager=STATS_MANAGER, sink=sink)
 
     deployment = await kube.get("Deployment", ns, render.names(gw.name)["deployment"])
     ro = rollout(deployment)

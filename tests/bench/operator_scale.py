@@ -18,6 +18,7 @@ import base64
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -64,6 +65,13 @@ def proc_stats(pid: int) -> tuple[float, float, float]:
 def start_operator(kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "aimm_operator", "-A", f"--kubeconfig={kubeconfig}", "--stats-interval=10"]
     return subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ})
+
+
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy (pip install py-spy) sampling the operator: `--format raw` writes collapsed stacks,
+    one line per distinct stack with its sample count (flamegraph.pl / speedscope read them)."""
+    args = ["py-spy", "record", "--pid", str(pid), "--rate", "50", "--format", "raw", "--output", str(out)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def objects(ns: str, n: int) -> list[dict[str, Any]]:
@@ -207,11 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-operator")
     parser.add_argument("--sizes", default="10,100,1000,5000")
     parser.add_argument("--out", type=Path, default=None, help="write the table into this markdown file")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="sample the operator with py-spy into this file (collapsed stacks)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     cp = ControlPlane(crds=[REPO / "crds"]).start()
     proxy: FaultProxy | None = None
     op: subprocess.Popen[bytes] | None = None
+    spy: subprocess.Popen[bytes] | None = None
     try:
         cp.apply_dir(REPO / "deploy" / "operator")
         token = cp.kubectl("create", "token", "aimm-operator", "-n", "aimm-system", "--duration=2h", check=True)
@@ -231,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log")  # type: ignore[operator]
         api = Api(cp.kubeconfig_path)  # type: ignore[arg-type]
+        if args.profile:
+            spy = start_profiler(op.pid, args.profile)
         time.sleep(3)
         results: list[Result | str] = []
         for n in sizes:
@@ -245,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(results[-1], str):
                 break
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait(60)
         if op is not None:
             op.terminate()
             try:
