@@ -9,6 +9,7 @@ kubelet: gateway pods never run, so the reload stall is measured by the gateway'
 (tests/gateway/test_reload_off_loop.py), not here.
 
     python -m tests.bench.operator_scale [--sizes 10,100,1000,5000] [--out docs/benchmarks.md]
+        [--profile /tmp/operator.txt]   # py-spy (pip install py-spy) samples the operator meanwhile
 """
 
 from __future__ import annotations
