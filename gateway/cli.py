@@ -88,6 +88,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_verify(args: argparse.Namespace) -> int:
+    from aimm_gateway.security.audit import verify_file
+
+    result = verify_file(Path(args.file))
+    if result.ok:
+        print(f"ok: {result.lines} records, chain intact")
+        return 0
+    print(f"TAMPERED: {result.problem}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimm", description="AI Multi-Model gateway and operator")
     parser.add_argument("--log-level", default=os.environ.get("AIMM_LOG_LEVEL", "INFO"))
@@ -150,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=5.0)
     bench.add_argument("--quick", action="store_true")
     bench.set_defaults(func=_bench)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
+    verify = audit.add_parser("verify", help="check an audit file's hash chain (exit 1 if tampered)")
+    verify.add_argument("file")
+    verify.set_defaults(func=_audit_verify)
     return parser
 
 

@@ -306,6 +306,7 @@ class AuthSettings(Strict):
 class SecretStoreSettings(Strict):
     path: str = Field(..., description="JSON file of provider keys encrypted with AES-256-GCM.")
     kek: SecretRef = Field(..., description="Key-encryption key (32 bytes, base64 or hex).")
+    previous_kek: SecretRef | None = Field(None, description="Set during KEK rotation: the store is re-encrypted.")
 
 
 class SecretRefAllowList(Strict):
