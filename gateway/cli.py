@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
 from aimm_gateway.config import ConfigError, config_json_schema
+from aimm_gateway.logs import setup_logging
 from aimm_gateway.mock import credentials as mock_credentials
 
 
@@ -102,6 +102,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimm", description="AI Multi-Model gateway and operator")
     parser.add_argument("--log-level", default=os.environ.get("AIMM_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-format", choices=["json", "text"], default=os.environ.get("AIMM_LOG_FORMAT", "json"))
     sub = parser.add_subparsers(dest="command", required=True)
 
     gw = sub.add_parser("gateway", help="the data plane").add_subparsers(dest="gateway_command", required=True)
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         args.operator_args = rest
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, args.log_format)
     result: int = args.func(args)
     return result
 

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 from aimm_gateway.budget.services import CostServices
-from aimm_gateway.config import GatewayConfig, ModelConfig, load_config
+from aimm_gateway.config import ConfigError, GatewayConfig, ModelConfig, load_config
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.overrides import ModelOverrides
@@ -16,6 +16,7 @@ from aimm_gateway.providers.http import UpstreamPools
 from aimm_gateway.reload import ConfigWatcher
 from aimm_gateway.routing import RouterState, SystemClock
 from aimm_gateway.runtime import Runtime, build_runtime
+from aimm_gateway.security.reload_guard import reload_refusal
 from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import StageDeps
 from aimm_gateway.stats import LiveStats
@@ -86,6 +87,9 @@ class Gateway:
 
     def prepare_runtime(self, config: GatewayConfig) -> Runtime:
         """Build the runtime for a new file config; safe off the event loop (reloads run it in a thread)."""
+        refusal = reload_refusal(self.file_config, config)
+        if refusal is not None:
+            raise ConfigError(f"{self.config_path}: {refusal}")
         return build_runtime(self.overrides.apply(config), self.pools)
 
     def install_runtime(self, config: GatewayConfig, runtime: Runtime) -> None:
