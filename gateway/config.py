@@ -332,7 +332,7 @@ class LimitsSettings(Strict):
     trusted_proxies: list[str] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed (e.g. the ingress)."
     )
-    failure_mode: Literal["open", "closed"] = Field("open", description="State store unreachable: admit or 503.")
+    fail_mode: Literal["open", "closed"] = Field("open", description="State store unreachable: admit (open) or 503.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

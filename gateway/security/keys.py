@@ -125,6 +125,10 @@ class KeyStore:
     def keys(self, owner: str | None = None) -> list[StoredKey]:
         return [k for k in self._keys.values() if owner is None or k.owner == owner]
 
+    def needs_hash(self, presented: str) -> bool:
+        """True when verifying this key would run scrypt (not yet verified in this process)."""
+        return hashlib.sha256(presented.encode()).digest() not in self._memo
+
     async def verify(self, presented: str) -> StoredKey | None:
         """The active key this secret belongs to, else None. O(1) lookup; scrypt only on a memo miss."""
         parts = split_key(presented)

@@ -20,6 +20,8 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from aimm_gateway.config import SecretStoreSettings
+
 NONCE_BYTES = 12
 
 
@@ -104,3 +106,12 @@ def _open(kek: bytes, model: str, entry: dict[str, str]) -> str:
         return AESGCM(kek).decrypt(nonce, ct, model.encode()).decode()
     except (InvalidTag, KeyError, ValueError, binascii.Error) as exc:
         raise SecretStoreError(f"secret for {model!r} failed authentication (tampered or wrong key)") from exc
+
+
+def open_secret_store(settings: SecretStoreSettings) -> SecretStore:
+    """The store named by `admin.secret_store`, its KEK (and, mid-rotation, the previous one) resolved."""
+    kek = settings.kek.resolve()
+    if kek is None:
+        raise SecretStoreError(f"admin.secret_store.kek: {settings.kek.describe()} is not set")
+    previous = settings.previous_kek.resolve() if settings.previous_kek is not None else None
+    return SecretStore(Path(settings.path), parse_kek(kek), parse_kek(previous) if previous else None)

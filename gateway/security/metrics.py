@@ -1,0 +1,32 @@
+"""Security counters, registered on the gateway's own Prometheus registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+PREFIX = "ai_multimodel_"
+
+
+class SecurityMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.auth_failures = Counter(PREFIX + "auth_failures_total", "Refused credentials.", ["reason"], registry=r)
+        self.rate_limited = Counter(
+            PREFIX + "rate_limited_total", "Requests refused by a limit.", ["level"], registry=r
+        )
+        self.state_unavailable = Counter(
+            PREFIX + "state_unavailable_total",
+            "Shared state unreachable; the request was admitted (open) or refused (closed).",
+            ["component", "mode"],
+            registry=r,
+        )
+        self.guard_score = Histogram(
+            PREFIX + "guard_injection_score",
+            "Prompt-injection score of requests (0-10).",
+            ["route"],
+            buckets=(0.5, 2, 4, 5, 7, 9, 10),
+            registry=r,
+        )
+        self.guard_actions = Counter(
+            PREFIX + "guard_actions_total", "Guard decisions by kind.", ["route", "action", "kind"], registry=r
+        )
