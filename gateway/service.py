@@ -20,6 +20,7 @@ from aimm_gateway.security.authn import Authenticator
 from aimm_gateway.security.metrics import SecurityMetrics
 from aimm_gateway.security.reload_guard import reload_refusal
 from aimm_gateway.security.secret_store import SecretStore, open_secret_store
+from aimm_gateway.security.server_options import CertReloader
 from aimm_gateway.security.services import SecurityServices, build_audit
 from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import StageDeps
@@ -52,6 +53,7 @@ class Gateway:
         self._secrets: tuple[SecretStoreSettings, SecretStore] | None = None
         self.runtime: Runtime = self._build(config)
         self._watcher: ConfigWatcher[Runtime] | None = None
+        self.tls_reloader: CertReloader | None = None  # set by `serve` when TLS is on
         self._publish_availability()
 
     @classmethod
@@ -63,6 +65,8 @@ class Gateway:
 
     async def start(self) -> None:
         await self.cost.start(lambda: self.runtime.config.budgets)
+        if self.tls_reloader is not None:
+            self.tls_reloader.start()
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
                 self.config_path,
@@ -78,6 +82,8 @@ class Gateway:
         if self._watcher is not None:
             await self._watcher.stop()
         await self.pools.close()
+        if self.tls_reloader is not None:
+            await self.tls_reloader.stop()
         await self.auth.close()
         await self.cost.stop()  # after the server stopped taking requests: flushes the usage rows
         self.telemetry.shutdown()

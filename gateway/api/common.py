@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge
+from aimm_gateway.security.body_limits import check_chat_size, parse_json
 from aimm_gateway.security.identity import ANONYMOUS, Identity
 from aimm_gateway.security.request_ids import valid_request_id
 from aimm_gateway.service import Gateway
@@ -42,10 +43,13 @@ async def read_json(request: Request, limit: int) -> Any:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
     if not body:
         raise InvalidRequest("request body is empty; expected JSON")
+    hardening = gateway_of(request).runtime.config.hardening
     try:
-        return orjson.loads(body)
+        data = await parse_json(body, hardening)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"malformed JSON body: {exc.msg} at position {exc.pos}") from None
+    check_chat_size(data, hardening)
+    return data
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
