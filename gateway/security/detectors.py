@@ -14,14 +14,25 @@ from dataclasses import dataclass
 from aimm_gateway.security.rules import (
     IBAN_LENGTHS,
     INJECTION_RULES,
+    INJECTION_TRIGGERS,
     NOT_A_CARD_CONTEXT,
     PII_PATTERNS,
     SECRET_PATTERNS,
+    SECRET_TRIGGERS,
 )
 
 MENTION_WEIGHT = 0.3  # a phrase inside code or quotes talks *about* an attack
 _QUOTED = re.compile(r"```[\s\S]*?(```|$)|`[^`\n]+`|\"[^\"\n]{0,300}\"|'[^'\n]{8,300}'|“[^”\n]{0,300}”")
 _NOT_A_CARD = re.compile(NOT_A_CARD_CONTEXT)
+_DIGIT = re.compile(r"\d")
+# Cheap gates: a detector whose gate fails on the text cannot match, so its regex is not run.
+_PII_GATES = {
+    "email": lambda t: "@" in t,
+    "phone": lambda t: _DIGIT.search(t) is not None,
+    "card": lambda t: _DIGIT.search(t) is not None,
+    "iban": lambda t: _DIGIT.search(t) is not None,
+    "ssn": lambda t: "-" in t,
+}
 SECRET_RE = re.compile("|".join(f"(?:{p})" for _, p in SECRET_PATTERNS))
 
 
@@ -44,6 +55,9 @@ class Finding:
     kind: str  # email | phone | card | iban | ssn | secret | custom id
     start: int
     end: int
+
+
+_NOTHING = InjectionScore(0.0, ())
 
 
 def luhn_ok(digits: str) -> bool:
@@ -86,16 +100,20 @@ class Detectors:
         self, extra_rules: Iterable[tuple[str, str, float]] = (), extra_pii: Iterable[tuple[str, str]] = ()
     ) -> None:
         rules = [(rid, pattern, score) for rid, pattern, score, _ in INJECTION_RULES] + list(extra_rules)
-        self._rules = [(rid, re.compile(p, re.IGNORECASE), s) for rid, p, s in rules]
+        self._rules = [(rid, re.compile(p, re.IGNORECASE), s, INJECTION_TRIGGERS.get(rid, ())) for rid, p, s in rules]
         self._pii = {kind: re.compile(p) for kind, p in PII_PATTERNS.items()}
         self._pii |= {kind: re.compile(p) for kind, p in extra_pii}
 
     # -- injection -------------------------------------------------------------------------------
 
     def injection(self, text: str) -> InjectionScore:
+        lowered = text.lower()
+        candidates = [r for r in self._rules if not r[3] or any(word in lowered for word in r[3])]
+        if not candidates:
+            return _NOTHING
         quoted = [m.span() for m in _QUOTED.finditer(text)] if ("`" in text or '"' in text or "'" in text) else []
         total, hits = 0.0, []
-        for rid, pattern, score in self._rules:
+        for rid, pattern, score, _ in candidates:
             best = 0.0
             for m in pattern.finditer(text):
                 inside = any(a <= m.start() and m.end() <= b for a, b in quoted)
@@ -113,10 +131,12 @@ class Detectors:
         found: list[Finding] = []
         for kind in kinds:
             if kind == "secret":
-                found += [Finding("secret", m.start(), m.end()) for m in SECRET_RE.finditer(text)]
+                if any(t in text for t in SECRET_TRIGGERS):
+                    found += [Finding("secret", m.start(), m.end()) for m in SECRET_RE.finditer(text)]
                 continue
             pattern = self._pii.get(kind)
-            if pattern is None:
+            gate = _PII_GATES.get(kind)
+            if pattern is None or (gate is not None and not gate(text)):
                 continue
             for m in pattern.finditer(text):
                 if self._valid(kind, m.group(), text, m.start()):

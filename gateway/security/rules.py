@@ -89,6 +89,28 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ),
 )
 
+# Literal words (lower-case) at least one of which a rule needs in the text: a rule whose words
+# are all absent is skipped without running its regex (most prompts skip every rule).
+INJECTION_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "ignore-previous": ("ignore", "disregard", "forget", "skip", "override"),
+    "reveal-system-prompt": ("system", "initial", "hidden", "original", "secret"),
+    "role-override": ("you are now", "from now on", "act as", "pretend", "roleplay"),
+    "jailbreak-names": ("dan", "do anything now", "developer mode", "jailbreak", "god mode", "stan", "aim mode"),
+    "no-restrictions": (
+        "restriction", "filter", "guardrail", "safety", "content polic", "moderation", "censorship", "ethical",
+    ),
+    "fake-system-turn": ("system", "assistant", "<|", "[inst", "[/inst"),
+    "new-instructions": ("instruction", "task", "objective", "directive"),
+    "exfiltrate": ("key", "password", "credential", "secret", "token"),
+    "encoded-payload": ("decode", "base64", "rot13", "hex"),
+}  # fmt: skip
+
+# Substrings (case-sensitive unless noted) without which a credential shape cannot match.
+SECRET_TRIGGERS: tuple[str, ...] = (
+    "sk-", "AKIA", "ASIA", "gh", "xox", "AIza", "eyJ", "PRIVATE KEY", "earer", "EARER", "aimm_",
+    "key", "KEY", "ecret", "ECRET", "assw", "ASSW", "oken", "OKEN",
+)  # fmt: skip
+
 PII_PATTERNS: dict[str, str] = {
     "email": r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b",
     # Formatted numbers only (+country, (area), or dashed/dotted groups): bare digit runs are

@@ -9,14 +9,16 @@ those headers are also on every admitted response. State unreachable: `limits.fa
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from aimm_gateway.canonical import ChatCompletion
 from aimm_gateway.config import LimitsSettings, LimitValues, ModelRateLimits
 from aimm_gateway.errors import GatewayError, RateLimited, format_retry_after
 from aimm_gateway.runtime import Runtime
+from aimm_gateway.security.identity import Identity
 from aimm_gateway.security.metrics import SecurityMetrics
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
 from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter, WindowDecision
@@ -42,31 +44,53 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
-def levels_for(ctx: RequestContext, limits: LimitsSettings, model: ModelRateLimits | None) -> list[Level]:
-    out: list[Level] = []
+def _level(name: str, key: str, rpm: int | None, tpm: int | None, concurrent: int | None) -> Level | None:
+    return Level(name, key, rpm, tpm, concurrent) if (rpm or tpm or concurrent) else None
 
-    def add(name: str, key: str, lv: LimitValues | None, rpm: int | None = None, tpm: int | None = None) -> None:
-        r = rpm if rpm is not None else (lv.requests_per_minute if lv else None)
-        t = tpm if tpm is not None else (lv.tokens_per_minute if lv else None)
-        c = lv.concurrent_requests if lv else None
-        if r or t or c:
-            out.append(Level(name, key, r, t, c))
 
-    add("global", "g", limits.global_)
-    ident = ctx.identity
-    if ident is not None:
-        own = ident.limits
-        per_key = LimitValues(
-            requests_per_minute=own.requests_per_minute or limits.per_key.requests_per_minute,
-            tokens_per_minute=own.tokens_per_minute or limits.per_key.tokens_per_minute,
-            concurrent_requests=own.concurrent_requests or limits.per_key.concurrent_requests,
+class Levels:
+    """Which limits apply to a request; the fixed parts computed once per route and snapshot."""
+
+    def __init__(self, limits: LimitsSettings, model: str, model_limits: ModelRateLimits | None) -> None:
+        g, self._k, self._ip = limits.global_, limits.per_key, limits.per_ip
+        self._global = _level("global", "g", g.requests_per_minute, g.tokens_per_minute, g.concurrent_requests)
+        self._model = (
+            _level("model", f"m:{model}", model_limits.requests_per_minute, model_limits.tokens_per_minute, None)
+            if model_limits is not None
+            else None
         )
-        add("key", f"k:{ident.source}:{ident.name}", per_key)
-    if ctx.client_ip:
-        add("ip", f"ip:{ctx.client_ip}", limits.per_ip)
-    if model is not None:
-        add("model", f"m:{ctx.requested}", None, model.requests_per_minute, model.tokens_per_minute)
-    return out
+        self._ip_on = bool(self._ip.requests_per_minute or self._ip.tokens_per_minute or self._ip.concurrent_requests)
+        self._keys: dict[Identity, Level | None] = {}
+
+    def _key_level(self, ident: Identity) -> Level | None:
+        found = self._keys.get(ident, _MISSING)
+        if found is _MISSING:
+            own, k = ident.limits, self._k
+            found = _level(
+                "key",
+                f"k:{ident.source}:{ident.name}",
+                own.requests_per_minute or k.requests_per_minute,
+                own.tokens_per_minute or k.tokens_per_minute,
+                own.concurrent_requests or k.concurrent_requests,
+            )
+            if len(self._keys) >= 10_000:
+                self._keys.clear()
+            self._keys[ident] = found
+        return found if isinstance(found, Level) else None
+
+    def for_request(self, ctx: RequestContext) -> list[Level]:
+        out = [lv for lv in (self._global, self._model) if lv is not None]
+        if ctx.identity is not None and (key := self._key_level(ctx.identity)) is not None:
+            out.append(key)
+        if self._ip_on and ctx.client_ip:
+            ip = self._ip
+            out.append(
+                Level("ip", f"ip:{ctx.client_ip}", ip.requests_per_minute, ip.tokens_per_minute, ip.concurrent_requests)
+            )
+        return out
+
+
+_MISSING: Any = object()
 
 
 def rate_headers(pairs: list[tuple[str, WindowCounter, WindowDecision]]) -> dict[str, str]:
@@ -88,15 +112,21 @@ class RateLimit:
     chunk_hook: ChunkHook | None = None
 
     def __init__(
-        self, state: StateStore, metrics: SecurityMetrics, limits: LimitsSettings, model: ModelRateLimits | None
+        self,
+        state: StateStore,
+        metrics: SecurityMetrics,
+        limits: LimitsSettings,
+        model_limits: ModelRateLimits | None,
+        model: str = "",
     ):
         self._state = state
         self._metrics = metrics
         self._limits = limits
-        self._model = model
+        self._levels = Levels(limits, model, model_limits)
+        self._settling: set[asyncio.Task[None]] = set()  # strong references until each settle is done
 
     async def before(self, ctx: RequestContext) -> ChatCompletion | None:
-        levels = levels_for(ctx, self._limits, self._model)
+        levels = self._levels.for_request(ctx)
         tokens = max(1, ctx.prompt_tokens)
         pairs: list[tuple[str, Level, WindowCounter]] = []
         for lv in levels:
@@ -107,7 +137,8 @@ class RateLimit:
         try:
             decisions = await self._state.hit_many([c for _, _, c in pairs]) if pairs else []
         except StateUnavailable:
-            return self._unavailable()
+            self._unavailable()
+            return None
         headers = rate_headers([(kind, c, d) for (kind, _, c), d in zip(pairs, decisions, strict=True)])
         refused = next(
             ((kind, lv, d) for (kind, lv, _), d in zip(pairs, decisions, strict=True) if not d.allowed), None
@@ -118,7 +149,8 @@ class RateLimit:
         try:
             slots = await self._take_slots(levels)
         except StateUnavailable:
-            return self._unavailable()
+            self._unavailable()
+            return None
         if isinstance(slots, Level):
             await self._refund(pairs)
             raise self._limited(slots, "concurrent requests", 1.0, headers)
@@ -131,12 +163,24 @@ class RateLimit:
         if held is None:
             return
         slots, token_counters, reserved = held
+        actual = outcome.usage.prompt_tokens + outcome.usage.completion_tokens
+        deltas = [c.key for c in token_counters] if actual != reserved else []
+        if slots or deltas:
+            # Off the response path: the client need not wait for the settle round trips.
+            task = asyncio.get_running_loop().create_task(self._settle(slots, deltas, actual - reserved))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def drain(self) -> None:
+        """Wait for pending settles (tests, shutdown)."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    async def _settle(self, slots: list[str], token_keys: list[str], delta: int) -> None:
         try:
             await self._release(slots)
-            actual = outcome.usage.prompt_tokens + outcome.usage.completion_tokens
-            if token_counters and actual != reserved:
-                for counter in token_counters:  # settle: the reservation becomes the real usage
-                    await self._state.adjust(counter.key, actual - reserved, WINDOW_S)
+            for key in token_keys:  # the reservation becomes the real usage
+                await self._state.adjust(key, delta, WINDOW_S)
         except StateUnavailable:
             self._metrics.state_unavailable.labels("ratelimit_settle", self._limits.fail_mode).inc()
 
@@ -170,6 +214,7 @@ class RateLimit:
         )
 
     def _unavailable(self) -> None:
+        """Fail open (count, admit) or closed (count, 503), per limits.fail_mode."""
         mode = self._limits.fail_mode
         self._metrics.state_unavailable.labels("ratelimit", mode).inc()
         if mode == "closed":
@@ -180,7 +225,6 @@ class RateLimit:
                 code="rate_limiter_unavailable",
                 headers={"retry-after": "1"},
             )
-        return None
 
 
 def build(rt: Runtime, name: str, deps: StageDeps) -> RateLimit | None:
@@ -196,4 +240,4 @@ def build(rt: Runtime, name: str, deps: StageDeps) -> RateLimit | None:
     keyed = any(k.limits != LimitValues() for k in rt.config.auth.api_keys) or rt.config.auth.key_store is not None
     if not (configured or keyed or model_limits is not None):
         return None  # a gateway without limits pays nothing for this stage
-    return RateLimit(deps.cost.state, deps.security.metrics, limits, model_limits)
+    return RateLimit(deps.cost.state, deps.security.metrics, limits, model_limits, name)

@@ -87,6 +87,7 @@ async def test_tokens_reserved_then_settled() -> None:
     await stage.before(ctx)
     assert ctx.response_headers["x-ratelimit-remaining-tokens"] == "700"
     await stage.after(ctx, Outcome(ok=True, usage=Usage(prompt_tokens=250, completion_tokens=150)))
+    await stage.drain()  # the settle runs off the response path
     ctx2 = RequestContext("r2", runtime=None, identity=ident, prompt_tokens=100)  # type: ignore[arg-type]
     await stage.before(ctx2)
     assert ctx2.response_headers["x-ratelimit-remaining-tokens"] == "500"  # 1000 - 400 real - 100 reserved
