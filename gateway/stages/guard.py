@@ -51,6 +51,7 @@ class Guard:
         self._sec = security
         self._route = route
         self._kinds = tuple(policy.pii_types) if policy.pii != "off" else ()
+        self._score = security.metrics.guard_score.labels(route)  # resolved once, not per request
         self.chunk_hook: ChunkHook | None = self._on_chunk if policy.responses and policy.pii == "redact" else None
 
     async def before(self, ctx: RequestContext) -> ChatCompletion | None:
@@ -60,7 +61,7 @@ class Guard:
         findings = self._d.pii(text, self._kinds) if self._kinds else []
         value = score.score if score is not None else 0.0
         ctx.response_headers["x-aimm-guard-score"] = f"{value:g}"
-        self._sec.metrics.guard_score.labels(self._route).observe(value)
+        self._score.observe(value)
         blocked = self._decide(value, bool(findings))
         if (score is not None and score.rules) or findings:
             self._audit(ctx, value, score.rules if score else (), sorted({f.kind for f in findings}), blocked, text)

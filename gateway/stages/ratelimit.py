@@ -53,9 +53,9 @@ class Levels:
 
     def __init__(self, limits: LimitsSettings, model: str, model_limits: ModelRateLimits | None) -> None:
         g, self._k, self._ip = limits.global_, limits.per_key, limits.per_ip
-        self._global = _level("global", "g", g.requests_per_minute, g.tokens_per_minute, g.concurrent_requests)
+        self._global = _level("global", "rl:g", g.requests_per_minute, g.tokens_per_minute, g.concurrent_requests)
         self._model = (
-            _level("model", f"m:{model}", model_limits.requests_per_minute, model_limits.tokens_per_minute, None)
+            _level("model", f"rl:m:{model}", model_limits.requests_per_minute, model_limits.tokens_per_minute, None)
             if model_limits is not None
             else None
         )
@@ -68,7 +68,7 @@ class Levels:
             own, k = ident.limits, self._k
             found = _level(
                 "key",
-                f"k:{ident.source}:{ident.name}",
+                f"rl:k:{ident.source}:{ident.name}",
                 own.requests_per_minute or k.requests_per_minute,
                 own.tokens_per_minute or k.tokens_per_minute,
                 own.concurrent_requests or k.concurrent_requests,
@@ -85,7 +85,9 @@ class Levels:
         if self._ip_on and ctx.client_ip:
             ip = self._ip
             out.append(
-                Level("ip", f"ip:{ctx.client_ip}", ip.requests_per_minute, ip.tokens_per_minute, ip.concurrent_requests)
+                Level(
+                    "ip", "rl:ip:" + ctx.client_ip, ip.requests_per_minute, ip.tokens_per_minute, ip.concurrent_requests
+                )
             )
         return out
 
@@ -95,16 +97,23 @@ _MISSING: Any = object()
 
 def rate_headers(pairs: list[tuple[str, WindowCounter, WindowDecision]]) -> dict[str, str]:
     """x-ratelimit-* from the tightest counter of each kind (requests, tokens)."""
+    tightest: dict[str, tuple[WindowCounter, WindowDecision]] = {}
+    for kind, counter, decision in pairs:
+        held = tightest.get(kind)
+        if held is None or decision.remaining < held[1].remaining:
+            tightest[kind] = (counter, decision)
     headers: dict[str, str] = {}
-    for kind in ("requests", "tokens"):
-        mine = [(c, d) for k, c, d in pairs if k == kind]
-        if not mine:
-            continue
-        counter, decision = min(mine, key=lambda cd: (cd[1].remaining, -cd[1].reset_s))
-        headers[f"x-ratelimit-limit-{kind}"] = str(counter.limit)
-        headers[f"x-ratelimit-remaining-{kind}"] = str(decision.remaining)
-        headers[f"x-ratelimit-reset-{kind}"] = duration(decision.reset_s)
+    for kind, (counter, decision) in tightest.items():
+        headers[_HEADER_NAMES[kind][0]] = str(counter.limit)
+        headers[_HEADER_NAMES[kind][1]] = str(decision.remaining)
+        headers[_HEADER_NAMES[kind][2]] = duration(decision.reset_s)
     return headers
+
+
+_HEADER_NAMES = {
+    kind: (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+    for kind in ("requests", "tokens")
+}
 
 
 class RateLimit:
@@ -131,15 +140,16 @@ class RateLimit:
         pairs: list[tuple[str, Level, WindowCounter]] = []
         for lv in levels:
             if lv.rpm:
-                pairs.append(("requests", lv, WindowCounter(f"rl:{lv.key}:r", 1, lv.rpm, WINDOW_S)))
+                pairs.append(("requests", lv, WindowCounter(lv.key + ":r", 1, lv.rpm, WINDOW_S)))
             if lv.tpm:
-                pairs.append(("tokens", lv, WindowCounter(f"rl:{lv.key}:t", tokens, lv.tpm, WINDOW_S)))
+                pairs.append(("tokens", lv, WindowCounter(lv.key + ":t", tokens, lv.tpm, WINDOW_S)))
         try:
             decisions = await self._state.hit_many([c for _, _, c in pairs]) if pairs else []
         except StateUnavailable:
             self._unavailable()
             return None
-        headers = rate_headers([(kind, c, d) for (kind, _, c), d in zip(pairs, decisions, strict=True)])
+        shown = [(kind, c, d) for (kind, _, c), d in zip(pairs, decisions, strict=True)]
+        headers = rate_headers(shown)
         refused = next(
             ((kind, lv, d) for (kind, lv, _), d in zip(pairs, decisions, strict=True) if not d.allowed), None
         )
@@ -189,7 +199,7 @@ class RateLimit:
         taken: list[str] = []
         for lv in levels:
             if lv.concurrent:
-                key = f"rl:{lv.key}:c"
+                key = lv.key + ":c"
                 if not await self._state.acquire_slot(key, lv.concurrent, SLOT_TTL_S):
                     await self._release(taken)
                     return lv
