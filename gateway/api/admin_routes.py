@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aimm_gateway.api.common import caller, gateway_of, json_response, read_json, request_id
-from aimm_gateway.config import ModelConfig, describe_validation_error
-from aimm_gateway.errors import Forbidden, InvalidRequest, ModelNotFound
+from aimm_gateway.api.common import caller, gateway_of, json_response, read_body_as, request_id
+from aimm_gateway.config import ModelConfig
+from aimm_gateway.errors import Forbidden, ModelNotFound
 from aimm_gateway.routing import TargetSnapshot
 from aimm_gateway.security.secret_refs import refused_refs
 from aimm_gateway.service import Gateway
@@ -44,11 +44,7 @@ class ModelKey(BaseModel):
 
 async def add_model(request: Request) -> Response:
     gateway = _require_admin(request)
-    data = await read_json(request, gateway.runtime.config.server.max_body_bytes)
-    try:
-        model = ModelConfig.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
+    model = await read_body_as(request, ModelConfig)
     refused = refused_refs(model, gateway.runtime.config.admin.secret_refs)
     if refused:
         _audit(request, "model.add", model.name, outcome="denied", refused=refused)
@@ -61,16 +57,17 @@ async def add_model(request: Request) -> Response:
     return json_response(_status_of(gateway, model.name), status=201)
 
 
-async def put_model_key(request: Request) -> Response:
-    gateway = _require_admin(request)
-    name = request.path_params["name"]
+def _existing(gateway: Gateway, request: Request) -> str:
+    name: str = request.path_params["name"]
     if name not in gateway.runtime.models:
         raise ModelNotFound(f"The model {name!r} does not exist", param="name")
-    data = await read_json(request, gateway.runtime.config.server.max_body_bytes)
-    try:
-        body = ModelKey.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
+    return name
+
+
+async def put_model_key(request: Request) -> Response:
+    gateway = _require_admin(request)
+    name = _existing(gateway, request)
+    body = await read_body_as(request, ModelKey)
     gateway.set_model_key(name, body.api_key)
     _audit(request, "model.api_key.set", name)
     return json_response({"name": name, "api_key": "stored (encrypted)"})
@@ -78,14 +75,8 @@ async def put_model_key(request: Request) -> Response:
 
 async def patch_model(request: Request) -> Response:
     gateway = _require_admin(request)
-    name = request.path_params["name"]
-    if name not in gateway.runtime.models:
-        raise ModelNotFound(f"The model {name!r} does not exist", param="name")
-    data = await read_json(request, gateway.runtime.config.server.max_body_bytes)
-    try:
-        patch = ModelPatch.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
+    name = _existing(gateway, request)
+    patch = await read_body_as(request, ModelPatch)
     gateway.set_enabled(name, patch.enabled)
     _audit(request, "model.enable" if patch.enabled else "model.disable", name)
     return json_response(_status_of(gateway, name))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aimm_gateway.config import describe_validation_error
 from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge
 from aimm_gateway.security.body_limits import check_chat_size, parse_json
 from aimm_gateway.security.identity import ANONYMOUS, Identity
@@ -18,6 +20,7 @@ from aimm_gateway.stages.base import Api, Outcome, RequestContext
 from aimm_gateway.telemetry import INCOMING_KEY
 
 JSON = "application/json"
+M = TypeVar("M", bound=BaseModel)
 _HEADER_SAFE = str.maketrans({"\r": " ", "\n": " "})
 
 
@@ -50,6 +53,15 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest(f"malformed JSON body: {exc.msg} at position {exc.pos}") from None
     check_chat_size(data, hardening)
     return data
+
+
+async def read_body_as(request: Request, model: type[M]) -> M:
+    """The JSON body validated as `model`; 400 naming the field when it doesn't fit."""
+    data = await read_json(request, gateway_of(request).runtime.config.server.max_body_bytes)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(describe_validation_error(exc)) from None
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

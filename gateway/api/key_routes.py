@@ -9,14 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aimm_gateway.api.common import caller, gateway_of, json_response, read_json, request_id
-from aimm_gateway.config import LimitValues, describe_validation_error
-from aimm_gateway.errors import Forbidden, GatewayError, InvalidRequest, NotFound
+from aimm_gateway.api.common import caller, gateway_of, json_response, read_body_as, request_id
+from aimm_gateway.config import LimitValues
+from aimm_gateway.errors import Forbidden, GatewayError, NotFound
 from aimm_gateway.security.identity import Identity, KeyLimits, Role
 from aimm_gateway.security.keys import KeyStore, StoredKey
 from aimm_gateway.service import Gateway
@@ -47,16 +47,6 @@ def _store(gateway: Gateway) -> KeyStore:
     return store
 
 
-async def _parse(request: Request, gateway: Gateway, model: type[BaseModel], empty_ok: bool = False) -> Any:
-    if empty_ok and request.headers.get("content-length") in (None, "0"):
-        return model()
-    data = await read_json(request, gateway.runtime.config.server.max_body_bytes)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
-
-
 def _owned(store: KeyStore, key_id: str, who: Identity, admin: bool) -> StoredKey:
     record = store.get(key_id)
     if record is None or (not admin and record.owner != who.name):
@@ -66,7 +56,7 @@ def _owned(store: KeyStore, key_id: str, who: Identity, admin: bool) -> StoredKe
 
 async def _create(request: Request, admin: bool) -> Response:
     gateway, who = gateway_of(request), caller(request)
-    body: NewKey = await _parse(request, gateway, NewKey)
+    body = await read_body_as(request, NewKey)
     if not admin and (body.role not in _DEVELOPER_GRANTS or body.owner not in (None, who.name)):
         raise Forbidden("developers may create keys for themselves with role developer, user or viewer")
     lim = body.limits
@@ -92,7 +82,8 @@ async def _rotate(request: Request, admin: bool) -> Response:
     gateway, who = gateway_of(request), caller(request)
     store = _store(gateway)
     record = _owned(store, request.path_params["key_id"], who, admin)
-    body: Rotation = await _parse(request, gateway, Rotation, empty_ok=True)
+    empty = request.headers.get("content-length") in (None, "0")
+    body = Rotation() if empty else await read_body_as(request, Rotation)
     settings = gateway.runtime.config.auth.key_store
     overlap = body.overlap_s if body.overlap_s is not None else (settings.rotation_overlap_s if settings else 0.0)
     rotated = await store.rotate(record.id, overlap)

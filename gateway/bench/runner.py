@@ -27,7 +27,7 @@ from aimm_gateway.bench.cost import cost_report, measure_cost, stage_micro
 from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.micro import bench_translation
 from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, cpu_seconds, free_port, pinned, process
-from aimm_gateway.bench.security import bench_security
+from aimm_gateway.bench.security import bench_security, security_lines
 from aimm_gateway.routing.bench import bench_plan
 from aimm_gateway.telemetry.bench import BASELINE as TELEMETRY_BASELINE
 from aimm_gateway.telemetry.bench import bench_telemetry

@@ -19,7 +19,7 @@ from aimm_gateway.config import LimitsSettings, LimitValues, ModelRateLimits
 from aimm_gateway.errors import GatewayError, RateLimited, format_retry_after
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.security.identity import Identity
-from aimm_gateway.security.metrics import SecurityMetrics
+from aimm_gateway.security.services import SecurityServices
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
 from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter, WindowDecision
 
@@ -123,13 +123,14 @@ class RateLimit:
     def __init__(
         self,
         state: StateStore,
-        metrics: SecurityMetrics,
+        security: SecurityServices,
         limits: LimitsSettings,
         model_limits: ModelRateLimits | None,
         model: str = "",
     ):
         self._state = state
-        self._metrics = metrics
+        self._metrics = security.metrics
+        self._audit = security.audit
         self._limits = limits
         self._levels = Levels(limits, model, model_limits)
         self._settling: set[asyncio.Task[None]] = set()  # strong references until each settle is done
@@ -155,7 +156,7 @@ class RateLimit:
         )
         if refused is not None:
             kind, lv, d = refused
-            raise self._limited(lv, kind, d.reset_s, headers)
+            raise self._limited(ctx, lv, kind, d.reset_s, headers)
         try:
             slots = await self._take_slots(levels)
         except StateUnavailable:
@@ -163,7 +164,7 @@ class RateLimit:
             return None
         if isinstance(slots, Level):
             await self._refund(pairs)
-            raise self._limited(slots, "concurrent requests", 1.0, headers)
+            raise self._limited(ctx, slots, "concurrent requests", 1.0, headers)
         ctx.response_headers.update(headers)
         ctx.scratch[self.name] = (slots, [c for kind, _, c in pairs if kind == "tokens"], tokens)
         return None
@@ -215,8 +216,18 @@ class RateLimit:
         for _, _, counter in pairs:
             await self._state.adjust(counter.key, -counter.amount, WINDOW_S)
 
-    def _limited(self, lv: Level, kind: str, reset_s: float, headers: dict[str, str]) -> RateLimited:
+    def _limited(
+        self, ctx: RequestContext, lv: Level, kind: str, reset_s: float, headers: dict[str, str]
+    ) -> RateLimited:
         self._metrics.rate_limited.labels(lv.name).inc()
+        self._audit.record(
+            "limit.hit",
+            actor=ctx.identity,
+            target=lv.key.removeprefix("rl:"),
+            outcome="denied",
+            request_id=ctx.request_id,
+            limit=_LABEL.get(kind, kind),
+        )
         scope = {"global": "the gateway", "key": "this key", "ip": "this client address", "model": "this model"}
         return RateLimited(
             f"Rate limit reached for {scope[lv.name]}: {_LABEL.get(kind, kind)}. Retry after {duration(reset_s)}.",
@@ -250,4 +261,4 @@ def build(rt: Runtime, name: str, deps: StageDeps) -> RateLimit | None:
     keyed = any(k.limits != LimitValues() for k in rt.config.auth.api_keys) or rt.config.auth.key_store is not None
     if not (configured or keyed or model_limits is not None):
         return None  # a gateway without limits pays nothing for this stage
-    return RateLimit(deps.cost.state, deps.security.metrics, limits, model_limits, name)
+    return RateLimit(deps.cost.state, deps.security, limits, model_limits, name)

@@ -14,8 +14,10 @@ import pytest
 from aimm_gateway.canonical import Usage
 from aimm_gateway.config import LimitsSettings
 from aimm_gateway.metrics import GatewayMetrics
+from aimm_gateway.security.audit import AuditLog
 from aimm_gateway.security.identity import Identity, KeyLimits, Role
 from aimm_gateway.security.metrics import SecurityMetrics
+from aimm_gateway.security.services import SecurityServices
 from aimm_gateway.stages.base import Outcome, RequestContext
 from aimm_gateway.stages.ratelimit import RateLimit, duration
 from aimm_gateway.state.memory import MemoryState
@@ -81,7 +83,9 @@ def test_concurrency_limit(start_gateway: Start) -> None:
 
 async def test_tokens_reserved_then_settled() -> None:
     state = MemoryState()
-    stage = RateLimit(state, SecurityMetrics(GatewayMetrics().registry), LimitsSettings(), None)
+    audit: list[dict[str, object]] = []
+    security = SecurityServices(AuditLog(None, extra_sinks=[audit.append]), SecurityMetrics(GatewayMetrics().registry))
+    stage = RateLimit(state, security, LimitsSettings(), None)
     ident = Identity("k", Role.USER, limits=KeyLimits(tokens_per_minute=1000))
     ctx = RequestContext("r1", runtime=None, identity=ident, prompt_tokens=300)  # type: ignore[arg-type]
     await stage.before(ctx)
@@ -94,6 +98,7 @@ async def test_tokens_reserved_then_settled() -> None:
     ctx3 = RequestContext("r3", runtime=None, identity=ident, prompt_tokens=600)  # type: ignore[arg-type]
     with pytest.raises(Exception, match="tokens per minute"):
         await stage.before(ctx3)
+    assert audit[-1]["action"] == "limit.hit" and audit[-1]["who"] == "k" and audit[-1]["target"] == "k:config:k"
     assert duration(63.2) == "1m4s" and duration(0.2) == "1s"
 
 

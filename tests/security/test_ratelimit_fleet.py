@@ -41,26 +41,27 @@ def fleet(tmp_path: Path, redis: RedisServer, limits: dict[str, Any], latency_ms
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "AIMM_FLEET_KEY": KEY, "AIMM_FLEET_REDIS": redis.url}
     ports = [free_port() for _ in range(3)]
+    logs = [tmp_path / f"gateway-{i}.log" for i in range(3)]
     procs = [
         subprocess.Popen(
             [".venv/bin/aimm", "gateway", "serve", "--config", str(path), "--port", str(p)],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log.open("w"),
         )
-        for p in ports
+        for p, log in zip(ports, logs, strict=True)
     ]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
-        deadline = time.monotonic() + 30
-        for url in urls:
+        deadline = time.monotonic() + 90  # three cold interpreters on a busy 2-core machine
+        for url, proc, log in zip(urls, procs, logs, strict=True):
             while True:
                 try:
                     if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
-                assert time.monotonic() < deadline, "a gateway process did not start"
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
                 time.sleep(0.1)
         yield urls
     finally:
