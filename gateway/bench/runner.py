@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> str:
                     extra["translated"], extra["passthrough"] = _cpu_compare(gw_url, pid, duration, ("claude", "m"))
         extra["micro"] = _micro()
         cost = cost_report(*measure_cost(openai_url, workdir, duration), stage_micro())
-    return _report(direct, direct_ttft, variants, extra, levels, duration) + "\n".join(cost) + "\n"
+    security = security_lines(extra.get("micro", {}).get("security"))
+    return _report(direct, direct_ttft, variants, extra, levels, duration) + "\n".join(cost + security) + "\n"
 
 
 ROUTING_CONCURRENCY = 4  # saturates the worker without the 2-core scheduler noise of higher levels
