@@ -301,6 +301,11 @@ class AuthSettings(Strict):
     api_keys: list[ApiKey] = Field(default_factory=list)
     key_store: KeyStoreSettings | None = Field(None, description="Keys managed over the admin API.")
     jwt: JwtSettings | None = Field(None, description="Accept OIDC-signed JWTs as bearer tokens.")
+    stats_without_credentials: bool = Field(
+        False,
+        description="Serve GET /api/v1/stats (aggregates, scrubbed errors) to callers without credentials: "
+        "for a poller that has none yet (the operator). Off: the viewer role is required.",
+    )
 
 
 class SecretStoreSettings(Strict):

@@ -57,6 +57,10 @@ ACCESS: dict[tuple[str, str], Permission] = {
     ("/admin/keys/{key_id}", "DELETE"): P.ADMIN,
 }
 
+# Routes a config may open to callers without credentials, and the flag that does it.
+OPEN_IF_CONFIGURED: dict[tuple[str, str], str] = {("/api/v1/stats", "GET"): "stats_without_credentials"}
+STATS_POLLER = Identity(name="stats-poller", role=Role.VIEWER, source="anonymous")
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -81,14 +85,15 @@ def protect(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
             raise UndeclaredRoute(f"{route!r}: only plain routes are supported")
         permission = permission_of(route)
         methods = sorted((route.methods or {"GET"}) - {"HEAD"})
-        out.append(Route(route.path, _guarded(route.endpoint, permission), methods=methods, name=route.name))
+        guarded = _guarded(route.endpoint, permission, (route.path, methods[0]))
+        out.append(Route(route.path, guarded, methods=methods, name=route.name))
     return out
 
 
-def _guarded(endpoint: Any, permission: Permission) -> Endpoint:
+def _guarded(endpoint: Any, permission: Permission, route_key: tuple[str, str]) -> Endpoint:
     async def guarded(request: Request) -> Response:
         request.state.request_id = valid_request_id(request.headers.get("x-request-id"))
-        if permission is not P.PUBLIC:
+        if permission is not P.PUBLIC and not _opened(request, route_key):
             request.state.identity = await _identify(request, permission)
         response: Response = await endpoint(request)
         return response
@@ -96,6 +101,14 @@ def _guarded(endpoint: Any, permission: Permission) -> Endpoint:
     guarded.required_permission = permission  # type: ignore[attr-defined]
     guarded.__name__ = getattr(endpoint, "__name__", "endpoint")
     return guarded
+
+
+def _opened(request: Request, route_key: tuple[str, str]) -> bool:
+    flag = OPEN_IF_CONFIGURED.get(route_key)
+    if flag is None or not getattr(gateway_of(request).runtime.config.auth, flag) or bearer(request):
+        return False
+    request.state.identity = STATS_POLLER
+    return True
 
 
 async def _identify(request: Request, permission: Permission) -> Identity:

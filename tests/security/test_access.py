@@ -113,3 +113,13 @@ def test_scoped_key_may_use_only_its_models(start_gateway: Start, monkeypatch: p
         assert ok.status_code == 200
         no = c.post("/v1/chat/completions", json={"model": "claude", "messages": [{"role": "user", "content": "hi"}]})
         assert no.status_code == 403 and no.json()["error"]["code"] == "model_not_allowed"
+
+
+def test_stats_can_be_opened_for_a_poller_and_nothing_else(start_gateway: Start) -> None:
+    config = base_config([{"name": "m", "provider": "mock"}])
+    config["auth"]["stats_without_credentials"] = True
+    gw = start_gateway(config)
+    with httpx.Client(base_url=gw.url, timeout=30) as c:
+        assert c.get("/api/v1/stats").status_code == 200
+        assert c.get("/api/v1/metrics").status_code == 401  # the rest of `read` still needs a viewer
+        assert c.get("/api/v1/stats", headers={"authorization": "Bearer wrong"}).status_code == 401
