@@ -28,6 +28,7 @@ from aimm_gateway.security.identity import Identity
 from aimm_gateway.telemetry.parts import Telemetry
 
 if TYPE_CHECKING:
+    from aimm_gateway.budget.services import CostServices
     from aimm_gateway.metrics import GatewayMetrics
     from aimm_gateway.runtime import Runtime
     from aimm_gateway.security.services import SecurityServices
