@@ -303,8 +303,8 @@ class AuthSettings(Strict):
     jwt: JwtSettings | None = Field(None, description="Accept OIDC-signed JWTs as bearer tokens.")
     stats_without_credentials: bool = Field(
         False,
-        description="Serve GET /api/v1/stats (aggregates, scrubbed errors) to callers without credentials: "
-        "for a poller that has none yet (the operator). Off: the viewer role is required.",
+        description="Serve GET /api/v1/stats and /api/v1/budgets (aggregates, scrubbed errors) to callers without "
+        "credentials: for a poller that has none yet (the operator). Off: the viewer role is required.",
     )
 
 

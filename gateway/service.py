@@ -44,7 +44,7 @@ class Gateway:
         self.clock = SystemClock()
         self.router = RouterState(self.clock, random.Random())
         self.cost = CostServices(config, self.metrics.registry)  # state, usage store, budgets, cache
-        metrics = SecurityMetrics(self.metrics.registry)
+        metrics = SecurityMetrics(self.metrics, self.cost.metrics.state_unavailable)
         self.security = SecurityServices(build_audit(config.hardening.audit), metrics)
         self.auth = Authenticator(self.cost.state, self.security.audit, self.security.metrics)
         deps = StageDeps(self.metrics, self.stats, self.cost, self.telemetry, security=self.security)

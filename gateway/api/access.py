@@ -58,7 +58,11 @@ ACCESS: dict[tuple[str, str], Permission] = {
 }
 
 # Routes a config may open to callers without credentials, and the flag that does it.
-OPEN_IF_CONFIGURED: dict[tuple[str, str], str] = {("/api/v1/stats", "GET"): "stats_without_credentials"}
+# The operator polls both feeds of every pod.
+OPEN_IF_CONFIGURED: dict[tuple[str, str], str] = {
+    ("/api/v1/stats", "GET"): "stats_without_credentials",
+    ("/api/v1/budgets", "GET"): "stats_without_credentials",
+}
 STATS_POLLER = Identity(name="stats-poller", role=Role.VIEWER, source="anonymous")
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -8,16 +8,17 @@ PREFIX = "ai_multimodel_"
 
 
 class SecurityMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, state_unavailable: Counter | None = None) -> None:
+        """`state_unavailable`: the one counter of shared-state failures (the cost services own it)."""
         r = registry
         self.auth_failures = Counter(PREFIX + "auth_failures_total", "Refused credentials.", ["reason"], registry=r)
         self.rate_limited = Counter(
             PREFIX + "rate_limited_total", "Requests refused by a limit.", ["level"], registry=r
         )
-        self.state_unavailable = Counter(
+        self.state_unavailable = state_unavailable or Counter(
             PREFIX + "state_unavailable_total",
-            "Shared state unreachable; the request was admitted (open) or refused (closed).",
-            ["component", "mode"],
+            "Shared-state calls that failed (Redis down or slow), by user and fail mode applied.",
+            ["user", "mode"],
             registry=r,
         )
         self.guard_score = Histogram(

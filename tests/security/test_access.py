@@ -121,5 +121,6 @@ def test_stats_can_be_opened_for_a_poller_and_nothing_else(start_gateway: Start)
     gw = start_gateway(config)
     with httpx.Client(base_url=gw.url, timeout=30) as c:
         assert c.get("/api/v1/stats").status_code == 200
+        assert c.get("/api/v1/budgets").status_code == 200
         assert c.get("/api/v1/metrics").status_code == 401  # the rest of `read` still needs a viewer
         assert c.get("/api/v1/stats", headers={"authorization": "Bearer wrong"}).status_code == 401

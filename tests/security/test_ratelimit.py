@@ -154,4 +154,4 @@ def test_redis_unreachable_fails_open_or_closed_without_hanging(
         elapsed = time.monotonic() - started
         metrics = c.get("/metrics").text
     assert resp.status_code == expected and elapsed < 3.0
-    assert f'ai_multimodel_state_unavailable_total{{component="ratelimit",mode="{mode}"}} 1.0' in metrics
+    assert f'ai_multimodel_state_unavailable_total{{mode="{mode}",user="ratelimit"}} 1.0' in metrics
