@@ -26,6 +26,7 @@ ACCESS: dict[tuple[str, str], Permission] = {
     ("/health", "GET"): P.PUBLIC,
     ("/ready", "GET"): P.PUBLIC,
     ("/metrics", "GET"): P.PUBLIC,  # Prometheus scrapes without credentials; counters only, no texts
+    ("/openapi.json", "GET"): P.PUBLIC,  # the API's description: no data
     ("/v1/chat/completions", "POST"): P.QUERY,
     ("/v1/embeddings", "POST"): P.QUERY,
     ("/v1/models", "GET"): P.QUERY,  # SDKs list models before querying

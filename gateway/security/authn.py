@@ -101,12 +101,12 @@ class Authenticator:
             try:
                 return await verifier.verify(credential)
             except JwtRejected as exc:
-                await self._fail(rt, ip, "jwt", request_id, str(exc))
+                await self._fail(rt, ip, "expired" if "expired" in str(exc) else "invalid", request_id, str(exc))
                 raise Unauthorized(str(exc)) from None
         return None
 
     async def _fail(self, rt: Runtime, ip: str, reason: str, request_id: str, detail: str = "") -> None:
-        self._metrics.auth_failures.labels(reason).inc()
+        self._metrics.auth_failed(reason)
         self.audit.record(
             "auth.failure", outcome="denied", request_id=request_id, client_ip=ip, reason=detail or reason
         )
@@ -123,7 +123,7 @@ class Authenticator:
             self._metrics.state_unavailable.labels("auth_throttle", "open").inc()
             return  # never lock everyone out because Redis is down
         if not decision.allowed:
-            self._metrics.rate_limited.labels("auth_failures").inc()
+            self._metrics.limited("requests")
             raise RateLimited(
                 "too many failed authentication attempts from this address; retry later",
                 headers={"retry-after": format_retry_after(decision.reset_s)},

@@ -1,20 +1,18 @@
-"""Security counters, registered on the gateway's own Prometheus registry."""
+"""Security metrics: the gateway's own series for refusals (one set, in metrics.py), plus the
+guard's score histogram and decisions, on the same registry."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
 
-PREFIX = "ai_multimodel_"
+from aimm_gateway.metrics import PREFIX, GatewayMetrics
 
 
 class SecurityMetrics:
-    def __init__(self, registry: CollectorRegistry, state_unavailable: Counter | None = None) -> None:
+    def __init__(self, gateway: GatewayMetrics, state_unavailable: Counter | None = None) -> None:
         """`state_unavailable`: the one counter of shared-state failures (the cost services own it)."""
-        r = registry
-        self.auth_failures = Counter(PREFIX + "auth_failures_total", "Refused credentials.", ["reason"], registry=r)
-        self.rate_limited = Counter(
-            PREFIX + "rate_limited_total", "Requests refused by a limit.", ["level"], registry=r
-        )
+        r = gateway.registry
+        self.gateway = gateway
         self.state_unavailable = state_unavailable or Counter(
             PREFIX + "state_unavailable_total",
             "Shared-state calls that failed (Redis down or slow), by user and fail mode applied.",
@@ -31,3 +29,12 @@ class SecurityMetrics:
         self.guard_actions = Counter(
             PREFIX + "guard_actions_total", "Guard decisions by kind.", ["route", "action", "kind"], registry=r
         )
+
+    def auth_failed(self, reason: str) -> None:
+        self.gateway.count_auth_failure(reason)  # missing | invalid | expired | forbidden
+
+    def limited(self, reason: str) -> None:
+        self.gateway.count_rate_limited(reason)  # requests | tokens | concurrency
+
+    def guard_blocked(self, kind: str) -> None:
+        self.gateway.count_guard_block(kind)  # prompt_injection | pii

@@ -18,7 +18,13 @@ from aimm_gateway.stages.chain import EMPTY, StageChain
 # after:  the reverse (each stage's `after` runs for every stage whose `before` ran)
 # telemetry first, then usage: their `after`s run last and see every request, refused ones too.
 ORDER: tuple[StageFactory, ...] = (
-    telemetry.build, usage.build, auth.build, ratelimit.build, guard.build, budget.build, cache.build
+    telemetry.build,
+    usage.build,
+    auth.build,
+    ratelimit.build,
+    guard.build,
+    budget.build,
+    cache.build,
 )
 
 _UNKNOWN = ""  # chain key for names that are neither a route nor a model (they end in a 404)

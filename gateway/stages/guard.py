@@ -76,9 +76,11 @@ class Guard:
     def _decide(self, score: float, pii: bool) -> str | None:
         if self._p.injection == "block" and score >= self._p.block_score:
             self._sec.metrics.guard_actions.labels(self._route, "block", "injection").inc()
+            self._sec.metrics.guard_blocked("prompt_injection")
             return f"request blocked by the prompt-injection guard (score {score:g} of 10)"
         if pii and self._p.pii == "block":
             self._sec.metrics.guard_actions.labels(self._route, "block", "pii").inc()
+            self._sec.metrics.guard_blocked("pii")
             return "request blocked: it contains personal data or a credential"
         if score >= self._p.block_score:
             self._sec.metrics.guard_actions.labels(self._route, "flag", "injection").inc()

@@ -219,7 +219,7 @@ class RateLimit:
     def _limited(
         self, ctx: RequestContext, lv: Level, kind: str, reset_s: float, headers: dict[str, str]
     ) -> RateLimited:
-        self._metrics.rate_limited.labels(lv.name).inc()
+        self._metrics.limited({"requests": "requests", "tokens": "tokens"}.get(kind, "concurrency"))
         self._audit.record(
             "limit.hit",
             actor=ctx.identity,

@@ -84,7 +84,7 @@ def test_concurrency_limit(start_gateway: Start) -> None:
 async def test_tokens_reserved_then_settled() -> None:
     state = MemoryState()
     audit: list[dict[str, object]] = []
-    security = SecurityServices(AuditLog(None, extra_sinks=[audit.append]), SecurityMetrics(GatewayMetrics().registry))
+    security = SecurityServices(AuditLog(None, extra_sinks=[audit.append]), SecurityMetrics(GatewayMetrics()))
     stage = RateLimit(state, security, LimitsSettings(), None)
     ident = Identity("k", Role.USER, limits=KeyLimits(tokens_per_minute=1000))
     ctx = RequestContext("r1", runtime=None, identity=ident, prompt_tokens=300)  # type: ignore[arg-type]
@@ -116,7 +116,7 @@ def test_failed_auth_is_throttled_per_ip(start_gateway: Start) -> None:
         assert throttled.status_code == 429 and "retry-after" in throttled.headers
         metrics = c.get("/metrics").text
     assert 'ai_multimodel_auth_failures_total{reason="invalid"}' in metrics
-    assert 'ai_multimodel_rate_limited_total{level="auth_failures"}' in metrics
+    assert 'ai_multimodel_rate_limited_total{reason="requests"}' in metrics
 
 
 def test_sustained_load_on_one_key_draws_429(start_gateway: Start) -> None:
