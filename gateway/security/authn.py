@@ -45,15 +45,15 @@ class Authenticator:
 
     # -- sources that follow the config ---------------------------------------------------------
 
-    def key_store(self, config: GatewayConfig) -> KeyStore | None:
+    def key_store(self, config: GatewayConfig) -> KeyStore:
+        """The file-backed store of `auth.key_store`, else one in memory (keys last until restart)."""
         settings = config.auth.key_store
-        if settings is None:
-            return None
-        if self._store is None or settings.path != self._store_path:
+        path = settings.path if settings is not None else None
+        if self._store is None or path != self._store_path:
             from pathlib import Path
 
-            self._store, self._store_path = KeyStore(Path(settings.path)), settings.path
-        elif time.monotonic() - self._store_checked > _STORE_REFRESH_S:
+            self._store, self._store_path = KeyStore(Path(path) if path else None), path
+        elif path and time.monotonic() - self._store_checked > _STORE_REFRESH_S:
             self._store.refresh()  # another replica may have created or revoked a key
             self._store_checked = time.monotonic()
         return self._store
@@ -91,7 +91,7 @@ class Authenticator:
 
     async def _other_sources(self, rt: Runtime, credential: str, ip: str, request_id: str) -> Identity | None:
         store = self.key_store(rt.config)
-        if store is not None and split_key(credential) is not None:
+        if split_key(credential) is not None:
             if store.needs_hash(credential):
                 await self._throttled(rt, ip, amount=0)  # don't run scrypt for a client already over
             record = await store.verify(credential)

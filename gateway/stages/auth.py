@@ -32,7 +32,5 @@ _SCOPE = ModelScope()
 
 
 def build(rt: Runtime, name: str, deps: StageDeps) -> ModelScope | None:
-    # Only configs with scoped identities pay for the check; store and JWT keys may be scoped anytime.
-    auth = rt.config.auth
-    scoped = any(k.models for k in auth.api_keys) or auth.key_store is not None
-    return _SCOPE if auth.enabled and scoped else None
+    # Store keys (created over the API) may be scoped at any time, so every authenticated route checks.
+    return _SCOPE if rt.config.auth.enabled else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from aimm_gateway.canonical import ChatCompletion
-from aimm_gateway.config import LimitsSettings, LimitValues, ModelRateLimits
+from aimm_gateway.config import LimitsSettings, ModelRateLimits
 from aimm_gateway.errors import GatewayError, RateLimited, format_retry_after
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.security.identity import Identity
@@ -258,7 +258,7 @@ def build(rt: Runtime, name: str, deps: StageDeps) -> RateLimit | None:
         lv.requests_per_minute or lv.tokens_per_minute or lv.concurrent_requests
         for lv in (limits.global_, limits.per_key, limits.per_ip)
     )
-    keyed = any(k.limits != LimitValues() for k in rt.config.auth.api_keys) or rt.config.auth.key_store is not None
+    keyed = rt.config.auth.enabled  # any key (store keys too) may carry its own limits
     if not (configured or keyed or model_limits is not None):
         return None  # a gateway without limits pays nothing for this stage
     return RateLimit(deps.cost.state, deps.security, limits, model_limits, name)
