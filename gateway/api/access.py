@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from aimm_gateway.api.common import bearer, gateway_of
-from aimm_gateway.errors import Forbidden, NotFound
+from aimm_gateway.errors import Forbidden, NotFound, Unauthorized
 from aimm_gateway.security.client_ip import client_ip
 from aimm_gateway.security.identity import ANONYMOUS, Identity, Permission, Role
 from aimm_gateway.security.request_ids import valid_request_id
@@ -126,7 +126,12 @@ async def _identify(request: Request, permission: Permission) -> Identity:
     peer = request.client.host if request.client else ""
     ip = client_ip(peer, request.headers.get("x-forwarded-for"), tuple(rt.config.limits.trusted_proxies))
     request.state.client_ip = ip
-    identity = await gateway.auth.identify(rt, bearer(request), ip, request.state.request_id)
+    try:
+        identity = await gateway.auth.identify(rt, bearer(request), ip, request.state.request_id)
+    except Unauthorized:
+        if permission is P.ADMIN and bearer(request):
+            raise Forbidden("invalid admin token") from None  # as before roles: a wrong admin token is a 403
+        raise
     if not identity.can(permission):
         gateway.auth.audit.record(
             "access.denied",
