@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,13 +16,16 @@ from aimm_gateway.api import (
     admin_routes,
     analytics_routes,
     anthropic_routes,
+    key_routes,
     native_routes,
     openai_routes,
     openapi,
     ops_routes,
 )
+from aimm_gateway.api.access import protect
 from aimm_gateway.api.common import error_response
 from aimm_gateway.errors import GatewayError
+from aimm_gateway.security.http_middleware import HardeningMiddleware
 from aimm_gateway.service import Gateway
 
 log = logging.getLogger("aimm.gateway")
@@ -55,17 +59,21 @@ def create_app(gateway: Gateway) -> Starlette:
             await gateway.stop()
 
     app = Starlette(
-        routes=[
-            *openai_routes.routes,
-            *anthropic_routes.routes,
-            *native_routes.routes,
-            *admin_routes.routes,
-            *ops_routes.routes,
-            *analytics_routes.routes,
-            *openapi.routes,
-        ],
+        routes=protect(
+            [
+                *openai_routes.routes,
+                *anthropic_routes.routes,
+                *native_routes.routes,
+                *admin_routes.routes,
+                *key_routes.routes,
+                *ops_routes.routes,
+                *analytics_routes.routes,
+                *openapi.routes,
+            ]
+        ),
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
+        middleware=[Middleware(HardeningMiddleware, gateway=gateway)],
     )
     app.state.gateway = gateway
     return app

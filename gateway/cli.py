@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
 from aimm_gateway.config import ConfigError, config_json_schema
+from aimm_gateway.logs import setup_logging
 from aimm_gateway.mock import credentials as mock_credentials
 
 
@@ -88,9 +88,21 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_verify(args: argparse.Namespace) -> int:
+    from aimm_gateway.security.audit import verify_file
+
+    result = verify_file(Path(args.file))
+    if result.ok:
+        print(f"ok: {result.lines} records, chain intact")
+        return 0
+    print(f"TAMPERED: {result.problem}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimm", description="AI Multi-Model gateway and operator")
     parser.add_argument("--log-level", default=os.environ.get("AIMM_LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-format", choices=["json", "text"], default=os.environ.get("AIMM_LOG_FORMAT", "json"))
     sub = parser.add_subparsers(dest="command", required=True)
 
     gw = sub.add_parser("gateway", help="the data plane").add_subparsers(dest="gateway_command", required=True)
@@ -150,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=5.0)
     bench.add_argument("--quick", action="store_true")
     bench.set_defaults(func=_bench)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
+    verify = audit.add_parser("verify", help="check an audit file's hash chain (exit 1 if tampered)")
+    verify.add_argument("file")
+    verify.set_defaults(func=_audit_verify)
     return parser
 
 
@@ -160,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         args.operator_args = rest
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, args.log_format)
     result: int = args.func(args)
     return result
 

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from aimm_gateway.presets import PRESETS, PROVIDER_NAMES, preset_for
+from aimm_gateway.security.identity import Role
 
 ALGORITHMS = ("round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive")
 Algorithm = Literal["round_robin", "weighted", "least_connections", "response_time", "intelligent", "adaptive"]
@@ -139,6 +140,13 @@ class VertexSettings(Strict):
     )
 
 
+class ModelRateLimits(Strict):
+    """Upstream limits for one model (compiled from the AIModel CRD's `rateLimits`)."""
+
+    requests_per_minute: int | None = Field(None, ge=1, description="Requests per minute sent to this model.")
+    tokens_per_minute: int | None = Field(None, ge=1, description="Tokens per minute sent to this model.")
+
+
 class ModelConfig(Strict):
     name: str = Field(..., min_length=1, description="Name clients ask for.")
     provider: str = Field(
@@ -166,6 +174,7 @@ class ModelConfig(Strict):
     azure: AzureSettings | None = Field(None, description="Azure OpenAI settings (provider: azure).")
     bedrock: BedrockSettings | None = Field(None, description="AWS Bedrock settings (provider: bedrock).")
     vertex: VertexSettings | None = Field(None, description="Vertex AI settings (provider: vertex).")
+    rate_limits: ModelRateLimits | None = Field(None, description="Requests/tokens per minute for this model.")
 
     @field_serializer("capabilities")
     def _sorted_capabilities(self, caps: frozenset[Capability]) -> list[str]:
@@ -249,18 +258,168 @@ class RouteConfig(Strict):
         return self
 
 
+class LimitValues(Strict):
+    """One level's limits; an unset field means no limit of that kind at that level."""
+
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1, description="Prompt estimate reserved, settled with usage.")
+    concurrent_requests: int | None = Field(None, ge=1)
+
+
 class ApiKey(Strict):
     name: str = Field(..., description="Who holds the key (team, app); shown in logs, never the key.")
     key: SecretRef
+    role: Role = Field(Role.DEVELOPER, description="admin | developer | user | viewer (docs/security.md).")
+    owner: str | None = Field(None, description="Person or team that owns the key.")
+    models: list[str] = Field(default_factory=list, description="Globs over model/route names; empty = all.")
+    limits: LimitValues = Field(default_factory=LimitValues, description="Per-key limits (override limits.per_key).")
+    budget_usd: Decimal | None = Field(None, gt=0, description="Optional spending cap for this key.")
+
+
+class KeyStoreSettings(Strict):
+    path: str = Field(..., description="JSON file holding keys created over the admin API (salted hashes only).")
+    rotation_overlap_s: float = Field(86400.0, ge=0, description="Default time both old and new secret work.")
+
+
+class JwtSettings(Strict):
+    """Signed JWTs from an OIDC identity provider, verified against its JWKS."""
+
+    issuer: str = Field(..., description="Expected `iss`.")
+    audience: str = Field(..., description="Expected `aud`.")
+    jwks_url: str = Field(..., description="Where the signing keys are published (fetched and cached).")
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    role_claim: str = Field("role", description="Claim holding the role (string or list of strings).")
+    role_map: dict[str, Role] = Field(default_factory=dict, description="Claim value -> role; unmapped: refused.")
+    default_role: Role | None = Field(None, description="Role when no claim value maps; None refuses the token.")
+    subject_claim: str = Field("sub", description="Claim naming the caller (identity name).")
+    jwks_cache_s: float = Field(300.0, gt=0, description="How long fetched keys are reused.")
+    leeway_s: float = Field(30.0, ge=0, description="Clock skew tolerated on exp/nbf/iat.")
 
 
 class AuthSettings(Strict):
-    enabled: bool = Field(True, description="Require a bearer API key on every API call.")
+    enabled: bool = Field(True, description="Require credentials on every API call.")
     api_keys: list[ApiKey] = Field(default_factory=list)
+    key_store: KeyStoreSettings | None = Field(None, description="Keys managed over the admin API.")
+    jwt: JwtSettings | None = Field(None, description="Accept OIDC-signed JWTs as bearer tokens.")
+    stats_without_credentials: bool = Field(
+        False,
+        description="Serve GET /api/v1/stats and /api/v1/budgets (aggregates, scrubbed errors) to callers without "
+        "credentials: for a poller that has none yet (the operator). Off: the viewer role is required.",
+    )
+
+
+class SecretStoreSettings(Strict):
+    path: str = Field(..., description="JSON file of provider keys encrypted with AES-256-GCM.")
+    kek: SecretRef = Field(..., description="Key-encryption key (32 bytes, base64 or hex).")
+    previous_kek: SecretRef | None = Field(None, description="Set during KEK rotation: the store is re-encrypted.")
+
+
+class SecretRefAllowList(Strict):
+    """Which `{env}`/`{file}` references a model added over the admin API may use (none by default)."""
+
+    env_prefixes: list[str] = Field(default_factory=list, description="e.g. AIMM_UPSTREAM_")
+    file_dirs: list[str] = Field(default_factory=list, description="e.g. /var/run/secrets/aimm/")
 
 
 class AdminSettings(Strict):
     token: SecretRef | None = Field(None, description="Bearer token for /admin; without one admin is off.")
+    secret_store: SecretStoreSettings | None = Field(None, description="Encrypted provider keys set over /admin.")
+    secret_refs: SecretRefAllowList = Field(default_factory=SecretRefAllowList)
+
+
+class LimitsSettings(Strict):
+    """Rate limits at three levels; counters live in the state layer (in-process or Redis)."""
+
+    global_: LimitValues = Field(default_factory=LimitValues, alias="global")
+    per_key: LimitValues = Field(default_factory=LimitValues, description="Default for every key / JWT subject.")
+    per_ip: LimitValues = Field(default_factory=LimitValues)
+    auth_failures_per_minute: int = Field(30, ge=1, description="Failed authentications per client IP.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed (e.g. the ingress)."
+    )
+    fail_mode: Literal["open", "closed"] = Field("open", description="State store unreachable: admit (open) or 503.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+GuardAction = Literal["off", "flag", "redact", "block"]
+
+
+class GuardRule(Strict):
+    """One injection/jailbreak heuristic: a regex and the score it adds (0-10 scale)."""
+
+    id: str = Field(..., min_length=1)
+    pattern: str = Field(..., min_length=1, description="Python regex, matched case-insensitively.")
+    score: float = Field(..., gt=0, le=10)
+    description: str = ""
+
+
+class PiiPattern(Strict):
+    id: str = Field(..., min_length=1)
+    pattern: str = Field(..., min_length=1)
+
+
+class GuardPolicy(Strict):
+    injection: Literal["off", "flag", "block"] = "flag"
+    block_score: float = Field(7.0, ge=0, le=10, description="Injection score at or above which `block` refuses.")
+    pii: GuardAction = "off"
+    pii_types: list[str] = Field(
+        default_factory=lambda: ["email", "phone", "card", "iban", "ssn", "secret"],
+        description="Detectors in use: email, phone, card, iban, ssn, secret, and custom ids.",
+    )
+    responses: bool = Field(False, description="Also check answers (streams included) with the PII action.")
+    log_prompts: bool = Field(False, description="Opt in to prompt text in the audit trail.")
+
+
+class GuardSettings(Strict):
+    enabled: bool = Field(False, description="Run the guard stage at all.")
+    default: GuardPolicy = Field(default_factory=GuardPolicy)
+    routes: dict[str, GuardPolicy] = Field(default_factory=dict, description="Per model/route overrides.")
+    extra_rules: list[GuardRule] = Field(default_factory=list, description="Added to the built-in rule set.")
+    extra_pii: list[PiiPattern] = Field(default_factory=list, description="Custom PII detectors.")
+
+    def policy_for(self, name: str) -> GuardPolicy:
+        return self.routes.get(name, self.default)
+
+
+class TlsSettings(Strict):
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = Field(None, description="Verify client certificates against this CA bundle.")
+    require_client_cert: bool = False
+    reload_interval_s: float = Field(5.0, gt=0, description="How often cert/key files are checked for change.")
+
+
+class CorsSettings(Strict):
+    allow_origins: list[str] = Field(default_factory=list, description="Exact origins; empty = CORS off.")
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST", "PATCH", "DELETE"])
+    allow_headers: list[str] = Field(
+        default_factory=lambda: ["authorization", "content-type", "x-api-key", "x-request-id"]
+    )
+    max_age_s: int = Field(600, ge=0)
+
+
+class ReloadSafety(Strict):
+    max_drop_share: float = Field(0.25, ge=0, le=1, description="Largest share of models/routes one reload may drop.")
+    allow_shrink: bool = Field(False, description="Set in the NEW file to accept a larger drop, auth off or no keys.")
+
+
+class AuditSettings(Strict):
+    sink: Literal["stdout", "file", "off"] = "stdout"
+    path: str | None = Field(None, description="File for sink: file (JSON lines, hash-chained).")
+
+
+class HardeningSettings(Strict):
+    tls: TlsSettings | None = None
+    cors: CorsSettings = Field(default_factory=CorsSettings)
+    security_headers: bool = True
+    header_timeout_s: float = Field(10.0, gt=0, description="A connection must finish its headers this fast.")
+    idle_timeout_s: float = Field(5.0, gt=0, description="Keep-alive connections idle longer are closed.")
+    max_messages: int = Field(2048, ge=1, description="Messages per chat request.")
+    max_content_chars: int = Field(2_000_000, ge=1, description="Total characters across a request's messages.")
+    json_thread_bytes: int = Field(256 * 1024, ge=0, description="Bodies larger than this are parsed off the loop.")
+    reload: ReloadSafety = Field(default_factory=ReloadSafety)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
 
 FailMode = Literal["open", "closed"]
@@ -401,6 +560,9 @@ class GatewayConfig(Strict):
     store: StoreSettings | None = Field(None, description="Usage store; unset = no usage history kept.")
     cache: CacheSettings = CacheSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    guards: GuardSettings = Field(default_factory=GuardSettings)
+    hardening: HardeningSettings = Field(default_factory=HardeningSettings)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

@@ -26,6 +26,7 @@ from aimm_gateway.errors import InvalidRequest, ModelNotFound, NoUsableModel, Up
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.providers.base import EmbeddingCall
 from aimm_gateway.routing import RouterState
+from aimm_gateway.security.scrub import scrub_error
 from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import Outcome, RequestContext, StageDeps
 from aimm_gateway.stages.chain import StageChain, StageRun
@@ -221,6 +222,8 @@ class ChatPipeline:
             except UpstreamError as exc:
                 if not exc.retryable:
                     raise
+                if exc.kind == "upstream_auth":
+                    r.refused_by.add(name)  # our key was refused: asking again can't help; others may
                 continue
             if won is None:
                 continue
@@ -245,6 +248,7 @@ class ChatPipeline:
         try:
             won = await opener.open(r, record, model)
         except UpstreamError as exc:
+            scrub_error(exc, r.rt.api_key_values.get(name))  # before stats, logs and the client see it
             self._ledger.failed(record, exc)
             r.last_error, r.last_model = exc, name
             raise

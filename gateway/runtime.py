@@ -7,8 +7,8 @@ the ground under an in-flight request; swapping the snapshot is one reference as
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aimm_gateway.config import BudgetConfig, GatewayConfig, ModelConfig, RouteConfig, SecretRef, config_hash
@@ -16,7 +16,8 @@ from aimm_gateway.presets import preset_for
 from aimm_gateway.providers.base import ChatProvider
 from aimm_gateway.providers.http import UpstreamPools
 from aimm_gateway.providers.registry import build_provider
-from aimm_gateway.security.identity import Identity, Role
+from aimm_gateway.security.config_keys import config_identity
+from aimm_gateway.security.identity import Identity
 
 log = logging.getLogger("aimm.gateway")
 
@@ -46,29 +47,24 @@ class Runtime:
     def usable_models(self) -> list[ModelConfig]:
         return [m for m in self.models.values() if m.enabled and m.name not in self.unusable]
 
-    def authenticate(self, key: str) -> str | None:
-        """The key's name if it is one of ours; constant-time per candidate."""
-        digest = hashlib.sha256(key.encode()).digest()
-        for known, name in self.api_keys.items():
-            if hmac.compare_digest(known, digest):
-                return name
-        return None
 
-    def is_admin(self, token: str) -> bool:
-        if self.admin_token_digest is None:
-            return False
-        return hmac.compare_digest(self.admin_token_digest, hashlib.sha256(token.encode()).digest())
-
-
-def build_runtime(config: GatewayConfig, pools: UpstreamPools) -> Runtime:
+def build_runtime(
+    config: GatewayConfig,
+    pools: UpstreamPools,
+    stored_keys: Mapping[str, str] | None = None,
+    no_env_fallback: frozenset[str] = frozenset(),
+) -> Runtime:
+    """`stored_keys`: provider keys from the encrypted secret store (set over /admin).
+    `no_env_fallback`: models added over /admin, which never get the provider's default variable."""
     models = {m.name: m for m in config.models}
+    stored_keys = stored_keys or {}
     providers: dict[str, ChatProvider] = {}
     keys: dict[str, str] = {}
     unusable: dict[str, str] = {}
     for model in config.models:
         preset = preset_for(model.provider)
-        key = model.api_key.resolve() if model.api_key else None
-        if key is None and model.api_key is None and preset.key_env:
+        key = stored_keys.get(model.name) or (model.api_key.resolve() if model.api_key else None)
+        if key is None and model.api_key is None and preset.key_env and model.name not in no_env_fallback:
             # No explicit reference: fall back to the provider's conventional variable.
             key = SecretRef(env=preset.key_env).resolve()
         if key is None and preset.key_required:
@@ -101,5 +97,5 @@ def build_runtime(config: GatewayConfig, pools: UpstreamPools) -> Runtime:
         unusable=unusable,
         admin_token_digest=hashlib.sha256(admin.encode()).digest() if admin else None,
         routable={n: m for n, m in models.items() if n not in unusable} if unusable else models,
-        identities={e.name: Identity(e.name, Role.USER) for e in config.auth.api_keys},
+        identities={e.name: config_identity(e) for e in config.auth.api_keys},
     )

@@ -9,6 +9,7 @@ import os
 import signal
 
 from aimm_gateway.app import create_app
+from aimm_gateway.security.server_options import CertReloader, uvicorn_options
 from aimm_gateway.service import Gateway
 
 log = logging.getLogger("aimm.gateway")
@@ -53,7 +54,8 @@ async def _reload(gateway: Gateway) -> None:
 def _announce(gateway: Gateway, host: str, port: int) -> None:
     rt = gateway.runtime
     usable = [m.name for m in rt.usable_models()]
-    log.info("aimm gateway on http://%s:%d (config %s, hash %s)", host, port, gateway.config_path, rt.config_hash)
+    scheme = "https" if gateway.file_config.hardening.tls else "http"
+    log.info("aimm gateway on %s://%s:%d (config %s, hash %s)", scheme, host, port, gateway.config_path, rt.config_hash)
     log.info("usable models: %s; routes: %s", ", ".join(usable) or "none", ", ".join(rt.routes) or "none")
     for name, why in rt.unusable.items():
         log.info("model %s is not usable: %s", name, why)
@@ -86,16 +88,21 @@ def serve(config: str, host: str | None, port: int | None, server: str = "uvicor
     import uvicorn
 
     app = create_app(gateway)
-    _freeze_startup_objects()
-    _reload_on_sighup(gateway)
-    uvicorn.run(
+    hardening = gateway.file_config.hardening
+    server_config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=30,
+        **uvicorn_options(hardening),  # header-read and idle timeouts, TLS
     )
+    server_config.load()
+    if server_config.ssl is not None and hardening.tls is not None:
+        gateway.tls_reloader = CertReloader(server_config.ssl, hardening.tls)
+    _freeze_startup_objects()
+    _reload_on_sighup(gateway)
+    uvicorn.Server(server_config).run()
     return 0

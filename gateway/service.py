@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 from aimm_gateway.budget.services import CostServices
-from aimm_gateway.config import GatewayConfig, ModelConfig, load_config
+from aimm_gateway.config import ConfigError, GatewayConfig, ModelConfig, SecretStoreSettings, load_config
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.overrides import ModelOverrides
@@ -16,6 +16,12 @@ from aimm_gateway.providers.http import UpstreamPools
 from aimm_gateway.reload import ConfigWatcher
 from aimm_gateway.routing import RouterState, SystemClock
 from aimm_gateway.runtime import Runtime, build_runtime
+from aimm_gateway.security.authn import Authenticator
+from aimm_gateway.security.metrics import SecurityMetrics
+from aimm_gateway.security.reload_guard import reload_refusal
+from aimm_gateway.security.secret_store import SecretStore, open_secret_store
+from aimm_gateway.security.server_options import CertReloader
+from aimm_gateway.security.services import SecurityServices, build_audit
 from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import StageDeps
 from aimm_gateway.stats import LiveStats
@@ -38,10 +44,16 @@ class Gateway:
         self.clock = SystemClock()
         self.router = RouterState(self.clock, random.Random())
         self.cost = CostServices(config, self.metrics.registry)  # state, usage store, budgets, cache
-        stages = StageAssembly(StageDeps(self.metrics, self.stats, self.cost, self.telemetry))
+        metrics = SecurityMetrics(self.metrics, self.cost.metrics.state_unavailable)
+        self.security = SecurityServices(build_audit(config.hardening.audit), metrics)
+        self.auth = Authenticator(self.cost.state, self.security.audit, self.security.metrics)
+        deps = StageDeps(self.metrics, self.stats, self.cost, self.telemetry, security=self.security)
+        stages = StageAssembly(deps)
         self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, stages=stages)
-        self.runtime: Runtime = build_runtime(config, self.pools)
+        self._secrets: tuple[SecretStoreSettings, SecretStore] | None = None
+        self.runtime: Runtime = self._build(config)
         self._watcher: ConfigWatcher[Runtime] | None = None
+        self.tls_reloader: CertReloader | None = None  # set by `serve` when TLS is on
         self._publish_availability()
 
     @classmethod
@@ -53,6 +65,8 @@ class Gateway:
 
     async def start(self) -> None:
         await self.cost.start(lambda: self.runtime.config.budgets)
+        if self.tls_reloader is not None:
+            self.tls_reloader.start()
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
                 self.config_path,
@@ -68,8 +82,12 @@ class Gateway:
         if self._watcher is not None:
             await self._watcher.stop()
         await self.pools.close()
+        if self.tls_reloader is not None:
+            await self.tls_reloader.stop()
+        await self.auth.close()
         await self.cost.stop()  # after the server stopped taking requests: flushes the usage rows
         self.telemetry.shutdown()
+        self.security.audit.close()
 
     def reload_now(self) -> bool:
         """Check the file now, in the caller's thread (tests)."""
@@ -86,7 +104,10 @@ class Gateway:
 
     def prepare_runtime(self, config: GatewayConfig) -> Runtime:
         """Build the runtime for a new file config; safe off the event loop (reloads run it in a thread)."""
-        return build_runtime(self.overrides.apply(config), self.pools)
+        refusal = reload_refusal(self.file_config, config)
+        if refusal is not None:
+            raise ConfigError(f"{self.config_path}: {refusal}")
+        return self._build(config)
 
     def install_runtime(self, config: GatewayConfig, runtime: Runtime) -> None:
         self.cost.check_reload(config)
@@ -94,7 +115,28 @@ class Gateway:
         self._swap(runtime)
 
     def _rebuild(self) -> None:
-        self._swap(build_runtime(self.overrides.apply(self.file_config), self.pools))
+        self._swap(self._build(self.file_config))
+
+    def _build(self, config: GatewayConfig) -> Runtime:
+        store = self.secret_store(config)
+        stored = {name: value for name in store.names() if (value := store.get(name))} if store else None
+        return build_runtime(self.overrides.apply(config), self.pools, stored, frozenset(self.overrides.added))
+
+    def secret_store(self, config: GatewayConfig | None = None) -> SecretStore | None:
+        """The encrypted provider-key store of `admin.secret_store`, opened once per setting."""
+        settings = (config or self.file_config).admin.secret_store
+        if settings is None:
+            return None
+        if self._secrets is None or self._secrets[0] != settings:
+            self._secrets = (settings, open_secret_store(settings))
+        return self._secrets[1]
+
+    def set_model_key(self, name: str, value: str) -> None:
+        store = self.secret_store()
+        if store is None:
+            raise GatewayError("no secret store: set admin.secret_store in the config", status=409, code="conflict")
+        store.put(name, value)
+        self._rebuild()
 
     def _swap(self, runtime: Runtime) -> None:
         # One reference assignment: requests already running keep the snapshot they took.
@@ -103,6 +145,8 @@ class Gateway:
 
     def _count_reload(self, ok: bool) -> None:
         self.metrics.count_reload(ok)
+        self.metrics.config_reloads.labels("success" if ok else "failure").inc()
+        self.security.audit.record("config.reload", target=str(self.config_path), outcome="ok" if ok else "refused")
 
     # -- admin ------------------------------------------------------------------------------------
 

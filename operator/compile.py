@@ -405,7 +405,8 @@ def compile_server(gateway: Gateway, default_model: str | None) -> ServerPart:
     """Process settings, client auth and the admin token (Secrets referenced through env)."""
     assert gateway.spec is not None
     spec = gateway.spec
-    auth: dict[str, Any] = {"enabled": spec.auth.enabled, "api_keys": []}
+    # The operator polls /api/v1/stats and /api/v1/budgets without credentials (until it carries a viewer key).
+    auth: dict[str, Any] = {"enabled": spec.auth.enabled, "api_keys": [], "stats_without_credentials": True}
     if spec.auth.api_key_secret_ref is not None:
         auth["api_keys"] = [{"name": "default", "key": {"env": ENV_API_KEY}}]
     admin: dict[str, Any] = {}

@@ -1,21 +1,23 @@
 """Model management under /admin: add a model, enable/disable one, see every model's status.
 
-Admin needs the bearer token from `admin.token`; without one configured, admin is off (404).
+Admin needs the admin role (the `admin.token` bearer, or an admin key); see api/access.py.
+Models added here may only use allow-listed secret references (security/secret_refs.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aimm_gateway.api.common import bearer, gateway_of, json_response, read_json
-from aimm_gateway.config import ModelConfig, describe_validation_error
-from aimm_gateway.errors import Forbidden, InvalidRequest, ModelNotFound, NotFound, Unauthorized
+from aimm_gateway.api.common import caller, gateway_of, json_response, read_body_as, request_id
+from aimm_gateway.config import ModelConfig
+from aimm_gateway.errors import Forbidden, ModelNotFound
 from aimm_gateway.routing import TargetSnapshot
+from aimm_gateway.security.secret_refs import refused_refs
 from aimm_gateway.service import Gateway
 
 
@@ -25,40 +27,58 @@ class ModelPatch(BaseModel):
 
 
 def _require_admin(request: Request) -> Gateway:
-    gateway = gateway_of(request)
-    rt = gateway.runtime
-    if rt.admin_token_digest is None:
-        raise NotFound("admin API is off: set admin.token in the gateway config")
-    token = bearer(request)
-    if not token:
-        raise Unauthorized("admin token required: send 'Authorization: Bearer <admin token>'")
-    if not rt.is_admin(token):
-        raise Forbidden("invalid admin token")
-    return gateway
+    # The caller's admin role was checked by the route's access wrapper (api/access.py).
+    return gateway_of(request)
+
+
+def _audit(request: Request, action: str, target: str, **detail: Any) -> None:
+    gateway_of(request).security.audit.record(
+        action, actor=caller(request), target=target, request_id=request_id(request), **detail
+    )
+
+
+class ModelKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    api_key: str = Field(..., min_length=1, max_length=4096)
 
 
 async def add_model(request: Request) -> Response:
     gateway = _require_admin(request)
-    data = await read_json(request, gateway.runtime.config.server.max_body_bytes)
-    try:
-        model = ModelConfig.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
+    model = await read_body_as(request, ModelConfig)
+    refused = refused_refs(model, gateway.runtime.config.admin.secret_refs)
+    if refused:
+        _audit(request, "model.add", model.name, outcome="denied", refused=refused)
+        raise Forbidden(
+            "secret references not allowed over the admin API: " + "; ".join(refused) + ". Use PUT "
+            f"/admin/models/{model.name}/api-key (encrypted store) or admin.secret_refs in the config file"
+        )
     gateway.add_model(model)
+    _audit(request, "model.add", model.name, provider=model.provider, base_url=model.endpoint)
     return json_response(_status_of(gateway, model.name), status=201)
+
+
+def _existing(gateway: Gateway, request: Request) -> str:
+    name: str = request.path_params["name"]
+    if name not in gateway.runtime.models:
+        raise ModelNotFound(f"The model {name!r} does not exist", param="name")
+    return name
+
+
+async def put_model_key(request: Request) -> Response:
+    gateway = _require_admin(request)
+    name = _existing(gateway, request)
+    body = await read_body_as(request, ModelKey)
+    gateway.set_model_key(name, body.api_key)
+    _audit(request, "model.api_key.set", name)
+    return json_response({"name": name, "api_key": "stored (encrypted)"})
 
 
 async def patch_model(request: Request) -> Response:
     gateway = _require_admin(request)
-    name = request.path_params["name"]
-    if name not in gateway.runtime.models:
-        raise ModelNotFound(f"The model {name!r} does not exist", param="name")
-    data = await read_json(request, gateway.runtime.config.server.max_body_bytes)
-    try:
-        patch = ModelPatch.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
+    name = _existing(gateway, request)
+    patch = await read_body_as(request, ModelPatch)
     gateway.set_enabled(name, patch.enabled)
+    _audit(request, "model.enable" if patch.enabled else "model.disable", name)
     return json_response(_status_of(gateway, name))
 
 
@@ -100,4 +120,5 @@ routes = [
     Route("/admin/models", add_model, methods=["POST"]),
     Route("/admin/models/status", models_status, methods=["GET"]),
     Route("/admin/models/{name}", patch_model, methods=["PATCH"]),
+    Route("/admin/models/{name}/api-key", put_model_key, methods=["PUT"]),
 ]

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import time
-import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, Unauthorized
-from aimm_gateway.security.identity import Identity, Role
+from aimm_gateway.config import describe_validation_error
+from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge
+from aimm_gateway.security.body_limits import check_chat_size, parse_json
+from aimm_gateway.security.identity import ANONYMOUS, Identity
+from aimm_gateway.security.request_ids import valid_request_id
 from aimm_gateway.service import Gateway
 from aimm_gateway.stages.base import Api, Outcome, RequestContext
 from aimm_gateway.telemetry import INCOMING_KEY
 
 JSON = "application/json"
+M = TypeVar("M", bound=BaseModel)
 _HEADER_SAFE = str.maketrans({"\r": " ", "\n": " "})
 
 
@@ -26,10 +30,8 @@ def gateway_of(request: Request) -> Gateway:
 
 
 def request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
-    if given and len(given) <= 128 and given.isascii():
-        return given
-    return uuid.uuid4().hex
+    given: str | None = getattr(request.state, "request_id", None)
+    return given or valid_request_id(request.headers.get("x-request-id"))
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -44,10 +46,22 @@ async def read_json(request: Request, limit: int) -> Any:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
     if not body:
         raise InvalidRequest("request body is empty; expected JSON")
+    hardening = gateway_of(request).runtime.config.hardening
     try:
-        return orjson.loads(body)
+        data = await parse_json(body, hardening)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"malformed JSON body: {exc.msg} at position {exc.pos}") from None
+    check_chat_size(data, hardening)
+    return data
+
+
+async def read_body_as(request: Request, model: type[M]) -> M:
+    """The JSON body validated as `model`; 400 naming the field when it doesn't fit."""
+    data = await read_json(request, gateway_of(request).runtime.config.server.max_body_bytes)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(describe_validation_error(exc)) from None
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -66,20 +80,16 @@ def bearer(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
+def caller(request: Request) -> Identity:
+    """The identity `api/access.py` resolved for this request (ANONYMOUS with auth off)."""
+    identity: Identity = getattr(request.state, "identity", ANONYMOUS)
+    return identity
+
+
 def authenticate(request: Request, gateway: Gateway) -> str | None:
-    """The caller's key name; raises 401 when auth is on and the key is missing or wrong."""
-    runtime = gateway.runtime
-    if not runtime.config.auth.enabled:
-        return None
-    key = bearer(request)
-    if not key:
-        gateway.metrics.count_auth_failure("missing")
-        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    name = runtime.authenticate(key)
-    if name is None:
-        gateway.metrics.count_auth_failure("invalid")
-        raise Unauthorized("invalid API key")
-    return name
+    """The caller's name (auth itself ran in the route's access wrapper); None with auth off."""
+    identity = caller(request)
+    return None if identity is ANONYMOUS else identity.name
 
 
 def request_context(
@@ -87,13 +97,13 @@ def request_context(
 ) -> RequestContext:
     """Authenticate the caller and start the request's context (the body may follow later)."""
     started = time.perf_counter()
-    name = authenticate(request, gateway)
-    # Config keys are users until the security work brings roles; built once per snapshot.
-    identity = None if name is None else (gateway.runtime.identities.get(name) or Identity(name, Role.USER))
+    identity: Identity | None = caller(request)
+    identity = None if identity is ANONYMOUS else identity  # auth off: no caller, as before
     rid = rid if rid is not None else request_id(request)
     client = request.client
+    ip = getattr(request.state, "client_ip", None) or (client.host if client else "")
     ctx = RequestContext(
-        rid, gateway.runtime, api=api, identity=identity, client_ip=client.host if client else "",
+        rid, gateway.runtime, api=api, identity=identity, client_ip=ip,
         body=body if body is not None else {}, headers=request.headers, started=started,
     )  # fmt: skip
     traceparent = request.headers.get("traceparent")

@@ -323,6 +323,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/admin/keys/{key_id}/rotate"): Operation(
         "rotateKey", "Rotate an API key's secret", "admin", security="admin", params=_KEY_ID
     ),
+    # Own keys (developer role) and encrypted model keys: no SDK method yet, plain HTTP.
+    ("POST", "/api/v1/keys"): Operation("createOwnKey", "Create one of your own API keys", "keys", client="any"),
+    ("GET", "/api/v1/keys"): Operation("listOwnKeys", "List your own API keys", "keys", client="any"),
+    ("DELETE", "/api/v1/keys/{key_id}"): Operation(
+        "revokeOwnKey", "Revoke one of your API keys", "keys", params=_KEY_ID, client="any"
+    ),
+    ("POST", "/api/v1/keys/{key_id}/rotate"): Operation(
+        "rotateOwnKey", "Rotate one of your API keys", "keys", params=_KEY_ID, client="any"
+    ),
+    ("PUT", "/admin/models/{name}/api-key"): Operation(
+        "setModelKey", "Store a model's upstream key (encrypted)", "admin", security="admin", params=_NAME, client="any"
+    ),
     ("GET", "/health"): Operation("health", "Liveness", "ops", None, Health, security="none"),
     ("GET", "/ready"): Operation("ready", "Readiness", "ops", None, Ready, security="none"),
     ("GET", "/metrics"): Operation("prometheus", "Prometheus metrics", "ops", security="none", client="prometheus"),

@@ -27,6 +27,7 @@ from aimm_gateway.bench.cost import cost_report, measure_cost, stage_micro
 from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.micro import bench_translation
 from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, cpu_seconds, free_port, pinned, process
+from aimm_gateway.bench.security import bench_security, security_lines
 from aimm_gateway.routing.bench import bench_plan
 from aimm_gateway.telemetry.bench import BASELINE as TELEMETRY_BASELINE
 from aimm_gateway.telemetry.bench import bench_telemetry
@@ -152,7 +153,8 @@ def run(args: argparse.Namespace) -> str:
                     extra["translated"], extra["passthrough"] = _cpu_compare(gw_url, pid, duration, ("claude", "m"))
         extra["micro"] = _micro()
         cost = cost_report(*measure_cost(openai_url, workdir, duration), stage_micro())
-    return _report(direct, direct_ttft, variants, extra, levels, duration) + "\n".join(cost) + "\n"
+    security = security_lines(extra.get("micro", {}).get("security"))
+    return _report(direct, direct_ttft, variants, extra, levels, duration) + "\n".join(cost + security) + "\n"
 
 
 ROUTING_CONCURRENCY = 4  # saturates the worker without the 2-core scheduler noise of higher levels
@@ -184,6 +186,7 @@ def _micro() -> dict[str, Any]:
     out["routing"] = bench_plan(n_targets=50)
     out["translation"] = bench_translation()
     out["telemetry"] = bench_telemetry()
+    out["security"] = bench_security()
     return out
 
 

@@ -10,14 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aimm_gateway.runtime import Runtime
-from aimm_gateway.stages import budget, cache, telemetry, usage
+from aimm_gateway.stages import auth, budget, cache, guard, ratelimit, telemetry, usage
 from aimm_gateway.stages.base import RequestContext, Stage, StageDeps, StageFactory
 from aimm_gateway.stages.chain import EMPTY, StageChain
 
 # before: telemetry → authenticate → rate limit → guard request → reserve budget → cache lookup
 # after:  the reverse (each stage's `after` runs for every stage whose `before` ran)
 # telemetry first, then usage: their `after`s run last and see every request, refused ones too.
-ORDER: tuple[StageFactory, ...] = (telemetry.build, usage.build, budget.build, cache.build)
+ORDER: tuple[StageFactory, ...] = (
+    telemetry.build,
+    usage.build,
+    auth.build,
+    ratelimit.build,
+    guard.build,
+    budget.build,
+    cache.build,
+)
 
 _UNKNOWN = ""  # chain key for names that are neither a route nor a model (they end in a 404)
 

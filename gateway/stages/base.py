@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from aimm_gateway.budget.services import CostServices
     from aimm_gateway.metrics import GatewayMetrics
     from aimm_gateway.runtime import Runtime
+    from aimm_gateway.security.services import SecurityServices
     from aimm_gateway.stats import LiveStats
 
 Api = Literal["openai", "anthropic", "native", "embeddings"]
@@ -128,6 +129,7 @@ class StageDeps:
     stats: LiveStats
     cost: CostServices | None = None  # state, usage store, budgets, cache (None: stages that need them are left out)
     telemetry: Telemetry = field(default_factory=Telemetry)  # access log, tracer (per process)
+    security: SecurityServices | None = None  # audit trail, security metrics, compiled detectors
 
 
 # Builds a route's stage from the runtime snapshot; None when the route doesn't need it (pays nothing).

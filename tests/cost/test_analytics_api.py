@@ -133,7 +133,7 @@ def test_pdf_report_over_http_and_cli(gateway: RunningGateway, tmp_path: Path) -
 
 
 def test_budget_status_from_the_store(gateway: RunningGateway) -> None:
-    status = httpx.get(f"{gateway.url}/api/v1/budgets").json()
+    status = httpx.get(f"{gateway.url}/api/v1/budgets", headers={"authorization": f"Bearer {API_KEY}"}).json()
     (b,) = status["budgets"]
     # The rows are 30-50 minutes old; near a month boundary some fall in the previous period.
     month_start = NOW.replace(day=1, hour=0, minute=0, second=0)
@@ -144,4 +144,5 @@ def test_budget_status_from_the_store(gateway: RunningGateway) -> None:
     assert b["periodEnds"].endswith("T00:00:00Z") and b["lastAction"] is None
     assert float(b["projectedPeriodCost"]) >= float(b["costThisPeriod"])
     assert status["thresholdEvents"] == []
-    assert API_KEY  # (the budgets feed needs no key, like /api/v1/stats)
+    # The feed needs the viewer role (or auth.stats_without_credentials, for the operator).
+    assert httpx.get(f"{gateway.url}/api/v1/budgets").status_code == 401

@@ -104,13 +104,23 @@ def test_three_replicas_never_overspend(
         assert asyncio.run(_redis_spent(redis_server.url, prefix)) == Decimal("0.5")
         # The same status from every replica (from the shared store; rows flush within 0.2 s).
         asyncio.run(asyncio.sleep(1.0))
-        seen = {httpx.get(f"{g.url}/api/v1/budgets").json()["budgets"][0]["costThisPeriod"] for g in fleet}
+        seen = {
+            httpx.get(f"{g.url}/api/v1/budgets", headers={"authorization": f"Bearer {KEY}"}).json()["budgets"][0][
+                "costThisPeriod"
+            ]
+            for g in fleet
+        }
         assert seen == {"0.5000"}
         assert all(g.terminate() in (0, -15) for g in fleet)  # graceful, then uvicorn re-raises
         assert asyncio.run(_settled(dsn)) == Decimal("0.5")
         # Every process restarted: the spend survives and still blocks.
         fleet = [start_gateway_process(config, tmp_path, env, f"again{i}") for i in range(3)]
-        seen = {httpx.get(f"{g.url}/api/v1/budgets").json()["budgets"][0]["costThisPeriod"] for g in fleet}
+        seen = {
+            httpx.get(f"{g.url}/api/v1/budgets", headers={"authorization": f"Bearer {KEY}"}).json()["budgets"][0][
+                "costThisPeriod"
+            ]
+            for g in fleet
+        }
         assert seen == {"0.5000"}
         again = httpx.post(f"{fleet[1].url}/v1/chat/completions", json=BODY, headers={"authorization": f"Bearer {KEY}"})
         assert again.status_code == 429

@@ -45,7 +45,7 @@ def test_block_is_openai_insufficient_quota(start_gateway: Callable[[dict[str, A
     assert "budget 'team-cap' is exhausted" in err.message and "resets at" in err.message
     assert int(err.response.headers["retry-after"]) > 0
     assert _ask(client, "cheap").http_response.status_code == 200  # out of the budget's scope: served
-    status = httpx.get(f"{gw.url}/api/v1/budgets").json()["budgets"][0]
+    status = httpx.get(f"{gw.url}/api/v1/budgets", headers={"authorization": f"Bearer {API_KEY}"}).json()["budgets"][0]
     assert status["lastAction"]["action"] == "block" and status["state"] == "Exceeded"
 
 
@@ -72,7 +72,7 @@ def test_budget_thresholds_reach_the_status_feed(start_gateway: Callable[[dict[s
     client = _client(gw)
     for _ in range(3):  # alert only: the third request overspends and is still served
         assert _ask(client).http_response.status_code == 200
-    feed = httpx.get(f"{gw.url}/api/v1/budgets").json()
+    feed = httpx.get(f"{gw.url}/api/v1/budgets", headers={"authorization": f"Bearer {API_KEY}"}).json()
     assert sorted(e["threshold"] for e in feed["thresholdEvents"]) == [50, 100]
     assert feed["budgets"][0]["costThisPeriod"] == "0.0150" and feed["budgets"][0]["source"] == "state"
     metrics = httpx.get(f"{gw.url}/metrics").text

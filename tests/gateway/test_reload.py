@@ -28,6 +28,8 @@ def _config(upstream: Upstream, generation: int) -> dict[str, Any]:
             {"name": f"extra-{generation}", "provider": "mock"},
         ],
         server={"reload_interval_s": 0.05},
+        # Each generation replaces the previous extra model: say so, or the reload guard refuses the drop.
+        hardening={"reload": {"allow_shrink": True}},
     )
 
 

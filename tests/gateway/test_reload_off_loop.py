@@ -24,7 +24,9 @@ from aimm_gateway.service import Gateway
 
 def _config(n: int, tag: str) -> dict:
     models = [{"name": f"{tag}-{i}", "provider": "mock", "headers": {"x-team": f"t{i % 7}"}} for i in range(n)]
-    return {"models": models, "routes": [{"name": "r", "targets": [{"model": f"{tag}-0"}]}]}
+    # Every reload replaces all models: said explicitly, or the reload guard refuses the drop.
+    allow = {"reload": {"allow_shrink": True}}
+    return {"models": models, "routes": [{"name": "r", "targets": [{"model": f"{tag}-0"}]}], "hardening": allow}
 
 
 async def _loop_turns(action: Callable[[], Awaitable[bool]]) -> int:

@@ -1,0 +1,130 @@
+"""Who is calling: one `Identity` from the admin token, a config key, the key store or a JWT.
+
+Config keys and the admin token are found by the SHA-256 of the presented value (a dict
+lookup: O(1), and nothing about a key leaks through timing of a hash-keyed lookup). Store keys
+go through `KeyStore.verify`; JWTs through `JwtVerifier`. Failures are counted, audited and
+throttled per client IP: past `limits.auth_failures_per_minute`, a client gets 429 instead of
+401, and the expensive checks (scrypt) are not even attempted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+import httpx
+
+from aimm_gateway.config import GatewayConfig
+from aimm_gateway.errors import RateLimited, Unauthorized, format_retry_after
+from aimm_gateway.runtime import Runtime
+from aimm_gateway.security.audit import AuditLog
+from aimm_gateway.security.identity import Identity, Role
+from aimm_gateway.security.jwt_auth import JwtRejected, JwtVerifier, looks_like_jwt
+from aimm_gateway.security.keys import KeyStore, split_key
+from aimm_gateway.security.metrics import SecurityMetrics
+from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter
+
+ADMIN_TOKEN = Identity(name="admin-token", role=Role.ADMIN, source="admin_token")
+_STORE_REFRESH_S = 1.0
+
+
+class Authenticator:
+    """One per process; follows config reloads (key store path, JWT settings) lazily."""
+
+    def __init__(self, state: StateStore, audit: AuditLog, metrics: SecurityMetrics) -> None:
+        self._state = state
+        self.audit = audit
+        self._metrics = metrics
+        self._store: KeyStore | None = None
+        self._store_path: str | None = None
+        self._store_checked = 0.0
+        self._jwt: JwtVerifier | None = None
+        self._jwt_key: object = None
+        self._http: httpx.AsyncClient | None = None
+
+    # -- sources that follow the config ---------------------------------------------------------
+
+    def key_store(self, config: GatewayConfig) -> KeyStore:
+        """The file-backed store of `auth.key_store`, else one in memory (keys last until restart)."""
+        settings = config.auth.key_store
+        path = settings.path if settings is not None else None
+        if self._store is None or path != self._store_path:
+            from pathlib import Path
+
+            self._store, self._store_path = KeyStore(Path(path) if path else None), path
+        elif path and time.monotonic() - self._store_checked > _STORE_REFRESH_S:
+            self._store.refresh()  # another replica may have created or revoked a key
+            self._store_checked = time.monotonic()
+        return self._store
+
+    def _jwt_verifier(self, config: GatewayConfig) -> JwtVerifier | None:
+        settings = config.auth.jwt
+        if settings is None:
+            return None
+        if self._jwt is None or settings != self._jwt_key:
+            self._http = self._http or httpx.AsyncClient()
+            self._jwt, self._jwt_key = JwtVerifier(settings, self._http), settings
+        return self._jwt
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    # -- the check --------------------------------------------------------------------------------
+
+    async def identify(self, rt: Runtime, credential: str | None, ip: str, request_id: str) -> Identity:
+        if not credential:
+            await self._fail(rt, ip, "missing", request_id)
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        digest = hashlib.sha256(credential.encode()).digest()
+        if rt.admin_token_digest is not None and hmac.compare_digest(rt.admin_token_digest, digest):
+            return ADMIN_TOKEN
+        name = rt.api_keys.get(digest)  # config keys: a dict lookup by digest, O(1)
+        if name is not None:
+            return rt.identities[name]
+        found = await self._other_sources(rt, credential, ip, request_id)
+        if found is not None:
+            return found
+        await self._fail(rt, ip, "invalid", request_id)
+        raise Unauthorized("invalid API key")
+
+    async def _other_sources(self, rt: Runtime, credential: str, ip: str, request_id: str) -> Identity | None:
+        store = self.key_store(rt.config)
+        if split_key(credential) is not None:
+            if store.needs_hash(credential):
+                await self._throttled(rt, ip, amount=0)  # don't run scrypt for a client already over
+            record = await store.verify(credential)
+            return record.identity() if record is not None else None
+        verifier = self._jwt_verifier(rt.config)
+        if verifier is not None and looks_like_jwt(credential):
+            try:
+                return await verifier.verify(credential)
+            except JwtRejected as exc:
+                await self._fail(rt, ip, "expired" if "expired" in str(exc) else "invalid", request_id, str(exc))
+                raise Unauthorized(str(exc)) from None
+        return None
+
+    async def _fail(self, rt: Runtime, ip: str, reason: str, request_id: str, detail: str = "") -> None:
+        self._metrics.auth_failed(reason)
+        self.audit.record(
+            "auth.failure", outcome="denied", request_id=request_id, client_ip=ip, reason=detail or reason
+        )
+        await self._throttled(rt, ip, amount=1)
+
+    async def _throttled(self, rt: Runtime, ip: str, amount: int) -> None:
+        """429 once this IP is past its failed-authentication allowance this minute."""
+        limit = rt.config.limits.auth_failures_per_minute
+        # amount=0 only reads: allowed while count <= limit - 1, i.e. still under the limit.
+        counter = WindowCounter(f"authfail:{ip}", amount, limit if amount else limit - 1, 60.0)
+        try:
+            (decision,) = await self._state.hit_many([counter])
+        except StateUnavailable:
+            self._metrics.state_unavailable.labels("auth_throttle", "open").inc()
+            return  # never lock everyone out because Redis is down
+        if not decision.allowed:
+            self._metrics.limited("requests")
+            raise RateLimited(
+                "too many failed authentication attempts from this address; retry later",
+                headers={"retry-after": format_retry_after(decision.reset_s)},
+            )

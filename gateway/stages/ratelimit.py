@@ -1,0 +1,264 @@
+"""Rate limits: global, per key (or JWT subject), per client IP and per model; requests/min,
+tokens/min (prompt estimate reserved now, settled with real usage after) and concurrency.
+
+All window counters of a request go to the state layer in one `hit_many` call (one Redis
+round trip, atomic: all counted or none). Concurrency limits take a slot each and give it back
+in `after`. Over a limit: 429 in OpenAI's shape with Retry-After and the x-ratelimit-* headers;
+those headers are also on every admitted response. State unreachable: `limits.fail_mode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from aimm_gateway.canonical import ChatCompletion
+from aimm_gateway.config import LimitsSettings, ModelRateLimits
+from aimm_gateway.errors import GatewayError, RateLimited, format_retry_after
+from aimm_gateway.runtime import Runtime
+from aimm_gateway.security.identity import Identity
+from aimm_gateway.security.services import SecurityServices
+from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
+from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter, WindowDecision
+
+WINDOW_S = 60.0
+_LABEL = {"requests": "requests per minute", "tokens": "tokens per minute"}
+SLOT_TTL_S = 900.0  # a slot whose holder died frees itself after this long
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    name: str  # global | key | ip | model
+    key: str
+    rpm: int | None
+    tpm: int | None
+    concurrent: int | None
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's reset format: `1m3s`, `12s`."""
+    whole = max(1, math.ceil(seconds))
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def _level(name: str, key: str, rpm: int | None, tpm: int | None, concurrent: int | None) -> Level | None:
+    return Level(name, key, rpm, tpm, concurrent) if (rpm or tpm or concurrent) else None
+
+
+class Levels:
+    """Which limits apply to a request; the fixed parts computed once per route and snapshot."""
+
+    def __init__(self, limits: LimitsSettings, model: str, model_limits: ModelRateLimits | None) -> None:
+        g, self._k, self._ip = limits.global_, limits.per_key, limits.per_ip
+        self._global = _level("global", "rl:g", g.requests_per_minute, g.tokens_per_minute, g.concurrent_requests)
+        self._model = (
+            _level("model", f"rl:m:{model}", model_limits.requests_per_minute, model_limits.tokens_per_minute, None)
+            if model_limits is not None
+            else None
+        )
+        self._ip_on = bool(self._ip.requests_per_minute or self._ip.tokens_per_minute or self._ip.concurrent_requests)
+        self._keys: dict[Identity, Level | None] = {}
+
+    def _key_level(self, ident: Identity) -> Level | None:
+        found = self._keys.get(ident, _MISSING)
+        if found is _MISSING:
+            own, k = ident.limits, self._k
+            found = _level(
+                "key",
+                f"rl:k:{ident.source}:{ident.name}",
+                own.requests_per_minute or k.requests_per_minute,
+                own.tokens_per_minute or k.tokens_per_minute,
+                own.concurrent_requests or k.concurrent_requests,
+            )
+            if len(self._keys) >= 10_000:
+                self._keys.clear()
+            self._keys[ident] = found
+        return found if isinstance(found, Level) else None
+
+    def for_request(self, ctx: RequestContext) -> list[Level]:
+        out = [lv for lv in (self._global, self._model) if lv is not None]
+        if ctx.identity is not None and (key := self._key_level(ctx.identity)) is not None:
+            out.append(key)
+        if self._ip_on and ctx.client_ip:
+            ip = self._ip
+            out.append(
+                Level(
+                    "ip", "rl:ip:" + ctx.client_ip, ip.requests_per_minute, ip.tokens_per_minute, ip.concurrent_requests
+                )
+            )
+        return out
+
+
+_MISSING: Any = object()
+
+
+def rate_headers(pairs: list[tuple[str, WindowCounter, WindowDecision]]) -> dict[str, str]:
+    """x-ratelimit-* from the tightest counter of each kind (requests, tokens)."""
+    tightest: dict[str, tuple[WindowCounter, WindowDecision]] = {}
+    for kind, counter, decision in pairs:
+        held = tightest.get(kind)
+        if held is None or decision.remaining < held[1].remaining:
+            tightest[kind] = (counter, decision)
+    headers: dict[str, str] = {}
+    for kind, (counter, decision) in tightest.items():
+        headers[_HEADER_NAMES[kind][0]] = str(counter.limit)
+        headers[_HEADER_NAMES[kind][1]] = str(decision.remaining)
+        headers[_HEADER_NAMES[kind][2]] = duration(decision.reset_s)
+    return headers
+
+
+_HEADER_NAMES = {
+    kind: (f"x-ratelimit-limit-{kind}", f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")
+    for kind in ("requests", "tokens")
+}
+
+
+class RateLimit:
+    name: ClassVar[str] = "ratelimit"
+    chunk_hook: ChunkHook | None = None
+
+    def __init__(
+        self,
+        state: StateStore,
+        security: SecurityServices,
+        limits: LimitsSettings,
+        model_limits: ModelRateLimits | None,
+        model: str = "",
+    ):
+        self._state = state
+        self._metrics = security.metrics
+        self._audit = security.audit
+        self._limits = limits
+        self._levels = Levels(limits, model, model_limits)
+        self._settling: set[asyncio.Task[None]] = set()  # strong references until each settle is done
+
+    async def before(self, ctx: RequestContext) -> ChatCompletion | None:
+        levels = self._levels.for_request(ctx)
+        tokens = max(1, ctx.prompt_tokens)
+        pairs: list[tuple[str, Level, WindowCounter]] = []
+        for lv in levels:
+            if lv.rpm:
+                pairs.append(("requests", lv, WindowCounter(lv.key + ":r", 1, lv.rpm, WINDOW_S)))
+            if lv.tpm:
+                pairs.append(("tokens", lv, WindowCounter(lv.key + ":t", tokens, lv.tpm, WINDOW_S)))
+        try:
+            decisions = await self._state.hit_many([c for _, _, c in pairs]) if pairs else []
+        except StateUnavailable:
+            self._unavailable()
+            return None
+        shown = [(kind, c, d) for (kind, _, c), d in zip(pairs, decisions, strict=True)]
+        headers = rate_headers(shown)
+        refused = next(
+            ((kind, lv, d) for (kind, lv, _), d in zip(pairs, decisions, strict=True) if not d.allowed), None
+        )
+        if refused is not None:
+            kind, lv, d = refused
+            raise self._limited(ctx, lv, kind, d.reset_s, headers)
+        try:
+            slots = await self._take_slots(levels)
+        except StateUnavailable:
+            self._unavailable()
+            return None
+        if isinstance(slots, Level):
+            await self._refund(pairs)
+            raise self._limited(ctx, slots, "concurrent requests", 1.0, headers)
+        ctx.response_headers.update(headers)
+        ctx.scratch[self.name] = (slots, [c for kind, _, c in pairs if kind == "tokens"], tokens)
+        return None
+
+    async def after(self, ctx: RequestContext, outcome: Outcome) -> None:
+        held = ctx.scratch.get(self.name)
+        if held is None:
+            return
+        slots, token_counters, reserved = held
+        actual = outcome.usage.prompt_tokens + outcome.usage.completion_tokens
+        deltas = [c.key for c in token_counters] if actual != reserved else []
+        if slots or deltas:
+            # Off the response path: the client need not wait for the settle round trips.
+            task = asyncio.get_running_loop().create_task(self._settle(slots, deltas, actual - reserved))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def drain(self) -> None:
+        """Wait for pending settles (tests, shutdown)."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    async def _settle(self, slots: list[str], token_keys: list[str], delta: int) -> None:
+        try:
+            await self._release(slots)
+            for key in token_keys:  # the reservation becomes the real usage
+                await self._state.adjust(key, delta, WINDOW_S)
+        except StateUnavailable:
+            self._metrics.state_unavailable.labels("ratelimit_settle", self._limits.fail_mode).inc()
+
+    async def _take_slots(self, levels: list[Level]) -> list[str] | Level:
+        """Slot keys taken, or the level whose concurrency is full (nothing held then)."""
+        taken: list[str] = []
+        for lv in levels:
+            if lv.concurrent:
+                key = lv.key + ":c"
+                if not await self._state.acquire_slot(key, lv.concurrent, SLOT_TTL_S):
+                    await self._release(taken)
+                    return lv
+                taken.append(key)
+        return taken
+
+    async def _release(self, slots: list[str] | Level) -> None:
+        if isinstance(slots, list):
+            for key in slots:
+                await self._state.release_slot(key)
+
+    async def _refund(self, pairs: list[tuple[str, Level, WindowCounter]]) -> None:
+        for _, _, counter in pairs:
+            await self._state.adjust(counter.key, -counter.amount, WINDOW_S)
+
+    def _limited(
+        self, ctx: RequestContext, lv: Level, kind: str, reset_s: float, headers: dict[str, str]
+    ) -> RateLimited:
+        self._metrics.limited({"requests": "requests", "tokens": "tokens"}.get(kind, "concurrency"))
+        self._audit.record(
+            "limit.hit",
+            actor=ctx.identity,
+            target=lv.key.removeprefix("rl:"),
+            outcome="denied",
+            request_id=ctx.request_id,
+            limit=_LABEL.get(kind, kind),
+        )
+        scope = {"global": "the gateway", "key": "this key", "ip": "this client address", "model": "this model"}
+        return RateLimited(
+            f"Rate limit reached for {scope[lv.name]}: {_LABEL.get(kind, kind)}. Retry after {duration(reset_s)}.",
+            headers={**headers, "retry-after": format_retry_after(reset_s)},
+        )
+
+    def _unavailable(self) -> None:
+        """Fail open (count, admit) or closed (count, 503), per limits.fail_mode."""
+        mode = self._limits.fail_mode
+        self._metrics.state_unavailable.labels("ratelimit", mode).inc()
+        if mode == "closed":
+            raise GatewayError(
+                "rate limiter unavailable; refusing requests (limits.fail_mode: closed)",
+                status=503,
+                type="service_unavailable",
+                code="rate_limiter_unavailable",
+                headers={"retry-after": "1"},
+            )
+
+
+def build(rt: Runtime, name: str, deps: StageDeps) -> RateLimit | None:
+    if deps.cost is None or deps.security is None:
+        return None
+    limits = rt.config.limits
+    model = rt.models.get(name)
+    model_limits = model.rate_limits if model is not None else None
+    configured = any(
+        lv.requests_per_minute or lv.tokens_per_minute or lv.concurrent_requests
+        for lv in (limits.global_, limits.per_key, limits.per_ip)
+    )
+    keyed = rt.config.auth.enabled  # any key (store keys too) may carry its own limits
+    if not (configured or keyed or model_limits is not None):
+        return None  # a gateway without limits pays nothing for this stage
+    return RateLimit(deps.cost.state, deps.security, limits, model_limits, name)
