@@ -17,7 +17,10 @@ def _serve(args: argparse.Namespace) -> int:
     from aimm_gateway.serve import serve
 
     try:
-        return serve(args.config, args.host, args.port, server=args.server, workers=args.workers)
+        from aimm_gateway.workers.cpus import default_workers
+
+        workers = args.workers if args.workers is not None else default_workers()
+        return serve(args.config, args.host, args.port, server=args.server, workers=workers, grace_s=args.grace_period)
     except ConfigError as exc:
         print(f"aimm: {exc}", file=sys.stderr)
         return 2
@@ -99,7 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: $AIMM_WORKERS, else the container's CPU limit, else the usable cores)",
+    )
+    serve.add_argument(
+        "--grace-period",
+        type=float,
+        default=float(os.environ.get("AIMM_GRACE_PERIOD_S", "25")),
+        help="seconds SIGTERM waits for in-flight requests and streams (default: $AIMM_GRACE_PERIOD_S or 25)",
+    )
     serve.set_defaults(func=_serve)
     schema = gw.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(func=_schema)

@@ -87,7 +87,9 @@ def _gateway(variant: Variant, openai_url: str, anthropic_url: str, workdir: Pat
     path.write_text(yaml.safe_dump(_config(openai_url, anthropic_url, variant.client, port)))
     url = f"http://127.0.0.1:{port}"
     with process(
-        pinned(GATEWAY_CPU, aimm("gateway", "serve", "--config", str(path), "--server", variant.server)),
+        pinned(
+            GATEWAY_CPU, aimm("gateway", "serve", "--config", str(path), "--server", variant.server, "--workers", "1")
+        ),
         f"{url}/health",
         env={"AIMM_BENCH_KEY": KEY},
         log=workdir / f"{variant.name}.log",
