@@ -57,7 +57,7 @@ crds: deps
 # Debian packages the tests use (see hack/system-deps.sh); lua5.4, buildah and
 # debootstrap serve the install tests (Argo CD health scripts, the image and its offline base).
 test: deps envtest prometheus lint sdk
-	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql lua5.4 buildah debootstrap
+	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql lua5.4 buildah debootstrap nginx:nginx-light
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: deps
@@ -83,7 +83,7 @@ test-install: deps envtest
 	$(BIN)/pytest -q tests/install
 
 bench: deps
-	@bash hack/system-deps.sh wrk
+	@bash hack/system-deps.sh wrk nginx:nginx-light
 	$(BIN)/aimm bench --out docs/benchmarks.md
 	PYTHONPATH=sdk/python $(BIN)/python -P sdk/python/bench.py
 

@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="write the markdown report here")
     bench.add_argument("--duration", type=float, default=5.0)
     bench.add_argument("--quick", action="store_true")
+    bench.add_argument("--ab", default=None, metavar="REF", help="also run the gateway of this git commit, interleaved")
+    bench.add_argument("--streams", type=int, default=2000, help="paced streams held open in the capacity run")
     bench.set_defaults(func=_bench)
     return parser
 
