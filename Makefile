@@ -8,7 +8,7 @@ CONFIG ?= examples/demo.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint bench bench-operator envtest prometheus deps crds fmt clean test-unit test-operator sdk image kind-up kind-down test-install
+.PHONY: run test lint bench soak bench-operator envtest prometheus deps crds fmt clean test-unit test-operator sdk image kind-up kind-down test-install
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -90,6 +90,12 @@ bench: deps
 # The control plane at N = 10, 100, 1,000, 5,000 AIModels (real API server + operator process).
 bench-operator: deps envtest
 	$(BIN)/python -m tests.bench.operator_scale --out docs/benchmarks.md
+
+# 30 minutes at half one worker's capacity: RSS, descriptors and p99 must stay flat (SOAK_MINUTES=5 to try it).
+SOAK_MINUTES ?= 30
+soak: deps
+	@bash hack/system-deps.sh wrk
+	$(BIN)/aimm bench --soak $(SOAK_MINUTES) --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist sdk/js/dist sdk/js/node_modules

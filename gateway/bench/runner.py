@@ -193,13 +193,26 @@ def _ab(ref: str | None, mocks: Mocks, workdir: Path, duration: float, rounds: i
 
 def main(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    text = run(args)
+    if args.soak is not None:
+        from aimm_gateway.bench.soak import run_soak
+
+        text, marker = run_soak(args.soak), "soak-results"
+    else:
+        text, marker = run(args), "bench-results"
     print(text)
     if args.out:
-        path = Path(args.out)
-        existing = path.read_text() if path.exists() else "# Benchmarks\n"
-        marker = "<!-- bench-results -->"
-        head = existing.split(marker)[0] if marker in existing else existing.rstrip() + "\n\n"
-        path.write_text(head + marker + "\n\n" + text)
-        print(f"wrote {path}", file=sys.stderr)
+        write_section(Path(args.out), marker, text)
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def write_section(path: Path, marker: str, text: str) -> None:
+    """Replace the text between `<!-- marker -->` and `<!-- /marker -->` (appended if missing)."""
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    existing = path.read_text() if path.exists() else "# Benchmarks\n"
+    if start in existing:
+        head, rest = existing.split(start, 1)
+        tail = rest.split(end, 1)[1] if end in rest else "\n"  # an unterminated section runs to the end
+    else:
+        head, tail = existing.rstrip() + "\n\n", "\n"
+    path.write_text(f"{head}{start}\n\n{text}\n{end}{tail}")
