@@ -21,6 +21,7 @@ from aimm_gateway.api import (
     ops_routes,
 )
 from aimm_gateway.api.common import error_response
+from aimm_gateway.asgi import GatewayApp
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.service import Gateway
 
@@ -54,7 +55,7 @@ def create_app(gateway: Gateway) -> Starlette:
         finally:
             await gateway.stop()
 
-    app = Starlette(
+    app = GatewayApp(
         routes=[
             *openai_routes.routes,
             *anthropic_routes.routes,

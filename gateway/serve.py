@@ -104,6 +104,10 @@ def serve(
         http="httptools",
         log_level="warning",
         access_log=False,
+        # X-Forwarded-* is trusted from 127.0.0.1 only (uvicorn's default), which never proxies to a
+        # pod: the middleware would do nothing but cost every request its pass (docs/benchmarks.md).
+        proxy_headers=False,
+        server_header=False,
         timeout_graceful_shutdown=math.ceil(grace_s),
     )
     return 0

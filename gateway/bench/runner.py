@@ -193,6 +193,11 @@ def _ab(ref: str | None, mocks: Mocks, workdir: Path, duration: float, rounds: i
 
 def main(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.flame is not None:
+        from aimm_gateway.bench.profile import flame
+
+        flame(Path(args.flame), stream=args.flame_stream)
+        return 0
     if args.soak is not None:
         from aimm_gateway.bench.soak import run_soak
 

@@ -92,6 +92,10 @@ async def _serve(spec: WorkerSpec, index: int, sock: socket.socket) -> int:
         http="httptools",
         log_level="warning",
         access_log=False,
+        # X-Forwarded-* is trusted from 127.0.0.1 only (uvicorn's default), which never proxies to a
+        # pod: the middleware would do nothing but cost every request its pass (docs/benchmarks.md).
+        proxy_headers=False,
+        server_header=False,
         timeout_graceful_shutdown=math.ceil(spec.grace_s),
     )
     log.info("worker %d serving (pid %d)", index, os.getpid())
