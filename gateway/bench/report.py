@@ -214,7 +214,7 @@ def _routing(out: dict[str, Any]) -> list[str]:
         return []
     (routed, fixed), (translated, passthrough) = out["routing"], out["translation"]
     return [
-        "### Routing and translation (uvicorn+aiohttp, CPU per request at concurrency 4, median of 5 interleaved runs)",
+        "### Routing and translation (default variant, CPU per request at concurrency 4, median of 5 interleaved runs)",
         "",
         f"- route `intelligent` over 3 targets vs one fixed model: {routed.us:.0f} µs vs {fixed.us:.0f} µs "
         f"(routing costs **{(routed.us / fixed.us - 1) * 100:.1f}%**)",

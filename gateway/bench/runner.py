@@ -45,7 +45,7 @@ AB_CONCURRENCY = 16
 class Variant:
     name: str
     server: str
-    client: str
+    client: str | None  # None: the config's default (what a deployment gets)
     results: dict[int, WrkResult] = field(default_factory=dict)
     ttft: tuple[float, float] | None = None
 
@@ -54,7 +54,7 @@ def body(**overrides: Any) -> bytes:
     return orjson.dumps({**CHAT, **overrides})
 
 
-def gateway_config(mocks: Mocks, client: str, port: int) -> dict[str, Any]:
+def gateway_config(mocks: Mocks, client: str | None, port: int) -> dict[str, Any]:
     def openai(url: str, name: str, **extra: Any) -> dict[str, Any]:
         return {
             "name": name,
@@ -66,7 +66,12 @@ def gateway_config(mocks: Mocks, client: str, port: int) -> dict[str, Any]:
         }
 
     return {
-        "server": {"host": "127.0.0.1", "port": port, "upstream_client": client, "max_connections_per_upstream": 4096},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "max_connections_per_upstream": 4096,
+            **({"upstream_client": client} if client else {}),
+        },
         "auth": {"api_keys": [{"name": "bench", "key": {"env": "AIMM_BENCH_KEY"}}]},
         "models": [
             openai(mocks.openai, "m"),
@@ -97,7 +102,7 @@ def gateway(
     mocks: Mocks,
     workdir: Path,
     server: str = "uvicorn",
-    client: str = "aiohttp",
+    client: str | None = None,
     env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """One gateway worker pinned to the gateway's CPU; yields its base URL and pid."""
@@ -130,9 +135,13 @@ def run(args: argparse.Namespace) -> str:
         os.sched_setaffinity(0, {int(LOAD_CPU)})  # this process is a load generator too (TTFT, streams)
     duration = 2.0 if args.quick else args.duration
     levels = (1, 8, 64) if args.quick else CONCURRENCY
-    variants = [Variant("uvicorn+aiohttp", "uvicorn", "aiohttp")]
+    variants = [Variant("uvicorn+h1 (default)", "uvicorn", None)]
     if not args.quick:
-        variants += [Variant("uvicorn+httpx", "uvicorn", "httpx"), Variant("granian+aiohttp", "granian", "aiohttp")]
+        variants += [
+            Variant("uvicorn+aiohttp", "uvicorn", "aiohttp"),
+            Variant("uvicorn+httpx", "uvicorn", "httpx"),
+            Variant("granian+h1", "granian", None),
+        ]
     out: dict[str, Any] = {"duration": duration, "levels": levels, "variants": variants}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -198,7 +207,11 @@ def main(args: argparse.Namespace) -> int:
 
         flame(Path(args.flame), stream=args.flame_stream)
         return 0
-    if args.soak is not None:
+    if args.iface:
+        from aimm_gateway.bench import iface
+
+        text, marker = iface.report(iface.compare()), "iface-results"
+    elif args.soak is not None:
         from aimm_gateway.bench.soak import run_soak
 
         text, marker = run_soak(args.soak), "soak-results"
