@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--streams", type=int, default=2000, help="paced streams held open in the capacity run")
     bench.add_argument("--flame", default=None, metavar="SVG", help="only profile one worker (py-spy) into SVG")
     bench.add_argument("--flame-stream", action="store_true", help="profile streamed replies instead of plain ones")
+    bench.add_argument("--capacity-only", action="store_true", help="only the paced-streams capacity run")
     bench.add_argument("--iface", action="store_true", help="only compare the server interfaces (ASGI vs RSGI)")
     bench.add_argument("--soak", type=float, default=None, metavar="MINUTES", help="run only the soak, this long")
     bench.set_defaults(func=_bench)

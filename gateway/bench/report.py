@@ -72,7 +72,7 @@ def _targets(out: dict[str, Any]) -> list[str]:
     cap = out.get("capacity")
     if cap:
         g, d, n = cap["gateway"], cap["direct"], cap["n"]
-        per = (cap["peak"]["rss_kb"] - cap["idle"]["rss_kb"]) / n
+        per = (cap["peak"]["rss_kb"] - cap["idle"]["rss_kb"]) / max(1, cap["peak"]["open_at_sample"])
         lines.append(
             f"| {n:,} paced streams: added TTFT p99 ≤ 10 ms, added inter-chunk p99 ≤ 5 ms, ≤ 20 KB per stream | "
             f"errors {g['errors']}; TTFT p99 +{g['ttft_p99'] - d['ttft_p99']:.1f} ms; inter-chunk p99 "
@@ -176,14 +176,24 @@ def _relay(out: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def capacity_only(out: dict[str, Any]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    head = [
+        f"Run {when}: `aimm bench --capacity-only --streams {out['capacity']['n']}`; the gateway pinned to CPU 0, "
+        "the paced mock and the asyncio client to CPU 1.",
+        "",
+    ]
+    return "\n".join(head + _capacity(out)) + "\n"
+
+
 def _capacity(out: dict[str, Any]) -> list[str]:
     cap = out.get("capacity")
     if not cap:
         return []
     d, g, n = cap["direct"], cap["gateway"], cap["n"]
-    per = (cap["peak"]["rss_kb"] - cap["idle"]["rss_kb"]) / n
+    per = (cap["peak"]["rss_kb"] - cap["idle"]["rss_kb"]) / max(1, cap["peak"]["open_at_sample"])
     lines = [
-        f"### Capacity: {n:,} concurrent paced streams (2 chunks/s each), one worker",
+        f"### Capacity: {n:,} concurrent paced streams (2 chunks/s each, opened at {cap['opens_per_s']}/s), one worker",
         "",
         "| path | completed | errors | peak open | TTFT p50 | TTFT p99 | inter-chunk p50 | inter-chunk p99 |",
         "|---|---|---|---|---|---|---|---|",

@@ -30,7 +30,7 @@ from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.micro import bench_translation
 from aimm_gateway.bench.nginx import have_nginx, nginx_proxy, worker_pid
 from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, free_port, pinned, process
-from aimm_gateway.bench.stream_bench import Mocks, capacity, relay_throughput, start_mocks
+from aimm_gateway.bench.stream_bench import PACED_CHUNKS, Mocks, capacity, relay_throughput, start_mocks
 from aimm_gateway.routing.bench import bench_plan
 
 KEY = "sk-bench"
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> str:
     out: dict[str, Any] = {"duration": duration, "levels": levels, "variants": variants}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        mocks = start_mocks(stack, paced_chunks=40, paced_interval_ms=500)
+        mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
         direct_url = f"{mocks.openai}/v1/chat/completions"
         out["direct"] = sweep(direct_url, duration, levels, body())
         out["direct_ttft"] = ttft_ms(direct_url, body(stream=True), HEADERS)
@@ -207,7 +207,9 @@ def main(args: argparse.Namespace) -> int:
 
         flame(Path(args.flame), stream=args.flame_stream)
         return 0
-    if args.iface:
+    if args.capacity_only:
+        text, marker = _capacity_only(args), "capacity-results"
+    elif args.iface:
         from aimm_gateway.bench import iface
 
         text, marker = iface.report(iface.compare()), "iface-results"
@@ -222,6 +224,15 @@ def main(args: argparse.Namespace) -> int:
         write_section(Path(args.out), marker, text)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _capacity_only(args: argparse.Namespace) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
+        cap = capacity(mocks, lambda: gateway("capacity", mocks, Path(tmp)), HEADERS, args.streams)
+    return report.capacity_only({"duration": 0, "capacity": cap})
 
 
 def write_section(path: Path, marker: str, text: str) -> None:

@@ -21,7 +21,8 @@ from aimm_gateway.bench.streams import StreamRun, open_fds, paced_streams, perce
 
 RELAY_CONCURRENCY = 16
 LONG_STREAM_CHUNKS = 32  # ~34 events a reply, like a short answer streamed word by word
-OPENS_PER_S = 400  # capacity: how fast the client opens its streams
+OPENS_PER_S = 100  # capacity: how fast the client opens its streams (2,000 take 20 s)
+PACED_CHUNKS = 60  # 30 s per paced stream at 2 chunks/s: the first is still open when the last opens
 
 
 @dataclass
@@ -107,6 +108,7 @@ def capacity(
         after = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
     return {
         "n": n,
+        "opens_per_s": OPENS_PER_S,
         "direct": _summary(direct),
         "gateway": _summary(gw),
         "idle": idle,

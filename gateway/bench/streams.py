@@ -92,10 +92,15 @@ async def _one(
 
 
 async def _sample_at_peak(run: StreamRun, at_peak: Callable[[], dict[str, float]], timeout_s: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(run.all_open.wait(), timeout_s)
-    run.sampled = at_peak()
-    run.sampled["open_at_sample"] = run.open_now
+    """Sample when all streams are open; if they never all are, the sample taken with the most open."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not run.all_open.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.all_open.wait(), 0.5)
+        if run.open_now > run.sampled.get("open_at_sample", -1):
+            run.sampled = {**at_peak(), "open_at_sample": run.open_now}
+    if run.all_open.is_set():
+        run.sampled = {**at_peak(), "open_at_sample": run.open_now}
 
 
 async def paced_streams(
