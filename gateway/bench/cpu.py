@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from aimm_gateway.bench.loadgen import WrkResult
+from aimm_gateway.bench.procs import cpu_seconds
 
 
 @dataclass
@@ -15,11 +14,6 @@ class CpuPerRequest:
     us: float  # process CPU (user + system) per request, µs
     rps: float
     requests: int
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def measure(pid: int, load: Callable[[], WrkResult]) -> CpuPerRequest:

@@ -26,12 +26,14 @@ import yaml
 
 from aimm_gateway.bench import cpu, report
 from aimm_gateway.bench.ab import checkout_env, resolve
+from aimm_gateway.bench.cost import cost_report, measure_cost, stage_micro
 from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.micro import bench_translation
 from aimm_gateway.bench.nginx import have_nginx, nginx_proxy, worker_pid
 from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, free_port, pinned, process
 from aimm_gateway.bench.stream_bench import PACED_CHUNKS, Mocks, capacity, relay_throughput, start_mocks
 from aimm_gateway.routing.bench import bench_plan
+from aimm_gateway.telemetry.bench import bench_telemetry
 
 KEY = "sk-bench"
 HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
@@ -163,7 +165,12 @@ def run(args: argparse.Namespace) -> str:
         out["ab"] = _ab(args.ab, mocks, workdir, duration, rounds=3 if args.quick else 5)
         n = 200 if args.quick else args.streams
         out["capacity"] = capacity(mocks, lambda: gateway("capacity", mocks, workdir), HEADERS, n)
-        out["micro"] = {"routing": bench_plan(n_targets=50), "translation": bench_translation()}
+        out["micro"] = {
+            "routing": bench_plan(n_targets=50),
+            "translation": bench_translation(),
+            "telemetry": bench_telemetry(),
+        }
+        out["cost"] = cost_report(*measure_cost(mocks.openai, workdir, duration), stage_micro())
     return report.render(out)
 
 

@@ -22,9 +22,8 @@ import aiohttp
 import orjson
 import yaml
 
-from aimm_gateway.bench import cpu
 from aimm_gateway.bench.loadgen import wrk
-from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, free_port, pinned, process
+from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, cpu_seconds, free_port, pinned, process
 from aimm_gateway.bench.streams import open_fds, percentile, rss_kb
 
 KEY = "sk-soak"
@@ -118,7 +117,7 @@ async def _sample(pid: int, live: _Live, started: float) -> None:
                 time.monotonic() - started,
                 rss_kb(pid),
                 open_fds(pid),
-                cpu.cpu_seconds(pid),
+                cpu_seconds(pid),
                 requests,
                 live.unexpected,
                 percentile(lat, 50),
