@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from aimm_gateway.bench.loadgen import wrk
-from aimm_gateway.bench.runner import HEADERS, body, gateway
+from aimm_gateway.bench.runner import HEADERS, THIS_CLIENT, body, gateway
 from aimm_gateway.bench.stream_bench import start_mocks
 
 SECONDS = 20
@@ -37,7 +37,7 @@ def record(pid: int, out: Path, fmt: str, seconds: int) -> None:
 def flame(out: Path, stream: bool = False) -> None:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         mocks = start_mocks(stack, paced_chunks=8, paced_interval_ms=0)
-        url, pid = stack.enter_context(gateway("flame", mocks, Path(tmp)))
+        url, pid = stack.enter_context(gateway("flame", mocks, Path(tmp), client=THIS_CLIENT))
         payload = body(model="long", stream=True) if stream else body()
         endpoint = f"{url}/v1/chat/completions"
         wrk(endpoint, payload, HEADERS, 16, 3.0)  # warm-up

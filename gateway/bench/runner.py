@@ -41,6 +41,7 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "Say hello to the
 CONCURRENCY = (1, 4, 8, 16, 32, 64)
 ROUTING_CONCURRENCY = 4  # saturates the worker without the 2-core scheduler noise of higher levels
 AB_CONCURRENCY = 16
+THIS_CLIENT = "h1"  # the upstream client this tree is measured with (the A/B's other side keeps its default)
 
 
 @dataclass
@@ -137,12 +138,12 @@ def run(args: argparse.Namespace) -> str:
         os.sched_setaffinity(0, {int(LOAD_CPU)})  # this process is a load generator too (TTFT, streams)
     duration = 2.0 if args.quick else args.duration
     levels = (1, 8, 64) if args.quick else CONCURRENCY
-    variants = [Variant("uvicorn+h1 (default)", "uvicorn", None)]
+    variants = [Variant("uvicorn+h1", "uvicorn", "h1")]
     if not args.quick:
         variants += [
-            Variant("uvicorn+aiohttp", "uvicorn", "aiohttp"),
+            Variant("uvicorn+aiohttp (default)", "uvicorn", "aiohttp"),
             Variant("uvicorn+httpx", "uvicorn", "httpx"),
-            Variant("granian+h1", "granian", None),
+            Variant("granian+h1", "granian", "h1"),
         ]
     out: dict[str, Any] = {"duration": duration, "levels": levels, "variants": variants}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> str:
                     out["translation"] = _model_compare(gw_url, pid, duration, ("claude", "m"))
         out["ab"] = _ab(args.ab, mocks, workdir, duration, rounds=3 if args.quick else 5)
         n = 200 if args.quick else args.streams
-        out["capacity"] = capacity(mocks, lambda: gateway("capacity", mocks, workdir), HEADERS, n)
+        out["capacity"] = capacity(mocks, lambda: gateway("capacity", mocks, workdir, client=THIS_CLIENT), HEADERS, n)
         out["micro"] = {
             "routing": bench_plan(n_targets=50),
             "translation": bench_translation(),
@@ -192,7 +193,7 @@ def _ab(ref: str | None, mocks: Mocks, workdir: Path, duration: float, rounds: i
         if ref is not None:
             env = checkout_env(ref, workdir)
             contenders[f"gateway@{resolve(ref)}"] = stack.enter_context(gateway("ab-ref", mocks, workdir, env=env))
-        contenders["gateway (this tree)"] = stack.enter_context(gateway("ab-now", mocks, workdir))
+        contenders["gateway (this tree)"] = stack.enter_context(gateway("ab-now", mocks, workdir, client=THIS_CLIENT))
 
         def plain(c: int) -> dict[str, tuple[int, Callable[[], WrkResult]]]:
             return {
@@ -238,7 +239,7 @@ def _capacity_only(args: argparse.Namespace) -> str:
         os.sched_setaffinity(0, {int(LOAD_CPU)})
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
-        cap = capacity(mocks, lambda: gateway("capacity", mocks, Path(tmp)), HEADERS, args.streams)
+        cap = capacity(mocks, lambda: gateway("capacity", mocks, Path(tmp), client=THIS_CLIENT), HEADERS, args.streams)
     return report.capacity_only({"duration": 0, "capacity": cap})
 
 

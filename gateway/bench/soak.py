@@ -68,7 +68,7 @@ def _config(port: int, ok_url: str, stream_url: str, failing_url: str) -> dict[s
         return {"name": name, "provider": "openai_compatible", "base_url": f"{url}/v1", "model": "m"}
 
     return {
-        "server": {"host": "127.0.0.1", "port": port},
+        "server": {"host": "127.0.0.1", "port": port, "upstream_client": "h1"},
         "auth": {"api_keys": [{"name": "soak", "key": {"env": "AIMM_SOAK_KEY"}}]},
         "models": [model("m", ok_url), model("long", stream_url), model("failing", failing_url)],
     }

@@ -78,11 +78,12 @@ class _LoopSpy:
         await self.app(scope, receive, send)
 
 
-def test_midstream_disconnects_free_descriptors_upstream_connections_and_tasks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["aiohttp", "h1"])
+def test_midstream_disconnects_free_descriptors_upstream_connections_and_tasks(tmp_path: Path, client: str) -> None:
     slow = FaultSettings(stream_chunks=40, chunk_interval_ms=100)  # 4 s: every client leaves long before the end
     with run_asgi_app(create_mock_app("openai", slow)) as upstream:
         config = tmp_path / "gateway.yaml"
-        config.write_text(yaml.safe_dump(gateway_config(upstream)))
+        config.write_text(yaml.safe_dump(gateway_config(upstream, upstream_client=client)))
         os.environ["AIMM_PERF_KEY"] = KEY
         spy = _LoopSpy(create_app(Gateway.from_file(config)))
         with run_asgi_app(spy) as gw:
