@@ -8,7 +8,7 @@ CONFIG ?= examples/demo.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint bench bench-operator envtest prometheus deps crds fmt clean test-unit test-operator sdk image kind-up kind-down test-install
+.PHONY: run test lint bench soak bench-operator envtest prometheus deps crds fmt clean test-unit test-operator sdk image kind-up kind-down test-install
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,7 +57,7 @@ crds: deps
 # Debian packages the tests use (see hack/system-deps.sh); lua5.4, buildah and
 # debootstrap serve the install tests (Argo CD health scripts, the image and its offline base).
 test: deps envtest prometheus lint sdk
-	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql lua5.4 buildah debootstrap
+	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql lua5.4 buildah debootstrap nginx:nginx-light
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: deps
@@ -83,13 +83,19 @@ test-install: deps envtest
 	$(BIN)/pytest -q tests/install
 
 bench: deps
-	@bash hack/system-deps.sh wrk
+	@bash hack/system-deps.sh wrk nginx:nginx-light
 	$(BIN)/aimm bench --out docs/benchmarks.md
 	PYTHONPATH=sdk/python $(BIN)/python -P sdk/python/bench.py
 
 # The control plane at N = 10, 100, 1,000, 5,000 AIModels (real API server + operator process).
 bench-operator: deps envtest
 	$(BIN)/python -m tests.bench.operator_scale --out docs/benchmarks.md
+
+# 30 minutes at half one worker's capacity: RSS, descriptors and p99 must stay flat (SOAK_MINUTES=5 to try it).
+SOAK_MINUTES ?= 30
+soak: deps
+	@bash hack/system-deps.sh wrk
+	$(BIN)/aimm bench --soak $(SOAK_MINUTES) --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist sdk/js/dist sdk/js/node_modules

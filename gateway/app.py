@@ -24,6 +24,7 @@ from aimm_gateway.api import (
 )
 from aimm_gateway.api.access import protect
 from aimm_gateway.api.common import error_response
+from aimm_gateway.asgi import GatewayApp
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.security.http_middleware import HardeningMiddleware
 from aimm_gateway.service import Gateway
@@ -58,7 +59,7 @@ def create_app(gateway: Gateway) -> Starlette:
         finally:
             await gateway.stop()
 
-    app = Starlette(
+    app = GatewayApp(
         routes=protect(
             [
                 *openai_routes.routes,

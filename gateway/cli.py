@@ -17,7 +17,10 @@ def _serve(args: argparse.Namespace) -> int:
     from aimm_gateway.serve import serve
 
     try:
-        return serve(args.config, args.host, args.port, server=args.server, workers=args.workers)
+        from aimm_gateway.workers.cpus import default_workers
+
+        workers = args.workers if args.workers is not None else default_workers()
+        return serve(args.config, args.host, args.port, server=args.server, workers=workers, grace_s=args.grace_period)
     except ConfigError as exc:
         print(f"aimm: {exc}", file=sys.stderr)
         return 2
@@ -111,7 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: $AIMM_WORKERS, else the container's CPU limit, else the usable cores)",
+    )
+    serve.add_argument(
+        "--grace-period",
+        type=float,
+        default=float(os.environ.get("AIMM_GRACE_PERIOD_S", "25")),
+        help="seconds SIGTERM waits for in-flight requests and streams (default: $AIMM_GRACE_PERIOD_S or 25)",
+    )
     serve.set_defaults(func=_serve)
     schema = gw.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(func=_schema)
@@ -161,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="write the markdown report here")
     bench.add_argument("--duration", type=float, default=5.0)
     bench.add_argument("--quick", action="store_true")
+    bench.add_argument("--ab", default=None, metavar="REF", help="also run the gateway of this git commit, interleaved")
+    bench.add_argument("--streams", type=int, default=2000, help="paced streams held open in the capacity run")
+    bench.add_argument("--flame", default=None, metavar="SVG", help="only profile one worker (py-spy) into SVG")
+    bench.add_argument("--flame-stream", action="store_true", help="profile streamed replies instead of plain ones")
+    bench.add_argument("--capacity-only", action="store_true", help="only the paced-streams capacity run")
+    bench.add_argument("--iface", action="store_true", help="only compare the server interfaces (ASGI vs RSGI)")
+    bench.add_argument("--soak", type=float, default=None, metavar="MINUTES", help="run only the soak, this long")
     bench.set_defaults(func=_bench)
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)

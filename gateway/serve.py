@@ -1,16 +1,27 @@
-"""Run the gateway under an ASGI server (uvicorn by default; granian for comparison)."""
+"""Run the gateway under an ASGI server (uvicorn by default; granian for comparison).
+
+One worker runs in this process; more run under the pre-fork supervisor (`aimm_gateway.workers`)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
+import math
 import os
+import resource
 import signal
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aimm_gateway.app import create_app
 from aimm_gateway.security.server_options import CertReloader, uvicorn_options
 from aimm_gateway.service import Gateway
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.applications import Starlette
 
 log = logging.getLogger("aimm.gateway")
 
@@ -18,11 +29,11 @@ log = logging.getLogger("aimm.gateway")
 def app_from_env() -> object:
     """ASGI factory for servers that import the app by name (granian): config from AIMM_CONFIG."""
     app = create_app(Gateway.from_file(os.environ["AIMM_CONFIG"]))
-    _freeze_startup_objects()
+    freeze_startup_objects()
     return app
 
 
-def _freeze_startup_objects() -> None:
+def freeze_startup_objects() -> None:
     """Move everything alive after start-up (modules, schemas, config) out of the cyclic GC's view.
 
     Full collections otherwise walk those objects again and again; measured at concurrency 8, this
@@ -32,7 +43,7 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _reload_on_sighup(gateway: Gateway) -> None:
+def reload_on_sighup(gateway: Gateway) -> None:
     """`kill -HUP <pid>` re-reads the config file now instead of at the next poll."""
 
     def on_hup(_signum: int, _frame: object) -> None:
@@ -63,46 +74,91 @@ def _announce(gateway: Gateway, host: str, port: int) -> None:
         log.warning("auth is DISABLED: anyone who can reach this port can spend your provider budget")
 
 
-def serve(config: str, host: str | None, port: int | None, server: str = "uvicorn", workers: int = 1) -> int:
+def uvicorn_config(app: Starlette, gateway: Gateway, grace_s: float, **extra: Any) -> uvicorn.Config:
+    """The one uvicorn configuration, for a single process and for every supervised worker alike:
+    hardening (header-read and idle timeouts, TLS with live certificate reload) included."""
+    import uvicorn
+
+    hardening = gateway.file_config.hardening
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+        # X-Forwarded-* is trusted from 127.0.0.1 only (uvicorn's default), which never proxies to a
+        # pod: the middleware would do nothing but cost every request its pass (docs/benchmarks.md).
+        # Client IPs behind trusted proxies are read by the rate-limit stage itself.
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(grace_s),
+        **uvicorn_options(hardening),  # header-read and idle timeouts, TLS
+        **extra,
+    )
+    config.load()
+    if config.ssl is not None and hardening.tls is not None:
+        gateway.tls_reloader = CertReloader(config.ssl, hardening.tls)
+    return config
+
+
+def raise_fd_limit() -> None:
+    """Thousands of open streams need two descriptors each (client + upstream): use the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def serve(
+    config: str,
+    host: str | None,
+    port: int | None,
+    server: str = "uvicorn",
+    workers: int = 1,
+    grace_s: float = 25.0,
+) -> int:
     gateway = Gateway.from_file(config)  # validate before binding: a bad file fails fast
     host = host or gateway.file_config.server.host
     port = port or gateway.file_config.server.port
     _announce(gateway, host, port)
+    raise_fd_limit()
     if server == "granian":
-        from granian import Granian
-        from granian.constants import Interfaces
-
-        os.environ["AIMM_CONFIG"] = config
-        Granian(
-            "aimm_gateway.serve:app_from_env",
-            address=host,
-            port=port,
-            interface=Interfaces.ASGI,
-            factory=True,
-            workers=workers,
-        ).serve()
-        return 0
-    if workers != 1:
-        # One process per pod is the design (the HPA adds pods); granian can fork workers if wanted.
-        raise SystemExit("aimm: --workers needs --server granian; with uvicorn run more replicas instead")
+        return _serve_granian(config, host, port, workers)
+    if workers > 1:
+        return _supervise(config, host, port, workers, grace_s)
     import uvicorn
 
     app = create_app(gateway)
-    hardening = gateway.file_config.hardening
-    server_config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=30,
-        **uvicorn_options(hardening),  # header-read and idle timeouts, TLS
-    )
-    server_config.load()
-    if server_config.ssl is not None and hardening.tls is not None:
-        gateway.tls_reloader = CertReloader(server_config.ssl, hardening.tls)
-    _freeze_startup_objects()
-    _reload_on_sighup(gateway)
+    server_config = uvicorn_config(app, gateway, grace_s, host=host, port=port)
+    freeze_startup_objects()
+    reload_on_sighup(gateway)
     uvicorn.Server(server_config).run()
+    return 0
+
+
+def _supervise(config: str, host: str, port: int, workers: int, grace_s: float) -> int:
+    """Pre-fork: modules are imported once here and shared copy-on-write; each worker builds its own Gateway."""
+    from aimm_gateway.workers.supervisor import Supervisor, bind_slots
+    from aimm_gateway.workers.worker import WorkerSpec, run_worker
+
+    sockets = bind_slots(host, port, workers)
+    with tempfile.TemporaryDirectory(prefix="aimm-workers-") as run_dir:
+        spec = WorkerSpec(config, workers, grace_s, Path(run_dir))
+        log.info("supervising %d workers (pid %d)", workers, os.getpid())
+        gc.collect()
+        gc.freeze()  # the collector never writes to pages inherited from here: they stay shared
+        return Supervisor(sockets, lambda index, sock: run_worker(spec, index, sock), grace_s).run()
+
+
+def _serve_granian(config: str, host: str, port: int, workers: int) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    os.environ["AIMM_CONFIG"] = config
+    Granian(
+        "aimm_gateway.serve:app_from_env",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=workers,
+    ).serve()
     return 0

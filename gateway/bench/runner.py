@@ -1,73 +1,92 @@
-"""`aimm bench`: the gateway measured side by side with calling the mock upstream directly.
+"""`aimm bench`: the gateway side by side with calling the mock upstream directly and with nginx.
 
 Everything runs on loopback in one run, so figures are ratios and differences under the same
-machine load: added latency at concurrency 1, the highest RPS whose added p99 stays within
-10 ms, added time-to-first-token, and the server/client combinations the choice rests on.
+machine load: added latency at concurrency 1, RPS by concurrency against nginx `proxy_pass`,
+CPU per request (A/B against another commit with `--ab REF`), stream relay throughput and
+capacity (thousands of paced streams on one worker), and in-process microbenchmarks.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
-import platform
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
 
+from aimm_gateway.bench import cpu, report
+from aimm_gateway.bench.ab import checkout_env, resolve
 from aimm_gateway.bench.cost import cost_report, measure_cost, stage_micro
 from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.micro import bench_translation
-from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, cpu_seconds, free_port, pinned, process
+from aimm_gateway.bench.nginx import have_nginx, nginx_proxy, worker_pid
+from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, free_port, pinned, process
 from aimm_gateway.bench.security import bench_security, security_lines
+from aimm_gateway.bench.stream_bench import PACED_CHUNKS, Mocks, capacity, relay_throughput, start_mocks
 from aimm_gateway.routing.bench import bench_plan
-from aimm_gateway.telemetry.bench import BASELINE as TELEMETRY_BASELINE
 from aimm_gateway.telemetry.bench import bench_telemetry
 
 KEY = "sk-bench"
-CHAT = {
-    "model": "m",
-    "messages": [{"role": "user", "content": "Say hello to the benchmark"}],
-    "max_tokens": 64,
-}
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "Say hello to the benchmark"}], "max_tokens": 64}
 CONCURRENCY = (1, 4, 8, 16, 32, 64)
-ADDED_P99_LIMIT_MS = 10.0
+ROUTING_CONCURRENCY = 4  # saturates the worker without the 2-core scheduler noise of higher levels
+AB_CONCURRENCY = 16
+THIS_CLIENT = "h1"  # the upstream client this tree is measured with (the A/B's other side keeps its default)
 
 
 @dataclass
 class Variant:
     name: str
     server: str
-    client: str
+    client: str | None  # None: the config's default (what a deployment gets)
     results: dict[int, WrkResult] = field(default_factory=dict)
     ttft: tuple[float, float] | None = None
 
 
-def _config(openai_url: str, anthropic_url: str, client: str, port: int) -> dict[str, Any]:
-    model = {
-        "provider": "openai_compatible",
-        "base_url": f"{openai_url}/v1",
-        "pricing": {"input_per_1k": "0.001", "output_per_1k": "0.002"},
-    }
+def body(**overrides: Any) -> bytes:
+    return orjson.dumps({**CHAT, **overrides})
+
+
+def gateway_config(mocks: Mocks, client: str | None, port: int) -> dict[str, Any]:
+    def openai(url: str, name: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "provider": "openai_compatible",
+            "base_url": f"{url}/v1",
+            "model": "m",
+            "pricing": {"input_per_1k": "0.001", "output_per_1k": "0.002"},
+            **extra,
+        }
+
     return {
-        "server": {"host": "127.0.0.1", "port": port, "upstream_client": client},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "max_connections_per_upstream": 4096,
+            **({"upstream_client": client} if client else {}),
+        },
         "auth": {"api_keys": [{"name": "bench", "key": {"env": "AIMM_BENCH_KEY"}}]},
         "models": [
-            {"name": "m", **model},
-            {"name": "m2", **model, "model": "m"},
-            {"name": "m3", **model, "model": "m"},
+            openai(mocks.openai, "m"),
+            openai(mocks.openai, "m2"),
+            openai(mocks.openai, "m3"),
+            openai(mocks.long_stream, "long"),
+            openai(mocks.paced, "paced"),
             {
                 "name": "claude",
                 "provider": "anthropic",
-                "base_url": anthropic_url,
+                "base_url": mocks.anthropic,
                 "api_key": {"env": "AIMM_BENCH_KEY"},
             },
         ],
@@ -76,245 +95,163 @@ def _config(openai_url: str, anthropic_url: str, client: str, port: int) -> dict
                 "name": "routed",
                 "algorithm": "intelligent",
                 "targets": [{"model": "m"}, {"model": "m2"}, {"model": "m3"}],
-            },
+            }
         ],
     }
 
 
 @contextmanager
-def _gateway(variant: Variant, openai_url: str, anthropic_url: str, workdir: Path) -> Iterator[tuple[str, int]]:
+def gateway(
+    name: str,
+    mocks: Mocks,
+    workdir: Path,
+    server: str = "uvicorn",
+    client: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, int]]:
+    """One gateway worker pinned to the gateway's CPU; yields its base URL and pid."""
     port = free_port()
-    path = workdir / f"{variant.name}.yaml"
-    path.write_text(yaml.safe_dump(_config(openai_url, anthropic_url, variant.client, port)))
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(gateway_config(mocks, client, port)))
     url = f"http://127.0.0.1:{port}"
+    args = aimm("gateway", "serve", "--config", str(path), "--server", server, "--workers", "1")
     with process(
-        pinned(GATEWAY_CPU, aimm("gateway", "serve", "--config", str(path), "--server", variant.server)),
+        pinned(GATEWAY_CPU, args),
         f"{url}/health",
-        env={"AIMM_BENCH_KEY": KEY},
-        log=workdir / f"{variant.name}.log",
+        env={"AIMM_BENCH_KEY": KEY, **(env or {})},
+        log=workdir / f"{name}.log",
     ) as proc:
         yield url, proc.pid
 
 
-def _body(**overrides: Any) -> bytes:
-    return orjson.dumps({**CHAT, **overrides})
-
-
-HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
-
-
-def _sweep(url: str, duration: float, levels: tuple[int, ...], body: bytes) -> dict[int, WrkResult]:
+def sweep(url: str, duration: float, levels: tuple[int, ...], payload: bytes) -> dict[int, WrkResult]:
     out = {}
     for c in levels:
-        wrk(url, body, HEADERS, c, min(2.0, duration))  # warm-up at this level
-        out[c] = wrk(url, body, HEADERS, c, duration)
+        wrk(url, payload, HEADERS, c, min(2.0, duration))  # warm-up at this level
+        out[c] = wrk(url, payload, HEADERS, c, duration)
     return out
 
 
 def run(args: argparse.Namespace) -> str:
-    if not have_wrk():
-        raise SystemExit("aimm bench needs wrk (Debian package 'wrk'): apt-get install -y wrk")
+    if not have_wrk() or not have_nginx():
+        raise SystemExit("aimm bench needs wrk and nginx: bash hack/system-deps.sh wrk nginx:nginx-light")
+    with contextlib.suppress(OSError, ValueError):
+        os.sched_setaffinity(0, {int(LOAD_CPU)})  # this process is a load generator too (TTFT, streams)
     duration = 2.0 if args.quick else args.duration
-    levels = (1, 8, 32) if args.quick else CONCURRENCY
-    variants = [
-        Variant("uvicorn+aiohttp", "uvicorn", "aiohttp"),
-        Variant("uvicorn+httpx", "uvicorn", "httpx"),
-        Variant("granian+aiohttp", "granian", "aiohttp"),
-    ]
-    if args.quick:
-        variants = variants[:1]
-    extra: dict[str, Any] = {}
+    levels = (1, 8, 64) if args.quick else CONCURRENCY
+    variants = [Variant("uvicorn+h1", "uvicorn", "h1")]
+    if not args.quick:
+        variants += [
+            Variant("uvicorn+aiohttp (default)", "uvicorn", "aiohttp"),
+            Variant("uvicorn+httpx", "uvicorn", "httpx"),
+            Variant("granian+h1", "granian", "h1"),
+        ]
+    out: dict[str, Any] = {"duration": duration, "levels": levels, "variants": variants}
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        ports = free_port(), free_port()
-        openai_url, anthropic_url = (f"http://127.0.0.1:{p}" for p in ports)
-        stack.enter_context(
-            process(
-                pinned(LOAD_CPU, aimm("mock-provider", "--format", "openai", "--port", str(ports[0]))),
-                f"{openai_url}/v1/models",
-            )
-        )
-        stack.enter_context(
-            process(
-                pinned(LOAD_CPU, aimm("mock-provider", "--format", "anthropic", "--port", str(ports[1]))),
-                f"{anthropic_url}/v1/models",
-            )
-        )
-        direct_url = f"{openai_url}/v1/chat/completions"
-        direct = _sweep(direct_url, duration, levels, _body())
-        direct_ttft = ttft_ms(direct_url, _body(stream=True), HEADERS)
+        mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
+        direct_url = f"{mocks.openai}/v1/chat/completions"
+        out["direct"] = sweep(direct_url, duration, levels, body())
+        out["direct_ttft"] = ttft_ms(direct_url, body(stream=True), HEADERS)
+        with nginx_proxy(workdir, mocks.openai_port) as (ng, _):
+            out["nginx"] = sweep(f"{ng}/v1/chat/completions", duration, levels, body())
+            out["nginx_ttft"] = ttft_ms(f"{ng}/v1/chat/completions", body(stream=True), HEADERS)
         for variant in variants:
-            with _gateway(variant, openai_url, anthropic_url, workdir) as (gw, pid):
+            with gateway(variant.name, mocks, workdir, variant.server, variant.client) as (gw, pid):
                 gw_url = f"{gw}/v1/chat/completions"
-                variant.results = _sweep(gw_url, duration, levels, _body())
-                variant.ttft = ttft_ms(gw_url, _body(stream=True), HEADERS)
+                variant.results = sweep(gw_url, duration, levels, body())
+                variant.ttft = ttft_ms(gw_url, body(stream=True), HEADERS)
                 if variant is variants[0]:
-                    extra["routed"], extra["fixed"] = _cpu_compare(gw_url, pid, duration, ("routed", "m"))
-                    extra["translated"], extra["passthrough"] = _cpu_compare(gw_url, pid, duration, ("claude", "m"))
-        extra["micro"] = _micro()
-        cost = cost_report(*measure_cost(openai_url, workdir, duration), stage_micro())
-    security = security_lines(extra.get("micro", {}).get("security"))
-    return _report(direct, direct_ttft, variants, extra, levels, duration) + "\n".join(cost + security) + "\n"
+                    out["routing"] = _model_compare(gw_url, pid, duration, ("routed", "m"))
+                    out["translation"] = _model_compare(gw_url, pid, duration, ("claude", "m"))
+        out["ab"] = _ab(args.ab, mocks, workdir, duration, rounds=3 if args.quick else 5)
+        n = 200 if args.quick else args.streams
+        out["capacity"] = capacity(mocks, lambda: gateway("capacity", mocks, workdir, client=THIS_CLIENT), HEADERS, n)
+        out["micro"] = {
+            "routing": bench_plan(n_targets=50),
+            "translation": bench_translation(),
+            "telemetry": bench_telemetry(),
+            "security": bench_security(),
+        }
+        out["cost"] = cost_report(*measure_cost(mocks.openai, workdir, duration), stage_micro())
+    return report.render(out) + "\n".join(security_lines(out["micro"]["security"])) + "\n"
 
 
-ROUTING_CONCURRENCY = 4  # saturates the worker without the 2-core scheduler noise of higher levels
+def _model_compare(url: str, pid: int, duration: float, models: tuple[str, str]) -> list[cpu.CpuPerRequest]:
+    loads = {m: (pid, partial(wrk, url, body(model=m), HEADERS, ROUTING_CONCURRENCY, duration)) for m in models}
+    result = cpu.interleaved(loads, rounds=5)
+    return [result[m] for m in models]
 
 
-@dataclass
-class CpuPerRequest:
-    """The gateway process's own CPU time per request: far steadier than RPS on a shared 2-core box."""
+def _ab(ref: str | None, mocks: Mocks, workdir: Path, duration: float, rounds: int) -> dict[str, Any]:
+    """Interleaved rounds: nginx, the gateway at `ref` (if any) and now, on the same pinned core.
 
-    us: float
-    rps: float
+    Plain requests at concurrency 16 (CPU per request) and 64 (RPS), and streamed replies of
+    the long-stream mock (chunks relayed per second, CPU per chunk).
+    """
+    with ExitStack() as stack:
+        ng, master = stack.enter_context(nginx_proxy(workdir, mocks.openai_port))
+        contenders = {"nginx": (ng, worker_pid(master))}
+        if ref is not None:
+            env = checkout_env(ref, workdir)
+            contenders[f"gateway@{resolve(ref)}"] = stack.enter_context(gateway("ab-ref", mocks, workdir, env=env))
+        contenders["gateway (this tree)"] = stack.enter_context(gateway("ab-now", mocks, workdir, client=THIS_CLIENT))
 
+        def plain(c: int) -> dict[str, tuple[int, Callable[[], WrkResult]]]:
+            return {
+                k: (pid, partial(wrk, f"{u}/v1/chat/completions", body(), HEADERS, c, duration))
+                for k, (u, pid) in contenders.items()
+            }
 
-def _cpu_compare(url: str, pid: int, duration: float, models: tuple[str, str], rounds: int = 5) -> list[CpuPerRequest]:
-    """Interleaved runs against two models, the median CPU per request of each."""
-    samples: dict[str, list[CpuPerRequest]] = {m: [] for m in models}
-    for _ in range(rounds):
-        for model in models:
-            before = cpu_seconds(pid)
-            result = wrk(url, _body(model=model), HEADERS, ROUTING_CONCURRENCY, duration)
-            cpu = cpu_seconds(pid) - before
-            samples[model].append(CpuPerRequest(cpu / result.requests * 1e6, result.rps))
-    return [sorted(samples[m], key=lambda x: x.us)[rounds // 2] for m in models]
-
-
-def _micro() -> dict[str, Any]:
-    """In-process microbenchmarks of hot-path pieces (routing decision, translation)."""
-    out: dict[str, Any] = {}
-    out["routing"] = bench_plan(n_targets=50)
-    out["translation"] = bench_translation()
-    out["telemetry"] = bench_telemetry()
-    out["security"] = bench_security()
-    return out
-
-
-def _max_rps_within(direct: dict[int, WrkResult], gw: dict[int, WrkResult]) -> tuple[float, int | None]:
-    best, at = 0.0, None
-    for c, r in gw.items():
-        if r.errors == 0 and r.p99_ms - direct[c].p99_ms <= ADDED_P99_LIMIT_MS and r.rps > best:
-            best, at = r.rps, c
-    return best, at
-
-
-def _report(
-    direct: dict[int, WrkResult],
-    direct_ttft: tuple[float, float],
-    variants: list[Variant],
-    extra: dict[str, Any],
-    levels: tuple[int, ...],
-    duration: float,
-) -> str:
-    lines = [
-        "## Results",
-        "",
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}; wrk -t1, {duration:.0f} s per level; "
-        "mock upstream with no added latency; gateway pinned to CPU 0, mocks and wrk to CPU 1.",
-        "",
-        "### Added latency at concurrency 1 (gateway minus direct to the mock)",
-        "",
-        "| variant | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | added p99 |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    d1 = direct[1]
-    for v in variants:
-        g = v.results[1]
-        lines.append(
-            f"| {v.name} | {d1.p50_ms:.3f} ms | {g.p50_ms:.3f} ms | **{g.p50_ms - d1.p50_ms:.3f} ms** | "
-            f"{d1.p99_ms:.3f} ms | {g.p99_ms:.3f} ms | {g.p99_ms - d1.p99_ms:.3f} ms |"
-        )
-    lines += ["", "### Throughput by concurrency (one gateway worker)", ""]
-    header = (
-        "| concurrency | direct RPS | direct p99 | " + " | ".join(f"{v.name} RPS | added p99" for v in variants) + " |"
-    )
-    lines += [header, "|" + "---|" * (3 + 2 * len(variants))]
-    for c in levels:
-        row = f"| {c} | {direct[c].rps:,.0f} | {direct[c].p99_ms:.2f} ms | "
-        row += " | ".join(
-            f"{v.results[c].rps:,.0f} | {v.results[c].p99_ms - direct[c].p99_ms:.2f} ms" for v in variants
-        )
-        lines.append(row + " |")
-    lines += ["", f"### Highest RPS with added p99 ≤ {ADDED_P99_LIMIT_MS:.0f} ms and zero errors", ""]
-    for v in variants:
-        rps, at = _max_rps_within(direct, v.results)
-        lines.append(f"- {v.name}: **{rps:,.0f} RPS** (at concurrency {at})")
-    lines += [
-        "",
-        "### Streaming: time to first token at concurrency 1",
-        "",
-        "| path | p50 | p99 | added p50 |",
-        "|---|---|---|---|",
-    ]
-    lines.append(f"| direct | {direct_ttft[0]:.3f} ms | {direct_ttft[1]:.3f} ms | |")
-    for v in variants:
-        assert v.ttft is not None
-        lines.append(
-            f"| {v.name} | {v.ttft[0]:.3f} ms | {v.ttft[1]:.3f} ms | **{v.ttft[0] - direct_ttft[0]:.3f} ms** |"
-        )
-    if "routed" in extra:
-        routed, fixed = extra["routed"], extra["fixed"]
-        translated, passthrough = extra["translated"], extra["passthrough"]
-        lines += [
-            "",
-            "### Routing and translation (uvicorn+aiohttp)",
-            "",
-            f"- Gateway CPU per request at concurrency {ROUTING_CONCURRENCY} (median of 5 interleaved runs), "
-            f"route `intelligent` over 3 targets vs one fixed model: {routed.us:.0f} µs vs {fixed.us:.0f} µs "
-            f"(routing costs **{(routed.us / fixed.us - 1) * 100:.1f}%**; RPS {routed.rps:,.0f} vs {fixed.rps:,.0f})",
-            f"- Gateway CPU per request at concurrency {ROUTING_CONCURRENCY} (median of 5 interleaved runs), "
-            f"OpenAI client → Anthropic upstream (translated) vs → OpenAI upstream (pass-through): "
-            f"{translated.us:.0f} µs vs {passthrough.us:.0f} µs (translation adds "
-            f"**{translated.us - passthrough.us:.0f} µs** per request)",
-        ]
-    lines += _micro_lines(extra.get("micro", {}))
-    return "\n".join(lines) + "\n"
-
-
-def _micro_lines(micro: dict[str, Any]) -> list[str]:
-    """The in-process microbenchmarks' part of the report."""
-    lines: list[str] = []
-    if micro.get("routing"):
-        lines += [
-            "",
-            "### One routing decision over 50 targets (in-process)",
-            "",
-            "| algorithm | µs per decision |",
-            "|---|---|",
-        ]
-        for name, us in micro["routing"].items():
-            lines.append(f"| {name} | {us:.2f} |")
-    if micro.get("translation"):
-        lines += ["", "### Translation cost per request (in-process)", ""]
-        for name, us in micro["translation"].items():
-            lines.append(f"- {name}: {us:.1f} µs")
-    if micro.get("telemetry"):
-        lines += [
-            "",
-            "### Request telemetry (in-process CPU per plain request at concurrency 1, best of 5 interleaved)",
-            "",
-            "Target: the default set (metrics + access log, tracing off) adds ≤ 50 µs.",
-            "",
-            "| variant | µs per request | added |",
-            "|---|---|---|",
-        ]
-        base = micro["telemetry"][TELEMETRY_BASELINE]
-        for name, us in micro["telemetry"].items():
-            added = "" if name == TELEMETRY_BASELINE else f"{us - base:+.1f} µs"
-            lines.append(f"| {name} | {us:.1f} | {added} |")
-    return lines
+        cpu16 = cpu.interleaved(plain(AB_CONCURRENCY), rounds)
+        rps64 = cpu.interleaved(plain(64), rounds)
+        gateways = {k: v for k, v in contenders.items() if k != "nginx"}
+        relay = relay_throughput(gateways, mocks, HEADERS, duration, rounds)
+    return {"ref": ref, "cpu16": cpu16, "rps64": rps64, "relay": relay}
 
 
 def main(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    report = run(args)
-    print(report)
+    if args.flame is not None:
+        from aimm_gateway.bench.profile import flame
+
+        flame(Path(args.flame), stream=args.flame_stream)
+        return 0
+    if args.capacity_only:
+        text, marker = _capacity_only(args), "capacity-results"
+    elif args.iface:
+        from aimm_gateway.bench import iface
+
+        text, marker = iface.report(iface.compare()), "iface-results"
+    elif args.soak is not None:
+        from aimm_gateway.bench.soak import run_soak
+
+        text, marker = run_soak(args.soak), "soak-results"
+    else:
+        text, marker = run(args), "bench-results"
+    print(text)
     if args.out:
-        path = Path(args.out)
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        marker = "<!-- bench-results -->"
-        head = text.split(marker)[0] if marker in text else text.rstrip() + "\n\n"
-        path.write_text(head + marker + "\n\n" + report)
-        print(f"wrote {path}", file=sys.stderr)
+        write_section(Path(args.out), marker, text)
+        print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _capacity_only(args: argparse.Namespace) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
+        cap = capacity(mocks, lambda: gateway("capacity", mocks, Path(tmp), client=THIS_CLIENT), HEADERS, args.streams)
+    return report.capacity_only({"duration": 0, "capacity": cap})
+
+
+def write_section(path: Path, marker: str, text: str) -> None:
+    """Replace the text between `<!-- marker -->` and `<!-- /marker -->` (appended if missing)."""
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    existing = path.read_text() if path.exists() else "# Benchmarks\n"
+    if start in existing:
+        head, rest = existing.split(start, 1)
+        tail = rest.split(end, 1)[1] if end in rest else "\n"  # an unterminated section runs to the end
+    else:
+        head, tail = existing.rstrip() + "\n\n", "\n"
+    path.write_text(f"{head}{start}\n\n{text}\n{end}{tail}")

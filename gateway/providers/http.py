@@ -179,9 +179,16 @@ class UpstreamPools:
         origin = f"{parts.scheme}://{parts.netloc}"
         client = self._clients.get(origin)
         if client is None:
-            client = AiohttpClient(self._limit) if self._kind == "aiohttp" else HttpxClient(self._limit)
+            client = self._new(origin)
             self._clients[origin] = client
         return client
+
+    def _new(self, origin: str) -> UpstreamClient:
+        if self._kind == "h1":
+            from aimm_gateway.providers.h1 import H1Client  # imports this module's response types
+
+            return H1Client(origin, self._limit)
+        return AiohttpClient(self._limit) if self._kind == "aiohttp" else HttpxClient(self._limit)
 
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}

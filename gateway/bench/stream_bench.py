@@ -1,0 +1,130 @@
+"""The streams part of `aimm bench`: relay throughput (wrk on streamed replies) and capacity
+(thousands of paced streams held by one worker), each against the direct path in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import httpx
+import orjson
+
+from aimm_gateway.bench import cpu
+from aimm_gateway.bench.loadgen import wrk
+from aimm_gateway.bench.procs import LOAD_CPU, aimm, free_port, pinned, process
+from aimm_gateway.bench.streams import StreamRun, open_fds, paced_streams, percentile, rss_kb
+
+RELAY_CONCURRENCY = 16
+LONG_STREAM_CHUNKS = 32  # ~34 events a reply, like a short answer streamed word by word
+OPENS_PER_S = 100  # capacity: how fast the client opens its streams (2,000 take 20 s)
+PACED_CHUNKS = 60  # 30 s per paced stream at 2 chunks/s: the first is still open when the last opens
+
+
+@dataclass
+class Mocks:
+    openai: str
+    openai_port: int
+    anthropic: str
+    long_stream: str
+    paced: str
+
+
+def _mock(stack: ExitStack, fmt: str, *flags: str) -> tuple[str, int]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = aimm("mock-provider", "--format", fmt, "--port", str(port), *flags)
+    stack.enter_context(process(pinned(LOAD_CPU, args), f"{url}/v1/models"))
+    return url, port
+
+
+def start_mocks(stack: ExitStack, paced_chunks: int, paced_interval_ms: float) -> Mocks:
+    openai, openai_port = _mock(stack, "openai")
+    anthropic, _ = _mock(stack, "anthropic")
+    long_stream, _ = _mock(stack, "openai", "--stream-chunks", str(LONG_STREAM_CHUNKS))
+    paced, _ = _mock(
+        stack, "openai", "--stream-chunks", str(paced_chunks), "--chunk-interval-ms", str(paced_interval_ms)
+    )
+    return Mocks(openai, openai_port, anthropic, long_stream, paced)
+
+
+def stream_body(model: str) -> bytes:
+    return orjson.dumps({"model": model, "messages": [{"role": "user", "content": "Stream to me"}], "stream": True})
+
+
+def events_per_reply(url: str, headers: dict[str, str], model: str) -> int:
+    with httpx.stream("POST", f"{url}/v1/chat/completions", content=stream_body(model), headers=headers) as resp:
+        return sum(1 for line in resp.iter_lines() if line.startswith("data: "))
+
+
+def relay_throughput(
+    gateways: dict[str, tuple[str, int]], mocks: Mocks, headers: dict[str, str], duration: float, rounds: int
+) -> dict[str, dict[str, float]]:
+    """SSE events relayed per second by one worker and its CPU per event, interleaved across gateways."""
+    first_url = next(iter(gateways.values()))[0]
+    events = events_per_reply(first_url, headers, "long")
+    payload = stream_body("long")
+    loads = {
+        name: (pid, partial(wrk, f"{url}/v1/chat/completions", payload, headers, RELAY_CONCURRENCY, duration))
+        for name, (url, pid) in gateways.items()
+    }
+    result = cpu.interleaved(loads, rounds)
+    return {
+        name: {
+            "events": events,
+            "chunks_per_s": r.rps * events,
+            "cpu_us_per_chunk": r.us / events,
+            "replies_per_s": r.rps,
+        }
+        for name, r in result.items()
+    }
+
+
+def _streams(
+    url: str, headers: dict[str, str], n: int, at_peak: Callable[[], dict[str, float]] | None = None
+) -> StreamRun:
+    return asyncio.run(paced_streams(url, stream_body("paced"), headers, n, n / OPENS_PER_S, at_peak))
+
+
+def capacity(
+    mocks: Mocks,
+    start_gateway: Callable[[], AbstractContextManager[tuple[str, int]]],
+    headers: dict[str, str],
+    n: int,
+) -> dict[str, Any]:
+    """`n` paced streams straight to the mock, then through one gateway worker: what the gateway adds."""
+    direct = _streams(f"{mocks.paced}/v1/chat/completions", headers, n)
+    with start_gateway() as (url, pid):
+        for _ in range(3):  # warm-up: pools, lazy imports, allocator arenas
+            wrk(f"{url}/v1/chat/completions", stream_body("long"), headers, 32, 2.0)
+        time.sleep(1.0)
+        idle = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
+        gw = _streams(f"{url}/v1/chat/completions", headers, n, lambda: {"rss_kb": rss_kb(pid), "fds": open_fds(pid)})
+        time.sleep(2.0)
+        after = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
+    return {
+        "n": n,
+        "opens_per_s": OPENS_PER_S,
+        "direct": _summary(direct),
+        "gateway": _summary(gw),
+        "idle": idle,
+        "peak": gw.sampled,
+        "after": after,
+    }
+
+
+def _summary(run: StreamRun) -> dict[str, float]:
+    return {
+        "completed": run.completed,
+        "errors": run.errors,
+        "peak_open": run.peak_open,
+        "chunks": run.chunks,
+        "ttft_p50": percentile(run.ttft_ms, 50),
+        "ttft_p99": percentile(run.ttft_ms, 99),
+        "gap_p50": percentile(run.gaps_ms, 50),
+        "gap_p99": percentile(run.gaps_ms, 99),
+    }

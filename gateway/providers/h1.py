@@ -1,0 +1,362 @@
+"""A lean HTTP/1.1 upstream client: an asyncio protocol, httptools' parser, a keep-alive pool.
+
+Why another client: under load, aiohttp's `ClientSession._request` (request objects, header
+multidicts, cookie jar, tracing hooks, payload writers) was ~27 % of the gateway's CPU per
+pass-through request (py-spy, docs/flame/). An upstream call needs much less: one write of
+the request, a C parser for the answer, a pooled connection. Same interface and error kinds
+as the aiohttp and httpx transports in `http.py` (`server.upstream_client: h1`).
+
+A reused keep-alive connection can be closed by the server just as the request is written (the
+server's idle timeout); if it dies before a single byte of the answer arrives, the server never
+saw the request and it is sent once more on a fresh connection. Idle connections older than
+`IDLE_S` are not reused at all (servers commonly close idle connections after 5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from aimm_gateway.config import Timeouts
+from aimm_gateway.errors import UpstreamError, UpstreamTimeout
+from aimm_gateway.providers.http import UpstreamResponse, UpstreamStream
+
+IDLE_S = 4.0
+_HIGH_WATER = 256 * 1024  # buffered unread body bytes before reading from the socket pauses
+
+
+class _Dropped(Exception):
+    """The connection closed before any byte of the answer: safe to send again on a new one."""
+
+
+class _Conn(asyncio.Protocol):
+    """One connection; one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.counted = True  # holds one of the pool's `limit` places until discarded
+        self.idle_since = 0.0
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[str, str]] = []
+        self._head: asyncio.Future[None] | None = None
+        self._body: deque[bytes] = deque()
+        self._buffered = 0
+        self._more: asyncio.Event = asyncio.Event()
+        self._complete = False
+        self._keep_alive = False
+        self._received = False
+        self._error: BaseException | None = None
+        self._paused = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"upstream sent malformed HTTP: {exc}", kind="connection"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self._complete:
+            self._fail(
+                _Dropped() if not self._received else UpstreamError("upstream closed the connection", kind="connection")
+            )
+
+    # -- httptools callbacks ---------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        if self._head is not None and not self._head.done():
+            self._head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+        self._buffered += len(body)
+        self._more.set()
+        if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def on_message_complete(self) -> None:
+        self._keep_alive = self._parser.should_keep_alive()  # read here: the parser resets after this
+        self._complete = True
+        self._more.set()
+
+    # -- one exchange ------------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        if self._head is not None and not self._head.done():
+            self._head.set_exception(exc)
+        self._more.set()
+
+    def send(self, request: bytes) -> asyncio.Future[None]:
+        """Write the request; the future resolves when the answer's headers are in."""
+        self._headers, self._body, self._buffered = [], deque(), 0
+        self._complete = self._received = False
+        self._error = None
+        self._head = asyncio.get_running_loop().create_future()
+        assert self.transport is not None
+        self.transport.write(request)
+        return self._head
+
+    @property
+    def status(self) -> int:
+        return int(self._parser.get_status_code())
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
+
+    def reusable(self) -> bool:
+        return self._complete and self._keep_alive and not self.closed
+
+    def take(self) -> bytes:
+        """Every body byte received so far (b"" if none); reading resumes if it was paused."""
+        if not self._body:
+            piece = b""
+        elif len(self._body) == 1:
+            piece = self._body.popleft()
+        else:
+            piece = b"".join(self._body)
+            self._body.clear()
+        self._buffered = 0
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return piece
+
+    @property
+    def ended(self) -> bool:
+        """The answer is complete; raises if the connection broke before that."""
+        if self._complete:
+            return True
+        if self._error is not None:
+            raise self._error if not isinstance(self._error, _Dropped) else _broken()
+        return False
+
+    async def more(self) -> None:
+        """Wait for more body bytes, the end of the answer, or a broken connection."""
+        self._more.clear()
+        await self._more.wait()
+
+    async def read_all(self) -> bytes:
+        parts = []
+        while True:
+            parts.append(self.take())
+            if self.ended:
+                return b"".join(parts)
+            await self.more()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _broken() -> UpstreamError:
+    return UpstreamError("upstream closed the connection", kind="connection")
+
+
+class H1Client:
+    """A pool of keep-alive connections to one origin, at most `limit` at a time."""
+
+    def __init__(self, origin: str, limit: int) -> None:
+        parts = urlsplit(origin)
+        self._host = parts.hostname or "localhost"
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._netloc = parts.netloc
+        self._ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
+        self._limit = limit
+        self._idle: list[_Conn] = []
+        self._open = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    # -- UpstreamClient ----------------------------------------------------------------------------
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
+        try:
+            async with asyncio.timeout(timeouts.total_s):
+                conn = await self._exchange(url, headers, body, timeouts)
+                try:
+                    payload = await conn.read_all()
+                except BaseException:
+                    self._discard(conn)
+                    raise
+                status, answer_headers = conn.status, conn.headers()
+                self._release(conn)
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream {self._netloc} timed out (total)") from None
+        return UpstreamResponse(status, answer_headers, _decoded(answer_headers, payload))
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> AsyncIterator[UpstreamStream]:
+        try:
+            async with asyncio.timeout(timeouts.first_byte_s):
+                conn = await self._exchange(url, headers, body, timeouts)
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream {self._netloc} timed out (first byte)") from None
+        answer_headers = conn.headers()
+        try:
+            yield UpstreamStream(
+                conn.status, answer_headers, self._chunks(conn, answer_headers, timeouts.stream_idle_s)
+            )
+        finally:
+            if conn.reusable():
+                self._release(conn)
+            else:  # not read to its end: the connection still carries the rest of this answer
+                self._discard(conn)
+
+    async def close(self) -> None:
+        self._drop_idle()
+
+    # -- pool --------------------------------------------------------------------------------------
+
+    async def _exchange(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> _Conn:
+        request = self._request(url, headers, body)
+        while True:
+            conn, reused = await self._acquire(timeouts.connect_s)
+            try:
+                await conn.send(request)
+                return conn
+            except _Dropped:
+                self._discard(conn)
+                if not reused:
+                    raise _broken() from None
+                self._drop_idle()  # the server closed one idle connection: the others are as old
+            except BaseException:
+                self._discard(conn)
+                raise
+
+    def _request(self, url: str, headers: dict[str, str], body: bytes) -> bytes:
+        parts = urlsplit(url)
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        lines = [f"POST {target} HTTP/1.1"]
+        given = {k.lower() for k in headers}
+        if "host" not in given:
+            lines.append(f"host: {self._netloc}")
+        if "accept-encoding" not in given:
+            lines.append("accept-encoding: gzip, deflate")
+        for name, value in headers.items():
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                raise UpstreamError("refused to send a header containing a line break", kind="http")
+            lines.append(f"{name}: {value}")
+        lines.append(f"content-length: {len(body)}\r\n\r\n")
+        return "\r\n".join(lines).encode("latin-1") + body
+
+    async def _acquire(self, connect_s: float) -> tuple[_Conn, bool]:
+        while True:
+            now = time.monotonic()
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed and now - conn.idle_since < IDLE_S:
+                    return conn, True
+                self._discard(conn)
+            if self._open < self._limit:
+                break
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+        self._open += 1
+        return await self._connect(connect_s), False
+
+    async def _connect(self, connect_s: float) -> _Conn:
+        try:
+            async with asyncio.timeout(connect_s):
+                transport, conn = await asyncio.get_running_loop().create_connection(
+                    _Conn, self._host, self._port, ssl=self._ssl, server_hostname=self._host if self._ssl else None
+                )
+        except BaseException as exc:
+            self._open -= 1
+            self._wake_one()
+            if isinstance(exc, TimeoutError):
+                raise UpstreamTimeout(f"upstream {self._netloc} timed out (connect)") from None
+            if isinstance(exc, OSError):
+                raise UpstreamError(
+                    f"upstream {self._netloc} unreachable: {type(exc).__name__}", status=502, kind="connection"
+                ) from None
+            raise
+        conn.transport = transport  # uvloop may call connection_made only after this returns
+        return conn
+
+    def _release(self, conn: _Conn) -> None:
+        if not conn.reusable():
+            self._discard(conn)
+            return
+        conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+        self._wake_one()
+
+    def _discard(self, conn: _Conn) -> None:
+        conn.close()
+        if conn.counted:
+            conn.counted = False
+            self._open -= 1
+            self._wake_one()
+
+    def _drop_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._discard(conn)
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _chunks(self, conn: _Conn, headers: dict[str, str], idle_s: float) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive; the idle timeout is armed only when there is nothing to read."""
+        decoder = _decoder(headers)
+        while True:
+            piece = conn.take()
+            if piece:
+                yield decoder.decompress(piece) if decoder is not None else piece
+                continue
+            if conn.ended:
+                return
+            try:
+                async with asyncio.timeout(idle_s):
+                    await conn.more()
+            except TimeoutError:
+                raise UpstreamTimeout(f"upstream {self._netloc} timed out (stream idle)") from None
+
+
+def _decoder(headers: dict[str, str]) -> zlib._Decompress | None:
+    encoding = next((v.strip().lower() for k, v in headers.items() if k.lower() == "content-encoding"), "")
+    if encoding == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    return None
+
+
+def _decoded(headers: dict[str, str], payload: bytes) -> bytes:
+    decoder = _decoder(headers)
+    return decoder.decompress(payload) + decoder.flush() if decoder is not None else payload

@@ -1,0 +1,172 @@
+"""The lean HTTP/1.1 upstream client against real sockets: a scripted asyncio server on loopback
+(for the edge cases: stale keep-alive, chunked + gzip, stalls) and the real mock provider."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+import pytest
+
+from aimm_gateway.config import Timeouts
+from aimm_gateway.errors import UpstreamError
+from aimm_gateway.mock.faults import FaultSettings
+from aimm_gateway.mock.server import create_mock_app
+from aimm_gateway.providers.h1 import H1Client
+from tests.servers import run_asgi_app
+
+FAST = Timeouts(connect_s=2, first_byte_s=2, total_s=5, stream_idle_s=0.3)
+
+
+class Scripted:
+    """A raw HTTP server: `answer(request_number)` bytes per request; counts connections."""
+
+    def __init__(self, answer: Callable[[int], bytes], close_after: bool = False) -> None:
+        self.answer = answer
+        self.close_after = close_after
+        self.connections = 0
+        self.requests = 0
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                await reader.readexactly(length)
+                self.requests += 1
+                writer.write(self.answer(self.requests))
+                await writer.drain()
+                if self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+def ok(body: bytes = b'{"ok":true}', extra: str = "") -> bytes:
+    return f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n{extra}\r\n".encode() + body
+
+
+@pytest.fixture
+async def client_for() -> AsyncIterator[Callable[[str, int], H1Client]]:
+    made: list[H1Client] = []
+
+    def make(url: str, limit: int = 100) -> H1Client:
+        made.append(H1Client(url, limit))
+        return made[-1]
+
+    yield make
+    for c in made:
+        await c.close()
+
+
+async def test_one_connection_for_sequential_requests(client_for: Callable[[str, int], H1Client]) -> None:
+    server = Scripted(lambda n: ok(b'{"n":%d}' % n))
+    async with server as url:
+        client = client_for(url, 10)
+        bodies = [orjson.loads((await client.post(f"{url}/p", {}, b"{}", FAST)).body) for _ in range(5)]
+    assert bodies == [{"n": n} for n in range(1, 6)] and server.connections == 1
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced(
+    client_for: Callable[[str, int], H1Client],
+) -> None:
+    server = Scripted(lambda n: ok(), close_after=True)  # keep-alive promised, then the server hangs up
+    async with server as url:
+        client = client_for(url, 10)
+        for _ in range(3):
+            assert (await client.post(f"{url}/p", {}, b"{}", FAST)).status == 200
+            await asyncio.sleep(0.05)  # the close reaches the client while the connection sits idle
+    assert server.requests == 3 and server.connections == 3
+
+
+async def test_chunked_gzip_answer_is_decoded(client_for: Callable[[str, int], H1Client]) -> None:
+    packed = gzip.compress(b'{"hello":"world"}')
+    half = len(packed) // 2
+    chunks = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, packed[:half], len(packed) - half, packed[half:])
+    answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-encoding: gzip\r\n\r\n" + chunks
+    async with Scripted(lambda n: answer) as url:
+        resp = await client_for(url, 10).post(f"{url}/p", {}, b"{}", FAST)
+    assert orjson.loads(resp.body) == {"hello": "world"}
+
+
+async def test_limit_bounds_open_connections(client_for: Callable[[str, int], H1Client]) -> None:
+    server = Scripted(lambda n: ok())
+    async with server as url:
+        client = client_for(url, 2)
+        results = await asyncio.gather(*(client.post(f"{url}/p", {}, b"{}", FAST) for _ in range(8)))
+    assert all(r.status == 200 for r in results) and server.connections <= 2
+
+
+async def test_refused_connection_and_header_injection_are_upstream_errors(
+    client_for: Callable[[str, int], H1Client],
+) -> None:
+    client = client_for("http://127.0.0.1:1", 10)
+    with pytest.raises(UpstreamError) as refused:
+        await client.post("http://127.0.0.1:1/p", {}, b"{}", FAST)
+    assert refused.value.kind == "connection" and refused.value.status == 502
+    async with Scripted(lambda n: ok()) as url:
+        with pytest.raises(UpstreamError, match="line break"):
+            await client_for(url, 10).post(f"{url}/p", {"x-bad": "a\r\nx-injected: 1"}, b"{}", FAST)
+
+
+async def test_stream_arrives_in_pieces_and_a_stall_is_a_timeout(client_for: Callable[[str, int], H1Client]) -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+    async def stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(head + b"7\r\ndata: 1\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.6)  # longer than stream_idle_s
+        writer.close()
+
+    server = await asyncio.start_server(stalls, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    client = client_for(url, 10)
+    got: list[bytes] = []
+    with pytest.raises(UpstreamError) as stalled:
+        async with client.stream(f"{url}/s", {}, b"{}", FAST) as resp:
+            assert resp.status == 200
+            async for piece in resp.chunks:
+                got.append(piece)
+    server.close()
+    assert got == [b"data: 1"] and stalled.value.kind == "timeout"
+
+
+async def test_against_the_mock_provider_plain_and_streamed(client_for: Callable[[str, int], H1Client]) -> None:
+    with run_asgi_app(create_mock_app("openai", FaultSettings(stream_chunks=4))) as url:
+        client = client_for(url, 10)
+        chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"content-type": "application/json"}
+        plain = await client.post(f"{url}/v1/chat/completions", headers, orjson.dumps(chat), FAST)
+        assert orjson.loads(plain.body)["object"] == "chat.completion"
+        async with client.stream(
+            f"{url}/v1/chat/completions", headers, orjson.dumps({**chat, "stream": True}), FAST
+        ) as s:
+            text = b"".join([p async for p in s.chunks])
+        assert text.rstrip().endswith(b"data: [DONE]") and text.count(b"data: ") == 4 + 3
+        # an abandoned stream's connection is closed, not handed to the next request mid-answer
+        async with client.stream(
+            f"{url}/v1/chat/completions", headers, orjson.dumps({**chat, "stream": True}), FAST
+        ) as s:
+            await anext(s.chunks)
+        again = await client.post(f"{url}/v1/chat/completions", headers, orjson.dumps(chat), FAST)
+        assert orjson.loads(again.body)["object"] == "chat.completion"
