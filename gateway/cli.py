@@ -102,12 +102,26 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+Subcommands = argparse._SubParsersAction  # argparse's type for `add_subparsers()`
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimm", description="AI Multi-Model gateway and operator")
     parser.add_argument("--log-level", default=os.environ.get("AIMM_LOG_LEVEL", "INFO"))
     parser.add_argument("--log-format", choices=["json", "text"], default=os.environ.get("AIMM_LOG_FORMAT", "json"))
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_gateway(sub)
+    _add_mock_provider(sub)
+    _add_operator(sub)
+    _add_crds(sub)
+    _add_db(sub)
+    _add_report(sub)
+    _add_bench(sub)
+    _add_audit(sub)
+    return parser
 
+
+def _add_gateway(sub: Subcommands) -> None:
     gw = sub.add_parser("gateway", help="the data plane").add_subparsers(dest="gateway_command", required=True)
     serve = gw.add_parser("serve", help="serve the gateway from a config file")
     serve.add_argument("--config", required=True, help="gateway config YAML (reloaded on change)")
@@ -130,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     schema = gw.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(func=_schema)
 
+
+def _add_mock_provider(sub: Subcommands) -> None:
     mock = sub.add_parser(
         "mock-provider",
         help="a fake upstream speaking a provider's real wire format",
@@ -151,26 +167,36 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--require-auth", action="store_true", help="reject requests without an API key")
     mock.set_defaults(func=_mock)
 
+
+def _add_operator(sub: Subcommands) -> None:
     op = sub.add_parser("operator", help="the control plane").add_subparsers(dest="operator_command", required=True)
     # add_help=False: `aimm operator run --help` is answered by the operator's own parser.
     run = op.add_parser("run", help="run the kopf operator (see `aimm operator run --help`)", add_help=False)
     run.set_defaults(func=_operator)
 
+
+def _add_crds(sub: Subcommands) -> None:
     crds = sub.add_parser("crds", help="regenerate the CRD manifests")
     crds.add_argument("--out", default="crds")
     crds.set_defaults(func=_crds)
 
+
+def _add_db(sub: Subcommands) -> None:
     db = sub.add_parser("db", help="the usage store").add_subparsers(dest="db_command", required=True)
     upgrade = db.add_parser("upgrade", help="apply pending usage-store schema migrations")
     upgrade.add_argument("--config", required=True, help="gateway config YAML (its `store:` section)")
     upgrade.set_defaults(func=_db_upgrade)
 
+
+def _add_report(sub: Subcommands) -> None:
     report = sub.add_parser("report", help="PDF usage and cost report for a period")
     report.add_argument("--config", required=True, help="gateway config YAML (its `store:` and budgets)")
     report.add_argument("--period", required=True, help="YYYY-MM (a month) or YYYY-MM-DD (a day)")
     report.add_argument("--out", required=True, help="PDF file to write")
     report.set_defaults(func=_report)
 
+
+def _add_bench(sub: Subcommands) -> None:
     bench = sub.add_parser("bench", help="measure the gateway against its mock upstream")
     bench.add_argument("--out", default=None, help="write the markdown report here")
     bench.add_argument("--duration", type=float, default=5.0)
@@ -184,11 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--soak", type=float, default=None, metavar="MINUTES", help="run only the soak, this long")
     bench.set_defaults(func=_bench)
 
+
+def _add_audit(sub: Subcommands) -> None:
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="check an audit file's hash chain (exit 1 if tampered)")
     verify.add_argument("file")
     verify.set_defaults(func=_audit_verify)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
