@@ -131,6 +131,8 @@ def model_config_dict(name: str, spec: AIModelSpec, key: str | None) -> dict[str
         out["timeouts"] = spec.timeouts.to_config()
     if spec.circuit_breaker is not None:
         out["circuit_breaker"] = spec.circuit_breaker.to_config()
+    if spec.rate_limits is not None:  # field names and units (per minute) are the gateway's own
+        out["rate_limits"] = spec.rate_limits.model_dump(by_alias=False, exclude_none=True)
     if spec.mock is not None:
         out["mock"] = {
             "latency_ms": spec.mock.latency_ms,

@@ -175,3 +175,24 @@ def test_invalid_spec_is_an_error_not_a_config() -> None:
     snap = snapshot(gateways=[gw(replicas={"min": "lots"})])
     c = compile_gateway(snap.gateways[0], snap)
     assert not c.ok and c.error and "replicas.min" in c.error
+
+
+def test_rate_limits_map_to_the_gateway_fields_and_units() -> None:
+    """Every CRD rateLimits field reaches the gateway's model rate_limits under the same meaning
+    (per minute); a field added to one model but not the other fails here."""
+    from aimm_gateway.config import ModelRateLimits
+    from aimm_operator.crd.aimodel import RateLimits
+
+    assert set(RateLimits.model_fields) == set(ModelRateLimits.model_fields)
+    c = compiled(
+        models=[
+            model("a", rateLimits={"requestsPerMinute": 7, "tokensPerMinute": 9000}),
+            model("b", rateLimits={"requestsPerMinute": 3}),
+            model("c"),
+        ]
+    )
+    assert c.ok, c.error
+    m = {x.name: x for x in parse_config(yaml.safe_load(c.config_json)).models}
+    assert (m["a"].rate_limits.requests_per_minute, m["a"].rate_limits.tokens_per_minute) == (7, 9000)
+    assert (m["b"].rate_limits.requests_per_minute, m["b"].rate_limits.tokens_per_minute) == (3, None)
+    assert m["c"].rate_limits is None
