@@ -454,6 +454,9 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
         "budgets": budgets.budgets,
         **server.backing,
     }
+    # The operator writes whole configs from the API server's truth: a deliberate deletion of many
+    # AIModels must reach the pods, so the gateway's guard against a truncated file is waived here.
+    data["hardening"] = {"reload": {"allow_shrink": True}}
     if defaults.retries is not None:
         data["retries"] = defaults.retries
     if defaults.circuit_breaker is not None:

@@ -29,6 +29,8 @@ LABEL_GATEWAY = "aimm.io/gateway"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 RUN_AS = 65532
 COMPRESS_ABOVE = 256 * 1024  # bytes of JSON kept readable in `data`; larger configs are gzipped
+TERMINATION_GRACE_S = 30  # the pod's terminationGracePeriodSeconds
+KILL_MARGIN_S = 5  # the gateway stops draining this long before the kubelet's SIGKILL
 
 Manifest = dict[str, Any]
 
@@ -121,12 +123,26 @@ RESTRICTED_CONTAINER_SECURITY = {
 }
 
 
+def worker_env() -> list[dict[str, Any]]:
+    """Worker count and drain time (docs/workers.md): one worker per requested core, rounded up by
+    the downward API (a node has more cores than the pod's share), and SIGTERM draining that ends
+    before the kubelet's SIGKILL."""
+    return [
+        {
+            "name": "AIMM_WORKERS",
+            "valueFrom": {"resourceFieldRef": {"containerName": "gateway", "resource": "requests.cpu", "divisor": "1"}},
+        },
+        {"name": "AIMM_GRACE_PERIOD_S", "value": str(TERMINATION_GRACE_S - KILL_MARGIN_S)},
+    ]
+
+
 def container(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
     assert gw.spec is not None
     spec = gw.spec
     env = [
         {"name": e.env, "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key}}} for e in compiled.secret_env
     ]
+    env += worker_env()
     return {
         "name": "gateway",
         "image": spec.image,
@@ -217,7 +233,7 @@ def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
     return {
         "serviceAccountName": names(gw.name)["serviceaccount"],
         "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": 30,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RUN_AS,

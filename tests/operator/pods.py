@@ -7,6 +7,7 @@ EndpointSlice for the gateway Service, as the EndpointSlice controller would mak
 from __future__ import annotations
 
 import base64
+import math
 import os
 import signal
 import socket
@@ -27,13 +28,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_cores(quantity: str) -> float:
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
 def container_env(api: Api, ns: str, deployment: dict) -> dict[str, str]:
-    """What the kubelet would put in the environment: each secretKeyRef resolved."""
+    """What the kubelet would put in the environment: values, each secretKeyRef resolved, and the
+    downward API's requests.cpu (divisor 1: rounded up to whole cores)."""
     env = {}
-    for item in deployment["spec"]["template"]["spec"]["containers"][0].get("env") or []:
-        ref = item["valueFrom"]["secretKeyRef"]
-        secret = api.request("GET", f"/api/v1/namespaces/{ns}/secrets/{ref['name']}").json()
-        env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    for item in container.get("env") or []:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        elif "resourceFieldRef" in item["valueFrom"]:
+            field = item["valueFrom"]["resourceFieldRef"]
+            assert (field["containerName"], field["resource"], field["divisor"]) == ("gateway", "requests.cpu", "1")
+            env[item["name"]] = str(math.ceil(cpu_cores(container["resources"]["requests"].get("cpu", "0"))))
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            secret = api.request("GET", f"/api/v1/namespaces/{ns}/secrets/{ref['name']}").json()
+            env[item["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
     return env
 
 

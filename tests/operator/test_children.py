@@ -112,7 +112,15 @@ def test_gateway_children_and_status(api: Api, running, ns: str) -> None:
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    # Workers and drain time (docs/workers.md), as the API server accepted them.
+    workers = {e["name"]: e for e in c["env"]}
+    assert workers["AIMM_WORKERS"]["valueFrom"]["resourceFieldRef"] == {
+        "containerName": "gateway",
+        "resource": "requests.cpu",
+        "divisor": "1",
+    }
+    assert workers["AIMM_GRACE_PERIOD_S"]["value"] == str(pod["terminationGracePeriodSeconds"] - 5)
     assert env == {
         "AIMM_API_KEY": {"name": "keys", "key": "client"},
         "AIMM_ADMIN_TOKEN": {"name": "keys", "key": "admin"},

@@ -63,7 +63,7 @@ def test_model_edits_keep_the_template_secret_refs_change_it() -> None:
     (vol,) = [v for v in pod["volumes"] if "secret" in v]
     assert vol["secret"] == {"secretName": "s", "optional": True}
     container = pod["containers"][0]
-    assert container["env"] == [] and container["workingDir"] == "/var/run/aimm"
+    assert container["env"] == render.worker_env() and container["workingDir"] == "/var/run/aimm"
     assert {"name": vol["name"], "mountPath": "/var/run/aimm/keys/s", "readOnly": True} in container["volumeMounts"]
     # More models with keys in the same Secret: same template, no rollout.
     _, _, d = build(
@@ -97,3 +97,24 @@ def test_failed_compile_keeps_the_last_configmap() -> None:
     broken = type(c)(c.gateway, None, None, None, c.restart_hash, c.secret_env, c.key_secrets, error="boom")
     kinds = [m["kind"] for m in render.children(g, broken, frozenset())]
     assert "ConfigMap" not in kinds and "Deployment" in kinds
+
+
+def test_workers_from_cpu_request_and_grace_period_before_sigkill() -> None:
+    """docs/workers.md: one worker per requested core (the downward API rounds up), and draining
+    that ends 5 s before the pod's terminationGracePeriodSeconds runs out."""
+    _, _, kids = build()
+    pod = kids["Deployment"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["AIMM_WORKERS"]["valueFrom"] == {
+        "resourceFieldRef": {"containerName": c["name"], "resource": "requests.cpu", "divisor": "1"}
+    }
+    assert c["name"] == "gateway"
+    assert int(env["AIMM_GRACE_PERIOD_S"]["value"]) == pod["terminationGracePeriodSeconds"] - 5 > 0
+
+
+def test_compiled_config_allows_deliberate_shrinks() -> None:
+    """The gateway refuses a reload dropping >25 % of models unless the new file allows it; the
+    operator's config is the API server's truth, so deleting most AIModels must reach the pods."""
+    _, c, _ = build()
+    assert c.config is not None and c.config.hardening.reload.allow_shrink is True
