@@ -39,6 +39,8 @@ ENV_API_KEY = "AIMM_API_KEY"
 ENV_ADMIN_TOKEN = "AIMM_ADMIN_TOKEN"
 ENV_REDIS_URL = "AIMM_REDIS_URL"
 ENV_DATABASE_URL = "AIMM_DATABASE_URL"
+ENV_OPERATOR_KEY = "AIMM_OPERATOR_KEY"  # the operator's viewer key (operator/viewer.py)
+VIEWER_DATA_KEY = "key"
 KEYS_WORKDIR = "/var/run/aimm"  # the gateway container's working directory
 KEYS_SUBDIR = "keys"  # model keys: KEYS_WORKDIR/keys/<secret>/<key>, one Secret volume each
 
@@ -92,6 +94,11 @@ def key_file(ref: SecretKeyRef) -> str:
     """Where a model's key is read in the pod: relative to the container's working directory
     (KEYS_WORKDIR), under the Secret's own volume, so one volume per Secret serves every key in it."""
     return f"{KEYS_SUBDIR}/{ref.name}/{ref.key}"
+
+
+def viewer_secret_name(gateway: str) -> str:
+    """The Secret holding the operator's viewer key for `gateway` (made by operator/viewer.py)."""
+    return f"{gateway}-operator-viewer"
 
 
 def valid_time_zone(name: str) -> bool:
@@ -407,10 +414,11 @@ def compile_server(gateway: Gateway, default_model: str | None) -> ServerPart:
     """Process settings, client auth and the admin token (Secrets referenced through env)."""
     assert gateway.spec is not None
     spec = gateway.spec
-    # The operator polls /api/v1/stats and /api/v1/budgets without credentials (until it carries a viewer key).
-    auth: dict[str, Any] = {"enabled": spec.auth.enabled, "api_keys": [], "stats_without_credentials": True}
+    # The operator polls /api/v1/stats and /api/v1/budgets with its own viewer key (never open feeds).
+    operator_key = {"name": "aimm-operator", "key": {"env": ENV_OPERATOR_KEY}, "role": "viewer"}
+    auth: dict[str, Any] = {"enabled": spec.auth.enabled, "api_keys": [operator_key]}
     if spec.auth.api_key_secret_ref is not None:
-        auth["api_keys"] = [{"name": "default", "key": {"env": ENV_API_KEY}}]
+        auth["api_keys"].insert(0, {"name": "default", "key": {"env": ENV_API_KEY}})
     admin: dict[str, Any] = {}
     if spec.auth.admin_token_secret_ref is not None:
         admin["token"] = {"env": ENV_ADMIN_TOKEN}
@@ -503,7 +511,7 @@ def compile_gateway(gateway: Gateway, snapshot: Snapshot) -> Compiled:
 def _gateway_secret_env(gateway: Gateway) -> list[SecretEnv]:
     assert gateway.spec is not None
     spec = gateway.spec
-    out = []
+    out = [SecretEnv(ENV_OPERATOR_KEY, viewer_secret_name(gateway.name), VIEWER_DATA_KEY)]
     for env, ref in (
         (ENV_API_KEY, spec.auth.api_key_secret_ref),
         (ENV_ADMIN_TOKEN, spec.auth.admin_token_secret_ref),

@@ -26,6 +26,7 @@ RETRIABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 RESOURCES: dict[str, tuple[str, str]] = {
     "ServiceAccount": ("v1", "serviceaccounts"),
     "ConfigMap": ("v1", "configmaps"),
+    "Secret": ("v1", "secrets"),
     "Service": ("v1", "services"),
     "Event": ("v1", "events"),
     "Deployment": ("apps/v1", "deployments"),

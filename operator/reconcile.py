@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from aimm_operator import render
+from aimm_operator import render, viewer
 from aimm_operator.apply import (
     MANAGER,
     STATS_MANAGER,
@@ -36,6 +36,7 @@ from aimm_operator.compile import (
     compile_gateway,
     model_problem,
     policy_missing_models,
+    viewer_secret_name,
 )
 from aimm_operator.crd.common import API_VERSION
 from aimm_operator.events import EventSink
@@ -146,6 +147,8 @@ async def reconcile_gateway(
     error, permanent = None, False
     current = "children"
     try:
+        current = "Secret " + viewer_secret_name(gw.name)
+        await viewer.ensure_secret(kube, gw)  # before the Deployment whose env references it
         if gw.spec.autoscaling.enabled:
             current = "Deployment replicas handover"
             await hand_replicas_to_hpa(kube, gw.namespace, render.names(gw.name)["deployment"])
@@ -442,8 +445,9 @@ async def poll_gateway(
     slices = await kube.list("EndpointSlice", ns, f"{render.SERVICE_NAME_LABEL}={render.names(gw.name)['service']}")
     endpoints = endpoints_from_slices(slices)
     want_budgets = bool(gw.status.get("budgets"))  # the applied config has budgets
+    key = await viewer.read_key(kube, ns, gw.name) if endpoints else None
     pods, budget_docs = await asyncio.gather(
-        fetch_all(http, endpoints), fetch_budgets(http, endpoints) if want_budgets else _no_budgets()
+        fetch_all(http, endpoints, key), fetch_budgets(http, endpoints, key) if want_budgets else _no_budgets()
     )
     stats = aggregate_pods(pods, budget_docs)
     cache.put(ns, gw.name, stats)

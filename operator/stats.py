@@ -216,9 +216,15 @@ def stats_url(address: str, port: int, path: str = STATS_PATH) -> str:
     return f"http://{host}:{port}{path}"
 
 
-async def fetch_one(client: httpx.AsyncClient, address: str, port: int, path: str, doc: type[DocT]) -> DocT | None:
+def bearer(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+async def fetch_one(
+    client: httpx.AsyncClient, address: str, port: int, path: str, doc: type[DocT], key: str | None = None
+) -> DocT | None:
     try:
-        resp = await client.get(stats_url(address, port, path))
+        resp = await client.get(stats_url(address, port, path), headers=bearer(key))
         resp.raise_for_status()
         return doc.model_validate(orjson.loads(resp.content))
     except (httpx.HTTPError, orjson.JSONDecodeError, ValidationError) as exc:
@@ -226,14 +232,18 @@ async def fetch_one(client: httpx.AsyncClient, address: str, port: int, path: st
         return None
 
 
-async def fetch_all(client: httpx.AsyncClient, endpoints: Sequence[tuple[str, int]]) -> list[PodStats]:
-    results = await asyncio.gather(*(fetch_one(client, a, p, STATS_PATH, PodStats) for a, p in endpoints))
+async def fetch_all(
+    client: httpx.AsyncClient, endpoints: Sequence[tuple[str, int]], key: str | None = None
+) -> list[PodStats]:
+    results = await asyncio.gather(*(fetch_one(client, a, p, STATS_PATH, PodStats, key) for a, p in endpoints))
     return [r for r in results if r is not None]
 
 
-async def fetch_budgets(client: httpx.AsyncClient, endpoints: Sequence[tuple[str, int]]) -> list[PodBudgets]:
+async def fetch_budgets(
+    client: httpx.AsyncClient, endpoints: Sequence[tuple[str, int]], key: str | None = None
+) -> list[PodBudgets]:
     """Every answering pod's budget document, in endpoint order."""
-    results = await asyncio.gather(*(fetch_one(client, a, p, BUDGETS_PATH, PodBudgets) for a, p in endpoints))
+    results = await asyncio.gather(*(fetch_one(client, a, p, BUDGETS_PATH, PodBudgets, key) for a, p in endpoints))
     return [r for r in results if r is not None]
 
 

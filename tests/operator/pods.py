@@ -116,7 +116,10 @@ class GatewayPod:
             self.proc.wait(15)
 
     def get(self, path: str) -> Any:
-        r = httpx.get(f"{self.url}{path}", timeout=5)
+        """GET as the operator does: with its viewer key (the stats feeds need the viewer role)."""
+        r = httpx.get(
+            f"{self.url}{path}", headers={"Authorization": f"Bearer {self.env['AIMM_OPERATOR_KEY']}"}, timeout=5
+        )
         r.raise_for_status()
         return r.json()
 

@@ -26,7 +26,7 @@ from tests.install.paths import CHART
 from tests.k8s_harness import ControlPlane
 from tests.operator.kubeapi import Api, wait_for
 from tests.operator.manifests import model
-from tests.operator.test_e2e_gateway import container_env, free_port
+from tests.operator.pods import container_env, free_port
 
 CLIENT_KEY = "sk-chart-test"
 

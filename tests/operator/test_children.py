@@ -125,6 +125,7 @@ def test_gateway_children_and_status(api: Api, running, ns: str) -> None:
         "AIMM_API_KEY": {"name": "keys", "key": "client"},
         "AIMM_ADMIN_TOKEN": {"name": "keys", "key": "admin"},
         "AIMM_REDIS_URL": {"name": "keys", "key": "redis"},
+        "AIMM_OPERATOR_KEY": {"name": "gw-operator-viewer", "key": "key"},  # the operator's viewer key
     }
     assert {"name": "config", "configMap": {"name": "gw-config", "defaultMode": 420}} in pod["volumes"]
     # Model keys: one volume per Secret, files relative to the working directory.

@@ -61,6 +61,17 @@ def test_gateway_from_configmap_serves_and_status_shows_traffic(api: Api, runnin
                 what="traffic in AIModel status",
             )
             st = echo["status"]
+            # Polled with the operator's own viewer key: the feeds are closed to callers without one.
+            assert httpx.get(f"{local}/api/v1/stats", timeout=5).status_code == 401
+            assert httpx.get(f"{local}/api/v1/budgets", timeout=5).status_code == 401
+            viewer = api.get("Secret", ns, "gw-operator-viewer")
+            assert viewer["metadata"]["ownerReferences"][0]["kind"] == "AIGateway"
+            op_key = pod.env["AIMM_OPERATOR_KEY"]
+            assert len(op_key) > 32 and op_key not in str(api.get("ConfigMap", ns, "gw-config"))
+            bearer = {"Authorization": f"Bearer {op_key}"}
+            assert httpx.get(f"{local}/api/v1/stats", headers=bearer, timeout=5).status_code == 200
+            denied = httpx.post(f"{local}/v1/chat/completions", headers=bearer, json={"model": "echo", "messages": []})
+            assert denied.status_code == 403  # a viewer key reads stats; it cannot spend
             assert st["circuitState"] == "closed" and st["errorRate"] == "0.00%"
             assert float(st["costThisPeriod"]) > 0 and st["p95LatencyMs"] >= 0
             assert api.condition(echo, "Available")["status"] == "True"

@@ -48,11 +48,14 @@ def test_needed_verbs_work_and_unneeded_are_denied(as_operator: httpx.Client, ap
     # Listing (and watching) CRDs, to notice the Prometheus Operator's: read-only.
     assert as_operator.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").status_code == 200
 
-    # Not needed, so denied: Secrets anywhere, Pods, RBAC, changing CRDs, reading or deleting ConfigMaps.
+    # Not needed, so denied: listing or changing Secrets, Pods, RBAC, changing CRDs, reading or deleting ConfigMaps.
     api.create_secret(ns, "s", {"k": "v"})
     denied = [
         ("GET", "/api/v1/secrets"),
-        ("GET", f"/api/v1/namespaces/{ns}/secrets/s"),
+        ("GET", f"/api/v1/namespaces/{ns}/secrets"),
+        ("PUT", f"/api/v1/namespaces/{ns}/secrets/s"),
+        ("PATCH", f"/api/v1/namespaces/{ns}/secrets/s"),
+        ("DELETE", f"/api/v1/namespaces/{ns}/secrets/s"),
         ("GET", "/api/v1/pods"),
         ("GET", f"/api/v1/namespaces/{ns}/configmaps/probe"),
         ("DELETE", f"/api/v1/namespaces/{ns}/configmaps/probe"),
@@ -75,8 +78,11 @@ def test_kubectl_auth_can_i(control_plane) -> None:
     assert can("patch", "deployments.apps", "-n", "default")
     assert can("patch", "aigateways.aimm.io/status", "-n", "default")
     assert can("create", "events", "-n", "default")
-    assert not can("get", "secrets", "--all-namespaces")
+    assert can("get", "secrets", "-n", "default")  # its viewer-key Secret, by name (operator/viewer.py)
+    assert not can("list", "secrets", "--all-namespaces")
     assert not can("list", "secrets", "-n", "default")
+    assert not can("watch", "secrets", "-n", "default")
+    assert not can("patch", "secrets", "-n", "default")
     assert not can("create", "pods", "-n", "default")
     assert not can("create", "roles.rbac.authorization.k8s.io", "-n", "default")
     assert not can("delete", "deployments.apps", "-n", "default")
@@ -88,5 +94,7 @@ def test_shipped_rbac_has_no_wildcards_or_secrets() -> None:
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
-        assert "secrets" not in rule["resources"] and "pods" not in rule["resources"]
+        assert "pods" not in rule["resources"]
+        if "secrets" in rule["resources"]:  # only its viewer key: made once, read by name
+            assert rule["resources"] == ["secrets"] and sorted(rule["verbs"]) == ["create", "get"]
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])

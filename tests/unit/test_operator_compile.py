@@ -63,6 +63,7 @@ def test_full_compile_is_a_valid_gateway_config() -> None:
         ("AIMM_API_KEY", "a", "k"),
         ("AIMM_ADMIN_TOKEN", "a", "t"),
         ("AIMM_DATABASE_URL", "db", "url"),
+        ("AIMM_OPERATOR_KEY", "gw-operator-viewer", "key"),
     }
     assert '"capabilities": [\n        "chat",\n        "vision"\n      ]' in c.config_json  # sorted: stable text
 
@@ -75,7 +76,8 @@ def test_model_keys_are_files_one_volume_per_secret() -> None:
             model("c", apiKeySecretRef={"name": "other", "key": "k"}),
         ]
     )
-    assert c.config is not None and c.key_secrets == ("other", "team-keys") and not c.secret_env
+    assert c.config is not None and c.key_secrets == ("other", "team-keys")
+    assert [e.env for e in c.secret_env] == ["AIMM_OPERATOR_KEY"]  # model keys are files, not env
     assert [m.api_key.file for m in c.config.models if m.api_key] == [
         "keys/team-keys/a",
         "keys/team-keys/b",
@@ -196,3 +198,16 @@ def test_rate_limits_map_to_the_gateway_fields_and_units() -> None:
     assert (m["a"].rate_limits.requests_per_minute, m["a"].rate_limits.tokens_per_minute) == (7, 9000)
     assert (m["b"].rate_limits.requests_per_minute, m["b"].rate_limits.tokens_per_minute) == (3, None)
     assert m["c"].rate_limits is None
+
+
+def test_operator_polls_with_its_own_viewer_key_not_open_feeds() -> None:
+    """The stats feeds need the viewer role: the operator's key (from its Secret, through env) is a
+    viewer key in the config, and the feeds are never opened to callers without credentials."""
+    for auth in ({}, {"apiKeySecretRef": {"name": "a", "key": "k"}}, {"enabled": False}):
+        c = compiled(gateways=[gw(auth=auth)])
+        assert c.config is not None, c.error
+        assert c.config.auth.stats_without_credentials is False
+        (op,) = [k for k in c.config.auth.api_keys if k.name == "aimm-operator"]
+        assert op.role.value == "viewer" and op.key.env == "AIMM_OPERATOR_KEY" and op.key.file is None
+        assert ("AIMM_OPERATOR_KEY", "gw-operator-viewer", "key") in {(e.env, e.secret, e.key) for e in c.secret_env}
+        assert "sk-" not in c.config_json  # a reference, never a key
