@@ -21,6 +21,7 @@ from aimm_gateway.api import (
     openai_routes,
     openapi,
     ops_routes,
+    ws_routes,
 )
 from aimm_gateway.api.access import protect
 from aimm_gateway.api.common import error_response
@@ -70,7 +71,8 @@ def create_app(gateway: Gateway) -> Starlette:
                 *analytics_routes.routes,
                 *openapi.routes,
             ]
-        ),
+        )
+        + ws_routes.routes,  # a WebSocket route checks its own permission (READ): ws_routes.identify
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
         middleware=[Middleware(HardeningMiddleware, gateway=gateway)],
