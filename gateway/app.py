@@ -16,6 +16,7 @@ from aimm_gateway.api import (
     admin_routes,
     analytics_routes,
     anthropic_routes,
+    console_routes,
     key_routes,
     native_routes,
     openai_routes,
@@ -60,19 +61,22 @@ def create_app(gateway: Gateway) -> Starlette:
             await gateway.stop()
 
     app = Starlette(
-        routes=protect(
-            [
-                *openai_routes.routes,
-                *anthropic_routes.routes,
-                *native_routes.routes,
-                *admin_routes.routes,
-                *key_routes.routes,
-                *ops_routes.routes,
-                *analytics_routes.routes,
-                *openapi.routes,
-            ]
-        )
-        + ws_routes.routes,  # a WebSocket route checks its own permission (READ): ws_routes.identify
+        routes=[
+            *protect(
+                [
+                    *openai_routes.routes,
+                    *anthropic_routes.routes,
+                    *native_routes.routes,
+                    *admin_routes.routes,
+                    *key_routes.routes,
+                    *ops_routes.routes,
+                    *analytics_routes.routes,
+                    *openapi.routes,
+                    *console_routes.routes,
+                ]
+            ),
+            *ws_routes.routes,  # a WebSocket route checks its own permission (READ): ws_routes.identify
+        ],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
         middleware=[Middleware(HardeningMiddleware, gateway=gateway)],

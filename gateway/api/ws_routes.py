@@ -16,13 +16,16 @@ import socket
 from typing import Any
 
 import orjson
+from starlette.requests import HTTPConnection
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aimm_gateway.api.common import bearer, error_response
-from aimm_gateway.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
+from aimm_gateway.errors import Forbidden, GatewayError, InvalidRequest
 from aimm_gateway.live.hub import CHANNELS, STOP, LiveHub, Subscriber, encode
-from aimm_gateway.security.identity import ANONYMOUS, Identity, Permission, Role
+from aimm_gateway.security.client_ip import client_ip
+from aimm_gateway.security.identity import ANONYMOUS, Identity, Permission
+from aimm_gateway.security.request_ids import valid_request_id
 from aimm_gateway.service import Gateway
 
 SUBPROTOCOL = "aimm.v1"
@@ -42,21 +45,22 @@ def credentials(ws: WebSocket) -> str | None:
     return None
 
 
-def identify(ws: WebSocket, gateway: Gateway) -> Identity:
-    """The caller, allowed to read; raises 401 (no or bad key) or 403 (a role below viewer)."""
+async def caller_of(conn: HTTPConnection, gateway: Gateway, key: str | None) -> Identity:
+    """Resolve `key` like the access wrapper does (failed attempts audited and throttled per IP);
+    ANONYMOUS with auth off. For routes that check their own permission."""
     rt = gateway.runtime
     if not rt.config.auth.enabled:
         return ANONYMOUS
-    key = credentials(ws)
-    if not key:
-        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or the subprotocol 'bearer.<key>'")
-    if rt.is_admin(key):
-        identity = Identity("admin", Role.ADMIN, source="admin_token")
-    else:
-        name = rt.authenticate(key)
-        if name is None:
-            raise Unauthorized("invalid API key")
-        identity = rt.identities.get(name) or Identity(name, Role.USER)
+    peer = conn.client.host if conn.client else ""
+    ip = client_ip(peer, conn.headers.get("x-forwarded-for"), tuple(rt.config.limits.trusted_proxies))
+    rid = valid_request_id(conn.headers.get("x-request-id"))
+    identity: Identity = await gateway.auth.identify(rt, key, ip, rid)
+    return identity
+
+
+async def identify(ws: WebSocket, gateway: Gateway) -> Identity:
+    """The caller, allowed to read; raises 401 (no or bad key) or 403 (a role below viewer)."""
+    identity = await caller_of(ws, gateway, credentials(ws))
     if not identity.can(Permission.READ):
         raise Forbidden(f"role {identity.role.value!r} may not read the live feed (viewer role or above needed)")
     return identity
@@ -75,7 +79,7 @@ async def live_ws(ws: WebSocket) -> None:
     gateway: Gateway = ws.app.state.gateway
     hub = gateway.live
     try:
-        identity = identify(ws, gateway)
+        identity = await identify(ws, gateway)
         channels = requested_channels(ws)
         if hub.full():
             raise GatewayError(
