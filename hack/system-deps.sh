@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages outside Python that a target needs. Idempotent and quiet when present.
 #   bench: wrk (a C load generator, so the client costs little CPU next to the gateway)
-#   test: redis-server, PostgreSQL (an argument `command:package` when the two names differ)
+#   test: redis-server, PostgreSQL, chromium + chromedriver (the console tests) (an argument `command:package` when the two names differ)
 #   test, image: lua5.4 (Argo CD health scripts), buildah and debootstrap (the container image)
 set -euo pipefail
 need=()

@@ -113,7 +113,7 @@ def test_admin_sees_live_numbers_toggles_a_model_and_routing_follows(
 
     go(browser, "budgets")
     budget = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-budget="monthly"]'))
-    assert "$" in budget.text
+    assert "$5.00" in budget.text and "monthly" in budget.text  # limit and period from GET /api/v1/budgets
     shot(browser, "budgets")
     for page in ("keys", "audit"):
         go(browser, page)

@@ -69,7 +69,7 @@ async def test_request_tail_only_while_watched_and_sampled() -> None:
 async def test_tail_stage_joins_chains_only_while_watched() -> None:
     deps = Deps()
     h = hub()
-    assembly = StageAssembly(StageDeps(deps.metrics, deps.stats, h))
+    assembly = StageAssembly(StageDeps(deps.metrics, deps.stats, live=h))
     h.on_tail_change(assembly.invalidate)
     rt = runtime([mock_model("m")])
     ctx = context(rt, "m")
