@@ -13,6 +13,7 @@ from aimm_gateway.errors import GatewayError
 from aimm_gateway.live.events import request_event
 from aimm_gateway.live.feed import LiveFeed
 from aimm_gateway.live.hub import LiveHub
+from aimm_gateway.live.relay import LiveRelay
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.overrides import ModelOverrides
 from aimm_gateway.pipeline import ChatPipeline
@@ -63,6 +64,7 @@ class Gateway:
         self.runtime: Runtime = self._build(config)
         self._watcher: ConfigWatcher[Runtime] | None = None
         self.tls_reloader: CertReloader | None = None  # set by `serve` when TLS is on
+        self._relay: LiveRelay | None = None
         self._publish_availability()
 
     @classmethod
@@ -76,6 +78,10 @@ class Gateway:
         await self.cost.start(lambda: self.runtime.config.budgets)
         if self.tls_reloader is not None:
             self.tls_reloader.start()
+        if self.file_config.state.redis is not None:  # a fleet: model changes and alerts go fleet-wide
+            self._relay = LiveRelay(self.live, self.cost.state)
+            self._relay.start()
+            self.feed.keep_running()
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
                 self.config_path,
@@ -90,6 +96,8 @@ class Gateway:
     async def stop(self) -> None:
         if self._watcher is not None:
             await self._watcher.stop()
+        if self._relay is not None:
+            await self._relay.stop()
         await self.feed.close()
         await self.live.close()
         await self.pools.close()

@@ -40,13 +40,20 @@ class LiveFeed:
         self._health: dict[str, dict[str, Any]] = {}
         self._last_total: tuple[float, int] | None = None
         self._next_metrics = 0.0
+        self._always = False  # with a fleet relay, this pod's changes matter to other pods' consoles
         hub.on_count_change(self._count_changed)
 
+    def keep_running(self) -> None:
+        """Tick whether or not anyone here is subscribed (the fleet relay is on)."""
+        self._always = True
+        self._count_changed(self.hub.count)
+
     def _count_changed(self, count: int) -> None:
-        if count and self._task is None:
+        wanted = bool(count) or self._always
+        if wanted and self._task is None:
             self._baseline()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="live-feed")
-        elif not count and self._task is not None:
+        elif not wanted and self._task is not None:
             self._task.cancel()
             self._task = None
 
@@ -72,7 +79,7 @@ class LiveFeed:
 
     def check_models(self) -> None:
         """Publish what changed since the last look (also called at once after a config swap)."""
-        if not self.hub.count:
+        if not self.hub.count and not self._always:
             return
         health = self._sources.model_health()
         changes = events.model_changes(self._health, health)

@@ -21,6 +21,7 @@ import orjson
 log = logging.getLogger("aimm.gateway.live")
 
 CHANNELS = ("metrics", "models", "alerts", "requests")
+RELAYED = ("models", "alerts")  # fleet-wide with a shared state layer; metrics and requests stay per pod
 _BURST = 8  # fan-out yields to the writers after this many events of a burst
 TAIL_BACKLOG = 1024  # request entries waiting for fan-out; the oldest go first in a burst
 
@@ -91,6 +92,8 @@ class LiveHub:
         self._tail_listeners: list[Callable[[], None]] = []
         self.requests_subscribed = False  # True while the `requests` channel has subscribers
         self.dropped_total = 0
+        self.pod = ""  # set with the relay: names this process in fleet-wide events
+        self.relay: Callable[[str, str], None] | None = None  # RELAYED channels go to the fleet too
         self.published_total = 0
 
     # -- settings (reloadable) -----------------------------------------------------------------
@@ -170,11 +173,22 @@ class LiveHub:
     # -- publishing --------------------------------------------------------------------------------
 
     def publish(self, channel: str, event: dict[str, Any]) -> int:
-        """Encode once and queue for every subscriber of `channel`; returns how many got it."""
+        """Encode once and queue for every subscriber of `channel` (and hand fleet-wide channels
+        to the relay, when there is one); returns how many local subscribers got it."""
+        relay = self.relay
+        if relay is not None and channel in RELAYED:
+            message = encode(channel, {**event, "pod": self.pod})
+            relay(channel, message)
+            return self.deliver(channel, message)
+        if not self._by_channel[channel]:
+            return 0
+        return self.deliver(channel, encode(channel, event))
+
+    def deliver(self, channel: str, message: str) -> int:
+        """Queue an encoded message for this process's subscribers of `channel` (no relay)."""
         subs = self._by_channel[channel]
         if not subs:
             return 0
-        message = encode(channel, event)
         delivered = 0
         for sub in tuple(subs):
             if sub.offer(message):

@@ -167,7 +167,8 @@ function onRequest(r) {
 function onAlert(a) {
   const list = $("alerts");
   if (list.querySelector(".muted")) list.replaceChildren();
-  list.prepend(el("li", { class: `s-${a.level}` }, `${fmt.time(a.at)} · ${a.kind} · ${a.message}`));
+  const where = a.pod ? ` (${a.pod})` : "";
+  list.prepend(el("li", { class: `s-${a.level}` }, `${fmt.time(a.at)} · ${a.kind} · ${a.message}${where}`));
   while (list.children.length > 30) list.lastChild.remove();
 }
 
