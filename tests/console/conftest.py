@@ -54,7 +54,7 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
 
 def console_config(**extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "auth": {"api_keys": [{"name": "tests", "key": {"env": "AIMM_TEST_API_KEY"}}]},
+        "auth": {"api_keys": [{"name": "tests", "key": {"env": "AIMM_TEST_API_KEY"}, "role": "user"}]},
         "admin": {"token": {"env": "AIMM_TEST_ADMIN_TOKEN"}},
         "console": {"enabled": True},
         "models": [

@@ -23,7 +23,7 @@ def ws_url(http_url: str, channels: str = "") -> str:
 
 def live_config(**extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "auth": {"api_keys": [{"name": "tests", "key": {"env": "AIMM_TEST_API_KEY"}}]},
+        "auth": {"api_keys": [{"name": "tests", "key": {"env": "AIMM_TEST_API_KEY"}, "role": "user"}]},
         "admin": {"token": {"env": "AIMM_TEST_ADMIN_TOKEN"}},
         "models": [
             {"name": "fast", "provider": "mock", "pricing": {"input_per_1k": "0.001", "output_per_1k": "0.002"}},
