@@ -20,11 +20,12 @@ from starlette.requests import HTTPConnection
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from aimm_gateway.api.access import ACCESS
 from aimm_gateway.api.common import bearer, error_response
 from aimm_gateway.errors import Forbidden, GatewayError, InvalidRequest
 from aimm_gateway.live.hub import CHANNELS, STOP, LiveHub, Subscriber, encode
 from aimm_gateway.security.client_ip import client_ip
-from aimm_gateway.security.identity import ANONYMOUS, Identity, Permission
+from aimm_gateway.security.identity import ANONYMOUS, Identity
 from aimm_gateway.security.request_ids import valid_request_id
 from aimm_gateway.service import Gateway
 
@@ -32,6 +33,7 @@ SUBPROTOCOL = "aimm.v1"
 _TOKEN_PREFIX = "bearer."
 _MAX_COMMAND = 4096  # bytes; commands are tiny
 CLIENT_CLOSED = 1000
+PERMISSION = ACCESS[("/api/v1/ws", "GET")]  # READ: viewer and up
 
 
 def credentials(ws: WebSocket) -> str | None:
@@ -61,7 +63,7 @@ async def caller_of(conn: HTTPConnection, gateway: Gateway, key: str | None) -> 
 async def identify(ws: WebSocket, gateway: Gateway) -> Identity:
     """The caller, allowed to read; raises 401 (no or bad key) or 403 (a role below viewer)."""
     identity = await caller_of(ws, gateway, credentials(ws))
-    if not identity.can(Permission.READ):
+    if not identity.can(PERMISSION):
         raise Forbidden(f"role {identity.role.value!r} may not read the live feed (viewer role or above needed)")
     return identity
 
@@ -164,4 +166,5 @@ def _command(text: str, hub: LiveHub, sub: Subscriber) -> str:
     return encode("control", {"type": "subscribed", "channels": sorted(sub.channels)})
 
 
+live_ws.required_permission = PERMISSION  # type: ignore[attr-defined]
 routes = [WebSocketRoute("/api/v1/ws", live_ws)]
