@@ -57,7 +57,7 @@ crds: deps
 # Debian packages the tests use (see hack/system-deps.sh); lua5.4, buildah and
 # debootstrap serve the install tests (Argo CD health scripts, the image and its offline base).
 test: deps envtest prometheus lint sdk
-	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql lua5.4 buildah debootstrap nginx:nginx-light
+	@bash hack/system-deps.sh redis-server pg_ctlcluster:postgresql lua5.4 buildah debootstrap nginx:nginx-light chromium chromedriver:chromium-driver
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: deps

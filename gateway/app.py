@@ -16,11 +16,13 @@ from aimm_gateway.api import (
     admin_routes,
     analytics_routes,
     anthropic_routes,
+    console_routes,
     key_routes,
     native_routes,
     openai_routes,
     openapi,
     ops_routes,
+    ws_routes,
 )
 from aimm_gateway.api.access import protect
 from aimm_gateway.api.common import error_response
@@ -60,18 +62,22 @@ def create_app(gateway: Gateway) -> Starlette:
             await gateway.stop()
 
     app = GatewayApp(
-        routes=protect(
-            [
-                *openai_routes.routes,
-                *anthropic_routes.routes,
-                *native_routes.routes,
-                *admin_routes.routes,
-                *key_routes.routes,
-                *ops_routes.routes,
-                *analytics_routes.routes,
-                *openapi.routes,
-            ]
-        ),
+        routes=[
+            *protect(
+                [
+                    *openai_routes.routes,
+                    *anthropic_routes.routes,
+                    *native_routes.routes,
+                    *admin_routes.routes,
+                    *key_routes.routes,
+                    *ops_routes.routes,
+                    *analytics_routes.routes,
+                    *openapi.routes,
+                    *console_routes.routes,
+                ]
+            ),
+            *ws_routes.routes,  # a WebSocket route checks its own permission (READ): ws_routes.identify
+        ],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
         middleware=[Middleware(HardeningMiddleware, gateway=gateway)],

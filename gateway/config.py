@@ -545,6 +545,23 @@ class ObservabilitySettings(Strict):
     tracing: TracingSettings = TracingSettings()
 
 
+class LiveSettings(Strict):
+    """The live feed behind `GET /api/v1/ws` (see docs/console.md)."""
+
+    subscriber_queue: int = Field(
+        256, ge=1, le=100_000, description="Messages held for one subscriber; one further behind is dropped (1013)."
+    )
+    max_subscribers: int = Field(1000, ge=1, description="WebSocket subscribers per process; more get 503.")
+    requests_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of requests sent on the `requests` channel (0 turns it off)."
+    )
+    metrics_interval_s: float = Field(1.0, ge=0.1, le=60, description="Seconds between `metrics` snapshots.")
+
+
+class ConsoleSettings(Strict):
+    enabled: bool = Field(False, description="Serve the web console at /console (its data needs an API key).")
+
+
 class GatewayConfig(Strict):
     """Everything a gateway needs. Validation errors name the offending field."""
 
@@ -563,6 +580,8 @@ class GatewayConfig(Strict):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
     hardening: HardeningSettings = Field(default_factory=HardeningSettings)
+    live: LiveSettings = LiveSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
+from typing import Any
 
 from aimm_gateway.budget.services import CostServices
 from aimm_gateway.config import ConfigError, GatewayConfig, ModelConfig, SecretStoreSettings, load_config
 from aimm_gateway.errors import GatewayError
+from aimm_gateway.live.events import request_event
+from aimm_gateway.live.feed import LiveFeed
+from aimm_gateway.live.hub import LiveHub
+from aimm_gateway.live.relay import LiveRelay
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.overrides import ModelOverrides
 from aimm_gateway.pipeline import ChatPipeline
@@ -47,13 +52,19 @@ class Gateway:
         metrics = SecurityMetrics(self.metrics, self.cost.metrics.state_unavailable)
         self.security = SecurityServices(build_audit(config.hardening.audit), metrics)
         self.auth = Authenticator(self.cost.state, self.security.audit, self.security.metrics)
-        deps = StageDeps(self.metrics, self.stats, self.cost, self.telemetry, security=self.security)
-        stages = StageAssembly(deps)
-        self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, stages=stages)
+        live = config.live
+        self.live = LiveHub(request_event, live.subscriber_queue, live.max_subscribers, live.requests_sample_rate)
+        deps = StageDeps(self.metrics, self.stats, self.cost, self.telemetry, security=self.security, live=self.live)
+        self.stages = StageAssembly(deps)
+        self.live.on_tail_change(self.stages.invalidate)  # the tail stage joins chains only while watched
+        self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, stages=self.stages)
+        self.feed = LiveFeed(self.live, self, live.metrics_interval_s)
+        self.cost.alerts.hooks.append(self.feed.budget_threshold)
         self._secrets: tuple[SecretStoreSettings, SecretStore] | None = None
         self.runtime: Runtime = self._build(config)
         self._watcher: ConfigWatcher[Runtime] | None = None
         self.tls_reloader: CertReloader | None = None  # set by `serve` when TLS is on
+        self._relay: LiveRelay | None = None
         self._publish_availability()
 
     @classmethod
@@ -67,6 +78,10 @@ class Gateway:
         await self.cost.start(lambda: self.runtime.config.budgets)
         if self.tls_reloader is not None:
             self.tls_reloader.start()
+        if self.file_config.state.redis is not None:  # a fleet: model changes and alerts go fleet-wide
+            self._relay = LiveRelay(self.live, self.cost.state)
+            self._relay.start()
+            self.feed.keep_running()
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
                 self.config_path,
@@ -81,6 +96,10 @@ class Gateway:
     async def stop(self) -> None:
         if self._watcher is not None:
             await self._watcher.stop()
+        if self._relay is not None:
+            await self._relay.stop()
+        await self.feed.close()
+        await self.live.close()
         await self.pools.close()
         if self.tls_reloader is not None:
             await self.tls_reloader.stop()
@@ -142,11 +161,19 @@ class Gateway:
         # One reference assignment: requests already running keep the snapshot they took.
         self.runtime = runtime
         self._publish_availability()
+        live = runtime.config.live
+        self.live.configure(live.subscriber_queue, live.max_subscribers, live.requests_sample_rate)
+        self.feed.metrics_interval_s = live.metrics_interval_s
+        self.feed.check_models()  # enable/disable and model changes reach the live feed at once
 
     def _count_reload(self, ok: bool) -> None:
         self.metrics.count_reload(ok)
         self.metrics.config_reloads.labels("success" if ok else "failure").inc()
         self.security.audit.record("config.reload", target=str(self.config_path), outcome="ok" if ok else "refused")
+        if not ok:
+            self.feed.alert(
+                "reload_failed", "critical", "config reload refused; still serving the previous config (see the log)"
+            )
 
     # -- admin ------------------------------------------------------------------------------------
 
@@ -192,6 +219,11 @@ class Gateway:
                 "in_flight": target.in_flight if target is not None else 0,
             }
         return out
+
+    # -- what the live feed reads (FeedSources) ------------------------------------------------------
+
+    def live_summary(self) -> dict[str, Any]:
+        return self.stats.summary()
 
     def retry_in_s(self, retry_at: float | None) -> float | None:
         """Seconds until a circuit admits traffic again (router times are on its own clock)."""

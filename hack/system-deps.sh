@@ -2,7 +2,8 @@
 # Debian packages outside Python that a target needs. Idempotent and quiet when present.
 #   bench: wrk (a C load generator, so the client costs little CPU next to the gateway),
 #          nginx:nginx-light (the C reverse proxy the gateway is compared with)
-#   test: redis-server, PostgreSQL, nginx (an argument `command:package` when the two names differ)
+#   test: redis-server, PostgreSQL, nginx, chromium + chromedriver (the console tests)
+#         (an argument `command:package` when the two names differ)
 #   test, image: lua5.4 (Argo CD health scripts), buildah and debootstrap (the container image)
 set -euo pipefail
 need=()

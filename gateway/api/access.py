@@ -27,6 +27,10 @@ ACCESS: dict[tuple[str, str], Permission] = {
     ("/ready", "GET"): P.PUBLIC,
     ("/metrics", "GET"): P.PUBLIC,  # Prometheus scrapes without credentials; counters only, no texts
     ("/openapi.json", "GET"): P.PUBLIC,  # the API's description: no data
+    ("/api/v1/ws", "GET"): P.READ,  # a WebSocket: not wrapped by `protect`, ws_routes.identify checks this entry
+    ("/console", "GET"): P.PUBLIC,  # the console's page and assets hold no data
+    ("/console/{name}", "GET"): P.PUBLIC,
+    ("/console/session", "GET"): P.PUBLIC,  # resolves the caller's own key itself (any role; 401 without)
     ("/v1/chat/completions", "POST"): P.QUERY,
     ("/v1/embeddings", "POST"): P.QUERY,
     ("/v1/models", "GET"): P.QUERY,  # SDKs list models before querying

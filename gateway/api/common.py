@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from aimm_gateway.config import describe_validation_error
@@ -73,7 +73,7 @@ def error_response(exc: GatewayError, extra_headers: dict[str, str] | None = Non
     return Response(exc.body_bytes(), status_code=exc.status, media_type=JSON, headers=headers)
 
 
-def bearer(request: Request) -> str | None:
+def bearer(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization")
     if header and header[:7].lower() == "bearer ":
         return header[7:].strip()

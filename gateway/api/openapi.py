@@ -339,6 +339,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/ready"): Operation("ready", "Readiness", "ops", None, Ready, security="none"),
     ("GET", "/metrics"): Operation("prometheus", "Prometheus metrics", "ops", security="none", client="prometheus"),
     ("GET", "/openapi.json"): Operation("openapi", "This document", "ops", security="none", client="any"),
+    # The web console (console.enabled): a page for browsers, not an API for clients.
+    ("GET", "/console"): Operation("console", "The web console's page", "console", security="none", client="browser"),
+    ("GET", "/console/{name}"): Operation(
+        "consoleAsset", "A console asset (CSS, JS)", "console", security="none", client="browser", params=_NAME
+    ),
+    ("GET", "/console/session"): Operation(
+        "consoleSession", "Who the key belongs to and what the console may show", "console", client="browser"
+    ),
     ("POST", "/v1/chat/completions"): Operation(
         "chatCompletions", "OpenAI chat completions", "openai", client="openai"
     ),

@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aimm_gateway.runtime import Runtime
-from aimm_gateway.stages import auth, budget, cache, guard, ratelimit, telemetry, usage
+from aimm_gateway.stages import auth, budget, cache, guard, live_tail, ratelimit, telemetry, usage
 from aimm_gateway.stages.base import RequestContext, Stage, StageDeps, StageFactory
 from aimm_gateway.stages.chain import EMPTY, StageChain
 
 # before: telemetry → authenticate → rate limit → guard request → reserve budget → cache lookup
 # after:  the reverse (each stage's `after` runs for every stage whose `before` ran)
-# telemetry first, then usage: their `after`s run last and see every request, refused ones too.
+# telemetry first, then the live tail (in a chain only while watched), then usage: their `after`s
+# run last and see every request, refused ones too.
 ORDER: tuple[StageFactory, ...] = (
     telemetry.build,
+    live_tail.build,
     usage.build,
     auth.build,
     ratelimit.build,
@@ -38,6 +40,10 @@ class StageAssembly:
         self._order = tuple(order)
         self._runtime: Runtime | None = None
         self._chains: dict[str, StageChain] = {}
+
+    def invalidate(self) -> None:
+        """Rebuild chains on next use (a stage's need changed without a reload: the live tail)."""
+        self._runtime, self._chains = None, {}
 
     def chain(self, ctx: RequestContext) -> StageChain:
         rt = ctx.runtime

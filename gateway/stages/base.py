@@ -29,6 +29,7 @@ from aimm_gateway.telemetry.parts import Telemetry
 
 if TYPE_CHECKING:
     from aimm_gateway.budget.services import CostServices
+    from aimm_gateway.live.hub import LiveHub
     from aimm_gateway.metrics import GatewayMetrics
     from aimm_gateway.runtime import Runtime
     from aimm_gateway.security.services import SecurityServices
@@ -130,6 +131,7 @@ class StageDeps:
     cost: CostServices | None = None  # state, usage store, budgets, cache (None: stages that need them are left out)
     telemetry: Telemetry = field(default_factory=Telemetry)  # access log, tracer (per process)
     security: SecurityServices | None = None  # audit trail, security metrics, compiled detectors
+    live: LiveHub | None = None  # the live feed's hub (the `requests` channel); None: no tail
 
 
 # Builds a route's stage from the runtime snapshot; None when the route doesn't need it (pays nothing).

@@ -261,6 +261,8 @@ def test_live_feed(sdk: ModuleType, gateway: LiveGateway) -> None:
         return
     with client.subscribe(["metrics"]) as feed:
         event = feed.recv(timeout=5)
+        assert event.channel == "control" and event.data["type"] == "hello"  # who you are, your channels
+        event = feed.recv(timeout=5)
     assert isinstance(event, sdk.FeedEvent) and event.channel == "metrics"
     with pytest.raises(sdk.AuthenticationError), sdk.Client(gateway.url, "wrong").subscribe(["metrics"]):
         pass

@@ -24,6 +24,7 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
     ("routing", (*HTTP_SERVER, *HTTP_CLIENTS, "aimm_gateway.providers"), "routing knows no HTTP and no provider"),
     ("stages", HTTP_SERVER, "stages see a RequestContext, never the HTTP layer"),
     ("attempts", HTTP_SERVER, "the attempt loop's parts see a RequestContext, never the HTTP layer"),
+    ("live", HTTP_SERVER, "the live feed knows no HTTP: the WebSocket route drains its queues"),
 ]
 # Entry points allowed across a rule: the CLI delegates `aimm operator ...` and `aimm crds`.
 EXEMPT = {("", "gateway/cli.py")}
