@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.stages.assembly import StageAssembly
+from aimm_gateway.stages.auth import ModelScope
 from aimm_gateway.stages.base import Stage, StageDeps
 from aimm_gateway.stages.budget import BudgetStage
 from aimm_gateway.stages.chain import EMPTY
@@ -18,16 +19,17 @@ def only_on_smart(rt: Runtime, name: str, deps: StageDeps) -> Stage | None:
     return Recorder([], name) if name == "smart" else None
 
 
-def test_default_order_is_telemetry_alone_without_budgets() -> None:
+def test_default_order_is_telemetry_and_key_scope_without_budgets() -> None:
+    # Auth is on (the default): every route checks the caller's model scope; nothing else joins.
     rt = runtime([mock_model("a"), mock_model("b")], ROUTES)
     assembly = StageAssembly(Deps().stage_deps)
-    assert [type(s) for s in assembly.chain(context(rt, "smart")).stages] == [TelemetryStage]
+    assert [type(s) for s in assembly.chain(context(rt, "smart")).stages] == [TelemetryStage, ModelScope]
 
 
 def test_budget_stage_joins_when_the_config_has_budgets() -> None:
     rt = runtime([mock_model("a")], budgets=[BUDGET])
     chain = StageAssembly(Deps().stage_deps).chain(context(rt, "a"))
-    assert [type(s) for s in chain.stages] == [TelemetryStage, BudgetStage]
+    assert [type(s) for s in chain.stages] == [TelemetryStage, ModelScope, BudgetStage]
 
 
 def test_chains_are_built_per_route_once_per_snapshot() -> None:
