@@ -26,6 +26,7 @@ def run_operator(
     stats_timeout_s: float = 2.0,
     verbose: bool = False,
     watch_crds: bool | None = None,
+    metrics_port: int = 0,
 ) -> None:
     """Run until SIGINT/SIGTERM. Watch `namespace` (plus `namespaces`), or all with all_namespaces."""
     logging.basicConfig(
@@ -46,6 +47,7 @@ def run_operator(
         resync_interval_s=resync_interval_s,
         # Cluster-wide by default only: a namespaced install's RoleBinding cannot watch CRDs.
         watch_crds=all_namespaces if watch_crds is None else watch_crds,
+        metrics_port=metrics_port,
     )
     registry = build_registry(settings)
     asyncio.run(
@@ -72,6 +74,12 @@ def build_parser(prog: str = "aimm operator run") -> argparse.ArgumentParser:
     p.add_argument("--context", help="kubeconfig context")
     p.add_argument("--liveness", help="serve liveness probes, e.g. http://0.0.0.0:8081/healthz")
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics on this port, e.g. 8080 (default 0: off; the chart turns it on)",
+    )
+    p.add_argument(
         "--watch-crds",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -95,5 +103,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m aimm_operator
         stats_timeout_s=args.stats_timeout,
         verbose=args.verbose,
         watch_crds=args.watch_crds,
+        metrics_port=args.metrics_port,
     )
     return 0

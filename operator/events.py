@@ -16,14 +16,18 @@ from typing import Any
 
 from aimm_operator.apply import emit_event
 from aimm_operator.kube import Kube
+from aimm_operator.metrics import OperatorMetrics
 from aimm_operator.status import EventSpec
 
 log = logging.getLogger("aimm_operator.events")
 
 
 class EventSink:
-    def __init__(self, kube: Kube, workers: int = 8, capacity: int = 20_000) -> None:
+    def __init__(
+        self, kube: Kube, workers: int = 8, capacity: int = 20_000, metrics: OperatorMetrics | None = None
+    ) -> None:
         self._kube = kube
+        self.metrics = metrics or OperatorMetrics()  # status writes are counted here too (reconcile.py)
         self._queue: asyncio.Queue[tuple[dict[str, Any], EventSpec]] = asyncio.Queue(capacity)
         self._size = workers
         self._workers: list[asyncio.Task[None]] = []
@@ -46,6 +50,7 @@ class EventSink:
             involved, ev = await self._queue.get()
             try:
                 await emit_event(self._kube, involved, ev.type, ev.reason, ev.message)
+                self.metrics.events.inc()
             except Exception:  # emit_event logs API errors itself; anything else must not kill a worker
                 log.exception("event %s not posted", ev.reason)
             finally:

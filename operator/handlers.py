@@ -20,6 +20,7 @@ from aimm_operator.coalesce import Coalescer
 from aimm_operator.crd.common import GROUP, VERSION
 from aimm_operator.events import EventSink
 from aimm_operator.kube import Credentials, Kube, KubeError
+from aimm_operator.metrics import OperatorMetrics
 from aimm_operator.reconcile import ReconcileError, poll_gateway, reconcile_namespace
 from aimm_operator.stats import StatsCache
 
@@ -40,6 +41,7 @@ class OperatorSettings:
     retry_delay_s: float = 1.0
     max_retry_delay_s: float = 300.0
     watch_crds: bool = True  # needs list/watch on CRDs cluster-wide (the ClusterRole grants it)
+    metrics_port: int = 0  # serve Prometheus metrics here; 0 = off
 
 
 def backoff_delay(settings: OperatorSettings, failures: int) -> float:
@@ -59,21 +61,25 @@ class OperatorContext:
     failures: dict[str, int] = field(default_factory=dict)  # consecutive failed reconciles per namespace
     retries: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # the pending retry per namespace
     seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # uid -> fingerprint (see notice)
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
 
     def __post_init__(self) -> None:
         self.reconciles = Coalescer(self._reconcile)
-        self.events = EventSink(self.kube)
+        self.events = EventSink(self.kube, metrics=self.metrics)
 
     async def _reconcile(self, namespace: str) -> None:
         """One (coalesced) run. A failure schedules our own retry with exponential backoff, counted
         once per run however many events were waiting on it; nothing is raised to kopf, whose
         per-object retries would patch an annotation on every object of the namespace each time."""
+        started = time.monotonic()
         try:
             await reconcile_namespace(self.kube, namespace, self.cache, self.events)
         except Exception as exc:  # anything, a bug included, is retried later rather than lost
             if isinstance(exc, KubeError) and exc.namespace_terminating:
                 log.info("namespace %s is being deleted; nothing to reconcile", namespace)
                 return
+            self.metrics.reconciles.labels("error").inc()
+            self.metrics.retries.inc()
             self.failures[namespace] = self.failures.get(namespace, 0) + 1
             delay = backoff_delay(self.settings, self.failures[namespace])
             expected = isinstance(exc, (KubeError, ReconcileError))
@@ -86,11 +92,13 @@ class OperatorContext:
             )
             self._retry_later(namespace, delay)
         else:
+            self.metrics.reconciles.labels("ok").inc()
             self.failures.pop(namespace, None)
             if (pending := self.retries.pop(namespace, None)) is not None:
                 pending.cancel()
         finally:
             self.last_reconciled[namespace] = time.monotonic()
+            self.metrics.reconcile_seconds.observe(self.last_reconciled[namespace] - started)
 
     async def reconcile(self, namespace: str) -> None:
         """Reconcile `namespace` (coalesced with concurrent requests); failures are retried by us."""
@@ -132,6 +140,7 @@ class OperatorContext:
         await self.events.aclose()
         await self.http.aclose()
         await self.kube.aclose()
+        self.metrics.close()
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -212,6 +221,8 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
             http=httpx.AsyncClient(timeout=op.stats_timeout_s, headers={"User-Agent": "aimm-operator"}),
             cache=StatsCache(max_age_s=max(3 * op.stats_interval_s, 30.0)),
         )
+        if op.metrics_port:
+            memo["ctx"].metrics.serve(op.metrics_port)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -250,8 +261,10 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
         try:
             result = await poll_gateway(ctx.kube, ctx.http, ctx.cache, body, ctx.events)
         except KubeError as exc:
+            ctx.metrics.stats_polls.labels("error").inc()
             logger.warning("stats poll failed: %s", exc)
             return
+        ctx.metrics.stats_polls.labels("ok").inc()
         if result.needs_reconcile or ctx.resync_due(namespace):
             await ctx.reconcile(namespace)
 

@@ -325,6 +325,8 @@ async def _write_statuses(
         if status_changed(obj.status, new):
             async with limit:
                 await apply_status(kube, obj.kind, obj.namespace, obj.name, new, manager=manager)
+            if sink is not None:
+                sink.metrics.status_writes.inc()
 
     async def event(obj: Obj[Any], ev: EventSpec) -> None:
         async with limit:
