@@ -77,7 +77,8 @@ def test_gateway_spec_schema_is_the_crds() -> None:
 
 def test_no_gateway_by_default() -> None:
     kinds = sorted(d["kind"] for d in render() if d["kind"] != "ConfigMap")  # ConfigMaps: Grafana dashboards
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    # Service: the operator's own metrics (operator.metricsPort), not a gateway's
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
 
 
 def test_gateway_from_values_with_the_charts_image_and_a_test_hook() -> None:

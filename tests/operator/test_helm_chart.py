@@ -108,9 +108,27 @@ def test_helm_template_validates_strictly(control_plane: ControlPlane, schemas: 
     assert kinds == sorted(
         ["ServiceAccount", "ClusterRole", expected_binding, "Deployment", *["CustomResourceDefinition"] * 4]
         + ["ConfigMap"] * 4  # the Grafana dashboards (grafanaDashboards.enabled, on by default)
+        + ["Service"]  # the operator's metrics (operator.metricsPort, 8080 by default)
     )
     summary = kubeconform(control_plane, schemas, rendered)
     assert "Invalid: 0, Errors: 0" in summary and "Skipped: 0" in summary, summary
+
+
+def test_operator_service_monitor_selects_the_metrics_service(control_plane: ControlPlane) -> None:
+    helm = tool(control_plane, "helm")
+    sets = ["--set", "operator.serviceMonitor.enabled=true", "--set", "operator.serviceMonitor.labels.release=kps"]
+    docs = [d for d in yaml.safe_load_all(run(helm, "template", "aimm", str(CHART), "-n", "aimm-system", *sets)) if d]
+    monitor = next(d for d in docs if d["kind"] == "ServiceMonitor")
+    service = next(d for d in docs if d["kind"] == "Service")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert monitor["metadata"]["labels"]["release"] == "kps"  # kube-prometheus-stack's selector
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "metrics", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    assert "--metrics-port=8080" in container["args"]
+    off = run(helm, "template", "aimm", str(CHART), "-n", "aimm-system", *sets, "--set", "operator.metricsPort=0")
+    assert not [d for d in yaml.safe_load_all(off) if d and d["kind"] in ("Service", "ServiceMonitor")]
 
 
 def test_kubeconform_rejects_what_the_api_server_would(control_plane: ControlPlane, schemas: Path) -> None:
