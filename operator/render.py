@@ -349,12 +349,20 @@ def pdb(gw: Gateway) -> Manifest:
     }
 
 
+def _monitoring_meta(gw: Gateway, name: str) -> dict[str, Any]:
+    """Metadata of a Prometheus Operator child: spec.monitoring.labels let a Prometheus select it."""
+    assert gw.spec is not None
+    meta = _meta(gw, name)
+    meta["labels"] = {**gw.spec.monitoring.labels, **meta["labels"]}  # ours win: ownership needs them
+    return meta
+
+
 def service_monitor(gw: Gateway) -> Manifest:
     assert gw.spec is not None
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": _meta(gw, names(gw.name)["servicemonitor"]),
+        "metadata": _monitoring_meta(gw, names(gw.name)["servicemonitor"]),
         "spec": {
             "selector": {"matchLabels": selector_labels(gw)},
             "namespaceSelector": {"matchNames": [gw.namespace]},
@@ -383,7 +391,7 @@ def prometheus_rule(gw: Gateway) -> Manifest:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": _meta(gw, names(gw.name)["prometheusrule"]),
+        "metadata": _monitoring_meta(gw, names(gw.name)["prometheusrule"]),
         "spec": {"groups": [rule_group(f"aimm.{gw.namespace}.{gw.name}", params, selectors)]},
     }
 

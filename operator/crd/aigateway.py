@@ -157,6 +157,13 @@ class Monitoring(ApiModel):
         json_schema_extra={"pattern": "^[0-9]+(ms|s|m|h)$"},
     )
     alerts: Alerts = Field(default_factory=Alerts, description="Alert thresholds.")
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Extra labels on the ServiceMonitor and PrometheusRule, for the Prometheus' selectors "
+        "(e.g. release: kube-prometheus-stack); the operator's own labels win.",
+        json_schema_extra={"additionalProperties": {"maxLength": SHORT_MAX}},
+    )
 
 
 class Toleration(ApiModel):

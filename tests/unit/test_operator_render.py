@@ -91,6 +91,17 @@ def test_monitoring_children_only_when_installed_and_wanted() -> None:
     assert {k for _, k, _ in render.unwanted(off, frozenset())} == {"HorizontalPodAutoscaler"}
 
 
+def test_monitoring_labels_reach_the_service_monitor_and_rule_but_not_other_children() -> None:
+    extra = {"release": "kube-prometheus-stack", "app.kubernetes.io/name": "not-ours"}
+    g, _c, kids = build(gateway=gw(monitoring={"labels": extra}), monitoring=MON)
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        meta_labels = kids[kind]["metadata"]["labels"]
+        assert meta_labels["release"] == "kube-prometheus-stack"
+        assert meta_labels["app.kubernetes.io/name"] == render.labels(g)["app.kubernetes.io/name"]  # ours win
+    assert "release" not in kids["Service"]["metadata"]["labels"]
+    assert "release" not in kids["Deployment"]["metadata"]["labels"]
+
+
 def test_failed_compile_keeps_the_last_configmap() -> None:
     snap = snapshot(gateways=[gw()], models=[model("m")])
     g = snap.gateways[0]
