@@ -64,5 +64,6 @@ def test_aimm_operator_run_with_namespace_and_kubeconfig(
 
 def test_aimm_operator_run_help_is_the_operators() -> None:
     out = subprocess.run([str(AIMM), "operator", "run", "--help"], capture_output=True, text=True, check=True).stdout
-    for flag in ("--kubeconfig", "--context", "--liveness", "--resync-interval", "--stats-timeout", "--verbose"):
+    flags = ("--kubeconfig", "--context", "--liveness", "--resync-interval", "--stats-timeout", "--verbose")
+    for flag in (*flags, "--metrics-port"):
         assert flag in out
