@@ -108,6 +108,7 @@ def _guarded(endpoint: Any, permission: Permission, route_key: tuple[str, str]) 
         return response
 
     guarded.required_permission = permission  # type: ignore[attr-defined]
+    guarded.unguarded = endpoint  # type: ignore[attr-defined]  # workers render their own view with it
     guarded.__name__ = getattr(endpoint, "__name__", "endpoint")
     return guarded
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aimm_gateway.api.access import protect
 from aimm_gateway.workers.metrics_merge import merge_metrics
 from aimm_gateway.workers.peers import LocalView, Peers
 from aimm_gateway.workers.stats_merge import merge_stats
@@ -107,7 +108,10 @@ def _local_views(app: Starlette, own: dict[str, tuple[int, Route]]) -> LocalView
 
     async def local(path: str) -> bytes:
         scope = {"type": "http", "app": app, "method": "GET", "path": path, "headers": [], "query_string": b""}
-        response: Response = await own[path][1].endpoint(Request(scope))
+        endpoint = own[path][1].endpoint
+        # The handler itself, not its permission check: the merged route already checked the caller.
+        inner = getattr(endpoint, "unguarded", endpoint)
+        response: Response = await inner(Request(scope))
         return bytes(response.body)
 
     return local
@@ -121,4 +125,5 @@ def _serve_merged(app: Starlette, peers: Peers, path: str) -> None:
         return Response(merge(*await peers.gather(path)), media_type=media_type)
 
     i, route = _route(app, path)
-    app.router.routes[i] = Route(route.path, merged, methods=sorted(route.methods or {"GET"}))
+    # Through `protect` again: the merged view needs the same permission as the route it replaces.
+    app.router.routes[i] = protect([Route(route.path, merged, methods=sorted(route.methods or {"GET"}))])[0]
