@@ -17,10 +17,9 @@ def _serve(args: argparse.Namespace) -> int:
     from aimm_gateway.serve import serve
 
     try:
-        from aimm_gateway.workers.cpus import default_workers
-
-        workers = args.workers if args.workers is not None else default_workers()
-        return serve(args.config, args.host, args.port, server=args.server, workers=workers, grace_s=args.grace_period)
+        return serve(
+            args.config, args.host, args.port, server=args.server, workers=args.workers, grace_s=args.grace_period
+        )
     except ConfigError as exc:
         print(f"aimm: {exc}", file=sys.stderr)
         return 2
@@ -132,7 +131,8 @@ def _add_gateway(sub: Subcommands) -> None:
         "--workers",
         type=int,
         default=None,
-        help="worker processes (default: $AIMM_WORKERS, else the container's CPU limit, else the usable cores)",
+        help="worker processes (default: $AIMM_WORKERS, else the container's CPU limit, else the usable cores;"
+        " more than 1 needs state.redis)",
     )
     serve.add_argument(
         "--grace-period",

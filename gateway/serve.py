@@ -112,10 +112,14 @@ def serve(
     host: str | None,
     port: int | None,
     server: str = "uvicorn",
-    workers: int = 1,
+    workers: int | None = 1,
     grace_s: float = 25.0,
 ) -> int:
+    """Serve `config`; `workers=None` picks the count (`workers.cpus.worker_count`)."""
+    from aimm_gateway.workers.cpus import worker_count
+
     gateway = Gateway.from_file(config)  # validate before binding: a bad file fails fast
+    workers = worker_count(workers, shared_state=gateway.file_config.state.redis is not None)
     host = host or gateway.file_config.server.host
     port = port or gateway.file_config.server.port
     _announce(gateway, host, port)

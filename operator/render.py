@@ -123,17 +123,15 @@ RESTRICTED_CONTAINER_SECURITY = {
 }
 
 
-def worker_env() -> list[dict[str, Any]]:
-    """Worker count and drain time (docs/workers.md): one worker per requested core, rounded up by
-    the downward API (a node has more cores than the pod's share), and SIGTERM draining that ends
-    before the kubelet's SIGKILL."""
-    return [
-        {
-            "name": "AIMM_WORKERS",
-            "valueFrom": {"resourceFieldRef": {"containerName": "gateway", "resource": "requests.cpu", "divisor": "1"}},
-        },
-        {"name": "AIMM_GRACE_PERIOD_S", "value": str(TERMINATION_GRACE_S - KILL_MARGIN_S)},
-    ]
+def worker_env(shared_state: bool) -> list[dict[str, Any]]:
+    """Worker count and drain time (docs/workers.md): with shared state (spec.redis), one worker
+    per requested core, rounded up by the downward API (a node has more cores than the pod's
+    share); without it one worker, since workers would each count budgets and limits on their
+    own. SIGTERM draining ends before the kubelet's SIGKILL."""
+    cores = {"resourceFieldRef": {"containerName": "gateway", "resource": "requests.cpu", "divisor": "1"}}
+    workers: dict[str, Any] = {"name": "AIMM_WORKERS"}
+    workers.update({"valueFrom": cores} if shared_state else {"value": "1"})
+    return [workers, {"name": "AIMM_GRACE_PERIOD_S", "value": str(TERMINATION_GRACE_S - KILL_MARGIN_S)}]
 
 
 def container(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
@@ -142,7 +140,7 @@ def container(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
     env = [
         {"name": e.env, "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key}}} for e in compiled.secret_env
     ]
-    env += worker_env()
+    env += worker_env(shared_state=spec.redis is not None)
     return {
         "name": "gateway",
         "image": spec.image,

@@ -1,10 +1,20 @@
-"""How many workers a gateway should run: the container's CPU limit, else the cores it may use."""
+"""How many workers a gateway should run: the container's CPU limit, else the cores it may use.
+
+More than one worker needs shared state (`state.redis`): with in-process state every worker
+would count budgets, rate limits and keys on its own, so a pod of N workers could spend N times
+a budget. Without it the gateway runs one worker (docs/workers.md).
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
+
+from aimm_gateway.config import ConfigError
+
+log = logging.getLogger("aimm.gateway.workers")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -50,6 +60,26 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def worker_count(flag: int | None, shared_state: bool) -> int:
+    """`--workers` if given, else `default_workers()`, held to 1 without shared state.
+
+    An explicit `--workers N>1` without `state.redis` is refused (the caller asked for something
+    that would break exact budgets); the operator's `AIMM_WORKERS` and the core count are
+    defaults, so they fall back to one worker with a log line saying why."""
+    if flag is not None and flag < 1:
+        raise ConfigError(f"--workers must be at least 1, got {flag}")
+    if flag is not None and flag > 1 and not shared_state:
+        raise ConfigError(
+            f"--workers {flag} needs shared state: without state.redis each worker would enforce "
+            "budgets, rate limits and API keys on its own; set state.redis or use --workers 1"
+        )
+    wanted = flag if flag is not None else default_workers()
+    if wanted > 1 and not shared_state:
+        log.warning("one worker instead of %d: in-process state is per process (set state.redis for more)", wanted)
+        return 1
+    return wanted
 
 
 def default_workers() -> int:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from aimm_gateway.config import ConfigError
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.workers import cpus
 from aimm_gateway.workers.metrics_merge import merge_metrics as merge
@@ -115,3 +118,35 @@ def test_stats_merge_marks_a_pod_mid_reload() -> None:
         merge_stats({0: _stats("h1", 1, 1.0, 0, 1.0, "closed"), 1: _stats("h2", 1, 1.0, 0, 1.0, "closed")}, {})
     )
     assert merged["config_hash"] == "mixed:h1,h2"
+
+
+def test_more_than_one_worker_needs_shared_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process state is per process: N workers would each enforce budgets, limits and keys."""
+    monkeypatch.setattr(cpus, "usable_cores", lambda: 4)
+    monkeypatch.setattr(cpus, "cgroup_cpu_limit", lambda: None)
+    monkeypatch.delenv("AIMM_WORKERS", raising=False)
+    assert cpus.worker_count(None, shared_state=False) == 1  # the core count is only a default
+    assert cpus.worker_count(None, shared_state=True) == 4
+    monkeypatch.setenv("AIMM_WORKERS", "3")
+    assert cpus.worker_count(None, shared_state=False) == 1
+    assert cpus.worker_count(None, shared_state=True) == 3
+    assert cpus.worker_count(1, shared_state=False) == 1
+    assert cpus.worker_count(2, shared_state=True) == 2
+    with pytest.raises(ConfigError, match=r"needs shared state.*state\.redis"):
+        cpus.worker_count(2, shared_state=False)
+    with pytest.raises(ConfigError, match="at least 1"):
+        cpus.worker_count(0, shared_state=True)
+
+
+def test_serve_refuses_workers_without_shared_state(tmp_path: Path) -> None:
+    """The command line says what to fix, before binding any port."""
+    config = tmp_path / "g.yaml"
+    config.write_text("models: [{name: m, provider: mock}]\n")
+    aimm = Path(sys.executable).with_name("aimm")
+    done = subprocess.run(
+        [str(aimm), "gateway", "serve", "--config", str(config), "--workers", "2", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "--workers 2 needs shared state" in done.stderr, done.stderr

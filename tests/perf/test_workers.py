@@ -1,7 +1,8 @@
 """`aimm gateway serve --workers 2`: real processes, real signals, real sockets on loopback.
 
 Port sharing, a killed worker replaced, SIGHUP reaching every worker, one /metrics view over
-all workers, and SIGTERM draining streams that are still open.
+all workers, and SIGTERM draining streams that are still open. More than one worker needs shared
+state, so these gateways use the session's real `redis-server`; without it `--workers 2` is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from aimm_gateway.mock.faults import FaultSettings
 from aimm_gateway.mock.server import create_mock_app
+from tests.backing import RedisServer
 from tests.perf.served import HEADERS, Served, gateway_config, serve_gateway, wait_for
 from tests.servers import run_asgi_app
 
@@ -31,9 +33,17 @@ def upstream() -> Iterator[str]:
         yield url
 
 
+def shared(config: dict[str, Any], redis: RedisServer, tmp_path: Path) -> dict[str, Any]:
+    """The config with its state in Redis, under a prefix of its own."""
+    url_file = tmp_path / "redis-url"
+    url_file.write_text(redis.url)
+    state = {"redis": {"url": {"file": str(url_file)}, "key_prefix": f"workers-{tmp_path.name}:", "timeout_ms": 2000}}
+    return {**config, "state": state}
+
+
 @pytest.fixture
-def two_workers(tmp_path: Path, upstream: str) -> Iterator[Served]:
-    with serve_gateway(tmp_path, gateway_config(upstream), "--workers", "2") as served:
+def two_workers(tmp_path: Path, upstream: str, redis_server: RedisServer) -> Iterator[Served]:
+    with serve_gateway(tmp_path, shared(gateway_config(upstream), redis_server, tmp_path), "--workers", "2") as served:
         wait_for(lambda: len(served.children()) == 2, 30, "two workers")
         wait_for(lambda: len(served.metrics()["ai_multimodel_worker_up"]) == 2, 30, "both workers serving")
         yield served
@@ -90,8 +100,10 @@ def test_a_killed_worker_is_replaced(two_workers: Served) -> None:
     _fresh_connection_chats(two_workers.url, 20)  # nothing refused after the restart
 
 
-def test_sighup_reloads_every_worker(two_workers: Served, upstream: str) -> None:
-    two_workers.write_config(gateway_config(upstream, ("m", "second")))
+def test_sighup_reloads_every_worker(
+    two_workers: Served, upstream: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    two_workers.write_config(shared(gateway_config(upstream, ("m", "second")), redis_server, tmp_path))
     time.sleep(1.0)  # the poll interval is an hour: only the forwarded signal can explain a reload
     two_workers.signal(signal.SIGHUP)
 
@@ -117,11 +129,13 @@ def _read_stream(url: str, out: list[str], first: threading.Event) -> None:
                 first.set()
 
 
-def test_sigterm_drains_open_streams(tmp_path: Path) -> None:
+def test_sigterm_drains_open_streams(tmp_path: Path, redis_server: RedisServer) -> None:
     paced = FaultSettings(stream_chunks=6, chunk_interval_ms=400)  # ~2 s per stream
     with (
         run_asgi_app(create_mock_app("openai", paced)) as slow,
-        serve_gateway(tmp_path, gateway_config(slow), "--workers", "2", "--grace-period", "15") as gw,
+        serve_gateway(
+            tmp_path, shared(gateway_config(slow), redis_server, tmp_path), "--workers", "2", "--grace-period", "15"
+        ) as gw,
     ):
         streams: list[list[str]] = [[] for _ in range(6)]
         started = [threading.Event() for _ in streams]

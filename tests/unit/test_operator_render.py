@@ -112,9 +112,11 @@ def test_failed_compile_keeps_the_last_configmap() -> None:
 
 
 def test_workers_from_cpu_request_and_grace_period_before_sigkill() -> None:
-    """docs/workers.md: one worker per requested core (the downward API rounds up), and draining
-    that ends 5 s before the pod's terminationGracePeriodSeconds runs out."""
-    _, _, kids = build()
+    """docs/workers.md: with shared state, one worker per requested core (the downward API rounds
+    up); without it one worker (budgets and limits would be per worker); draining ends 5 s before
+    the pod's terminationGracePeriodSeconds runs out."""
+    redis = {"urlSecretRef": {"name": "keys", "key": "redis"}}
+    _, _, kids = build(gw(redis=redis))
     pod = kids["Deployment"]["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     env = {e["name"]: e for e in c["env"]}
@@ -123,6 +125,9 @@ def test_workers_from_cpu_request_and_grace_period_before_sigkill() -> None:
     }
     assert c["name"] == "gateway"
     assert int(env["AIMM_GRACE_PERIOD_S"]["value"]) == pod["terminationGracePeriodSeconds"] - 5 > 0
+    _, _, alone = build()
+    (c,) = alone["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e for e in c["env"]}["AIMM_WORKERS"] == {"name": "AIMM_WORKERS", "value": "1"}
 
 
 def test_compiled_config_allows_deliberate_shrinks() -> None:

@@ -185,9 +185,13 @@ test("live feed", async () => {
     await assert.rejects(feed.open(), APIConnectionError); // the gateway has no feed yet
     return;
   }
-  const { value } = await feed.next();
-  assert.equal(value.channel, "metrics");
-  feed.close();
+  try {
+    const hello = (await feed.next()).value; // who you are, your channels
+    assert.deepEqual([hello.channel, hello.data.type], ["control", "hello"]);
+    assert.equal((await feed.next()).value.channel, "metrics");
+  } finally {
+    feed.close(); // an open socket would keep node (and this test run) alive
+  }
   await assert.rejects(new Client({ baseUrl: env.baseUrl, apiKey: "wrong" }).subscribe(["metrics"]).open(), APIConnectionError);
 });
 
