@@ -77,7 +77,7 @@ def worker_count(flag: int | None, shared_state: bool) -> int:
         )
     wanted = flag if flag is not None else default_workers()
     if wanted > 1 and not shared_state:
-        log.warning("one worker instead of %d: in-process state is per process (set state.redis for more)", wanted)
+        log.info("one worker instead of %d: in-process state is per process (set state.redis for more)", wanted)
         return 1
     return wanted
 
