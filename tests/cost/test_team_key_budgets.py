@@ -16,9 +16,15 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from tests.backing import RedisServer
 from tests.gateway.conftest import ADMIN_TOKEN, API_KEY, RunningGateway, base_config
+from tests.security.test_jwt import AUD, ISS, Idp
+from tests.servers import run_asgi_app
 
 PRICED = {"input_per_1k": "0", "output_per_1k": "1"}  # max_tokens=5 costs exactly $0.005
 MODELS = [{"name": "big", "provider": "mock", "pricing": PRICED}]
@@ -171,3 +177,25 @@ def test_key_budget_survives_a_restart_from_the_store(
     assert len(_rows(tmp_path / "usage.db", 2)) == 2
     second = start_gateway(_config(tmp_path))  # in-process state: the counter is rebuilt from the store
     assert "budget 'key:capped' is exhausted" in _refusal(KEY_CAPPED, second).message
+
+
+def test_jwt_team_claim_meets_team_budget(
+    start_gateway: Callable[[dict[str, Any]], RunningGateway], tmp_path: Path
+) -> None:
+    provider = Idp()
+
+    async def jwks(request: Request) -> JSONResponse:
+        return JSONResponse(provider.jwks())
+
+    budget = {"name": "team-a-cap", "limit_usd": "0.01", "action": "block", "teams": ["team-a"]}
+    jwt_settings = {
+        "issuer": ISS, "audience": AUD, "role_claim": "groups", "role_map": {"eng": "user"}, "team_claim": "team",
+    }  # fmt: skip
+    with run_asgi_app(Starlette(routes=[Route("/jwks", jwks)])) as url:
+        config = _config(tmp_path, budgets=[budget])
+        config["auth"]["jwt"] = {**jwt_settings, "jwks_url": f"{url}/jwks"}
+        gw = start_gateway(config)
+        alice, bob = provider.token(sub="alice", team="team-a"), provider.token(sub="bob", team="team-b")
+        assert [_ask(alice, gw).http_response.status_code for _ in range(2)] == [200, 200]
+        assert "budget 'team-a-cap' is exhausted" in _refusal(provider.token(sub="carol", team="team-a"), gw).message
+        assert _ask(bob, gw).http_response.status_code == 200
