@@ -8,8 +8,6 @@ one namespace counts that namespace's rows only, in its status and when rebuilt 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +20,7 @@ from aimm_gateway.config import parse_config
 from aimm_gateway.runtime import gateway_namespace
 from aimm_gateway.store.rows import UsageRow
 from aimm_gateway.store.sqlite import SqliteStore
+from tests.cost.stores import wait_for_rows
 from tests.gateway.conftest import API_KEY, RunningGateway, base_config
 
 PRICED = {"input_per_1k": "0", "output_per_1k": "1"}  # max_tokens=5 costs exactly $0.005
@@ -37,16 +36,6 @@ async def _seed_other_namespace(db: Path) -> None:
     row.cost_units = 10_000_000_000  # $1 in 1e-10 USD units
     await store.insert([row])
     await store.close()
-
-
-def _rows(db: Path, expected: int) -> list[tuple[Any, ...]]:
-    deadline = time.monotonic() + 10
-    while True:
-        with sqlite3.connect(db) as conn:
-            rows = conn.execute("SELECT request_id, namespace, status FROM ai_requests ORDER BY ts_ms").fetchall()
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 def test_namespace_scoped_budgets_count_their_namespace_only(
@@ -70,11 +59,16 @@ def test_namespace_scoped_budgets_count_their_namespace_only(
         assert [client.post("/v1/chat/completions", json=BODY).status_code for _ in range(2)] == [200, 200]
         refused = client.post("/v1/chat/completions", json=BODY)
         assert refused.status_code == 429 and "budget 'ns-a-cap' is exhausted" in refused.json()["error"]["message"]
-        assert len(_rows(db, 4)) == 4
+        assert len(wait_for_rows(db, "namespace", 4)) == 4
         status = {b["name"]: b for b in client.get("/api/v1/budgets").json()["budgets"]}
     assert status["ns-a-cap"]["costThisPeriod"] == "0.0100" and status["ns-a-cap"]["source"] == "store"
     assert status["ns-b-cap"]["costThisPeriod"] == "1.0000"  # its namespace's rows, not ours
-    assert [r[1:] for r in _rows(db, 4)] == [("ns-b", 200), ("ns-a", 200), ("ns-a", 200), ("ns-a", 429)]
+    assert [tuple(r) for r in wait_for_rows(db, "namespace, status", 4)] == [
+        ("ns-b", 200),
+        ("ns-a", 200),
+        ("ns-a", 200),
+        ("ns-a", 429),
+    ]
 
 
 def test_namespace_defaults_to_pod_namespace(
@@ -90,6 +84,6 @@ def test_namespace_defaults_to_pod_namespace(
     gw = start_gateway(config)
     resp = httpx.post(f"{gw.v1}/chat/completions", json=BODY, headers={"authorization": f"Bearer {API_KEY}"})
     assert resp.status_code == 200
-    assert [r[1] for r in _rows(db, 1)] == ["from-downward-api"]
+    assert [r["namespace"] for r in wait_for_rows(db, "namespace", 1)] == ["from-downward-api"]
     monkeypatch.delenv("POD_NAMESPACE")
     assert gateway_namespace(parse_config({})) is None

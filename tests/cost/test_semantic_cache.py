@@ -11,8 +11,6 @@ import asyncio
 import hashlib
 import math
 import re
-import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +25,7 @@ from starlette.routing import Route
 
 from aimm_gateway.budget.periods import window
 from aimm_gateway.cache.semantic import cosine, nearest, remember
+from tests.cost.stores import wait_for_rows
 from tests.gateway.conftest import API_KEY, RunningGateway, Upstream, base_config, upstream_model
 from tests.gateway.resilience_helpers import upstream_count
 from tests.servers import run_asgi_app
@@ -150,16 +149,8 @@ def test_embedding_calls_are_recorded_and_charged(
     assert _state_spent(gw, "embeddings") == expected  # counted against the budget covering the embedding model
     assert _state_spent(gw, "chat-only") == 0  # the chat model is free here; the embedding is not its
 
-    deadline = time.monotonic() + 10
-    while True:
-        with sqlite3.connect(db) as conn:
-            rows = conn.execute(
-                "SELECT request_id, api, model, key_name, cost_units, prompt_tokens, route_reason, cache_hit"
-                " FROM ai_requests ORDER BY ts_ms"
-            ).fetchall()
-        if len(rows) >= 4 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    columns = "request_id, api, model, key_name, cost_units, prompt_tokens, route_reason, cache_hit"
+    rows = [tuple(r) for r in wait_for_rows(db, columns, 4)]
     embedding_rows = [r for r in rows if r[6] == "semantic_cache_embedding"]
     chat_rows = [r for r in rows if r[6] != "semantic_cache_embedding"]
     assert len(embedding_rows) == 2 and len(chat_rows) == 2

@@ -7,7 +7,6 @@ reserve-then-settle machinery as any CostBudget: in-process, and on a real redis
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.backing import RedisServer
+from tests.cost.stores import wait_for_rows
 from tests.gateway.conftest import ADMIN_TOKEN, API_KEY, RunningGateway, base_config
 from tests.security.test_jwt import AUD, ISS, Idp
 from tests.servers import run_asgi_app
@@ -71,17 +71,6 @@ def _refusal(key: str, gw: RunningGateway) -> openai.RateLimitError:
     return err
 
 
-def _rows(db: Path, expected: int) -> list[sqlite3.Row]:
-    deadline = time.monotonic() + 10
-    while True:  # the writer flushes every 50 ms, off the request path
-        with sqlite3.connect(db) as conn:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM ai_requests ORDER BY ts_ms").fetchall()
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
-
-
 def test_two_team_a_keys_exhaust_team_a_budget_team_b_still_served(
     start_gateway: Callable[[dict[str, Any]], RunningGateway], tmp_path: Path
 ) -> None:
@@ -101,7 +90,7 @@ def test_two_team_a_keys_exhaust_team_a_budget_team_b_still_served(
     assert _ask(KEY_B1, gw).http_response.status_code == 200  # team b: out of the budget's scope
     assert _ask(API_KEY, gw).http_response.status_code == 200  # a key without a team too
 
-    rows = _rows(tmp_path / "usage.db", 6)
+    rows = wait_for_rows(tmp_path / "usage.db", "key_name, team, status", 6)
     teams = [(r["key_name"], r["team"], r["status"]) for r in rows]
     assert teams == [
         ("a-one", "team-a", 200), ("a-two", "team-a", 200), ("a-one", "team-a", 429), ("a-two", "team-a", 429),
@@ -174,7 +163,7 @@ def test_key_budget_survives_a_restart_from_the_store(
 ) -> None:
     first = start_gateway(_config(tmp_path))
     assert [_ask(KEY_CAPPED, first).http_response.status_code for _ in range(2)] == [200, 200]
-    assert len(_rows(tmp_path / "usage.db", 2)) == 2
+    assert len(wait_for_rows(tmp_path / "usage.db", "key_name", 2)) == 2
     second = start_gateway(_config(tmp_path))  # in-process state: the counter is rebuilt from the store
     assert "budget 'key:capped' is exhausted" in _refusal(KEY_CAPPED, second).message
 
