@@ -265,6 +265,11 @@ class Usage:
             reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
         )
 
+    @classmethod
+    def of_embeddings(cls, response: dict[str, Any]) -> Usage:
+        """An OpenAI-shaped embeddings response's usage: prompt tokens only."""
+        return cls(prompt_tokens=int((response.get("usage") or {}).get("prompt_tokens") or 0))
+
     def to_openai(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt_tokens,

@@ -271,9 +271,14 @@ class ApiKey(Strict):
     key: SecretRef
     role: Role = Field(Role.DEVELOPER, description="admin | developer | user | viewer (docs/security.md).")
     owner: str | None = Field(None, description="Person or team that owns the key.")
+    team: str | None = Field(
+        None, min_length=1, max_length=63, description="Team label: team-scoped budgets and usage rows carry it."
+    )
     models: list[str] = Field(default_factory=list, description="Globs over model/route names; empty = all.")
     limits: LimitValues = Field(default_factory=LimitValues, description="Per-key limits (override limits.per_key).")
-    budget_usd: Decimal | None = Field(None, gt=0, description="Optional spending cap for this key.")
+    budget_usd: Decimal | None = Field(
+        None, gt=0, description="Optional spending cap for this key per calendar month (UTC); over it: 429."
+    )
 
 
 class KeyStoreSettings(Strict):
@@ -292,6 +297,9 @@ class JwtSettings(Strict):
     role_map: dict[str, Role] = Field(default_factory=dict, description="Claim value -> role; unmapped: refused.")
     default_role: Role | None = Field(None, description="Role when no claim value maps; None refuses the token.")
     subject_claim: str = Field("sub", description="Claim naming the caller (identity name).")
+    team_claim: str | None = Field(
+        None, description="Claim holding the caller's team (a string, or a list whose first string is used)."
+    )
     jwks_cache_s: float = Field(300.0, gt=0, description="How long fetched keys are reused.")
     leeway_s: float = Field(30.0, ge=0, description="Clock skew tolerated on exp/nbf/iat.")
 
@@ -439,7 +447,9 @@ class BudgetConfig(Strict):
     api_keys: list[str] = Field(default_factory=list, description="API key names in scope; empty = all.")
     routes: list[str] = Field(default_factory=list, description="Route names in scope; empty = all.")
     teams: list[str] = Field(default_factory=list, description="Caller team labels in scope; empty = all.")
-    namespace: str | None = Field(None, description="The CostBudget's namespace (recorded; the gateway's own).")
+    namespace: str | None = Field(
+        None, description="Only requests served by a gateway in this namespace (server.namespace); unset = any."
+    )
     thresholds: list[int] = Field(default_factory=lambda: [50, 80, 100])
     action: Literal["alert", "block", "downgrade"] = "alert"
     downgrade_to: str | None = None
@@ -524,6 +534,12 @@ class ServerSettings(Strict):
     default_model: str | None = Field(None, description="Model or route used when a request names none.")
     reload_interval_s: float = Field(1.0, gt=0, description="How often the config file is checked for changes.")
     max_connections_per_upstream: int = Field(1000, gt=0)
+    namespace: str | None = Field(
+        None,
+        max_length=63,
+        description="The gateway's Kubernetes namespace (usage rows, namespace-scoped budgets); "
+        "unset: the POD_NAMESPACE environment variable (the operator sets it), else none.",
+    )
 
 
 class AccessLogSettings(Strict):

@@ -196,7 +196,7 @@ class ChatPipeline:
         except BaseException:
             self._ledger.cancelled(record)
             raise
-        usage = Usage(prompt_tokens=int((response.get("usage") or {}).get("prompt_tokens") or 0))
+        usage = Usage.of_embeddings(response)
         outcome.cost = self._ledger.succeeded(record, model, usage, None)
         outcome.ok, outcome.model, outcome.provider, outcome.usage = True, name, model.provider, usage
         return response

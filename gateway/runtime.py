@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ class Runtime:
     admin_token_digest: bytes | None
     routable: dict[str, ModelConfig]  # models without a missing-credential problem (stable identity: plan cache key)
     identities: dict[str, Identity] = field(default_factory=dict)  # key name -> its Identity, built once
+    namespace: str | None = None  # the gateway's namespace: usage rows, namespace-scoped budgets
 
     def budgets_for(self, model: str, key_name: str | None) -> list[BudgetConfig]:
         """The budgets whose scope covers this model and caller."""
@@ -98,4 +100,10 @@ def build_runtime(
         admin_token_digest=hashlib.sha256(admin.encode()).digest() if admin else None,
         routable={n: m for n, m in models.items() if n not in unusable} if unusable else models,
         identities={e.name: config_identity(e) for e in config.auth.api_keys},
+        namespace=gateway_namespace(config),
     )
+
+
+def gateway_namespace(config: GatewayConfig) -> str | None:
+    """`server.namespace`, else the pod's (the operator sets POD_NAMESPACE from the downward API)."""
+    return config.server.namespace or os.environ.get("POD_NAMESPACE") or None

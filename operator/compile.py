@@ -587,6 +587,8 @@ def compile_budgets(
                 "timezone": bs.time_zone,
                 "models": scoped,
                 "api_keys": list(bs.scope.api_keys),
+                "teams": list(bs.scope.teams),
+                "namespace": budget.namespace,  # the gateway's pods know theirs (POD_NAMESPACE)
                 "thresholds": list(bs.alert_thresholds),
                 "action": action,
                 "downgrade_to": downgrade_to,

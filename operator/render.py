@@ -141,6 +141,8 @@ def container(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
         {"name": e.env, "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key}}} for e in compiled.secret_env
     ]
     env += worker_env(shared_state=spec.redis is not None)
+    # The gateway's namespace (usage rows, namespace-scoped budgets), from the downward API.
+    env.append({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}})
     return {
         "name": "gateway",
         "image": spec.image,

@@ -7,6 +7,7 @@ salted hash. Every action is written to the audit trail.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,8 +31,12 @@ class NewKey(BaseModel):
     name: str = Field(..., min_length=1, max_length=128)
     role: Role = Role.USER
     owner: str | None = Field(None, max_length=128, description="Admins only; developers own what they create.")
+    team: str | None = Field(
+        None, min_length=1, max_length=63, description="Admins only; a developer's keys carry the developer's team."
+    )
     models: list[str] = Field(default_factory=list, max_length=64)
     limits: LimitValues = Field(default_factory=LimitValues)
+    budget_usd: Decimal | None = Field(None, gt=0, max_digits=20, description="Spending cap per calendar month (UTC).")
     expires_in_s: float | None = Field(None, gt=0)
 
 
@@ -56,6 +61,8 @@ async def _create(request: Request, admin: bool) -> Response:
     body = await read_body_as(request, NewKey)
     if not admin and (body.role not in _DEVELOPER_GRANTS or body.owner not in (None, who.name)):
         raise Forbidden("developers may create keys for themselves with role developer, user or viewer")
+    if not admin and body.team not in (None, who.team):  # a key in another team would spend its budget
+        raise Forbidden("developers' keys carry their own team")
     lim = body.limits
     record, secret = await _store(gateway).create(
         body.name,
@@ -64,6 +71,8 @@ async def _create(request: Request, admin: bool) -> Response:
         models=body.models,
         limits=KeyLimits(lim.requests_per_minute, lim.tokens_per_minute, lim.concurrent_requests),
         expires_at=time.time() + body.expires_in_s if body.expires_in_s else None,
+        team=body.team if admin else who.team,
+        budget_usd=body.budget_usd,
     )
     _audit(gateway, request, who, "key.create", record)
     return json_response({**record.public(), "key": secret}, status=201)

@@ -195,6 +195,25 @@ class BudgetEnforcer:
                 self.stale.add(hold.budget.name)
         admission.holds = []
 
+    async def charge(self, budgets: list[BudgetConfig], caller: Caller, model: str, cost: Decimal) -> None:
+        """Count money already spent on the caller's behalf outside its call (the semantic cache's
+        embedding) against every budget in scope: never refused (it is spent), thresholds fire."""
+        held = Admission()
+        now = self.clock()
+        for budget in budgets:
+            if not in_scope(budget, caller, model):
+                continue
+            win, ttl = self.current(budget, now)
+            try:
+                prior = await self._prior_spend(budget, win)
+                res = await self.state.reserve(win.key, Decimal(0), LIMITLESS, ttl)
+            except StateUnavailable:
+                self._metrics.state_unavailable.labels("budget", "charge").inc()
+                self.stale.add(budget.name)  # the usage row holds the spend: reconciled later
+                continue
+            held.holds.append(Hold(budget, win, res, prior))
+        await self.settle(held, [(model, cost)], caller)
+
     async def _thresholds(self, hold: Hold, total: Decimal) -> None:
         budget, win = hold.budget, hold.window
         pct = percent(total, budget.limit_usd)

@@ -21,6 +21,7 @@ class Caller:
     key_name: str | None
     team: str | None
     route: str | None  # the route name when the client called a route
+    namespace: str | None = None  # the serving gateway's namespace (Runtime.namespace)
 
 
 def in_scope(budget: BudgetConfig, caller: Caller, model: str | None) -> bool:
@@ -28,6 +29,8 @@ def in_scope(budget: BudgetConfig, caller: Caller, model: str | None) -> bool:
     if budget.api_keys and caller.key_name not in budget.api_keys:
         return False
     if budget.teams and caller.team not in budget.teams:
+        return False
+    if budget.namespace is not None and caller.namespace != budget.namespace:
         return False
     if budget.routes and caller.route not in budget.routes:
         return False

@@ -17,10 +17,12 @@ from prometheus_client import CollectorRegistry
 
 from aimm_gateway.budget.alerts import AlertSink
 from aimm_gateway.budget.enforcer import BudgetEnforcer, Clock
+from aimm_gateway.budget.key_budgets import KeyBudgets
 from aimm_gateway.budget.metrics import CostMetrics
 from aimm_gateway.budget.periods import window
 from aimm_gateway.cache.response import ResponseCache
 from aimm_gateway.config import BudgetConfig, GatewayConfig
+from aimm_gateway.security.identity import Identity
 from aimm_gateway.state.base import StateUnavailable
 from aimm_gateway.state.factory import build_state
 from aimm_gateway.state.units import from_units
@@ -32,7 +34,10 @@ WATCH_INTERVAL_S = 2.0
 
 
 def scope_of(budget: BudgetConfig) -> Scope:
-    return Scope(models=budget.models, key_names=budget.api_keys, routes=budget.routes, teams=budget.teams)
+    namespaces = [budget.namespace] if budget.namespace is not None else []
+    return Scope(
+        models=budget.models, key_names=budget.api_keys, routes=budget.routes, teams=budget.teams, namespaces=namespaces
+    )
 
 
 def _ms(ts: datetime) -> int:
@@ -48,6 +53,7 @@ class CostServices:
         self.alerts = AlertSink(self.metrics)
         self.budgets = BudgetEnforcer(self.state, self.metrics, self.alerts, clock)
         self.cache = ResponseCache(self.state, self.metrics)
+        self.key_budgets = KeyBudgets()
         self._watch: asyncio.Task[None] | None = None
         self._history: dict[tuple[str, date], Decimal] = {}  # (budget, past day) -> settled spend
 
@@ -94,6 +100,14 @@ class CostServices:
         oldest = today - timedelta(days=days)
         self._history = {k: v for k, v in self._history.items() if k[1] >= oldest}  # bounded: days x budgets
         return out
+
+    async def key_budget(self, identity: Identity | None) -> BudgetConfig | None:
+        """The caller's per-key budget; the first time this process sees it, a counter the state
+        lacks (in-process state after a restart) is rebuilt from the store."""
+        budget, fresh = self.key_budgets.budget_for(identity)
+        if budget is not None and fresh and self.store_ready:
+            await self._reconcile_missing([budget])
+        return budget
 
     # -- reconciliation ---------------------------------------------------------------------------
 

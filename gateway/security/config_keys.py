@@ -13,6 +13,7 @@ def config_identity(entry: ApiKey) -> Identity:
         role=entry.role,
         source="config",
         owner=entry.owner,
+        team=entry.team,
         models=tuple(entry.models),
         limits=KeyLimits(lim.requests_per_minute, lim.tokens_per_minute, lim.concurrent_requests),
         budget_usd=entry.budget_usd,

@@ -102,7 +102,16 @@ class JwtVerifier:
             raise JwtRejected("token expired") from exc
         except jwt.InvalidTokenError as exc:
             raise JwtRejected(f"invalid token: {type(exc).__name__}") from exc
-        return Identity(name=str(claims[self._s.subject_claim]), role=self._role(claims), source="jwt")
+        name = str(claims[self._s.subject_claim])
+        return Identity(name=name, role=self._role(claims), source="jwt", team=self._team(claims))
+
+    def _team(self, claims: dict[str, Any]) -> str | None:
+        """The team claim's value (a list, e.g. `groups`: its first string); None when absent."""
+        if self._s.team_claim is None:
+            return None
+        raw = claims.get(self._s.team_claim)
+        values = raw if isinstance(raw, list) else [raw]
+        return next((v for v in values if isinstance(v, str) and v), None)
 
     def _role(self, claims: dict[str, Any]) -> Role:
         raw = claims.get(self._s.role_claim)

@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,22 @@ class StoredKey:
     expires_at: float | None = None
     revoked_at: float | None = None
     secrets: tuple[SecretHash, ...] = ()
+    team: str | None = None
+    budget_usd: Decimal | None = None
 
     def active(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
     def identity(self) -> Identity:
         return Identity(
-            name=self.name, role=self.role, source="store", owner=self.owner, models=self.models, limits=self.limits
+            name=self.name,
+            role=self.role,
+            source="store",
+            owner=self.owner,
+            team=self.team,
+            models=self.models,
+            limits=self.limits,
+            budget_usd=self.budget_usd,
         )
 
     def public(self) -> dict[str, Any]:
@@ -67,6 +77,8 @@ class StoredKey:
             "name": self.name,
             "role": self.role.value,
             "owner": self.owner,
+            "team": self.team,
+            "budget_usd": str(self.budget_usd) if self.budget_usd is not None else None,
             "models": list(self.models),
             "limits": _limits_dict(self.limits),
             "created_at": self.created_at,
@@ -165,6 +177,8 @@ class KeyStore:
         models: Iterable[str] = (),
         limits: KeyLimits | None = None,
         expires_at: float | None = None,
+        team: str | None = None,
+        budget_usd: Decimal | None = None,
     ) -> tuple[StoredKey, str]:
         """A new key; the plaintext is returned once and never stored."""
         kid = secrets.token_hex(_ID_LEN // 2)
@@ -179,6 +193,8 @@ class KeyStore:
             created_at=self._clock(),
             expires_at=expires_at,
             secrets=(await _new_hash(secret),),
+            team=team,
+            budget_usd=budget_usd,
         )
         async with self._lock:
             self.refresh()
@@ -265,4 +281,6 @@ def _from_json(d: dict[str, Any]) -> StoredKey:
             SecretHash(bytes.fromhex(s["salt"]), bytes.fromhex(s["scrypt"]), s.get("valid_until"))
             for s in d.get("secrets", [])
         ),
+        team=d.get("team"),
+        budget_usd=Decimal(d["budget_usd"]) if d.get("budget_usd") is not None else None,
     )

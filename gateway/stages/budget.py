@@ -4,24 +4,37 @@ Before: the budgets this caller and these candidate models touch get a reservati
 most the request can cost; a block budget refuses (429 insufficient_quota), a downgrade budget
 sets `ctx.downgrade_to`, and when only the cheapest candidates fit, `ctx.max_cost_usd` makes the
 router's cost filter drop the others. After: every billed attempt settles its reservation.
-In the chain only when the config has budgets.
+A key with `budget_usd` adds its own block budget (budget/key_budgets.py).
+In the chain with budgets or with auth on; without budgets or a key budget `before` returns at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import ClassVar
 
 from prometheus_client import Gauge
 
 from aimm_gateway.budget.enforcer import Admission, BudgetEnforcer, Estimates
+from aimm_gateway.budget.key_budgets import PREFIX as KEY_BUDGET
 from aimm_gateway.budget.policy import Caller, in_scope, reservation, touching
 from aimm_gateway.canonical import ChatCompletion
 from aimm_gateway.config import BudgetConfig, ModelConfig
 from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.runtime import Runtime
+from aimm_gateway.security.identity import Identity
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
 from aimm_gateway.stats import LiveStats
+
+KeyBudgetOf = Callable[[Identity | None], Awaitable[BudgetConfig | None]]
+
+
+def caller_of(ctx: RequestContext, route: str | None) -> Caller:
+    """Who a request's spend counts for: key, team, the route called, the gateway's namespace."""
+    identity = ctx.identity
+    team = identity.team if identity is not None else None
+    return Caller(ctx.key_name, team, route, ctx.runtime.namespace)
 
 
 class BudgetStage:
@@ -31,6 +44,7 @@ class BudgetStage:
     def __init__(
         self,
         enforcer: BudgetEnforcer,
+        key_budget: KeyBudgetOf,
         stats: LiveStats,
         metrics: GatewayMetrics,
         budgets: list[BudgetConfig],
@@ -39,6 +53,7 @@ class BudgetStage:
         models: dict[str, ModelConfig],
     ) -> None:
         self._enforcer = enforcer
+        self._key_budget = key_budget
         self._stats = stats
         self._metrics = metrics
         self._gauges: dict[str, Gauge] = {}
@@ -49,9 +64,14 @@ class BudgetStage:
 
     async def before(self, ctx: RequestContext) -> ChatCompletion | None:
         identity = ctx.identity
-        caller = Caller(ctx.key_name, identity.team if identity is not None else None, self._route)
+        if not self._budgets and (identity is None or identity.budget_usd is None):
+            return None  # the common case without budgets: nothing to reserve
+        caller = caller_of(ctx, self._route)
         names = [m.name for m in self._candidates]
         budgets = touching(self._budgets, caller, names)
+        own = await self._key_budget(identity)
+        if own is not None:
+            budgets.append(own)
         if not budgets:
             return None
         amounts = [reservation(ctx.prompt_tokens, ctx.max_output_tokens, m) for m in self._candidates]
@@ -78,6 +98,8 @@ class BudgetStage:
         charges = [(a.model, a.cost) for a in outcome.attempts if a.cost]  # every billed attempt
         for hold in admission.holds:  # the per-pod figures /api/v1/stats and budget_used_ratio show
             budget = hold.budget
+            if budget.name.startswith(KEY_BUDGET):
+                continue  # per-key budgets: no per-budget series (one per key would be unbounded)
             spent = sum((c for m, c in charges if in_scope(budget, caller, m)), Decimal(0))
             if spent:
                 total = self._stats.add_budget_spend(budget.name, spent)
@@ -95,8 +117,12 @@ def _candidates(rt: Runtime, name: str) -> list[ModelConfig]:
 
 
 def build(rt: Runtime, name: str, deps: StageDeps) -> BudgetStage | None:
+    """With budgets, or with auth on: any key (config, or created over the API) may carry a budget."""
     candidates = _candidates(rt, name)
-    if not rt.config.budgets or not candidates or deps.cost is None:
+    if not candidates or deps.cost is None or not (rt.config.budgets or rt.config.auth.enabled):
         return None
     route = name if name in rt.routes else None
-    return BudgetStage(deps.cost.budgets, deps.stats, deps.metrics, rt.config.budgets, route, candidates, rt.models)
+    cost = deps.cost
+    return BudgetStage(
+        cost.budgets, cost.key_budget, deps.stats, deps.metrics, rt.config.budgets, route, candidates, rt.models
+    )

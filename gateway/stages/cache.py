@@ -5,7 +5,8 @@ Before: a request that may be cached (temperature 0 or `x-aimm-cache: force`, an
 costs nothing and says `x-aimm-cache: hit` (streams replay it as a stream). After: a fresh,
 complete answer is stored (a stream's chunks are collected by the chunk hook and put together).
 With `cache.semantic`, a miss may still be answered by the most similar remembered prompt of the
-same scope (embedding cosine ≥ threshold; `x-aimm-cache-similarity` says how close).
+same scope (embedding cosine ≥ threshold; `x-aimm-cache-similarity` says how close); each
+embedding call is billed like any other (stages/side_calls.py).
 In the chain only when `cache.enabled`.
 """
 
@@ -23,6 +24,7 @@ from aimm_gateway.canonical import ChatChunk, ChatCompletion
 from aimm_gateway.config import CacheSettings
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
+from aimm_gateway.stages.side_calls import SEMANTIC_CACHE_EMBEDDING, SideCalls
 
 HIT_HEADER = "x-aimm-cache"
 SIMILARITY_HEADER = "x-aimm-cache-similarity"  # semantic hits: how close the remembered prompt was
@@ -47,12 +49,19 @@ def _collect(ctx: RequestContext, chunk: ChatChunk) -> ChatChunk | None:
 class CacheStage:
     name: ClassVar[str] = "cache"
 
-    def __init__(self, cache: ResponseCache, settings: CacheSettings, embed: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        cache: ResponseCache,
+        settings: CacheSettings,
+        embed: Embedder | None = None,
+        side_calls: SideCalls | None = None,
+    ) -> None:
         self.chunk_hook: ChunkHook | None = _collect
         self._cache = cache
         self._settings = settings
         self._semantic = settings.semantic if embed is not None else None
         self._embed = embed
+        self._side_calls = side_calls  # the embedding is billed: a usage row, counted in budgets
 
     async def before(self, ctx: RequestContext) -> ChatCompletion | None:
         lookup, store = decide(ctx.body, ctx.headers, self._settings)
@@ -64,7 +73,11 @@ class CacheStage:
             pending.hit = await self._cache.get(pending.key)
         if pending.hit is None and self._embed is not None:  # semantic: embed only past an exact miss
             pending.scope = scope_key(ctx.requested, ctx.body)
-            pending.vector = await self._embed(prompt_text(ctx.body), ctx.request_id)
+            embedding = await self._embed(prompt_text(ctx.body), ctx.request_id)
+            if embedding is not None:
+                pending.vector = embedding.vector
+                if self._side_calls is not None:
+                    await self._side_calls.charge(ctx, embedding, SEMANTIC_CACHE_EMBEDDING)
             if lookup and pending.vector is not None:
                 pending.hit = await self._similar(ctx, pending)
         ctx.response_headers[HIT_HEADER] = "hit" if pending.hit is not None else "miss"
@@ -107,4 +120,5 @@ def build(rt: Runtime, name: str, deps: StageDeps) -> CacheStage | None:
     if not settings.enabled or deps.cost is None:
         return None
     embed = runtime_embedder(rt, settings.semantic.embedding_model) if settings.semantic is not None else None
-    return CacheStage(deps.cost.cache, settings, embed)
+    side_calls = SideCalls(deps.cost, name if name in rt.routes else None) if embed is not None else None
+    return CacheStage(deps.cost.cache, settings, embed, side_calls)

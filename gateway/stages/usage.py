@@ -49,6 +49,7 @@ class UsageStage:
                 api=ctx.api,
                 key_name=ctx.key_name,
                 team=ctx.identity.team if ctx.identity is not None else None,
+                namespace=ctx.runtime.namespace,
                 route=self._route,
                 requested=ctx.requested,
                 model=model,

@@ -36,6 +36,7 @@ class Scope:
     key_names: Sequence[str] = ()
     routes: Sequence[str] = ()
     teams: Sequence[str] = ()
+    namespaces: Sequence[str] = ()
 
 
 @dataclass
@@ -69,6 +70,7 @@ def spend(ph: Placeholder, since_ms: int, until_ms: int, scope: Scope) -> tuple[
     where.any_of("key_name", scope.key_names)
     where.any_of("route", scope.routes)
     where.any_of("team", scope.teams)
+    where.any_of("namespace", scope.namespaces)
     return f"SELECT COALESCE(SUM(cost_units), 0) FROM ai_requests WHERE {where.sql()}", where.args
 
 

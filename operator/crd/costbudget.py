@@ -37,6 +37,13 @@ class BudgetScope(ApiModel):
         description="Only requests made with these API key names (teams or apps); default every key.",
         json_schema_extra={"x-kubernetes-list-type": "set", "items": {"maxLength": SHORT_MAX}},
     )
+    teams: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Only requests by callers of these teams (the team of an API key, or the JWT team claim); "
+        "default every team.",
+        json_schema_extra={"x-kubernetes-list-type": "set", "items": {"maxLength": SHORT_MAX}},
+    )
 
 
 class CostBudgetSpec(ApiModel):

@@ -7,10 +7,13 @@ show similarity); chat goes to the real mock upstream, whose call count proves w
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -20,7 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from aimm_gateway.budget.periods import window
 from aimm_gateway.cache.semantic import cosine, nearest, remember
+from tests.cost.stores import wait_for_rows
 from tests.gateway.conftest import API_KEY, RunningGateway, Upstream, base_config, upstream_model
 from tests.gateway.resilience_helpers import upstream_count
 from tests.servers import run_asgi_app
@@ -107,3 +112,59 @@ def test_unknown_embedding_model_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match=r"cache\.semantic\.embedding_model: unknown model .nope."):
         parse_config({"cache": {"enabled": True, "semantic": {"embedding_model": "nope"}}})
+
+
+def test_embedding_calls_are_recorded_and_charged(
+    start_gateway: Callable[[dict[str, Any]], RunningGateway],
+    openai_upstream: Upstream,
+    embeddings_upstream: tuple[str, list[str]],
+    tmp_path: Path,
+) -> None:
+    embeddings_url, embed_calls = embeddings_upstream
+    embedder = {
+        "name": "embedder", "provider": "openai_compatible", "base_url": f"{embeddings_url}/v1",
+        "api_key": {"env": "AIMM_TEST_UPSTREAM_KEY"}, "capabilities": ["embeddings"],
+        "pricing": {"input_per_1k": "1", "output_per_1k": "0"},  # $0.001 per word the double counts
+    }  # fmt: skip
+    budgets = [
+        {"name": "embeddings", "limit_usd": "1", "action": "alert", "models": ["embedder"]},
+        {"name": "chat-only", "limit_usd": "1", "action": "alert", "models": ["gpt"]},
+    ]
+    db = tmp_path / "usage.db"
+    gw = start_gateway(
+        base_config(
+            [upstream_model("gpt", openai_upstream, pricing={"input_per_1k": "0", "output_per_1k": "0"}), embedder],
+            cache={"enabled": True, "semantic": {"embedding_model": "embedder", "threshold": 0.9}},
+            budgets=budgets,
+            store={"sqlite_path": str(db), "flush_interval_s": 0.05},
+        )
+    )
+    client = openai.OpenAI(base_url=gw.v1, api_key=API_KEY, max_retries=0)
+    for text in ("What is the capital of France?", "what is the capital of france"):  # a miss, a semantic hit
+        client.chat.completions.create(model="gpt", temperature=0, messages=[{"role": "user", "content": text}])
+    words = sum(len(t.split()) for t in embed_calls)
+    assert len(embed_calls) == 2 and words > 0
+    expected = Decimal(words) / 1000
+
+    assert _state_spent(gw, "embeddings") == expected  # counted against the budget covering the embedding model
+    assert _state_spent(gw, "chat-only") == 0  # the chat model is free here; the embedding is not its
+
+    columns = "request_id, api, model, key_name, cost_units, prompt_tokens, route_reason, cache_hit"
+    rows = [tuple(r) for r in wait_for_rows(db, columns, 4)]
+    embedding_rows = [r for r in rows if r[6] == "semantic_cache_embedding"]
+    chat_rows = [r for r in rows if r[6] != "semantic_cache_embedding"]
+    assert len(embedding_rows) == 2 and len(chat_rows) == 2
+    assert {r[0] for r in embedding_rows} == {r[0] for r in chat_rows}  # each under its request's id
+    assert all(r[1:4] == ("embeddings", "embedder", "tests") for r in embedding_rows)
+    assert sum(r[4] for r in embedding_rows) == int(expected * 10**10) and sum(r[5] for r in embedding_rows) == words
+    assert [r[7] for r in chat_rows] == [0, 1]
+    with gw.client() as http:
+        status = {b["name"]: b for b in http.get("/api/v1/budgets").json()["budgets"]}
+    assert Decimal(status["embeddings"]["costThisPeriod"]) == expected.quantize(Decimal("0.0001"))
+
+
+def _state_spent(gw: RunningGateway, name: str) -> Decimal:
+    """The budget's counter in the gateway's (in-process) state layer."""
+    services = gw.gateway.cost
+    budget = next(b for b in gw.gateway.runtime.config.budgets if b.name == name)
+    return asyncio.run(services.state.spent(window(budget, services.budgets.clock()).key))

@@ -68,5 +68,16 @@ async def test_failed_request_releases_its_reservation() -> None:
     assert await deps.cost.state.spent(key) == 0
 
 
-def test_not_built_without_budgets() -> None:
-    assert budget.build(runtime([mock_model("a")]), "a", Deps().stage_deps) is None
+def test_not_built_without_budgets_or_authentication() -> None:
+    no_auth = runtime([mock_model("a")], auth={"enabled": False})
+    assert budget.build(no_auth, "a", Deps().stage_deps) is None
+
+
+async def test_without_budgets_a_key_without_budget_reserves_nothing() -> None:
+    deps = Deps()
+    rt = runtime([mock_model("a")])  # auth on: a key created over the API may carry a budget
+    stage = budget.build(rt, "a", deps.stage_deps)
+    assert stage is not None
+    ctx = context(rt, "a", max_tokens=100)
+    assert await stage.before(ctx) is None
+    assert "budget" not in ctx.scratch

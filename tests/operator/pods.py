@@ -34,12 +34,15 @@ def cpu_cores(quantity: str) -> float:
 
 def container_env(api: Api, ns: str, deployment: dict) -> dict[str, str]:
     """What the kubelet would put in the environment: values, each secretKeyRef resolved, and the
-    downward API's requests.cpu (divisor 1: rounded up to whole cores)."""
+    downward API's requests.cpu (divisor 1: rounded up to whole cores) and metadata.namespace."""
     env = {}
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     for item in container.get("env") or []:
         if "value" in item:
             env[item["name"]] = item["value"]
+        elif "fieldRef" in item["valueFrom"]:
+            assert item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+            env[item["name"]] = ns
         elif "resourceFieldRef" in item["valueFrom"]:
             field = item["valueFrom"]["resourceFieldRef"]
             assert (field["containerName"], field["resource"], field["divisor"]) == ("gateway", "requests.cpu", "1")

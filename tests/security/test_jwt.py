@@ -131,3 +131,14 @@ async def test_default_role_and_key_rotation_refetch(idp: tuple[Idp, str]) -> No
         now[0] += 31  # past the minimum refetch interval, well within the cache TTL
         ident = await verifier.verify(provider.token(kid="ec-2"))
         assert ident.role is Role.DEVELOPER and provider.served == 2
+
+
+async def test_team_claim_maps_to_identity_team(idp: tuple[Idp, str]) -> None:
+    provider, url = idp
+    async with httpx.AsyncClient() as client:
+        by_groups = JwtVerifier(_settings(url, team_claim="groups"), client)
+        assert (await by_groups.verify(provider.token(groups=["eng", "ops"]))).team == "eng"  # a list: its first
+        by_team = JwtVerifier(_settings(url, team_claim="team"), client)
+        assert (await by_team.verify(provider.token(team="payments"))).team == "payments"
+        assert (await by_team.verify(provider.token())).team is None  # claim absent: no team
+        assert (await JwtVerifier(_settings(url), client).verify(provider.token(team="x"))).team is None  # unset

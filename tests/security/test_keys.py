@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -84,3 +85,18 @@ async def test_public_view_has_no_secret_material() -> None:
     shown = record.public()
     assert "secrets" not in shown and shown["models"] == ["gpt-*"] and shown["role"] == "admin"
     assert record.identity().may_use("gpt-4o") and not record.identity().may_use("claude")
+
+
+async def test_team_and_budget_survive_the_file_and_reach_the_identity(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    store = KeyStore(path)
+    _, plaintext = await store.create("app", Role.USER, team="payments", budget_usd=Decimal("12.50"))
+    _, plain_old = await store.create("old", Role.USER)
+    raw = orjson.loads(path.read_bytes())["keys"]
+    assert {k["name"]: (k["team"], k["budget_usd"]) for k in raw} == {"app": ("payments", "12.50"), "old": (None, None)}
+    found = await KeyStore(path).verify(plaintext)  # another process reads them back
+    assert found is not None
+    identity = found.identity()
+    assert identity.team == "payments" and identity.budget_usd == Decimal("12.50")
+    older = await KeyStore(path).verify(plain_old)
+    assert older is not None and older.identity().team is None and older.identity().budget_usd is None

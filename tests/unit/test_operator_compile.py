@@ -139,13 +139,16 @@ def test_budget_scoping() -> None:
             budget("nothing", scope={"modelSelector": {"matchLabels": {"tier": "none"}}}),  # matches no model
             budget("other-gw", scope={"gateway": "elsewhere"}),
             budget("keys", scope={"apiKeys": ["team-a"]}),
+            budget("team", scope={"teams": ["payments"]}),
             budget("bad-tz", timeZone="Mars/Olympus"),
             budget("downgrade", action="downgrade", downgradeTo="missing"),
         ],
     )
     names = {b.name: b for b in c.config.budgets}
-    assert set(names) == {"premium", "keys", "downgrade"}  # "nothing" must not become "all models"
+    assert set(names) == {"premium", "keys", "team", "downgrade"}  # "nothing" must not become "all models"
     assert names["premium"].models == ["p"] and names["keys"].api_keys == ["team-a"]
+    assert names["team"].teams == ["payments"] and names["keys"].teams == []
+    assert {b.namespace for b in c.config.budgets} == {"ns"}  # the CostBudget's: served by pods of that namespace
     assert names["downgrade"].action == "block"
     assert {p.reason for p in c.problems} == {"DowngradeTargetNotFound"}
 

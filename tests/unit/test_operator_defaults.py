@@ -73,6 +73,6 @@ def test_budget_defaults_match() -> None:
     c = compile_gateway(snap.gateways[0], snap)
     assert c.config is not None
     (b,) = c.config.budgets
-    expected = gc.BudgetConfig(name="b", limit_usd=5)
+    expected = gc.BudgetConfig(name="b", limit_usd=5, namespace="ns")  # the one field the operator always sets
     assert _dump(b) == _dump(expected)
     assert costbudget.CostBudgetSpec(limitUSD=5).time_zone == expected.timezone

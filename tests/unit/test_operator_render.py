@@ -63,7 +63,9 @@ def test_model_edits_keep_the_template_secret_refs_change_it() -> None:
     (vol,) = [v for v in pod["volumes"] if "secret" in v]
     assert vol["secret"] == {"secretName": "s", "optional": True}
     container = pod["containers"][0]
-    assert [e["name"] for e in container["env"]] == ["AIMM_OPERATOR_KEY", "AIMM_WORKERS", "AIMM_GRACE_PERIOD_S"]
+    names = [e["name"] for e in container["env"]]
+    assert names == ["AIMM_OPERATOR_KEY", "AIMM_WORKERS", "AIMM_GRACE_PERIOD_S", "POD_NAMESPACE"]
+    assert container["env"][-1]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert container["workingDir"] == "/var/run/aimm"
     assert {"name": vol["name"], "mountPath": "/var/run/aimm/keys/s", "readOnly": True} in container["volumeMounts"]
     # More models with keys in the same Secret: same template, no rollout.

@@ -19,11 +19,18 @@ def only_on_smart(rt: Runtime, name: str, deps: StageDeps) -> Stage | None:
     return Recorder([], name) if name == "smart" else None
 
 
-def test_default_order_is_telemetry_and_key_scope_without_budgets() -> None:
-    # Auth is on (the default): every route checks the caller's model scope; nothing else joins.
+def test_default_order_is_telemetry_key_scope_and_key_budget_without_budgets() -> None:
+    # Auth is on (the default): every route checks the caller's model scope and, since any key may
+    # carry a budget_usd (also one created over the API), the key's budget; nothing else joins.
     rt = runtime([mock_model("a"), mock_model("b")], ROUTES)
     assembly = StageAssembly(Deps().stage_deps)
-    assert [type(s) for s in assembly.chain(context(rt, "smart")).stages] == [TelemetryStage, ModelScope]
+    stages = [type(s) for s in assembly.chain(context(rt, "smart")).stages]
+    assert stages == [TelemetryStage, ModelScope, BudgetStage]
+
+
+def test_without_auth_or_budgets_only_telemetry_joins() -> None:
+    rt = runtime([mock_model("a")], auth={"enabled": False})
+    assert [type(s) for s in StageAssembly(Deps().stage_deps).chain(context(rt, "a")).stages] == [TelemetryStage]
 
 
 def test_budget_stage_joins_when_the_config_has_budgets() -> None:
