@@ -98,7 +98,7 @@ def test_admin_sees_live_numbers_toggles_a_model_and_routing_follows(
     )
     assert "fast disabled" in text(browser, "notice")
     assert set(queries(gw.url, 6)) == {"slow"}  # routing changed: the route skips the disabled model
-    shot(browser, "models")
+    shot(browser, "models-toggle")
     go(browser, "overview")
     wait(browser, lambda d: text(d, "m-total") == "10")
     newest = [r.get_attribute("data-model") for r in browser.find_elements(By.CSS_SELECTOR, "#tail tr")[:6]]
@@ -109,7 +109,6 @@ def test_admin_sees_live_numbers_toggles_a_model_and_routing_follows(
     assert (
         "disabled" in row.text and "round_robin" in browser.find_element(By.CSS_SELECTOR, '[data-route="smart"]').text
     )
-    shot(browser, "routes")
 
     go(browser, "budgets")
     budget = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-budget="monthly"]'))
@@ -120,6 +119,38 @@ def test_admin_sees_live_numbers_toggles_a_model_and_routing_follows(
         wait(browser, lambda d, p=page: d.find_element(By.ID, p).text.strip() != "")
         shot(browser, page)
     assert "no audit" in text(browser, "audit").lower()
+
+
+def test_admin_sets_a_weight_by_keyboard_and_weighted_routing_follows(
+    browser: webdriver.Chrome, start_gateway: Start
+) -> None:
+    routes = [{"name": "smart", "algorithm": "weighted", "targets": [{"model": "fast"}, {"model": "slow"}]}]
+    gw = start_gateway(console_config(routes=routes))
+    assert set(queries(gw.url, 12)) == {"fast", "slow"}  # equal weights: both get picked
+    log_in(browser, gw.url, ADMIN_TOKEN)
+    go(browser, "models")
+    field = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, 'form[data-weight="fast"] input'))
+    label = browser.find_element(By.CSS_SELECTOR, f'label[for="{field.get_attribute("id")}"]')
+    assert label.get_attribute("textContent") == "Routing weight of fast"
+    wait(browser, lambda d: field.get_attribute("value") == "1")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("-2", Keys.ENTER)  # refused in the page (the input says min 0): nothing is sent
+    wait(browser, lambda d: "Weight of fast" in text(d, "notice"))
+    assert gw.gateway.runtime.models["fast"].weight == 1
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("0", Keys.ENTER)
+    wait(browser, lambda d: "fast now weighs 0" in text(d, "notice"))
+    assert browser.switch_to.active_element.get_attribute("id") == "weight-fast"  # focus stays put
+    assert set(queries(gw.url, 12)) == {"slow"}  # weight 0: never the weighted route's pick
+    go(browser, "routes")
+    cell = wait(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, '[data-route="smart"] tr[data-target="fast"] [data-col="weight"]'),
+    )
+    assert cell.text == "0" and "weighted" in browser.find_element(By.CSS_SELECTOR, '[data-route="smart"]').text
+    shot(browser, "routes")
+    go(browser, "models")
+    shot(browser, "models")
 
 
 def test_playground_compares_models_side_by_side(browser: webdriver.Chrome, start_gateway: Start) -> None:

@@ -197,10 +197,21 @@ function renderModels() {
 
 function modelRow(m) {
   const cells = ["provider", "health", "breaker", "p95", "errors", "requests", "cost"].map((c) => el("td", { "data-col": c }));
-  const toggle = can("admin")
+  const admin = can("admin");
+  const toggle = admin
     ? el("button", { type: "button", class: "toggle", "data-model": m.name, onclick: () => toggleModel(m.name) })
     : el("span", { "data-col": "enabled" });
-  return el("tr", { "data-model": m.name }, el("th", { scope: "row" }, m.name), cells, el("td", {}, toggle));
+  return el("tr", { "data-model": m.name }, el("th", { scope: "row" }, m.name), cells,
+    el("td", {}, admin ? weightForm(m) : el("span", { "data-col": "weight" })), el("td", {}, toggle));
+}
+
+// Admins type a weight and press Enter (or the Set button): a form, so the keyboard just works.
+function weightForm(m) {
+  const id = `weight-${m.name}`;
+  return el("form", { class: "weight", "data-weight": m.name, novalidate: true, onsubmit: (ev) => { ev.preventDefault(); setWeight(m.name, ev.target); } },
+    el("label", { for: id, class: "sr-only" }, `Routing weight of ${m.name}`),
+    el("input", { id, name: "weight", type: "number", min: "0", step: "any", required: true, inputmode: "decimal" }),
+    el("button", { type: "submit", "aria-label": `Set the weight of ${m.name}` }, "Set"));
 }
 
 function updateModelRow(row, m) {
@@ -218,6 +229,9 @@ function updateModelRow(row, m) {
   set("errors", fmt.pct(live.error_rate ?? 0));
   set("requests", fmt.num(live.requests_total ?? 0));
   set("cost", fmt.usd(live.cost_usd_total ?? 0));
+  const weight = row.querySelector('input[name="weight"]');
+  if (weight && document.activeElement !== weight && weight.value !== String(m.weight)) weight.value = String(m.weight);
+  else if (!weight) set("weight", String(m.weight));
   const toggle = row.querySelector("button.toggle");
   if (toggle) {
     toggle.setAttribute("aria-pressed", String(m.enabled));
@@ -240,15 +254,17 @@ function renderRoutes() {
 }
 
 function routeCard(r) {
-  const rows = [...r.targets.map((t) => [t, "target"]), ...r.fallbacks.map((t) => [t, "fallback"])].map(([t, kind]) => {
+  const weights = r.weights || [];
+  const rows = [...r.targets.map((t, i) => [t, weights[i]]), ...r.fallbacks.map((t) => [t, null])].map(([t, w]) => {
     const m = state.models.find((x) => x.name === t) || {};
-    return el("tr", { "data-target": t }, el("td", {}, kind === "fallback" ? `${t} (fallback)` : t),
-      el("td", { class: `s-${m.health}` }, m.enabled === false ? "disabled" : m.health || "–"), el("td", { "data-rpm": t }, "0.0"));
+    return el("tr", { "data-target": t }, el("td", {}, w === null ? `${t} (fallback)` : t),
+      el("td", { class: `s-${m.health}` }, m.enabled === false ? "disabled" : m.health || "–"),
+      el("td", { "data-col": "weight" }, w === null || w === undefined ? "–" : String(w)), el("td", { "data-rpm": t }, "0.0"));
   });
   return el("article", { class: "card", "data-route": r.name }, el("h3", {}, r.name),
     el("p", {}, "Algorithm: ", el("strong", {}, r.algorithm)),
     el("table", { class: "grid" },
-      el("thead", {}, el("tr", {}, ["Target", "Status", "Req/min"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["Target", "Status", "Weight", "Req/min"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
 }
 
@@ -260,6 +276,18 @@ async function toggleModel(name) {
     await loadModels();
     document.querySelector(`button[data-model="${CSS.escape(m.name)}"]`)?.focus();
   } catch (err) { notice(`Could not change ${m.name}: ${err.message}`); }
+}
+
+async function setWeight(name, form) {
+  const input = form.elements.weight;
+  if (!input.checkValidity()) { notice(`Weight of ${name}: ${input.validationMessage}`); input.focus(); return; }
+  try {
+    const m = await api(`/admin/models/${encodeURIComponent(name)}`, { method: "PATCH", body: JSON.stringify({ weight: Number(input.value) }) });
+    notice(`${name} now weighs ${m.weight}: weighted routes use it from the next request.`);
+    input.blur(); // let the refresh show the stored value
+    await loadModels();
+    document.querySelector(`form[data-weight="${CSS.escape(name)}"] input`)?.focus();
+  } catch (err) { notice(`Could not change ${name}: ${err.message}`); input.focus(); }
 }
 
 // -- budgets, keys, audit -------------------------------------------------------------------------
