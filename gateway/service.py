@@ -78,10 +78,10 @@ class Gateway:
         await self.cost.start(lambda: self.runtime.config.budgets)
         if self.tls_reloader is not None:
             self.tls_reloader.start()
-        if self.file_config.state.redis is not None:  # a fleet: model changes and alerts go fleet-wide
-            self._relay = LiveRelay(self.live, self.cost.state)
+        if self.file_config.state.redis is not None:  # a fleet: the live feed goes fleet-wide
+            self._relay = LiveRelay(self.live, self.cost.state, self.feed.peer_snapshot)
             self._relay.start()
-            self.feed.keep_running()
+            self.feed.join_fleet(self._relay.pod, self._relay.forward)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
                 self.config_path,

@@ -132,6 +132,10 @@ function onMetrics(data) {
   $("m-spend").textContent = fmt.usd(data.spend_usd_total);
   $("m-cost-hour").textContent = `${fmt.usd(data.cost_per_hour_usd)} / hour at the current pace`;
   $("m-total").textContent = fmt.num(data.requests_total);
+  const n = data.fleet ? data.fleet.processes.length : 1;
+  $("m-scope").textContent = data.fleet
+    ? `Across ${n} gateway process${n === 1 ? "" : "es"} (merged over the state layer; latency is the slowest process's, an upper bound).`
+    : "This gateway process.";
   state.rps.push(Number(data.requests_per_second));
   if (state.rps.length > 60) state.rps.shift();
   drawChart();
