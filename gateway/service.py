@@ -168,7 +168,6 @@ class Gateway:
 
     def _count_reload(self, ok: bool) -> None:
         self.metrics.count_reload(ok)
-        self.metrics.config_reloads.labels("success" if ok else "failure").inc()
         self.security.audit.record("config.reload", target=str(self.config_path), outcome="ok" if ok else "refused")
         if not ok:
             self.feed.alert(
