@@ -25,6 +25,7 @@ const fmt = {
   usd: (v) => (v === null || v === undefined ? "–" : `$${Number(v).toFixed(Number(v) < 1 ? 6 : 2)}`),
   num: (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en")),
   time: (t) => new Date(t * 1000).toLocaleTimeString("en-GB"),
+  date: (t) => (t ? new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "–"),
 };
 
 const can = (perm) => !!state.session && state.session.permissions.includes(perm);
@@ -328,8 +329,10 @@ async function loadKeys() {
     return;
   }
   const doc = await api("/admin/keys");
-  const rows = doc.data.map((k) => el("tr", {}, el("th", { scope: "row" }, k.name), el("td", {}, k.role), el("td", {}, k.owner || "–"),
-    el("td", {}, (k.models || []).join(", ") || "all"), el("td", {}, k.created_at || "–"), el("td", {}, k.revoked_at ? "revoked" : "active")));
+  const now = Date.now() / 1000;
+  const stateOf = (k) => (k.revoked_at ? "revoked" : k.expires_at && k.expires_at < now ? "expired" : "active");
+  const rows = doc.data.map((k) => el("tr", { "data-key": k.name }, el("th", { scope: "row" }, k.name), el("td", {}, k.role), el("td", {}, k.owner || "–"),
+    el("td", {}, (k.models || []).join(", ") || "all"), el("td", {}, fmt.date(k.created_at)), el("td", { class: `s-${stateOf(k)}` }, stateOf(k))));
   $("keys").replaceChildren(el("table", { class: "grid" }, el("thead", {}, el("tr", {}, ...["Name", "Role", "Owner", "Models", "Created", "State"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No keys in the key store.")))));
 }
