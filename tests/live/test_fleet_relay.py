@@ -5,24 +5,23 @@ processes (two real `aimm gateway serve` processes), with a stopped process drop
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from aimm_gateway.app import create_app
 from aimm_gateway.service import Gateway
-from tests.backing import RedisServer, free_port
-from tests.gateway.conftest import ADMIN_TOKEN, API_KEY, Upstream, upstream_model
+from tests.backing import RedisServer
+from tests.gateway.conftest import Upstream, upstream_model
 from tests.live.helpers import live_config, next_on, send, viewer
+from tests.perf.served import Served, serve_gateway
 from tests.servers import run_asgi_app
 
 
@@ -66,53 +65,24 @@ async def test_another_replicas_breaker_and_budget_alerts_arrive(fleet: Any) -> 
             assert budget["budget"] == "tiny" and budget["pod"] == change["pod"]
 
 
-def _serve(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    aimm = Path(sys.executable).with_name("aimm")
-    args = [str(aimm), "gateway", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-    env = {**os.environ, "AIMM_TEST_API_KEY": API_KEY, "AIMM_TEST_ADMIN_TOKEN": ADMIN_TOKEN}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*args, "--workers", "1"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"gateway at {url} not ready:\n{log.read_text()}")
+@pytest.fixture
+def two_processes(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Served]]:
+    """Two real `aimm gateway serve` processes (one worker each) sharing the real redis-server."""
+    monkeypatch.setenv("AIMM_REDIS_URL", redis_server.url)
+    state = {"redis": {"url": {"env": "AIMM_REDIS_URL"}, "timeout_ms": 2000, "key_prefix": f"p{secrets.token_hex(4)}:"}}
+    with ExitStack() as stack:
+        served = []
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            served.append(
+                stack.enter_context(serve_gateway(tmp_path / name, live_config(state=state), "--workers", "1"))
+            )
+        yield served
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture
-def two_processes(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AIMM_REDIS_URL", redis_server.url)
-    state = {"redis": {"url": {"env": "AIMM_REDIS_URL"}, "timeout_ms": 2000, "key_prefix": f"p{secrets.token_hex(4)}:"}}
-    path = tmp_path / "fleet.yaml"
-    path.write_text(yaml.safe_dump(live_config(state=state)))
-    procs = [_serve(path, tmp_path / f"gateway-{i}.log") for i in range(2)]
-    try:
-        for i, (proc, url) in enumerate(procs):
-            _ready(proc, url, tmp_path / f"gateway-{i}.log")
-        yield procs
-    finally:
-        for proc, _ in procs:
-            _stop(proc)
+    proc.terminate()
+    proc.wait(timeout=30)
 
 
 async def _snapshot(ws: Any, processes: int, within: float = 10) -> dict[str, Any]:
@@ -124,8 +94,9 @@ async def _snapshot(ws: Any, processes: int, within: float = 10) -> dict[str, An
             return snap
 
 
-async def test_a_console_on_one_process_sees_traffic_sent_to_another(two_processes: Any) -> None:
-    (proc_a, a), (_, b) = two_processes
+async def test_a_console_on_one_process_sees_traffic_sent_to_another(two_processes: list[Served]) -> None:
+    a, b = (s.url for s in two_processes)
+    proc_a = two_processes[0].proc
     async with viewer(a, "metrics") as ws_a:
         pod_a = (await next_on(ws_a, "control", type="hello"))["pod"]
     async with viewer(b, "metrics,requests") as ws:
