@@ -8,7 +8,7 @@ CONFIG ?= examples/demo.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint bench soak bench-operator envtest prometheus deps crds fmt clean test-unit test-operator sdk image kind-up kind-down test-install
+.PHONY: run test lint bench soak bench-operator envtest prometheus deps crds fmt clean test-unit test-operator sdk image kind-up kind-down test-install dashboards
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,12 @@ envtest:
 # prometheus + promtool from the Prometheus Go module, cached in ~/.cache/aimm/bin (tests/observability)
 prometheus:
 	@bash hack/prometheus.sh
+
+# docs/observability/*.png: every Grafana dashboard drawn from a real Prometheus scraping a gateway
+# under load (tests/observability/test_prometheus_e2e.py draws them into its artifacts/ in make test too)
+dashboards: deps prometheus
+	$(BIN)/pytest -q -p no:cacheprovider tests/observability/test_prometheus_e2e.py -k drawn_from_the_real_data
+	mkdir -p docs/observability && cp tests/observability/artifacts/aimm-*.png docs/observability/
 
 # mypy sees the packages by their import names through links (the folder `operator/` would
 # otherwise shadow the standard library's `operator` module).

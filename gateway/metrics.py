@@ -145,6 +145,8 @@ class GatewayMetrics:
         self.config_reloads = Counter(
             PREFIX + "config_reloads_total", "Config reload attempts.", ["result"], registry=r
         )
+        for result in ("success", "failure"):  # at 0 from the start, so increase() sees the first reload
+            self.config_reloads.labels(result)
         self.config_reload_ok = Gauge(
             PREFIX + "config_last_reload_successful", "1 if the last config reload succeeded, else 0.", registry=r
         )

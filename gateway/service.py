@@ -9,13 +9,13 @@ from typing import Any
 
 from aimm_gateway.budget.services import CostServices
 from aimm_gateway.config import ConfigError, GatewayConfig, ModelConfig, SecretStoreSettings, load_config
-from aimm_gateway.errors import GatewayError
+from aimm_gateway.errors import GatewayError, InvalidRequest
 from aimm_gateway.live.events import request_event
 from aimm_gateway.live.feed import LiveFeed
 from aimm_gateway.live.hub import LiveHub
 from aimm_gateway.live.relay import LiveRelay
 from aimm_gateway.metrics import GatewayMetrics
-from aimm_gateway.overrides import ModelOverrides
+from aimm_gateway.overrides import ModelOverrides, zero_weight_routes
 from aimm_gateway.pipeline import ChatPipeline
 from aimm_gateway.providers.http import UpstreamPools
 from aimm_gateway.reload import ConfigWatcher
@@ -78,10 +78,10 @@ class Gateway:
         await self.cost.start(lambda: self.runtime.config.budgets)
         if self.tls_reloader is not None:
             self.tls_reloader.start()
-        if self.file_config.state.redis is not None:  # a fleet: model changes and alerts go fleet-wide
-            self._relay = LiveRelay(self.live, self.cost.state)
+        if self.file_config.state.redis is not None:  # a fleet: the live feed goes fleet-wide
+            self._relay = LiveRelay(self.live, self.cost.state, self.feed.peer_snapshot)
             self._relay.start()
-            self.feed.keep_running()
+            self.feed.join_fleet(self._relay.pod, self._relay.forward)
         if self.config_path is not None:
             self._watcher = ConfigWatcher(
                 self.config_path,
@@ -168,7 +168,6 @@ class Gateway:
 
     def _count_reload(self, ok: bool) -> None:
         self.metrics.count_reload(ok)
-        self.metrics.config_reloads.labels("success" if ok else "failure").inc()
         self.security.audit.record("config.reload", target=str(self.config_path), outcome="ok" if ok else "refused")
         if not ok:
             self.feed.alert(
@@ -192,8 +191,21 @@ class Gateway:
             del self.overrides.added[model.name]
             raise
 
-    def set_enabled(self, name: str, enabled: bool) -> None:
-        self.overrides.enabled[name] = enabled
+    def change_model(self, name: str, enabled: bool | None = None, weight: float | None = None) -> None:
+        """Switch a model on or off and/or set its routing weight (runtime overrides, one rebuild)."""
+        if weight is not None:
+            trial = ModelOverrides(
+                self.overrides.added, self.overrides.enabled, {**self.overrides.weight, name: weight}
+            )
+            zeroed = zero_weight_routes(trial.apply(self.file_config), name)
+            if zeroed:
+                raise InvalidRequest(
+                    f"weight {weight:g} would leave route(s) {', '.join(zeroed)} with every target at weight 0",
+                    param="weight",
+                )
+            self.overrides.weight[name] = weight
+        if enabled is not None:
+            self.overrides.enabled[name] = enabled
         self._rebuild()
 
     # -- status -----------------------------------------------------------------------------------

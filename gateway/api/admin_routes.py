@@ -1,4 +1,4 @@
-"""Model management under /admin: add a model, enable/disable one, see every model's status.
+"""Model management under /admin: add a model, enable/disable one or set its weight, see every model's status.
 
 Admin needs the admin role (the `admin.token` bearer, or an admin key); see api/access.py.
 Models added here may only use allow-listed secret references (security/secret_refs.py).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -20,10 +20,21 @@ from aimm_gateway.routing import TargetSnapshot
 from aimm_gateway.security.secret_refs import refused_refs
 from aimm_gateway.service import Gateway
 
+MAX_WEIGHT = 1_000_000.0  # weights are relative; a bound keeps sums finite and typos visible
+
 
 class ModelPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    enabled: bool
+    enabled: bool | None = Field(None, description="Switch the model on or off.")
+    weight: float | None = Field(
+        None, ge=0, le=MAX_WEIGHT, allow_inf_nan=False, description="Routing weight (0: never a weighted first pick)."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> ModelPatch:
+        if self.enabled is None and self.weight is None:
+            raise ValueError("give `enabled`, `weight` or both")
+        return self
 
 
 def _require_admin(request: Request) -> Gateway:
@@ -77,8 +88,11 @@ async def patch_model(request: Request) -> Response:
     gateway = _require_admin(request)
     name = _existing(gateway, request)
     patch = await read_body_as(request, ModelPatch)
-    gateway.set_enabled(name, patch.enabled)
-    _audit(request, "model.enable" if patch.enabled else "model.disable", name)
+    gateway.change_model(name, enabled=patch.enabled, weight=patch.weight)
+    if patch.enabled is not None:
+        _audit(request, "model.enable" if patch.enabled else "model.disable", name)
+    if patch.weight is not None:
+        _audit(request, "model.weight", name, weight=patch.weight)
     return json_response(_status_of(gateway, name))
 
 
@@ -106,6 +120,7 @@ def _status(
         "provider": model.provider,
         "model": model.upstream_model,
         "source": "runtime" if name in gateway.overrides.added else "config",
+        "weight": model.weight,
         **health,
         "retry_in_s": gateway.retry_in_s(snapshot.retry_at) if snapshot is not None else None,
         "requests_total": live.get("requests_total", 0),

@@ -26,6 +26,7 @@ from aimm_gateway.canonical import validate_chat
 from aimm_gateway.compare import compare
 from aimm_gateway.config import format_loc
 from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound
+from aimm_gateway.overrides import effective_weight
 from aimm_gateway.pipeline import StreamResult
 from aimm_gateway.providers.sse import encode_sse
 from aimm_gateway.service import Gateway
@@ -244,6 +245,7 @@ async def models(request: Request) -> Response:
                 "provider": m.provider,
                 "model": m.upstream_model,
                 "enabled": m.enabled,
+                "weight": m.weight,
                 "health": h["health"],
                 "circuit_state": h["circuit_state"],
                 "reason": h["reason"],
@@ -261,6 +263,7 @@ async def models(request: Request) -> Response:
             "name": r.name,
             "algorithm": r.algorithm,
             "targets": [t.model for t in r.targets],
+            "weights": [effective_weight(r, gateway.runtime.models, i) for i in range(len(r.targets))],
             "fallbacks": r.fallbacks,
         }
         for r in gateway.runtime.routes.values()

@@ -141,6 +141,7 @@ class ModelInfo(Open):
     provider: str
     model: str
     enabled: bool
+    weight: float
     health: Literal["healthy", "degraded", "unavailable"]
     circuit_state: str
     reason: str | None = None
@@ -154,6 +155,7 @@ class RouteInfo(Open):
     name: str
     algorithm: str
     targets: list[str]
+    weights: list[float]
     fallbacks: list[str]
 
 
@@ -195,6 +197,7 @@ class ModelStatus(Open):
     provider: str
     model: str
     source: Literal["config", "runtime"]
+    weight: float
     enabled: bool
     available: bool
     circuit_state: str

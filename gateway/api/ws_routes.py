@@ -96,7 +96,7 @@ async def live_ws(ws: WebSocket) -> None:
     offered = ws.scope.get("subprotocols") or ()
     await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     sub = hub.join(channels, identity.name)
-    sub.offer(_hello(identity, sub))
+    sub.offer(_hello(identity, sub, hub.pod))
     gateway.feed.welcome(sub, sub.channels)
     reader = asyncio.get_running_loop().create_task(_read_commands(ws, hub, sub, gateway))
     try:
@@ -106,7 +106,7 @@ async def live_ws(ws: WebSocket) -> None:
         hub.leave(sub)
 
 
-def _hello(identity: Identity, sub: Subscriber) -> str:
+def _hello(identity: Identity, sub: Subscriber, pod: str) -> str:
     return encode(
         "control",
         {
@@ -114,7 +114,8 @@ def _hello(identity: Identity, sub: Subscriber) -> str:
             "identity": {"name": identity.name, "role": identity.role.value},
             "channels": sorted(sub.channels),
             "available": list(CHANNELS),
-            "pod": socket.gethostname(),  # each pod serves its own view (docs/console.md)
+            # The process's name in fleet events (relay on), else the host: see docs/console.md.
+            "pod": pod or socket.gethostname(),
         },
     )
 

@@ -4,6 +4,10 @@ Runs only while someone is subscribed (the hub tells it when the count changes):
 diffs model status (breaker, enablement, availability) against the last tick and publishes the
 changes, and once per `metrics_interval_s` publishes a snapshot. Budget thresholds (the budget
 enforcer's hook) and reload failures (the config watcher) are published when they happen.
+
+In a fleet (`join_fleet`, with the relay) it ticks whether or not anyone here is subscribed: every
+interval it shares its own snapshot with the other processes (with how many consoles here watch
+the request tail), and its own subscribers get the fleet's merged snapshot (fleet.py).
 """
 
 from __future__ import annotations
@@ -11,16 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from aimm_gateway.budget.alerts import ThresholdEvent
 from aimm_gateway.live import events
+from aimm_gateway.live.fleet import FleetView
 from aimm_gateway.live.hub import LiveHub, Subscriber, encode
 
 log = logging.getLogger("aimm.gateway.live")
 
 TICK_S = 0.25  # how soon a breaker or status change reaches subscribers
+STALE_INTERVALS = 3  # a peer silent for this many metrics intervals (at least STALE_MIN_S) is out
+STALE_MIN_S = 3.0
 
 
 class FeedSources(Protocol):
@@ -41,12 +48,26 @@ class LiveFeed:
         self._last_total: tuple[float, int] | None = None
         self._next_metrics = 0.0
         self._always = False  # with a fleet relay, this pod's changes matter to other pods' consoles
+        self.fleet: FleetView | None = None
+        self._share: Callable[[str, str], None] | None = None  # to the other processes (the relay)
         hub.on_count_change(self._count_changed)
 
-    def keep_running(self) -> None:
-        """Tick whether or not anyone here is subscribed (the fleet relay is on)."""
+    def join_fleet(self, pod: str, share: Callable[[str, str], None]) -> None:
+        """Tick whether or not anyone here is subscribed, share snapshots, merge the fleet's."""
+        self.fleet, self._share = FleetView(pod), share
         self._always = True
         self._count_changed(self.hub.count)
+
+    @property
+    def stale_after_s(self) -> float:
+        return max(STALE_MIN_S, STALE_INTERVALS * self.metrics_interval_s)
+
+    def peer_snapshot(self, pod: str, snapshot: dict[str, Any]) -> None:
+        """Another process's snapshot (the relay's listener): kept for the merge."""
+        if self.fleet is not None:
+            now = time.monotonic()
+            self.fleet.receive(pod, snapshot, now)
+            self.hub.set_remote_tail(self.fleet.tail_watched(now, self.stale_after_s))
 
     def _count_changed(self, count: int) -> None:
         wanted = bool(count) or self._always
@@ -73,9 +94,15 @@ class LiveFeed:
 
     def tick(self, now: float) -> None:
         self.check_models()
-        if now >= self._next_metrics and self.hub.subscribers("metrics"):
+        if now >= self._next_metrics and (self.hub.subscribers("metrics") or self.fleet is not None):
             self._next_metrics = now + self.metrics_interval_s
-            self.hub.publish("metrics", self._snapshot(now))
+            snapshot = self._snapshot(now)
+            if self.fleet is not None and self._share is not None:
+                tail = self.hub.subscribers("requests")
+                self._share("metrics", encode("metrics", {**snapshot, "pod": self.fleet.pod, "tail_watchers": tail}))
+                self.hub.set_remote_tail(self.fleet.tail_watched(now, self.stale_after_s))
+                snapshot = self.fleet.merge(snapshot, now, self.stale_after_s)
+            self.hub.publish("metrics", snapshot)
 
     def check_models(self) -> None:
         """Publish what changed since the last look (also called at once after a config swap)."""
@@ -104,7 +131,10 @@ class LiveFeed:
         if "metrics" in channels:
             summary = self._sources.live_summary()
             rps = summary.get("requests_per_second", 0.0)
-            sub.offer(encode("metrics", events.metrics_event(summary, self._sources.model_health(), rps)))
+            snapshot = events.metrics_event(summary, self._sources.model_health(), rps)
+            if self.fleet is not None:
+                snapshot = self.fleet.merge(snapshot, time.monotonic(), self.stale_after_s)
+            sub.offer(encode("metrics", snapshot))
         if "models" in channels:
             sub.offer(encode("models", {"type": "status", "models": self._sources.model_health()}))
 

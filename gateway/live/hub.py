@@ -21,7 +21,9 @@ import orjson
 log = logging.getLogger("aimm.gateway.live")
 
 CHANNELS = ("metrics", "models", "alerts", "requests")
-RELAYED = ("models", "alerts")  # fleet-wide with a shared state layer; metrics and requests stay per pod
+# Fleet-wide with a shared state layer: delivered as they come. `metrics` is shared too, but
+# merged before delivery (feed.py, fleet.py), so it is not relayed as is.
+RELAYED = ("models", "alerts", "requests")
 _BURST = 8  # fan-out yields to the writers after this many events of a burst
 TAIL_BACKLOG = 1024  # request entries waiting for fan-out; the oldest go first in a burst
 
@@ -90,7 +92,8 @@ class LiveHub:
         self._fanout: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[int], None]] = []
         self._tail_listeners: list[Callable[[], None]] = []
-        self.requests_subscribed = False  # True while the `requests` channel has subscribers
+        self.requests_subscribed = False  # True while the tail is watched, here or (fleet) on a peer
+        self.remote_tail = False  # a peer process has a console watching the tail (fleet mode)
         self.dropped_total = 0
         self.pod = ""  # set with the relay: names this process in fleet-wide events
         self.relay: Callable[[str, str], None] | None = None  # RELAYED channels go to the fleet too
@@ -153,8 +156,14 @@ class LiveHub:
         sub.channels = wanted
         self._refresh()
 
+    def set_remote_tail(self, watched: bool) -> None:
+        """A peer's console started or stopped watching the tail: feed it (or stop) from here too."""
+        if watched != self.remote_tail:
+            self.remote_tail = watched
+            self._refresh()
+
     def _refresh(self) -> None:
-        watched = bool(self._by_channel["requests"]) and self._sample_rate > 0
+        watched = (bool(self._by_channel["requests"]) or self.remote_tail) and self._sample_rate > 0
         if watched != self.requests_subscribed:
             self.requests_subscribed = watched
             for listener in self._tail_listeners:
@@ -178,7 +187,8 @@ class LiveHub:
         relay = self.relay
         if relay is not None and channel in RELAYED:
             message = encode(channel, {**event, "pod": self.pod})
-            relay(channel, message)
+            if channel != "requests" or self.remote_tail:  # the tail goes out only while a peer watches
+                relay(channel, message)
             return self.deliver(channel, message)
         if not self._by_channel[channel]:
             return 0

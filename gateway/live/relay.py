@@ -1,10 +1,11 @@
-"""Fleet-wide `models` and `alerts`: through the state layer's pub/sub (Redis) when there is one.
+"""The fleet-wide live feed: through the state layer's pub/sub (Redis) when there is one.
 
-Each process publishes its own model changes and alerts (tagged with its `pod`) and listens for
-everyone's, handing other processes' messages to its local subscribers. `metrics` and `requests`
-stay per process: they are high-rate and a console would have to merge them (docs/console.md).
-Sending is off the caller's path (a bounded outbox drained by a task); a state layer that is down
-loses relayed messages, never blocks anything, and the listener reconnects.
+Each process publishes its own model changes, alerts and (while a console anywhere watches it)
+sampled request tail, tagged with its `pod`, and listens for everyone's, handing other processes'
+messages to its local subscribers. Each also publishes its per-second `metrics` snapshot, which
+receivers do not pass on as is: the feed merges the fleet's snapshots (fleet.py) for its own
+subscribers. Sending is off the caller's path (a bounded outbox drained by a task); a state
+layer that is down loses relayed messages, never blocks anything, and the listener reconnects.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import os
 import secrets
 import socket
 from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
 
 from aimm_gateway.live.hub import RELAYED, LiveHub
 from aimm_gateway.state.base import StateStore, StateUnavailable
@@ -32,9 +37,16 @@ def pod_name() -> str:
 
 
 class LiveRelay:
-    def __init__(self, hub: LiveHub, store: StateStore, pod: str | None = None) -> None:
+    def __init__(
+        self,
+        hub: LiveHub,
+        store: StateStore,
+        on_metrics: Callable[[str, dict[str, Any]], None],
+        pod: str | None = None,
+    ) -> None:
         self._hub = hub
         self._store = store
+        self._on_metrics = on_metrics  # a peer's snapshot: (its pod, the event) to the fleet view
         self.pod = pod or pod_name()
         self._outbox: deque[tuple[str, str]] = deque(maxlen=OUTBOX)
         self._ready = asyncio.Event()
@@ -63,17 +75,26 @@ class LiveRelay:
                     self.lost += 1
 
     async def _listen(self) -> None:
-        topics = [TOPIC + c for c in RELAYED]
+        topics = [TOPIC + c for c in (*RELAYED, "metrics")]
         own = self.pod.encode()
         while True:
             try:
                 async for topic, data in self._store.subscribe(topics):
                     sender, _, body = data.partition(b"\n")
                     if sender != own:
-                        self._hub.deliver(topic.removeprefix(TOPIC), body.decode())
+                        self._receive(topic.removeprefix(TOPIC), sender.decode(), body)
             except StateUnavailable as exc:
                 log.warning("live relay: state layer unavailable (%s); retrying", exc)
             await asyncio.sleep(RECONNECT_S)
+
+    def _receive(self, channel: str, sender: str, body: bytes) -> None:
+        if channel != "metrics":
+            self._hub.deliver(channel, body.decode())
+            return
+        try:
+            self._on_metrics(sender, orjson.loads(body))
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):  # a peer's bad message ends nothing
+            log.warning("live relay: unreadable metrics snapshot from %s", sender)
 
     async def stop(self) -> None:
         self._hub.relay = None

@@ -1,9 +1,8 @@
 """One `/api/v1/stats` document from every worker's own, so the operator's poll sees the whole pod.
 
-Counts, rates and spend add up; the error rate is weighted by each worker's request rate; p95
-cannot be merged from percentiles, so the slowest worker's p95 is reported (an upper bound);
-a model's circuit is as bad as its worst worker's and it is available if any worker can serve
-it. A pod whose workers disagree on the config hash (mid-reload) reports a hash no config has,
+Each model's figures add up as `merge_rules` says (sums, rate-weighted error rate, the slowest
+worker's p95 as an upper bound, worst circuit, available if any worker can serve it). A pod
+whose workers disagree on the config hash (mid-reload) reports a hash no config has,
 so it is not counted as serving the current one until they all agree.
 """
 
@@ -14,7 +13,7 @@ from typing import Any
 
 import orjson
 
-_CIRCUIT_RANK = {"closed": 0, "half_open": 1, "open": 2}
+from aimm_gateway.merge_rules import merge_figures
 
 
 def merge_stats(bodies: dict[int, bytes], pids: dict[int, int]) -> bytes:
@@ -36,17 +35,5 @@ def merge_stats(bodies: dict[int, bytes], pids: dict[int, int]) -> bytes:
 
 
 def _merge_model(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    rpm = sum(p["requests_per_minute"] for p in parts)
-    p95s = [p["p95_latency_ms"] for p in parts if p["p95_latency_ms"] is not None]
     errors = [p["last_error"] for p in parts if p["last_error"]]
-    return {
-        "requests_total": sum(p["requests_total"] for p in parts),
-        "errors_total": sum(p["errors_total"] for p in parts),
-        "requests_per_minute": rpm,
-        "error_rate": sum(p["error_rate"] * p["requests_per_minute"] for p in parts) / rpm if rpm else 0.0,
-        "p95_latency_ms": max(p95s) if p95s else None,
-        "cost_usd_total": str(sum((Decimal(p["cost_usd_total"]) for p in parts), Decimal(0))),
-        "circuit_state": max((p["circuit_state"] for p in parts), key=lambda s: _CIRCUIT_RANK.get(s, 0)),
-        "last_error": errors[0] if errors else None,
-        "available": any(p["available"] for p in parts),
-    }
+    return {**merge_figures(parts), "last_error": errors[0] if errors else None}

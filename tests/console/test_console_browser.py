@@ -98,7 +98,7 @@ def test_admin_sees_live_numbers_toggles_a_model_and_routing_follows(
     )
     assert "fast disabled" in text(browser, "notice")
     assert set(queries(gw.url, 6)) == {"slow"}  # routing changed: the route skips the disabled model
-    shot(browser, "models")
+    shot(browser, "models-toggle")
     go(browser, "overview")
     wait(browser, lambda d: text(d, "m-total") == "10")
     newest = [r.get_attribute("data-model") for r in browser.find_elements(By.CSS_SELECTOR, "#tail tr")[:6]]
@@ -109,17 +109,68 @@ def test_admin_sees_live_numbers_toggles_a_model_and_routing_follows(
     assert (
         "disabled" in row.text and "round_robin" in browser.find_element(By.CSS_SELECTOR, '[data-route="smart"]').text
     )
-    shot(browser, "routes")
 
     go(browser, "budgets")
     budget = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-budget="monthly"]'))
     assert "$5.00" in budget.text and "monthly" in budget.text  # limit and period from GET /api/v1/budgets
     shot(browser, "budgets")
-    for page in ("keys", "audit"):
-        go(browser, page)
-        wait(browser, lambda d, p=page: d.find_element(By.ID, p).text.strip() != "")
-        shot(browser, page)
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    made = [
+        httpx.post(f"{gw.url}/admin/keys", headers=admin, json=body).json()
+        for body in (
+            {"name": "team-a-app", "role": "user", "owner": "team-a", "models": ["fast"]},
+            {"name": "dashboards", "role": "viewer", "owner": "ops"},
+            {"name": "old-ci", "role": "developer", "owner": "ci"},
+        )
+    ]
+    assert httpx.delete(f"{gw.url}/admin/keys/{made[2]['id']}", headers=admin).status_code == 200
+    go(browser, "keys")
+    rows = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#keys tr[data-key]") or None)
+    listed = {r.get_attribute("data-key"): r.text for r in rows}
+    assert set(listed) == {"team-a-app", "dashboards", "old-ci"}
+    assert "revoked" in listed["old-ci"] and "active" in listed["team-a-app"] and "fast" in listed["team-a-app"]
+    assert " UTC" in listed["dashboards"] and all(k["key"] not in browser.page_source for k in made)  # no secrets
+    shot(browser, "keys")
+    go(browser, "audit")
+    wait(browser, lambda d: d.find_element(By.ID, "audit").text.strip() != "")
+    shot(browser, "audit")
     assert "no audit" in text(browser, "audit").lower()
+
+
+def test_admin_sets_a_weight_by_keyboard_and_weighted_routing_follows(
+    browser: webdriver.Chrome, start_gateway: Start
+) -> None:
+    routes = [{"name": "smart", "algorithm": "weighted", "targets": [{"model": "fast"}, {"model": "slow"}]}]
+    gw = start_gateway(console_config(routes=routes))
+    before = queries(gw.url, 12)
+    assert set(before) == {"fast", "slow"}  # equal weights: both get picked
+    log_in(browser, gw.url, ADMIN_TOKEN)
+    go(browser, "models")
+    field = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, 'form[data-weight="fast"] input'))
+    label = browser.find_element(By.CSS_SELECTOR, f'label[for="{field.get_attribute("id")}"]')
+    assert label.get_attribute("textContent") == "Routing weight of fast"
+    wait(browser, lambda d: field.get_attribute("value") == "1")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("-2", Keys.ENTER)  # refused in the page (the input says min 0): nothing is sent
+    wait(browser, lambda d: "Weight of fast" in text(d, "notice"))
+    assert gw.gateway.runtime.models["fast"].weight == 1
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("0", Keys.ENTER)
+    wait(browser, lambda d: "fast now weighs 0" in text(d, "notice"))
+    assert browser.switch_to.active_element.get_attribute("id") == "weight-fast"  # focus stays put
+    assert set(queries(gw.url, 12)) == {"slow"}  # weight 0: never the weighted route's pick
+    go(browser, "routes")
+    cell = wait(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, '[data-route="smart"] tr[data-target="fast"] [data-col="weight"]'),
+    )
+    assert cell.text == "0" and "weighted" in browser.find_element(By.CSS_SELECTOR, '[data-route="smart"]').text
+    slow_rpm = '[data-route="smart"] tr[data-target="slow"] td[data-rpm]'
+    expected = f"{before.count('slow') + 12:.1f}"  # its share before, then all 12 since
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, slow_rpm).text == expected)
+    shot(browser, "routes")
+    go(browser, "models")
+    shot(browser, "models")
 
 
 def test_playground_compares_models_side_by_side(browser: webdriver.Chrome, start_gateway: Start) -> None:

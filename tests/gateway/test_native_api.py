@@ -141,6 +141,57 @@ def test_admin_add_disable_status(gw: RunningGateway) -> None:
     assert "extra" in gw.gateway.runtime.models and gw.gateway.runtime.models["gpt"].enabled is False
 
 
+def test_admin_weight_is_validated_visible_and_routes_by_it(
+    openai_upstream: Upstream, anthropic_upstream: Upstream, start_gateway: Start
+) -> None:
+    gw = start_gateway(
+        base_config(
+            [upstream_model("gpt", openai_upstream), upstream_model("claude", anthropic_upstream)],
+            routes=[
+                {"name": "w", "algorithm": "weighted", "targets": [{"model": "gpt"}, {"model": "claude"}]},
+                # An explicit target weight: the admin's weight replaces it too.
+                {
+                    "name": "pinned",
+                    "algorithm": "weighted",
+                    "targets": [{"model": "gpt", "weight": 5}, {"model": "claude"}],
+                },
+            ],
+        )
+    )
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    with gw.client() as c:
+        for body, field in (
+            ({"weight": -1}, "weight"),
+            ({"weight": "heavy"}, "weight"),
+            ({}, "weight"),
+            ({"weight": 1, "colour": "red"}, "colour"),
+        ):
+            bad = c.patch("/admin/models/gpt", json=body, headers=admin)
+            assert bad.status_code == 400 and field in bad.json()["error"]["message"], (body, bad.text)
+        assert c.patch("/admin/models/gpt", json={"weight": 2}).status_code == 403  # an API key is no admin
+        patched = c.patch("/admin/models/gpt", json={"weight": 0}, headers=admin)
+        assert patched.status_code == 200 and patched.json()["weight"] == 0
+        listed = c.get("/api/v1/models").json()
+        assert {m["name"]: m["weight"] for m in listed["models"]} == {"gpt": 0, "claude": 1}
+        assert {r["name"]: r["weights"] for r in listed["routes"]} == {"w": [0, 1], "pinned": [0, 1]}
+        picked = {
+            c.post("/api/v1/query", json={"prompt": "hi", "model": r}).json()["model"]
+            for r in ("w", "pinned")
+            for _ in range(8)
+        }
+        assert picked == {"claude"}  # weight 0: never the weighted first pick
+        # Both at 0 would leave the routes nothing to weigh: refused, nothing changed.
+        refused = c.patch("/admin/models/claude", json={"weight": 0}, headers=admin)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "weight"
+        assert "w, pinned" in refused.json()["error"]["message"]
+        assert gw.gateway.runtime.models["claude"].weight == 1
+        both = c.patch("/admin/models/gpt", json={"weight": 3, "enabled": False}, headers=admin).json()
+        assert both["weight"] == 3 and both["enabled"] is False
+    # Runtime weights survive a reload of the file, like enablement.
+    gw.gateway.apply_file_config(gw.gateway.file_config)
+    assert gw.gateway.runtime.models["gpt"].weight == 3
+
+
 def test_admin_is_off_without_token(openai_upstream: Upstream, start_gateway: Start) -> None:
     config = base_config([upstream_model("gpt", openai_upstream)])
     del config["admin"]

@@ -33,6 +33,15 @@ class Prometheus:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
+    def query_range(
+        self, expr: str, start: float, end: float, step: float
+    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """(labels, [(time, value)]) per series; values as floats (NaN where a quantile has no data)."""
+        params = {"query": expr, "start": start, "end": end, "step": step}
+        body = httpx.get(f"{self.url}/api/v1/query_range", params=params, timeout=30).json()
+        assert body.get("status") == "success", f"{expr}: {body}"
+        return [(r["metric"], [(float(t), float(v)) for t, v in r["values"]]) for r in body["data"]["result"]]
+
     def alerts(self, name: str, state: str = "firing") -> list[dict[str, Any]]:
         data = httpx.get(f"{self.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
         return [a for a in data if a["labels"].get("alertname") == name and a["state"] == state]

@@ -8,8 +8,10 @@ import string
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from aimm_gateway.config import GatewayConfig
 from aimm_gateway.errors import ModelNotFound
 from aimm_gateway.metrics import OTHER, GatewayMetrics, bounded
+from aimm_gateway.service import Gateway
 from aimm_gateway.stages.base import Outcome
 from aimm_gateway.stages.telemetry import TelemetryStage, label_for
 from aimm_gateway.telemetry.tracing import Tracing
@@ -74,6 +76,9 @@ def test_model_gauges_follow_the_config() -> None:
 
 def test_reload_outcomes() -> None:
     metrics = GatewayMetrics()
+    fresh = metrics.render().decode()  # both outcomes exist at 0, so increase() counts the first reload
+    assert 'ai_multimodel_config_reloads_total{result="failure"} 0.0' in fresh
+    assert 'ai_multimodel_config_reloads_total{result="success"} 0.0' in fresh
     metrics.count_reload(False)
     assert "ai_multimodel_config_last_reload_successful 0.0" in metrics.render().decode()
     metrics.count_reload(True)
@@ -118,3 +123,11 @@ def test_every_metric_and_alert_is_documented() -> None:
     assert [r.alert for r in RULES if f"`{r.alert}`" not in doc] == []
     for rule in RULES:
         assert rule.runbook in doc.replace("`", ""), f"{rule.alert}: the doc's runbook line differs from the rule's"
+
+
+def test_a_gateway_counts_each_reload_once() -> None:
+    gateway = Gateway(GatewayConfig.model_validate({"models": [{"name": "m", "provider": "mock"}]}))
+    gateway._count_reload(False)  # what the config watcher calls after refusing a file
+    text = gateway.metrics.render().decode()
+    gateway.security.audit.close()
+    assert 'ai_multimodel_config_reloads_total{result="failure"} 1.0' in text

@@ -3,6 +3,8 @@
 - The error-rate alert fires when a mock upstream starts failing, and resolves when it recovers.
 - Every panel query of every Grafana dashboard returns data after the load (no typo'd metric or
   label leaves a panel silently empty); panels whose feature has not landed are listed in PENDING.
+- Every dashboard is drawn from those range queries into artifacts/<uid>.png (`make dashboards`
+  copies them to docs/observability/).
 
 The rules are the operator's table with short windows (seconds, not minutes) so the test runs
 in well under a minute; the expressions are otherwise the ones users get.
@@ -17,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,12 @@ from aimm_gateway.mock.server import create_mock_app
 from aimm_gateway.service import Gateway
 from aimm_operator.alerts import AlertParams, Selectors, rule_group
 from tests.gateway.conftest import ADMIN_TOKEN, API_KEY, Upstream, base_config, upstream_model
+from tests.observability.dashboard_png import draw
 from tests.observability.prombin import REPO
 from tests.observability.prometheus_server import Prometheus, run_prometheus
 from tests.servers import run_asgi_app
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
 
 # Panels whose metric only exists once another feature lands (not faked here): metric -> feature.
 PENDING: dict[str, str] = {}
@@ -51,6 +56,7 @@ class Env:
     config_path: Path
     flaky: Upstream
     scenario_ran: bool = False
+    started: float = field(default_factory=time.time)
 
 
 def _load_dashboards() -> Any:
@@ -235,6 +241,24 @@ def test_every_panel_query_returns_data(env: Env) -> None:
         if _pending(expr) is None and not finite:
             empty.append(f"{dashboard} / {panel}: {expr}")
     assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+def test_every_dashboard_is_drawn_from_the_real_data(env: Env) -> None:
+    if not env.scenario_ran:
+        _failing_upstream_scenario(env)
+    # A counter born late in the load (reloads) needs a second scrape before increase() has a value.
+    exprs = [expr for _d, _p, expr in panel_queries()]
+    env.prom.wait_for("every panel query to have data", lambda: all(env.prom.query(e) for e in exprs), 20)
+    end = time.time()
+    step = max(1.0, round((end - env.started) / 150))
+    module = _load_dashboards()
+    for d in module.DASHBOARDS:
+        board = module.dashboard_json(d)
+        out = ARTIFACTS / f"{board['uid']}.png"
+        drawn = draw(board, lambda expr: env.prom.query_range(expr, env.started, end, step), env.started, out)
+        empty = [title for title, series in drawn.items() if not series]
+        assert not empty, f"{board['title']}: panels drawn without data: {empty}"
+        assert len(drawn) == len(board["panels"]) and out.stat().st_size > 20_000
 
 
 def test_no_panel_is_pending() -> None:

@@ -25,6 +25,7 @@ const fmt = {
   usd: (v) => (v === null || v === undefined ? "–" : `$${Number(v).toFixed(Number(v) < 1 ? 6 : 2)}`),
   num: (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en")),
   time: (t) => new Date(t * 1000).toLocaleTimeString("en-GB"),
+  date: (t) => (t ? new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "–"),
 };
 
 const can = (perm) => !!state.session && state.session.permissions.includes(perm);
@@ -132,6 +133,10 @@ function onMetrics(data) {
   $("m-spend").textContent = fmt.usd(data.spend_usd_total);
   $("m-cost-hour").textContent = `${fmt.usd(data.cost_per_hour_usd)} / hour at the current pace`;
   $("m-total").textContent = fmt.num(data.requests_total);
+  const n = data.fleet ? data.fleet.processes.length : 1;
+  $("m-scope").textContent = data.fleet
+    ? `Across ${n} gateway process${n === 1 ? "" : "es"} (merged over the state layer; latency is the slowest process's, an upper bound).`
+    : "This gateway process.";
   state.rps.push(Number(data.requests_per_second));
   if (state.rps.length > 60) state.rps.shift();
   drawChart();
@@ -197,10 +202,21 @@ function renderModels() {
 
 function modelRow(m) {
   const cells = ["provider", "health", "breaker", "p95", "errors", "requests", "cost"].map((c) => el("td", { "data-col": c }));
-  const toggle = can("admin")
+  const admin = can("admin");
+  const toggle = admin
     ? el("button", { type: "button", class: "toggle", "data-model": m.name, onclick: () => toggleModel(m.name) })
     : el("span", { "data-col": "enabled" });
-  return el("tr", { "data-model": m.name }, el("th", { scope: "row" }, m.name), cells, el("td", {}, toggle));
+  return el("tr", { "data-model": m.name }, el("th", { scope: "row" }, m.name), cells,
+    el("td", {}, admin ? weightForm(m) : el("span", { "data-col": "weight" })), el("td", {}, toggle));
+}
+
+// Admins type a weight and press Enter (or the Set button): a form, so the keyboard just works.
+function weightForm(m) {
+  const id = `weight-${m.name}`;
+  return el("form", { class: "weight", "data-weight": m.name, novalidate: true, onsubmit: (ev) => { ev.preventDefault(); setWeight(m.name, ev.target); } },
+    el("label", { for: id, class: "sr-only" }, `Routing weight of ${m.name}`),
+    el("input", { id, name: "weight", type: "number", min: "0", step: "any", required: true, inputmode: "decimal" }),
+    el("button", { type: "submit", "aria-label": `Set the weight of ${m.name}` }, "Set"));
 }
 
 function updateModelRow(row, m) {
@@ -218,6 +234,9 @@ function updateModelRow(row, m) {
   set("errors", fmt.pct(live.error_rate ?? 0));
   set("requests", fmt.num(live.requests_total ?? 0));
   set("cost", fmt.usd(live.cost_usd_total ?? 0));
+  const weight = row.querySelector('input[name="weight"]');
+  if (weight && document.activeElement !== weight && weight.value !== String(m.weight)) weight.value = String(m.weight);
+  else if (!weight) set("weight", String(m.weight));
   const toggle = row.querySelector("button.toggle");
   if (toggle) {
     toggle.setAttribute("aria-pressed", String(m.enabled));
@@ -240,15 +259,17 @@ function renderRoutes() {
 }
 
 function routeCard(r) {
-  const rows = [...r.targets.map((t) => [t, "target"]), ...r.fallbacks.map((t) => [t, "fallback"])].map(([t, kind]) => {
+  const weights = r.weights || [];
+  const rows = [...r.targets.map((t, i) => [t, weights[i]]), ...r.fallbacks.map((t) => [t, null])].map(([t, w]) => {
     const m = state.models.find((x) => x.name === t) || {};
-    return el("tr", { "data-target": t }, el("td", {}, kind === "fallback" ? `${t} (fallback)` : t),
-      el("td", { class: `s-${m.health}` }, m.enabled === false ? "disabled" : m.health || "–"), el("td", { "data-rpm": t }, "0.0"));
+    return el("tr", { "data-target": t }, el("td", {}, w === null ? `${t} (fallback)` : t),
+      el("td", { class: `s-${m.health}` }, m.enabled === false ? "disabled" : m.health || "–"),
+      el("td", { "data-col": "weight" }, w === null || w === undefined ? "–" : String(w)), el("td", { "data-rpm": t }, "0.0"));
   });
   return el("article", { class: "card", "data-route": r.name }, el("h3", {}, r.name),
     el("p", {}, "Algorithm: ", el("strong", {}, r.algorithm)),
     el("table", { class: "grid" },
-      el("thead", {}, el("tr", {}, ["Target", "Status", "Req/min"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["Target", "Status", "Weight", "Req/min"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
 }
 
@@ -260,6 +281,18 @@ async function toggleModel(name) {
     await loadModels();
     document.querySelector(`button[data-model="${CSS.escape(m.name)}"]`)?.focus();
   } catch (err) { notice(`Could not change ${m.name}: ${err.message}`); }
+}
+
+async function setWeight(name, form) {
+  const input = form.elements.weight;
+  if (!input.checkValidity()) { notice(`Weight of ${name}: ${input.validationMessage}`); input.focus(); return; }
+  try {
+    const m = await api(`/admin/models/${encodeURIComponent(name)}`, { method: "PATCH", body: JSON.stringify({ weight: Number(input.value) }) });
+    notice(`${name} now weighs ${m.weight}: weighted routes use it from the next request.`);
+    input.blur(); // let the refresh show the stored value
+    await loadModels();
+    document.querySelector(`form[data-weight="${CSS.escape(name)}"] input`)?.focus();
+  } catch (err) { notice(`Could not change ${name}: ${err.message}`); input.focus(); }
 }
 
 // -- budgets, keys, audit -------------------------------------------------------------------------
@@ -296,8 +329,10 @@ async function loadKeys() {
     return;
   }
   const doc = await api("/admin/keys");
-  const rows = doc.data.map((k) => el("tr", {}, el("th", { scope: "row" }, k.name), el("td", {}, k.role), el("td", {}, k.owner || "–"),
-    el("td", {}, (k.models || []).join(", ") || "all"), el("td", {}, k.created_at || "–"), el("td", {}, k.revoked_at ? "revoked" : "active")));
+  const now = Date.now() / 1000;
+  const stateOf = (k) => (k.revoked_at ? "revoked" : k.expires_at && k.expires_at < now ? "expired" : "active");
+  const rows = doc.data.map((k) => el("tr", { "data-key": k.name }, el("th", { scope: "row" }, k.name), el("td", {}, k.role), el("td", {}, k.owner || "–"),
+    el("td", {}, (k.models || []).join(", ") || "all"), el("td", {}, fmt.date(k.created_at)), el("td", { class: `s-${stateOf(k)}` }, stateOf(k))));
   $("keys").replaceChildren(el("table", { class: "grid" }, el("thead", {}, el("tr", {}, ...["Name", "Role", "Owner", "Models", "Created", "State"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No keys in the key store.")))));
 }
