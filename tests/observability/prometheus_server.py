@@ -6,7 +6,6 @@ with run_prometheus(tmp_path, targets=["127.0.0.1:8080"], rules=group) as prom:
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
+from aimm_gateway.bench.procs import free_port
 from tests.observability.prombin import bin_dir
 
 
@@ -57,13 +57,6 @@ class Prometheus:
             time.sleep(0.25)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def run_prometheus(
     workdir: Path, targets: list[str], rules: dict[str, Any] | None = None, interval: str = "1s"
@@ -76,7 +69,7 @@ def run_prometheus(
         (workdir / "rules.yaml").write_text(yaml.safe_dump({"groups": [rules]}, sort_keys=False))
         config["rule_files"] = [str(workdir / "rules.yaml")]
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    port = _free_port()
+    port = free_port()
     log = workdir / "prometheus.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
