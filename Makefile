@@ -58,6 +58,7 @@ crds: deps
 	$(BIN)/aimm crds --out charts/ai-multimodel/crds
 	$(BIN)/python -P -m aimm_operator.alerts
 	$(BIN)/python -P deploy/grafana/generate.py
+	$(BIN)/python -P deploy/argocd/generate.py
 	$(BIN)/python -P hack/chart_schema.py
 
 # Debian packages the tests use (see hack/system-deps.sh); lua5.4, buildah and

@@ -68,6 +68,7 @@ class GatewayMetrics:
         self._upstream_metrics()
         self._request_metrics()
         self._policy_metrics()
+        self._governance_metrics()
         self._state_metrics()
         self._series: dict[tuple[str, str], ModelSeries] = {}
         self._request_series: dict[tuple[str, str, str], RequestSeries] = {}
@@ -116,8 +117,7 @@ class GatewayMetrics:
         self.in_flight = Gauge(PREFIX + "in_flight_requests", "Client requests being served.", registry=r)
 
     def _policy_metrics(self) -> None:
-        """Counters the policy stages (rate limit, guard, auth) increment, and the budget gauge.
-        Budget refusals and cache lookups are cost governance's (budget/metrics.py)."""
+        """Counters the policy stages (rate limit, guard, auth) increment, and the budget gauge."""
         r = self.registry
         self.rate_limited = Counter(
             PREFIX + "rate_limited_total", "Requests refused by a rate limit (429).", ["reason"], registry=r
@@ -129,6 +129,38 @@ class GatewayMetrics:
             PREFIX + "auth_failures_total", "Requests refused by authentication.", ["reason"], registry=r
         )
         self.guard_blocks = Counter(PREFIX + "guard_blocks_total", "Requests blocked by a guard.", ["kind"], registry=r)
+
+    def _governance_metrics(self) -> None:
+        """What cost governance (budget/metrics.py's view) and the guards (security/metrics.py) count."""
+        r = self.registry
+        self.usage_dropped = Counter(
+            PREFIX + "usage_rows_dropped_total", "Usage rows dropped because the write queue was full.", registry=r
+        )
+        self.usage_write_errors = Counter(
+            PREFIX + "usage_write_errors_total", "Failed usage-store batch writes (rows kept).", registry=r
+        )
+        self.usage_queued = Gauge(PREFIX + "usage_rows_queued", "Usage rows waiting to be written.", registry=r)
+        self.budget_thresholds = Counter(
+            PREFIX + "budget_threshold_crossed_total", "Budget thresholds crossed (once per period each).",
+            ["budget", "threshold"], registry=r,
+        )  # fmt: skip
+        self.budget_refused = Counter(
+            PREFIX + "budget_refused_total", "Requests refused or downgraded by a budget.", ["budget", "action"],
+            registry=r,
+        )  # fmt: skip
+        self.state_unavailable = Counter(
+            PREFIX + "state_unavailable_total",
+            "Shared-state calls that failed (Redis down or slow), by user and fail mode applied.",
+            ["user", "mode"], registry=r,
+        )  # fmt: skip
+        self.cache = Counter(PREFIX + "cache_requests_total", "Response-cache lookups.", ["result"], registry=r)
+        self.guard_score = Histogram(
+            PREFIX + "guard_injection_score", "Prompt-injection score of requests (0-10).", ["route"],
+            buckets=(0.5, 2, 4, 5, 7, 9, 10), registry=r,
+        )  # fmt: skip
+        self.guard_actions = Counter(
+            PREFIX + "guard_actions_total", "Guard decisions by kind.", ["route", "action", "kind"], registry=r
+        )
 
     def _state_metrics(self) -> None:
         """Model and process state, refreshed at scrape time (no per-request cost)."""

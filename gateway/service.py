@@ -48,9 +48,8 @@ class Gateway:
         self.pools = UpstreamPools(config.server.upstream_client, config.server.max_connections_per_upstream)
         self.clock = SystemClock()
         self.router = RouterState(self.clock, random.Random())
-        self.cost = CostServices(config, self.metrics.registry)  # state, usage store, budgets, cache
-        metrics = SecurityMetrics(self.metrics, self.cost.metrics.state_unavailable)
-        self.security = SecurityServices(build_audit(config.hardening.audit), metrics)
+        self.cost = CostServices(config, self.metrics)  # state, usage store, budgets, cache
+        self.security = SecurityServices(build_audit(config.hardening.audit), SecurityMetrics(self.metrics))
         self.auth = Authenticator(self.cost.state, self.security.audit, self.security.metrics)
         live = config.live
         self.live = LiveHub(request_event, live.subscriber_queue, live.max_subscribers, live.requests_sample_rate)

@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -52,6 +51,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from aimm_gateway.bench.procs import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
@@ -262,12 +263,6 @@ class _PKI:
 # --------------------------------------------------------------------------- helpers
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -449,7 +444,7 @@ class ControlPlane:
             delay = min(delay * 1.5, 0.5)
 
     def _start_etcd(self) -> None:
-        client_port, peer_port = _free_port(), _free_port()
+        client_port, peer_port = free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{client_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
         proc = self._spawn(
@@ -479,7 +474,7 @@ class ControlPlane:
 
     def _start_apiserver(self) -> None:
         pki = self._pki
-        port = _free_port()
+        port = free_port()
         self.server = f"https://127.0.0.1:{port}"
         proc = self._spawn(
             "kube-apiserver",

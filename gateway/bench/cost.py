@@ -192,7 +192,7 @@ async def _stage_us(n: int, workdir: Path) -> dict[str, float]:
         }
     )
     metrics = GatewayMetrics()
-    cost = CostServices(config, metrics.registry)
+    cost = CostServices(config, metrics)
     deps = StageDeps(metrics, LiveStats(), cost)
     rt = build_runtime(config, UpstreamPools())
     stages = [s for s in (usage.build(rt, "m", deps), budget.build(rt, "m", deps)) if s is not None]

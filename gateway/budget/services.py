@@ -13,8 +13,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
-from prometheus_client import CollectorRegistry
-
 from aimm_gateway.budget.alerts import AlertSink
 from aimm_gateway.budget.enforcer import BudgetEnforcer, Clock
 from aimm_gateway.budget.key_budgets import KeyBudgets
@@ -45,9 +43,9 @@ def _ms(ts: datetime) -> int:
 
 
 class CostServices:
-    def __init__(self, config: GatewayConfig, registry: CollectorRegistry, clock: Clock | None = None) -> None:
+    def __init__(self, config: GatewayConfig, metrics: CostMetrics, clock: Clock | None = None) -> None:
         self._config = config
-        self.metrics = CostMetrics(registry)
+        self.metrics = metrics  # the gateway's series (GatewayMetrics)
         self.state = build_state(config.state)
         self.usage = UsageService(config.store, self.metrics) if config.store is not None else None
         self.alerts = AlertSink(self.metrics)

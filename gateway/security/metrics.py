@@ -1,34 +1,17 @@
-"""Security metrics: the gateway's own series for refusals (one set, in metrics.py), plus the
-guard's score histogram and decisions, on the same registry."""
+"""Security metrics: the refusals and the guard's score and decisions, all on the gateway's one
+set of series (`GatewayMetrics`, gateway/metrics.py); this is what the security parts call."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
-
-from aimm_gateway.metrics import PREFIX, GatewayMetrics
+from aimm_gateway.metrics import GatewayMetrics
 
 
 class SecurityMetrics:
-    def __init__(self, gateway: GatewayMetrics, state_unavailable: Counter | None = None) -> None:
-        """`state_unavailable`: the one counter of shared-state failures (the cost services own it)."""
-        r = gateway.registry
+    def __init__(self, gateway: GatewayMetrics) -> None:
         self.gateway = gateway
-        self.state_unavailable = state_unavailable or Counter(
-            PREFIX + "state_unavailable_total",
-            "Shared-state calls that failed (Redis down or slow), by user and fail mode applied.",
-            ["user", "mode"],
-            registry=r,
-        )
-        self.guard_score = Histogram(
-            PREFIX + "guard_injection_score",
-            "Prompt-injection score of requests (0-10).",
-            ["route"],
-            buckets=(0.5, 2, 4, 5, 7, 9, 10),
-            registry=r,
-        )
-        self.guard_actions = Counter(
-            PREFIX + "guard_actions_total", "Guard decisions by kind.", ["route", "action", "kind"], registry=r
-        )
+        self.state_unavailable = gateway.state_unavailable  # shared-state failures, whoever met them
+        self.guard_score = gateway.guard_score
+        self.guard_actions = gateway.guard_actions
 
     def auth_failed(self, reason: str) -> None:
         self.gateway.count_auth_failure(reason)  # missing | invalid | expired | forbidden

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,10 +20,10 @@ from aimm_gateway.budget.enforcer import (
     BudgetStateUnavailable,
     Estimates,
 )
-from aimm_gateway.budget.metrics import CostMetrics
 from aimm_gateway.budget.periods import window
 from aimm_gateway.budget.policy import Caller
 from aimm_gateway.config import BudgetConfig
+from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.state.memory import MemoryState
 from aimm_gateway.state.redis import RedisState
 from tests.backing import free_port
@@ -42,7 +41,7 @@ class Clock:
 
 
 def enforcer(state: Any = None, clock: Clock | None = None) -> tuple[BudgetEnforcer, list[ThresholdEvent]]:
-    metrics = CostMetrics(CollectorRegistry())
+    metrics = GatewayMetrics()
     sink = AlertSink(metrics)
     fired: list[ThresholdEvent] = []
     sink.hooks.append(fired.append)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from aimm_gateway.budget.services import CostServices
 from aimm_gateway.config import parse_config
+from aimm_gateway.metrics import GatewayMetrics
 from tests.gateway.conftest import RunningGateway, base_config
 
 BODY = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "say something long"}]}
@@ -38,7 +38,7 @@ def test_spend_survives_a_restart(start_gateway: Callable[[dict[str, Any]], Runn
 
 def test_reload_says_state_and_store_need_a_restart(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     before = parse_config({})
-    services = CostServices(before, CollectorRegistry())
+    services = CostServices(before, GatewayMetrics())
     with caplog.at_level(logging.WARNING, "aimm.budget"):
         services.check_reload(parse_config({"budgets": [{"name": "b", "limit_usd": "1"}]}))
         assert not caplog.records  # budgets reload live

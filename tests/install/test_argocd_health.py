@@ -4,12 +4,16 @@ status and message. Run with a real Lua interpreter."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
 
 from tests.install.argocd import HEALTH_DIR, health, lua_literal
+from tests.install.paths import REPO
 
 KINDS = ("AIGateway", "AIModel", "RoutingPolicy", "CostBudget")
 
@@ -54,3 +58,21 @@ def test_lua_literal_round_trips_awkward_strings(tmp_path: Path) -> None:
     }
     assert health(obj, tmp_path) == ("Degraded", message)
     assert lua_literal([1, None, True]) == "{1, nil, true}"
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("aimm_argocd_health", REPO / "deploy" / "argocd" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+        spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_scripts_are_the_generated_ones() -> None:
+    """One template writes every kind's script: the committed files are exactly its output."""
+    generated = _generator().scripts()
+    assert sorted(generated) == sorted(HEALTH_DIR.glob("*/*/health.lua"))
+    for path, text in generated.items():
+        assert path.read_text() == text, f"{path} differs: run python -P deploy/argocd/generate.py"

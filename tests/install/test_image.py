@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from aimm_gateway.bench.procs import free_port
 from tests.install.image import Container, build_image, buildah, why_buildah_cannot_run
 
 pytestmark = pytest.mark.timeout(60 * 60)
@@ -58,12 +58,6 @@ def container(image: str) -> Iterator[Container]:
     c = Container(image)
     yield c
     c.remove()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:

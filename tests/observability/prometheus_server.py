@@ -6,8 +6,6 @@ with run_prometheus(tmp_path, targets=["127.0.0.1:8080"], rules=group) as prom:
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ from typing import Any
 import httpx
 import yaml
 
+from aimm_gateway.bench.procs import free_port, process
 from tests.observability.prombin import bin_dir
 
 
@@ -57,13 +56,6 @@ class Prometheus:
             time.sleep(0.25)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def run_prometheus(
     workdir: Path, targets: list[str], rules: dict[str, Any] | None = None, interval: str = "1s"
@@ -76,38 +68,15 @@ def run_prometheus(
         (workdir / "rules.yaml").write_text(yaml.safe_dump({"groups": [rules]}, sort_keys=False))
         config["rule_files"] = [str(workdir / "rules.yaml")]
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    port = _free_port()
-    log = workdir / "prometheus.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                str(bin_dir() / "prometheus"),
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--enable-feature=exemplar-storage",
-                "--log.level=warn",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    prom = Prometheus(f"http://127.0.0.1:{port}", log)
-    try:
-        prom.wait_for("Prometheus to be ready", lambda: _ready(prom.url, proc), timeout=30)
+    port = free_port()
+    args = [
+        str(bin_dir() / "prometheus"),
+        f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--enable-feature=exemplar-storage",
+        "--log.level=warn",
+    ]
+    prom = Prometheus(f"http://127.0.0.1:{port}", workdir / "prometheus.log")
+    with process(args, f"{prom.url}/-/ready", log=prom.log):  # /-/ready: 503 until it is
         yield prom
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _ready(url: str, proc: subprocess.Popen[bytes]) -> bool:
-    if proc.poll() is not None:
-        raise RuntimeError(f"prometheus exited with {proc.returncode}")
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

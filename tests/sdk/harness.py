@@ -7,10 +7,8 @@ Tests reach everything over loopback HTTP, the way a user's program would.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
-import time
 import venv
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +19,7 @@ from typing import Any
 import httpx
 import yaml
 
-from aimm_gateway.bench.procs import free_port
+from aimm_gateway.bench.procs import free_port, process
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -29,7 +27,7 @@ DIST = ROOT / "dist" / "sdk"
 API_KEY = "sk-aimm-sdk-tests"
 ADMIN_TOKEN = "admin-sdk-tests"
 FAULTY = "faulty"  # the demo config plus this model, whose upstream can be told to misbehave
-# Real providers are never called: their keys are removed from the gateway's environment.
+# Real providers are never called: their keys are blanked in the gateway's environment.
 _PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "COHERE_API_KEY")
 
 
@@ -71,39 +69,10 @@ class LiveGateway:
         return doc
 
 
-def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up within {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-@contextmanager
-def _process(args: list[str], ready_url: str, env: dict[str, str], log: Path) -> Iterator[None]:
-    with log.open("wb") as out:
-        # In the log's folder: relative paths of the config (the usage store's data/) land there.
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
-        try:
-            _wait(ready_url, proc, log)
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _config(upstream_url: str) -> dict[str, Any]:
+def _config(upstream_url: str, workdir: Path) -> dict[str, Any]:
     config: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
+    # The usage store in the test's folder, not the demo's relative data/ (the process runs in the repo).
+    config["store"]["sqlite_path"] = str(workdir / "usage.db")
     config["models"].append(
         {
             "name": FAULTY,
@@ -122,18 +91,19 @@ def _config(upstream_url: str) -> dict[str, Any]:
 @contextmanager
 def live_gateway(workdir: Path) -> Iterator[LiveGateway]:
     """`aimm mock-provider` + `aimm gateway serve` as subprocesses on free loopback ports."""
-    env = {k: v for k, v in os.environ.items() if k not in _PROVIDER_KEYS}
+    # On top of this environment; an empty key counts as none, so real providers are never called.
+    env = dict.fromkeys(_PROVIDER_KEYS, "")
     env.update(AIMM_API_KEY=API_KEY, AIMM_ADMIN_TOKEN=ADMIN_TOKEN, AIMM_SDK_UPSTREAM_KEY="upstream-key")
     mock_port, gw_port = free_port(), free_port()
     mock_url, gw_url = f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{gw_port}"
     config = workdir / "gateway.yaml"
-    config.write_text(yaml.safe_dump(_config(mock_url), sort_keys=False))
+    config.write_text(yaml.safe_dump(_config(mock_url, workdir), sort_keys=False))
     aimm = str(BIN / "aimm")
     mock_args = [aimm, "mock-provider", "--format", "openai", "--port", str(mock_port)]
     gw_args = [aimm, "gateway", "serve", "--config", str(config), "--port", str(gw_port)]
     with (
-        _process(mock_args, f"{mock_url}/_mock/stats", env, workdir / "mock.log"),
-        _process(gw_args, f"{gw_url}/ready", env, workdir / "gateway.log"),
+        process(mock_args, f"{mock_url}/_mock/stats", env, workdir / "mock.log"),
+        process(gw_args, f"{gw_url}/ready", env, workdir / "gateway.log"),
     ):
         yield LiveGateway(gw_url, Upstream(mock_url), workdir / "gateway.log")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
 from types import ModuleType
 from typing import Any
@@ -299,3 +301,23 @@ def _eventually(check: Any, timeout: float = 5.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_sync_and_async_clients_have_one_surface(sdk: ModuleType) -> None:
+    """Each method is written once (`_ops`) for both clients: same parameters and docs; on the
+    async client the request methods are coroutine functions, `stream`/`subscribe` are not."""
+    sync, aio = sdk.Client("http://127.0.0.1:9", max_retries=0), sdk.AsyncClient("http://127.0.0.1:9")
+    for name in sdk.OPERATIONS:
+        s, a = getattr(sync, name), getattr(aio, name)
+        assert list(inspect.signature(s).parameters) == list(inspect.signature(a).parameters), name
+        assert s.__doc__, name
+        if name not in ("stream", "subscribe"):
+            assert s.__doc__ == a.__doc__, name
+        assert inspect.iscoroutinefunction(a) == (name not in ("stream", "subscribe")), name
+        assert not inspect.iscoroutinefunction(s), name
+    assert "prompt" in inspect.signature(sync.query).parameters
+    assert inspect.signature(sync.stream).return_annotation == "Stream"
+    with pytest.raises(sdk.APIConnectionError):  # the unbound form calls the same method (port 9: nothing)
+        sdk.Client.query(sync, "x")
+    sync.close()
+    asyncio.run(aio.close())

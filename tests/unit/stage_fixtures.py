@@ -50,7 +50,7 @@ class Deps:
     def __init__(self) -> None:
         self.metrics = GatewayMetrics()
         self.stats = LiveStats()
-        self.cost = CostServices(GatewayConfig(), self.metrics.registry)  # in-process state, no store
+        self.cost = CostServices(GatewayConfig(), self.metrics)  # in-process state, no store
         self.stage_deps = StageDeps(self.metrics, self.stats, self.cost)
 
     def pipeline(self, order: tuple[StageFactory, ...] = ORDER) -> ChatPipeline:

@@ -53,48 +53,43 @@ export class APIError extends AimmError {
   }
 }
 
-export class InvalidRequestError extends APIError {
-  override name = "InvalidRequestError";
-  static override defaultStatus = 400;
-}
-export class NotFoundError extends InvalidRequestError {
-  override name = "NotFoundError";
-  static override defaultStatus = 404;
-}
-export class AuthenticationError extends APIError {
-  override name = "AuthenticationError";
-  static override defaultStatus = 401;
-}
-export class PermissionDeniedError extends APIError {
-  override name = "PermissionDeniedError";
-  static override defaultStatus = 403;
-}
-export class RateLimitError extends APIError {
-  override name = "RateLimitError";
-  static override defaultStatus = 429;
-}
-/** A budget blocked the call (429, type insufficient_quota). */
-export class InsufficientQuotaError extends RateLimitError {
-  override name = "InsufficientQuotaError";
-}
-export class UpstreamError extends APIError {
-  override name = "UpstreamError";
-  static override defaultStatus = 502;
-}
-export class UpstreamTimeoutError extends APIError {
-  override name = "UpstreamTimeoutError";
-  static override defaultStatus = 504;
-}
-export class ServiceUnavailableError extends APIError {
-  override name = "ServiceUnavailableError";
-  static override defaultStatus = 503;
-}
-export class InternalServerError extends APIError {
-  override name = "InternalServerError";
-  static override defaultStatus = 500;
+type APIErrorClass = typeof APIError;
+
+/** One API error class: its name (the instances' `name` too), default status and parent. */
+function defineError(errorName: string, defaultStatus: number, parent: APIErrorClass = APIError): APIErrorClass {
+  const cls = class extends parent {
+    static override defaultStatus = defaultStatus;
+    override name = errorName;
+  };
+  Object.defineProperty(cls, "name", { value: errorName });
+  return cls;
 }
 
-const BY_TYPE: Record<string, typeof APIError> = {
+// The classes differ only in these figures; each name is a value (for `instanceof`) and a type.
+export const InvalidRequestError = defineError("InvalidRequestError", 400);
+export type InvalidRequestError = APIError;
+export const NotFoundError = defineError("NotFoundError", 404, InvalidRequestError);
+export type NotFoundError = InvalidRequestError;
+export const AuthenticationError = defineError("AuthenticationError", 401);
+export type AuthenticationError = APIError;
+export const PermissionDeniedError = defineError("PermissionDeniedError", 403);
+export type PermissionDeniedError = APIError;
+export const RateLimitError = defineError("RateLimitError", 429);
+export type RateLimitError = APIError;
+/** A budget blocked the call (429, type insufficient_quota). */
+export const InsufficientQuotaError = defineError("InsufficientQuotaError", 429, RateLimitError);
+export type InsufficientQuotaError = RateLimitError;
+export const UpstreamError = defineError("UpstreamError", 502);
+export type UpstreamError = APIError;
+export const UpstreamTimeoutError = defineError("UpstreamTimeoutError", 504);
+export type UpstreamTimeoutError = APIError;
+export const ServiceUnavailableError = defineError("ServiceUnavailableError", 503);
+export type ServiceUnavailableError = APIError;
+export const InternalServerError = defineError("InternalServerError", 500);
+export type InternalServerError = APIError;
+
+/** The class of each error `type` the gateway sends. */
+const BY_TYPE: Record<string, APIErrorClass> = {
   invalid_request_error: InvalidRequestError,
   authentication_error: AuthenticationError,
   permission_error: PermissionDeniedError,
@@ -105,18 +100,21 @@ const BY_TYPE: Record<string, typeof APIError> = {
   service_unavailable: ServiceUnavailableError,
   server_error: InternalServerError,
 };
-const BY_STATUS: Record<number, typeof APIError> = {
-  400: InvalidRequestError,
-  401: AuthenticationError,
-  403: PermissionDeniedError,
-  404: NotFoundError,
-  429: RateLimitError,
-  502: UpstreamError,
-  503: ServiceUnavailableError,
-  504: UpstreamTimeoutError,
-};
+/** For a body without a known type: the class whose default status it is (429: RateLimitError). */
+const BY_STATUS: Record<number, APIErrorClass> = Object.fromEntries(
+  [
+    InvalidRequestError,
+    AuthenticationError,
+    PermissionDeniedError,
+    NotFoundError,
+    RateLimitError,
+    UpstreamError,
+    ServiceUnavailableError,
+    UpstreamTimeoutError,
+  ].map((cls) => [cls.defaultStatus, cls]),
+);
 
-export function errorClass(type: string | null | undefined, status: number | undefined): typeof APIError {
+export function errorClass(type: string | null | undefined, status: number | undefined): APIErrorClass {
   if (status === 404 && (type == null || type === "invalid_request_error")) return NotFoundError;
   if (type && type in BY_TYPE) return BY_TYPE[type]!;
   if (status !== undefined && status in BY_STATUS) return BY_STATUS[status]!;

@@ -1,4 +1,4 @@
-"""What the sync and async clients share: settings, headers, error decoding, event decoding."""
+"""What the sync and async clients share: settings, headers, retries, error and event decoding."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import itertools
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -16,8 +17,11 @@ import httpx
 from aimm_client._ops import Call
 from aimm_client._retry import RetryPolicy, parse_retry_after
 from aimm_client._version import __version__
-from aimm_client.errors import APIError, error_from_body
+from aimm_client.errors import APIConnectionError, APIError, APITimeoutError, error_from_body
 from aimm_client.types import JSON, ContentChunk, FinalChunk, StreamChunk
+
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
+TR = TypeVar("TR", httpx.BaseTransport, httpx.AsyncBaseTransport)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT = 60.0
@@ -60,7 +64,7 @@ class Settings:
             headers["authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    def build(self, http: httpx.Client | httpx.AsyncClient, call: Call, timeout: float | None) -> httpx.Request:
+    def build(self, http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
         """The request for one attempt. Only what differs from the client's defaults is passed
         (httpx merges each argument given, which costs more than the rest of the SDK's work)."""
         extra: dict[str, Any] = {}
@@ -68,8 +72,8 @@ class Settings:
             extra["params"] = call.params
         if call.admin and self.admin_token:
             extra["headers"] = {"authorization": f"Bearer {self.admin_token}"}
-        if timeout is not None:
-            extra["timeout"] = timeout
+        if call.timeout is not None:
+            extra["timeout"] = call.timeout
         request = http.build_request(call.method, call.path, json=call.json, **extra)
         # A fresh request id per attempt: the gateway adopts it, so every error has one to quote.
         request.headers["x-request-id"] = f"{self.id_prefix}{next(self.ids)}"
@@ -95,11 +99,6 @@ def api_error(response: httpx.Response) -> APIError:
     )
 
 
-def json_body(response: httpx.Response) -> JSON:
-    data: JSON = response.json()
-    return data
-
-
 def decode_event(line: str, request_id: str | None) -> StreamChunk | None:
     """One SSE line of /api/v1/query/stream → a chunk; an error event raises its APIError."""
     if not line.startswith("data:"):
@@ -115,10 +114,110 @@ def decode_event(line: str, request_id: str | None) -> StreamChunk | None:
     return None
 
 
-def client_kwargs(settings: Settings, limits: httpx.Limits | None) -> Mapping[str, Any]:
-    return {
-        "base_url": settings.base_url,
-        "headers": settings.default_headers(),
-        "timeout": settings.timeout,
-        "limits": limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
-    }
+class ClientCore(Generic[H, TR]):
+    """The settings and connection pool of a client, sync (`httpx.Client`) or async."""
+
+    _http_class: type[H]
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        admin_token: str | None = None,
+        timeout: float | httpx.Timeout = 60.0,
+        max_retries: int = 2,
+        retry_non_idempotent: bool = False,
+        limits: httpx.Limits | None = None,
+        transport: TR | None = None,
+    ) -> None:
+        policy = RetryPolicy(max_retries=max_retries, retry_non_idempotent=retry_non_idempotent)
+        self._settings = Settings.resolve(base_url, api_key, admin_token, timeout, policy)
+        self._http: H = self._http_class(
+            base_url=self._settings.base_url,
+            headers=self._settings.default_headers(),
+            timeout=self._settings.timeout,
+            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            transport=transport,  # type: ignore[arg-type]  # TR is H's transport type
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url
+
+
+class Attempts:
+    """The retry rules (`_retry`) of one call, step by step: the clients only send and sleep.
+
+    `after_failure` and `after_error` return how long to wait before the next attempt, or raise
+    the error the caller gets when there is none."""
+
+    def __init__(self, settings: Settings, call: Call) -> None:
+        self._settings, self._call = settings, call
+        self._number = 0
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        self._number += 1
+        return self._settings.build(http, self._call)
+
+    def after_failure(self, exc: httpx.TransportError) -> float:
+        sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        delay = self._settings.retry.delay_for_connection(self._number, sent, self._call.safe_to_repeat)
+        if delay is None:
+            raise connection_error(exc) from exc
+        return delay
+
+    def after_error(self, response: httpx.Response) -> float:
+        """For an error response whose body has been read."""
+        error = api_error(response)
+        policy = self._settings.retry
+        delay = policy.delay_for_status(
+            self._number, response.status_code, self._call.safe_to_repeat, error.retry_after
+        )
+        if delay is None:
+            raise error
+        return delay
+
+
+@contextmanager
+def transport_errors() -> Iterator[None]:
+    """A connection lost while reading a stream raises APIConnectionError (or APITimeoutError)."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise connection_error(exc) from exc
+
+
+def connection_error(exc: httpx.TransportError) -> APIConnectionError:
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"timed out: {exc}")
+    return APIConnectionError(f"connection failed: {exc}")
+
+
+class StreamState:
+    """What a stream holds, sync or async: its answer so far, and the chunks read from lines."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._response: httpx.Response | None = None
+        self._request_id: str | None = None
+        self.text = ""
+        self.final: FinalChunk | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self._request_id
+
+    def _opened(self, response: httpx.Response) -> httpx.Response:
+        self._response = response
+        self._request_id = response.headers.get("x-request-id") or response.request.headers.get("x-request-id")
+        return response
+
+    def _chunk(self, line: str) -> StreamChunk | None:
+        """The chunk of one SSE line (None for comments and unknown events), kept in `text`/`final`."""
+        chunk = decode_event(line, self._request_id)
+        if chunk is not None and chunk.type == "content":
+            self.text += chunk.text
+        elif chunk is not None:
+            self.final = chunk
+        return chunk

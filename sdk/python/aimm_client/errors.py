@@ -109,15 +109,19 @@ _BY_TYPE: dict[str, type[APIError]] = {
     "service_unavailable": ServiceUnavailableError,
     "server_error": InternalServerError,
 }
+# For a body without a known type: the class whose default status it is (429: RateLimitError).
 _BY_STATUS: dict[int, type[APIError]] = {
-    400: InvalidRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    429: RateLimitError,
-    502: UpstreamError,
-    503: ServiceUnavailableError,
-    504: UpstreamTimeoutError,
+    cls.default_status: cls
+    for cls in (
+        InvalidRequestError,
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+        RateLimitError,
+        UpstreamError,
+        ServiceUnavailableError,
+        UpstreamTimeoutError,
+    )
 }
 
 
