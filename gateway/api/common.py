@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from aimm_gateway.config import describe_validation_error
+from aimm_gateway.config import describe_validation_error, format_loc
 from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge
 from aimm_gateway.security.body_limits import check_chat_size, parse_json
 from aimm_gateway.security.identity import ANONYMOUS, Identity
@@ -57,11 +57,19 @@ async def read_json(request: Request, limit: int) -> Any:
 
 async def read_body_as(request: Request, model: type[M]) -> M:
     """The JSON body validated as `model`; 400 naming the field when it doesn't fit."""
-    data = await read_json(request, gateway_of(request).runtime.config.server.max_body_bytes)
+    return validate_body(model, await read_json(request, gateway_of(request).runtime.config.server.max_body_bytes))
+
+
+def validate_body(model: type[M], data: Any, at: tuple[int | str, ...] = ()) -> M:
+    """`data` as `model`, else a 400 whose message names every bad field and whose `param` is the
+    first one (OpenAI's shape); `at` places an item of a batch (`(2,)` reads `[2].prompt`)."""
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"{format_loc(at) or 'body'}: expected a JSON object", param=format_loc(at) or None)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
+        first = at + tuple(exc.errors(include_url=False)[0]["loc"])
+        raise InvalidRequest(describe_validation_error(exc, prefix=at), param=format_loc(first) or None) from None
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

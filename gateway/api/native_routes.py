@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -20,11 +20,11 @@ from aimm_gateway.api.common import (
     read_json,
     request_context,
     served_headers,
+    validate_body,
 )
 from aimm_gateway.api.openai_routes import SSE_HEADERS
 from aimm_gateway.canonical import validate_chat
 from aimm_gateway.compare import compare
-from aimm_gateway.config import format_loc
 from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from aimm_gateway.overrides import effective_weight
 from aimm_gateway.pipeline import StreamResult
@@ -61,17 +61,6 @@ class MultipleBody(BaseModel):
     system: str | None = None
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
-
-
-def _parse(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
-    if not isinstance(data, dict):
-        raise InvalidRequest(f"{prefix or 'body'}: expected a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = prefix + format_loc(err["loc"]) if err["loc"] else prefix.rstrip(".")
-        raise InvalidRequest(f"{loc}: {err['msg']}", param=loc or None) from None
 
 
 def _chat_body(
@@ -128,7 +117,7 @@ async def _answer(gateway: Gateway, parent: RequestContext, q: QueryBody, rid: s
 async def query(request: Request) -> Response:
     gateway = gateway_of(request)
     parent = request_context(request, gateway, "native")
-    q = _parse(QueryBody, await read_json(request, parent.runtime.config.server.max_body_bytes))
+    q = validate_body(QueryBody, await read_json(request, parent.runtime.config.server.max_body_bytes))
     result = await _answer(gateway, parent, q, parent.request_id)
     return json_response(
         result,
@@ -143,7 +132,7 @@ async def query(request: Request) -> Response:
 async def query_multiple(request: Request) -> Response:
     gateway = gateway_of(request)
     parent = request_context(request, gateway, "native")
-    m = _parse(MultipleBody, await read_json(request, parent.runtime.config.server.max_body_bytes))
+    m = validate_body(MultipleBody, await read_json(request, parent.runtime.config.server.max_body_bytes))
     rid = parent.request_id
 
     async def one(model: str) -> dict[str, Any]:
@@ -163,7 +152,7 @@ async def query_multiple(request: Request) -> Response:
 async def query_stream(request: Request) -> Response:
     gateway = gateway_of(request)
     parent = request_context(request, gateway, "native")
-    q = _parse(QueryBody, await read_json(request, parent.runtime.config.server.max_body_bytes))
+    q = validate_body(QueryBody, await read_json(request, parent.runtime.config.server.max_body_bytes))
     ctx = _context(parent, q, parent.request_id, stream=True)
     result = await gateway.pipeline.stream(ctx)
     headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome)}
@@ -211,7 +200,7 @@ async def batch(request: Request) -> Response:
     async def one(index: int, item: Any) -> dict[str, Any]:
         async with limit:
             try:
-                q = _parse(QueryBody, item, prefix=f"[{index}].")
+                q = validate_body(QueryBody, item, at=(index,))
                 return {"index": index, **await _answer(gateway, parent, q, f"{rid}-{index}")}
             except GatewayError as exc:
                 return {"index": index, **exc.body(), "status": exc.status}
@@ -225,7 +214,7 @@ async def feedback(request: Request) -> Response:
     """Client feedback on an answer; the adaptive algorithm learns from it."""
     gateway = gateway_of(request)
     authenticate(request, gateway)
-    fb = _parse(FeedbackBody, await read_json(request, gateway.runtime.config.server.max_body_bytes))
+    fb = validate_body(FeedbackBody, await read_json(request, gateway.runtime.config.server.max_body_bytes))
     if fb.model not in gateway.runtime.models:
         raise ModelNotFound(f"The model {fb.model!r} does not exist", param="model")
     gateway.router.feedback(fb.model, fb.score)

@@ -128,6 +128,15 @@ def test_admin_add_disable_enable_update(sdk: ModuleType, gateway: LiveGateway) 
         assert not client.update_model("sdk-added", enabled=False).enabled
         status = {m.name: m for m in client.models_status()}
         assert not status["sdk-added"].enabled and status["mock-fast"].source == "config"
+        assert client.set_model_weight("mock-smart", 3).weight == 3.0
+        listed = client.models()
+        assert {m.name: m.weight for m in listed.models}["mock-smart"] == 3.0
+        weighted = [dict(zip(r.targets, r.weights, strict=True)) for r in listed.routes if "mock-smart" in r.targets]
+        assert weighted and all(w["mock-smart"] == 3.0 for w in weighted)
+        assert client.set_model_weight("mock-smart", 1).weight == 1.0
+        with pytest.raises(sdk.InvalidRequestError) as negative:
+            client.set_model_weight("mock-smart", -1)
+        assert negative.value.param == "weight"
         with pytest.raises(sdk.NotFoundError):
             client.enable_model("missing-model")
         with pytest.raises(sdk.InvalidRequestError):

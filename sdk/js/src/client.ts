@@ -252,7 +252,12 @@ export class Client {
     return this.patchModel("disableModel", name, { enabled: false }, options);
   }
 
-  private async patchModel(op: "updateModel" | "enableModel" | "disableModel", name: string, changes: JSONObject, options?: RequestOptions): Promise<ModelStatus> {
+  /** Weigh a model for weighted routes (0 to 1,000,000; 0: never the weighted pick). */
+  async setModelWeight(name: string, weight: number, options?: RequestOptions): Promise<ModelStatus> {
+    return this.patchModel("setModelWeight", name, { weight }, options);
+  }
+
+  private async patchModel(op: "updateModel" | "enableModel" | "disableModel" | "setModelWeight", name: string, changes: JSONObject, options?: RequestOptions): Promise<ModelStatus> {
     // Setting fields to given values: repeating it changes nothing more, so it may be retried.
     const c = call(op, { body: changes, admin: true, idempotent: true }, { name });
     return modelStatus(await this.json(c, options));

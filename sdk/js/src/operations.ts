@@ -19,6 +19,7 @@ export const OPERATIONS = {
   updateModel: ["PATCH", "/admin/models/{name}"],
   enableModel: ["PATCH", "/admin/models/{name}"],
   disableModel: ["PATCH", "/admin/models/{name}"],
+  setModelWeight: ["PATCH", "/admin/models/{name}"],
   createKey: ["POST", "/admin/keys"],
   listKeys: ["GET", "/admin/keys"],
   revokeKey: ["DELETE", "/admin/keys/{key_id}"],

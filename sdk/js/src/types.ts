@@ -86,6 +86,7 @@ export interface ModelInfo {
   capabilities: string[];
   contextWindow: number | null;
   maxTokens: number | null;
+  weight: number;
   raw: JSONObject;
 }
 
@@ -94,6 +95,8 @@ export interface RouteInfo {
   algorithm: string;
   targets: string[];
   fallbacks: string[];
+  /** Each target's effective weight, in the order of `targets`. */
+  weights: number[];
 }
 
 export interface ModelList {
@@ -111,6 +114,7 @@ export interface ModelStatus {
   source: string;
   requestsTotal: number;
   errorsTotal: number;
+  weight: number;
   raw: JSONObject;
 }
 
@@ -210,6 +214,7 @@ export function modelList(d: JSONObject): ModelList {
         capabilities: m.capabilities ?? [],
         contextWindow: m.context_window ?? null,
         maxTokens: m.max_tokens ?? null,
+        weight: m.weight ?? 1,
         raw: m,
       }),
     ),
@@ -218,6 +223,7 @@ export function modelList(d: JSONObject): ModelList {
       algorithm: r.algorithm,
       targets: r.targets,
       fallbacks: r.fallbacks ?? [],
+      weights: r.weights ?? r.targets.map(() => 1),
     })),
   };
 }
@@ -233,6 +239,7 @@ export function modelStatus(d: JSONObject): ModelStatus {
     source: d.source ?? "config",
     requestsTotal: d.requests_total ?? 0,
     errorsTotal: d.errors_total ?? 0,
+    weight: d.weight ?? 1,
     raw: d,
   };
 }

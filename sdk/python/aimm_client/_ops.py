@@ -51,6 +51,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "update_model": ("PATCH", "/admin/models/{name}"),
     "enable_model": ("PATCH", "/admin/models/{name}"),
     "disable_model": ("PATCH", "/admin/models/{name}"),
+    "set_model_weight": ("PATCH", "/admin/models/{name}"),
     "create_key": ("POST", "/admin/keys"),
     "list_keys": ("GET", "/admin/keys"),
     "revoke_key": ("DELETE", "/admin/keys/{key_id}"),
@@ -274,6 +275,11 @@ def enable_model(name: str) -> Op[ModelStatus]:
 def disable_model(name: str) -> Op[ModelStatus]:
     """Take a model out of service until it is enabled again."""
     return _patch_model("disable_model", name, {"enabled": False})
+
+
+def set_model_weight(name: str, weight: float) -> Op[ModelStatus]:
+    """Weigh a model for weighted routes (0 to 1,000,000; 0: never the weighted pick)."""
+    return _patch_model("set_model_weight", name, {"weight": weight})
 
 
 def models_status() -> Op[list[ModelStatus]]:

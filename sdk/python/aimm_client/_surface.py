@@ -125,6 +125,7 @@ class Surface:
     update_model = operation(_ops.update_model)
     enable_model = operation(_ops.enable_model)
     disable_model = operation(_ops.disable_model)
+    set_model_weight = operation(_ops.set_model_weight)
     models_status = operation(_ops.models_status)
     create_key = operation(_ops.create_key)
     list_keys = operation(_ops.list_keys)

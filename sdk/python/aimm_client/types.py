@@ -177,6 +177,7 @@ class ModelInfo:
     capabilities: list[str]
     context_window: int | None
     max_tokens: int | None
+    weight: float
     raw: JSON = field(repr=False, compare=False)
 
     @classmethod
@@ -195,6 +196,7 @@ class ModelInfo:
             list(d.get("capabilities") or []),
             d.get("context_window"),
             d.get("max_tokens"),
+            float(d.get("weight", 1.0)),
             d,
         )
 
@@ -205,10 +207,12 @@ class RouteInfo:
     algorithm: str
     targets: list[str]
     fallbacks: list[str]
+    weights: list[float]  # each target's effective weight, in the order of `targets`
 
     @classmethod
     def from_json(cls, d: JSON) -> RouteInfo:
-        return cls(d["name"], d["algorithm"], list(d["targets"]), list(d.get("fallbacks") or []))
+        weights = [float(w) for w in d.get("weights") or [1.0] * len(d["targets"])]
+        return cls(d["name"], d["algorithm"], list(d["targets"]), list(d.get("fallbacks") or []), weights)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +241,7 @@ class ModelStatus:
     source: str
     requests_total: int
     errors_total: int
+    weight: float
     raw: JSON = field(repr=False, compare=False)
 
     @classmethod
@@ -251,6 +256,7 @@ class ModelStatus:
             d.get("source", "config"),
             int(d.get("requests_total", 0)),
             int(d.get("errors_total", 0)),
+            float(d.get("weight", 1.0)),
             d,
         )
 

@@ -127,6 +127,13 @@ test("admin: add, disable, enable, update, status", async () => {
   assert.equal((await admin.enableModel("js-added")).enabled, true);
   assert.equal((await admin.updateModel("js-added", { enabled: false })).enabled, false);
   assert.ok((await admin.modelsStatus()).some((m) => m.name === "js-added" && !m.enabled));
+  assert.equal((await admin.setModelWeight("mock-smart", 3)).weight, 3);
+  const listed = await admin.models();
+  assert.equal(listed.models.find((m) => m.name === "mock-smart").weight, 3);
+  const route = listed.routes.find((r) => r.targets.includes("mock-smart"));
+  assert.equal(route.weights[route.targets.indexOf("mock-smart")], 3);
+  assert.equal((await admin.setModelWeight("mock-smart", 1)).weight, 1);
+  await assert.rejects(admin.setModelWeight("mock-smart", -1), (e) => e instanceof InvalidRequestError && e.param === "weight");
   await assert.rejects(admin.enableModel("missing-model"), NotFoundError);
   await assert.rejects(admin.addModel({ name: "broken", provider: "nope" }), InvalidRequestError);
 });
