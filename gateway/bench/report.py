@@ -210,11 +210,11 @@ def _ratios(ab: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def capacity_only(out: dict[str, Any]) -> str:
+def capacity_only(out: dict[str, Any], name: str, command: str) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     head = [
-        f"Run {when}: `aimm bench --capacity-only --streams {out['capacity']['n']}`; the gateway pinned to CPU 0, "
-        "the paced mock and the asyncio client to CPU 1.",
+        f"**{name}**: run {when}, `{command}`; the gateway pinned to CPU 0, the paced mock and the asyncio client "
+        f"to CPU 1; load average {os.getloadavg()[0]:.1f}.",
         "",
     ]
     return "\n".join(head + _capacity(out)) + "\n"

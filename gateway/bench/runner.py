@@ -268,12 +268,27 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _capacity_only(args: argparse.Namespace) -> str:
+    """The paced-streams capacity run; with `--ab REF[:CLIENT]` each ref's gateway first, in the same run."""
     with contextlib.suppress(OSError, ValueError):
         os.sched_setaffinity(0, {int(LOAD_CPU)})
+    sections = []
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
-        cap = capacity(mocks, lambda: gateway("capacity", mocks, Path(tmp), client=THIS_CLIENT), HEADERS, args.streams)
-    return report.capacity_only({"duration": 0, "capacity": cap})
+        for spec in args.ab or []:
+            ref, _, client = spec.partition(":")
+            env = checkout_env(ref, Path(tmp))
+            start = partial(gateway, f"cap-{ref}", mocks, Path(tmp), client=client or None, env=env)
+            name = f"gateway@{resolve(ref)}" + (f" ({client})" if client else "")
+            sections.append(_capacity_section(name, capacity(mocks, start, HEADERS, args.streams)))
+        start = partial(gateway, "capacity", mocks, Path(tmp), client=THIS_CLIENT)
+        sections.append(_capacity_section("this tree", capacity(mocks, start, HEADERS, args.streams)))
+    return "\n".join(sections)
+
+
+def _capacity_section(name: str, cap: dict[str, Any]) -> str:
+    text = report.capacity_only({"duration": 0, "capacity": cap}, name, " ".join(["aimm", "bench", *sys.argv[2:]]))
+    print(text, file=sys.stderr, flush=True)  # each as it ends: a later failure keeps the earlier ones
+    return text
 
 
 def write_section(path: Path, marker: str, text: str) -> None:

@@ -10,6 +10,7 @@ tracemalloc, which is why the report also gives RSS per stream measured in the s
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,7 @@ print(run.completed, run.errors)
 def _config(upstream: str, port: int, client: str) -> dict[str, Any]:
     return {
         "server": {"host": "127.0.0.1", "port": port, "upstream_client": client, "max_connections_per_upstream": 4096},
-        "auth": {"api_keys": [{"name": "bench", "key": KEY}]},
+        "auth": {"api_keys": [{"name": "bench", "key": {"env": "AIMM_BENCH_KEY"}}]},
         "observability": {"access_log": {"enabled": False}},
         "models": [{"name": "paced", "provider": "openai_compatible", "base_url": f"{upstream}/v1", "model": "m"}],
     }
@@ -60,6 +61,7 @@ def profile(n: int, client: str = "h1", top: int = 30) -> str:
         args += ["--stream-chunks", str(CHUNKS), "--chunk-interval-ms", str(INTERVAL_MS)]
         stack.enter_context(process(pinned(LOAD_CPU, args), f"{mock}/v1/models"))
         port = free_port()
+        os.environ["AIMM_BENCH_KEY"] = KEY
         gateway = Gateway(parse_config(_config(mock, port, client)))
         server = uvicorn.Server(uvicorn_config(create_app(gateway), gateway, 5.0, host="127.0.0.1", port=port))
         thread = threading.Thread(target=server.run, daemon=True)
