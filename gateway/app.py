@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,7 +27,6 @@ from aimm_gateway.api.access import protect
 from aimm_gateway.api.common import error_response
 from aimm_gateway.asgi import GatewayApp
 from aimm_gateway.errors import GatewayError
-from aimm_gateway.security.http_middleware import HardeningMiddleware
 from aimm_gateway.service import Gateway
 
 log = logging.getLogger("aimm.gateway")
@@ -80,7 +78,7 @@ def create_app(gateway: Gateway) -> Starlette:
         ],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
-        middleware=[Middleware(HardeningMiddleware, gateway=gateway)],
+        hardening=lambda: gateway.runtime.config.hardening,  # security headers + CORS, no middleware layer
     )
     app.state.gateway = gateway
     return app

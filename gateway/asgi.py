@@ -1,4 +1,4 @@
-"""The gateway's Starlette app, with a direct path for the API's POST endpoints.
+"""The gateway's Starlette app, with a direct path for the API's POST endpoints and hardening built in.
 
 Starlette sends every request through ServerErrorMiddleware, ExceptionMiddleware, the router's
 route scan and the endpoint wrapper, each wrapping `send` again: ~6 % of a pass-through
@@ -7,11 +7,16 @@ the native query API) the direct path does what those layers do for it: look the
 by path, render an exception with the app's own exception handlers, send the response.
 Everything else (GET routes, path parameters, 404/405, lifespan) goes through Starlette as
 before, and so does everything once any user middleware is added (the direct path would skip it).
+
+Response hardening (security headers, CORS: security/http_middleware.py) is part of this app,
+not a middleware layer, so it does not turn the direct path off: a direct response gets the
+headers appended to its own header list, any other response through one `send` wrapper.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,25 +24,65 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from aimm_gateway.config import HardeningSettings
+from aimm_gateway.security.http_middleware import CorsApps, add_security_headers, with_security_headers
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class GatewayApp(Starlette):
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not self.user_middleware:
-            endpoint = self._direct().get(scope["path"])
-            if endpoint is not None:
-                scope["app"] = self
-                request = Request(scope, receive, send)
-                try:
-                    response = await endpoint(request)
-                except Exception as exc:
-                    response = await self._render(request, exc)
-                await response(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+    def __init__(self, *, hardening: Callable[[], HardeningSettings], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._hardening = hardening  # read per request: a reload takes effect at once
+        self._cors = CorsApps(self._dispatch)
 
-    def _direct(self) -> dict[str, Endpoint]:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        hardening = self._hardening()
+        tls = scope.get("scheme") == "https"
+        if hardening.cors.allow_origins:  # CORS wraps everything (it adds `Vary: Origin` even without one)
+            if hardening.security_headers:
+                send = with_security_headers(send, tls)
+            await self._cors.get(hardening.cors)(scope, receive, send)
+            return
+        endpoint = self._direct_endpoint(scope)
+        if endpoint is not None:
+            await self._direct(endpoint, scope, receive, send, tls if hardening.security_headers else None)
+        elif hardening.security_headers:
+            await super().__call__(scope, receive, with_security_headers(send, tls))
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app without hardening (what CORS wraps): the direct path, else Starlette."""
+        endpoint = self._direct_endpoint(scope)
+        if endpoint is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self._direct(endpoint, scope, receive, send, None)
+
+    async def _direct(
+        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send, headers_tls: bool | None
+    ) -> None:
+        """Serve one direct route; `headers_tls` None: no security headers, else whether to add HSTS."""
+        scope["app"] = self
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except Exception as exc:
+            response = await self._render(request, exc)
+        if headers_tls is not None:
+            add_security_headers(response.raw_headers, headers_tls)  # once, on the response's own list
+        await response(scope, receive, send)
+
+    def _direct_endpoint(self, scope: Scope) -> Endpoint | None:
+        if scope["method"] != "POST" or self.user_middleware or self.max_body_size is not None:
+            return None
+        return self._direct_routes().get(scope["path"])
+
+    def _direct_routes(self) -> dict[str, Endpoint]:
         """POST-only routes without path parameters, by path; rebuilt if the route list changes."""
         routes = self.router.routes
         cached = self.__dict__.get("_direct_cache")

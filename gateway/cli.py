@@ -201,7 +201,22 @@ def _add_bench(sub: Subcommands) -> None:
     bench.add_argument("--out", default=None, help="write the markdown report here")
     bench.add_argument("--duration", type=float, default=5.0)
     bench.add_argument("--quick", action="store_true")
-    bench.add_argument("--ab", default=None, metavar="REF", help="also run the gateway of this git commit, interleaved")
+    bench.add_argument(
+        "--ab",
+        action="append",
+        default=None,
+        metavar="REF",
+        help="also run the gateway of this git commit (repeatable)",
+    )
+    bench.add_argument(
+        "--clients", default=None, metavar="A,B", help="A/B: this tree once per upstream client (e.g. aiohttp,h1)"
+    )
+    bench.add_argument("--ab-only", action="store_true", help="only the interleaved A/B (nginx, --ab refs, --clients)")
+    bench.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the --ab-only run")
+    bench.add_argument(
+        "--stream-memory", type=int, default=None, metavar="N", help="only: tracemalloc of N open streams"
+    )
+    bench.add_argument("--client", default="h1", help="upstream client of the --stream-memory run")
     bench.add_argument("--streams", type=int, default=2000, help="paced streams held open in the capacity run")
     bench.add_argument("--flame", default=None, metavar="SVG", help="only profile one worker (py-spy) into SVG")
     bench.add_argument("--flame-stream", action="store_true", help="profile streamed replies instead of plain ones")

@@ -529,7 +529,7 @@ class ServerSettings(Strict):
     port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
     upstream_client: Literal["aiohttp", "httpx", "h1"] = Field(
-        "aiohttp", description="Upstream HTTP client (see benchmarks: h1 costs the least CPU)."
+        "h1", description="Upstream HTTP client: h1 costs the least CPU (docs/benchmarks.md)."
     )
     default_model: str | None = Field(None, description="Model or route used when a request names none.")
     reload_interval_s: float = Field(1.0, gt=0, description="How often the config file is checked for changes.")

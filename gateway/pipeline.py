@@ -128,6 +128,7 @@ class ChatPipeline:
         gap = self._ledger.metrics.series(won.record.model, won.record.provider).inter_chunk.observe
         try:
             chunk: ChatChunk | None = won.first
+            won.first = None  # not kept for the stream's life: the relay holds only the current chunk
             last = time.perf_counter()
             while chunk is not None:
                 if chunk.get("usage"):

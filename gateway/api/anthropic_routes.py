@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aimm_gateway.api.common import (
@@ -27,6 +27,7 @@ from aimm_gateway.api.common import (
     served_headers,
 )
 from aimm_gateway.api.openai_routes import SSE_HEADERS
+from aimm_gateway.api.sse_response import SSEResponse
 from aimm_gateway.canonical import validate_chat
 from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound
 from aimm_gateway.inbound.anthropic_in import (
@@ -79,7 +80,7 @@ async def messages(request: Request, rid: str) -> Response:
             result.outcome.model or "", input_tokens=ctx.prompt_tokens, stop_sequences=req.stop_list
         )
         headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome), "request-id": rid}
-        return StreamingResponse(anthropic_sse(result, writer), media_type="text/event-stream", headers=headers)
+        return SSEResponse(anthropic_sse(result, writer), headers)
     outcome = await gateway.pipeline.complete(ctx)
     assert outcome.response is not None
     message = to_anthropic_message(outcome.response, model=outcome.model or "", stop_sequences=req.stop_list)

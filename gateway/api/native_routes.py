@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aimm_gateway.api.common import (
@@ -23,6 +23,7 @@ from aimm_gateway.api.common import (
     validate_body,
 )
 from aimm_gateway.api.openai_routes import SSE_HEADERS
+from aimm_gateway.api.sse_response import SSEResponse
 from aimm_gateway.canonical import validate_chat
 from aimm_gateway.compare import compare
 from aimm_gateway.errors import GatewayError, InvalidRequest, ModelNotFound
@@ -156,7 +157,7 @@ async def query_stream(request: Request) -> Response:
     ctx = _context(parent, q, parent.request_id, stream=True)
     result = await gateway.pipeline.stream(ctx)
     headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome)}
-    return StreamingResponse(_native_sse(ctx, result), media_type="text/event-stream", headers=headers)
+    return SSEResponse(_native_sse(ctx, result), headers)
 
 
 async def _native_sse(ctx: RequestContext, result: StreamResult) -> AsyncIterator[bytes]:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aimm_gateway.api.common import (
@@ -17,6 +17,7 @@ from aimm_gateway.api.common import (
     request_context,
     served_headers,
 )
+from aimm_gateway.api.sse_response import SSEResponse
 from aimm_gateway.canonical import ChatChunk, ChatRequest, validate_chat, validate_embeddings
 from aimm_gateway.errors import GatewayError
 from aimm_gateway.pipeline import StreamResult
@@ -35,7 +36,7 @@ async def chat_completions(request: Request) -> Response:
         ctx.stream = True
         result = await gateway.pipeline.stream(ctx)
         headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome)}
-        return StreamingResponse(openai_sse(result, req), media_type="text/event-stream", headers=headers)
+        return SSEResponse(openai_sse(result, req), headers)
     outcome = await gateway.pipeline.complete(ctx)
     return json_response(outcome.response, headers=served_headers(ctx, outcome))
 

@@ -27,12 +27,14 @@ def resolve(ref: str) -> str:
 def checkout_env(ref: str, workdir: Path) -> dict[str, str]:
     """Environment that makes `python -m aimm_gateway.cli` run the gateway as it was at `ref`."""
     dest = workdir / f"ab-{ref}"
+    pkgs = dest / "pkgs"
+    if pkgs.exists():  # the same ref twice (e.g. with two upstream clients): unpacked once
+        return {"PYTHONPATH": str(pkgs)}
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", "--format=tar", ref, "gateway"], capture_output=True, check=True
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
-    pkgs = dest / "pkgs"
     pkgs.mkdir()
     (pkgs / "aimm_gateway").symlink_to(dest / "gateway")
     return {"PYTHONPATH": str(pkgs)}

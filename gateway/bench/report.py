@@ -178,11 +178,43 @@ def _relay(out: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def capacity_only(out: dict[str, Any]) -> str:
+def ab_only(ab: dict[str, Any], command: str, rounds: int, duration: float) -> str:
+    """`aimm bench --ab-only`: the interleaved tables and each gateway as a ratio of the first one."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     head = [
-        f"Run {when}: `aimm bench --capacity-only --streams {out['capacity']['n']}`; the gateway pinned to CPU 0, "
-        "the paced mock and the asyncio client to CPU 1.",
+        f"Run {when}: `{command}` ({rounds} interleaved rounds of {duration:.0f} s per load); the gateways and nginx "
+        f"pinned to CPU 0, the mocks and wrk to CPU 1; load average {os.getloadavg()[0]:.1f} at the end.",
+        "",
+    ]
+    return "\n".join(head + _ab({"ab": ab}) + _relay({"ab": ab}) + _ratios(ab)) + "\n"
+
+
+def _ratios(ab: dict[str, Any]) -> list[str]:
+    names = [n for n in ab["cpu16"] if n != "nginx"]
+    if len(names) < 2:
+        return []
+    base = names[0]
+    cpu0, chunk0 = ab["cpu16"][base].us, ab["relay"][base]["cpu_us_per_chunk"]
+    lines = [
+        f"Ratios against {base}, same run (CPU per request: lower is better; chunks/s: CPU-bound, higher is better):",
+        "",
+        "| gateway | CPU per request | chunks/s (CPU-bound) | chunks/s (measured) |",
+        "|---|---|---|---|",
+    ]
+    for name in names[1:]:
+        r = ab["relay"][name]
+        lines.append(
+            f"| {name} | **{ab['cpu16'][name].us / cpu0:.0%}** | **{chunk0 / r['cpu_us_per_chunk']:.2f} times** | "
+            f"{r['chunks_per_s'] / ab['relay'][base]['chunks_per_s']:.2f} times |"
+        )
+    return [*lines, ""]
+
+
+def capacity_only(out: dict[str, Any], name: str, command: str) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    head = [
+        f"**{name}**: run {when}, `{command}`; the gateway pinned to CPU 0, the paced mock and the asyncio client "
+        f"to CPU 1; load average {os.getloadavg()[0]:.1f}.",
         "",
     ]
     return "\n".join(head + _capacity(out)) + "\n"

@@ -42,7 +42,7 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "Say hello to the
 CONCURRENCY = (1, 4, 8, 16, 32, 64)
 ROUTING_CONCURRENCY = 4  # saturates the worker without the 2-core scheduler noise of higher levels
 AB_CONCURRENCY = 16
-THIS_CLIENT = "h1"  # the upstream client this tree is measured with (the A/B's other side keeps its default)
+THIS_CLIENT = "h1"  # the upstream client this tree is measured with (the default; an A/B ref keeps its own)
 
 
 @dataclass
@@ -139,10 +139,10 @@ def run(args: argparse.Namespace) -> str:
         os.sched_setaffinity(0, {int(LOAD_CPU)})  # this process is a load generator too (TTFT, streams)
     duration = 2.0 if args.quick else args.duration
     levels = (1, 8, 64) if args.quick else CONCURRENCY
-    variants = [Variant("uvicorn+h1", "uvicorn", "h1")]
+    variants = [Variant("uvicorn+h1 (default)", "uvicorn", "h1")]
     if not args.quick:
         variants += [
-            Variant("uvicorn+aiohttp (default)", "uvicorn", "aiohttp"),
+            Variant("uvicorn+aiohttp", "uvicorn", "aiohttp"),
             Variant("uvicorn+httpx", "uvicorn", "httpx"),
             Variant("granian+h1", "granian", "h1"),
         ]
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> str:
                 if variant is variants[0]:
                     out["routing"] = _model_compare(gw_url, pid, duration, ("routed", "m"))
                     out["translation"] = _model_compare(gw_url, pid, duration, ("claude", "m"))
-        out["ab"] = _ab(args.ab, mocks, workdir, duration, rounds=3 if args.quick else 5)
+        out["ab"] = _ab(args.ab or [], _clients(args), mocks, workdir, duration, rounds=3 if args.quick else 5)
         n = 200 if args.quick else args.streams
         out["capacity"] = capacity(mocks, lambda: gateway("capacity", mocks, workdir, client=THIS_CLIENT), HEADERS, n)
         out["micro"] = {
@@ -183,19 +183,31 @@ def _model_compare(url: str, pid: int, duration: float, models: tuple[str, str])
     return [result[m] for m in models]
 
 
-def _ab(ref: str | None, mocks: Mocks, workdir: Path, duration: float, rounds: int) -> dict[str, Any]:
-    """Interleaved rounds: nginx, the gateway at `ref` (if any) and now, on the same pinned core.
+def _clients(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(c.strip() for c in args.clients.split(",")) if args.clients else (THIS_CLIENT,)
 
+
+def _ab(
+    refs: list[str], clients: tuple[str, ...], mocks: Mocks, workdir: Path, duration: float, rounds: int
+) -> dict[str, Any]:
+    """Interleaved rounds: nginx, the gateway at each ref (its default client) and this tree, on the same core.
+
+    This tree runs once per upstream client in `clients` ("gateway (this tree)" if only one).
     Plain requests at concurrency 16 (CPU per request) and 64 (RPS), and streamed replies of
     the long-stream mock (chunks relayed per second, CPU per chunk).
     """
     with ExitStack() as stack:
         ng, master = stack.enter_context(nginx_proxy(workdir, mocks.openai_port))
         contenders = {"nginx": (ng, worker_pid(master))}
-        if ref is not None:
+        for spec in refs:  # REF or REF:CLIENT (a ref's default client unless one is named)
+            ref, _, client = spec.partition(":")
             env = checkout_env(ref, workdir)
-            contenders[f"gateway@{resolve(ref)}"] = stack.enter_context(gateway("ab-ref", mocks, workdir, env=env))
-        contenders["gateway (this tree)"] = stack.enter_context(gateway("ab-now", mocks, workdir, client=THIS_CLIENT))
+            name = f"gateway@{resolve(ref)}" + (f" ({client})" if client else "")
+            started = gateway(f"ab-{ref}-{client}", mocks, workdir, client=client or None, env=env)
+            contenders[name] = stack.enter_context(started)
+        for client in clients:
+            name = "gateway (this tree)" if len(clients) == 1 else f"gateway (this tree, {client})"
+            contenders[name] = stack.enter_context(gateway(f"ab-now-{client}", mocks, workdir, client=client))
 
         def plain(c: int) -> dict[str, tuple[int, Callable[[], WrkResult]]]:
             return {
@@ -207,7 +219,19 @@ def _ab(ref: str | None, mocks: Mocks, workdir: Path, duration: float, rounds: i
         rps64 = cpu.interleaved(plain(64), rounds)
         gateways = {k: v for k, v in contenders.items() if k != "nginx"}
         relay = relay_throughput(gateways, mocks, HEADERS, duration, rounds)
-    return {"ref": ref, "cpu16": cpu16, "rps64": rps64, "relay": relay}
+    return {"ref": refs[0] if refs else None, "cpu16": cpu16, "rps64": rps64, "relay": relay}
+
+
+def _ab_only(args: argparse.Namespace) -> str:
+    """`aimm bench --ab-only`: the interleaved A/B alone (a few minutes), with the command in the report."""
+    if not have_wrk() or not have_nginx():
+        raise SystemExit("aimm bench needs wrk and nginx: bash hack/system-deps.sh wrk nginx:nginx-light")
+    with contextlib.suppress(OSError, ValueError):
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
+        ab = _ab(args.ab or [], _clients(args), mocks, Path(tmp), args.duration, args.rounds)
+    return report.ab_only(ab, " ".join(["aimm", "bench", *sys.argv[2:]]), args.rounds, args.duration)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -217,7 +241,14 @@ def main(args: argparse.Namespace) -> int:
 
         flame(Path(args.flame), stream=args.flame_stream)
         return 0
-    if args.capacity_only:
+    if args.stream_memory is not None:
+        from aimm_gateway.bench.stream_memory import profile
+
+        print(profile(args.stream_memory, args.client))
+        return 0
+    if args.ab_only:
+        text, marker = _ab_only(args), "ab-results"
+    elif args.capacity_only:
         text, marker = _capacity_only(args), "capacity-results"
     elif args.iface:
         from aimm_gateway.bench import iface
@@ -237,12 +268,27 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _capacity_only(args: argparse.Namespace) -> str:
+    """The paced-streams capacity run; with `--ab REF[:CLIENT]` each ref's gateway first, in the same run."""
     with contextlib.suppress(OSError, ValueError):
         os.sched_setaffinity(0, {int(LOAD_CPU)})
+    sections = []
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
-        cap = capacity(mocks, lambda: gateway("capacity", mocks, Path(tmp), client=THIS_CLIENT), HEADERS, args.streams)
-    return report.capacity_only({"duration": 0, "capacity": cap})
+        for spec in args.ab or []:
+            ref, _, client = spec.partition(":")
+            env = checkout_env(ref, Path(tmp))
+            start = partial(gateway, f"cap-{ref}", mocks, Path(tmp), client=client or None, env=env)
+            name = f"gateway@{resolve(ref)}" + (f" ({client})" if client else "")
+            sections.append(_capacity_section(name, capacity(mocks, start, HEADERS, args.streams)))
+        start = partial(gateway, "capacity", mocks, Path(tmp), client=THIS_CLIENT)
+        sections.append(_capacity_section("this tree", capacity(mocks, start, HEADERS, args.streams)))
+    return "\n".join(sections)
+
+
+def _capacity_section(name: str, cap: dict[str, Any]) -> str:
+    text = report.capacity_only({"duration": 0, "capacity": cap}, name, " ".join(["aimm", "bench", *sys.argv[2:]]))
+    print(text, file=sys.stderr, flush=True)  # each as it ends: a later failure keeps the earlier ones
+    return text
 
 
 def write_section(path: Path, marker: str, text: str) -> None:

@@ -63,7 +63,7 @@ def upstream(upstreams: Callable[..., Upstream]) -> Upstream:
     return upstreams("bedrock", stream_chunks=5)
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["h1", "aiohttp", "httpx"])
 def gw(request: pytest.FixtureRequest, upstream: Upstream, start_gateway: Start) -> RunningGateway:
     models = [
         bedrock_model("b", upstream),

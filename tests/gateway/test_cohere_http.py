@@ -43,7 +43,7 @@ def upstream(upstreams: Callable[..., Upstream]) -> Upstream:
     return upstreams("cohere", stream_chunks=5)
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["h1", "aiohttp", "httpx"])
 def gw(request: pytest.FixtureRequest, upstream: Upstream, start_gateway: Start) -> RunningGateway:
     models = [cohere_model("c", upstream), cohere_model("embed", upstream, "embed-v4.0")]
     return start_gateway(base_config(models, server={"upstream_client": request.param}, retries={"attempts": 2}))

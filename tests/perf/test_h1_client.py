@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -15,6 +17,7 @@ from aimm_gateway.errors import UpstreamError
 from aimm_gateway.mock.faults import FaultSettings
 from aimm_gateway.mock.server import create_mock_app
 from aimm_gateway.providers.h1 import H1Client
+from tests.security.test_hardening import _cert
 from tests.servers import run_asgi_app
 
 FAST = Timeouts(connect_s=2, first_byte_s=2, total_s=5, stream_idle_s=0.3)
@@ -23,8 +26,11 @@ FAST = Timeouts(connect_s=2, first_byte_s=2, total_s=5, stream_idle_s=0.3)
 class Scripted:
     """A raw HTTP server: `answer(request_number)` bytes per request; counts connections."""
 
-    def __init__(self, answer: Callable[[int], bytes], close_after: bool = False) -> None:
+    def __init__(
+        self, answer: Callable[[int], bytes], close_after: bool = False, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.answer = answer
+        self.tls = tls
         self.close_after = close_after
         self.connections = 0
         self.requests = 0
@@ -52,7 +58,7 @@ class Scripted:
             writer.close()
 
     async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0, ssl=self.tls)
         return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def __aexit__(self, *exc: object) -> None:
@@ -170,3 +176,28 @@ async def test_against_the_mock_provider_plain_and_streamed(client_for: Callable
             await anext(s.chunks)
         again = await client.post(f"{url}/v1/chat/completions", headers, orjson.dumps(chat), FAST)
         assert orjson.loads(again.body)["object"] == "chat.completion"
+
+
+async def test_https_upstream_is_verified_against_the_trusted_cas(
+    client_for: Callable[[str, int], H1Client], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS: a server whose chain leads to a trusted CA answers; one signed by an unknown CA is refused."""
+    ca_key, ca = _cert(tmp_path / "ca", "test-ca", ca=True)
+    _cert(tmp_path / "server", "localhost", (ca_key, ca.subject))
+    _cert(tmp_path / "rogue", "localhost")  # self-signed: no chain to the trusted CA
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.crt"))  # OpenSSL's default trust store, as in a pod
+
+    def tls(name: str) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(tmp_path / f"{name}.crt", tmp_path / f"{name}.key")
+        return ctx
+
+    def https(url: str) -> str:  # by the name in the certificate
+        return url.replace("http://127.0.0.1", "https://localhost")
+
+    async with Scripted(lambda n: ok(), tls=tls("server")) as url, Scripted(lambda n: ok(), tls=tls("rogue")) as bad:
+        trusted = await client_for(https(url), 10).post(f"{https(url)}/v1/x", {}, b"{}", FAST)
+        with pytest.raises(UpstreamError) as refused:
+            await client_for(https(bad), 10).post(f"{https(bad)}/v1/x", {}, b"{}", FAST)
+    assert trusted.status == 200 and orjson.loads(trusted.body) == {"ok": True}
+    assert refused.value.kind == "connection" and "SSLCertVerificationError" in str(refused.value)
