@@ -53,6 +53,21 @@ class Result:
     configmap_bytes: int
     deployment_bytes: int
     list_aimodels_s: float
+    converge_requests: dict[str, int]  # operator API requests from apply to all Ready, by kind
+
+
+def request_kind(method: str, path: str, query: str) -> str:
+    """What an operator request was, for the convergence breakdown."""
+    if method == "PATCH" and path.endswith("/status"):
+        return "status"
+    if method == "POST" and "/events" in path:
+        return "event"
+    if method == "GET" and "watch=" not in query and path.rstrip("/").split("/")[-1] in PLURALS:
+        return "list"
+    return "other"
+
+
+PLURALS = frozenset({"aigateways", "aimodels", "routingpolicies", "costbudgets", "endpointslices"})
 
 
 def proc_stats(pid: int) -> tuple[float, float, float]:
@@ -63,9 +78,11 @@ def proc_stats(pid: int) -> tuple[float, float, float]:
     return cpu, int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-def start_operator(kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_operator(kubeconfig: Path, log: Path, path: str | None = None) -> subprocess.Popen[bytes]:
+    """The operator as a process; `path` (PYTHONPATH) runs another checkout's code, for before/after."""
     args = [sys.executable, "-m", "aimm_operator", "-A", f"--kubeconfig={kubeconfig}", "--stats-interval=10"]
-    return subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ})
+    env = {**os.environ, **({"PYTHONPATH": path} if path else {})}
+    return subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
 
 def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -132,6 +149,7 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
     for t in range(10):
         api.create_secret(ns, f"keys-t{t}", {f"m{i:05d}": "sk-bench" for i in range(t, n, 10)})
     cpu0, _, _ = proc_stats(op_pid)
+    proxy.clear()
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(api.apply, objects(ns, n)))
@@ -140,6 +158,10 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
     wait(lambda: ready_count(api, ns) == n, 600, f"{n} AIModels Ready")
     all_ready_s = time.monotonic() - started
     cpu1, _, _ = proc_stats(op_pid)
+    converge: dict[str, int] = {}
+    for seen in list(proxy.seen):
+        kind = request_kind(seen.method, seen.path, seen.query)
+        converge[kind] = converge.get(kind, 0) + 1
 
     api.merge_patch("AIModel", ns, "m00000", {"spec": {"weight": 7}})
     edit_s = wait(lambda: served_weight(api, ns, "m00000") == 7, 120, "edit in the ConfigMap")
@@ -174,21 +196,24 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
         configmap_bytes=len(json.dumps(cm)),
         deployment_bytes=len(json.dumps(dep)),
         list_aimodels_s=list_s,
+        converge_requests=converge,
     )
 
 
 def report(results: list[Result | str]) -> str:
     head = (
         "| N | apply (client) | apply → all Ready | one edit → ConfigMap | operator CPU while converging | "
-        "RSS peak / idle | idle CPU | idle API req/min | ConfigMap | Deployment | list AIModels (500) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "RSS peak / idle | idle CPU | idle API req/min | ConfigMap | Deployment | list AIModels (500) | "
+        "requests while converging (status / event / list / other) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(
         f"{r}\n"
         if isinstance(r, str)
         else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} s | "
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.1f} % | {r.idle_requests_per_min:.0f} | "
-        f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms |\n"
+        f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
+        f"{breakdown(r.converge_requests)} |\n"
         for r in results
     )
     return (
@@ -199,6 +224,11 @@ def report(results: list[Result | str]) -> str:
         "so far). No kubelet: the gateway reload stall is covered by tests/gateway/test_reload_off_loop.py.\n\n"
         f"{head}{rows}{MARK_END}\n"
     )
+
+
+def breakdown(counts: dict[str, int]) -> str:
+    parts = " / ".join(f"{counts.get(k, 0):,}" for k in ("status", "event", "list", "other"))
+    return f"{sum(counts.values()):,} ({parts})"
 
 
 def write_report(text: str, out: Path) -> None:
@@ -216,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-operator")
     parser.add_argument("--sizes", default="10,100,1000,5000")
     parser.add_argument("--out", type=Path, default=None, help="write the table into this markdown file")
+    parser.add_argument(
+        "--operator-path",
+        default=None,
+        help="PYTHONPATH holding another aimm_operator/aimm_gateway (e.g. the previous commit's) to measure it",
+    )
     parser.add_argument(
         "--profile", type=Path, default=None, help="sample the operator with py-spy into this file (collapsed stacks)"
     )
@@ -242,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         )
-        op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log")  # type: ignore[operator]
+        op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log", args.operator_path)  # type: ignore[operator]
         api = Api(cp.kubeconfig_path)  # type: ignore[arg-type]
         if args.profile:
             spy = start_profiler(op.pid, args.profile)
