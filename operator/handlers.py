@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import kopf
 
+from aimm_operator.arrivals import Arrivals
 from aimm_operator.coalesce import Coalescer
 from aimm_operator.crd.common import GROUP, VERSION
 from aimm_operator.events import EventSink
@@ -63,6 +64,8 @@ class OperatorContext:
     seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # uid -> fingerprint (see notice)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     store: ObjectStore | None = None  # the watch's view of the objects (None: list them per run)
+    arrivals: Arrivals = field(default_factory=Arrivals)
+    follow_ups: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # after a burst, per namespace
 
     def __post_init__(self) -> None:
         self.reconciles = Coalescer(self._reconcile)
@@ -74,7 +77,12 @@ class OperatorContext:
         per-object retries would patch an annotation on every object of the namespace each time."""
         started = time.monotonic()
         try:
-            await reconcile_namespace(self.kube, namespace, self.cache, self.events, self.store)
+            hold = self.arrivals.holding(namespace)
+            run = await reconcile_namespace(
+                self.kube, namespace, self.cache, self.events, self.store, hold_unselected=hold > 0
+            )
+            if run.held:  # write them once the burst is over, if nothing else asks first
+                self._later(self.follow_ups, namespace, hold)
         except Exception as exc:  # anything, a bug included, is retried later rather than lost
             if isinstance(exc, KubeError) and exc.namespace_terminating:
                 log.info("namespace %s is being deleted; nothing to reconcile", namespace)
@@ -91,7 +99,7 @@ class OperatorContext:
                 exc,
                 exc_info=None if expected else exc,
             )
-            self._retry_later(namespace, delay)
+            self._later(self.retries, namespace, delay)
         else:
             self.metrics.reconciles.labels("ok").inc()
             self.failures.pop(namespace, None)
@@ -105,16 +113,17 @@ class OperatorContext:
         """Reconcile `namespace` (coalesced with concurrent requests); failures are retried by us."""
         await self.reconciles.request(namespace)
 
-    def _retry_later(self, namespace: str, delay: float) -> None:
-        if (pending := self.retries.pop(namespace, None)) is not None:
-            pending.cancel()
+    def _later(self, pending: dict[str, asyncio.Task[None]], namespace: str, delay: float) -> None:
+        """One reconcile of `namespace` after `delay`, replacing the one pending in `pending`."""
+        if (task := pending.pop(namespace, None)) is not None:
+            task.cancel()
 
-        async def retry() -> None:
+        async def later() -> None:
             await asyncio.sleep(delay)
-            self.retries.pop(namespace, None)
+            pending.pop(namespace, None)
             await self.reconcile(namespace)
 
-        self.retries[namespace] = asyncio.create_task(retry(), name=f"retry-{namespace}")
+        pending[namespace] = asyncio.create_task(later(), name=f"later-{namespace}")
 
     def notice(self, event_type: str | None, body: Any) -> bool:
         """Remember what was seen of an object; True when it changed in a way that matters."""
@@ -127,6 +136,8 @@ class OperatorContext:
         new = fingerprint(body)
         if self.seen.get(uid) == new:
             return False
+        if uid not in self.seen and (namespace := (body.get("metadata") or {}).get("namespace")):
+            self.arrivals.arrived(namespace)
         self.seen[uid] = new
         return True
 
@@ -138,7 +149,7 @@ class OperatorContext:
         return last is None or time.monotonic() - last > self.settings.resync_interval_s
 
     async def aclose(self) -> None:
-        for task in self.retries.values():
+        for task in [*self.retries.values(), *self.follow_ups.values()]:
             task.cancel()
         await self.events.aclose()
         await self.http.aclose()

@@ -68,6 +68,7 @@ from aimm_operator.status import (
     ModelPlacement,
     MonitoringState,
     budget_status,
+    find,
     gateway_status,
     model_status,
     policy_status,
@@ -405,15 +406,31 @@ def _budget_writes(r: Reconciled, now: str) -> list[StatusWrite]:
     return writes
 
 
+def first_unselected(write: StatusWrite) -> bool:
+    """A first status saying no gateway selects the object (held during a burst, arrivals.py)."""
+    obj, status, _ = write
+    ready = find(status["conditions"], "Ready")
+    return ready is not None and ready.get("reason") == "NotSelected" and find(obj.conditions, "Ready") is None
+
+
+@dataclass(frozen=True)
+class Run:
+    snapshot: Snapshot
+    held: int = 0  # first `NotSelected` statuses not written (hold_unselected)
+
+
 async def reconcile_namespace(
     kube: Kube,
     namespace: str,
     cache: StatsCache | None = None,
     sink: EventSink | None = None,
     store: ObjectStore | None = None,
-) -> Snapshot:
+    hold_unselected: bool = False,
+) -> Run:
     """Reconcile every aimm.io object in `namespace` (read from `store`, the watch's view, when
-    given; else listed). Raises ReconcileError after trying them all."""
+    given; else listed). With `hold_unselected`, first statuses that would say NotSelected are not
+    written (new objects are still arriving; their gateway may be among them). Raises
+    ReconcileError after trying everything."""
     snap = store.snapshot(namespace) if store is not None else await read_snapshot(kube, namespace)
     now = rfc3339(now_utc())
     outcomes = await _reconcile_gateways(kube, snap, cache, now, sink, store)
@@ -426,10 +443,13 @@ async def reconcile_namespace(
         cache,
     )
     writes = _model_writes(r, now) + _policy_writes(r, now) + _budget_writes(r, now)
+    held = [w for w in writes if first_unselected(w)] if hold_unselected else []
+    if held:
+        writes = [w for w in writes if not first_unselected(w)]
     await _write_statuses(kube, writes, sink=sink, store=store)
     if r.failures:
         raise ReconcileError("; ".join(r.failures), permanent=r.permanent)
-    return snap
+    return Run(snap, len(held))
 
 
 # ------------------------------------------------------------------------------ stats poll

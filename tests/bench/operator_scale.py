@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.k8s_harness import ControlPlane
-from tests.operator.kubeapi import Api
+from tests.operator.kubeapi import Api, ConditionWatch
 from tests.operator.manifests import budget, gateway, model, policy, route
 from tests.operator.proxy import FaultProxy
 
@@ -114,13 +114,14 @@ def objects(ns: str, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def ready_count(api: Api, ns: str, ctype: str = "Ready", status: str = "True") -> int:
-    items = api.request("GET", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels").json()["items"]
-    return sum(
-        1
-        for m in items
-        if any(c["type"] == ctype and c["status"] == status for c in (m.get("status") or {}).get("conditions") or [])
-    )
+def settle(proxy: FaultProxy, quiet_s: float, timeout: float) -> None:
+    """Until the operator made no write (status, Event) for `quiet_s`, at most `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proxy.clear()
+        time.sleep(quiet_s)
+        if not any(request_kind(s.method, s.path, s.query) in ("status", "event") for s in list(proxy.seen)):
+            return
 
 
 def served_weight(api: Api, ns: str, name: str) -> float | None:
@@ -148,6 +149,11 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
     api.create_namespace(ns)
     for t in range(10):
         api.create_secret(ns, f"keys-t{t}", {f"m{i:05d}": "sk-bench" for i in range(t, n, 10)})
+    with ConditionWatch(api, "AIModel", ns) as watch:
+        return measure(api, proxy, op_pid, n, ns, watch)
+
+
+def measure(api: Api, proxy: FaultProxy, op_pid: int, n: int, ns: str, watch: ConditionWatch) -> Result:
     cpu0, _, _ = proc_stats(op_pid)
     proxy.clear()
     started = time.monotonic()
@@ -155,7 +161,7 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
         list(pool.map(api.apply, objects(ns, n)))
     api.apply(gateway(ns, "gw", autoscaling={"enabled": False}, replicas={"min": 1, "max": 1}))
     apply_s = time.monotonic() - started
-    wait(lambda: ready_count(api, ns) == n, 600, f"{n} AIModels Ready")
+    wait(lambda: watch.count("Ready", "True") == n, 600, f"{n} AIModels Ready")
     all_ready_s = time.monotonic() - started
     cpu1, _, _ = proc_stats(op_pid)
     converge: dict[str, int] = {}
@@ -166,10 +172,10 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
     api.merge_patch("AIModel", ns, "m00000", {"spec": {"weight": 7}})
     edit_s = wait(lambda: served_weight(api, ns, "m00000") == 7, 120, "edit in the ConfigMap")
 
-    # Settle: the stats poller's first pass (an `Available` condition on every model) is one-time
-    # work, not idle load; then measure an idle half minute.
-    wait(lambda: ready_count(api, ns, "Available", "Unknown") == n, 600, "stats poller's first pass")
-    time.sleep(5)
+    # Settle: the stats poller's first pass (an `Available` condition on every model) and the
+    # queued "became Ready" Events are one-time work, not idle load; then measure an idle half minute.
+    wait(lambda: watch.count("Available", "Unknown") == n, 600, "stats poller's first pass")
+    settle(proxy, quiet_s=5, timeout=300)
     proxy.clear()
     cpu_a, _, _ = proc_stats(op_pid)
     idle_window = 30.0
