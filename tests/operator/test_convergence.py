@@ -12,6 +12,8 @@ from tests.operator.manifests import gateway, model
 def test_models_applied_before_their_gateway_never_show_not_selected(
     api: Api, running: OperatorProcess, ns: str
 ) -> None:
+    api.apply(model(ns, "early"))  # the operator is up and watching this namespace (not starting)
+    wait_condition(api, "AIModel", ns, "early", "Ready", "False", reason="NotSelected")
     names = [f"m{i}" for i in range(30)]
     with ConditionWatch(api, "AIModel", ns) as watch:
         for name in names:
