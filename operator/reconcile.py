@@ -518,7 +518,10 @@ async def poll_gateway(
         if gw.name not in gateways or model.deleting:
             continue
         stats_of = merged.of(gateways)
-        live = model_live_status(model, stats_of.models.get(model.name) if stats_of else None, stamp_now)
+        agg = stats_of.models.get(model.name) if stats_of else None
+        if (agg is None or agg.pods == 0) and find(model.conditions, "Available") is None:
+            continue  # nothing to report yet: no N writes of "Unknown" into a freshly applied namespace
+        live = model_live_status(model, agg, stamp_now)
         if live_changed(model.status, live):
             writes.append((model, live, model_events(model, live)))
     for budget in budgets:
