@@ -46,6 +46,7 @@ class Result:
     all_ready_s: float
     edit_s: float
     cpu_busy_s: float
+    server_cpu_s: float  # kube-apiserver + etcd CPU over the same span: what the writes cost there
     rss_peak_mb: float
     rss_idle_mb: float
     idle_cpu_pct: float
@@ -144,17 +145,24 @@ def wait(cond: Any, timeout: float, what: str) -> float:
     raise TimeoutError(f"{what} not reached in {timeout}s")
 
 
-def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
+def cpu_of(pids: list[int]) -> float:
+    return sum(proc_stats(pid)[0] for pid in pids)
+
+
+def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int, server_pids: list[int]) -> Result:
     ns = f"bench-{n}"
     api.create_namespace(ns)
     for t in range(10):
         api.create_secret(ns, f"keys-t{t}", {f"m{i:05d}": "sk-bench" for i in range(t, n, 10)})
     with ConditionWatch(api, "AIModel", ns) as watch:
-        return measure(api, proxy, op_pid, n, ns, watch)
+        return measure(api, proxy, op_pid, n, ns, watch, server_pids)
 
 
-def measure(api: Api, proxy: FaultProxy, op_pid: int, n: int, ns: str, watch: ConditionWatch) -> Result:
+def measure(
+    api: Api, proxy: FaultProxy, op_pid: int, n: int, ns: str, watch: ConditionWatch, server_pids: list[int]
+) -> Result:
     cpu0, _, _ = proc_stats(op_pid)
+    server0 = cpu_of(server_pids)
     proxy.clear()
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
@@ -164,6 +172,7 @@ def measure(api: Api, proxy: FaultProxy, op_pid: int, n: int, ns: str, watch: Co
     wait(lambda: watch.count("Ready", "True") == n, 600, f"{n} AIModels Ready")
     all_ready_s = time.monotonic() - started
     cpu1, _, _ = proc_stats(op_pid)
+    server1 = cpu_of(server_pids)
     converge: dict[str, int] = {}
     for seen in list(proxy.seen):
         kind = request_kind(seen.method, seen.path, seen.query)
@@ -194,6 +203,7 @@ def measure(api: Api, proxy: FaultProxy, op_pid: int, n: int, ns: str, watch: Co
         all_ready_s=all_ready_s,
         edit_s=edit_s,
         cpu_busy_s=cpu1 - cpu0,
+        server_cpu_s=server1 - server0,
         rss_peak_mb=rss_peak,
         rss_idle_mb=rss_idle,
         idle_cpu_pct=100 * (cpu_b - cpu_a) / idle_window,
@@ -207,7 +217,7 @@ def measure(api: Api, proxy: FaultProxy, op_pid: int, n: int, ns: str, watch: Co
 
 def report(results: list[Result | str]) -> str:
     head = (
-        "| N | apply (client) | apply → all Ready | one edit → ConfigMap | operator CPU while converging | "
+        "| N | apply (client) | apply → all Ready | one edit → ConfigMap | CPU while converging: operator / API server + etcd | "
         "RSS peak / idle | idle CPU | idle API req/min | ConfigMap | Deployment | list AIModels (500) | "
         "requests while converging (status / event / list / other) |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
@@ -215,7 +225,7 @@ def report(results: list[Result | str]) -> str:
     rows = "".join(
         f"{r}\n"
         if isinstance(r, str)
-        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} s | "
+        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} s | "
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.1f} % | {r.idle_requests_per_min:.0f} | "
         f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
         f"{breakdown(r.converge_requests)} |\n"
@@ -282,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         )
+        server_pids = cp.pids("kube-apiserver", "etcd")
         op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log", args.operator_path)  # type: ignore[operator]
         api = Api(cp.kubeconfig_path)  # type: ignore[arg-type]
         if args.profile:
@@ -290,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         results: list[Result | str] = []
         for n in sizes:
             try:
-                results.append(run_size(api, proxy, op.pid, n))
+                results.append(run_size(api, proxy, op.pid, n, server_pids))
             except TimeoutError as exc:  # a miss is a result too: recorded, and the larger sizes skipped
                 results.append(f"| {n:,} | did not finish: {exc} (operator RSS {proc_stats(op.pid)[1]:.0f} MB) |")
             text = report(results)
