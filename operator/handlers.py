@@ -21,7 +21,6 @@ from aimm_operator.coalesce import Coalescer
 from aimm_operator.crd.common import GROUP, VERSION
 from aimm_operator.events import EventSink
 from aimm_operator.kube import Credentials, Kube, KubeError
-from aimm_operator.memory import release_free_memory
 from aimm_operator.metrics import OperatorMetrics
 from aimm_operator.reconcile import ReconcileError, poll_gateway, reconcile_namespace
 from aimm_operator.stats import StatsCache
@@ -109,7 +108,6 @@ class OperatorContext:
         finally:
             self.last_reconciled[namespace] = time.monotonic()
             self.metrics.reconcile_seconds.observe(self.last_reconciled[namespace] - started)
-            release_free_memory()  # the run's transient peak (compiled config, statuses) goes back
 
     async def reconcile(self, namespace: str) -> None:
         """Reconcile `namespace` (coalesced with concurrent requests); failures are retried by us."""

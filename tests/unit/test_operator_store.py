@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aimm_operator.arrivals import Arrivals
-from aimm_operator.memory import release_free_memory
 from aimm_operator.objects import Obj, parse_model
 from aimm_operator.reconcile import first_unselected
 from aimm_operator.status import condition
@@ -97,11 +96,3 @@ def test_only_a_first_not_selected_status_is_held() -> None:
     assert not first_unselected((new, accepted, []))
     seen_before = parse_model(_at(model("m"), 3, accepted))
     assert not first_unselected((seen_before, waiting, []))  # leaving a gateway is news: written now
-
-
-def test_freed_heap_memory_goes_back_to_the_system() -> None:
-    chunks = [bytes(2000) for _ in range(20_000)]  # 40 MB through malloc (over pymalloc's 512 B)
-    keep = chunks[::100]  # survivors scattered through the heap: the rest cannot shrink from the top
-    del chunks
-    assert release_free_memory()  # glibc returned pages from the middle of the heap
-    assert len(keep) == 200
