@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import kopf
 
+from aimm_operator.arrivals import Arrivals
 from aimm_operator.coalesce import Coalescer
 from aimm_operator.crd.common import GROUP, VERSION
 from aimm_operator.events import EventSink
@@ -23,12 +24,12 @@ from aimm_operator.kube import Credentials, Kube, KubeError
 from aimm_operator.metrics import OperatorMetrics
 from aimm_operator.reconcile import ReconcileError, poll_gateway, reconcile_namespace
 from aimm_operator.stats import StatsCache
+from aimm_operator.store import INDEXED, ObjectStore, indexer
 
 log = logging.getLogger("aimm_operator")
 
 FINALIZER = "aimm.io/finalizer"
 ANNOTATION_PREFIX = "aimm.io"
-PLURALS = ("aigateways", "aimodels", "routingpolicies", "costbudgets")
 MONITORING_GROUP = "monitoring.coreos.com"
 
 
@@ -62,6 +63,9 @@ class OperatorContext:
     retries: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # the pending retry per namespace
     seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # uid -> fingerprint (see notice)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    store: ObjectStore | None = None  # the watch's view of the objects (None: list them per run)
+    arrivals: Arrivals = field(default_factory=Arrivals)
+    follow_ups: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # after a burst, per namespace
 
     def __post_init__(self) -> None:
         self.reconciles = Coalescer(self._reconcile)
@@ -73,7 +77,12 @@ class OperatorContext:
         per-object retries would patch an annotation on every object of the namespace each time."""
         started = time.monotonic()
         try:
-            await reconcile_namespace(self.kube, namespace, self.cache, self.events)
+            hold = self.arrivals.holding(namespace)
+            run = await reconcile_namespace(
+                self.kube, namespace, self.cache, self.events, self.store, hold_unselected=hold > 0
+            )
+            if run.held:  # write them once the burst is over, if nothing else asks first
+                self._later(self.follow_ups, namespace, hold)
         except Exception as exc:  # anything, a bug included, is retried later rather than lost
             if isinstance(exc, KubeError) and exc.namespace_terminating:
                 log.info("namespace %s is being deleted; nothing to reconcile", namespace)
@@ -90,7 +99,7 @@ class OperatorContext:
                 exc,
                 exc_info=None if expected else exc,
             )
-            self._retry_later(namespace, delay)
+            self._later(self.retries, namespace, delay)
         else:
             self.metrics.reconciles.labels("ok").inc()
             self.failures.pop(namespace, None)
@@ -104,26 +113,31 @@ class OperatorContext:
         """Reconcile `namespace` (coalesced with concurrent requests); failures are retried by us."""
         await self.reconciles.request(namespace)
 
-    def _retry_later(self, namespace: str, delay: float) -> None:
-        if (pending := self.retries.pop(namespace, None)) is not None:
-            pending.cancel()
+    def _later(self, pending: dict[str, asyncio.Task[None]], namespace: str, delay: float) -> None:
+        """One reconcile of `namespace` after `delay`, replacing the one pending in `pending`."""
+        if (task := pending.pop(namespace, None)) is not None:
+            task.cancel()
 
-        async def retry() -> None:
+        async def later() -> None:
             await asyncio.sleep(delay)
-            self.retries.pop(namespace, None)
+            pending.pop(namespace, None)
             await self.reconcile(namespace)
 
-        self.retries[namespace] = asyncio.create_task(retry(), name=f"retry-{namespace}")
+        pending[namespace] = asyncio.create_task(later(), name=f"later-{namespace}")
 
     def notice(self, event_type: str | None, body: Any) -> bool:
         """Remember what was seen of an object; True when it changed in a way that matters."""
         uid = (body.get("metadata") or {}).get("uid", "")
         if event_type == "DELETED":
             self.seen.pop(uid, None)
+            if self.store is not None:
+                self.store.forget(uid)
             return True
         new = fingerprint(body)
         if self.seen.get(uid) == new:
             return False
+        if uid not in self.seen and (namespace := (body.get("metadata") or {}).get("namespace")):
+            self.arrivals.arrived(namespace)
         self.seen[uid] = new
         return True
 
@@ -135,7 +149,7 @@ class OperatorContext:
         return last is None or time.monotonic() - last > self.settings.resync_interval_s
 
     async def aclose(self) -> None:
-        for task in self.retries.values():
+        for task in [*self.retries.values(), *self.follow_ups.values()]:
             task.cancel()
         await self.events.aclose()
         await self.http.aclose()
@@ -198,7 +212,9 @@ async def crd_changed(memo: kopf.Memo, **_: Any) -> None:
 
 
 def register_watches(registry: kopf.OperatorRegistry, op: OperatorSettings) -> None:
-    for plural in PLURALS:
+    for kind, (plural, index_id) in INDEXED.items():
+        # The objects themselves live in kopf indices (store.py): a run reads memory, not 4 lists.
+        kopf.index(GROUP, VERSION, plural, registry=registry, id=index_id)(indexer(kind))
         # Watch events only, no create/update/resume handlers: kopf then stores no progress or
         # diff-base annotation on any object (thousands of patches at scale), and retries are ours.
         # Deletions need no finalizer: the children are garbage-collected through ownerReferences.
@@ -213,13 +229,14 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
         configure(settings)
         memo["ctx"] = OperatorContext(
             settings=op,
             kube=Kube(op.credentials),
             http=httpx.AsyncClient(timeout=op.stats_timeout_s, headers={"User-Agent": "aimm-operator"}),
             cache=StatsCache(max_age_s=max(3 * op.stats_interval_s, 30.0)),
+            store=ObjectStore(kwargs),  # the indices are handed to every handler by their ids
         )
         if op.metrics_port:
             memo["ctx"].metrics.serve(op.metrics_port)
@@ -259,7 +276,7 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
             return
         ctx = ctx_of(memo)
         try:
-            result = await poll_gateway(ctx.kube, ctx.http, ctx.cache, body, ctx.events)
+            result = await poll_gateway(ctx.kube, ctx.http, ctx.cache, body, ctx.events, ctx.store)
         except KubeError as exc:
             ctx.metrics.stats_polls.labels("error").inc()
             logger.warning("stats poll failed: %s", exc)

@@ -32,6 +32,7 @@ class Obj(Generic[S]):
     status: Mapping[str, Any] = field(default_factory=dict)
     deleting: bool = False
     created: str = ""  # metadata.creationTimestamp (RFC 3339 sorts as text)
+    resource_version: int = 0  # metadata.resourceVersion (etcd's revision; 0 when not a number)
     # Derived facts computed once per object (e.g. its spec's problem); not part of its identity.
     memo: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -60,7 +61,14 @@ def parse(kind: str, spec_type: type[S], body: Mapping[str, Any]) -> Obj[S]:
         status=dict(body.get("status") or {}),
         deleting=bool(meta.get("deletionTimestamp")),
         created=str(meta.get("creationTimestamp") or ""),
+        resource_version=revision(meta),
     )
+
+
+def revision(meta: Mapping[str, Any]) -> int:
+    """resourceVersion as a number: opaque by contract, etcd's revision in practice (0 otherwise)."""
+    rv = str(meta.get("resourceVersion") or "")
+    return int(rv) if rv.isdigit() else 0
 
 
 Gateway = Obj[AIGatewaySpec]

@@ -41,7 +41,16 @@ from aimm_operator.compile import (
 from aimm_operator.crd.common import API_VERSION
 from aimm_operator.events import EventSink
 from aimm_operator.kube import Kube, KubeError
-from aimm_operator.objects import Gateway, Model, Obj, Snapshot, parse_budget, parse_gateway, parse_model
+from aimm_operator.objects import (
+    Budget,
+    Gateway,
+    Model,
+    Obj,
+    Snapshot,
+    parse_budget,
+    parse_gateway,
+    parse_model,
+)
 from aimm_operator.stats import (
     GatewayStats,
     StatsCache,
@@ -59,12 +68,14 @@ from aimm_operator.status import (
     ModelPlacement,
     MonitoringState,
     budget_status,
+    find,
     gateway_status,
     model_status,
     policy_status,
     rollout,
     transition_events,
 )
+from aimm_operator.store import ObjectStore
 
 log = logging.getLogger("aimm_operator.reconcile")
 
@@ -200,10 +211,10 @@ async def _write_status(
     obj: Obj[Any],
     status: dict[str, Any],
     events: list[EventSpec],
-    manager: str = MANAGER,
     sink: EventSink | None = None,
+    store: ObjectStore | None = None,
 ) -> None:
-    await _write_statuses(kube, [(obj, status, events)], manager, sink)
+    await _write_statuses(kube, [(obj, status, events)], MANAGER, sink, store)
 
 
 def config_event(gw: Gateway, outcome: GatewayOutcome) -> EventSpec | None:
@@ -262,7 +273,7 @@ class Reconciled:
 
 
 async def _reconcile_gateways(
-    kube: Kube, snap: Snapshot, cache: StatsCache | None, now: str, sink: EventSink | None
+    kube: Kube, snap: Snapshot, cache: StatsCache | None, now: str, sink: EventSink | None, store: ObjectStore | None
 ) -> dict[str, GatewayOutcome]:
     served = (await kube.served_kinds(MONITORING_API)) & MONITORING_KINDS if snap.gateways else frozenset()
     outcomes: dict[str, GatewayOutcome] = {}
@@ -282,7 +293,7 @@ async def _reconcile_gateways(
         events = transition_events(gw.conditions, status["conditions"])
         if (ev := config_event(gw, outcome)) is not None:
             events.append(ev)
-        await _write_status(kube, gw, status, events, sink=sink)
+        await _write_status(kube, gw, status, events, sink, store)
     return outcomes
 
 
@@ -313,7 +324,11 @@ StatusWrite = tuple[Obj[Any], dict[str, Any], list[EventSpec]]
 
 
 async def _write_statuses(
-    kube: Kube, writes: list[StatusWrite], manager: str = MANAGER, sink: EventSink | None = None
+    kube: Kube,
+    writes: list[StatusWrite],
+    manager: str = MANAGER,
+    sink: EventSink | None = None,
+    store: ObjectStore | None = None,
 ) -> None:
     """Every status first, then every Event: status is what readers wait on (kubectl wait, kstatus),
     Events are news, so no status write queues behind N Event posts. Each object's status is still
@@ -324,7 +339,9 @@ async def _write_statuses(
     async def status(obj: Obj[Any], new: dict[str, Any]) -> None:
         if status_changed(obj.status, new):
             async with limit:
-                await apply_status(kube, obj.kind, obj.namespace, obj.name, new, manager=manager)
+                stored = await apply_status(kube, obj.kind, obj.namespace, obj.name, new, manager=manager)
+            if store is not None:
+                store.wrote(obj, stored)
             if sink is not None:
                 sink.metrics.status_writes.inc()
 
@@ -389,13 +406,34 @@ def _budget_writes(r: Reconciled, now: str) -> list[StatusWrite]:
     return writes
 
 
+def first_unselected(write: StatusWrite) -> bool:
+    """A first status saying no gateway selects the object (held during a burst, arrivals.py)."""
+    obj, status, _ = write
+    ready = find(status["conditions"], "Ready")
+    return ready is not None and ready.get("reason") == "NotSelected" and find(obj.conditions, "Ready") is None
+
+
+@dataclass(frozen=True)
+class Run:
+    snapshot: Snapshot
+    held: int = 0  # first `NotSelected` statuses not written (hold_unselected)
+
+
 async def reconcile_namespace(
-    kube: Kube, namespace: str, cache: StatsCache | None = None, sink: EventSink | None = None
-) -> Snapshot:
-    """Reconcile every aimm.io object in `namespace`. Raises ReconcileError after trying them all."""
-    snap = await read_snapshot(kube, namespace)
+    kube: Kube,
+    namespace: str,
+    cache: StatsCache | None = None,
+    sink: EventSink | None = None,
+    store: ObjectStore | None = None,
+    hold_unselected: bool = False,
+) -> Run:
+    """Reconcile every aimm.io object in `namespace` (read from `store`, the watch's view, when
+    given; else listed). With `hold_unselected`, first statuses that would say NotSelected are not
+    written (new objects are still arriving; their gateway may be among them). Raises
+    ReconcileError after trying everything."""
+    snap = store.snapshot(namespace) if store is not None else await read_snapshot(kube, namespace)
     now = rfc3339(now_utc())
-    outcomes = await _reconcile_gateways(kube, snap, cache, now, sink)
+    outcomes = await _reconcile_gateways(kube, snap, cache, now, sink, store)
     failed = {g: o for g, o in outcomes.items() if o.apply_error}
     r = Reconciled(
         snap,
@@ -404,10 +442,14 @@ async def reconcile_namespace(
         bool(failed) and all(o.apply_permanent for o in failed.values()),
         cache,
     )
-    await _write_statuses(kube, _model_writes(r, now) + _policy_writes(r, now) + _budget_writes(r, now), sink=sink)
+    writes = _model_writes(r, now) + _policy_writes(r, now) + _budget_writes(r, now)
+    held = [w for w in writes if first_unselected(w)] if hold_unselected else []
+    if held:
+        writes = [w for w in writes if not first_unselected(w)]
+    await _write_statuses(kube, writes, sink=sink, store=store)
     if r.failures:
         raise ReconcileError("; ".join(r.failures), permanent=r.permanent)
-    return snap
+    return Run(snap, len(held))
 
 
 # ------------------------------------------------------------------------------ stats poll
@@ -437,8 +479,20 @@ class PollResult:
     needs_reconcile: bool
 
 
+async def _models_and_budgets(kube: Kube, ns: str, store: ObjectStore | None) -> tuple[list[Model], list[Budget]]:
+    if store is not None:
+        return list(store.objects("AIModel", ns)), list(store.objects("CostBudget", ns))
+    models, budgets = await asyncio.gather(kube.list("AIModel", ns), kube.list("CostBudget", ns))
+    return [parse_model(m) for m in models], [parse_budget(b) for b in budgets]
+
+
 async def poll_gateway(
-    kube: Kube, http: httpx.AsyncClient, cache: StatsCache, body: Mapping[str, Any], sink: EventSink | None = None
+    kube: Kube,
+    http: httpx.AsyncClient,
+    cache: StatsCache,
+    body: Mapping[str, Any],
+    sink: EventSink | None = None,
+    store: ObjectStore | None = None,
 ) -> PollResult:
     """Poll one gateway's pods, write live AIModel/CostBudget status, and tell whether the
     gateway's own status is stale (rollout progress or config adoption changed)."""
@@ -456,20 +510,21 @@ async def poll_gateway(
 
     now = now_utc()
     stamp_now = rfc3339(now)
-    models_raw, budgets_raw = await asyncio.gather(kube.list("AIModel", ns), kube.list("CostBudget", ns))
+    models, budgets = await _models_and_budgets(kube, ns, store)
     merged = MergedStats(cache, ns)
     writes: list[StatusWrite] = []
-    for raw in models_raw:
-        model = parse_model(raw)
+    for model in models:
         gateways = list(model.status.get("gateways") or [])
         if gw.name not in gateways or model.deleting:
             continue
         stats_of = merged.of(gateways)
-        live = model_live_status(model, stats_of.models.get(model.name) if stats_of else None, stamp_now)
+        agg = stats_of.models.get(model.name) if stats_of else None
+        if (agg is None or agg.pods == 0) and find(model.conditions, "Available") is None:
+            continue  # nothing to report yet: no N writes of "Unknown" into a freshly applied namespace
+        live = model_live_status(model, agg, stamp_now)
         if live_changed(model.status, live):
             writes.append((model, live, model_events(model, live)))
-    for raw in budgets_raw:
-        budget = parse_budget(raw)
+    for budget in budgets:
         gateways = list(budget.status.get("gateways") or [])
         if gw.name not in gateways or budget.deleting:
             continue
@@ -478,7 +533,7 @@ async def poll_gateway(
         live, events = budget_live_status(budget, figure, stats_of.crossings if stats_of else (), now)
         if live and (events or live_changed(budget.status, live)):
             writes.append((budget, live, events))
-    await _write_statuses(kube, writes, manager=STATS_MANAGER, sink=sink)
+    await _write_statuses(kube, writes, manager=STATS_MANAGER, sink=sink, store=store)
 
     deployment = await kube.get("Deployment", ns, render.names(gw.name)["deployment"])
     ro = rollout(deployment)

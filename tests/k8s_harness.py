@@ -392,6 +392,10 @@ class ControlPlane:
         self.startup_seconds = time.monotonic() - t0
         return self
 
+    def pids(self, *names: str) -> list[int]:
+        """Process ids of the named components (e.g. "kube-apiserver", "etcd"), for measurements."""
+        return [p.popen.pid for p in self._procs if p.name in names]
+
     def stop(self) -> None:
         """Terminate all processes (reverse start order) and remove the temp dir."""
         for proc in reversed(self._procs):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.k8s_harness import ControlPlane
-from tests.operator.kubeapi import Api
+from tests.operator.kubeapi import Api, ConditionWatch
 from tests.operator.manifests import budget, gateway, model, policy, route
 from tests.operator.proxy import FaultProxy
 
@@ -46,6 +46,7 @@ class Result:
     all_ready_s: float
     edit_s: float
     cpu_busy_s: float
+    server_cpu_s: float  # kube-apiserver + etcd CPU over the same span: what the writes cost there
     rss_peak_mb: float
     rss_idle_mb: float
     idle_cpu_pct: float
@@ -53,6 +54,21 @@ class Result:
     configmap_bytes: int
     deployment_bytes: int
     list_aimodels_s: float
+    converge_requests: dict[str, int]  # operator API requests from apply to all Ready, by kind
+
+
+def request_kind(method: str, path: str, query: str) -> str:
+    """What an operator request was, for the convergence breakdown."""
+    if method == "PATCH" and path.endswith("/status"):
+        return "status"
+    if method == "POST" and "/events" in path:
+        return "event"
+    if method == "GET" and "watch=" not in query and path.rstrip("/").split("/")[-1] in PLURALS:
+        return "list"
+    return "other"
+
+
+PLURALS = frozenset({"aigateways", "aimodels", "routingpolicies", "costbudgets", "endpointslices"})
 
 
 def proc_stats(pid: int) -> tuple[float, float, float]:
@@ -63,9 +79,11 @@ def proc_stats(pid: int) -> tuple[float, float, float]:
     return cpu, int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-def start_operator(kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_operator(kubeconfig: Path, log: Path, path: str | None = None) -> subprocess.Popen[bytes]:
+    """The operator as a process; `path` (PYTHONPATH) runs another checkout's code, for before/after."""
     args = [sys.executable, "-m", "aimm_operator", "-A", f"--kubeconfig={kubeconfig}", "--stats-interval=10"]
-    return subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ})
+    env = {**os.environ, **({"PYTHONPATH": path} if path else {})}
+    return subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
 
 def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -97,13 +115,14 @@ def objects(ns: str, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def ready_count(api: Api, ns: str, ctype: str = "Ready", status: str = "True") -> int:
-    items = api.request("GET", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels").json()["items"]
-    return sum(
-        1
-        for m in items
-        if any(c["type"] == ctype and c["status"] == status for c in (m.get("status") or {}).get("conditions") or [])
-    )
+def settle(proxy: FaultProxy, quiet_s: float, timeout: float) -> None:
+    """Until the operator made no write (status, Event) for `quiet_s`, at most `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proxy.clear()
+        time.sleep(quiet_s)
+        if not any(request_kind(s.method, s.path, s.query) in ("status", "event") for s in list(proxy.seen)):
+            return
 
 
 def served_weight(api: Api, ns: str, name: str) -> float | None:
@@ -126,28 +145,45 @@ def wait(cond: Any, timeout: float, what: str) -> float:
     raise TimeoutError(f"{what} not reached in {timeout}s")
 
 
-def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
+def cpu_of(pids: list[int]) -> float:
+    return sum(proc_stats(pid)[0] for pid in pids)
+
+
+def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int, server_pids: list[int]) -> Result:
     ns = f"bench-{n}"
     api.create_namespace(ns)
     for t in range(10):
         api.create_secret(ns, f"keys-t{t}", {f"m{i:05d}": "sk-bench" for i in range(t, n, 10)})
+    with ConditionWatch(api, "AIModel", ns) as watch:
+        return measure(api, proxy, op_pid, n, ns, watch, server_pids)
+
+
+def measure(
+    api: Api, proxy: FaultProxy, op_pid: int, n: int, ns: str, watch: ConditionWatch, server_pids: list[int]
+) -> Result:
     cpu0, _, _ = proc_stats(op_pid)
+    server0 = cpu_of(server_pids)
+    proxy.clear()
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(api.apply, objects(ns, n)))
     api.apply(gateway(ns, "gw", autoscaling={"enabled": False}, replicas={"min": 1, "max": 1}))
     apply_s = time.monotonic() - started
-    wait(lambda: ready_count(api, ns) == n, 600, f"{n} AIModels Ready")
+    wait(lambda: watch.count("Ready", "True") == n, 600, f"{n} AIModels Ready")
     all_ready_s = time.monotonic() - started
     cpu1, _, _ = proc_stats(op_pid)
+    server1 = cpu_of(server_pids)
+    converge: dict[str, int] = {}
+    for seen in list(proxy.seen):
+        kind = request_kind(seen.method, seen.path, seen.query)
+        converge[kind] = converge.get(kind, 0) + 1
 
     api.merge_patch("AIModel", ns, "m00000", {"spec": {"weight": 7}})
     edit_s = wait(lambda: served_weight(api, ns, "m00000") == 7, 120, "edit in the ConfigMap")
 
-    # Settle: the stats poller's first pass (an `Available` condition on every model) is one-time
-    # work, not idle load; then measure an idle half minute.
-    wait(lambda: ready_count(api, ns, "Available", "Unknown") == n, 600, "stats poller's first pass")
-    time.sleep(5)
+    # Settle: the queued "became Ready" Events are one-time work, not idle load; then measure an
+    # idle half minute.
+    settle(proxy, quiet_s=5, timeout=300)
     proxy.clear()
     cpu_a, _, _ = proc_stats(op_pid)
     idle_window = 30.0
@@ -167,6 +203,7 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
         all_ready_s=all_ready_s,
         edit_s=edit_s,
         cpu_busy_s=cpu1 - cpu0,
+        server_cpu_s=server1 - server0,
         rss_peak_mb=rss_peak,
         rss_idle_mb=rss_idle,
         idle_cpu_pct=100 * (cpu_b - cpu_a) / idle_window,
@@ -174,21 +211,24 @@ def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int) -> Result:
         configmap_bytes=len(json.dumps(cm)),
         deployment_bytes=len(json.dumps(dep)),
         list_aimodels_s=list_s,
+        converge_requests=converge,
     )
 
 
 def report(results: list[Result | str]) -> str:
     head = (
-        "| N | apply (client) | apply → all Ready | one edit → ConfigMap | operator CPU while converging | "
-        "RSS peak / idle | idle CPU | idle API req/min | ConfigMap | Deployment | list AIModels (500) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| N | apply (client) | apply → all Ready | one edit → ConfigMap | CPU while converging: operator / API server + etcd | "
+        "RSS peak / idle | idle CPU | idle API req/min | ConfigMap | Deployment | list AIModels (500) | "
+        "requests while converging (status / event / list / other) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(
         f"{r}\n"
         if isinstance(r, str)
-        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} s | "
+        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} s | "
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.1f} % | {r.idle_requests_per_min:.0f} | "
-        f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms |\n"
+        f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
+        f"{breakdown(r.converge_requests)} |\n"
         for r in results
     )
     return (
@@ -199,6 +239,11 @@ def report(results: list[Result | str]) -> str:
         "so far). No kubelet: the gateway reload stall is covered by tests/gateway/test_reload_off_loop.py.\n\n"
         f"{head}{rows}{MARK_END}\n"
     )
+
+
+def breakdown(counts: dict[str, int]) -> str:
+    parts = " / ".join(f"{counts.get(k, 0):,}" for k in ("status", "event", "list", "other"))
+    return f"{sum(counts.values()):,} ({parts})"
 
 
 def write_report(text: str, out: Path) -> None:
@@ -216,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-operator")
     parser.add_argument("--sizes", default="10,100,1000,5000")
     parser.add_argument("--out", type=Path, default=None, help="write the table into this markdown file")
+    parser.add_argument(
+        "--operator-path",
+        default=None,
+        help="PYTHONPATH holding another aimm_operator/aimm_gateway (e.g. the previous commit's) to measure it",
+    )
     parser.add_argument(
         "--profile", type=Path, default=None, help="sample the operator with py-spy into this file (collapsed stacks)"
     )
@@ -242,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         )
-        op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log")  # type: ignore[operator]
+        server_pids = cp.pids("kube-apiserver", "etcd")
+        op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log", args.operator_path)  # type: ignore[operator]
         api = Api(cp.kubeconfig_path)  # type: ignore[arg-type]
         if args.profile:
             spy = start_profiler(op.pid, args.profile)
@@ -250,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         results: list[Result | str] = []
         for n in sizes:
             try:
-                results.append(run_size(api, proxy, op.pid, n))
+                results.append(run_size(api, proxy, op.pid, n, server_pids))
             except TimeoutError as exc:  # a miss is a result too: recorded, and the larger sizes skipped
                 results.append(f"| {n:,} | did not finish: {exc} (operator RSS {proc_stats(op.pid)[1]:.0f} MB) |")
             text = report(results)

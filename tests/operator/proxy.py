@@ -44,6 +44,7 @@ class Seen:
     method: str
     path: str
     status: int
+    query: str = ""  # the query string (watch=true tells a watch from a list)
 
 
 @dataclass
@@ -118,7 +119,7 @@ class FaultProxy:
             request.method, self.upstream + request.path_qs, headers=headers, data=body or None, timeout=None
         ) as up:
             with self._lock:
-                self.seen.append(Seen(request.method, request.path, up.status))
+                self.seen.append(Seen(request.method, request.path, up.status, request.query_string))
             resp = web.StreamResponse(
                 status=up.status, headers={k: v for k, v in up.headers.items() if k.lower() not in _HOP}
             )

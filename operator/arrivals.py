@@ -1,0 +1,43 @@
+"""Bursts of new objects per namespace, so models applied before their gateway do not flap.
+
+A `kubectl apply -f dir/` or a GitOps sync creates hundreds of objects in seconds, often the
+AIModels before the AIGateway that selects them. Writing each new model's first status as
+`NotSelected` and, moments later, as `Ready` doubles the status writes (N more API requests and
+N more watch events) and shows a state that was never meant. While new objects keep arriving in a
+namespace, a model's *first* status is held if it would be `NotSelected`; once the namespace has
+been quiet for `quiet_s` (or the burst has lasted `max_hold_s`), it is written as computed then.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Arrivals:
+    quiet_s: float = 2.0
+    max_hold_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    _bursts: dict[str, tuple[float, float]] = field(default_factory=dict)  # ns -> (first, last) arrival
+
+    def arrived(self, namespace: str) -> None:
+        """A new object was seen in `namespace`."""
+        now = self.clock()
+        first, last = self._bursts.get(namespace, (now, now))
+        if now - last >= self.quiet_s:  # the previous burst is over: this one starts now
+            first = now
+        self._bursts[namespace] = (first, now)
+
+    def holding(self, namespace: str) -> float:
+        """Seconds until the burst in `namespace` is over (0: none, first statuses are written now)."""
+        burst = self._bursts.get(namespace)
+        if burst is None:
+            return 0.0
+        first, last = burst
+        left = min(last + self.quiet_s, first + self.max_hold_s) - self.clock()
+        if left <= 0:
+            del self._bursts[namespace]
+            return 0.0
+        return left
