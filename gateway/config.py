@@ -423,6 +423,9 @@ class HardeningSettings(Strict):
     security_headers: bool = True
     header_timeout_s: float = Field(10.0, gt=0, description="A connection must finish its headers this fast.")
     idle_timeout_s: float = Field(5.0, gt=0, description="Keep-alive connections idle longer are closed.")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="A request must finish sending its body this fast once read starts (else 408)."
+    )
     max_messages: int = Field(2048, ge=1, description="Messages per chat request.")
     max_content_chars: int = Field(2_000_000, ge=1, description="Total characters across a request's messages.")
     json_thread_bytes: int = Field(256 * 1024, ge=0, description="Bodies larger than this are parsed off the loop.")
