@@ -282,7 +282,11 @@ class ApiKey(Strict):
 
 
 class KeyStoreSettings(Strict):
-    path: str = Field(..., description="JSON file holding keys created over the admin API (salted hashes only).")
+    path: str | None = Field(
+        None,
+        description="JSON file holding keys created over the admin API (salted hashes only); unset = in memory. "
+        "With state.redis the keys live in Redis (shared by every worker and replica) and no path is allowed.",
+    )
     rotation_overlap_s: float = Field(86400.0, ge=0, description="Default time both old and new secret work.")
 
 
@@ -623,6 +627,12 @@ class GatewayConfig(Strict):
         default = self.server.default_model
         if default is not None and default not in known and default not in {r.name for r in self.routes}:
             raise ValueError(f"server.default_model: unknown model or route {default!r}")
+        key_store = self.auth.key_store
+        if key_store is not None and key_store.path and self.state.redis is not None:
+            raise ValueError(
+                "auth.key_store.path: with state.redis the key store lives in Redis (shared by every worker "
+                "and replica); remove the path"
+            )
         return self
 
 
