@@ -65,7 +65,9 @@ class ModelGate:
             self.on_limited(ctx, model, refused[0])
             return False
         ctx.response_headers.update(self.headers(shown))
-        self.admitted.update({model: c for kind, c in pairs if kind == "tokens"})
+        tokens = next((c for kind, c in pairs if kind == "tokens"), None)
+        if tokens is not None:
+            self.admitted[model] = tokens
         return True
 
     async def refund(self, ctx: RequestContext, model: str) -> None:
