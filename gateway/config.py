@@ -419,6 +419,11 @@ class ReloadSafety(Strict):
 class AuditSettings(Strict):
     sink: Literal["stdout", "file", "off"] = "stdout"
     path: str | None = Field(None, description="File for sink: file (JSON lines, hash-chained).")
+    store: bool = Field(
+        False,
+        description="Also write every record to the usage store (table ai_audit, batched off the request path); "
+        "needs `store:`. Read at start.",
+    )
 
 
 class HardeningSettings(Strict):
@@ -627,6 +632,8 @@ class GatewayConfig(Strict):
         default = self.server.default_model
         if default is not None and default not in known and default not in {r.name for r in self.routes}:
             raise ValueError(f"server.default_model: unknown model or route {default!r}")
+        if self.hardening.audit.store and self.store is None:
+            raise ValueError("hardening.audit.store: needs the usage store (`store:`) to write to")
         key_store = self.auth.key_store
         if key_store is not None and key_store.path and self.state.redis is not None:
             raise ValueError(
