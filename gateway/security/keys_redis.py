@@ -84,7 +84,8 @@ class RedisKeyStore(KeyStore):
         self._version = out[0]
 
     async def _fetch(self, kid: str) -> tuple[StoredKey | None, Token]:
-        raw: bytes | None = await bounded(self._redis.hget(self._hash, kid), self._timeout)
+        found = await bounded(self._redis.hget(self._hash, kid), self._timeout)
+        raw = found.encode() if isinstance(found, str) else found
         record = _decode(raw) if raw is not None else None
         if record is not None:
             self._keys[kid] = record
@@ -92,7 +93,8 @@ class RedisKeyStore(KeyStore):
 
     async def _commit(self, kid: str, token: Token, record: StoredKey) -> bool:
         blob = orjson.dumps(to_json(record))
-        call = self._cas(keys=[self._hash, self._version_key], args=[kid, token, blob])
+        expected = token if isinstance(token, bytes) else b""  # _fetch's token: the stored JSON
+        call = self._cas(keys=[self._hash, self._version_key], args=[kid, expected, blob])
         return bool(await bounded(call, self._timeout))
 
     async def close(self) -> None:
