@@ -89,14 +89,14 @@ async def test_public_view_has_no_secret_material() -> None:
 
 async def test_team_and_budget_survive_the_file_and_reach_the_identity(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
-    store = KeyStore(path)
+    store = FileKeyStore(path)
     _, plaintext = await store.create("app", Role.USER, team="payments", budget_usd=Decimal("12.50"))
     _, plain_old = await store.create("old", Role.USER)
     raw = orjson.loads(path.read_bytes())["keys"]
     assert {k["name"]: (k["team"], k["budget_usd"]) for k in raw} == {"app": ("payments", "12.50"), "old": (None, None)}
-    found = await KeyStore(path).verify(plaintext)  # another process reads them back
+    found = await FileKeyStore(path).verify(plaintext)  # another process reads them back
     assert found is not None
     identity = found.identity()
     assert identity.team == "payments" and identity.budget_usd == Decimal("12.50")
-    older = await KeyStore(path).verify(plain_old)
+    older = await FileKeyStore(path).verify(plain_old)
     assert older is not None and older.identity().team is None and older.identity().budget_usd is None
