@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from aimm_gateway.config import ConfigError, config_json_schema
 from aimm_gateway.logs import setup_logging
@@ -92,13 +93,45 @@ def _report(args: argparse.Namespace) -> int:
 
 def _audit_verify(args: argparse.Namespace) -> int:
     from aimm_gateway.security.audit import verify_file
+    from aimm_gateway.store.base import StoreError
 
-    result = verify_file(Path(args.file))
+    if (args.file is None) == (args.config is None):
+        print("aimm: audit verify: give a FILE or --config (the config's usage store), not both", file=sys.stderr)
+        return 2
+    try:
+        result = verify_file(Path(args.file)) if args.file else _verify_audit_store(args.config)
+    except (ConfigError, StoreError) as exc:
+        print(f"aimm: {exc}", file=sys.stderr)
+        return 2
     if result.ok:
         print(f"ok: {result.lines} records, chain intact")
         return 0
     print(f"TAMPERED: {result.problem}", file=sys.stderr)
     return 1
+
+
+def _verify_audit_store(config_path: str) -> Any:
+    import asyncio
+
+    from aimm_gateway.config import load_config
+    from aimm_gateway.security.audit_store import verify_store
+    from aimm_gateway.store.base import StoreError
+    from aimm_gateway.store.factory import build_store
+
+    config = load_config(config_path)
+    if config.store is None:
+        raise StoreError(f"{config_path}: no `store:` section, no audit trail stored there")
+    settings = config.store
+
+    async def run() -> Any:
+        store = build_store(settings)
+        try:
+            await store.open()
+            return await verify_store(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 Subcommands = argparse._SubParsersAction  # argparse's type for `add_subparsers()`
@@ -228,8 +261,11 @@ def _add_bench(sub: Subcommands) -> None:
 
 def _add_audit(sub: Subcommands) -> None:
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
-    verify = audit.add_parser("verify", help="check an audit file's hash chain (exit 1 if tampered)")
-    verify.add_argument("file")
+    verify = audit.add_parser(
+        "verify", help="check the audit trail's hash chain in a file or in the usage store (exit 1 if tampered)"
+    )
+    verify.add_argument("file", nargs="?", default=None, help="a JSON-lines audit file")
+    verify.add_argument("--config", default=None, help="verify every chain in this config's usage store (ai_audit)")
     verify.set_defaults(func=_audit_verify)
 
 

@@ -282,7 +282,11 @@ class ApiKey(Strict):
 
 
 class KeyStoreSettings(Strict):
-    path: str = Field(..., description="JSON file holding keys created over the admin API (salted hashes only).")
+    path: str | None = Field(
+        None,
+        description="JSON file holding keys created over the admin API (salted hashes only); unset = in memory. "
+        "With state.redis the keys live in Redis (shared by every worker and replica) and no path is allowed.",
+    )
     rotation_overlap_s: float = Field(86400.0, ge=0, description="Default time both old and new secret work.")
 
 
@@ -415,6 +419,11 @@ class ReloadSafety(Strict):
 class AuditSettings(Strict):
     sink: Literal["stdout", "file", "off"] = "stdout"
     path: str | None = Field(None, description="File for sink: file (JSON lines, hash-chained).")
+    store: bool = Field(
+        False,
+        description="Also write every record to the usage store (table ai_audit, batched off the request path); "
+        "needs `store:`. Read at start.",
+    )
 
 
 class HardeningSettings(Strict):
@@ -423,6 +432,9 @@ class HardeningSettings(Strict):
     security_headers: bool = True
     header_timeout_s: float = Field(10.0, gt=0, description="A connection must finish its headers this fast.")
     idle_timeout_s: float = Field(5.0, gt=0, description="Keep-alive connections idle longer are closed.")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="A request must finish sending its body this fast once read starts (else 408)."
+    )
     max_messages: int = Field(2048, ge=1, description="Messages per chat request.")
     max_content_chars: int = Field(2_000_000, ge=1, description="Total characters across a request's messages.")
     json_thread_bytes: int = Field(256 * 1024, ge=0, description="Bodies larger than this are parsed off the loop.")
@@ -620,6 +632,14 @@ class GatewayConfig(Strict):
         default = self.server.default_model
         if default is not None and default not in known and default not in {r.name for r in self.routes}:
             raise ValueError(f"server.default_model: unknown model or route {default!r}")
+        if self.hardening.audit.store and self.store is None:
+            raise ValueError("hardening.audit.store: needs the usage store (`store:`) to write to")
+        key_store = self.auth.key_store
+        if key_store is not None and key_store.path and self.state.redis is not None:
+            raise ValueError(
+                "auth.key_store.path: with state.redis the key store lives in Redis (shared by every worker "
+                "and replica); remove the path"
+            )
         return self
 
 

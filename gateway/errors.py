@@ -83,6 +83,14 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class RequestTimeout(GatewayError):
+    """The client did not finish sending its body in time (slowloris on the body)."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"

@@ -161,6 +161,11 @@ class GatewayMetrics:
         self.guard_actions = Counter(
             PREFIX + "guard_actions_total", "Guard decisions by kind.", ["route", "action", "kind"], registry=r
         )
+        self.audit_store_dropped = Counter(
+            PREFIX + "audit_store_dropped_total",
+            "Audit records not written to the usage store because its queue was full.",
+            registry=r,
+        )
 
     def _state_metrics(self) -> None:
         """Model and process state, refreshed at scrape time (no per-request cost)."""

@@ -30,6 +30,7 @@ from aimm_gateway.security.scrub import scrub_error
 from aimm_gateway.stages.assembly import StageAssembly
 from aimm_gateway.stages.base import Outcome, RequestContext, StageDeps
 from aimm_gateway.stages.chain import StageChain, StageRun
+from aimm_gateway.stages.model_limits import GATE_KEY, ModelGate
 from aimm_gateway.stats import LiveStats
 from aimm_gateway.telemetry import TRACE_KEY
 from aimm_gateway.tokens import estimate_prompt_tokens
@@ -212,12 +213,14 @@ class ChatPipeline:
             won, start = await self._hedged(r, opener)
             if won is not None:
                 return won
+        skipped = False  # the previous entry was over its model's limit: nothing was sent, no retry
         for index in range(start, len(r.order)):
             name = r.order[index]
             if name in r.refused_by:
                 continue
-            if index > 0 and not await self._before_retry(r, index, name):
+            if index > 0 and not skipped and not await self._before_retry(r, index, name):
                 break
+            over = r.over_limit
             try:
                 won = await self._one(r, name, opener)
             except UpstreamError as exc:
@@ -226,6 +229,7 @@ class ChatPipeline:
                 if exc.kind == "upstream_auth":
                     r.refused_by.add(name)  # our key was refused: asking again can't help; others may
                 continue
+            skipped = r.over_limit > over
             if won is None:
                 continue
             if opener.refused(won) and any(n != name for n in r.order[index + 1 :]):
@@ -238,13 +242,22 @@ class ChatPipeline:
             return won
         if filtered is not None:
             return filtered
+        gate: ModelGate | None = r.ctx.scratch.get(GATE_KEY)
+        if r.last_error is None and gate is not None and gate.refusals:
+            raise gate.limited()  # every target we could try was over its model's limit
         raise r.last_error if r.last_error is not None else NoUsableModel("no target accepted the request")
 
     async def _one(self, r: Attempting, name: str, opener: Opener, hedge: bool = False) -> Won | None:
-        """One attempt with breaker bookkeeping; None when the breaker refused it."""
+        """One attempt with breaker bookkeeping; None when the model's rate limit or breaker refused it."""
         model = r.rt.models[name]
+        gate: ModelGate | None = r.ctx.scratch.get(GATE_KEY)
+        if gate is not None and not await gate.admit(r.ctx, name):
+            r.over_limit += 1
+            return None
         record = self._ledger.start(r.outcome, name, model, hedge)
         if record is None:
+            if gate is not None:
+                await gate.refund(r.ctx, name)
             return None
         try:
             won = await opener.open(r, record, model)

@@ -21,6 +21,7 @@ from aimm_gateway.providers.http import UpstreamPools
 from aimm_gateway.reload import ConfigWatcher
 from aimm_gateway.routing import RouterState, SystemClock
 from aimm_gateway.runtime import Runtime, build_runtime
+from aimm_gateway.security.audit_store import AuditStoreSink
 from aimm_gateway.security.authn import Authenticator
 from aimm_gateway.security.metrics import SecurityMetrics
 from aimm_gateway.security.reload_guard import reload_refusal
@@ -64,6 +65,7 @@ class Gateway:
         self._watcher: ConfigWatcher[Runtime] | None = None
         self.tls_reloader: CertReloader | None = None  # set by `serve` when TLS is on
         self._relay: LiveRelay | None = None
+        self._audit_store: AuditStoreSink | None = None
         self._publish_availability()
 
     @classmethod
@@ -75,6 +77,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.cost.start(lambda: self.runtime.config.budgets)
+        self._start_audit_store()
         if self.tls_reloader is not None:
             self.tls_reloader.start()
         if self.file_config.state.redis is not None:  # a fleet: the live feed goes fleet-wide
@@ -103,9 +106,29 @@ class Gateway:
         if self.tls_reloader is not None:
             await self.tls_reloader.stop()
         await self.auth.close()
+        if self._audit_store is not None:  # before the store closes: flushes the queued records
+            self.security.audit.remove_sink(self._audit_store)
+            await self._audit_store.close()
         await self.cost.stop()  # after the server stopped taking requests: flushes the usage rows
         self.telemetry.shutdown()
         self.security.audit.close()
+
+    def _start_audit_store(self) -> None:
+        """`hardening.audit.store`: every audit record also goes to the usage store."""
+        config = self.file_config
+        usage = self.cost.usage
+        if not config.hardening.audit.store or usage is None or config.store is None:
+            return
+        if not usage.ready:
+            log.error(
+                "hardening.audit.store: the usage store is unavailable; audit records go only to %s",
+                config.hardening.audit.sink,
+            )
+            return
+        sink = AuditStoreSink(usage.store, self.security.audit.chain, config.store, self.security.metrics.audit_dropped)
+        sink.start()
+        self.security.audit.add_sink(sink)
+        self._audit_store = sink
 
     def reload_now(self) -> bool:
         """Check the file now, in the caller's thread (tests)."""

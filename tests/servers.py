@@ -5,20 +5,28 @@
 
 The app runs under uvicorn (uvloop + httptools when installed, like production) in a
 background thread with its own event loop, on a free port picked by the OS.
+`gateway_processes` starts whole `aimm gateway serve` processes instead (a fleet on one host).
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
+import yaml
 
-__all__ = ["run_asgi_app"]
+from tests.backing import free_port
+
+__all__ = ["gateway_processes", "run_asgi_app"]
 
 
 @contextmanager
@@ -55,3 +63,41 @@ def _wait_started(server: uvicorn.Server, thread: threading.Thread, timeout: flo
         if time.monotonic() > deadline:
             raise TimeoutError(f"the ASGI test server did not start within {timeout}s")
         time.sleep(0.005)
+
+
+@contextmanager
+def gateway_processes(
+    config: dict[str, Any], env: Mapping[str, str], workdir: Path, count: int, startup_timeout: float = 90.0
+) -> Iterator[list[str]]:
+    """`count` separate `aimm gateway serve` processes on one config; yields their base URLs."""
+    path = workdir / "fleet.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ports = [free_port() for _ in range(count)]
+    logs = [workdir / f"gateway-{i}.log" for i in range(count)]
+    procs = [
+        subprocess.Popen(
+            [".venv/bin/aimm", "gateway", "serve", "--config", str(path), "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
+        for port, log in zip(ports, logs, strict=True)
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        deadline = time.monotonic() + startup_timeout  # cold interpreters on a busy machine
+        for url, proc, log in zip(urls, procs, logs, strict=True):
+            while True:
+                try:
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(0.1)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)

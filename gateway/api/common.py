@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, TypeVar
 
@@ -11,7 +12,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from aimm_gateway.config import describe_validation_error, format_loc
-from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge
+from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
 from aimm_gateway.security.body_limits import check_chat_size, parse_json
 from aimm_gateway.security.identity import ANONYMOUS, Identity
 from aimm_gateway.security.request_ids import valid_request_id
@@ -39,20 +40,33 @@ async def read_json(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    hardening = gateway_of(request).runtime.config.hardening
+    body = await _read_body(request, limit, hardening.body_timeout_s)
     if not body:
         raise InvalidRequest("request body is empty; expected JSON")
-    hardening = gateway_of(request).runtime.config.hardening
     try:
         data = await parse_json(body, hardening)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"malformed JSON body: {exc.msg} at position {exc.pos}") from None
     check_chat_size(data, hardening)
     return data
+
+
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytearray:
+    """The whole body within `timeout_s` (a body trickled byte by byte must not hold a request
+    forever: 408, and `connection: close` so the server stops reading the rest)."""
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for piece in request.stream():
+                body += piece
+                if len(body) > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+    except TimeoutError:
+        raise RequestTimeout(
+            f"request body not received within {timeout_s:g} s", headers={"connection": "close"}
+        ) from None
+    return body
 
 
 async def read_body_as(request: Request, model: type[M]) -> M:

@@ -18,9 +18,11 @@ from starlette.routing import Route
 from aimm_gateway.api.common import caller, gateway_of, json_response, read_body_as, request_id
 from aimm_gateway.config import LimitValues
 from aimm_gateway.errors import Forbidden, GatewayError, NotFound
+from aimm_gateway.security.authn import KeyStoreUnavailable
 from aimm_gateway.security.identity import Identity, KeyLimits, Role
-from aimm_gateway.security.keys import KeyStore, StoredKey
+from aimm_gateway.security.keys import KeyStore, KeyStoreConflict, StoredKey
 from aimm_gateway.service import Gateway
+from aimm_gateway.state.base import StateUnavailable
 
 # Roles a developer may give keys they create for themselves: never more than their own.
 _DEVELOPER_GRANTS = {Role.DEVELOPER, Role.USER, Role.VIEWER}
@@ -49,8 +51,8 @@ def _store(gateway: Gateway) -> KeyStore:
     return gateway.auth.key_store(gateway.runtime.config)
 
 
-def _owned(store: KeyStore, key_id: str, who: Identity, admin: bool) -> StoredKey:
-    record = store.get(key_id)
+async def _owned(store: KeyStore, key_id: str, who: Identity, admin: bool) -> StoredKey:
+    record = await store.get(key_id)
     if record is None or (not admin and record.owner != who.name):
         raise NotFound(f"no key {key_id!r}" + ("" if admin else " of yours"))
     return record
@@ -80,14 +82,14 @@ async def _create(request: Request, admin: bool) -> Response:
 
 async def _list(request: Request, admin: bool) -> Response:
     gateway, who = gateway_of(request), caller(request)
-    keys = _store(gateway).keys(None if admin else who.name)
+    keys = await _store(gateway).keys(None if admin else who.name)
     return json_response({"object": "list", "data": [k.public() for k in keys]})
 
 
 async def _rotate(request: Request, admin: bool) -> Response:
     gateway, who = gateway_of(request), caller(request)
     store = _store(gateway)
-    record = _owned(store, request.path_params["key_id"], who, admin)
+    record = await _owned(store, request.path_params["key_id"], who, admin)
     empty = request.headers.get("content-length") in (None, "0")
     body = Rotation() if empty else await read_body_as(request, Rotation)
     settings = gateway.runtime.config.auth.key_store
@@ -102,7 +104,7 @@ async def _rotate(request: Request, admin: bool) -> Response:
 async def _revoke(request: Request, admin: bool) -> Response:
     gateway, who = gateway_of(request), caller(request)
     store = _store(gateway)
-    record = _owned(store, request.path_params["key_id"], who, admin)
+    record = await _owned(store, request.path_params["key_id"], who, admin)
     revoked = await store.revoke(record.id)
     assert revoked is not None
     _audit(gateway, request, who, "key.revoke", revoked)
@@ -122,7 +124,12 @@ def _audit(gateway: Gateway, request: Request, who: Identity, action: str, recor
 
 def _bind(fn: Any, admin: bool) -> Any:
     async def endpoint(request: Request) -> Response:
-        response: Response = await fn(request, admin)
+        try:
+            response: Response = await fn(request, admin)
+        except StateUnavailable:
+            raise KeyStoreUnavailable() from None
+        except KeyStoreConflict as exc:
+            raise GatewayError(str(exc), status=409, code="conflict") from None
         return response
 
     endpoint.__name__ = f"{fn.__name__.strip('_')}_{'any' if admin else 'own'}_key"

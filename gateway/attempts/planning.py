@@ -42,6 +42,7 @@ class Attempting:
     last_model: str | None = None
     hedged: bool = False
     refused_by: set[str] = field(default_factory=set)  # content-filtered: never asked twice
+    over_limit: int = 0  # attempts skipped because their model was over its rate limit
 
     @property
     def rt(self) -> Runtime:

@@ -4,15 +4,20 @@ Each line carries `prev` (the previous line's hash) and `hash` = SHA-256 over `p
 line's canonical JSON without `hash`. Editing a line breaks its hash; deleting or reordering
 lines breaks the next line's `prev`. `verify_lines` (and `aimm audit verify FILE`) checks both.
 A file sink resumes the chain from the file's last line, so restarts don't break it; each
-process writes its own file (two writers on one file would interleave two chains).
+process writes its own file (two writers on one file would interleave two chains). Further
+sinks (the usage store: `audit_store.py`) get every record; `chain` names this process's chain
+there.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
+import socket
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -41,6 +46,7 @@ class AuditLog:
         self._clock = clock
         self._prev = GENESIS
         self._seq = 0
+        self.chain = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
 
     @classmethod
     def to_file(cls, path: Path, clock: Callable[[], float] = time.time) -> AuditLog:
@@ -58,8 +64,11 @@ class AuditLog:
         return cls(sys.stdout)
 
     def add_sink(self, sink: Sink) -> None:
-        """E.g. the usage store, once it exists."""
+        """E.g. the usage store (audit_store.AuditStoreSink)."""
         self._sinks.append(sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        self._sinks.remove(sink)
 
     def record(
         self,
@@ -107,23 +116,48 @@ class VerifyResult:
 
 def verify_lines(lines: Iterable[str]) -> VerifyResult:
     """Check the chain line by line; the first break is named by its line number."""
-    prev: str | None = None
-    count = 0
+    return verify_chain(_parsed(lines))
+
+
+def _parsed(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
     for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        count += 1
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return VerifyResult(False, count, f"line {number}: not JSON")
+        if raw.strip():
+            try:
+                yield f"line {number}", orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                yield f"line {number}", _NOT_JSON
+
+
+_NOT_JSON: Any = object()
+
+
+class ChainCheck:
+    """One chain, record by record: `feed` returns the problem with this record, or None."""
+
+    def __init__(self) -> None:
+        self._prev: str | None = None
+
+    def feed(self, where: str, record: Any) -> str | None:
+        if record is _NOT_JSON:
+            return f"{where}: not JSON"
         if not isinstance(record, dict) or "hash" not in record or "prev" not in record:
-            return VerifyResult(False, count, f"line {number}: not an audit record")
-        if prev is not None and record["prev"] != prev:
-            return VerifyResult(False, count, f"line {number}: chain broken (a line before it was removed or moved)")
+            return f"{where}: not an audit record"
+        if self._prev is not None and record["prev"] != self._prev:
+            return f"{where}: chain broken (a record before it was removed or moved)"
         if line_hash(record) != record["hash"]:
-            return VerifyResult(False, count, f"line {number}: content does not match its hash (edited)")
-        prev = record["hash"]
+            return f"{where}: content does not match its hash (edited)"
+        self._prev = record["hash"]
+        return None
+
+
+def verify_chain(records: Iterable[tuple[str, Any]]) -> VerifyResult:
+    """Check one chain of (where, record) pairs in order; `where` names the first break."""
+    check, count = ChainCheck(), 0
+    for where, record in records:
+        count += 1
+        problem = check.feed(where, record)
+        if problem is not None:
+            return VerifyResult(False, count, problem)
     return VerifyResult(True, count)
 
 

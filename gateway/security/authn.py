@@ -11,22 +11,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
+from pathlib import Path
 
 import httpx
 
 from aimm_gateway.config import GatewayConfig
-from aimm_gateway.errors import RateLimited, Unauthorized, format_retry_after
+from aimm_gateway.errors import GatewayError, RateLimited, Unauthorized, format_retry_after
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.security.audit import AuditLog
 from aimm_gateway.security.identity import Identity, Role
 from aimm_gateway.security.jwt_auth import JwtRejected, JwtVerifier, looks_like_jwt
-from aimm_gateway.security.keys import KeyStore, split_key
+from aimm_gateway.security.keys import FileKeyStore, KeyStore, split_key
 from aimm_gateway.security.metrics import SecurityMetrics
 from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter
 
 ADMIN_TOKEN = Identity(name="admin-token", role=Role.ADMIN, source="admin_token")
-_STORE_REFRESH_S = 1.0
+
+
+class KeyStoreUnavailable(GatewayError):
+    """The shared key store (Redis) did not answer for a key this process has not seen yet."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "key_store_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the API key store is unavailable; retry shortly", headers={"retry-after": "1"})
 
 
 class Authenticator:
@@ -37,8 +47,8 @@ class Authenticator:
         self.audit = audit
         self._metrics = metrics
         self._store: KeyStore | None = None
-        self._store_path: str | None = None
-        self._store_checked = 0.0
+        self._store_backend: object = None
+        self._closing: list[KeyStore] = []
         self._jwt: JwtVerifier | None = None
         self._jwt_key: object = None
         self._http: httpx.AsyncClient | None = None
@@ -46,17 +56,25 @@ class Authenticator:
     # -- sources that follow the config ---------------------------------------------------------
 
     def key_store(self, config: GatewayConfig) -> KeyStore:
-        """The file-backed store of `auth.key_store`, else one in memory (keys last until restart)."""
+        """Redis when `state.redis` is set (every worker and replica shares the keys), else the file
+        of `auth.key_store.path`, else memory (keys last until restart). One per setting."""
+        settings = config.auth.key_store
+        backend: object = config.state.redis or (settings.path if settings is not None else None)
+        if self._store is None or backend != self._store_backend:
+            if self._store is not None:
+                self._closing.append(self._store)  # requests in flight may still hold it
+            self._store, self._store_backend = self._open_store(config), backend
+        return self._store
+
+    def _open_store(self, config: GatewayConfig) -> KeyStore:
+        if config.state.redis is not None:
+            from aimm_gateway.security.keys_redis import RedisKeyStore  # only a fleet loads the client
+
+            unavailable = self._metrics.state_unavailable.labels("key_store", "open")
+            return RedisKeyStore(config.state.redis, on_unavailable=unavailable.inc)
         settings = config.auth.key_store
         path = settings.path if settings is not None else None
-        if self._store is None or path != self._store_path:
-            from pathlib import Path
-
-            self._store, self._store_path = KeyStore(Path(path) if path else None), path
-        elif path and time.monotonic() - self._store_checked > _STORE_REFRESH_S:
-            self._store.refresh()  # another replica may have created or revoked a key
-            self._store_checked = time.monotonic()
-        return self._store
+        return FileKeyStore(Path(path) if path else None)
 
     def _jwt_verifier(self, config: GatewayConfig) -> JwtVerifier | None:
         settings = config.auth.jwt
@@ -70,6 +88,9 @@ class Authenticator:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+        for store in [*self._closing, *([self._store] if self._store is not None else [])]:
+            await store.close()
+        self._closing.clear()
 
     # -- the check --------------------------------------------------------------------------------
 
@@ -94,7 +115,11 @@ class Authenticator:
         if split_key(credential) is not None:
             if store.needs_hash(credential):
                 await self._throttled(rt, ip, amount=0)  # don't run scrypt for a client already over
-            record = await store.verify(credential)
+            try:
+                record = await store.verify(credential)
+            except StateUnavailable:
+                self._metrics.state_unavailable.labels("key_store", "closed").inc()
+                raise KeyStoreUnavailable() from None
             return record.identity() if record is not None else None
         verifier = self._jwt_verifier(rt.config)
         if verifier is not None and looks_like_jwt(credential):

@@ -4,7 +4,9 @@ A key reads `aimm_<id>_<secret>`. The id (12 hex chars) finds the record in O(1)
 checked against salted scrypt hashes (at most two while a rotation overlaps). scrypt is slow on
 purpose, so a verified key is remembered per process by its SHA-256 and each later request
 costs one hash and a dict lookup; revocation, expiry and the end of an overlap are re-checked
-on every hit, so the memo never outlives a secret. Only hashes are ever written to disk.
+on every hit against the process's view of the records, so the memo never outlives a secret.
+Only hashes are ever stored. Backends: a JSON file or memory (one process, `FileKeyStore`)
+and Redis (a fleet: `keys_redis.RedisKeyStore`, used whenever `state.redis` is set).
 """
 
 from __future__ import annotations
@@ -102,39 +104,65 @@ def split_key(presented: str) -> tuple[str, str] | None:
     return kid, secret
 
 
-class KeyStore:
-    """Keys by id, persisted as JSON (atomic replace); one instance per gateway process."""
+Token = object  # what a backend needs to write a record only if nobody changed it meanwhile
+_UPDATE_TRIES = 8
 
-    def __init__(self, path: Path | None, clock: Callable[[], float] = time.time) -> None:
-        self._path = path
+
+class KeyStoreConflict(Exception):
+    """A record kept changing under a write (another process writing the same key)."""
+
+
+class KeyStore:
+    """One interface over the backends: the file (or memory) store here, Redis in keys_redis.py.
+
+    Each process keeps a view of the records; `verify` reads the view (refreshed at most every
+    `sync_interval_s`, so a revocation, an expiry change or a rotation made by another process is
+    seen within that bound) and asks the backend directly for a key id it has not seen yet (so a
+    key created elsewhere works at once). Admin reads and every write go to the backend.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, sync_interval_s: float = 1.0) -> None:
         self._clock = clock
+        self._sync_interval = sync_interval_s
+        self._synced_at = -float("inf")  # time.monotonic() of the last sync
         self._keys: dict[str, StoredKey] = {}
         self._memo: dict[bytes, tuple[str, bytes]] = {}  # sha256(key) -> (id, salt of the secret it matched)
-        self._seen: tuple[int, int] | None = None
         self._lock = asyncio.Lock()
-        self.refresh()
+
+    # -- what a backend provides ------------------------------------------------------------
+
+    async def _load_all(self) -> None:
+        """Replace the view by the backend's records (cheaply skipped when nothing changed)."""
+
+    async def _fetch(self, kid: str) -> tuple[StoredKey | None, Token]:
+        """One record straight from the backend, with the token `_commit` compares against."""
+        return self._keys.get(kid), self._keys.get(kid)
+
+    async def _commit(self, kid: str, token: Token, record: StoredKey) -> bool:
+        """Store `record` if the stored one still matches `token`; False when it changed meanwhile."""
+        if self._keys.get(kid) != token:
+            return False
+        self._keys[kid] = record
+        return True
+
+    async def close(self) -> None:
+        """Release the backend's connections."""
 
     # -- reading -----------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Re-read the file if another process changed it (admin on another replica)."""
-        if self._path is None:
-            return
-        try:
-            st = self._path.stat()
-        except FileNotFoundError:
-            return
-        stamp = (st.st_mtime_ns, st.st_size)
-        if stamp == self._seen:
-            return
-        raw = orjson.loads(self._path.read_bytes() or b"{}")
-        self._keys = {k["id"]: _from_json(k) for k in raw.get("keys", [])}
-        self._seen = stamp
+    async def _sync(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._synced_at >= self._sync_interval:
+            await self._load_all()
+            self._synced_at = now
 
-    def get(self, kid: str) -> StoredKey | None:
-        return self._keys.get(kid)
+    async def get(self, kid: str) -> StoredKey | None:
+        """The current record (from the backend, not the view): admin actions act on the truth."""
+        record, _ = await self._fetch(kid)
+        return record
 
-    def keys(self, owner: str | None = None) -> list[StoredKey]:
+    async def keys(self, owner: str | None = None) -> list[StoredKey]:
+        await self._sync(force=True)
         return [k for k in self._keys.values() if owner is None or k.owner == owner]
 
     def needs_hash(self, presented: str) -> bool:
@@ -147,7 +175,10 @@ class KeyStore:
         if parts is None:
             return None
         kid, secret = parts
+        await self._sync()
         record = self._keys.get(kid)
+        if record is None:
+            record, _ = await self._fetch(kid)  # created by another process since the last sync
         now = self._clock()
         if record is None or not record.active(now):
             return None
@@ -196,44 +227,91 @@ class KeyStore:
             team=team,
             budget_usd=budget_usd,
         )
-        async with self._lock:
-            self.refresh()
-            self._keys[kid] = record
-            self._save()
-        return record, f"{PREFIX}{kid}_{secret}"
+        stored = await self._update(kid, lambda current: record if current is None else None)
+        if stored is None:
+            raise KeyStoreConflict(f"key id {kid} already exists")  # 48 random bits: not in practice
+        return stored, f"{PREFIX}{kid}_{secret}"
 
     async def rotate(self, kid: str, overlap_s: float) -> tuple[StoredKey, str] | None:
         """A new secret for the same key; the current one keeps working for `overlap_s` seconds."""
         secret = secrets.token_urlsafe(32)
         fresh = await _new_hash(secret)
-        async with self._lock:
-            self.refresh()
-            record = self._keys.get(kid)
+
+        def change(record: StoredKey | None) -> StoredKey | None:
             if record is None or not record.active(self._clock()):
                 return None
             until = self._clock() + overlap_s
             old = tuple(replace(s, valid_until=until) for s in record.secrets[:1] if overlap_s > 0)
-            record = replace(record, secrets=(fresh, *old))
-            self._keys[kid] = record
-            self._save()
-        return record, f"{PREFIX}{kid}_{secret}"
+            return replace(record, secrets=(fresh, *old))
+
+        rotated = await self._update(kid, change)
+        return (rotated, f"{PREFIX}{kid}_{secret}") if rotated is not None else None
 
     async def revoke(self, kid: str) -> StoredKey | None:
+        def change(record: StoredKey | None) -> StoredKey | None:
+            if record is None or record.revoked_at is not None:
+                return record
+            return replace(record, revoked_at=self._clock())
+
+        return await self._update(kid, change)
+
+    async def _update(self, kid: str, change: Callable[[StoredKey | None], StoredKey | None]) -> StoredKey | None:
+        """Read, change, write only if unchanged meanwhile (retried): two admins on two replicas
+        rotating and revoking one key at once can't undo each other's write."""
         async with self._lock:
-            self.refresh()
-            record = self._keys.get(kid)
-            if record is None:
-                return None
-            if record.revoked_at is None:
-                record = replace(record, revoked_at=self._clock())
-                self._keys[kid] = record
-                self._save()
-            return record
+            for _ in range(_UPDATE_TRIES):
+                current, token = await self._fetch(kid)
+                wanted = change(current)
+                if wanted is None or wanted is current:
+                    return wanted
+                if await self._commit(kid, token, wanted):
+                    self._keys[kid] = wanted
+                    return wanted
+        raise KeyStoreConflict(f"key {kid} kept changing during the update; try again")
+
+
+class FileKeyStore(KeyStore):
+    """Keys as one JSON file (atomic replace), or only in memory without a path: one process."""
+
+    def __init__(self, path: Path | None, clock: Callable[[], float] = time.time, sync_interval_s: float = 1.0) -> None:
+        super().__init__(clock, sync_interval_s)
+        self._path = path
+        self._seen: tuple[int, int] | None = None
+        self._reread()
+
+    def _reread(self) -> None:
+        """Re-read the file if another process changed it (mtime and size differ)."""
+        if self._path is None:
+            return
+        try:
+            st = self._path.stat()
+        except FileNotFoundError:
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._seen:
+            return
+        raw = orjson.loads(self._path.read_bytes() or b"{}")
+        self._keys = {k["id"]: from_json(k) for k in raw.get("keys", [])}
+        self._seen = stamp
+
+    async def _load_all(self) -> None:
+        self._reread()
+
+    async def _fetch(self, kid: str) -> tuple[StoredKey | None, Token]:
+        self._reread()
+        return await super()._fetch(kid)
+
+    async def _commit(self, kid: str, token: Token, record: StoredKey) -> bool:
+        self._reread()
+        if not await super()._commit(kid, token, record):
+            return False
+        self._save()
+        return True
 
     def _save(self) -> None:
         if self._path is None:
             return
-        blob = orjson.dumps({"keys": [_to_json(k) for k in self._keys.values()]}, option=orjson.OPT_INDENT_2)
+        blob = orjson.dumps({"keys": [to_json(k) for k in self._keys.values()]}, option=orjson.OPT_INDENT_2)
         tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(blob)
         os.chmod(tmp, 0o600)
@@ -259,14 +337,14 @@ def _limits_dict(limits: KeyLimits) -> dict[str, int | None]:
     }
 
 
-def _to_json(k: StoredKey) -> dict[str, Any]:
+def to_json(k: StoredKey) -> dict[str, Any]:
     return {
         **k.public(),
         "secrets": [{"salt": s.salt.hex(), "scrypt": s.digest.hex(), "valid_until": s.valid_until} for s in k.secrets],
     }
 
 
-def _from_json(d: dict[str, Any]) -> StoredKey:
+def from_json(d: dict[str, Any]) -> StoredKey:
     return StoredKey(
         id=d["id"],
         name=d["name"],

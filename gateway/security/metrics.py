@@ -12,6 +12,7 @@ class SecurityMetrics:
         self.state_unavailable = gateway.state_unavailable  # shared-state failures, whoever met them
         self.guard_score = gateway.guard_score
         self.guard_actions = gateway.guard_actions
+        self.audit_dropped = gateway.audit_store_dropped
 
     def auth_failed(self, reason: str) -> None:
         self.gateway.count_auth_failure(reason)  # missing | invalid | expired | forbidden

@@ -1,5 +1,7 @@
-"""Rate limits: global, per key (or JWT subject), per client IP and per model; requests/min,
-tokens/min (prompt estimate reserved now, settled with real usage after) and concurrency.
+"""Rate limits: global, per key (or JWT subject) and per client IP; requests/min, tokens/min
+(prompt estimate reserved now, settled with real usage after) and concurrency. Per-model limits
+are checked on each attempt's model in the attempt loop (`model_limits.ModelGate`, handed over in
+`ctx.scratch`), so they hold for the model a route picked too.
 
 All window counters of a request go to the state layer in one `hit_many` call (one Redis
 round trip, atomic: all counted or none). Concurrency limits take a slot each and give it back
@@ -21,9 +23,9 @@ from aimm_gateway.runtime import Runtime
 from aimm_gateway.security.identity import Identity
 from aimm_gateway.security.services import SecurityServices
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
+from aimm_gateway.stages.model_limits import GATE_KEY, WINDOW_S, ModelGate
 from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter, WindowDecision
 
-WINDOW_S = 60.0
 _LABEL = {"requests": "requests per minute", "tokens": "tokens per minute"}
 SLOT_TTL_S = 900.0  # a slot whose holder died frees itself after this long
 
@@ -51,14 +53,9 @@ def _level(name: str, key: str, rpm: int | None, tpm: int | None, concurrent: in
 class Levels:
     """Which limits apply to a request; the fixed parts computed once per route and snapshot."""
 
-    def __init__(self, limits: LimitsSettings, model: str, model_limits: ModelRateLimits | None) -> None:
+    def __init__(self, limits: LimitsSettings) -> None:
         g, self._k, self._ip = limits.global_, limits.per_key, limits.per_ip
         self._global = _level("global", "rl:g", g.requests_per_minute, g.tokens_per_minute, g.concurrent_requests)
-        self._model = (
-            _level("model", f"rl:m:{model}", model_limits.requests_per_minute, model_limits.tokens_per_minute, None)
-            if model_limits is not None
-            else None
-        )
         self._ip_on = bool(self._ip.requests_per_minute or self._ip.tokens_per_minute or self._ip.concurrent_requests)
         self._keys: dict[Identity, Level | None] = {}
 
@@ -79,7 +76,7 @@ class Levels:
         return found if isinstance(found, Level) else None
 
     def for_request(self, ctx: RequestContext) -> list[Level]:
-        out = [lv for lv in (self._global, self._model) if lv is not None]
+        out = [self._global] if self._global is not None else []
         if ctx.identity is not None and (key := self._key_level(ctx.identity)) is not None:
             out.append(key)
         if self._ip_on and ctx.client_ip:
@@ -125,14 +122,14 @@ class RateLimit:
         state: StateStore,
         security: SecurityServices,
         limits: LimitsSettings,
-        model_limits: ModelRateLimits | None,
-        model: str = "",
+        model_limits: dict[str, ModelRateLimits] | None = None,
     ):
         self._state = state
         self._metrics = security.metrics
         self._audit = security.audit
         self._limits = limits
-        self._levels = Levels(limits, model, model_limits)
+        self._levels = Levels(limits)
+        self._model_limits = model_limits or {}
         self._settling: set[asyncio.Task[None]] = set()  # strong references until each settle is done
 
     async def before(self, ctx: RequestContext) -> ChatCompletion | None:
@@ -167,13 +164,31 @@ class RateLimit:
             raise self._limited(ctx, slots, "concurrent requests", 1.0, headers)
         ctx.response_headers.update(headers)
         ctx.scratch[self.name] = (slots, [c for kind, _, c in pairs if kind == "tokens"], tokens)
+        if self._model_limits:
+            ctx.scratch[GATE_KEY] = ModelGate(
+                self._state, self._model_limits, shown, rate_headers, self._unavailable, self._model_limited
+            )
         return None
+
+    def _model_limited(self, ctx: RequestContext, model: str, kind: str) -> None:
+        self._metrics.limited(kind)
+        self._audit.record(
+            "limit.hit",
+            actor=ctx.identity,
+            target=f"m:{model}",
+            outcome="denied",
+            request_id=ctx.request_id,
+            limit=_LABEL.get(kind, kind),
+        )
 
     async def after(self, ctx: RequestContext, outcome: Outcome) -> None:
         held = ctx.scratch.get(self.name)
         if held is None:
             return
         slots, token_counters, reserved = held
+        gate: ModelGate | None = ctx.scratch.get(GATE_KEY)
+        if gate is not None and outcome.model in gate.admitted:  # the model that answered settles too
+            token_counters = [*token_counters, gate.admitted[outcome.model]]
         actual = outcome.usage.prompt_tokens + outcome.usage.completion_tokens
         deltas = [c.key for c in token_counters] if actual != reserved else []
         if slots or deltas:
@@ -228,7 +243,7 @@ class RateLimit:
             request_id=ctx.request_id,
             limit=_LABEL.get(kind, kind),
         )
-        scope = {"global": "the gateway", "key": "this key", "ip": "this client address", "model": "this model"}
+        scope = {"global": "the gateway", "key": "this key", "ip": "this client address"}
         return RateLimited(
             f"Rate limit reached for {scope[lv.name]}: {_LABEL.get(kind, kind)}. Retry after {duration(reset_s)}.",
             headers={**headers, "retry-after": format_retry_after(reset_s)},
@@ -252,13 +267,13 @@ def build(rt: Runtime, name: str, deps: StageDeps) -> RateLimit | None:
     if deps.cost is None or deps.security is None:
         return None
     limits = rt.config.limits
-    model = rt.models.get(name)
-    model_limits = model.rate_limits if model is not None else None
+    # Every model's limits, not only the named one's: a route may pick any model.
+    model_limits = {m.name: m.rate_limits for m in rt.models.values() if m.rate_limits is not None}
     configured = any(
         lv.requests_per_minute or lv.tokens_per_minute or lv.concurrent_requests
         for lv in (limits.global_, limits.per_key, limits.per_ip)
     )
     keyed = rt.config.auth.enabled  # any key (store keys too) may carry its own limits
-    if not (configured or keyed or model_limits is not None):
+    if not (configured or keyed or model_limits):
         return None  # a gateway without limits pays nothing for this stage
-    return RateLimit(deps.cost.state, deps.security, limits, model_limits, name)
+    return RateLimit(deps.cost.state, deps.security, limits, model_limits)

@@ -26,6 +26,28 @@ T = TypeVar("T")
 RESERVATION_TTL_MS = 15 * 60 * 1000  # longer than any request; an unsettled reservation frees after it
 
 
+def connect(url: str, timeout_s: float, max_connections: int = 256) -> aioredis.Redis:
+    """A pooled client whose every socket operation is bounded and never retried."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry_on_timeout=False,
+        retry=None,
+        health_check_interval=0,
+        max_connections=max_connections,
+    )
+
+
+async def bounded(awaitable: Awaitable[T], timeout_s: float) -> T:
+    """The call's result, or `StateUnavailable` once `timeout_s` passed or Redis failed."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await awaitable
+    except (TimeoutError, RedisError, OSError) as exc:
+        raise StateUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
+
+
 class RedisState:
     """The StateStore protocol on Redis (redis-py asyncio, one pooled client per process)."""
 
@@ -33,26 +55,14 @@ class RedisState:
         timeout = timeout_ms / 1000
         self._timeout = timeout
         self._prefix = key_prefix
-        self._redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-            retry=None,
-            health_check_interval=0,
-            max_connections=256,
-        )
+        self._redis = connect(url, timeout)
         self._scripts = {
             name: self._redis.register_script(getattr(lua, name))
             for name in ("HIT_MANY", "ADJUST", "ACQUIRE_SLOT", "RESERVE", "SETTLE", "SET_SPENT")
         }
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await awaitable
-        except (TimeoutError, RedisError, OSError) as exc:
-            raise StateUnavailable(f"redis: {type(exc).__name__}: {exc}") from None
+        return await bounded(awaitable, self._timeout)
 
     def _k(self, key: str) -> str:
         return self._prefix + key

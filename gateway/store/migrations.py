@@ -56,6 +56,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE ai_store_meta (name {text} PRIMARY KEY, value {text} NOT NULL)",
         ),
     ),
+    Migration(
+        2,
+        "audit trail (hash-chained, one chain per writing process)",
+        (
+            """CREATE TABLE ai_audit (
+                chain {text} NOT NULL, seq {bigint} NOT NULL, ts {double} NOT NULL,
+                who {text}, role {text}, action {text} NOT NULL, target {text}, outcome {text} NOT NULL,
+                request_id {text}, detail {text}, prev {text} NOT NULL, hash {text} NOT NULL,
+                PRIMARY KEY (chain, seq))""",
+            "CREATE INDEX ai_audit_ts ON ai_audit (ts)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -96,6 +96,14 @@ class PostgresStore:
             await conn.execute("DELETE FROM ai_usage_daily WHERE day < $1", rollup_before_day)
         return int(status.split()[-1])
 
+    async def insert_audit(self, rows: Sequence[tuple[object, ...]]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(sql.insert_audit(sql.dollar), rows)
+
+    async def fetch_audit(self, after_chain: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        query, args = sql.fetch_audit(sql.dollar, after_chain, after_seq, limit)
+        return [dict(r) for r in await self.pool.fetch(query, *args)]
+
     async def get_meta(self, name: str) -> str | None:
         value = await self.pool.fetchval("SELECT value FROM ai_store_meta WHERE name = $1", name)
         return None if value is None else str(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from aimm_gateway.store.audit_rows import AUDIT_COLUMNS
 from aimm_gateway.store.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS
 
 Placeholder = Callable[[int], str]  # 1-based position -> "?" or "$1"
@@ -26,6 +27,20 @@ def insert_requests(ph: Placeholder) -> str:
 def insert_attempts(ph: Placeholder) -> str:
     marks = ", ".join(ph(i + 1) for i in range(len(ATTEMPT_COLUMNS)))
     return f"INSERT INTO ai_request_attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({marks})"
+
+
+def insert_audit(ph: Placeholder) -> str:
+    marks = ", ".join(ph(i + 1) for i in range(len(AUDIT_COLUMNS)))
+    return f"INSERT INTO ai_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks})"
+
+
+def fetch_audit(ph: Placeholder, after_chain: str, after_seq: int, limit: int) -> tuple[str, list[object]]:
+    """One page of audit rows in (chain, seq) order after the given position (keyset paging)."""
+    sql = (
+        f"SELECT {', '.join(AUDIT_COLUMNS)} FROM ai_audit WHERE chain > {ph(1)} OR (chain = {ph(2)} AND seq > {ph(3)})"
+        f" ORDER BY chain, seq LIMIT {int(limit)}"
+    )
+    return sql, [after_chain, after_chain, after_seq]
 
 
 @dataclass(frozen=True)

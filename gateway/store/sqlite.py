@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aimm_gateway.store import sql
+from aimm_gateway.store.audit_rows import AUDIT_COLUMNS
 from aimm_gateway.store.base import StoreError
 from aimm_gateway.store.migrations import LATEST, VERSION_TABLE, pending
 from aimm_gateway.store.rows import UsageRow
@@ -137,6 +138,25 @@ class SqliteStore:
             return int(deleted)
 
         return await self._run(run)
+
+    async def insert_audit(self, rows: Sequence[tuple[object, ...]]) -> None:
+        statement = sql.insert_audit(sql.qmark)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(statement, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(write)
+
+    async def fetch_audit(self, after_chain: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        query, args = sql.fetch_audit(sql.qmark, after_chain, after_seq, limit)
+        cols = AUDIT_COLUMNS
+        return await self._run(lambda conn: [dict(zip(cols, r, strict=True)) for r in conn.execute(query, args)])
 
     async def get_meta(self, name: str) -> str | None:
         def read(conn: sqlite3.Connection) -> str | None:

@@ -1,4 +1,4 @@
-"""Batched usage writes off the request path.
+"""Batched store writes off the request path (usage rows, audit records).
 
 `record()` only appends to a bounded in-memory queue (no await, no I/O). One background task
 writes batches every `flush_interval_s` or as soon as `batch_size` rows wait. When the queue is
@@ -12,28 +12,34 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 from aimm_gateway.store.base import UsageStore
 from aimm_gateway.store.rows import UsageRow
 
 log = logging.getLogger("aimm.store")
+T = TypeVar("T")
 
 
-class UsageWriter:
+class BatchWriter(Generic[T]):
+    """Rows of one kind, queued in memory and written by `insert` in batches by one task."""
+
     def __init__(
         self,
-        store: UsageStore,
+        insert: Callable[[Sequence[T]], Awaitable[None]],
         batch_size: int = 500,
         flush_interval_s: float = 1.0,
         queue_max: int = 100_000,
         on_drop: Callable[[int], None] | None = None,
         on_write_error: Callable[[], None] | None = None,
+        what: str = "usage",
     ) -> None:
-        self.store = store
+        self._insert = insert
+        self._what = what
         self._batch = batch_size
         self._interval = flush_interval_s
-        self._queue: deque[UsageRow] = deque()
+        self._queue: deque[T] = deque()
         self._max = queue_max
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -43,7 +49,7 @@ class UsageWriter:
         self.dropped = 0
         self.written = 0
 
-    def record(self, row: UsageRow) -> None:
+    def record(self, row: T) -> None:
         if len(self._queue) >= self._max:
             self.dropped += 1
             self._on_drop(1)
@@ -57,7 +63,7 @@ class UsageWriter:
         return len(self._queue)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="aimm-usage-writer")
+        self._task = asyncio.create_task(self._loop(), name=f"aimm-{self._what}-writer")
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -71,9 +77,9 @@ class UsageWriter:
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
             try:
-                await self.store.insert(batch)
+                await self._insert(batch)
             except Exception:
-                log.exception("usage store write failed; %d rows kept for the next try", len(batch))
+                log.exception("%s store write failed; %d rows kept for the next try", self._what, len(batch))
                 self._on_write_error()
                 self._queue.extendleft(reversed(batch))
                 self._trim()
@@ -94,3 +100,19 @@ class UsageWriter:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self.flush()
+
+
+class UsageWriter(BatchWriter[UsageRow]):
+    """The usage rows' writer (requests and their attempts, one transaction per batch)."""
+
+    def __init__(
+        self,
+        store: UsageStore,
+        batch_size: int = 500,
+        flush_interval_s: float = 1.0,
+        queue_max: int = 100_000,
+        on_drop: Callable[[int], None] | None = None,
+        on_write_error: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(store.insert, batch_size, flush_interval_s, queue_max, on_drop, on_write_error)
+        self.store = store

@@ -27,7 +27,8 @@ def test_db_upgrade_applies_then_is_a_no_op(postgres_server: PostgresServer, tmp
         [AIMM, "db", "upgrade", "--config", str(config)], env=env, capture_output=True, text=True, timeout=60
     )
     assert first.returncode == 0, first.stderr
-    assert f"applied {LATEST}" in first.stdout and "postgres" in first.stdout
+    applied = ", ".join(str(v) for v in range(1, LATEST + 1))
+    assert f"applied {applied};" in first.stdout and "postgres" in first.stdout
     second = subprocess.run(
         [AIMM, "db", "upgrade", "--config", str(config)], env=env, capture_output=True, text=True, timeout=60
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 from cryptography import x509
@@ -88,6 +89,41 @@ def test_connection_that_never_finishes_its_headers_is_closed() -> None:
         assert _closed_within(idle, 4.0) is not None
         for s in (silent, slow, idle):
             s.close()
+
+
+def test_body_trickled_slower_than_the_body_timeout_gets_408_and_a_closed_connection() -> None:
+    config = {
+        "models": [{"name": "m", "provider": "mock"}],
+        "auth": {"enabled": False},
+        "hardening": {"body_timeout_s": 1.0},
+    }
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+    with serve(config) as (port, _, _):
+        sock = socket.create_connection(("127.0.0.1", port))
+        head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall((head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:5])
+        sock.settimeout(0.25)
+        answer = b""
+        started = time.monotonic()
+        for byte in body[5:]:  # one byte every 0.25 s: the body would take ~15 s
+            sock.sendall(bytes([byte]))
+            try:
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            if b"\r\n\r\n" in answer:
+                break
+        elapsed = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert elapsed < 5.0
+        assert b"connection: close" in answer.lower()
+        payload = answer.split(b"\r\n\r\n", 1)[1]
+        while len(payload) < 20:
+            payload += sock.recv(65536)
+        error = orjson.loads(payload)["error"]
+        assert error["code"] == "request_timeout" and error["type"] == "invalid_request_error"
+        assert _closed_within(sock, 3.0) is not None  # the server stops reading the trickle
+        sock.close()
 
 
 def test_security_headers_and_cors_off_by_default(start_gateway: Start) -> None:

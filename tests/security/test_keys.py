@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from aimm_gateway.security.identity import KeyLimits, Role
-from aimm_gateway.security.keys import KeyStore, split_key
+from aimm_gateway.security.keys import FileKeyStore, split_key
 
 
 class Clock:
@@ -21,7 +21,7 @@ class Clock:
 
 async def test_create_verify_and_only_hashes_on_disk(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
-    store = KeyStore(path)
+    store = FileKeyStore(path)
     record, plaintext = await store.create("ci-bot", Role.USER, owner="alice", limits=KeyLimits(requests_per_minute=5))
     assert split_key(plaintext) is not None and split_key(plaintext)[0] == record.id  # type: ignore[index]
     assert (await store.verify(plaintext)) == record
@@ -31,14 +31,14 @@ async def test_create_verify_and_only_hashes_on_disk(tmp_path: Path) -> None:
     assert secret not in text and "scrypt" in text
     assert path.stat().st_mode & 0o077 == 0
     # Another process (a fresh store on the same file) sees the key and verifies it.
-    other = KeyStore(path)
+    other = FileKeyStore(path)
     found = await other.verify(plaintext)
     assert found is not None and found.identity().name == "ci-bot" and found.identity().role is Role.USER
     assert found.limits.requests_per_minute == 5
 
 
 async def test_unknown_or_malformed_keys_are_refused() -> None:
-    store = KeyStore(None)
+    store = FileKeyStore(None)
     assert await store.verify("sk-something") is None
     assert await store.verify("aimm_000000000000_whatever") is None
     assert await store.verify("aimm_short_x") is None
@@ -46,7 +46,7 @@ async def test_unknown_or_malformed_keys_are_refused() -> None:
 
 async def test_rotation_overlap_then_old_secret_stops(tmp_path: Path) -> None:
     clock = Clock()
-    store = KeyStore(tmp_path / "k.json", clock=clock)
+    store = FileKeyStore(tmp_path / "k.json", clock=clock)
     record, old = await store.create("svc", Role.DEVELOPER)
     assert await store.verify(old) is not None  # memoised from here on
     rotated = await store.rotate(record.id, overlap_s=60)
@@ -61,7 +61,7 @@ async def test_rotation_overlap_then_old_secret_stops(tmp_path: Path) -> None:
 
 async def test_rotation_without_overlap_and_expiry_and_revocation(tmp_path: Path) -> None:
     clock = Clock()
-    store = KeyStore(tmp_path / "k.json", clock=clock)
+    store = FileKeyStore(tmp_path / "k.json", clock=clock)
     record, old = await store.create("svc", Role.USER, expires_at=clock.now + 100)
     rotated = await store.rotate(record.id, overlap_s=0)
     assert rotated is not None
@@ -80,7 +80,7 @@ async def test_rotation_without_overlap_and_expiry_and_revocation(tmp_path: Path
 
 
 async def test_public_view_has_no_secret_material() -> None:
-    store = KeyStore(None)
+    store = FileKeyStore(None)
     record, _ = await store.create("x", Role.ADMIN, models=["gpt-*"])
     shown = record.public()
     assert "secrets" not in shown and shown["models"] == ["gpt-*"] and shown["role"] == "admin"
@@ -89,14 +89,14 @@ async def test_public_view_has_no_secret_material() -> None:
 
 async def test_team_and_budget_survive_the_file_and_reach_the_identity(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
-    store = KeyStore(path)
+    store = FileKeyStore(path)
     _, plaintext = await store.create("app", Role.USER, team="payments", budget_usd=Decimal("12.50"))
     _, plain_old = await store.create("old", Role.USER)
     raw = orjson.loads(path.read_bytes())["keys"]
     assert {k["name"]: (k["team"], k["budget_usd"]) for k in raw} == {"app": ("payments", "12.50"), "old": (None, None)}
-    found = await KeyStore(path).verify(plaintext)  # another process reads them back
+    found = await FileKeyStore(path).verify(plaintext)  # another process reads them back
     assert found is not None
     identity = found.identity()
     assert identity.team == "payments" and identity.budget_usd == Decimal("12.50")
-    older = await KeyStore(path).verify(plain_old)
+    older = await FileKeyStore(path).verify(plain_old)
     assert older is not None and older.identity().team is None and older.identity().budget_usd is None

@@ -85,7 +85,7 @@ async def test_tokens_reserved_then_settled() -> None:
     state = MemoryState()
     audit: list[dict[str, object]] = []
     security = SecurityServices(AuditLog(None, extra_sinks=[audit.append]), SecurityMetrics(GatewayMetrics()))
-    stage = RateLimit(state, security, LimitsSettings(), None)
+    stage = RateLimit(state, security, LimitsSettings())
     ident = Identity("k", Role.USER, limits=KeyLimits(tokens_per_minute=1000))
     ctx = RequestContext("r1", runtime=None, identity=ident, prompt_tokens=300)  # type: ignore[arg-type]
     await stage.before(ctx)
@@ -155,3 +155,34 @@ def test_redis_unreachable_fails_open_or_closed_without_hanging(
         metrics = c.get("/metrics").text
     assert resp.status_code == expected and elapsed < 3.0
     assert f'ai_multimodel_state_unavailable_total{{mode="{mode}",user="ratelimit"}} 1.0' in metrics
+
+
+def test_model_limits_hold_for_the_model_a_route_picks(start_gateway: Start) -> None:
+    """A route's pick counts against that model's `rate_limits`: over it, the route falls through
+    to the next target; with no target left, 429 (issue 9: limits were skipped for routed requests)."""
+    _minute_safe()
+    models = [
+        {"name": "a", "provider": "mock", "rate_limits": {"requests_per_minute": 2}},
+        {"name": "b", "provider": "mock"},
+    ]
+    routes = [
+        {"name": "spill", "targets": [{"model": "a"}], "fallbacks": ["b"]},
+        {"name": "only-a", "targets": [{"model": "a"}]},
+    ]
+    gw = start_gateway(base_config(models, routes=routes))
+    with gw.client() as c:
+        first = [c.post("/v1/chat/completions", json={**CHAT, "model": "spill"}) for _ in range(2)]
+        assert [r.headers["x-aimm-model"] for r in first] == ["a", "a"]
+        assert first[1].headers["x-ratelimit-limit-requests"] == "2"
+        assert first[1].headers["x-ratelimit-remaining-requests"] == "0"
+        spilled = c.post("/v1/chat/completions", json={**CHAT, "model": "spill"})
+        assert spilled.status_code == 200 and spilled.headers["x-aimm-model"] == "b"  # a is over: next target
+        over = c.post("/v1/chat/completions", json={**CHAT, "model": "only-a"})
+        direct = c.post("/v1/chat/completions", json={**CHAT, "model": "a"})
+        stats = c.get("/metrics").text
+    assert over.status_code == 429 and direct.status_code == 429
+    err = over.json()["error"]
+    assert err["type"] == "rate_limit_error" and "model a" in err["message"]
+    assert 1 <= int(over.headers["retry-after"]) <= 60
+    assert over.headers["x-ratelimit-limit-requests"] == "2" and over.headers["x-ratelimit-remaining-requests"] == "0"
+    assert 'ai_multimodel_rate_limited_total{reason="requests"} 3.0' in stats

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-from tests.backing import RedisServer, free_port
+from tests.backing import RedisServer
+from tests.servers import gateway_processes
 
 KEY = "sk-fleet-0123456789"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -37,38 +35,9 @@ def fleet(tmp_path: Path, redis: RedisServer, limits: dict[str, Any], latency_ms
         },
         "hardening": {"audit": {"sink": "off"}},
     }
-    path = tmp_path / "fleet.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "AIMM_FLEET_KEY": KEY, "AIMM_FLEET_REDIS": redis.url}
-    ports = [free_port() for _ in range(3)]
-    logs = [tmp_path / f"gateway-{i}.log" for i in range(3)]
-    procs = [
-        subprocess.Popen(
-            [".venv/bin/aimm", "gateway", "serve", "--config", str(path), "--port", str(p)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
-        )
-        for p, log in zip(ports, logs, strict=True)
-    ]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
-    try:
-        deadline = time.monotonic() + 90  # three cold interpreters on a busy 2-core machine
-        for url, proc, log in zip(urls, procs, logs, strict=True):
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-                time.sleep(0.1)
+    env = {"AIMM_FLEET_KEY": KEY, "AIMM_FLEET_REDIS": redis.url}
+    with gateway_processes(config, env, tmp_path, 3) as urls:
         yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
 
 
 async def _spray(urls: list[str], n: int) -> list[int]:
