@@ -261,6 +261,7 @@ def _has(gateway: LiveGateway, method: str, path: str) -> bool:
     return method.lower() in gateway.openapi()["paths"].get(path, {})
 
 
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # websockets >= 17.1 warns about a bare connect()
 def test_live_feed(sdk: ModuleType, gateway: LiveGateway) -> None:
     """With /api/v1/ws on the gateway: events arrive. Until it lands: a clean APIError."""
     client = sdk.Client(gateway.url, API_KEY)

@@ -116,7 +116,9 @@ class Feed(FeedState):
         if self._ws is None:
             url, options = self._connect_args()
             with self._connecting():
-                self._ws = connect(url, **options)
+                # Entered, not just called: websockets >= 17.1 warns about a bare connect(), and
+                # `__enter__` is the connection itself in every version back to 13.
+                self._ws = connect(url, **options).__enter__()
         return self._ws
 
     def recv(self, timeout: float | None = None) -> FeedEvent:
