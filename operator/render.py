@@ -31,6 +31,7 @@ RUN_AS = 65532
 COMPRESS_ABOVE = 256 * 1024  # bytes of JSON kept readable in `data`; larger configs are gzipped
 TERMINATION_GRACE_S = 30  # the pod's terminationGracePeriodSeconds
 KILL_MARGIN_S = 5  # the gateway stops draining this long before the kubelet's SIGKILL
+CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"  # the compiled config, as mounted in the pod
 
 Manifest = dict[str, Any]
 
@@ -152,7 +153,7 @@ def container(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
             "gateway",
             "serve",
             "--config",
-            f"{CONFIG_DIR}/{CONFIG_KEY}",
+            CONFIG_PATH,
             "--host",
             "0.0.0.0",
             "--port",
@@ -187,6 +188,18 @@ def container(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
             ),
         ],
     }
+
+
+def schema_upgrade(gw: Gateway, gateway: dict[str, Any]) -> list[dict[str, Any]]:
+    """With spec.database, an init container applies pending usage-store migrations before the
+    gateway starts (a replica refuses a schema that is behind). `aimm db upgrade` holds an advisory
+    lock, so replicas starting together take turns; once current, it is a no-op."""
+    assert gw.spec is not None
+    if gw.spec.database is None:
+        return []
+    keep = ("image", "imagePullPolicy", "env", "resources", "securityContext", "volumeMounts", "workingDir")
+    init = {k: gateway[k] for k in keep if k in gateway}
+    return [{"name": "db-upgrade", **init, "command": ["aimm", "db", "upgrade", "--config", CONFIG_PATH]}]
 
 
 def with_keys(container: dict[str, Any], compiled: Compiled) -> dict[str, Any]:
@@ -230,6 +243,8 @@ def placement(gw: Gateway) -> dict[str, Any]:
 
 
 def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
+    gateway = with_keys(container(gw, compiled), compiled)
+    init = schema_upgrade(gw, gateway)
     return {
         "serviceAccountName": names(gw.name)["serviceaccount"],
         "automountServiceAccountToken": False,
@@ -241,7 +256,8 @@ def pod_spec(gw: Gateway, compiled: Compiled) -> dict[str, Any]:
             "fsGroup": RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [with_keys(container(gw, compiled), compiled)],
+        **({"initContainers": init} if init else {}),
+        "containers": [gateway],
         "volumes": [
             # A whole-directory mount (not subPath), so ConfigMap updates reach the pod.
             {"name": "config", "configMap": {"name": names(gw.name)["configmap"]}},

@@ -292,8 +292,8 @@ class AIGatewaySpec(ApiModel):
     )
     database: Backing | None = Field(
         None,
-        description="PostgreSQL usage store: config `store.postgres`, DSN from env AIMM_DATABASE_URL (run "
-        "`aimm db upgrade` once per schema change). Without it no usage history is kept.",
+        description="PostgreSQL usage store: config `store.postgres`, DSN from env AIMM_DATABASE_URL; the "
+        "pods' `db-upgrade` init container applies schema migrations. Without it no usage history is kept.",
     )
     server: Server = Field(default_factory=Server, description="Gateway process settings.")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="ServiceMonitor and PrometheusRule.")

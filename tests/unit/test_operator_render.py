@@ -137,3 +137,20 @@ def test_compiled_config_allows_deliberate_shrinks() -> None:
     operator's config is the API server's truth, so deleting most AIModels must reach the pods."""
     _, c, _ = build()
     assert c.config is not None and c.config.hardening.reload.allow_shrink is True
+
+
+def test_database_adds_a_schema_upgrade_init_container() -> None:
+    """With spec.database the pod upgrades the usage store's schema before the gateway starts
+    (a replica refuses a schema that is behind); without it there is no init container."""
+    _, _, plain = build()
+    assert "initContainers" not in plain["Deployment"]["spec"]["template"]["spec"]
+    _, _, kids = build(gw(database={"urlSecretRef": {"name": "db", "key": "url"}}))
+    pod = kids["Deployment"]["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (main,) = pod["containers"]
+    assert init["command"] == ["aimm", "db", "upgrade", "--config", "/etc/aimm/config.yaml"]
+    assert main["command"][3:5] == ["--config", "/etc/aimm/config.yaml"]
+    assert init["securityContext"] == render.RESTRICTED_CONTAINER_SECURITY
+    assert init["image"] == main["image"] and init["env"] == main["env"]  # the DSN from its Secret
+    assert {"name": "AIMM_DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}} in init["env"]
+    assert init["volumeMounts"] == main["volumeMounts"] and "ports" not in init and "readinessProbe" not in init
