@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aimm_gateway.canonical import ChatCompletion
@@ -25,6 +25,7 @@ from aimm_gateway.security.services import SecurityServices
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
 from aimm_gateway.stages.model_limits import GATE_KEY, WINDOW_S, ModelGate
 from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter, WindowDecision
+from aimm_gateway.state.memory import MemoryState
 
 _LABEL = {"requests": "requests per minute", "tokens": "tokens per minute"}
 SLOT_TTL_S = 900.0  # a slot whose holder died frees itself after this long
@@ -37,6 +38,17 @@ class Level:
     rpm: int | None
     tpm: int | None
     concurrent: int | None
+    # Built once per level, not per request: the requests counter (its amount is always 1) and
+    # the tokens and slot keys.
+    requests: WindowCounter | None = field(init=False, compare=False)
+    tokens_key: str = field(init=False, compare=False)
+    slot_key: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        counter = WindowCounter(self.key + ":r", 1, self.rpm, WINDOW_S) if self.rpm else None
+        object.__setattr__(self, "requests", counter)
+        object.__setattr__(self, "tokens_key", self.key + ":t")
+        object.__setattr__(self, "slot_key", self.key + ":c")
 
 
 def duration(seconds: float) -> str:
@@ -50,14 +62,18 @@ def _level(name: str, key: str, rpm: int | None, tpm: int | None, concurrent: in
     return Level(name, key, rpm, tpm, concurrent) if (rpm or tpm or concurrent) else None
 
 
+_REMEMBERED = 10_000  # key and IP levels kept per snapshot; past this the memo starts over
+
+
 class Levels:
-    """Which limits apply to a request; the fixed parts computed once per route and snapshot."""
+    """Which limits apply to a request; each level built once per route snapshot and reused."""
 
     def __init__(self, limits: LimitsSettings) -> None:
         g, self._k, self._ip = limits.global_, limits.per_key, limits.per_ip
         self._global = _level("global", "rl:g", g.requests_per_minute, g.tokens_per_minute, g.concurrent_requests)
         self._ip_on = bool(self._ip.requests_per_minute or self._ip.tokens_per_minute or self._ip.concurrent_requests)
         self._keys: dict[Identity, Level | None] = {}
+        self._ips: dict[str, Level] = {}
 
     def _key_level(self, ident: Identity) -> Level | None:
         found = self._keys.get(ident, _MISSING)
@@ -70,22 +86,27 @@ class Levels:
                 own.tokens_per_minute or k.tokens_per_minute,
                 own.concurrent_requests or k.concurrent_requests,
             )
-            if len(self._keys) >= 10_000:
+            if len(self._keys) >= _REMEMBERED:
                 self._keys.clear()
             self._keys[ident] = found
         return found if isinstance(found, Level) else None
+
+    def _ip_level(self, address: str) -> Level:
+        found = self._ips.get(address)
+        if found is None:
+            ip = self._ip
+            found = Level("ip", "rl:ip:" + address, ip.requests_per_minute, ip.tokens_per_minute, ip.concurrent_requests)
+            if len(self._ips) >= _REMEMBERED:
+                self._ips.clear()
+            self._ips[address] = found
+        return found
 
     def for_request(self, ctx: RequestContext) -> list[Level]:
         out = [self._global] if self._global is not None else []
         if ctx.identity is not None and (key := self._key_level(ctx.identity)) is not None:
             out.append(key)
         if self._ip_on and ctx.client_ip:
-            ip = self._ip
-            out.append(
-                Level(
-                    "ip", "rl:ip:" + ctx.client_ip, ip.requests_per_minute, ip.tokens_per_minute, ip.concurrent_requests
-                )
-            )
+            out.append(self._ip_level(ctx.client_ip))
         return out
 
 
@@ -131,29 +152,31 @@ class RateLimit:
         self._levels = Levels(limits)
         self._model_limits = model_limits or {}
         self._settling: set[asyncio.Task[None]] = set()  # strong references until each settle is done
+        self._in_process = isinstance(state, MemoryState)  # its calls never wait: no need to defer them
 
     async def before(self, ctx: RequestContext) -> ChatCompletion | None:
         levels = self._levels.for_request(ctx)
         tokens = max(1, ctx.prompt_tokens)
         pairs: list[tuple[str, Level, WindowCounter]] = []
         for lv in levels:
-            if lv.rpm:
-                pairs.append(("requests", lv, WindowCounter(lv.key + ":r", 1, lv.rpm, WINDOW_S)))
+            if lv.requests is not None:
+                pairs.append(("requests", lv, lv.requests))
             if lv.tpm:
-                pairs.append(("tokens", lv, WindowCounter(lv.key + ":t", tokens, lv.tpm, WINDOW_S)))
+                pairs.append(("tokens", lv, WindowCounter(lv.tokens_key, tokens, lv.tpm, WINDOW_S)))
         try:
             decisions = await self._state.hit_many([c for _, _, c in pairs]) if pairs else []
         except StateUnavailable:
             self._unavailable()
             return None
-        shown = [(kind, c, d) for (kind, _, c), d in zip(pairs, decisions, strict=True)]
+        shown: list[tuple[str, WindowCounter, WindowDecision]] = []
+        refused: tuple[str, Level, WindowDecision] | None = None
+        for (kind, lv, counter), decision in zip(pairs, decisions, strict=True):
+            shown.append((kind, counter, decision))
+            if refused is None and not decision.allowed:
+                refused = (kind, lv, decision)
         headers = rate_headers(shown)
-        refused = next(
-            ((kind, lv, d) for (kind, lv, _), d in zip(pairs, decisions, strict=True) if not d.allowed), None
-        )
         if refused is not None:
-            kind, lv, d = refused
-            raise self._limited(ctx, lv, kind, d.reset_s, headers)
+            raise self._limited(ctx, refused[1], refused[0], refused[2].reset_s, headers)
         try:
             slots = await self._take_slots(levels)
         except StateUnavailable:
@@ -191,11 +214,15 @@ class RateLimit:
             token_counters = [*token_counters, gate.admitted[outcome.model]]
         actual = outcome.usage.prompt_tokens + outcome.usage.completion_tokens
         deltas = [c.key for c in token_counters] if actual != reserved else []
-        if slots or deltas:
-            # Off the response path: the client need not wait for the settle round trips.
-            task = asyncio.get_running_loop().create_task(self._settle(slots, deltas, actual - reserved))
-            self._settling.add(task)
-            task.add_done_callback(self._settling.discard)
+        if not (slots or deltas):
+            return
+        if self._in_process:  # no round trip to save: settling now costs less than a task
+            await self._settle(slots, deltas, actual - reserved)
+            return
+        # Off the response path: the client need not wait for the settle round trips.
+        task = asyncio.get_running_loop().create_task(self._settle(slots, deltas, actual - reserved))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     async def drain(self) -> None:
         """Wait for pending settles (tests, shutdown)."""
@@ -215,7 +242,7 @@ class RateLimit:
         taken: list[str] = []
         for lv in levels:
             if lv.concurrent:
-                key = lv.key + ":c"
+                key = lv.slot_key
                 if not await self._state.acquire_slot(key, lv.concurrent, SLOT_TTL_S):
                     await self._release(taken)
                     return lv

@@ -68,7 +68,7 @@ class MemoryState:
 
     def __init__(self, clock: Clock = time.time, cache_max_bytes: int = 64 * 1024 * 1024) -> None:
         self._clock = clock
-        self._windows: dict[str, tuple[int, int]] = {}  # key -> (window index, count)
+        self._windows: dict[tuple[str, float], tuple[int, int]] = {}  # (key, window) -> (window index, count)
         self._slots: dict[str, list[float]] = {}  # key -> heap of slot expiries
         self._budgets: dict[str, _Budget] = {}
         self._once: dict[str, float] = {}
@@ -89,18 +89,26 @@ class MemoryState:
 
     def _count(self, key: str, window_s: float, now: float) -> tuple[int, int]:
         index = int(now // window_s)
-        held = self._windows.get(f"{key}:{window_s}")
+        held = self._windows.get((key, window_s))
         return index, held[1] if held is not None and held[0] == index else 0
 
     async def hit_many(self, counters: Sequence[WindowCounter]) -> list[WindowDecision]:
+        # One pass to read, one to write: this runs on every request with limits (docs/security.md).
         now = self._clock()
-        current = [self._count(c.key, c.window_s, now) for c in counters]
-        allowed = all(count + c.amount <= c.limit for c, (_, count) in zip(counters, current, strict=True))
+        windows = self._windows
+        current: list[tuple[int, int]] = []
+        allowed = True
+        for c in counters:
+            index = int(now // c.window_s)
+            held = windows.get((c.key, c.window_s))
+            count = held[1] if held is not None and held[0] == index else 0
+            current.append((index, count))
+            allowed = allowed and count + c.amount <= c.limit
         decisions = []
         for c, (index, count) in zip(counters, current, strict=True):
             reset = (index + 1) * c.window_s - now
             if allowed:
-                self._windows[f"{c.key}:{c.window_s}"] = (index, count + c.amount)
+                windows[(c.key, c.window_s)] = (index, count + c.amount)
                 decisions.append(WindowDecision(True, max(0, c.limit - count - c.amount), reset))
             else:
                 decisions.append(WindowDecision(False, 0, reset))
@@ -108,7 +116,7 @@ class MemoryState:
 
     async def adjust(self, key: str, delta: int, window_s: float) -> None:
         index, count = self._count(key, window_s, self._clock())
-        self._windows[f"{key}:{window_s}"] = (index, max(0, count + delta))
+        self._windows[(key, window_s)] = (index, max(0, count + delta))
 
     # -- concurrency slots --------------------------------------------------------------------
 
