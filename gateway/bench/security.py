@@ -66,7 +66,9 @@ def bench_security(number: int = 3000, repeat: int = 5) -> dict[str, float]:
         rt, found = gw.runtime, _stages(gw)[name]
 
         async def run() -> None:
-            c = RequestContext("r", rt, requested="m", identity=ident, client_ip="10.0.0.1", body=body, prompt_tokens=20)
+            c = RequestContext(
+                "r", rt, requested="m", identity=ident, client_ip="10.0.0.1", body=body, prompt_tokens=20
+            )
             await found.before(c)
             await found.after(c, Outcome(ok=True))
 

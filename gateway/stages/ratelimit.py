@@ -3,10 +3,12 @@
 are checked on each attempt's model in the attempt loop (`model_limits.ModelGate`, handed over in
 `ctx.scratch`), so they hold for the model a route picked too.
 
-All window counters of a request go to the state layer in one `hit_many` call (one Redis
-round trip, atomic: all counted or none). Concurrency limits take a slot each and give it back
-in `after`. Over a limit: 429 in OpenAI's shape with Retry-After and the x-ratelimit-* headers;
-those headers are also on every admitted response. State unreachable: `limits.fail_mode`.
+All window counters and concurrency slots of a request go to the state layer in one `admit`
+call before the upstream call (one Redis round trip, atomic: all counted and taken, or none);
+`after` gives the slots back and settles the tokens in one `release` call, off the response
+path (inline with the in-process store, which never waits). Over a limit: 429 in OpenAI's
+shape with Retry-After and the x-ratelimit-* headers; those headers are also on every admitted
+response. State unreachable: `limits.fail_mode`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from aimm_gateway.security.identity import Identity
 from aimm_gateway.security.services import SecurityServices
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
 from aimm_gateway.stages.model_limits import GATE_KEY, WINDOW_S, ModelGate
-from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter, WindowDecision
+from aimm_gateway.state.base import Admission, SlotRequest, StateStore, StateUnavailable, WindowCounter, WindowDecision
 from aimm_gateway.state.memory import MemoryState
 
 _LABEL = {"requests": "requests per minute", "tokens": "tokens per minute"}
@@ -38,17 +40,18 @@ class Level:
     rpm: int | None
     tpm: int | None
     concurrent: int | None
-    # Built once per level, not per request: the requests counter (its amount is always 1) and
-    # the tokens and slot keys.
+    # Built once per level, not per request: the requests counter (its amount is always 1), the
+    # tokens counter's key and the concurrency slot.
     requests: WindowCounter | None = field(init=False, compare=False)
     tokens_key: str = field(init=False, compare=False)
-    slot_key: str = field(init=False, compare=False)
+    slot: SlotRequest | None = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         counter = WindowCounter(self.key + ":r", 1, self.rpm, WINDOW_S) if self.rpm else None
         object.__setattr__(self, "requests", counter)
         object.__setattr__(self, "tokens_key", self.key + ":t")
-        object.__setattr__(self, "slot_key", self.key + ":c")
+        slot = SlotRequest(self.key + ":c", self.concurrent, SLOT_TTL_S) if self.concurrent else None
+        object.__setattr__(self, "slot", slot)
 
 
 def duration(seconds: float) -> str:
@@ -95,7 +98,9 @@ class Levels:
         found = self._ips.get(address)
         if found is None:
             ip = self._ip
-            found = Level("ip", "rl:ip:" + address, ip.requests_per_minute, ip.tokens_per_minute, ip.concurrent_requests)
+            found = Level(
+                "ip", "rl:ip:" + address, ip.requests_per_minute, ip.tokens_per_minute, ip.concurrent_requests
+            )
             if len(self._ips) >= _REMEMBERED:
                 self._ips.clear()
             self._ips[address] = found
@@ -111,6 +116,7 @@ class Levels:
 
 
 _MISSING: Any = object()
+_NO_LIMITS = Admission((), None)
 
 
 def rate_headers(pairs: list[tuple[str, WindowCounter, WindowDecision]]) -> dict[str, str]:
@@ -158,35 +164,34 @@ class RateLimit:
         levels = self._levels.for_request(ctx)
         tokens = max(1, ctx.prompt_tokens)
         pairs: list[tuple[str, Level, WindowCounter]] = []
+        slots: list[SlotRequest] = []
         for lv in levels:
             if lv.requests is not None:
                 pairs.append(("requests", lv, lv.requests))
             if lv.tpm:
                 pairs.append(("tokens", lv, WindowCounter(lv.tokens_key, tokens, lv.tpm, WINDOW_S)))
-        try:
-            decisions = await self._state.hit_many([c for _, _, c in pairs]) if pairs else []
+            if lv.slot is not None:
+                slots.append(lv.slot)
+        try:  # every counter and slot of the request in one call: one Redis round trip (none if no limit)
+            admission = await self._state.admit([c for _, _, c in pairs], slots) if pairs or slots else _NO_LIMITS
         except StateUnavailable:
             self._unavailable()
             return None
         shown: list[tuple[str, WindowCounter, WindowDecision]] = []
         refused: tuple[str, Level, WindowDecision] | None = None
-        for (kind, lv, counter), decision in zip(pairs, decisions, strict=True):
+        for (kind, lv, counter), decision in zip(pairs, admission.decisions, strict=True):
             shown.append((kind, counter, decision))
             if refused is None and not decision.allowed:
                 refused = (kind, lv, decision)
         headers = rate_headers(shown)
         if refused is not None:
             raise self._limited(ctx, refused[1], refused[0], refused[2].reset_s, headers)
-        try:
-            slots = await self._take_slots(levels)
-        except StateUnavailable:
-            self._unavailable()
-            return None
-        if isinstance(slots, Level):
-            await self._refund(pairs)
-            raise self._limited(ctx, slots, "concurrent requests", 1.0, headers)
+        if admission.full_slot is not None:
+            full = next(lv for lv in levels if lv.slot is slots[admission.full_slot])
+            raise self._limited(ctx, full, "concurrent requests", 1.0, headers)
         ctx.response_headers.update(headers)
-        ctx.scratch[self.name] = (slots, [c for kind, _, c in pairs if kind == "tokens"], tokens)
+        held = [s.key for s in slots]
+        ctx.scratch[self.name] = (held, [c for kind, _, c in pairs if kind == "tokens"], tokens)
         if self._model_limits:
             ctx.scratch[GATE_KEY] = ModelGate(
                 self._state, self._model_limits, shown, rate_headers, self._unavailable, self._model_limited
@@ -230,33 +235,10 @@ class RateLimit:
             await asyncio.gather(*self._settling, return_exceptions=True)
 
     async def _settle(self, slots: list[str], token_keys: list[str], delta: int) -> None:
-        try:
-            await self._release(slots)
-            for key in token_keys:  # the reservation becomes the real usage
-                await self._state.adjust(key, delta, WINDOW_S)
+        try:  # slots given back and the reservation made the real usage, in one call
+            await self._state.release(slots, token_keys, delta, WINDOW_S)
         except StateUnavailable:
             self._metrics.state_unavailable.labels("ratelimit_settle", self._limits.fail_mode).inc()
-
-    async def _take_slots(self, levels: list[Level]) -> list[str] | Level:
-        """Slot keys taken, or the level whose concurrency is full (nothing held then)."""
-        taken: list[str] = []
-        for lv in levels:
-            if lv.concurrent:
-                key = lv.slot_key
-                if not await self._state.acquire_slot(key, lv.concurrent, SLOT_TTL_S):
-                    await self._release(taken)
-                    return lv
-                taken.append(key)
-        return taken
-
-    async def _release(self, slots: list[str] | Level) -> None:
-        if isinstance(slots, list):
-            for key in slots:
-                await self._state.release_slot(key)
-
-    async def _refund(self, pairs: list[tuple[str, Level, WindowCounter]]) -> None:
-        for _, _, counter in pairs:
-            await self._state.adjust(counter.key, -counter.amount, WINDOW_S)
 
     def _limited(
         self, ctx: RequestContext, lv: Level, kind: str, reset_s: float, headers: dict[str, str]

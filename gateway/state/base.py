@@ -36,6 +36,29 @@ class WindowDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotRequest:
+    """One concurrency limit to take a slot of: fewer than `limit` held on `key` (expiring after ttl_s)."""
+
+    key: str
+    limit: int
+    ttl_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """`admit`'s answer: each counter's decision, and the index of the first full slot (None: none full).
+
+    Something was counted and every slot taken only when `admitted`."""
+
+    decisions: Sequence[WindowDecision]
+    full_slot: int | None
+
+    @property
+    def admitted(self) -> bool:
+        return self.full_slot is None and all(d.allowed for d in self.decisions)
+
+
+@dataclass(frozen=True, slots=True)
 class Reservation:
     key: str  # the budget's counter key (includes the period)
     token: str  # identifies this reservation for settle
@@ -49,6 +72,16 @@ class StateStore(Protocol):
 
     async def adjust(self, key: str, delta: int, window_s: float) -> None:
         """Correct a window counter after the fact (e.g. tokens/min settled with real usage)."""
+        ...
+
+    async def admit(self, counters: Sequence[WindowCounter], slots: Sequence[SlotRequest]) -> Admission:
+        """`hit_many` and `acquire_slot` of every slot as one atomic call (one Redis round trip):
+        nothing is counted or taken unless every counter fits and every slot is free. A refusal
+        by a slot reports the counters' decisions as if counted (for the headers)."""
+        ...
+
+    async def release(self, slots: Sequence[str], counters: Sequence[str], delta: int, window_s: float) -> None:
+        """After a request, one call: free one slot of each key and `adjust` each counter by delta."""
         ...
 
     async def acquire_slot(self, key: str, limit: int, ttl_s: float) -> bool:

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 
-from aimm_gateway.state.base import Reservation, WindowCounter, WindowDecision
+from aimm_gateway.state.base import Admission, Reservation, SlotRequest, WindowCounter, WindowDecision
 from aimm_gateway.state.units import from_units, to_units
 
 Clock = Callable[[], float]
@@ -92,9 +92,8 @@ class MemoryState:
         held = self._windows.get((key, window_s))
         return index, held[1] if held is not None and held[0] == index else 0
 
-    async def hit_many(self, counters: Sequence[WindowCounter]) -> list[WindowDecision]:
-        # One pass to read, one to write: this runs on every request with limits (docs/security.md).
-        now = self._clock()
+    def _check(self, counters: Sequence[WindowCounter], now: float) -> tuple[bool, list[tuple[int, int]]]:
+        """Whether every counter fits, and each one's (window index, count) now."""
         windows = self._windows
         current: list[tuple[int, int]] = []
         allowed = True
@@ -104,15 +103,43 @@ class MemoryState:
             count = held[1] if held is not None and held[0] == index else 0
             current.append((index, count))
             allowed = allowed and count + c.amount <= c.limit
+        return allowed, current
+
+    def _decide(
+        self, counters: Sequence[WindowCounter], current: list[tuple[int, int]], allowed: bool, commit: bool, now: float
+    ) -> list[WindowDecision]:
         decisions = []
         for c, (index, count) in zip(counters, current, strict=True):
             reset = (index + 1) * c.window_s - now
             if allowed:
-                windows[(c.key, c.window_s)] = (index, count + c.amount)
+                if commit:
+                    self._windows[(c.key, c.window_s)] = (index, count + c.amount)
                 decisions.append(WindowDecision(True, max(0, c.limit - count - c.amount), reset))
             else:
                 decisions.append(WindowDecision(False, 0, reset))
         return decisions
+
+    async def hit_many(self, counters: Sequence[WindowCounter]) -> list[WindowDecision]:
+        # One pass to read, one to write: this runs on every request with limits (docs/security.md).
+        now = self._clock()
+        allowed, current = self._check(counters, now)
+        return self._decide(counters, current, allowed, True, now)
+
+    async def admit(self, counters: Sequence[WindowCounter], slots: Sequence[SlotRequest]) -> Admission:
+        now = self._clock()
+        allowed, current = self._check(counters, now)
+        full = next((i for i, s in enumerate(slots) if len(self._live_slots(s.key, now)) >= s.limit), None)
+        decisions = self._decide(counters, current, allowed, full is None, now)
+        if allowed and full is None:
+            for s in slots:
+                heapq.heappush(self._slots[s.key], now + s.ttl_s)
+        return Admission(decisions, full if allowed else None)
+
+    async def release(self, slots: Sequence[str], counters: Sequence[str], delta: int, window_s: float) -> None:
+        for key in slots:
+            await self.release_slot(key)
+        for key in counters:
+            await self.adjust(key, delta, window_s)
 
     async def adjust(self, key: str, delta: int, window_s: float) -> None:
         index, count = self._count(key, window_s, self._clock())
@@ -120,11 +147,15 @@ class MemoryState:
 
     # -- concurrency slots --------------------------------------------------------------------
 
-    async def acquire_slot(self, key: str, limit: int, ttl_s: float) -> bool:
-        now = self._clock()
+    def _live_slots(self, key: str, now: float) -> list[float]:
         heap = self._slots.setdefault(key, [])
         while heap and heap[0] <= now:
             heapq.heappop(heap)  # a holder that never released (crashed request): its slot expired
+        return heap
+
+    async def acquire_slot(self, key: str, limit: int, ttl_s: float) -> bool:
+        now = self._clock()
+        heap = self._live_slots(key, now)
         if len(heap) >= limit:
             return False
         heapq.heappush(heap, now + ttl_s)

@@ -18,7 +18,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from aimm_gateway.state import redis_scripts as lua
-from aimm_gateway.state.base import Reservation, StateUnavailable, WindowCounter, WindowDecision
+from aimm_gateway.state.base import (
+    Admission,
+    Reservation,
+    SlotRequest,
+    StateUnavailable,
+    WindowCounter,
+    WindowDecision,
+)
 from aimm_gateway.state.units import from_units, to_units
 
 log = logging.getLogger("aimm.state")
@@ -58,7 +65,7 @@ class RedisState:
         self._redis = connect(url, timeout)
         self._scripts = {
             name: self._redis.register_script(getattr(lua, name))
-            for name in ("HIT_MANY", "ADJUST", "ACQUIRE_SLOT", "RESERVE", "SETTLE", "SET_SPENT")
+            for name in ("HIT_MANY", "ADMIT", "ADJUST", "RELEASE", "ACQUIRE_SLOT", "RESERVE", "SETTLE", "SET_SPENT")
         }
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
@@ -88,6 +95,26 @@ class RedisState:
 
     async def adjust(self, key: str, delta: int, window_s: float) -> None:
         await self._run("ADJUST", [self._k("w:" + key)], [delta, max(1, int(window_s * 1000))])
+
+    async def admit(self, counters: Sequence[WindowCounter], slots: Sequence[SlotRequest]) -> Admission:
+        args: list[Any] = [len(counters), len(slots), uuid.uuid4().hex]
+        for c in counters:
+            args += [c.amount, c.limit, max(1, int(c.window_s * 1000))]
+        for s in slots:
+            args += [s.limit, int(s.ttl_s * 1000)]
+        keys = [self._k("w:" + c.key) for c in counters] + [self._k("s:" + s.key) for s in slots]
+        out = await self._run("ADMIT", keys, args)
+        allowed, full = bool(out[0]), int(out[-1])
+        decisions = [
+            WindowDecision(allowed, int(out[1 + 2 * i]), int(out[2 + 2 * i]) / 1000) for i in range(len(counters))
+        ]
+        return Admission(decisions, full - 1 if full else None)
+
+    async def release(self, slots: Sequence[str], counters: Sequence[str], delta: int, window_s: float) -> None:
+        if not slots and not counters:
+            return
+        keys = [self._k("s:" + k) for k in slots] + [self._k("w:" + k) for k in counters]
+        await self._run("RELEASE", keys, [len(slots), delta, max(1, int(window_s * 1000))])
 
     # -- concurrency slots --------------------------------------------------------------------
 

@@ -11,51 +11,104 @@ local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: counter keys. ARGV: n, then per counter (amount, limit, window_ms).
-# All or nothing: every counter is checked first; all are added only if all fit.
-HIT_MANY = (
-    NOW_MS
-    + """
-local n = tonumber(ARGV[1])
+# Window counters, checked first and added only if all fit. Expects `n` (counters: KEYS[1..n],
+# ARGV from `first`: amount, limit, window_ms each); leaves `ok` and the per-counter state.
+_WINDOWS_CHECK = """
 local counts, names, resets = {}, {}, {}
 local ok = true
 for i = 1, n do
-  local amount = tonumber(ARGV[2 + (i - 1) * 3])
-  local limit = tonumber(ARGV[3 + (i - 1) * 3])
-  local window = tonumber(ARGV[4 + (i - 1) * 3])
+  local amount = tonumber(ARGV[first + (i - 1) * 3])
+  local limit = tonumber(ARGV[first + 1 + (i - 1) * 3])
+  local window = tonumber(ARGV[first + 2 + (i - 1) * 3])
   local index = math.floor(now_ms / window)
   names[i] = KEYS[i] .. ':' .. window .. ':' .. index
   counts[i] = tonumber(redis.call('GET', names[i]) or '0')
   resets[i] = (index + 1) * window - now_ms
   if counts[i] + amount > limit then ok = false end
 end
+"""
+
+# Adds every counter when `commit`; returns {ok, then remaining and reset_ms per counter}.
+_WINDOWS_COMMIT = """
 local out = {ok and 1 or 0}
 for i = 1, n do
-  local amount = tonumber(ARGV[2 + (i - 1) * 3])
-  local limit = tonumber(ARGV[3 + (i - 1) * 3])
+  local amount = tonumber(ARGV[first + (i - 1) * 3])
+  local limit = tonumber(ARGV[first + 1 + (i - 1) * 3])
   local remaining = 0
   if ok then
-    redis.call('INCRBY', names[i], amount)
-    redis.call('PEXPIRE', names[i], resets[i] + 1000)
+    if commit then
+      redis.call('INCRBY', names[i], amount)
+      redis.call('PEXPIRE', names[i], resets[i] + 1000)
+    end
     remaining = math.max(0, limit - counts[i] - amount)
   end
   table.insert(out, remaining)
   table.insert(out, resets[i])
 end
+"""
+
+# KEYS: counter keys. ARGV: n, then per counter (amount, limit, window_ms).
+# All or nothing: every counter is checked first; all are added only if all fit.
+HIT_MANY = (
+    NOW_MS + "local n, first, commit = tonumber(ARGV[1]), 2, true\n" + _WINDOWS_CHECK + _WINDOWS_COMMIT + "return out\n"
+)
+
+# Window counters and concurrency slots in one round trip (the rate-limit stage's admission).
+# KEYS: n counter keys, then m slot zsets. ARGV: n, m, member, per counter (amount, limit,
+# window_ms), per slot (limit, ttl_ms). Nothing is added or taken unless every counter fits and
+# every slot is free. Returns HIT_MANY's answer plus the 1-based index of the first full slot (0: none).
+ADMIT = (
+    NOW_MS
+    + "local n, m, member, first = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], 4\n"
+    + _WINDOWS_CHECK
+    + """
+local full = 0
+if ok then
+  for j = 1, m do
+    local key = KEYS[n + j]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+    if full == 0 and redis.call('ZCARD', key) >= tonumber(ARGV[first + n * 3 + (j - 1) * 2]) then full = j end
+  end
+end
+local commit = full == 0
+"""
+    + _WINDOWS_COMMIT
+    + """
+if ok and commit then
+  for j = 1, m do
+    local ttl = tonumber(ARGV[first + n * 3 + (j - 1) * 2 + 1])
+    redis.call('ZADD', KEYS[n + j], now_ms + ttl, member .. ':' .. j)
+    redis.call('PEXPIRE', KEYS[n + j], ttl + 1000)
+  end
+end
+table.insert(out, full)
 return out
 """
 )
 
+# Corrects one window counter (the current window); a local function both scripts below use.
+_ADJUST_FN = """
+local function adjust(base, delta, window)
+  local index = math.floor(now_ms / window)
+  local name = base .. ':' .. window .. ':' .. index
+  local v = redis.call('INCRBY', name, delta)
+  if v < 0 then redis.call('SET', name, 0) end
+  redis.call('PEXPIRE', name, (index + 1) * window - now_ms + 1000)
+end
+"""
+
 # KEYS[1] counter base. ARGV: delta, window_ms.
-ADJUST = (
+ADJUST = NOW_MS + _ADJUST_FN + "adjust(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\nreturn 0\n"
+
+# After a request, in one round trip. KEYS: m slot zsets, then counter keys. ARGV: m, delta, window_ms.
+# Frees one slot in each zset (slots are fungible) and adjusts each counter by delta.
+RELEASE = (
     NOW_MS
+    + _ADJUST_FN
     + """
-local window = tonumber(ARGV[2])
-local index = math.floor(now_ms / window)
-local name = KEYS[1] .. ':' .. window .. ':' .. index
-local v = redis.call('INCRBY', name, ARGV[1])
-if v < 0 then redis.call('SET', name, 0) end
-redis.call('PEXPIRE', name, (index + 1) * window - now_ms + 1000)
+local m = tonumber(ARGV[1])
+for i = 1, m do redis.call('ZPOPMIN', KEYS[i]) end
+for i = m + 1, #KEYS do adjust(KEYS[i], tonumber(ARGV[2]), tonumber(ARGV[3])) end
 return 0
 """
 )

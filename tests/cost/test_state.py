@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from aimm_gateway.config import RedisSettings, SecretRef, StateSettings
-from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter
+from aimm_gateway.state.base import SlotRequest, StateStore, StateUnavailable, WindowCounter
 from aimm_gateway.state.factory import build_state
 from aimm_gateway.state.memory import MemoryState
 from aimm_gateway.state.redis import RedisState
@@ -59,6 +59,29 @@ async def test_concurrency_slots(state: StateStore) -> None:
     assert not await state.acquire_slot("c", 2, 30)
     await state.release_slot("c")
     assert await state.acquire_slot("c", 2, 30)
+
+
+async def test_admit_counts_and_takes_slots_all_or_nothing(state: StateStore) -> None:
+    requests = WindowCounter("ar", 1, 3, 60)
+    tokens = WindowCounter("at", 40, 100, 60)
+    slots = [SlotRequest("as1", 5, 30), SlotRequest("as2", 1, 30)]
+    first = await state.admit([requests, tokens], slots)
+    assert first.admitted and [d.remaining for d in first.decisions] == [2, 60]
+    # as2 holds its only slot: refused by the slot, nothing counted, no slot of as1 taken.
+    full = await state.admit([requests, tokens], slots)
+    assert not full.admitted and full.full_slot == 1
+    assert [d.allowed for d in full.decisions] == [True, True]  # as if counted, for the headers
+    assert [d.remaining for d in full.decisions] == [1, 20]
+    # One release frees as2 and settles the tokens (40 reserved, 10 used).
+    await state.release(["as1", "as2"], ["at"], -30, 60)
+    second = await state.admit([requests, tokens], slots)
+    assert second.admitted and [d.remaining for d in second.decisions] == [1, 50]
+    # A counter over its limit: refused, and no slot taken (as1 had 5: 1 held now, so 4 more fit).
+    over = await state.admit([WindowCounter("at", 60, 100, 60)], slots[:1])
+    assert not over.admitted and over.full_slot is None and not over.decisions[0].allowed
+    for _ in range(4):
+        assert await state.acquire_slot("as1", 5, 30)
+    assert not await state.acquire_slot("as1", 5, 30)
 
 
 async def test_reserve_then_settle(state: StateStore) -> None:
