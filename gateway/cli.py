@@ -245,7 +245,7 @@ def _add_bench(sub: Subcommands) -> None:
         "--clients", default=None, metavar="A,B", help="A/B: this tree once per upstream client (e.g. aiohttp,h1)"
     )
     bench.add_argument("--ab-only", action="store_true", help="only the interleaved A/B (nginx, --ab refs, --clients)")
-    bench.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the --ab-only run")
+    bench.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --ab-only / --security-only")
     bench.add_argument(
         "--stream-memory", type=int, default=None, metavar="N", help="only: tracemalloc of N open streams"
     )
@@ -254,6 +254,9 @@ def _add_bench(sub: Subcommands) -> None:
     bench.add_argument("--flame", default=None, metavar="SVG", help="only profile one worker (py-spy) into SVG")
     bench.add_argument("--flame-stream", action="store_true", help="profile streamed replies instead of plain ones")
     bench.add_argument("--capacity-only", action="store_true", help="only the paced-streams capacity run")
+    bench.add_argument(
+        "--security-only", action="store_true", help="only auth + limits + guards on the hot path (uses --rounds)"
+    )
     bench.add_argument("--iface", action="store_true", help="only compare the server interfaces (ASGI vs RSGI)")
     bench.add_argument("--soak", type=float, default=None, metavar="MINUTES", help="run only the soak, this long")
     bench.set_defaults(func=_bench)

@@ -31,7 +31,8 @@ from aimm_gateway.bench.loadgen import WrkResult, have_wrk, ttft_ms, wrk
 from aimm_gateway.bench.micro import bench_translation
 from aimm_gateway.bench.nginx import have_nginx, nginx_proxy, worker_pid
 from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, free_port, pinned, process
-from aimm_gateway.bench.security import bench_security, security_lines
+from aimm_gateway.bench.security import bench_security
+from aimm_gateway.bench.security_e2e import measure_security, security_report
 from aimm_gateway.bench.stream_bench import PACED_CHUNKS, Mocks, capacity, relay_throughput, start_mocks
 from aimm_gateway.routing.bench import bench_plan
 from aimm_gateway.telemetry.bench import bench_telemetry
@@ -173,8 +174,9 @@ def run(args: argparse.Namespace) -> str:
             "telemetry": bench_telemetry(),
             "security": bench_security(),
         }
-        out["cost"] = cost_report(*measure_cost(mocks.openai, workdir, duration), stage_micro())
-    return report.render(out) + "\n".join(security_lines(out["micro"]["security"])) + "\n"
+        out["cost"] = cost_report(measure_cost(mocks.openai, workdir, duration), stage_micro())
+        security = security_report(measure_security(mocks.openai, workdir, duration), out["micro"]["security"])
+    return report.render(out) + "\n".join(security) + "\n"
 
 
 def _model_compare(url: str, pid: int, duration: float, models: tuple[str, str]) -> list[cpu.CpuPerRequest]:
@@ -250,6 +252,8 @@ def main(args: argparse.Namespace) -> int:
         text, marker = _ab_only(args), "ab-results"
     elif args.capacity_only:
         text, marker = _capacity_only(args), "capacity-results"
+    elif args.security_only:
+        text, marker = _security_only(args), "security-results"
     elif args.iface:
         from aimm_gateway.bench import iface
 
@@ -265,6 +269,20 @@ def main(args: argparse.Namespace) -> int:
         write_section(Path(args.out), marker, text)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _security_only(args: argparse.Namespace) -> str:
+    """`aimm bench --security-only`: auth + limits + guards end to end (interleaved) and in-process."""
+    if not have_wrk():
+        raise SystemExit("aimm bench needs wrk: bash hack/system-deps.sh wrk")
+    with contextlib.suppress(OSError, ValueError):
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
+        rows = measure_security(mocks.openai, Path(tmp), args.duration, args.rounds)
+    command = " ".join(["aimm", "bench", *sys.argv[2:]])
+    lines = security_report(rows, bench_security(), args.rounds)
+    return "\n".join([f"Command: `{command}`", *lines]) + "\n"
 
 
 def _capacity_only(args: argparse.Namespace) -> str:

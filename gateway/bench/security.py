@@ -2,7 +2,8 @@
 
 The same stages a request runs, on the same objects `Gateway` builds, timed with timeit (best
 of several repeats, µs per request). With Redis the limits add one round trip before the call
-(`hit_many`); the settle after it runs off the response path.
+(`admit`); the settle after it runs off the response path. End to end over HTTP, with Redis
+too: `security_e2e.py`.
 """
 
 from __future__ import annotations
@@ -103,11 +104,3 @@ async def _nothing() -> None:
 
 def _best_us(loop: asyncio.AbstractEventLoop, fn: Callable[[], Awaitable[None]], number: int, repeat: int) -> float:
     return min(timeit.repeat(lambda: loop.run_until_complete(fn()), number=number, repeat=repeat)) / number * 1e6
-
-
-def security_lines(figures: dict[str, float] | None) -> list[str]:
-    """The report's section for these figures (empty when they were not measured)."""
-    if not figures:
-        return []
-    lines = ["", "### Authentication, rate limits and guards per request (in-process state)", ""]
-    return lines + [f"- {name}: {us:.1f} µs" for name, us in figures.items()]
