@@ -130,6 +130,11 @@ class Gateway:
         self.security.audit.add_sink(sink)
         self._audit_store = sink
 
+    @property
+    def audit_store(self) -> AuditStoreSink | None:
+        """The audit trail's usage-store sink while it runs (`hardening.audit.store`), else None."""
+        return self._audit_store
+
     def reload_now(self) -> bool:
         """Check the file now, in the caller's thread (tests)."""
         return self._watcher.check() if self._watcher is not None else False

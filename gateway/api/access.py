@@ -60,6 +60,7 @@ ACCESS: dict[tuple[str, str], Permission] = {
     ("/admin/keys", "POST"): P.ADMIN,
     ("/admin/keys/{key_id}/rotate", "POST"): P.ADMIN,
     ("/admin/keys/{key_id}", "DELETE"): P.ADMIN,
+    ("/admin/audit", "GET"): P.ADMIN,
 }
 
 # Routes a config may open to callers without credentials, and the flag that does it.

@@ -26,7 +26,8 @@ class StoreNotConfigured(GatewayError):
     code = "usage_store_unavailable"
 
 
-def _time(value: str, param: str) -> datetime:
+def parse_time(value: str, param: str) -> datetime:
+    """An RFC 3339 time or a date (UTC midnight) from a query parameter; 400 naming `param` otherwise."""
     try:
         if len(value) == 10:
             d = date.fromisoformat(value)
@@ -40,8 +41,8 @@ def _time(value: str, param: str) -> datetime:
 def _range(request: Request) -> tuple[datetime, datetime]:
     now = datetime.now(UTC)
     q = request.query_params
-    until = _time(q["to"], "to") if "to" in q else now
-    since = _time(q["from"], "from") if "from" in q else until - timedelta(days=1)
+    until = parse_time(q["to"], "to") if "to" in q else now
+    since = parse_time(q["from"], "from") if "from" in q else until - timedelta(days=1)
     if since >= until:
         raise InvalidRequest("from: must be before `to`", param="from")
     if until - since > MAX_RANGE:

@@ -13,10 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aimm_gateway.api.audit_routes import audit_source
 from aimm_gateway.api.common import bearer, gateway_of, json_response
 from aimm_gateway.api.ws_routes import caller_of
-from aimm_gateway.errors import NotFound
+from aimm_gateway.errors import GatewayError, NotFound
 from aimm_gateway.security.identity import Permission
+from aimm_gateway.service import Gateway
 
 _TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -82,11 +84,21 @@ async def session(request: Request) -> Response:
             "name": identity.name,
             "role": identity.role.value,
             "permissions": sorted(p.value for p in Permission if identity.can(p)),
-            "features": {name: path in paths for name, path in FEATURES.items()},
+            "features": {name: path in paths and _available(name, gateway) for name, path in FEATURES.items()},
             "auth": gateway.runtime.config.auth.enabled,
         },
         headers={"cache-control": "no-store"},
     )
+
+
+def _available(feature: str, gateway: Gateway) -> bool:
+    """Whether a routed feature has something to show (the audit trail needs a readable sink)."""
+    if feature != "audit":
+        return True
+    try:
+        return audit_source(gateway) is not None
+    except GatewayError:  # configured but its store is down: the page shows the error
+        return True
 
 
 routes = [

@@ -216,6 +216,32 @@ class ModelStatuses(Open):
     models: list[ModelStatus]
 
 
+class AuditRecordDoc(Open):
+    seq: int
+    ts: float
+    who: str | None = None
+    role: str | None = None
+    action: str
+    target: str | None = None
+    outcome: str
+    request_id: str | None = None
+    detail: dict[str, Any] | None = None
+    prev: str
+    hash: str
+    chain: str | None = Field(None, description="The writing process's chain (store source only).")
+    verified: bool = Field(description="Content matches its hash and `prev` its predecessor's hash.")
+    problem: str | None = None
+
+
+class AuditPageDoc(Open):
+    object: Literal["list"]
+    data: list[AuditRecordDoc]
+    has_more: bool
+    next_cursor: str | None = None
+    source: Literal["store", "file"]
+    verified: bool = Field(description="Every record on this page verified.")
+
+
 class Health(Open):
     status: str
 
@@ -325,6 +351,23 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("POST", "/admin/keys/{key_id}/rotate"): Operation(
         "rotateKey", "Rotate an API key's secret", "admin", security="admin", params=_KEY_ID
+    ),
+    ("GET", "/admin/audit"): Operation(
+        "audit",
+        "The audit trail, newest first, each record's hash chain checked",
+        "admin",
+        None,
+        AuditPageDoc,
+        security="admin",
+        params=(
+            ("since", "query", "From this time on (RFC 3339, a date, or Unix seconds)."),
+            ("until", "query", "Before this time (RFC 3339, a date, or Unix seconds)."),
+            ("actor", "query", "Only records by this identity (`who`)."),
+            ("action", "query", "Only this action (key.create, auth.failure, ...)."),
+            ("outcome", "query", "Only this outcome (ok, denied, refused, ...)."),
+            ("limit", "query", "Records per page, 1 .. 200, default 50."),
+            ("cursor", "query", "`next_cursor` of the previous page."),
+        ),
     ),
     # Own keys (developer role) and encrypted model keys: no SDK method yet, plain HTTP.
     ("POST", "/api/v1/keys"): Operation("createOwnKey", "Create one of your own API keys", "keys", client="any"),

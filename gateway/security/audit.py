@@ -46,6 +46,7 @@ class AuditLog:
         self._clock = clock
         self._prev = GENESIS
         self._seq = 0
+        self.path: Path | None = None  # the file sink's file (read back by GET /admin/audit)
         self.chain = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
 
     @classmethod
@@ -57,6 +58,7 @@ class AuditLog:
                 record = orjson.loads(last)
                 log._prev, log._seq = record["hash"], record["seq"]
         log._out = path.open("a", encoding="utf-8")
+        log.path = path
         return log
 
     @classmethod
@@ -116,29 +118,33 @@ class VerifyResult:
 
 def verify_lines(lines: Iterable[str]) -> VerifyResult:
     """Check the chain line by line; the first break is named by its line number."""
-    return verify_chain(_parsed(lines))
+    return verify_chain(parsed_lines(lines))
 
 
-def _parsed(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
+def parsed_lines(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
+    """("line N", the record) per non-blank line; a line that is not JSON gives `NOT_JSON`."""
     for number, raw in enumerate(lines, start=1):
         if raw.strip():
             try:
                 yield f"line {number}", orjson.loads(raw)
             except orjson.JSONDecodeError:
-                yield f"line {number}", _NOT_JSON
+                yield f"line {number}", NOT_JSON
 
 
-_NOT_JSON: Any = object()
+NOT_JSON: Any = object()
 
 
 class ChainCheck:
-    """One chain, record by record: `feed` returns the problem with this record, or None."""
+    """One chain, record by record: `feed` returns the problem with this record, or None.
 
-    def __init__(self) -> None:
-        self._prev: str | None = None
+    `prev`: the hash of the record before the first one fed (None: the first starts the chain).
+    """
+
+    def __init__(self, prev: str | None = None) -> None:
+        self._prev = prev
 
     def feed(self, where: str, record: Any) -> str | None:
-        if record is _NOT_JSON:
+        if record is NOT_JSON:
             return f"{where}: not JSON"
         if not isinstance(record, dict) or "hash" not in record or "prev" not in record:
             return f"{where}: not an audit record"

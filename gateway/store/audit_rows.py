@@ -7,6 +7,7 @@ row carries `chain` (host/pid/random) and the chain is verified per chain, order
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,3 +37,16 @@ def audit_record(row: dict[str, Any]) -> dict[str, Any]:
         record["detail"] = orjson.loads(row["detail"])
     record["prev"], record["hash"] = row["prev"], row["hash"]
     return record
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which audit rows to list (newest first); None does not narrow. `before` is the paging cursor:
+    the (ts, chain, seq) of the last row of the previous page."""
+
+    since: float | None = None
+    until: float | None = None
+    who: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    before: tuple[float, str, int] | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from aimm_gateway.store.audit_rows import AuditFilter
 from aimm_gateway.store.rows import UsageRow
 from aimm_gateway.store.sql import Scope
 
@@ -52,6 +53,18 @@ class UsageStore(Protocol):
 
     async def fetch_audit(self, after_chain: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` audit rows after (chain, seq), ordered by chain then seq."""
+        ...
+
+    async def list_audit(self, query: AuditFilter, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` audit rows matching `query`, newest first (ts, chain, seq descending)."""
+        ...
+
+    async def audit_at(self, positions: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+        """The audit rows at these (chain, seq) positions; missing ones are left out."""
+        ...
+
+    async def audit_chain_starts(self, chains: Sequence[str]) -> dict[str, int]:
+        """Each named chain's first seq in the table."""
         ...
 
     async def get_meta(self, name: str) -> str | None: ...

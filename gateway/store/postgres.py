@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from aimm_gateway.store import sql
+from aimm_gateway.store.audit_rows import AuditFilter
 from aimm_gateway.store.base import StoreError
 from aimm_gateway.store.migrations import LATEST, VERSION_TABLE, pending
 from aimm_gateway.store.rows import UsageRow
@@ -103,6 +104,18 @@ class PostgresStore:
     async def fetch_audit(self, after_chain: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
         query, args = sql.fetch_audit(sql.dollar, after_chain, after_seq, limit)
         return [dict(r) for r in await self.pool.fetch(query, *args)]
+
+    async def list_audit(self, query: AuditFilter, limit: int) -> list[dict[str, Any]]:
+        statement, args = sql.list_audit(sql.dollar, query, limit)
+        return [dict(r) for r in await self.pool.fetch(statement, *args)]
+
+    async def audit_at(self, positions: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+        statement, args = sql.audit_at(sql.dollar, positions)
+        return [dict(r) for r in await self.pool.fetch(statement, *args)]
+
+    async def audit_chain_starts(self, chains: Sequence[str]) -> dict[str, int]:
+        statement, args = sql.audit_chain_starts(sql.dollar, chains)
+        return {str(r[0]): int(r[1]) for r in await self.pool.fetch(statement, *args)}
 
     async def get_meta(self, name: str) -> str | None:
         value = await self.pool.fetchval("SELECT value FROM ai_store_meta WHERE name = $1", name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from aimm_gateway.store.audit_rows import AUDIT_COLUMNS
+from aimm_gateway.store.audit_rows import AUDIT_COLUMNS, AuditFilter
 from aimm_gateway.store.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS
 
 Placeholder = Callable[[int], str]  # 1-based position -> "?" or "$1"
@@ -41,6 +41,42 @@ def fetch_audit(ph: Placeholder, after_chain: str, after_seq: int, limit: int) -
         f" ORDER BY chain, seq LIMIT {int(limit)}"
     )
     return sql, [after_chain, after_chain, after_seq]
+
+
+def list_audit(ph: Placeholder, f: AuditFilter, limit: int) -> tuple[str, list[object]]:
+    """Audit rows matching the filter, newest first (ts, then chain and seq), one page (keyset paging)."""
+    where = _Where(ph)
+    if f.since is not None:
+        where.add("ts", ">=", f.since)
+    if f.until is not None:
+        where.add("ts", "<", f.until)
+    for column, value in (("who", f.who), ("action", f.action), ("outcome", f.outcome)):
+        if value is not None:
+            where.add(column, "=", value)
+    if f.before is not None:
+        ts, chain, seq = f.before
+        where.args += [ts, ts, chain, chain, seq]
+        t1, t2, c1, c2, s1 = (ph(len(where.args) - i) for i in range(4, -1, -1))
+        where.parts.append(f"(ts < {t1} OR (ts = {t2} AND (chain < {c1} OR (chain = {c2} AND seq < {s1}))))")
+    cols = ", ".join(AUDIT_COLUMNS)
+    sql = f"SELECT {cols} FROM ai_audit WHERE {where.sql()} ORDER BY ts DESC, chain DESC, seq DESC LIMIT {int(limit)}"
+    return sql, where.args
+
+
+def audit_at(ph: Placeholder, positions: Sequence[tuple[str, int]]) -> tuple[str, list[object]]:
+    """The audit rows at these (chain, seq) positions (those that exist)."""
+    args: list[object] = []
+    parts = []
+    for chain, seq in positions:
+        args += [chain, seq]
+        parts.append(f"(chain = {ph(len(args) - 1)} AND seq = {ph(len(args))})")
+    return f"SELECT {', '.join(AUDIT_COLUMNS)} FROM ai_audit WHERE {' OR '.join(parts) or '1=0'}", args
+
+
+def audit_chain_starts(ph: Placeholder, chains: Sequence[str]) -> tuple[str, list[object]]:
+    """Each chain's first seq in the table (where a chain's verification starts)."""
+    marks = ", ".join(ph(i + 1) for i in range(len(chains))) or "NULL"
+    return f"SELECT chain, MIN(seq) FROM ai_audit WHERE chain IN ({marks}) GROUP BY chain", list(chains)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aimm_gateway.store import sql
-from aimm_gateway.store.audit_rows import AUDIT_COLUMNS
+from aimm_gateway.store.audit_rows import AUDIT_COLUMNS, AuditFilter
 from aimm_gateway.store.base import StoreError
 from aimm_gateway.store.migrations import LATEST, VERSION_TABLE, pending
 from aimm_gateway.store.rows import UsageRow
@@ -154,9 +154,21 @@ class SqliteStore:
         await self._run(write)
 
     async def fetch_audit(self, after_chain: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
-        query, args = sql.fetch_audit(sql.qmark, after_chain, after_seq, limit)
+        return await self._audit_rows(*sql.fetch_audit(sql.qmark, after_chain, after_seq, limit))
+
+    async def list_audit(self, query: AuditFilter, limit: int) -> list[dict[str, Any]]:
+        return await self._audit_rows(*sql.list_audit(sql.qmark, query, limit))
+
+    async def audit_at(self, positions: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+        return await self._audit_rows(*sql.audit_at(sql.qmark, positions))
+
+    async def _audit_rows(self, query: str, args: list[object]) -> list[dict[str, Any]]:
         cols = AUDIT_COLUMNS
         return await self._run(lambda conn: [dict(zip(cols, r, strict=True)) for r in conn.execute(query, args)])
+
+    async def audit_chain_starts(self, chains: Sequence[str]) -> dict[str, int]:
+        query, args = sql.audit_chain_starts(sql.qmark, chains)
+        return await self._run(lambda conn: {str(c): int(s) for c, s in conn.execute(query, args)})
 
     async def get_meta(self, name: str) -> str | None:
         def read(conn: sqlite3.Connection) -> str | None:

@@ -337,15 +337,29 @@ async function loadKeys() {
     el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No keys in the key store.")))));
 }
 
-async function loadAudit() {
+async function loadAudit(cursor) {
   if (!state.session.features.audit) {
-    emptyState("audit", "No audit endpoint on this gateway", "The gateway serves no audit API (GET /admin/audit), so there is nothing to show here. Admin actions are still visible as they happen on the live feed (model and alert events).");
+    emptyState("audit", "No readable audit trail on this gateway", "GET /admin/audit reads the trail from the usage store (hardening.audit.store: true) or the audit file (hardening.audit.sink: file); this gateway writes it to neither, so there is nothing to show here.");
     return;
   }
-  const doc = await api("/admin/audit");
-  const entries = doc.data || doc.entries || [];
-  $("audit").replaceChildren(el("table", { class: "grid" }, el("thead", {}, el("tr", {}, ...["Time", "Action", "Actor", "Target", "Outcome"].map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, entries.map((e) => el("tr", {}, el("td", {}, e.at || e.time || "–"), el("td", {}, e.action || "–"), el("td", {}, e.actor || "–"), el("td", {}, e.target || "–"), el("td", {}, e.outcome || "–"))))));
+  const doc = await api(`/admin/audit?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+  const when = (t) => new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  const rows = doc.data.map((e) => el("tr", { "data-audit": `${e.chain || ""}/${e.seq}`, class: e.verified ? null : "tampered" },
+    el("td", {}, when(e.ts)), el("td", {}, e.action), el("td", {}, e.who ? `${e.who}${e.role ? ` (${e.role})` : ""}` : "–"),
+    el("td", {}, e.target || "–"), el("td", { class: `s-${e.outcome}` }, e.outcome),
+    el("td", { title: e.problem || "content matches its hash and its link to the record before it" }, e.verified ? "✓ verified" : "✗ tampered")));
+  const body = cursor && $("audit-rows") ? $("audit-rows") : el("tbody", { id: "audit-rows" });
+  body.append(...rows);
+  if (!body.children.length) body.append(el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No audit records yet.")));
+  const older = doc.has_more ? el("button", { type: "button", id: "audit-older", onclick: () => loadAudit(doc.next_cursor).catch((err) => notice(`Could not load older records: ${err.message}`)) }, "Older records") : "";
+  const verdict = el("p", { id: "audit-chain", class: doc.verified ? "muted" : "s-tampered", role: "status" },
+    doc.verified ? `Hash chain verified for the records shown (from the ${doc.source}).` : `A record on this page failed its hash-chain check (from the ${doc.source}): see the rows marked tampered.`);
+  if (cursor && $("audit-rows")) {
+    $("audit-older")?.replaceWith(older);
+    if (!doc.verified) $("audit-chain").replaceWith(verdict);
+    return;
+  }
+  $("audit").replaceChildren(verdict, el("table", { class: "grid" }, el("thead", {}, el("tr", {}, ...["Time", "Action", "Actor", "Target", "Outcome", "Chain"].map((h) => el("th", { scope: "col" }, h)))), body), older);
 }
 
 // -- playground -----------------------------------------------------------------------------------

@@ -285,6 +285,19 @@ export class Client {
     return this.json(call("rotateKey", { body: spec, admin: true }, { key_id: keyId }), options);
   }
 
+  /** One page of the audit trail, newest first: `data` (each record with `verified`), `verified`,
+   * `has_more` and `next_cursor` (pass it as `cursor` for the next page). Times: ISO 8601 or Unix seconds. */
+  async audit(
+    params: { since?: string | number; until?: string | number; actor?: string; action?: string; outcome?: string; limit?: number; cursor?: string } = {},
+    options?: RequestOptions,
+  ): Promise<JSONObject> {
+    const query = definedOnly({
+      since: params.since?.toString(), until: params.until?.toString(), actor: params.actor, action: params.action,
+      outcome: params.outcome, limit: params.limit?.toString(), cursor: params.cursor,
+    });
+    return this.json(call("audit", { query, admin: true }), options);
+  }
+
   // -- live feed ------------------------------------------------------------------------------
 
   /** The live feed: `for await (const event of client.subscribe(["metrics"]))`; `close()` ends it. */

@@ -24,6 +24,7 @@ export const OPERATIONS = {
   listKeys: ["GET", "/admin/keys"],
   revokeKey: ["DELETE", "/admin/keys/{key_id}"],
   rotateKey: ["POST", "/admin/keys/{key_id}/rotate"],
+  audit: ["GET", "/admin/audit"],
   health: ["GET", "/health"],
   ready: ["GET", "/ready"],
 } as const satisfies Record<string, readonly [string, string]>;

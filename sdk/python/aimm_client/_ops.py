@@ -56,6 +56,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "list_keys": ("GET", "/admin/keys"),
     "revoke_key": ("DELETE", "/admin/keys/{key_id}"),
     "rotate_key": ("POST", "/admin/keys/{key_id}/rotate"),
+    "audit": ("GET", "/admin/audit"),
     "health": ("GET", "/health"),
     "ready": ("GET", "/ready"),
 }
@@ -305,3 +306,20 @@ def revoke_key(key_id: str) -> Op[None]:
 def rotate_key(key_id: str, **options: Any) -> Op[JSON]:
     """A new secret for an API key (in the answer once); `overlap_s`: how long the old one still works."""
     return Op(_call("rotate_key", {"key_id": key_id}, json=dict(options), admin=True), json_body)
+
+
+def audit(
+    *,
+    since: str | float | None = None,
+    until: str | float | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Op[JSON]:
+    """One page of the audit trail, newest first: `data` (each record with `verified`), `verified`,
+    `has_more` and `next_cursor` (pass it as `cursor` for the next page). Times: ISO 8601 or Unix seconds."""
+    params = {"since": since, "until": until, "actor": actor, "action": action, "outcome": outcome}
+    text = {k: str(v) for k, v in {**params, "limit": limit, "cursor": cursor}.items() if v is not None}
+    return _get("audit", text, admin=True)

@@ -131,3 +131,4 @@ class Surface:
     list_keys = operation(_ops.list_keys)
     revoke_key = operation(_ops.revoke_key)
     rotate_key = operation(_ops.rotate_key)
+    audit = operation(_ops.audit)
