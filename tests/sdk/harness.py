@@ -73,6 +73,8 @@ def _config(upstream_url: str, workdir: Path) -> dict[str, Any]:
     config: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
     # The usage store in the test's folder, not the demo's relative data/ (the process runs in the repo).
     config["store"]["sqlite_path"] = str(workdir / "usage.db")
+    # The audit trail in the store too, so GET /admin/audit (the SDKs' `audit`) has a source.
+    config.setdefault("hardening", {}).setdefault("audit", {})["store"] = True
     config["models"].append(
         {
             "name": FAULTY,

@@ -306,6 +306,25 @@ def test_keys(sdk: ModuleType, client: Any, gateway: LiveGateway) -> None:
     client.revoke_key(key_id)
 
 
+def test_audit(sdk: ModuleType, client: Any) -> None:
+    """The audit trail, newest first and checked: a key created now is its newest key.create."""
+    created = client.create_key("sdk-audit-key", role="viewer")
+    page = client.audit(action="key.create", limit=1)
+    assert page["source"] == "store" and page["verified"] is True
+    newest = page["data"][0]
+    assert newest["action"] == "key.create" and newest["target"].endswith("(sdk-audit-key)") and newest["verified"]
+    client.create_key("sdk-audit-key-2", role="viewer")
+    two = client.audit(action="key.create", limit=1)
+    assert two["data"][0]["target"].endswith("(sdk-audit-key-2)") and two["has_more"]
+    older = client.audit(action="key.create", limit=1, cursor=two["next_cursor"])
+    assert older["data"][0]["hash"] == newest["hash"]
+    assert client.audit(since=newest["ts"], action="key.create")["data"][-1]["hash"] == newest["hash"]
+    with pytest.raises(sdk.InvalidRequestError) as bad:
+        client.audit(limit=1000)
+    assert bad.value.param == "limit"
+    client.revoke_key(created["id"])
+
+
 def _eventually(check: Any, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():

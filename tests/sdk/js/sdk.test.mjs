@@ -214,6 +214,18 @@ test("analytics and budgets", async () => {
   await assert.rejects(client.usage({ groupBy: "planet" }), (e) => e instanceof InvalidRequestError && e.param === "group_by");
 });
 
+test("audit: newest first, checked, paged", async () => {
+  await client.createKey("js-audit-key", { role: "viewer" });
+  const page = await client.audit({ action: "key.create", limit: 1 });
+  assert.equal(page.source, "store");
+  assert.equal(page.verified, true);
+  assert.ok(page.data[0].target.endsWith("(js-audit-key)") && page.data[0].verified);
+  const older = await client.audit({ action: "key.create", limit: 1, cursor: page.next_cursor ?? undefined });
+  assert.ok(older.data.every((r) => r.ts <= page.data[0].ts && r.hash !== page.data[0].hash));
+  await assert.rejects(client.audit({ limit: 0 }), (e) => e instanceof InvalidRequestError && e.param === "limit");
+  await assert.rejects(new Client({ baseUrl: env.baseUrl, apiKey: env.apiKey, adminToken: "" }).audit(), PermissionDeniedError);
+});
+
 test("keys: called where the gateway has them, a clean 404 where not", async () => {
   if (await documented("GET", "/admin/keys")) {
     const created = await client.createKey("js-test-key", { role: "viewer" });
