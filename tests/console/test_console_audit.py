@@ -54,7 +54,7 @@ def test_audit_page_lists_the_trail_pages_and_marks_tampering(
     browser.find_element(By.ID, "audit-older").click()  # the page is 50: the other 6 on demand
     wait(browser, lambda d: len(_rows(d)) == 56)
     assert not browser.find_elements(By.ID, "audit-older")
-    shot(browser, "audit")
+    shot(browser, "audit-trail")
 
     lines = trail.read_text().splitlines()  # edit the newest record's outcome, then reload the page
     edited = orjson.loads(lines[-1])

@@ -17,7 +17,7 @@ def test_typescript_sdk(js_project: Path, gateway: LiveGateway) -> None:
     # Node 20 has a global WebSocket only behind this flag (Node >= 22: always).
     args = ["node", "--experimental-websocket", "--test", "--test-concurrency=1", "sdk.test.mjs", "cjs.test.cjs"]
     output = run(args, js_project, _node_env(gateway))
-    assert "# fail 0" in output and "# pass 17" in output, output[-3000:]
+    assert "# fail 0" in output and "# pass 18" in output, output[-3000:]
 
 
 def test_official_openai_npm_package(js_project: Path, gateway: LiveGateway) -> None:
