@@ -54,11 +54,18 @@ class Level:
         object.__setattr__(self, "slot", slot)
 
 
+def _format_reset(whole: int) -> str:
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+_RESETS = tuple(_format_reset(s) for s in range(121))  # every reset of a one-minute window, formatted once
+
+
 def duration(seconds: float) -> str:
     """OpenAI's reset format: `1m3s`, `12s`."""
     whole = max(1, math.ceil(seconds))
-    minutes, secs = divmod(whole, 60)
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+    return _RESETS[whole] if whole < len(_RESETS) else _format_reset(whole)
 
 
 def _level(name: str, key: str, rpm: int | None, tpm: int | None, concurrent: int | None) -> Level | None:
