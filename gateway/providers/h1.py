@@ -49,9 +49,11 @@ class _Conn(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[str, str]] = []
         self._head: asyncio.Future[None] | None = None
-        self._body: deque[bytes] = deque()
+        # A list and a future made only while waiting (not a deque and an asyncio.Event, ~600
+        # bytes each): one connection lives as long as its stream, thousands may be open.
+        self._body: list[bytes] = []
         self._buffered = 0
-        self._more: asyncio.Event = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._complete = False
         self._keep_alive = False
         self._received = False
@@ -90,7 +92,7 @@ class _Conn(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
         self._buffered += len(body)
-        self._more.set()
+        self._wake()
         if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
             self._paused = True
             self.transport.pause_reading()
@@ -98,7 +100,7 @@ class _Conn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._keep_alive = self._parser.should_keep_alive()  # read here: the parser resets after this
         self._complete = True
-        self._more.set()
+        self._wake()
 
     # -- one exchange ------------------------------------------------------------------------------
 
@@ -106,11 +108,16 @@ class _Conn(asyncio.Protocol):
         self._error = exc
         if self._head is not None and not self._head.done():
             self._head.set_exception(exc)
-        self._more.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def send(self, request: bytes) -> asyncio.Future[None]:
         """Write the request; the future resolves when the answer's headers are in."""
-        self._headers, self._body, self._buffered = [], deque(), 0
+        self._headers, self._body, self._buffered = [], [], 0
         self._complete = self._received = False
         self._error = None
         self._head = asyncio.get_running_loop().create_future()
@@ -132,10 +139,8 @@ class _Conn(asyncio.Protocol):
         """Every body byte received so far (b"" if none); reading resumes if it was paused."""
         if not self._body:
             piece = b""
-        elif len(self._body) == 1:
-            piece = self._body.popleft()
         else:
-            piece = b"".join(self._body)
+            piece = self._body[0] if len(self._body) == 1 else b"".join(self._body)
             self._body.clear()
         self._buffered = 0
         if self._paused and self.transport is not None:
@@ -154,8 +159,11 @@ class _Conn(asyncio.Protocol):
 
     async def more(self) -> None:
         """Wait for more body bytes, the end of the answer, or a broken connection."""
-        self._more.clear()
-        await self._more.wait()
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     async def read_all(self) -> bytes:
         parts = []
@@ -215,6 +223,7 @@ class H1Client:
                 conn = await self._exchange(url, headers, body, timeouts)
         except TimeoutError:
             raise UpstreamTimeout(f"upstream {self._netloc} timed out (first byte)") from None
+        del body, headers  # sent: not kept in this frame for the stream's life
         answer_headers = conn.headers()
         try:
             yield UpstreamStream(
