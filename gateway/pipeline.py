@@ -148,11 +148,16 @@ class ChatPipeline:
         assert won.first_raw is not None
         first, won.first_raw = won.first_raw, None  # not kept for the stream's life
         gap = self._ledger.metrics.series(won.record.model, won.record.provider).inter_chunk.observe
+        # What settling needs is fixed now; the request, its body and the routing state are not
+        # read again (`after` hooks read the outcome): not kept for the stream's life.
+        fallback_route = r.route.name if _is_fallback(r, won) and r.route is not None else None
+        outcome = r.outcome
+        r.ctx.request, r.ctx.body = None, {}
 
         async def finish(how: Ending, usage: Usage, exc: UpstreamError | None) -> None:
-            await self._settle_stream(r, won, run, how, usage, exc)
+            await self._settle_stream(outcome, won, run, how, usage, exc, fallback_route)
 
-        return PassThrough(r.outcome, ByteRelay(won.raw, first, gap, finish))
+        return PassThrough(outcome, ByteRelay(won.raw, first, gap, finish))
 
     async def _follow(self, r: Attempting, won: Won, run: StageRun) -> AsyncIterator[ChatChunk]:
         """The committed stream: chunk hooks, then settle and the `after` hooks when it ends."""
@@ -184,17 +189,25 @@ class ChatPipeline:
             raise
         finally:
             await aclose(upstream)
-            await self._settle_stream(r, won, run, how, usage, failure)
+            fallback_route = r.route.name if _is_fallback(r, won) and r.route is not None else None
+            await self._settle_stream(r.outcome, won, run, how, usage, failure, fallback_route)
 
     async def _settle_stream(
-        self, r: Attempting, won: Won, run: StageRun, how: Ending, usage: Usage, failure: UpstreamError | None
+        self,
+        outcome: Outcome,
+        won: Won,
+        run: StageRun,
+        how: Ending,
+        usage: Usage,
+        failure: UpstreamError | None,
+        fallback_route: str | None,
     ) -> None:
         """A committed stream ended: the attempt's verdict, then the stages' `after` hooks."""
-        outcome = r.outcome
         if how == "ok":
             outcome.ok, outcome.usage = True, usage
             outcome.cost = self._ledger.succeeded(won.record, won.model, usage, won.ttft)
-            _count_fallback(r, won, self._ledger.metrics)
+            if fallback_route is not None:
+                self._ledger.metrics.fallbacks.labels(fallback_route).inc()
         elif how == "failed" and failure is not None:
             self._ledger.failed(won.record, failure)
             outcome.error, outcome.status = failure, failure.status
@@ -399,8 +412,12 @@ def _answered(r: Attempting, won: Won, metrics: GatewayMetrics | None) -> None:
 
 
 def _count_fallback(r: Attempting, won: Won, metrics: GatewayMetrics) -> None:
-    if r.route is not None and won.record.model != r.order[0] and r.last_error is not None:
-        metrics.fallbacks.labels(r.route.name).inc()  # a hedge winner is not a fallback
+    if r.route is not None and _is_fallback(r, won):
+        metrics.fallbacks.labels(r.route.name).inc()
+
+
+def _is_fallback(r: Attempting, won: Won) -> bool:
+    return r.route is not None and won.record.model != r.order[0] and r.last_error is not None  # not a hedge winner
 
 
 def _short_circuit(outcome: Outcome, answer: ChatCompletion) -> None:

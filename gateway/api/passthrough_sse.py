@@ -49,11 +49,26 @@ class OpenAIFrames:
             if batch is None:
                 self._ended = True
                 return DONE
-            shaped = [s for s in map(self._shape, batch) if s is not None]
-            if shaped or self._ended:
-                frames = b"data: " + b"\n\ndata: ".join(shaped) + b"\n\n" if shaped else b""
+            frames = self._frames(batch)
+            if frames or self._ended:
                 return frames + DONE if self._ended else frames
         raise StopAsyncIteration
+
+    def _frames(self, batch: list[bytes]) -> bytes:
+        """The batch as SSE frames, shaped on the joined bytes when it can be (one C call, not one
+        Python call per event), event by event when a chunk must be decoded (the usage chunk)."""
+        joined = b"\n\ndata: ".join(batch)
+        if self._want_usage:
+            if joined.count(_USAGE) == len(batch):  # every chunk names usage: as the client expects
+                return b"data: " + joined + b"\n\n"
+        elif _USAGE not in joined:
+            return b"data: " + joined + b"\n\n"
+        else:
+            joined = joined.replace(_NULL_USAGE, b"")
+            if _USAGE not in joined:
+                return b"data: " + joined + b"\n\n"
+        shaped = [s for s in map(self._shape, batch) if s is not None]
+        return b"data: " + b"\n\ndata: ".join(shaped) + b"\n\n" if shaped else b""
 
     async def aclose(self) -> None:
         self._ended = True

@@ -130,7 +130,9 @@ class _Conn(asyncio.Protocol):
         return int(self._parser.get_status_code())
 
     def headers(self) -> dict[str, str]:
-        return dict(self._headers)
+        """The answer's headers (taken once per answer: the list is not kept beside the dict)."""
+        headers, self._headers = dict(self._headers), []
+        return headers
 
     def reusable(self) -> bool:
         return self._complete and self._keep_alive and not self.closed
@@ -157,13 +159,18 @@ class _Conn(asyncio.Protocol):
             raise self._error if not isinstance(self._error, _Dropped) else _broken()
         return False
 
-    async def more(self) -> None:
-        """Wait for more body bytes, the end of the answer, or a broken connection."""
-        self._waiter = asyncio.get_running_loop().create_future()
+    async def more(self, timeout_s: float | None = None) -> None:
+        """Wait for more body bytes, the end of the answer, or a broken connection; TimeoutError
+        after `timeout_s` (one timer handle: cheaper than an `asyncio.timeout` per wait)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _expire, waiter) if timeout_s is not None else None
         try:
-            await self._waiter
+            await waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     async def read_all(self) -> bytes:
         parts = []
@@ -177,6 +184,11 @@ class _Conn(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _broken() -> UpstreamError:
@@ -351,8 +363,7 @@ class H1Client:
             if conn.ended:
                 return
             try:
-                async with asyncio.timeout(idle_s):
-                    await conn.more()
+                await conn.more(idle_s)
             except TimeoutError:
                 raise UpstreamTimeout(f"upstream {self._netloc} timed out (stream idle)") from None
 

@@ -17,6 +17,7 @@ from aimm_gateway.providers.exchange import decode_json
 from aimm_gateway.providers.http import UpstreamStream
 
 _DONE = b"[DONE]"
+_DONE_LINE = b"data: [DONE]"
 
 
 class RawEvents:
@@ -64,17 +65,37 @@ class RawEvents:
             keep = buffer.endswith(b"\r")
             buffer = buffer.replace(b"\r\n", b"\n")
             buffer = buffer[:-1].replace(b"\r", b"\n") + b"\r" if keep else buffer.replace(b"\r", b"\n")
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            self._buffer = buffer
+            return []
+        complete, self._buffer = buffer[:end], buffer[end + 2 :]
+        done = complete.endswith(_DONE_LINE) and (len(complete) == len(_DONE_LINE) or complete[-14:-12] == b"\n\n")
+        if done:  # `[DONE]` last: the events before it, then the end
+            complete = complete[: -len(_DONE_LINE) - 2] if len(complete) > len(_DONE_LINE) else b""
+            self._buffer = b""
+        # The common case, in C: every event one `data: {...}` line, none that may be an error.
+        if (
+            complete.startswith(b"data: {")
+            and b'"error"' not in complete
+            and complete.count(b"\n\ndata: {") * 2 == complete.count(b"\n")
+        ):
+            events = complete[6:].split(b"\n\ndata: ")
+        else:
+            events = self._events(complete) if complete else []
+        self.done = self.done or (done and self._error is None)
+        return events
+
+    def _events(self, complete: bytes) -> list[bytes]:
+        """Event by event: comments, multi-line data, errors, `[DONE]` (what follows it is ignored)."""
         out: list[bytes] = []
-        start = 0
-        while not self.done and self._error is None:
-            end = buffer.find(b"\n\n", start)
-            if end < 0:
-                break
-            data = _data(buffer[start:end])
-            start = end + 2
+        for block in complete.split(b"\n\n"):
+            data = _data(block)
             if data is not None:
                 self._take(data, out)
-        self._buffer = buffer[start:] if not self.done else b""
+            if self.done or self._error is not None:
+                self._buffer = b""
+                break
         return out
 
     def _take(self, data: bytes, out: list[bytes]) -> None:
