@@ -150,7 +150,7 @@ class ChatPipeline:
         gap = self._ledger.metrics.series(won.record.model, won.record.provider).inter_chunk.observe
         # What settling needs is fixed now; the request, its body and the routing state are not
         # read again (`after` hooks read the outcome): not kept for the stream's life.
-        fallback_route = r.route.name if _is_fallback(r, won) and r.route is not None else None
+        fallback_route = _fallback_route(r, won)
         outcome = r.outcome
         r.ctx.request, r.ctx.body = None, {}
 
@@ -189,7 +189,7 @@ class ChatPipeline:
             raise
         finally:
             await aclose(upstream)
-            fallback_route = r.route.name if _is_fallback(r, won) and r.route is not None else None
+            fallback_route = _fallback_route(r, won)
             await self._settle_stream(r.outcome, won, run, how, usage, failure, fallback_route)
 
     async def _settle_stream(
@@ -412,12 +412,16 @@ def _answered(r: Attempting, won: Won, metrics: GatewayMetrics | None) -> None:
 
 
 def _count_fallback(r: Attempting, won: Won, metrics: GatewayMetrics) -> None:
-    if r.route is not None and _is_fallback(r, won):
-        metrics.fallbacks.labels(r.route.name).inc()
+    route = _fallback_route(r, won)
+    if route is not None:
+        metrics.fallbacks.labels(route).inc()
 
 
-def _is_fallback(r: Attempting, won: Won) -> bool:
-    return r.route is not None and won.record.model != r.order[0] and r.last_error is not None  # not a hedge winner
+def _fallback_route(r: Attempting, won: Won) -> str | None:
+    """The route whose fallback answered (None: no route, the first target, or a hedge winner)."""
+    if r.route is not None and won.record.model != r.order[0] and r.last_error is not None:
+        return r.route.name
+    return None
 
 
 def _short_circuit(outcome: Outcome, answer: ChatCompletion) -> None:
