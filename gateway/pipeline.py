@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aimm_gateway.attempts.ledger import Ledger
-from aimm_gateway.attempts.openers import Opener, PlainOpener, StreamOpener, Won, aclose
+from aimm_gateway.attempts.openers import Opener, PlainOpener, RawStreamOpener, StreamOpener, Won, aclose
 from aimm_gateway.attempts.planning import Attempting, Planner, Sleep
+from aimm_gateway.attempts.relay import ByteRelay, Ending
 from aimm_gateway.canonical import ChatChunk, ChatCompletion, EmbeddingRequest, Usage
 from aimm_gateway.errors import InvalidRequest, ModelNotFound, NoUsableModel, UpstreamError
 from aimm_gateway.metrics import GatewayMetrics
@@ -47,6 +48,14 @@ class StreamResult:
     chunks: AsyncIterator[ChatChunk]  # first chunk included; raises GatewayError mid-stream
 
 
+@dataclass(slots=True)
+class PassThrough:
+    """A stream relayed as the upstream's bytes (OpenAI chunk JSON): `stream_passthrough`."""
+
+    outcome: Outcome  # as StreamResult's
+    relay: ByteRelay
+
+
 class ChatPipeline:
     def __init__(
         self,
@@ -61,6 +70,7 @@ class ChatPipeline:
         self._stages = stages if stages is not None else StageAssembly(StageDeps(metrics, stats))
         self._plain = PlainOpener(self._ledger)
         self._streamer = StreamOpener(self._ledger)
+        self._raw = RawStreamOpener(self._ledger)
         self._sleep = sleep
 
     # -- the order: stages before, the call, stages after ------------------------------------
@@ -103,29 +113,60 @@ class ChatPipeline:
     async def stream(self, ctx: RequestContext) -> StreamResult:
         """Fail over freely until the first chunk arrives; after that the stream is committed
         and settles (usage, cost, `after` hooks) when it ends."""
+        result = await self._stream(ctx, raw=False)
+        assert isinstance(result, StreamResult)
+        return result
+
+    async def stream_passthrough(self, ctx: RequestContext) -> StreamResult | PassThrough:
+        """`stream` for a client that speaks OpenAI SSE: when the route has no chunk hooks and the
+        winning upstream speaks OpenAI SSE too, its bytes are relayed (a PassThrough)."""
+        return await self._stream(ctx, raw=True)
+
+    async def _stream(self, ctx: RequestContext, raw: bool) -> StreamResult | PassThrough:
         outcome = Outcome(ok=False)
-        async with self._enter(ctx).run(ctx, outcome) as run:
+        chain = self._enter(ctx)
+        async with chain.run(ctx, outcome) as run:
+            result: StreamResult | PassThrough
             if run.answer is not None:
                 _short_circuit(outcome, run.answer)
-                chunks = self._replay(run, run.answer)
+                result = StreamResult(outcome, self._replay(run, run.answer))
             else:
                 assert ctx.request is not None
                 r = await self._planner.prepare(ctx, ctx.request, outcome)
                 r.budget.deposit()
-                won = await self._attempts(r, self._streamer)
+                opener = self._raw if raw and not chain.chunk_hooks else self._streamer
+                won = await self._attempts(r, opener)
                 _answered(r, won, None)
                 outcome.ttft_s = time.perf_counter() - ctx.started
-                chunks = self._follow(r, won, run)
+                result = self._committed(r, won, run)
             run.handed_over = True
-        return StreamResult(outcome, chunks)
+        return result
+
+    def _committed(self, r: Attempting, won: Won, run: StageRun) -> StreamResult | PassThrough:
+        if won.raw is None:
+            return StreamResult(r.outcome, self._follow(r, won, run))
+        assert won.first_raw is not None
+        first, won.first_raw = won.first_raw, None  # not kept for the stream's life
+        gap = self._ledger.metrics.series(won.record.model, won.record.provider).inter_chunk.observe
+        # What settling needs is fixed now; the request, its body and the routing state are not
+        # read again (`after` hooks read the outcome): not kept for the stream's life.
+        fallback_route = _fallback_route(r, won)
+        outcome = r.outcome
+        r.ctx.request, r.ctx.body = None, {}
+
+        async def finish(how: Ending, usage: Usage, exc: UpstreamError | None) -> None:
+            await self._settle_stream(outcome, won, run, how, usage, exc, fallback_route)
+
+        return PassThrough(outcome, ByteRelay(won.raw, first, gap, finish))
 
     async def _follow(self, r: Attempting, won: Won, run: StageRun) -> AsyncIterator[ChatChunk]:
         """The committed stream: chunk hooks, then settle and the `after` hooks when it ends."""
         assert won.upstream is not None and won.first is not None
-        ctx, outcome, upstream, chain = r.ctx, r.outcome, won.upstream, run.chain
+        ctx, upstream, chain = r.ctx, won.upstream, run.chain
         hooks = chain.chunk_hooks
         usage = Usage()
-        state = "cancelled"  # until proven otherwise: the client may go away mid-stream
+        how: Ending = "cancelled"  # until proven otherwise: the client may go away mid-stream
+        failure: UpstreamError | None = None
         gap = self._ledger.metrics.series(won.record.model, won.record.provider).inter_chunk.observe
         try:
             chunk: ChatChunk | None = won.first
@@ -142,22 +183,38 @@ class ChatPipeline:
                     now = time.perf_counter()
                     gap(now - last)
                     last = now
-            state = "ok"
+            how = "ok"
         except UpstreamError as exc:
-            state = "failed"
-            self._ledger.failed(won.record, exc)
-            outcome.error, outcome.status = exc, exc.status
+            how, failure = "failed", exc
             raise
         finally:
             await aclose(upstream)
-            if state == "ok":
-                outcome.ok, outcome.usage = True, usage
-                outcome.cost = self._ledger.succeeded(won.record, won.model, usage, won.ttft)
-                _count_fallback(r, won, self._ledger.metrics)
-            elif state == "cancelled":
-                self._ledger.cancelled(won.record)
-                outcome.status = 499
-            await run.settle()
+            fallback_route = _fallback_route(r, won)
+            await self._settle_stream(r.outcome, won, run, how, usage, failure, fallback_route)
+
+    async def _settle_stream(
+        self,
+        outcome: Outcome,
+        won: Won,
+        run: StageRun,
+        how: Ending,
+        usage: Usage,
+        failure: UpstreamError | None,
+        fallback_route: str | None,
+    ) -> None:
+        """A committed stream ended: the attempt's verdict, then the stages' `after` hooks."""
+        if how == "ok":
+            outcome.ok, outcome.usage = True, usage
+            outcome.cost = self._ledger.succeeded(won.record, won.model, usage, won.ttft)
+            if fallback_route is not None:
+                self._ledger.metrics.fallbacks.labels(fallback_route).inc()
+        elif how == "failed" and failure is not None:
+            self._ledger.failed(won.record, failure)
+            outcome.error, outcome.status = failure, failure.status
+        else:
+            self._ledger.cancelled(won.record)
+            outcome.status = 499
+        await run.settle()
 
     async def _replay(self, run: StageRun, answer: ChatCompletion) -> AsyncIterator[ChatChunk]:
         """A short-circuit answer (cache hit) as a one-chunk stream."""
@@ -355,8 +412,16 @@ def _answered(r: Attempting, won: Won, metrics: GatewayMetrics | None) -> None:
 
 
 def _count_fallback(r: Attempting, won: Won, metrics: GatewayMetrics) -> None:
+    route = _fallback_route(r, won)
+    if route is not None:
+        metrics.fallbacks.labels(route).inc()
+
+
+def _fallback_route(r: Attempting, won: Won) -> str | None:
+    """The route whose fallback answered (None: no route, the first target, or a hedge winner)."""
     if r.route is not None and won.record.model != r.order[0] and r.last_error is not None:
-        metrics.fallbacks.labels(r.route.name).inc()  # a hedge winner is not a fallback
+        return r.route.name
+    return None
 
 
 def _short_circuit(outcome: Outcome, answer: ChatCompletion) -> None:

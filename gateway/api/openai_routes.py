@@ -17,13 +17,13 @@ from aimm_gateway.api.common import (
     request_context,
     served_headers,
 )
+from aimm_gateway.api.passthrough_sse import DONE, OpenAIFrames
 from aimm_gateway.api.sse_response import SSEResponse
 from aimm_gateway.canonical import ChatChunk, ChatRequest, validate_chat, validate_embeddings
 from aimm_gateway.errors import GatewayError
-from aimm_gateway.pipeline import StreamResult
+from aimm_gateway.pipeline import PassThrough, StreamResult
 from aimm_gateway.providers.sse import encode_sse
 
-_DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
@@ -34,8 +34,10 @@ async def chat_completions(request: Request) -> Response:
     req = ctx.request = validate_chat(ctx.body)
     if req.stream:
         ctx.stream = True
-        result = await gateway.pipeline.stream(ctx)
+        result = await gateway.pipeline.stream_passthrough(ctx)
         headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome)}
+        if isinstance(result, PassThrough):
+            return SSEResponse(OpenAIFrames(result.relay, req.wants_usage_in_stream()), headers)
         return SSEResponse(openai_sse(result, req), headers)
     outcome = await gateway.pipeline.complete(ctx)
     return json_response(outcome.response, headers=served_headers(ctx, outcome))
@@ -52,7 +54,7 @@ async def openai_sse(outcome: StreamResult, req: ChatRequest) -> AsyncIterator[b
     except GatewayError as exc:
         yield encode_sse(exc.body_bytes())
         return
-    yield _DONE
+    yield DONE
 
 
 def _shape_usage(chunk: ChatChunk, want_usage: bool) -> ChatChunk | None:

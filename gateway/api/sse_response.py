@@ -32,6 +32,7 @@ class SSEResponse(Response):
         watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, relay))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            self.raw_headers = []  # sent: not kept for the stream's life
             async for frame in self.frames:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aimm_gateway.canonical import ChatChunk, ChatCompletion, Usage
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import UpstreamError, UpstreamTimeout
 from aimm_gateway.providers.base import UpstreamCall
+from aimm_gateway.providers.raw_sse import RawEvents
 from aimm_gateway.stages.base import AttemptRecord
 from aimm_gateway.telemetry import TRACE_KEY
 
@@ -28,6 +29,7 @@ from .ledger import Ledger
 from .planning import Attempting
 
 log = logging.getLogger("aimm.gateway")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -41,6 +43,8 @@ class Won:
     usage: Usage | None = None  # plain: settled usage
     upstream: AsyncIterator[ChatChunk] | None = None  # stream: the rest of the chunks
     first: ChatChunk | None = None  # stream: the first chunk
+    raw: RawEvents | None = None  # pass-through stream as bytes: the rest of the events
+    first_raw: list[bytes] | None = None  # pass-through stream as bytes: the first batch
     ttft: float = 0.0
 
 
@@ -92,38 +96,76 @@ class StreamOpener:
     async def open(self, r: Attempting, record: AttemptRecord, model: ModelConfig) -> Won:
         call = upstream_call(r, record, model)
         upstream = r.rt.providers[record.model].stream(call)
+        first = await self._first(call, record, model, lambda: anext(upstream, None), lambda: aclose(upstream))
+        return Won(record, model, upstream=upstream, first=first, ttft=self._ttft(record))
+
+    async def _first(
+        self,
+        call: UpstreamCall,
+        record: AttemptRecord,
+        model: ModelConfig,
+        first: Callable[[], Awaitable[T | None]],
+        close: Callable[[], Awaitable[None]],
+    ) -> T:
+        """The stream's first item (None: it was empty), its failures as UpstreamErrors;
+        `close` runs unless it is returned."""
         try:
             # `first_byte_s` bounds the time to the first *chunk*, not only to the response
             # headers: an upstream that sends 200 and then stalls would otherwise hold the
             # request for `stream_idle_s` (and be served late) instead of failing over while
             # failover is still free, before anything reached the client.
             async with asyncio.timeout(call.timeouts.first_byte_s):
-                first = await anext(upstream)
+                item = await first()
         except TimeoutError:
             failure: UpstreamError = UpstreamTimeout(
                 f"{model.provider} sent no stream chunk within {call.timeouts.first_byte_s}s"
             )
-        except StopAsyncIteration:
-            failure = UpstreamError(f"{model.provider} returned an empty stream", kind="http")
         except UpstreamError as exc:
             failure = exc
         except BaseException:
-            await aclose(upstream)  # cancelled: a hedge loser, or the client went away
+            await close()  # cancelled: a hedge loser, or the client went away
             raise
         else:
-            ttft = time.perf_counter() - record.started
-            self._ledger.metrics.series(record.model, record.provider).ttft.observe(ttft)
-            return Won(record, model, upstream=upstream, first=first, ttft=ttft)
-        await aclose(upstream)
+            if item is not None:
+                return item
+            failure = UpstreamError(f"{model.provider} returned an empty stream", kind="http")
+        await close()
         raise failure
+
+    def _ttft(self, record: AttemptRecord) -> float:
+        ttft = time.perf_counter() - record.started
+        self._ledger.metrics.series(record.model, record.provider).ttft.observe(ttft)
+        return ttft
 
     async def discard(self, won: Won) -> None:
         if won.upstream is not None:
             await aclose(won.upstream)
+        if won.raw is not None:
+            await won.raw.aclose()
         self._ledger.cancelled(won.record)
 
     def refused(self, won: Won) -> bool:
         return False  # a stream is judged by its first chunk; a refusal shows only later
+
+
+class RawStreamOpener(StreamOpener):
+    """A stream whose upstream speaks the client's format (OpenAI SSE) relayed as bytes; an
+    attempt at any other upstream (a translated one, in a mixed route) opens as decoded chunks."""
+
+    async def open(self, r: Attempting, record: AttemptRecord, model: ModelConfig) -> Won:
+        provider = r.rt.providers[record.model]
+        stream_raw = getattr(provider, "stream_raw", None) if getattr(provider, "raw_stream", False) else None
+        if stream_raw is None:
+            return await super().open(r, record, model)
+        call = upstream_call(r, record, model)
+        raw: RawEvents = stream_raw(call)
+
+        async def first() -> list[bytes] | None:
+            await raw.open()
+            return await raw.read()
+
+        batch = await self._first(call, record, model, first, raw.aclose)
+        return Won(record, model, raw=raw, first_raw=batch, ttft=self._ttft(record))
 
 
 async def aclose(iterator: AsyncIterator[Any]) -> None:

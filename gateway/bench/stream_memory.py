@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,13 @@ def profile(n: int, client: str = "h1", top: int = 30) -> str:
         thread.start()
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         try:
-            return _measure(url, n, top, client)
+            return _measure(url, n, top, client, lambda: int(gateway.metrics.in_flight._value.get()))
         finally:
             server.should_exit = True
             thread.join(10)
 
 
-def _measure(url: str, n: int, top: int, client: str) -> str:
+def _measure(url: str, n: int, top: int, client: str, in_flight: Callable[[], int]) -> str:
     while True:
         try:
             httpx.get(url.replace("/v1/chat/completions", "/health"), timeout=1)
@@ -87,10 +88,13 @@ def _measure(url: str, n: int, top: int, client: str) -> str:
     before, rss_before = tracemalloc.take_snapshot(), rss_kb_self()
     proc = _run_client(url, n)
     time.sleep(n / 100 + 3)  # opened at 100/s; each lasts 30 s
+    # Divided by the streams open at the sample, not by N: on a loaded host (tracing slows the
+    # worker) not all N may be open yet, and some early ones may have ended.
+    opened = max(1, in_flight())
     after, rss_after = tracemalloc.take_snapshot(), rss_kb_self()
     out, _ = proc.communicate()
     tracemalloc.stop()
-    return _report(before, after, n, rss_after - rss_before, out.decode().strip(), top, client)
+    return _report(before, after, n, opened, rss_after - rss_before, out.decode().strip(), top, client)
 
 
 def rss_kb_self() -> int:
@@ -103,15 +107,23 @@ def _run_client(url: str, n: int) -> subprocess.Popen[bytes]:
 
 
 def _report(
-    before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int, rss: int, client_out: str, top: int, kind: str
+    before: tracemalloc.Snapshot,
+    after: tracemalloc.Snapshot,
+    n: int,
+    opened: int,
+    rss: int,
+    client_out: str,
+    top: int,
+    kind: str,
 ) -> str:
     stats = after.compare_to(before, "lineno")
     total = sum(s.size_diff for s in stats)
     lines = [
         f"`aimm bench --stream-memory {n}` (upstream client {kind}); client completed/errors: {client_out}",
         "",
-        f"- Python heap (tracemalloc) with {n} streams open: {total / 1024 / n:.1f} KB per stream; "
-        f"RSS {rss / n:.1f} KB per stream (tracing itself adds to RSS)",
+        f"- Python heap (tracemalloc) with {opened} of {n} streams open at the sample: "
+        f"{total / 1024 / opened:.1f} KB per open stream; "
+        f"RSS {rss / opened:.1f} KB per open stream (tracing itself adds to RSS)",
         "",
         "| allocated at | KB per stream | objects per stream |",
         "|---|---|---|",
@@ -119,7 +131,7 @@ def _report(
     for s in stats[:top]:
         frame = s.traceback[0]
         where = f"{_short(frame.filename)}:{frame.lineno}"
-        lines.append(f"| {where} | {s.size_diff / 1024 / n:.2f} | {s.count_diff / n:.1f} |")
+        lines.append(f"| {where} | {s.size_diff / 1024 / opened:.2f} | {s.count_diff / opened:.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -39,6 +39,8 @@ def deployment_base_url(endpoint: str, deployment: str) -> str:
 
 
 class AzureOpenAIProvider(OpenAICompatProvider):
+    raw_stream = False  # its stream has chunks for the prompt filter that clients must not see
+
     def __init__(self, model: ModelConfig, endpoint: str, pools: UpstreamPools) -> None:
         settings = model.azure or AzureSettings()
         auth = AuthStyle.BEARER if settings.auth == "entra" else AuthStyle.API_KEY

@@ -67,6 +67,7 @@ class Upstream:
     ) -> AsyncIterator[UpstreamStream]:
         """A streamed POST; a failed status is raised (with the error body read) before any chunk."""
         async with self.client.stream(url, headers, body, timeouts) as resp:
+            del body, headers  # sent: not kept in this frame for the stream's life
             if resp.status >= 400:
                 raise self.on_error(self.provider, resp.status, resp.headers, await resp.read_all())
             yield resp

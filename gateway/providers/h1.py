@@ -49,9 +49,11 @@ class _Conn(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[str, str]] = []
         self._head: asyncio.Future[None] | None = None
-        self._body: deque[bytes] = deque()
+        # A list and a future made only while waiting (not a deque and an asyncio.Event, ~600
+        # bytes each): one connection lives as long as its stream, thousands may be open.
+        self._body: list[bytes] = []
         self._buffered = 0
-        self._more: asyncio.Event = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._complete = False
         self._keep_alive = False
         self._received = False
@@ -90,7 +92,7 @@ class _Conn(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
         self._buffered += len(body)
-        self._more.set()
+        self._wake()
         if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
             self._paused = True
             self.transport.pause_reading()
@@ -98,7 +100,7 @@ class _Conn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._keep_alive = self._parser.should_keep_alive()  # read here: the parser resets after this
         self._complete = True
-        self._more.set()
+        self._wake()
 
     # -- one exchange ------------------------------------------------------------------------------
 
@@ -106,11 +108,16 @@ class _Conn(asyncio.Protocol):
         self._error = exc
         if self._head is not None and not self._head.done():
             self._head.set_exception(exc)
-        self._more.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def send(self, request: bytes) -> asyncio.Future[None]:
         """Write the request; the future resolves when the answer's headers are in."""
-        self._headers, self._body, self._buffered = [], deque(), 0
+        self._headers, self._body, self._buffered = [], [], 0
         self._complete = self._received = False
         self._error = None
         self._head = asyncio.get_running_loop().create_future()
@@ -123,7 +130,9 @@ class _Conn(asyncio.Protocol):
         return int(self._parser.get_status_code())
 
     def headers(self) -> dict[str, str]:
-        return dict(self._headers)
+        """The answer's headers (taken once per answer: the list is not kept beside the dict)."""
+        headers, self._headers = dict(self._headers), []
+        return headers
 
     def reusable(self) -> bool:
         return self._complete and self._keep_alive and not self.closed
@@ -132,10 +141,8 @@ class _Conn(asyncio.Protocol):
         """Every body byte received so far (b"" if none); reading resumes if it was paused."""
         if not self._body:
             piece = b""
-        elif len(self._body) == 1:
-            piece = self._body.popleft()
         else:
-            piece = b"".join(self._body)
+            piece = self._body[0] if len(self._body) == 1 else b"".join(self._body)
             self._body.clear()
         self._buffered = 0
         if self._paused and self.transport is not None:
@@ -152,10 +159,18 @@ class _Conn(asyncio.Protocol):
             raise self._error if not isinstance(self._error, _Dropped) else _broken()
         return False
 
-    async def more(self) -> None:
-        """Wait for more body bytes, the end of the answer, or a broken connection."""
-        self._more.clear()
-        await self._more.wait()
+    async def more(self, timeout_s: float | None = None) -> None:
+        """Wait for more body bytes, the end of the answer, or a broken connection; TimeoutError
+        after `timeout_s` (one timer handle: cheaper than an `asyncio.timeout` per wait)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _expire, waiter) if timeout_s is not None else None
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     async def read_all(self) -> bytes:
         parts = []
@@ -169,6 +184,11 @@ class _Conn(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _broken() -> UpstreamError:
@@ -215,6 +235,7 @@ class H1Client:
                 conn = await self._exchange(url, headers, body, timeouts)
         except TimeoutError:
             raise UpstreamTimeout(f"upstream {self._netloc} timed out (first byte)") from None
+        del body, headers  # sent: not kept in this frame for the stream's life
         answer_headers = conn.headers()
         try:
             yield UpstreamStream(
@@ -342,8 +363,7 @@ class H1Client:
             if conn.ended:
                 return
             try:
-                async with asyncio.timeout(idle_s):
-                    await conn.more()
+                await conn.more(idle_s)
             except TimeoutError:
                 raise UpstreamTimeout(f"upstream {self._netloc} timed out (stream idle)") from None
 

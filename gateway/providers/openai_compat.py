@@ -10,7 +10,7 @@ says whether the body names the model, and `_on_error` can recognise provider er
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -21,9 +21,14 @@ from aimm_gateway.providers.base import EmbeddingCall, UpstreamCall
 from aimm_gateway.providers.errors import upstream_error
 from aimm_gateway.providers.exchange import DONE, Upstream
 from aimm_gateway.providers.http import UpstreamPools
+from aimm_gateway.providers.raw_sse import RawEvents
 
 
 class OpenAICompatProvider:
+    # The stream is the client's wire format as is: a pass-through relay may forward its bytes
+    # (`stream_raw`). A variant whose chunks need filtering (Azure) turns this off.
+    raw_stream: ClassVar[bool] = True
+
     def __init__(
         self,
         provider: str,
@@ -63,12 +68,22 @@ class OpenAICompatProvider:
         body.pop("stream_options", None)
         return await self._post(self._chat_url, body, call)
 
-    async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
+    def _stream_request(self, call: UpstreamCall) -> tuple[dict[str, str], bytes]:
         body = {**self._body(call.body, call.model.upstream_model), "stream": True}
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         headers = {**self._headers(call.api_key, call.headers), "accept": "text/event-stream"}
+        return headers, orjson.dumps(body)
+
+    def stream_raw(self, call: UpstreamCall) -> RawEvents:
+        """The same stream as `stream`, as raw event payloads (not yet sent: `open` it)."""
+        headers, body = self._stream_request(call)
         upstream = self._upstream
-        async with upstream.stream(self._chat_url, headers, orjson.dumps(body), call.timeouts) as resp:
+        return RawEvents(upstream.stream(self._chat_url, headers, body, call.timeouts), upstream.provider)
+
+    async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
+        headers, body = self._stream_request(call)
+        upstream = self._upstream
+        async with upstream.stream(self._chat_url, headers, body, call.timeouts) as resp:
             # The chunks are already OpenAI's: no translation, and the usage chunk comes from upstream.
             async for event, data in upstream.sse(resp):
                 if event == DONE:

@@ -1,0 +1,84 @@
+"""A committed pass-through stream relayed as bytes: one object per stream, one call per upstream read.
+
+For a route without chunk hooks whose upstream speaks the client's format, the pipeline hands the
+client's framing this relay instead of a chain of generators (upstream bytes → SSE events → JSON
+dicts → hooks → JSON again). It reads the upstream's events in batches (every event one socket
+read completed), decodes only an event that carries a non-null `usage` (the final one, to settle
+cost), and settles the attempt and the stages when the stream ends, fails or is abandoned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import orjson
+
+from aimm_gateway.canonical import Usage
+from aimm_gateway.errors import UpstreamError
+from aimm_gateway.providers.raw_sse import RawEvents
+
+Ending = Literal["ok", "failed", "cancelled"]
+# How the stream ended, its usage, the failure (when "failed"): the pipeline's settle step.
+Finish = Callable[[Ending, Usage, UpstreamError | None], Awaitable[None]]
+
+_USAGE = b'"usage"'
+_NO_USAGE = b'"usage":null'
+
+
+class ByteRelay:
+    """`read` until it returns None; `aclose` in every case (settles once, whatever happened)."""
+
+    __slots__ = ("_finish", "_first", "_gap", "_last", "_upstream", "_usage", "ended")
+
+    def __init__(self, upstream: RawEvents, first: list[bytes], gap: Callable[[float], None], finish: Finish) -> None:
+        self._upstream = upstream
+        self._first: list[bytes] | None = first
+        self._gap = gap  # the inter-chunk histogram: one gap per upstream read that carried events
+        self._finish = finish
+        self._usage = Usage()
+        self._last = time.perf_counter()
+        self.ended = False
+
+    @property
+    def complete(self) -> bool:
+        """`[DONE]` was read: the next `read` settles and returns None without waiting."""
+        return self._upstream.done
+
+    async def read(self) -> list[bytes] | None:
+        """The next batch of event payloads (OpenAI chunk JSON, as the upstream sent it); None at
+        the end, after settling. An UpstreamError is raised after the failure is settled."""
+        batch = self._first
+        if batch is not None:
+            self._first = None
+        else:
+            try:
+                batch = await self._upstream.read()
+            except UpstreamError as exc:
+                await self._end("failed", exc)
+                raise
+            if batch is None:
+                await self._end("ok")
+                return None
+            now = time.perf_counter()
+            self._gap(now - self._last)
+            self._last = now
+        for data in batch:
+            if _USAGE in data and _NO_USAGE not in data:  # the usage chunk (or a spelling we must read)
+                usage = orjson.loads(data).get("usage")
+                if usage:
+                    self._usage = Usage.from_openai(usage)
+        return batch
+
+    async def aclose(self) -> None:
+        """Settle as abandoned (the client went away) unless the stream already ended."""
+        if not self.ended:
+            await self._end("cancelled")
+
+    async def _end(self, how: Ending, exc: UpstreamError | None = None) -> None:
+        self.ended = True
+        try:
+            await self._upstream.aclose()
+        finally:
+            await self._finish(how, self._usage, exc)

@@ -1,0 +1,128 @@
+"""An OpenAI-style SSE upstream read as raw event payloads: one batch per upstream read.
+
+The pass-through relay (`attempts/relay.py`) sends the upstream's own bytes on to the client;
+decoding and re-encoding every chunk was most of a relayed chunk's Python CPU. Here an event is
+split out of the byte stream and handed on as its `data` bytes; only events that may be an
+error (a byte search for `"error"`) or that are not a JSON object are decoded. `[DONE]` ends it.
+A batch holds every event one upstream read completed, so the relay can send them in one write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+
+from aimm_gateway.errors import UpstreamError
+from aimm_gateway.providers.exchange import decode_json
+from aimm_gateway.providers.http import UpstreamStream
+
+_DONE = b"[DONE]"
+_DONE_LINE = b"data: [DONE]"
+
+
+class RawEvents:
+    """`open`, then `read` until it returns None (after `[DONE]`); `aclose` in every case."""
+
+    __slots__ = ("_buffer", "_chunks", "_cm", "_error", "_provider", "done")
+
+    def __init__(self, cm: AbstractAsyncContextManager[UpstreamStream], provider: str) -> None:
+        self._cm = cm
+        self._provider = provider
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._buffer = b""
+        self._error: UpstreamError | None = None  # found after good events of the same read: raised next
+        self.done = False  # `[DONE]` seen: nothing more to read
+
+    async def open(self) -> None:
+        """Send the request; a failed status raises (mapped by the provider) before any event."""
+        self._chunks = (await self._cm.__aenter__()).chunks
+
+    async def read(self) -> list[bytes] | None:
+        """The payloads of the events the next upstream read(s) complete (at least one);
+        None once `[DONE]` was read. Raises UpstreamError for an error event or a cut-off stream."""
+        assert self._chunks is not None
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self.done:
+                return None
+            piece = await anext(self._chunks, None)
+            if piece is None:
+                raise UpstreamError(f"{self._provider} stream ended before [DONE]", kind="connection")
+            events = self._split(piece)
+            if events:
+                return events  # an error or `[DONE]` after them comes with the next read
+
+    async def aclose(self) -> None:
+        """Return or close the upstream connection (nothing to do if `open` never succeeded)."""
+        if self._chunks is not None:
+            self._chunks = None
+            await self._cm.__aexit__(None, None, None)
+
+    def _split(self, piece: bytes) -> list[bytes]:
+        buffer = self._buffer + piece if self._buffer else piece
+        if b"\r" in buffer:  # CRLF (or CR) line ends: rare, normalised; a trailing CR waits for its LF
+            keep = buffer.endswith(b"\r")
+            buffer = buffer.replace(b"\r\n", b"\n")
+            buffer = buffer[:-1].replace(b"\r", b"\n") + b"\r" if keep else buffer.replace(b"\r", b"\n")
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            self._buffer = buffer
+            return []
+        complete, self._buffer = buffer[:end], buffer[end + 2 :]
+        done = complete.endswith(_DONE_LINE) and (len(complete) == len(_DONE_LINE) or complete[-14:-12] == b"\n\n")
+        if done:  # `[DONE]` last: the events before it, then the end
+            complete = complete[: -len(_DONE_LINE) - 2] if len(complete) > len(_DONE_LINE) else b""
+            self._buffer = b""
+        # The common case, in C: every event one `data: {...}` line, none that may be an error.
+        if (
+            complete.startswith(b"data: {")
+            and b'"error"' not in complete
+            and complete.count(b"\n\ndata: {") * 2 == complete.count(b"\n")
+        ):
+            events = complete[6:].split(b"\n\ndata: ")
+        else:
+            events = self._events(complete) if complete else []
+        self.done = self.done or (done and self._error is None)
+        return events
+
+    def _events(self, complete: bytes) -> list[bytes]:
+        """Event by event: comments, multi-line data, errors, `[DONE]` (what follows it is ignored)."""
+        out: list[bytes] = []
+        for block in complete.split(b"\n\n"):
+            data = _data(block)
+            if data is not None:
+                self._take(data, out)
+            if self.done or self._error is not None:
+                self._buffer = b""
+                break
+        return out
+
+    def _take(self, data: bytes, out: list[bytes]) -> None:
+        if data == _DONE:
+            self.done = True
+        elif data[:1] != b"{" or b'"error"' in data:
+            try:
+                decoded = decode_json(self._provider, data)  # invalid JSON: the upstream's fault
+            except UpstreamError as exc:
+                self._error = exc
+                return
+            if "error" in decoded and "choices" not in decoded:
+                err = decoded["error"] if isinstance(decoded["error"], dict) else {"message": str(decoded["error"])}
+                self._error = UpstreamError(f"{self._provider} stream error: {err.get('message')}", kind="http")
+            else:
+                out.append(data)
+        else:
+            out.append(data)
+
+
+def _data(block: bytes) -> bytes | None:
+    """The `data` of one event block (its lines joined by LF); None for a comment-only block."""
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return block[6:]  # the common case: one `data:` line
+    lines = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            lines.append(value[1:] if value.startswith(b" ") else value)
+    return b"\n".join(lines) if lines else None
