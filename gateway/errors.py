@@ -18,6 +18,16 @@ class GatewayError(Exception):
     type: str = "server_error"
     code: str | None = None
 
+    def __init_subclass__(cls, *, status: int | None = None, type: str | None = None, code: str | None = None) -> None:
+        # A subclass states its defaults in its class line: `class X(GatewayError, status=404, ...)`.
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if type is not None:
+            cls.type = type
+        if code is not None:
+            cls.code = code
+
     def __init__(
         self,
         message: str,
@@ -49,60 +59,34 @@ class GatewayError(Exception):
         return f"{type(self).__name__}({self.status}, {self.message!r})"
 
 
-class InvalidRequest(GatewayError):
-    status = 400
-    type = "invalid_request_error"
+# Each error kind is its status, OpenAI `type` and `code`, declared in the class line itself.
+class InvalidRequest(GatewayError, status=400, type="invalid_request_error"): ...
 
 
-class Unauthorized(GatewayError):
-    status = 401
-    type = "authentication_error"
-    code = "invalid_api_key"
+class Unauthorized(GatewayError, status=401, type="authentication_error", code="invalid_api_key"): ...
 
 
-class Forbidden(GatewayError):
-    status = 403
-    type = "permission_error"
+class Forbidden(GatewayError, status=403, type="permission_error"): ...
 
 
-class NotFound(GatewayError):
-    status = 404
-    type = "invalid_request_error"
-    code = "not_found"
+class NotFound(GatewayError, status=404, type="invalid_request_error", code="not_found"): ...
 
 
-class ModelNotFound(GatewayError):
-    status = 404
-    type = "invalid_request_error"
-    code = "model_not_found"
+class ModelNotFound(GatewayError, status=404, type="invalid_request_error", code="model_not_found"): ...
 
 
-class PayloadTooLarge(GatewayError):
-    status = 413
-    type = "invalid_request_error"
-    code = "request_too_large"
+class PayloadTooLarge(GatewayError, status=413, type="invalid_request_error", code="request_too_large"): ...
 
 
-class RequestTimeout(GatewayError):
+class RequestTimeout(GatewayError, status=408, type="invalid_request_error", code="request_timeout"):
     """The client did not finish sending its body in time (slowloris on the body)."""
 
-    status = 408
-    type = "invalid_request_error"
-    code = "request_timeout"
+
+class RateLimited(GatewayError, status=429, type="rate_limit_error", code="rate_limit_exceeded"): ...
 
 
-class RateLimited(GatewayError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
-
-
-class UpstreamError(GatewayError):
+class UpstreamError(GatewayError, status=502, type="upstream_error", code="upstream_error"):
     """The upstream provider failed; `retryable` says whether another attempt may help."""
-
-    status = 502
-    type = "upstream_error"
-    code = "upstream_error"
 
     def __init__(
         self,
@@ -127,10 +111,7 @@ class UpstreamTimeout(UpstreamError):
         super().__init__(message, status=504, retryable=True, kind="timeout", type="timeout_error")
 
 
-class NoUsableModel(GatewayError):
-    status = 503
-    type = "service_unavailable"
-    code = "no_usable_model"
+class NoUsableModel(GatewayError, status=503, type="service_unavailable", code="no_usable_model"): ...
 
 
 def _format_retry_after(seconds: float) -> str:
