@@ -11,6 +11,13 @@ from typing import Any
 import orjson
 
 
+def _set_given(target: object, **values: object) -> None:
+    """Overrides of the class defaults: only the ones given (None means "keep the default")."""
+    for name, value in values.items():
+        if value is not None:
+            setattr(target, name, value)
+
+
 class GatewayError(Exception):
     """An error with an HTTP status and an OpenAI-shaped body."""
 
@@ -21,12 +28,7 @@ class GatewayError(Exception):
     def __init_subclass__(cls, *, status: int | None = None, type: str | None = None, code: str | None = None) -> None:
         # A subclass states its defaults in its class line: `class X(GatewayError, status=404, ...)`.
         super().__init_subclass__()
-        if status is not None:
-            cls.status = status
-        if type is not None:
-            cls.type = type
-        if code is not None:
-            cls.code = code
+        _set_given(cls, status=status, type=type, code=code)
 
     def __init__(
         self,
@@ -40,12 +42,7 @@ class GatewayError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        if status is not None:
-            self.status = status
-        if type is not None:
-            self.type = type
-        if code is not None:
-            self.code = code
+        _set_given(self, status=status, type=type, code=code)
         self.param = param
         self.headers = headers or {}
 
