@@ -23,6 +23,20 @@ WEATHER_TOOL: dict[str, Any] = {
     },
 }
 
+# The same tool with a required enum argument (the mock fills both in from the schema).
+WEATHER_UNIT_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+            "required": ["city", "unit"],
+        },
+    },
+}
+
 
 def user(content: Any) -> dict[str, Any]:
     return {"role": "user", "content": content}
