@@ -513,9 +513,7 @@ class CohereDialect:
         check_headers(request.headers, require_auth=require_auth)
 
     bad_request = staticmethod(_invalid)
-
     invalid_json = staticmethod(invalid_json_error)
-
     fault_body = staticmethod(fault_error_body)
 
     def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:

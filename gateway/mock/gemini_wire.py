@@ -1070,9 +1070,7 @@ class GeminiDialect:
                      "API Key or other form of API consumer identity to call this API."))  # fmt: skip
 
     bad_request = staticmethod(_invalid)
-
     invalid_json = staticmethod(invalid_json_error)
-
     fault_body = staticmethod(fault_error_body)
 
     def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:

@@ -118,7 +118,6 @@ class _AnthropicDialect:
         return MockValidationError(400, anthropic_wire.error_body("invalid_request_error", message))
 
     invalid_json = staticmethod(anthropic_wire.invalid_json_error)
-
     fault_body = staticmethod(anthropic_wire.fault_error_body)
 
     def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:
