@@ -11,12 +11,24 @@ from typing import Any
 import orjson
 
 
+def _set_given(target: object, **values: object) -> None:
+    """Overrides of the class defaults: only the ones given (None means "keep the default")."""
+    for name, value in values.items():
+        if value is not None:
+            setattr(target, name, value)
+
+
 class GatewayError(Exception):
     """An error with an HTTP status and an OpenAI-shaped body."""
 
     status: int = 500
     type: str = "server_error"
     code: str | None = None
+
+    def __init_subclass__(cls, *, status: int | None = None, type: str | None = None, code: str | None = None) -> None:
+        # A subclass states its defaults in its class line: `class X(GatewayError, status=404, ...)`.
+        super().__init_subclass__()
+        _set_given(cls, status=status, type=type, code=code)
 
     def __init__(
         self,
@@ -30,12 +42,7 @@ class GatewayError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        if status is not None:
-            self.status = status
-        if type is not None:
-            self.type = type
-        if code is not None:
-            self.code = code
+        _set_given(self, status=status, type=type, code=code)
         self.param = param
         self.headers = headers or {}
 
@@ -49,60 +56,34 @@ class GatewayError(Exception):
         return f"{type(self).__name__}({self.status}, {self.message!r})"
 
 
-class InvalidRequest(GatewayError):
-    status = 400
-    type = "invalid_request_error"
+# Each error kind is its status, OpenAI `type` and `code`, declared in the class line itself.
+class InvalidRequest(GatewayError, status=400, type="invalid_request_error"): ...
 
 
-class Unauthorized(GatewayError):
-    status = 401
-    type = "authentication_error"
-    code = "invalid_api_key"
+class Unauthorized(GatewayError, status=401, type="authentication_error", code="invalid_api_key"): ...
 
 
-class Forbidden(GatewayError):
-    status = 403
-    type = "permission_error"
+class Forbidden(GatewayError, status=403, type="permission_error"): ...
 
 
-class NotFound(GatewayError):
-    status = 404
-    type = "invalid_request_error"
-    code = "not_found"
+class NotFound(GatewayError, status=404, type="invalid_request_error", code="not_found"): ...
 
 
-class ModelNotFound(GatewayError):
-    status = 404
-    type = "invalid_request_error"
-    code = "model_not_found"
+class ModelNotFound(GatewayError, status=404, type="invalid_request_error", code="model_not_found"): ...
 
 
-class PayloadTooLarge(GatewayError):
-    status = 413
-    type = "invalid_request_error"
-    code = "request_too_large"
+class PayloadTooLarge(GatewayError, status=413, type="invalid_request_error", code="request_too_large"): ...
 
 
-class RequestTimeout(GatewayError):
+class RequestTimeout(GatewayError, status=408, type="invalid_request_error", code="request_timeout"):
     """The client did not finish sending its body in time (slowloris on the body)."""
 
-    status = 408
-    type = "invalid_request_error"
-    code = "request_timeout"
+
+class RateLimited(GatewayError, status=429, type="rate_limit_error", code="rate_limit_exceeded"): ...
 
 
-class RateLimited(GatewayError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
-
-
-class UpstreamError(GatewayError):
+class UpstreamError(GatewayError, status=502, type="upstream_error", code="upstream_error"):
     """The upstream provider failed; `retryable` says whether another attempt may help."""
-
-    status = 502
-    type = "upstream_error"
-    code = "upstream_error"
 
     def __init__(
         self,
@@ -127,10 +108,7 @@ class UpstreamTimeout(UpstreamError):
         super().__init__(message, status=504, retryable=True, kind="timeout", type="timeout_error")
 
 
-class NoUsableModel(GatewayError):
-    status = 503
-    type = "service_unavailable"
-    code = "no_usable_model"
+class NoUsableModel(GatewayError, status=503, type="service_unavailable", code="no_usable_model"): ...
 
 
 def _format_retry_after(seconds: float) -> str:

@@ -10,7 +10,7 @@ lock and a dict lookup per call, too slow for every request or streamed chunk.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST as TEXT_TYPE
@@ -74,118 +74,103 @@ class GatewayMetrics:
         self._request_series: dict[tuple[str, str, str], RequestSeries] = {}
 
     # -- definitions ------------------------------------------------------------------------------
+    # One line a metric: the helpers add the prefix and the app's registry.
+
+    def _counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(PREFIX + name, doc, labels, registry=self.registry)
+
+    def _gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        return Gauge(PREFIX + name, doc, labels, registry=self.registry)
+
+    def _histogram(self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]) -> Histogram:
+        return Histogram(PREFIX + name, doc, labels, buckets=buckets, registry=self.registry)
 
     def _upstream_metrics(self) -> None:
         """Per upstream attempt, labelled by the configured model that was tried."""
-        r, mp = self.registry, ["model", "provider"]
-        self.requests = Counter(
-            PREFIX + "requests_total", "Upstream attempts by model and HTTP status.", [*mp, "status"], registry=r
+        mp = ("model", "provider")
+        self.requests = self._counter("requests_total", "Upstream attempts by model and HTTP status.", (*mp, "status"))
+        self.duration = self._histogram(
+            "request_duration_seconds", "Upstream answer duration (whole answer).", mp, _LATENCY_BUCKETS
         )
-        self.duration = Histogram(
-            PREFIX + "request_duration_seconds", "Upstream answer duration (whole answer).", mp,
-            buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.ttft = Histogram(
-            PREFIX + "time_to_first_token_seconds", "Time from sending to the first streamed chunk.", mp,
-            buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.inter_chunk = Histogram(
-            PREFIX + "inter_chunk_latency_seconds", "Gap between consecutive streamed chunks.", mp,
-            buckets=_CHUNK_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.errors = Counter(PREFIX + "errors_total", "Failed upstream attempts by kind.", [*mp, "type"], registry=r)
-        self.cost = Counter(PREFIX + "cost_usd_total", "Spend in USD.", mp, registry=r)
-        self.input_tokens = Counter(PREFIX + "input_tokens_total", "Prompt (input) tokens.", mp, registry=r)
-        self.output_tokens = Counter(PREFIX + "output_tokens_total", "Completion (output) tokens.", mp, registry=r)
-        self.retries = Counter(
-            PREFIX + "retries_total", "Retried attempts, by the model retried.", ["model"], registry=r
+        self.ttft = self._histogram(
+            "time_to_first_token_seconds", "Time from sending to the first streamed chunk.", mp, _LATENCY_BUCKETS
         )
-        self.fallbacks = Counter(PREFIX + "fallbacks_total", "Requests served by a fallback.", ["route"], registry=r)
-        self.hedges = Counter(PREFIX + "hedges_total", "Hedged requests sent.", ["route"], registry=r)
+        self.inter_chunk = self._histogram(
+            "inter_chunk_latency_seconds", "Gap between consecutive streamed chunks.", mp, _CHUNK_BUCKETS
+        )
+        self.errors = self._counter("errors_total", "Failed upstream attempts by kind.", (*mp, "type"))
+        self.cost = self._counter("cost_usd_total", "Spend in USD.", mp)
+        self.input_tokens = self._counter("input_tokens_total", "Prompt (input) tokens.", mp)
+        self.output_tokens = self._counter("output_tokens_total", "Completion (output) tokens.", mp)
+        self.retries = self._counter("retries_total", "Retried attempts, by the model retried.", ("model",))
+        self.fallbacks = self._counter("fallbacks_total", "Requests served by a fallback.", ("route",))
+        self.hedges = self._counter("hedges_total", "Hedged requests sent.", ("route",))
 
     def _request_metrics(self) -> None:
         """Per client request (the telemetry stage), whatever stage answered or refused it."""
-        r = self.registry
-        self.client_requests = Counter(
-            PREFIX + "client_requests_total", "Client requests by API, model or route asked for, and status.",
-            ["api", "model", "code"], registry=r,
-        )  # fmt: skip
-        self.client_duration = Histogram(
-            PREFIX + "client_request_duration_seconds", "Client request duration, gateway included.",
-            ["api", "model", "code"], buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.in_flight = Gauge(PREFIX + "in_flight_requests", "Client requests being served.", registry=r)
+        amc = ("api", "model", "code")
+        self.client_requests = self._counter(
+            "client_requests_total", "Client requests by API, model or route asked for, and status.", amc
+        )
+        self.client_duration = self._histogram(
+            "client_request_duration_seconds", "Client request duration, gateway included.", amc, _LATENCY_BUCKETS
+        )
+        self.in_flight = self._gauge("in_flight_requests", "Client requests being served.")
 
     def _policy_metrics(self) -> None:
         """Counters the policy stages (rate limit, guard, auth) increment, and the budget gauge."""
-        r = self.registry
-        self.rate_limited = Counter(
-            PREFIX + "rate_limited_total", "Requests refused by a rate limit (429).", ["reason"], registry=r
+        self.rate_limited = self._counter("rate_limited_total", "Requests refused by a rate limit (429).", ("reason",))
+        self.budget_used = self._gauge(
+            "budget_used_ratio", "Spend over limit for each budget, this period.", ("budget",)
         )
-        self.budget_used = Gauge(
-            PREFIX + "budget_used_ratio", "Spend over limit for each budget, this period.", ["budget"], registry=r
-        )
-        self.auth_failures = Counter(
-            PREFIX + "auth_failures_total", "Requests refused by authentication.", ["reason"], registry=r
-        )
-        self.guard_blocks = Counter(PREFIX + "guard_blocks_total", "Requests blocked by a guard.", ["kind"], registry=r)
+        self.auth_failures = self._counter("auth_failures_total", "Requests refused by authentication.", ("reason",))
+        self.guard_blocks = self._counter("guard_blocks_total", "Requests blocked by a guard.", ("kind",))
 
     def _governance_metrics(self) -> None:
         """What cost governance (budget/metrics.py's view) and the guards (security/metrics.py) count."""
-        r = self.registry
-        self.usage_dropped = Counter(
-            PREFIX + "usage_rows_dropped_total", "Usage rows dropped because the write queue was full.", registry=r
+        self.usage_dropped = self._counter(
+            "usage_rows_dropped_total", "Usage rows dropped because the write queue was full."
         )
-        self.usage_write_errors = Counter(
-            PREFIX + "usage_write_errors_total", "Failed usage-store batch writes (rows kept).", registry=r
+        self.usage_write_errors = self._counter(
+            "usage_write_errors_total", "Failed usage-store batch writes (rows kept)."
         )
-        self.usage_queued = Gauge(PREFIX + "usage_rows_queued", "Usage rows waiting to be written.", registry=r)
-        self.budget_thresholds = Counter(
-            PREFIX + "budget_threshold_crossed_total", "Budget thresholds crossed (once per period each).",
-            ["budget", "threshold"], registry=r,
-        )  # fmt: skip
-        self.budget_refused = Counter(
-            PREFIX + "budget_refused_total", "Requests refused or downgraded by a budget.", ["budget", "action"],
-            registry=r,
-        )  # fmt: skip
-        self.state_unavailable = Counter(
-            PREFIX + "state_unavailable_total",
+        self.usage_queued = self._gauge("usage_rows_queued", "Usage rows waiting to be written.")
+        self.budget_thresholds = self._counter(
+            "budget_threshold_crossed_total",
+            "Budget thresholds crossed (once per period each).",
+            ("budget", "threshold"),
+        )
+        self.budget_refused = self._counter(
+            "budget_refused_total", "Requests refused or downgraded by a budget.", ("budget", "action")
+        )
+        self.state_unavailable = self._counter(
+            "state_unavailable_total",
             "Shared-state calls that failed (Redis down or slow), by user and fail mode applied.",
-            ["user", "mode"], registry=r,
-        )  # fmt: skip
-        self.cache = Counter(PREFIX + "cache_requests_total", "Response-cache lookups.", ["result"], registry=r)
-        self.guard_score = Histogram(
-            PREFIX + "guard_injection_score", "Prompt-injection score of requests (0-10).", ["route"],
-            buckets=(0.5, 2, 4, 5, 7, 9, 10), registry=r,
-        )  # fmt: skip
-        self.guard_actions = Counter(
-            PREFIX + "guard_actions_total", "Guard decisions by kind.", ["route", "action", "kind"], registry=r
+            ("user", "mode"),
         )
-        self.audit_store_dropped = Counter(
-            PREFIX + "audit_store_dropped_total",
-            "Audit records not written to the usage store because its queue was full.",
-            registry=r,
+        self.cache = self._counter("cache_requests_total", "Response-cache lookups.", ("result",))
+        self.guard_score = self._histogram(
+            "guard_injection_score", "Prompt-injection score of requests (0-10).", ("route",), (0.5, 2, 4, 5, 7, 9, 10)
+        )
+        self.guard_actions = self._counter(
+            "guard_actions_total", "Guard decisions by kind.", ("route", "action", "kind")
+        )
+        self.audit_store_dropped = self._counter(
+            "audit_store_dropped_total", "Audit records not written to the usage store because its queue was full."
         )
 
     def _state_metrics(self) -> None:
         """Model and process state, refreshed at scrape time (no per-request cost)."""
-        r = self.registry
-        self.availability = Gauge(
-            PREFIX + "model_availability", "1 when the model can take traffic, else 0.", ["model"], registry=r
+        self.availability = self._gauge("model_availability", "1 when the model can take traffic, else 0.", ("model",))
+        self.circuit_state = self._gauge("circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ("model",))
+        self.upstream_in_flight = self._gauge(
+            "upstream_in_flight_requests", "Upstream calls in progress per model.", ("model",)
         )
-        self.circuit_state = Gauge(
-            PREFIX + "circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["model"], registry=r
-        )
-        self.upstream_in_flight = Gauge(
-            PREFIX + "upstream_in_flight_requests", "Upstream calls in progress per model.", ["model"], registry=r
-        )
-        self.config_reloads = Counter(
-            PREFIX + "config_reloads_total", "Config reload attempts.", ["result"], registry=r
-        )
+        self.config_reloads = self._counter("config_reloads_total", "Config reload attempts.", ("result",))
         for result in ("success", "failure"):  # at 0 from the start, so increase() sees the first reload
             self.config_reloads.labels(result)
-        self.config_reload_ok = Gauge(
-            PREFIX + "config_last_reload_successful", "1 if the last config reload succeeded, else 0.", registry=r
+        self.config_reload_ok = self._gauge(
+            "config_last_reload_successful", "1 if the last config reload succeeded, else 0."
         )
         self.config_reload_ok.set(1)
 

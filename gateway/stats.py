@@ -14,7 +14,7 @@ import math
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -160,3 +160,29 @@ def _percentile_ms(histogram: dict[int, int], q: float) -> float | None:
         if seen >= rank:
             return round(_BOUNDS[min(bucket, len(_BOUNDS) - 1)] * 1000.0, 3)
     return None  # unreachable: the counts add up to total
+
+
+# What a model not called in the window reports for each live figure.
+LIVE_DEFAULTS: dict[str, Any] = {
+    "requests_total": 0,
+    "errors_total": 0,
+    "requests_per_minute": 0.0,
+    "error_rate": 0.0,
+    "p50_latency_ms": None,
+    "p95_latency_ms": None,
+    "cost_usd_total": "0",
+    "last_error": None,
+}
+
+
+def model_views(
+    live: Mapping[str, Mapping[str, Any]], health: Mapping[str, Mapping[str, Any]], fields: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """Per configured model (the keys of `health`): the named live figures (defaults for a model
+    not called yet), its circuit state and availability. /api/v1/stats and the live feed use it."""
+    views: dict[str, dict[str, Any]] = {}
+    for name, h in health.items():
+        figures = live.get(name, {})
+        views[name] = {f: figures.get(f, LIVE_DEFAULTS[f]) for f in fields}
+        views[name].update(circuit_state=h.get("circuit_state"), available=h.get("available"))
+    return views

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -46,6 +46,8 @@ from aimm_operator.objects import (
     Gateway,
     Model,
     Obj,
+    Policy,
+    S,
     Snapshot,
     parse_budget,
     parse_gateway,
@@ -362,48 +364,38 @@ def with_transitions(obj: Obj[Any], status: dict[str, Any]) -> StatusWrite:
     return obj, status, transition_events(obj.conditions, status["conditions"])
 
 
+def _live_writes(objs: Iterable[Obj[S]], status_of: Callable[[Obj[S]], dict[str, Any]]) -> list[StatusWrite]:
+    """The status write of every object of one kind not being deleted."""
+    return [with_transitions(o, status_of(o)) for o in objs if not o.deleting]
+
+
 def _model_writes(r: Reconciled, now: str) -> list[StatusWrite]:
-    return [
-        with_transitions(m, model_status(m, placement(r, m), model_problem(m), now))
-        for m in r.snapshot.models
-        if not m.deleting
-    ]
+    return _live_writes(r.snapshot.models, lambda m: model_status(m, placement(r, m), model_problem(m), now))
 
 
 def _policy_writes(r: Reconciled, now: str) -> list[StatusWrite]:
     model_names = {m.name for m in r.snapshot.models}
-    writes = []
-    for policy in r.snapshot.policies:
-        if policy.deleting:
-            continue
+
+    def status(policy: Policy) -> dict[str, Any]:
         owned = {route for o in r.outcomes.values() for route, p in o.compiled.route_owners if p == policy.name}
-        status = policy_status(
-            policy,
-            policy_missing_models(policy, model_names),
-            r.problems("RoutingPolicy", policy.name),
-            r.applied("policies", policy.name),
-            now,
-            served_routes=sorted(owned),
-        )
-        writes.append(with_transitions(policy, status))
-    return writes
+        problems = r.problems("RoutingPolicy", policy.name)
+        applied = r.applied("policies", policy.name)
+        missing = policy_missing_models(policy, model_names)
+        return policy_status(policy, missing, problems, applied, now, served_routes=sorted(owned))
+
+    return _live_writes(r.snapshot.policies, status)
 
 
 def _budget_writes(r: Reconciled, now: str) -> list[StatusWrite]:
     gateway_names = set(r.outcomes)
-    writes = []
-    for budget in r.snapshot.budgets:
-        if budget.deleting:
-            continue
-        status = budget_status(
-            budget,
-            budget_problem(budget, gateway_names),
-            r.problems("CostBudget", budget.name),
-            r.applied("budgets", budget.name),
-            now,
+
+    def status(budget: Budget) -> dict[str, Any]:
+        problem = budget_problem(budget, gateway_names)
+        return budget_status(
+            budget, problem, r.problems("CostBudget", budget.name), r.applied("budgets", budget.name), now
         )
-        writes.append(with_transitions(budget, status))
-    return writes
+
+    return _live_writes(r.snapshot.budgets, status)
 
 
 def first_unselected(write: StatusWrite) -> bool:
@@ -453,6 +445,15 @@ async def reconcile_namespace(
 
 
 # ------------------------------------------------------------------------------ stats poll
+def _served(objs: Iterable[Obj[S]], gateway: str, merged: MergedStats) -> Iterator[tuple[Obj[S], GatewayStats | None]]:
+    """The objects `gateway` serves (not being deleted), each with the merged stats of every
+    gateway serving it."""
+    for obj in objs:
+        gateways = list(obj.status.get("gateways") or [])
+        if gateway in gateways and not obj.deleting:
+            yield obj, merged.of(gateways)
+
+
 class MergedStats:
     """The cache's merge per distinct set of gateways, computed once per poll: objects served by the
     same gateways (nearly always all of them) share one merge, so a poll is O(N), not O(N^2)."""
@@ -513,22 +514,14 @@ async def poll_gateway(
     models, budgets = await _models_and_budgets(kube, ns, store)
     merged = MergedStats(cache, ns)
     writes: list[StatusWrite] = []
-    for model in models:
-        gateways = list(model.status.get("gateways") or [])
-        if gw.name not in gateways or model.deleting:
-            continue
-        stats_of = merged.of(gateways)
+    for model, stats_of in _served(models, gw.name, merged):
         agg = stats_of.models.get(model.name) if stats_of else None
         if (agg is None or agg.pods == 0) and find(model.conditions, "Available") is None:
             continue  # nothing to report yet: no N writes of "Unknown" into a freshly applied namespace
         live = model_live_status(model, agg, stamp_now)
         if live_changed(model.status, live):
             writes.append((model, live, model_events(model, live)))
-    for budget in budgets:
-        gateways = list(budget.status.get("gateways") or [])
-        if gw.name not in gateways or budget.deleting:
-            continue
-        stats_of = merged.of(gateways)
+    for budget, stats_of in _served(budgets, gw.name, merged):
         figure = stats_of.budgets.get(budget.name) if stats_of else None
         live, events = budget_live_status(budget, figure, stats_of.crossings if stats_of else (), now)
         if live and (events or live_changed(budget.status, live)):

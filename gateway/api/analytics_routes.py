@@ -20,10 +20,7 @@ from aimm_gateway.service import Gateway
 MAX_RANGE = timedelta(days=92)
 
 
-class StoreNotConfigured(GatewayError):
-    status = 503
-    type = "service_unavailable"
-    code = "usage_store_unavailable"
+class StoreNotConfigured(GatewayError, status=503, type="service_unavailable", code="usage_store_unavailable"): ...
 
 
 def parse_time(value: str, param: str) -> datetime:

@@ -32,6 +32,7 @@ from aimm_gateway.pipeline import StreamResult
 from aimm_gateway.providers.sse import encode_sse
 from aimm_gateway.service import Gateway
 from aimm_gateway.stages.base import Outcome, RequestContext
+from aimm_gateway.stats import model_views
 
 BATCH_CONCURRENCY = 8
 MAX_BATCH = 256
@@ -273,22 +274,8 @@ async def live_metrics(request: Request) -> Response:
 async def stats(request: Request) -> Response:
     """Aggregates for the operator (no secrets, no per-request data), like /metrics."""
     gateway = gateway_of(request)
-    health = gateway.model_health()
-    live = gateway.stats.per_model()
-    models_doc: dict[str, Any] = {}
-    for name, h in health.items():
-        s = live.get(name, {})
-        models_doc[name] = {
-            "requests_total": s.get("requests_total", 0),
-            "errors_total": s.get("errors_total", 0),
-            "requests_per_minute": s.get("requests_per_minute", 0.0),
-            "error_rate": s.get("error_rate", 0.0),
-            "p95_latency_ms": s.get("p95_latency_ms"),
-            "cost_usd_total": s.get("cost_usd_total", "0"),
-            "circuit_state": h["circuit_state"],
-            "last_error": s.get("last_error"),
-            "available": h["available"],
-        }
+    fields = ("requests_total", "errors_total", "requests_per_minute", "error_rate", "p95_latency_ms", "cost_usd_total")
+    models_doc = model_views(gateway.stats.per_model(), gateway.model_health(), (*fields, "last_error"))
     budgets = {name: {"spent_usd": str(v)} for name, v in gateway.stats.budget_spend().items()}
     return json_response({"config_hash": gateway.runtime.config_hash, "models": models_doc, "budgets": budgets})
 

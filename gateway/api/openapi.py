@@ -271,6 +271,11 @@ class Operation:
 
 _NAME = (("name", "path", "Model name."),)
 _KEY_ID = (("key_id", "path", "Key id."),)
+# Every analytics query reads its time range the same way (analytics_routes._range).
+_RANGE = (
+    ("from", "query", "Start (RFC 3339 or a date); default: `to` minus one day."),
+    ("to", "query", "End (RFC 3339 or a date); default: now."),
+)
 
 # Keyed by (method, path). Entries for routes the running app lacks are left out of the document.
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -297,8 +302,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Usage grouped over a time range (JSON, or CSV with format=csv)",
         "analytics",
         params=(
-            ("from", "query", "Start (RFC 3339 or a date); default: `to` minus one day."),
-            ("to", "query", "End (RFC 3339 or a date); default: now."),
+            *_RANGE,
             ("group_by", "query", "model | provider | key | route | team | hour | day"),
             ("format", "query", "json (default) | csv"),
         ),
@@ -308,8 +312,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Top consumers over a time range",
         "analytics",
         params=(
-            ("from", "query", "Start (RFC 3339 or a date)."),
-            ("to", "query", "End (RFC 3339 or a date)."),
+            *_RANGE,
             ("by", "query", "key | team | model | route ..."),
             ("limit", "query", "1 .. 1000, default 10."),
         ),

@@ -40,18 +40,11 @@ def rfc3339(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class BudgetExhausted(GatewayError):
+class BudgetExhausted(GatewayError, status=429, type="insufficient_quota", code="insufficient_quota"):
     """OpenAI's shape for an exhausted quota: 429 with `type: insufficient_quota`."""
 
-    status = 429
-    type = "insufficient_quota"
-    code = "insufficient_quota"
 
-
-class BudgetStateUnavailable(GatewayError):
-    status = 503
-    type = "service_unavailable"
-    code = "budget_state_unavailable"
+class BudgetStateUnavailable(GatewayError, status=503, type="service_unavailable", code="budget_state_unavailable"): ...
 
 
 @dataclass(slots=True)

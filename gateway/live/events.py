@@ -10,6 +10,7 @@ from typing import Any
 
 from aimm_gateway.budget.alerts import ThresholdEvent
 from aimm_gateway.stages.base import Outcome, RequestContext
+from aimm_gateway.stats import model_views
 
 # The model fields whose change is an event on the `models` channel.
 MODEL_FIELDS = ("enabled", "available", "circuit_state", "health", "reason")
@@ -46,20 +47,8 @@ def metrics_event(
     summary: Mapping[str, Any], health: Mapping[str, Mapping[str, Any]], rps_now: float
 ) -> dict[str, Any]:
     """The `metrics` snapshot: live totals, and per model its share, latency, errors and spend."""
-    models: dict[str, Any] = {}
-    live = summary.get("models", {})
-    for name, h in health.items():
-        m = live.get(name, {})
-        models[name] = {
-            "requests_total": m.get("requests_total", 0),
-            "requests_per_minute": m.get("requests_per_minute", 0.0),
-            "error_rate": m.get("error_rate", 0.0),
-            "p50_latency_ms": m.get("p50_latency_ms"),
-            "p95_latency_ms": m.get("p95_latency_ms"),
-            "cost_usd_total": m.get("cost_usd_total", "0"),
-            "circuit_state": h.get("circuit_state"),
-            "available": h.get("available"),
-        }
+    fields = ("requests_total", "requests_per_minute", "error_rate", "p50_latency_ms", "p95_latency_ms")
+    models = model_views(summary.get("models", {}), health, (*fields, "cost_usd_total"))
     return {
         "type": "snapshot",
         "at": round(time.time(), 3),

@@ -29,6 +29,7 @@ from .engine import (
     random_hex,
 )
 from .openai_wire import IMAGE_TEXT, split_text
+from .wire import bearer_token, for_status, optional_list
 
 __all__ = [
     "MockValidationError",
@@ -107,9 +108,8 @@ _FAULT_ERRORS: dict[int, tuple[str, str]] = {
 
 def fault_error_body(status: int, request_id: str | None = None) -> dict[str, Any]:
     """Body of an injected failure, as Anthropic sends it for that status."""
-    default = ("api_error", "Internal server error") if status >= 500 else ("invalid_request_error", "Error")
-    error_type, message = _FAULT_ERRORS.get(status, default)
-    return error_body(error_type, message, request_id)
+    server, client = ("api_error", "Internal server error"), ("invalid_request_error", "Error")
+    return error_body(*for_status(_FAULT_ERRORS, status, server, client), request_id)
 
 
 def stream_error_event() -> dict[str, Any]:
@@ -122,15 +122,10 @@ def check_headers(headers: Mapping[str, str], *, require_auth: bool) -> None:
 
     The key comes in ``x-api-key`` or, as recent SDKs send it, ``Authorization: Bearer``.
     """
-    if require_auth and not (headers.get("x-api-key") or _bearer_token(headers.get("authorization"))):
+    if require_auth and not (headers.get("x-api-key") or bearer_token(headers.get("authorization"))):
         raise MockValidationError(401, error_body("authentication_error", "x-api-key header is required"))
     if not headers.get("anthropic-version"):
         raise _invalid("anthropic-version: header is required")
-
-
-def _bearer_token(authorization: str | None) -> str:
-    scheme, _, token = (authorization or "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def invalid_json_error(detail: str) -> MockValidationError:
@@ -386,12 +381,8 @@ def _tool_result_text(block: dict[str, Any]) -> str:
 
 
 def _parse_tools(raw: Any) -> list[MockTool]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise _invalid("tools: Input should be a valid list")
     tools = []
-    for i, tool in enumerate(raw):
+    for i, tool in enumerate(optional_list(raw, lambda: _invalid("tools: Input should be a valid list"))):
         if not isinstance(tool, dict):
             raise _invalid(f"tools.{i}: Input should be a valid dictionary")
         if tool.get("type") not in (None, "custom"):

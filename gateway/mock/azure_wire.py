@@ -21,10 +21,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import orjson
-
 from . import openai_wire
 from .engine import CONTENT_FILTER_MARKER, MockInput, MockOutput, MockValidationError, random_hex
+from .wire import bearer_token, for_status, sse_data
 
 __all__ = [
     "OUTPUT_FILTER_MARKER",
@@ -74,8 +73,7 @@ def check_request(headers: Mapping[str, str], query: Mapping[str, str]) -> None:
         )
     if not _API_VERSION.fullmatch(version):
         raise _error(404, "404", "Resource not found")
-    scheme, _, token = (headers.get("authorization") or "").partition(" ")
-    if not (headers.get("api-key") or (scheme.lower() == "bearer" and token.strip())):
+    if not (headers.get("api-key") or bearer_token(headers.get("authorization"))):
         raise _error(
             401,
             "401",
@@ -102,9 +100,9 @@ _FAULT_ERRORS: dict[int, tuple[str, str]] = {
 
 def fault_error_body(status: int) -> dict[str, Any]:
     """Body of an injected failure, as Azure sends it for that status."""
-    default = ("InternalServerError", "Internal error") if status >= 500 else ("BadRequest", "Error")
-    code, message = _FAULT_ERRORS.get(status, default)
-    return error_body(code, message)
+    return error_body(
+        *for_status(_FAULT_ERRORS, status, ("InternalServerError", "Internal error"), ("BadRequest", "Error"))
+    )
 
 
 def prompt_filtered_error() -> MockValidationError:
@@ -222,14 +220,13 @@ class AzureDialect:
     def invalid_json(self, detail: str) -> MockValidationError:
         return openai_wire.invalid_json_error()
 
-    def fault_body(self, status: int) -> dict[str, Any]:
-        return fault_error_body(status)
+    fault_body = staticmethod(fault_error_body)
 
     def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:
         return {"x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "0"}
 
     def frame(self, event: dict[str, Any]) -> bytes:
-        return b"data: " + orjson.dumps(event) + b"\n\n"
+        return sse_data(event)
 
     def error_frame(self) -> bytes:
         return self.frame(stream_error_chunk())

@@ -52,6 +52,7 @@ from .engine import (
     estimate_tokens,
 )
 from .openai_wire import IMAGE_TEXT, split_text
+from .wire import for_status, optional_list
 
 __all__ = [
     "ACCESS_KEY_ID",
@@ -175,10 +176,8 @@ _FAULT_ERRORS: dict[int, tuple[str, str]] = {
 
 
 def fault_error_body(status: int) -> AwsErrorBody:
-    default = (
-        ("InternalServerException", "Internal server error") if status >= 500 else ("ValidationException", "Error")
-    )
-    return error_body(*_FAULT_ERRORS.get(status, default))
+    server, client = ("InternalServerException", "Internal server error"), ("ValidationException", "Error")
+    return error_body(*for_status(_FAULT_ERRORS, status, server, client))
 
 
 def error_type_header(error_type: str) -> str:
@@ -330,12 +329,8 @@ def parse_converse(model_id: str, body: Any) -> MockInput:
 
 
 def _parse_system(raw: Any) -> list[MockMessage]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise _constraint("system", raw, "Member must be a list")
     texts = []
-    for i, block in enumerate(raw):
+    for i, block in enumerate(optional_list(raw, lambda: _constraint("system", raw, "Member must be a list"))):
         if not isinstance(block, dict) or not block:
             raise _invalid(f"The system field at system.{i} is empty. Add a SystemContentBlock and try again.")
         if "text" in block:
@@ -773,14 +768,12 @@ class BedrockDialect:
     def check_request(self, request: Any, require_auth: bool) -> None:
         return None
 
-    def bad_request(self, message: str) -> MockValidationError:
-        return _invalid(message)
+    bad_request = staticmethod(_invalid)
 
     def invalid_json(self, detail: str) -> MockValidationError:
         return aws_error(400, "SerializationException", f"Could not parse request body into json: {detail}")
 
-    def fault_body(self, status: int) -> dict[str, Any]:
-        return fault_error_body(status)
+    fault_body = staticmethod(fault_error_body)
 
     def error_headers(self, status: int, body: Mapping[str, Any]) -> dict[str, str]:
         error_type = body.error_type if isinstance(body, AwsErrorBody) else fault_error_body(status).error_type

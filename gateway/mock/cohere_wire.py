@@ -33,6 +33,7 @@ from .engine import (
     estimate_tokens,
 )
 from .openai_wire import IMAGE_TEXT, split_text
+from .wire import bearer_token, for_status, optional_list, sse_named
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -132,7 +133,7 @@ _FAULT_MESSAGES: dict[int, str] = {
 
 
 def fault_error_body(status: int) -> dict[str, Any]:
-    return error_body(_FAULT_MESSAGES.get(status, "internal server error" if status >= 500 else "invalid request"))
+    return error_body(for_status(_FAULT_MESSAGES, status, "internal server error", "invalid request"))
 
 
 def stream_error_event() -> dict[str, Any]:
@@ -141,10 +142,7 @@ def stream_error_event() -> dict[str, Any]:
 
 
 def check_headers(headers: Mapping[str, str], *, require_auth: bool) -> None:
-    if not require_auth:
-        return
-    scheme, _, token = (headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if require_auth and not bearer_token(headers.get("authorization")):
         raise MockValidationError(401, error_body("no api key supplied"))
 
 
@@ -284,12 +282,8 @@ def _tool_part_text(part: Any) -> str:
 
 
 def _parse_tools(raw: Any) -> list[MockTool]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise _invalid("tools must be a list")
     tools = []
-    for k, tool in enumerate(raw):
+    for k, tool in enumerate(optional_list(raw, lambda: _invalid("tools must be a list"))):
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
             raise _invalid(f"tools[{k}] must be of type function with a function definition")
@@ -518,21 +512,15 @@ class CohereDialect:
     def check_request(self, request: Any, require_auth: bool) -> None:
         check_headers(request.headers, require_auth=require_auth)
 
-    def bad_request(self, message: str) -> MockValidationError:
-        return _invalid(message)
-
-    def invalid_json(self, detail: str) -> MockValidationError:
-        return invalid_json_error(detail)
-
-    def fault_body(self, status: int) -> dict[str, Any]:
-        return fault_error_body(status)
+    bad_request = staticmethod(_invalid)
+    invalid_json = staticmethod(invalid_json_error)
+    fault_body = staticmethod(fault_error_body)
 
     def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:
         return {"x-trial-endpoint-call-limit": "20", "x-trial-endpoint-call-remaining": "0"}
 
     def frame(self, event: dict[str, Any]) -> bytes:
-        name: str = event["type"]
-        return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+        return sse_named(event)
 
     def error_frame(self) -> bytes:
         return self.frame(stream_error_event())

@@ -55,6 +55,8 @@ from .openai_wire import IMAGE_TEXT, split_text
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+from .wire import bearer_token, for_status, optional_list, sse_data
+
 __all__ = [
     "GEMINI_MODELS",
     "VERTEX_MODELS",
@@ -197,8 +199,7 @@ def not_found(message: str) -> MockValidationError:
 
 def fault_error_body(status: int) -> dict[str, Any]:
     """Body of an injected failure, as Google sends it for that status."""
-    default = "Internal error encountered." if status >= 500 else "Request failed."
-    return error_body(status, _FAULT_MESSAGES.get(status, default))
+    return error_body(status, for_status(_FAULT_MESSAGES, status, "Internal error encountered.", "Request failed."))
 
 
 def stream_error_event() -> dict[str, Any]:
@@ -483,13 +484,9 @@ def _response_text(response: dict[str, Any]) -> str:
 
 
 def _parse_tools(raw: Any) -> list[MockTool]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise _bad_value("tools", raw, "a list of Tool")
     tools: list[MockTool] = []
     seen: set[str] = set()
-    for i, tool in enumerate(raw):
+    for i, tool in enumerate(optional_list(raw, lambda: _bad_value("tools", raw, "a list of Tool"))):
         at = f"tools[{i}]"
         tool = _object(tool, at)
         _check_keys(tool, _TOOL_FIELDS, at)
@@ -1047,8 +1044,8 @@ def _token_valid(token: str, now: float) -> bool:
 
 def check_bearer(authorization: str | None, now: float) -> None:
     """401 unless the request carries an unexpired access token from this mock's token endpoint."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not _token_valid(token.strip(), now):
+    token = bearer_token(authorization)
+    if not token or not _token_valid(token, now):
         raise MockValidationError(401, error_body(
             401, "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
                  "other valid authentication credential. See "
@@ -1072,20 +1069,15 @@ class GeminiDialect:
                 403, "Method doesn't allow unregistered callers (callers without established identity). Please use "
                      "API Key or other form of API consumer identity to call this API."))  # fmt: skip
 
-    def bad_request(self, message: str) -> MockValidationError:
-        return _invalid(message)
-
-    def invalid_json(self, detail: str) -> MockValidationError:
-        return invalid_json_error(detail)
-
-    def fault_body(self, status: int) -> dict[str, Any]:
-        return fault_error_body(status)
+    bad_request = staticmethod(_invalid)
+    invalid_json = staticmethod(invalid_json_error)
+    fault_body = staticmethod(fault_error_body)
 
     def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:
         return {}
 
     def frame(self, event: dict[str, Any]) -> bytes:
-        return b"data: " + orjson.dumps(event) + b"\r\n\r\n"  # Google ends SSE events with CRLF
+        return sse_data(event, b"\r\n\r\n")  # Google ends SSE events with CRLF
 
     def error_frame(self) -> bytes:
         return self.frame(stream_error_event())

@@ -30,6 +30,7 @@ from .engine import (
     estimate_tokens,
     random_hex,
 )
+from .wire import bearer_token, for_status, optional_list
 
 __all__ = [
     "MockValidationError",
@@ -116,8 +117,7 @@ def _type_name(value: Any) -> str:
 
 def auth_error(authorization: str | None) -> MockValidationError | None:
     """401 when the bearer token is missing (the mock accepts any non-empty key)."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
+    if bearer_token(authorization):
         return None
     message = (
         "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -152,10 +152,9 @@ _FAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
 
 def fault_error_body(status: int) -> dict[str, Any]:
     """Body of an injected failure, as OpenAI sends it for that status."""
-    default = ("The server had an error processing your request.", "server_error", None)
-    if status < 500:
-        default = ("Request failed (injected by mock).", "invalid_request_error", None)
-    message, type_, code = _FAULT_ERRORS.get(status, default)
+    server = ("The server had an error processing your request.", "server_error", None)
+    client = ("Request failed (injected by mock).", "invalid_request_error", None)
+    message, type_, code = for_status(_FAULT_ERRORS, status, server, client)
     return error_body(message, None, code, type_)
 
 
@@ -403,10 +402,7 @@ def _check_image_url(where: str, image: Any) -> None:
 
 def _parse_tools(body: dict[str, Any]) -> list[MockTool]:
     raw = body.get("tools")
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise _bad_type("tools", "an array of objects", raw)
+    raw = optional_list(raw, lambda: _bad_type("tools", "an array of objects", raw))
     _check_length("tools", raw, MAX_TOOLS)
     tools = [_parse_tool(f"tools[{i}]", tool) for i, tool in enumerate(raw)]
     return [t for t in tools if t is not None]

@@ -40,6 +40,7 @@ from starlette.types import Receive, Scope, Send
 from . import anthropic_wire, azure_wire, bedrock_wire, cohere_wire, gemini_wire, openai_wire
 from .engine import MockInput, MockOutput, MockValidationError, generate, random_hex
 from .faults import FAULT_HEADER, FaultInjector, FaultSettings, MockStats, RequestFaults
+from .wire import sse_data, sse_named
 
 __all__ = ["FORMATS", "MockProviderApp", "MockState", "create_mock_app", "run_mock_provider"]
 
@@ -87,8 +88,7 @@ class _OpenAIDialect:
     def invalid_json(self, detail: str) -> MockValidationError:
         return openai_wire.invalid_json_error()
 
-    def fault_body(self, status: int) -> dict[str, Any]:
-        return openai_wire.fault_error_body(status)
+    fault_body = staticmethod(openai_wire.fault_error_body)
 
     def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:
         return {
@@ -98,7 +98,7 @@ class _OpenAIDialect:
         }
 
     def frame(self, event: dict[str, Any]) -> bytes:
-        return b"data: " + orjson.dumps(event) + b"\n\n"
+        return sse_data(event)
 
     def error_frame(self) -> bytes:
         return self.frame(openai_wire.stream_error_chunk())
@@ -117,11 +117,8 @@ class _AnthropicDialect:
     def bad_request(self, message: str) -> MockValidationError:
         return MockValidationError(400, anthropic_wire.error_body("invalid_request_error", message))
 
-    def invalid_json(self, detail: str) -> MockValidationError:
-        return anthropic_wire.invalid_json_error(detail)
-
-    def fault_body(self, status: int) -> dict[str, Any]:
-        return anthropic_wire.fault_error_body(status)
+    invalid_json = staticmethod(anthropic_wire.invalid_json_error)
+    fault_body = staticmethod(anthropic_wire.fault_error_body)
 
     def rate_limit_headers(self, retry_after_ms: int) -> dict[str, str]:
         return {
@@ -130,8 +127,7 @@ class _AnthropicDialect:
         }
 
     def frame(self, event: dict[str, Any]) -> bytes:
-        name: str = event["type"]
-        return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+        return sse_named(event)
 
     def error_frame(self) -> bytes:
         return self.frame(anthropic_wire.stream_error_event())

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from aimm_gateway.canonical import ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest
 from aimm_gateway.config import ModelConfig, Timeouts
 
+Req = TypeVar("Req", ChatRequest, EmbeddingRequest)
+
 
 @dataclass(slots=True)
-class UpstreamCall:
+class _Call(Generic[Req]):
+    """One upstream call: what chat and embedding calls both carry."""
+
     model: ModelConfig
-    request: ChatRequest
+    request: Req
     body: dict[str, Any]  # the client's JSON (OpenAI shape); unknown fields ride along to OpenAI upstreams
     api_key: str | None
     timeouts: Timeouts
@@ -31,20 +35,12 @@ class UpstreamCall:
         return {**self.model.headers, **self.trace_headers} if self.trace_headers else self.model.headers
 
 
-@dataclass(slots=True)
-class EmbeddingCall:
-    model: ModelConfig
-    request: EmbeddingRequest
-    body: dict[str, Any]
-    api_key: str | None
-    timeouts: Timeouts
-    request_id: str
-    trace_headers: dict[str, str] = field(default_factory=dict)  # W3C trace context, when tracing is on
+class UpstreamCall(_Call[ChatRequest]):
+    __slots__ = ()
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """Extra headers for the upstream: the model's configured ones plus the gateway's own."""
-        return {**self.model.headers, **self.trace_headers} if self.trace_headers else self.model.headers
+
+class EmbeddingCall(_Call[EmbeddingRequest]):
+    __slots__ = ()
 
 
 class ChatProvider(Protocol):

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -58,6 +59,34 @@ def _timeout(url: str, what: str) -> UpstreamTimeout:
     return UpstreamTimeout(f"upstream {urlsplit(url).netloc} timed out ({what})")
 
 
+_Types = tuple[type[BaseException], ...]
+
+
+class _Translated:
+    """Turns a transport's exceptions into `UpstreamError`s, the same way for both transports
+    and every phase (total, first byte, stream idle): a timeout, or the host unreachable."""
+
+    __slots__ = ("_errors", "_timeouts", "_url", "_what")
+
+    def __init__(self, url: str, what: str, timeouts: _Types, errors: _Types) -> None:
+        self._url, self._what, self._timeouts, self._errors = url, what, timeouts, errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        # Returns None: anything else propagates unchanged (mypy knows nothing is swallowed).
+        if isinstance(exc, self._timeouts):
+            raise _timeout(self._url, self._what) from None
+        if isinstance(exc, self._errors):
+            raise _connection_error(self._url, exc) from None
+
+
+# (timeouts, other transport errors) of each transport
+_AIOHTTP: tuple[_Types, _Types] = ((TimeoutError,), (aiohttp.ClientError,))
+_HTTPX: tuple[_Types, _Types] = ((TimeoutError, httpx.TimeoutException), (httpx.HTTPError,))
+
+
 class AiohttpClient:
     def __init__(self, limit: int) -> None:
         self._limit = limit
@@ -73,28 +102,20 @@ class AiohttpClient:
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         timeout = aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s)
-        try:
+        with _Translated(url, "total", *_AIOHTTP):
             async with asyncio.timeout(timeouts.total_s):
                 async with self._sess().post(url, data=body, headers=headers, timeout=timeout) as resp:
                     payload = await resp.read()
                     return UpstreamResponse(resp.status, dict(resp.headers), payload)
-        except TimeoutError:
-            raise _timeout(url, "total") from None
-        except aiohttp.ClientError as exc:
-            raise _connection_error(url, exc) from None
 
     @asynccontextmanager
     async def stream(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
     ) -> AsyncIterator[UpstreamStream]:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.stream_idle_s)
-        try:
+        with _Translated(url, "first byte", *_AIOHTTP):
             async with asyncio.timeout(timeouts.first_byte_s):
                 resp = await self._sess().post(url, data=body, headers=headers, timeout=timeout)
-        except TimeoutError:
-            raise _timeout(url, "first byte") from None
-        except aiohttp.ClientError as exc:
-            raise _connection_error(url, exc) from None
         try:
             yield UpstreamStream(resp.status, dict(resp.headers), self._chunks(url, resp))
         finally:
@@ -102,15 +123,12 @@ class AiohttpClient:
 
     @staticmethod
     async def _chunks(url: str, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        try:
-            async for piece in resp.content.iter_any():
-                yield piece
-        except TimeoutError:
-            raise _timeout(url, "stream idle") from None
-        except aiohttp.ClientPayloadError as exc:
-            raise UpstreamError(f"upstream stream broken: {type(exc).__name__}", kind="connection") from None
-        except aiohttp.ClientError as exc:
-            raise _connection_error(url, exc) from None
+        with _Translated(url, "stream idle", *_AIOHTTP):
+            try:
+                async for piece in resp.content.iter_any():
+                    yield piece
+            except aiohttp.ClientPayloadError as exc:  # before the generic ClientError: say what broke
+                raise UpstreamError(f"upstream stream broken: {type(exc).__name__}", kind="connection") from None
 
     async def close(self) -> None:
         if self._session is not None:
@@ -125,14 +143,10 @@ class HttpxClient:
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         timeout = httpx.Timeout(timeouts.total_s, connect=timeouts.connect_s)
-        try:
+        with _Translated(url, "total", *_HTTPX):
             async with asyncio.timeout(timeouts.total_s):
                 resp = await self._client.post(url, content=body, headers=headers, timeout=timeout)
                 return UpstreamResponse(resp.status_code, dict(resp.headers), resp.content)
-        except (TimeoutError, httpx.TimeoutException):
-            raise _timeout(url, "total") from None
-        except httpx.HTTPError as exc:
-            raise _connection_error(url, exc) from None
 
     @asynccontextmanager
     async def stream(
@@ -140,13 +154,9 @@ class HttpxClient:
     ) -> AsyncIterator[UpstreamStream]:
         timeout = httpx.Timeout(timeouts.first_byte_s, connect=timeouts.connect_s, read=timeouts.stream_idle_s)
         request = self._client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
-        try:
+        with _Translated(url, "first byte", *_HTTPX):
             async with asyncio.timeout(timeouts.first_byte_s):
                 resp = await self._client.send(request, stream=True)
-        except (TimeoutError, httpx.TimeoutException):
-            raise _timeout(url, "first byte") from None
-        except httpx.HTTPError as exc:
-            raise _connection_error(url, exc) from None
         try:
             yield UpstreamStream(resp.status_code, dict(resp.headers), self._chunks(url, resp))
         finally:
@@ -154,13 +164,9 @@ class HttpxClient:
 
     @staticmethod
     async def _chunks(url: str, resp: httpx.Response) -> AsyncIterator[bytes]:
-        try:
+        with _Translated(url, "stream idle", *_HTTPX):
             async for piece in resp.aiter_raw():
                 yield piece
-        except httpx.TimeoutException:
-            raise _timeout(url, "stream idle") from None
-        except httpx.HTTPError as exc:
-            raise _connection_error(url, exc) from None
 
     async def close(self) -> None:
         await self._client.aclose()

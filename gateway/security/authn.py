@@ -28,12 +28,8 @@ from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter
 ADMIN_TOKEN = Identity(name="admin-token", role=Role.ADMIN, source="admin_token")
 
 
-class KeyStoreUnavailable(GatewayError):
+class KeyStoreUnavailable(GatewayError, status=503, type="service_unavailable", code="key_store_unavailable"):
     """The shared key store (Redis) did not answer for a key this process has not seen yet."""
-
-    status = 503
-    type = "service_unavailable"
-    code = "key_store_unavailable"
 
     def __init__(self) -> None:
         super().__init__("the API key store is unavailable; retry shortly", headers={"retry-after": "1"})

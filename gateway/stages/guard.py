@@ -22,10 +22,7 @@ from aimm_gateway.security.services import SecurityServices
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
 
 
-class Blocked(GatewayError):
-    status = 400
-    type = "invalid_request_error"
-    code = "content_blocked"
+class Blocked(GatewayError, status=400, type="invalid_request_error", code="content_blocked"): ...
 
 
 def text_slots(messages: list[Any]) -> Iterator[tuple[dict[str, Any], str]]:

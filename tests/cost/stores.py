@@ -5,10 +5,15 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import pytest
 
+from aimm_gateway.store.base import UsageStore
+from aimm_gateway.store.postgres import PostgresStore
+from aimm_gateway.store.sqlite import SqliteStore
 from tests.backing import PostgresServer
 
 
@@ -24,6 +29,33 @@ async def fresh_postgres_dsn(server: PostgresServer) -> str:
 
 def fresh_sqlite_path(tmp_path: Path) -> Path:
     return tmp_path / f"usage-{uuid.uuid4().hex[:8]}.db"
+
+
+async def _upgrade(migrator: PostgresStore) -> None:
+    await migrator.upgrade()
+
+
+async def open_fresh_store(
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    migrate: Callable[[PostgresStore], Awaitable[None]] = _upgrade,
+) -> UsageStore:
+    """A fresh usage store of `backend` ("sqlite" or "postgres"), opened; a PostgreSQL one is
+    migrated first by `migrate` (which may check what the migrations did)."""
+    if backend == "sqlite":
+        store: UsageStore = SqliteStore(fresh_sqlite_path(tmp_path))
+    else:
+        dsn = await fresh_postgres_dsn(request.getfixturevalue("postgres_server"))
+        migrator = PostgresStore(dsn, check_schema=False)
+        await migrator.open()
+        try:
+            await migrate(migrator)
+        finally:
+            await migrator.close()
+        store = PostgresStore(dsn)
+    await store.open()
+    return store
 
 
 def wait_for_rows(db: Path, columns: str, expected: int, timeout_s: float = 10.0) -> list[sqlite3.Row]:

@@ -17,7 +17,7 @@ from aimm_gateway.store.rows import AttemptRow, UsageRow
 from aimm_gateway.store.sql import Scope
 from aimm_gateway.store.sqlite import SqliteStore
 from aimm_gateway.store.writer import UsageWriter
-from tests.cost.stores import fresh_postgres_dsn, fresh_sqlite_path
+from tests.cost.stores import fresh_postgres_dsn, open_fresh_store
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -50,19 +50,14 @@ def row(i: int, ts: datetime = NOW, **extra: object) -> UsageRow:
     return UsageRow(**fields)  # type: ignore[arg-type]
 
 
+async def _upgrade_once(migrator: PostgresStore) -> None:
+    assert await migrator.upgrade() == list(range(1, LATEST + 1))
+    assert await migrator.upgrade() == []  # idempotent
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UsageStore]:
-    if request.param == "sqlite":
-        backend: UsageStore = SqliteStore(fresh_sqlite_path(tmp_path))
-    else:
-        dsn = await fresh_postgres_dsn(request.getfixturevalue("postgres_server"))
-        migrator = PostgresStore(dsn, check_schema=False)
-        await migrator.open()
-        assert await migrator.upgrade() == list(range(1, LATEST + 1))
-        assert await migrator.upgrade() == []  # idempotent
-        await migrator.close()
-        backend = PostgresStore(dsn)
-    await backend.open()
+    backend = await open_fresh_store(request.param, request, tmp_path, _upgrade_once)
     yield backend
     await backend.close()
 

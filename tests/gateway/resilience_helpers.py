@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aimm_gateway.mock.engine import generate
 from aimm_gateway.mock.openai_wire import parse_request
-from tests.gateway.conftest import ADMIN_TOKEN, API_KEY, RunningGateway, Upstream, upstream_model
+from tests.gateway.conftest import ADMIN_TOKEN, API_KEY, RunningGateway, Upstream, base_config, upstream_model
 
 # Quick retries: the suite measures retry *behaviour*, never waits on default backoffs.
 FAST_RETRIES: dict[str, Any] = {"attempts": 2, "backoff_initial_s": 0.01, "backoff_max_s": 0.02}
@@ -30,6 +30,24 @@ def model_for(name: str, upstream: Upstream, upstream_id: str, **extra: Any) -> 
     """A gateway model whose mock answers start "Mock reply from <upstream_id>": every target
     of a route answers differently, so a spliced answer is detectable."""
     return upstream_model(name, upstream, model=upstream_id, **extra)
+
+
+PAIR = [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}]
+
+
+def pair_gateway(
+    upstreams: Callable[..., Upstream],
+    start_gateway: Callable[[dict[str, Any]], RunningGateway],
+    a_faults: dict[str, Any],
+    name: str = "pair",
+    **route: Any,
+) -> tuple[RunningGateway, Upstream, Upstream]:
+    """Route `name`: A (answers as alpha, preferred, misbehaving as `a_faults` say) then B (bravo),
+    with fast retries; `route` adds to or overrides the route's settings."""
+    a, b = upstreams("openai", **a_faults), upstreams("openai")
+    models = [model_for("ma", a, "alpha"), model_for("mb", b, "bravo")]
+    gw = start_gateway(base_config(models, routes=[{"name": name, "targets": PAIR, "retries": FAST_RETRIES, **route}]))
+    return gw, a, b
 
 
 def chat_body(prompt: str, *, model: str, stream: bool = False) -> dict[str, Any]:

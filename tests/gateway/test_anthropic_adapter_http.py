@@ -22,14 +22,8 @@ from aimm_gateway.providers.anthropic import AnthropicProvider
 from aimm_gateway.providers.base import UpstreamCall
 from aimm_gateway.providers.http import UpstreamPools
 from tests.servers import run_asgi_app
-from tests.unit.test_anthropic_adapter import (
-    PERSON_FORMAT,
-    WEATHER_TOOL,
-    assert_anthropic_request,
-    assert_openai_chunks,
-    assert_openai_completion,
-    reassemble,
-)
+from tests.unit.openai_shapes import WEATHER_TOOL, assert_openai_chunks, assert_openai_completion, reassemble
+from tests.unit.test_anthropic_adapter import PERSON_FORMAT, assert_anthropic_request
 
 API_KEY = "sk-ant-test"
 TIMEOUTS = Timeouts(connect_s=2, first_byte_s=10, total_s=10, stream_idle_s=5)

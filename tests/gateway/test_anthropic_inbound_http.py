@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from tests.gateway.conftest import API_KEY, RunningGateway, Upstream, base_config, upstream_model
+from tests.unit.openai_shapes import PNG_B64
 
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 WEATHER: Any = {
     "name": "get_weather",
     "description": "Weather for a city",

@@ -20,7 +20,16 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from aimm_gateway.mock import bedrock_wire
-from tests.gateway.conftest import API_KEY, RunningGateway, Upstream, base_config
+from tests.gateway.conftest import RunningGateway, Upstream, base_config
+from tests.gateway.openai_calls import (
+    assert_unit_embeddings,
+    client,
+    last_request,
+    rate_limited,
+    stream_text,
+    stream_until_error,
+    user,
+)
 from tests.unit.test_bedrock_adapter import (
     CLOCK_TOOL,
     PERSON_FORMAT,
@@ -71,24 +80,6 @@ def gw(request: pytest.FixtureRequest, upstream: Upstream, start_gateway: Start)
         bedrock_model("titan", upstream, "amazon.titan-embed-text-v2:0"),
     ]
     return start_gateway(base_config(models, server={"upstream_client": request.param}, retries={"attempts": 2}))
-
-
-def client(gw: RunningGateway) -> Any:
-    # Typed as Any: the SDK's request TypedDicts are narrower than the test data, and runtime parsing checks shapes.
-    return openai.OpenAI(base_url=gw.v1, api_key=API_KEY, max_retries=0)
-
-
-def last_request(upstream: Upstream) -> dict[str, Any]:
-    data: dict[str, Any] = upstream.stats()["last_request"]
-    return data
-
-
-def user(content: Any) -> dict[str, Any]:
-    return {"role": "user", "content": content}
-
-
-def stream_text(chunks: list[Any]) -> str:
-    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,39 +174,29 @@ def test_json_schema_answer_plain_and_streamed(gw: RunningGateway) -> None:
 
 def test_titan_embeddings_through_the_openai_sdk(gw: RunningGateway) -> None:
     result = client(gw).embeddings.create(model="titan", input=["hello", "world"], dimensions=256)
-    assert [d.index for d in result.data] == [0, 1]
-    assert all(len(d.embedding) == 256 for d in result.data)
-    assert abs(sum(x * x for x in result.data[0].embedding) - 1) < 1e-3  # unit vectors survive base64 both ways
-    assert result.usage.prompt_tokens == 4
+    assert_unit_embeddings(result, 2, 256, prompt_tokens=4)
 
 
 def test_throttling_is_429_with_retry_after(gw: RunningGateway, upstream: Upstream) -> None:
     upstream.set_faults(fail_rate=1, status_code=429, retry_after_ms=2000)
-    with pytest.raises(openai.RateLimitError) as info:
-        client(gw).chat.completions.create(model="b", messages=[user("hi")])
-    assert int(info.value.response.headers["retry-after"]) >= 2
-    assert "ThrottlingException: Too many requests" in info.value.message
+    error = rate_limited(client(gw), "b")
+    assert int(error.response.headers["retry-after"]) >= 2
+    assert "ThrottlingException: Too many requests" in error.message
 
 
 def test_mid_stream_exception_frame_ends_with_an_error_event(gw: RunningGateway, upstream: Upstream) -> None:
     upstream.set_faults(stream_error_after=3)
-    received = []
-    with pytest.raises(openai.APIError) as info:
-        for c in client(gw).chat.completions.create(model="b", messages=[user("a long question")], stream=True):
-            received.append(c)
+    received, error = stream_until_error(client(gw), "b")
     assert received and stream_text(received)
-    assert "modelStreamErrorException" in str(info.value)
+    assert "modelStreamErrorException" in str(error)
 
 
 def test_cut_stream_ends_with_an_error_event(gw: RunningGateway, upstream: Upstream) -> None:
     upstream.set_faults(cut_stream_after=3)
-    received = []
-    with pytest.raises(openai.APIError) as info:
-        for c in client(gw).chat.completions.create(model="b", messages=[user("a long question")], stream=True):
-            received.append(c)
+    received, error = stream_until_error(client(gw), "b")
     assert received
     # aiohttp notices the broken chunked body itself; httpx ends quietly and the adapter sees no messageStop.
-    assert "stream" in str(info.value)
+    assert "stream" in str(error)
 
 
 def test_a_stream_cut_after_message_stop_still_answers(gw: RunningGateway, upstream: Upstream) -> None:

@@ -16,7 +16,16 @@ import orjson
 import pytest
 
 from aimm_gateway.mock import cohere_wire
-from tests.gateway.conftest import API_KEY, RunningGateway, Upstream, base_config
+from tests.gateway.conftest import RunningGateway, Upstream, base_config
+from tests.gateway.openai_calls import (
+    assert_unit_embeddings,
+    client,
+    last_request,
+    rate_limited,
+    stream_text,
+    stream_until_error,
+    user,
+)
 from tests.unit.test_bedrock_adapter import CLOCK_TOOL, PERSON_FORMAT, PNG_B64, WEATHER_TOOL
 from tests.unit.test_cohere_adapter import assert_cohere_request
 
@@ -47,24 +56,6 @@ def upstream(upstreams: Callable[..., Upstream]) -> Upstream:
 def gw(request: pytest.FixtureRequest, upstream: Upstream, start_gateway: Start) -> RunningGateway:
     models = [cohere_model("c", upstream), cohere_model("embed", upstream, "embed-v4.0")]
     return start_gateway(base_config(models, server={"upstream_client": request.param}, retries={"attempts": 2}))
-
-
-def client(gw: RunningGateway) -> Any:
-    # Typed as Any: the SDK's request TypedDicts are narrower than the test data, and runtime parsing checks shapes.
-    return openai.OpenAI(base_url=gw.v1, api_key=API_KEY, max_retries=0)
-
-
-def last_request(upstream: Upstream) -> dict[str, Any]:
-    data: dict[str, Any] = upstream.stats()["last_request"]
-    return data
-
-
-def user(content: Any) -> dict[str, Any]:
-    return {"role": "user", "content": content}
-
-
-def stream_text(chunks: list[Any]) -> str:
-    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,40 +166,30 @@ def test_json_modes_plain_and_streamed(gw: RunningGateway) -> None:
 
 def test_embeddings_through_the_openai_sdk(gw: RunningGateway, upstream: Upstream) -> None:
     result = client(gw).embeddings.create(model="embed", input=["hello", "world"], dimensions=512)
-    assert [d.index for d in result.data] == [0, 1]
-    assert all(len(d.embedding) == 512 for d in result.data)
-    assert abs(sum(x * x for x in result.data[0].embedding) - 1) < 1e-3
-    assert result.usage.prompt_tokens == 4
+    assert_unit_embeddings(result, 2, 512, prompt_tokens=4)
     sent = last_request(upstream)
     assert sent["path"] == "/v2/embed" and sent["body"]["input_type"] == "search_document"
 
 
 def test_rate_limit_is_429_with_retry_after(gw: RunningGateway, upstream: Upstream) -> None:
     upstream.set_faults(fail_rate=1, status_code=429, retry_after_ms=3000)
-    with pytest.raises(openai.RateLimitError) as info:
-        client(gw).chat.completions.create(model="c", messages=[user("hi")])
-    assert int(info.value.response.headers["retry-after"]) >= 3
-    assert "Trial key" in info.value.message
+    error = rate_limited(client(gw), "c")
+    assert int(error.response.headers["retry-after"]) >= 3
+    assert "Trial key" in error.message
 
 
 def test_mid_stream_error_ends_with_an_error_event(gw: RunningGateway, upstream: Upstream) -> None:
     upstream.set_faults(stream_error_after=3)
-    received = []
-    with pytest.raises(openai.APIError) as info:
-        for c in client(gw).chat.completions.create(model="c", messages=[user("a long question")], stream=True):
-            received.append(c)
+    received, error = stream_until_error(client(gw), "c")
     assert received and stream_text(received)
-    assert "internal server error" in str(info.value)
+    assert "internal server error" in str(error)
 
 
 def test_cut_stream_ends_with_an_error_event(gw: RunningGateway, upstream: Upstream) -> None:
     upstream.set_faults(cut_stream_after=3)
-    received = []
-    with pytest.raises(openai.APIError) as info:
-        for c in client(gw).chat.completions.create(model="c", messages=[user("a long question")], stream=True):
-            received.append(c)
+    received, error = stream_until_error(client(gw), "c")
     assert received
-    assert "stream" in str(info.value)
+    assert "stream" in str(error)
 
 
 def test_upstream_validation_error_passes_through(gw: RunningGateway, upstream: Upstream) -> None:

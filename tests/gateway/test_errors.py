@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
-from tests.gateway.conftest import API_KEY, RunningGateway, Upstream, base_config, upstream_model
+from tests.gateway.conftest import RunningGateway, Upstream, base_config, upstream_model
+from tests.gateway.openai_calls import client, stream_until_error
 
 Start = Callable[[dict[str, Any]], RunningGateway]
 HELLO = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
@@ -117,15 +117,9 @@ def test_upstream_400_keeps_provider_message(openai_upstream: Upstream, start_ga
 def test_stream_cut_midway_ends_with_error_event(openai_upstream: Upstream, start_gateway: Start) -> None:
     gw = start_gateway(base_config([upstream_model("m", openai_upstream)]))
     openai_upstream.set_faults(cut_stream_after=2, stream_chunks=6)
-    client = openai.OpenAI(base_url=gw.v1, api_key=API_KEY, max_retries=0)
-    received = []
-    with pytest.raises(openai.APIError) as err:
-        for c in client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "long story"}], stream=True
-        ):
-            received.append(c)
+    received, error = stream_until_error(client(gw), "m", "long story")
     assert received, "the stream had started before the cut"
-    assert "stream" in str(err.value).lower()
+    assert "stream" in str(error).lower()
 
 
 def test_raw_stream_error_event_is_last_frame(openai_upstream: Upstream, start_gateway: Start) -> None:

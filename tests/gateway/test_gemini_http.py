@@ -21,6 +21,7 @@ from google.genai import types as genai_types
 from aimm_gateway.mock.faults import FaultSettings
 from aimm_gateway.mock.server import create_mock_app
 from tests.gateway.conftest import API_KEY, RunningGateway, Upstream, base_config
+from tests.gateway.openai_calls import stream_until_error
 from tests.servers import run_asgi_app
 from tests.unit.test_gemini_translate import PNG_B64, WEATHER_TOOL
 
@@ -285,14 +286,9 @@ def test_features_gemini_lacks_are_400_before_any_upstream_call(client: openai.O
 
 def test_stream_cut_midway_ends_with_an_error(client: openai.OpenAI, gemini: Upstream) -> None:
     gemini.set_faults(cut_stream_after=2, stream_chunks=6)
-    received = []
-    with pytest.raises(openai.APIError) as err:
-        for c in client.chat.completions.create(
-            model="gem", messages=[{"role": "user", "content": "a long story"}], stream=True
-        ):
-            received.append(c)
+    received, error = stream_until_error(client, "gem", "a long story")
     assert received, "the stream had started before the cut"
-    assert "stream" in str(err.value).lower()
+    assert "stream" in str(error).lower()
 
 
 def test_stream_error_event_midway_ends_with_an_error(client: openai.OpenAI, gemini: Upstream) -> None:

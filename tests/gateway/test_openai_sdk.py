@@ -10,19 +10,7 @@ import openai
 import pytest
 
 from tests.gateway.conftest import API_KEY, RunningGateway, Upstream, base_config, upstream_model
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
-            "required": ["city", "unit"],
-        },
-    },
-}
+from tests.unit.openai_shapes import WEATHER_UNIT_TOOL
 
 
 @pytest.fixture(params=["openai", "anthropic"])
@@ -88,7 +76,7 @@ def test_stream_without_include_usage_has_no_usage(gw: RunningGateway) -> None:
 def test_tools_round_trip(gw: RunningGateway) -> None:
     client = _client(gw)
     messages: list[Any] = [{"role": "user", "content": "What's the weather in Paris?"}]
-    first = client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_TOOL])  # type: ignore[list-item]
+    first = client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_UNIT_TOOL])  # type: ignore[list-item]
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     calls = choice.message.tool_calls or []
@@ -97,7 +85,7 @@ def test_tools_round_trip(gw: RunningGateway) -> None:
     assert set(args) == {"city", "unit"} and args["unit"] in ("c", "f")
     messages.append(choice.message.model_dump(exclude_none=True))
     messages.append({"role": "tool", "tool_call_id": calls[0].id, "content": '{"temp": 21, "sky": "clear"}'})
-    second = client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_TOOL])  # type: ignore[list-item]
+    second = client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_UNIT_TOOL])  # type: ignore[list-item]
     assert second.choices[0].finish_reason == "stop"
     assert "21" in (second.choices[0].message.content or "")
 
@@ -105,8 +93,8 @@ def test_tools_round_trip(gw: RunningGateway) -> None:
 def test_tools_streaming_reassembles_arguments(gw: RunningGateway) -> None:
     client = _client(gw)
     messages: Any = [{"role": "user", "content": "Weather in Oslo?"}]
-    plain = client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_TOOL])  # type: ignore[list-item]
-    stream = client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_TOOL], stream=True)  # type: ignore[list-item]
+    plain = client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_UNIT_TOOL])  # type: ignore[list-item]
+    stream = client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_UNIT_TOOL], stream=True)  # type: ignore[list-item]
     names: dict[int, str] = {}
     arguments: dict[int, str] = {}
     finish = None

@@ -30,6 +30,7 @@ from tests.gateway.resilience_helpers import (
     metric,
     metrics,
     model_for,
+    pair_gateway,
     parse_sse,
     upstream_count,
     wait_until,
@@ -61,24 +62,17 @@ def _circuit(gw: RunningGateway, model: str) -> tuple[str, float | None, float]:
 
 @pytest.mark.timeout(30)
 def test_5xx_burst_breaker_opens_half_opens_and_closes(upstreams: Upstreams, start_gateway: Start) -> None:
-    a, b = upstreams("openai"), upstreams("openai")
-    gw = start_gateway(
-        base_config(
-            [model_for("ma", a, "alpha"), model_for("mb", b, "bravo")],
-            routes=[
-                {
-                    "name": "burst",
-                    "targets": [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}],
-                    "retries": FAST_RETRIES,
-                    "circuit_breaker": {
-                        "failure_threshold": 3,
-                        "timeout_s": BREAKER_TIMEOUT_S,
-                        "half_open_requests": 1,
-                        "min_requests": 1000,  # only the consecutive-failure rule in play
-                    },
-                }
-            ],
-        )
+    gw, a, _b = pair_gateway(
+        upstreams,
+        start_gateway,
+        {},
+        "burst",
+        circuit_breaker={
+            "failure_threshold": 3,
+            "timeout_s": BREAKER_TIMEOUT_S,
+            "half_open_requests": 1,
+            "min_requests": 1000,  # only the consecutive-failure rule in play
+        },
     )
     client = _sdk(gw)
 
@@ -231,19 +225,13 @@ async def test_all_targets_open_503_with_retry_after_and_bounded_queue(
 
 @pytest.mark.timeout(30)
 def test_flapping_target_alternating_failures_zero_failed_requests(upstreams: Upstreams, start_gateway: Start) -> None:
-    a, b = upstreams("openai"), upstreams("openai")
-    gw = start_gateway(
-        base_config(
-            [model_for("ma", a, "alpha"), model_for("mb", b, "bravo")],
-            routes=[
-                {
-                    "name": "flap",
-                    "targets": [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}],
-                    "retries": FAST_RETRIES,  # default retry budget (ratio 0.2, capacity 10)
-                    "circuit_breaker": {"failure_threshold": 3, "timeout_s": 1.0, "min_requests": 1000},
-                }
-            ],
-        )
+    gw, a, b = pair_gateway(
+        upstreams,
+        start_gateway,
+        {},
+        "flap",
+        # fast retries, default retry budget (ratio 0.2, capacity 10)
+        circuit_breaker={"failure_threshold": 3, "timeout_s": 1.0, "min_requests": 1000},
     )
     served: dict[str, int] = {}
     with api_client(gw) as client:
@@ -277,20 +265,14 @@ async def test_flapping_target_under_concurrent_load_zero_failed_requests(
     """A target flips between down (150 ms) and up (250 ms) while 8 clients keep calling for 2 s;
     its breaker opens, half-opens and closes over and over. With a healthy second target and a
     budget that affords one fallback per request, no client request fails."""
-    a, b = upstreams("openai"), upstreams("openai")
-    gw = start_gateway(
-        base_config(
-            [model_for("ma", a, "alpha"), model_for("mb", b, "bravo")],
-            routes=[
-                {
-                    "name": "flap",
-                    "targets": [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}],
-                    # One fallback per request is always affordable at ratio 1.0.
-                    "retries": {**FAST_RETRIES, "budget_ratio": 1.0},
-                    "circuit_breaker": {"failure_threshold": 2, "timeout_s": 0.1, "min_requests": 1000},
-                }
-            ],
-        )
+    gw, a, _b = pair_gateway(
+        upstreams,
+        start_gateway,
+        {},
+        "flap",
+        # One fallback per request is always affordable at ratio 1.0.
+        retries={**FAST_RETRIES, "budget_ratio": 1.0},
+        circuit_breaker={"failure_threshold": 2, "timeout_s": 0.1, "min_requests": 1000},
     )
     stop = threading.Event()
     cycles = 0

@@ -25,31 +25,17 @@ from tests.gateway.resilience_helpers import (
     metric,
     metrics,
     model_for,
+    pair_gateway,
     parse_sse,
     upstream_count,
 )
 
 Start = Callable[[dict[str, Any]], RunningGateway]
 Upstreams = Callable[..., Upstream]
-PAIR = [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}]
 
 
 def _sdk(gw: RunningGateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=gw.v1, api_key=API_KEY, max_retries=0, timeout=15)
-
-
-def _pair_gateway(
-    upstreams: Upstreams, start_gateway: Start, a_faults: dict[str, Any], **route: Any
-) -> tuple[RunningGateway, Upstream, Upstream]:
-    """Route `pair`: A (alpha, preferred) then B (bravo); A misbehaves as told."""
-    a, b = upstreams("openai", **a_faults), upstreams("openai")
-    gw = start_gateway(
-        base_config(
-            [model_for("ma", a, "alpha"), model_for("mb", b, "bravo")],
-            routes=[{"name": "pair", "targets": PAIR, "retries": FAST_RETRIES, **route}],
-        )
-    )
-    return gw, a, b
 
 
 def _stream(client: httpx.Client, body: dict[str, Any]) -> tuple[httpx.Response, bytes, float]:
@@ -150,7 +136,7 @@ def test_429_trips_the_breaker_only_with_trip_on_429(upstreams: Upstreams, start
 @pytest.mark.timeout(20)
 def test_connection_reset_is_retried_on_the_next_target(upstreams: Upstreams, start_gateway: Start) -> None:
     # A breaker that never opens keeps A in every plan, so every request meets the reset.
-    gw, a, b = _pair_gateway(
+    gw, a, b = pair_gateway(
         upstreams, start_gateway, {"reset_connection": 1.0}, circuit_breaker={"failure_threshold": 100}
     )
     client = _sdk(gw)
@@ -208,7 +194,7 @@ def test_total_timeout_is_504_without_alternative(upstreams: Upstreams, start_ga
 
 @pytest.mark.timeout(20)
 def test_total_timeout_falls_back_to_the_next_target(upstreams: Upstreams, start_gateway: Start) -> None:
-    gw, a, b = _pair_gateway(upstreams, start_gateway, {"latency_ms": 2000}, timeouts=QUICK_TIMEOUTS)
+    gw, a, b = pair_gateway(upstreams, start_gateway, {"latency_ms": 2000}, timeouts=QUICK_TIMEOUTS)
     client = _sdk(gw)
     started = time.monotonic()
     raw = client.chat.completions.with_raw_response.create(
@@ -227,7 +213,7 @@ def test_total_timeout_falls_back_to_the_next_target(upstreams: Upstreams, start
 def test_slow_first_byte_on_a_stream_fails_over_before_any_byte(upstreams: Upstreams, start_gateway: Start) -> None:
     # A answers 200 with headers at once, then stalls 2 s before its first event: longer
     # than first_byte_s (0.3 s), far shorter than stream_idle_s (5 s).
-    gw, a, b = _pair_gateway(upstreams, start_gateway, {"first_byte_delay_ms": 2000}, timeouts=QUICK_TIMEOUTS)
+    gw, a, b = pair_gateway(upstreams, start_gateway, {"first_byte_delay_ms": 2000}, timeouts=QUICK_TIMEOUTS)
     with api_client(gw) as client:
         resp, raw, elapsed = _stream(client, chat_body("slow first byte", model="pair", stream=True))
     assert resp.status_code == 200, raw
@@ -249,7 +235,7 @@ def test_slow_first_byte_on_a_stream_fails_over_before_any_byte(upstreams: Upstr
 
 @pytest.mark.timeout(20)
 def test_slow_headers_on_a_stream_fail_over(upstreams: Upstreams, start_gateway: Start) -> None:
-    gw, a, b = _pair_gateway(upstreams, start_gateway, {"latency_ms": 2000}, timeouts=QUICK_TIMEOUTS)
+    gw, a, b = pair_gateway(upstreams, start_gateway, {"latency_ms": 2000}, timeouts=QUICK_TIMEOUTS)
     with api_client(gw) as client:
         resp, raw, elapsed = _stream(client, chat_body("slow headers", model="pair", stream=True))
     assert resp.status_code == 200 and resp.headers["x-aimm-model"] == "mb"
@@ -267,7 +253,7 @@ def test_stream_broken_after_first_chunk_ends_with_an_error_event(
     fault: dict[str, Any], upstreams: Upstreams, start_gateway: Start
 ) -> None:
     # 3 pieces of text: the role chunk and two pieces arrive, then the upstream breaks.
-    gw, a, b = _pair_gateway(upstreams, start_gateway, {"stream_chunks": 3, **fault})
+    gw, a, b = pair_gateway(upstreams, start_gateway, {"stream_chunks": 3, **fault})
     prompt = "cut me off"
     with api_client(gw) as client:
         resp, raw, _ = _stream(client, chat_body(prompt, model="pair", stream=True))
@@ -294,7 +280,7 @@ def test_stream_broken_after_first_chunk_ends_with_an_error_event(
 
 @pytest.mark.timeout(20)
 def test_stream_cut_before_first_chunk_fails_over(upstreams: Upstreams, start_gateway: Start) -> None:
-    gw, a, b = _pair_gateway(upstreams, start_gateway, {"cut_stream_after": 0})
+    gw, a, b = pair_gateway(upstreams, start_gateway, {"cut_stream_after": 0})
     with api_client(gw) as client:
         resp, raw, _ = _stream(client, chat_body("cut at once", model="pair", stream=True))
     assert resp.status_code == 200

@@ -20,7 +20,6 @@ from aimm_gateway.mock.faults import FaultSettings
 from aimm_gateway.routing import RetryBudget
 from tests.gateway.conftest import RunningGateway, Upstream, base_config
 from tests.gateway.resilience_helpers import (
-    FAST_RETRIES,
     admin_status,
     api_client,
     assert_clean_error,
@@ -33,6 +32,7 @@ from tests.gateway.resilience_helpers import (
     metric,
     metrics,
     model_for,
+    pair_gateway,
     parse_sse,
     upstream_count,
     wait_until,
@@ -141,19 +141,12 @@ async def test_total_outage_with_breakers_every_client_gets_a_clean_error(
 def test_hedged_request_answers_from_the_fast_target_and_cancels_the_slow_one(
     upstreams: Upstreams, start_gateway: Start
 ) -> None:
-    a, b = upstreams("openai", latency_ms=2000), upstreams("openai")
-    gw = start_gateway(
-        base_config(
-            [model_for("ma", a, "alpha"), model_for("mb", b, "bravo")],
-            routes=[
-                {
-                    "name": "hedge",
-                    "targets": [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}],
-                    "retries": FAST_RETRIES,
-                    "hedging": {"enabled": True, "delay_s": 0.05},
-                }
-            ],
-        )
+    gw, a, b = pair_gateway(
+        upstreams,
+        start_gateway,
+        {"latency_ms": 2000},
+        "hedge",
+        hedging={"enabled": True, "delay_s": 0.05},
     )
     with api_client(gw) as client:
         started = time.monotonic()
@@ -179,19 +172,12 @@ def test_hedged_request_answers_from_the_fast_target_and_cancels_the_slow_one(
 
 
 def test_hedged_stream_keeps_the_first_upstream_to_send_a_chunk(upstreams: Upstreams, start_gateway: Start) -> None:
-    a, b = upstreams("openai", first_byte_delay_ms=2000), upstreams("openai")
-    gw = start_gateway(
-        base_config(
-            [model_for("ma", a, "alpha"), model_for("mb", b, "bravo")],
-            routes=[
-                {
-                    "name": "hedge",
-                    "targets": [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}],
-                    "retries": FAST_RETRIES,
-                    "hedging": {"enabled": True, "delay_s": 0.05},
-                }
-            ],
-        )
+    gw, _a, _b = pair_gateway(
+        upstreams,
+        start_gateway,
+        {"first_byte_delay_ms": 2000},
+        "hedge",
+        hedging={"enabled": True, "delay_s": 0.05},
     )
     with api_client(gw) as client:
         started = time.monotonic()
@@ -222,19 +208,12 @@ def test_client_gone_mid_stream_frees_in_flight_and_the_half_open_probe(
     upstreams: Upstreams, start_gateway: Start
 ) -> None:
     timeout_s = 1.5
-    a, b = upstreams("openai", fail_rate=1.0), upstreams("openai")
-    gw = start_gateway(
-        base_config(
-            [model_for("ma", a, "alpha"), model_for("mb", b, "bravo")],
-            routes=[
-                {
-                    "name": "pair",
-                    "targets": [{"model": "ma", "priority": 0}, {"model": "mb", "priority": 1}],
-                    "retries": FAST_RETRIES,
-                    "circuit_breaker": {"failure_threshold": 1, "timeout_s": timeout_s, "half_open_requests": 1},
-                }
-            ],
-        )
+    gw, a, _b = pair_gateway(
+        upstreams,
+        start_gateway,
+        {"fail_rate": 1.0},
+        "pair",
+        circuit_breaker={"failure_threshold": 1, "timeout_s": timeout_s, "half_open_requests": 1},
     )
     with api_client(gw) as client:
         assert client.post("/v1/chat/completions", json=chat_body("trip", model="pair")).status_code == 200

@@ -4,8 +4,6 @@ status and message. Run with a real Lua interpreter."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +12,7 @@ import yaml
 
 from tests.install.argocd import HEALTH_DIR, health, lua_literal
 from tests.install.paths import REPO
+from tests.scripts import load_script
 
 KINDS = ("AIGateway", "AIModel", "RoutingPolicy", "CostBudget")
 
@@ -61,13 +60,7 @@ def test_lua_literal_round_trips_awkward_strings(tmp_path: Path) -> None:
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("aimm_argocd_health", REPO / "deploy" / "argocd" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
-        spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "deploy" / "argocd" / "generate.py", "aimm_argocd_health")
 
 
 def test_committed_scripts_are_the_generated_ones() -> None:

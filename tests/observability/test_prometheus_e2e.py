@@ -12,9 +12,7 @@ in well under a minute; the expressions are otherwise the ones users get.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +34,7 @@ from tests.gateway.conftest import ADMIN_TOKEN, API_KEY, Upstream, base_config, 
 from tests.observability.dashboard_png import draw
 from tests.observability.prombin import REPO
 from tests.observability.prometheus_server import Prometheus, run_prometheus
+from tests.scripts import load_script
 from tests.servers import run_asgi_app
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -60,13 +59,7 @@ class Env:
 
 
 def _load_dashboards() -> Any:
-    spec = importlib.util.spec_from_file_location("aimm_dashboards", REPO / "deploy" / "grafana" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
-        spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "deploy" / "grafana" / "generate.py", "aimm_dashboards")
 
 
 class Load:

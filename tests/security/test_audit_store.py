@@ -25,7 +25,7 @@ from aimm_gateway.service import Gateway
 from aimm_gateway.store.base import UsageStore
 from aimm_gateway.store.postgres import PostgresStore
 from aimm_gateway.store.sqlite import SqliteStore
-from tests.cost.stores import fresh_postgres_dsn, fresh_sqlite_path
+from tests.cost.stores import fresh_sqlite_path, open_fresh_store
 from tests.gateway.conftest import ADMIN_TOKEN, base_config
 from tests.servers import run_asgi_app
 
@@ -39,16 +39,7 @@ def _dropped() -> Counter:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[UsageStore]:
-    if request.param == "sqlite":
-        backend: UsageStore = SqliteStore(fresh_sqlite_path(tmp_path))
-    else:
-        dsn = await fresh_postgres_dsn(request.getfixturevalue("postgres_server"))
-        migrator = PostgresStore(dsn, check_schema=False)
-        await migrator.open()
-        await migrator.upgrade()
-        await migrator.close()
-        backend = PostgresStore(dsn)
-    await backend.open()
+    backend = await open_fresh_store(request.param, request, tmp_path)
     yield backend
     await backend.close()
 

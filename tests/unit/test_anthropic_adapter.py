@@ -21,8 +21,7 @@ from anthropic.types.message_create_params import (
     MessageCreateParamsNonStreaming,
     MessageCreateParamsStreaming,
 )
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 from typing_extensions import is_typeddict
 
 from aimm_gateway.canonical import ChatRequest, validate_chat
@@ -37,17 +36,17 @@ from aimm_gateway.providers.anthropic_translate import (
 )
 from aimm_gateway.providers.base import EmbeddingCall
 from aimm_gateway.providers.http import UpstreamPools
+from tests.unit.openai_shapes import (
+    PNG_B64,
+    WEATHER_TOOL,
+    assert_openai_chunks,
+    assert_openai_completion,
+    reassemble,
+    rejected,
+    user,
+)
 
 MODEL = ModelConfig(name="claude", provider="anthropic", model="claude-sonnet-4-5", max_output_tokens=2048)
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,29 +142,6 @@ def assert_anthropic_request(body: dict[str, Any], stream: bool) -> None:
     assert problem is None, problem
 
 
-def _no_extras(model: BaseModel, path: str) -> None:
-    assert not model.model_extra, f"{path}: fields unknown to the OpenAI SDK: {sorted(model.model_extra or {})}"
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        items = value if isinstance(value, list) else [value]
-        for k, item in enumerate(items):
-            if isinstance(item, BaseModel):
-                _no_extras(item, f"{path}.{name}[{k}]")
-
-
-def assert_openai_completion(completion: dict[str, Any]) -> ChatCompletion:
-    parsed = ChatCompletion.model_validate(completion)
-    _no_extras(parsed, "completion")
-    return parsed
-
-
-def assert_openai_chunks(chunks: list[dict[str, Any]]) -> list[ChatCompletionChunk]:
-    parsed = [ChatCompletionChunk.model_validate(c) for c in chunks]
-    for k, c in enumerate(parsed):
-        _no_extras(c, f"chunk[{k}]")
-    return parsed
-
-
 def anthropic_message(content: list[dict[str, Any]], stop_reason: str = "end_turn", **usage: Any) -> dict[str, Any]:
     msg = {
         "id": "msg_01ABCdef",
@@ -228,33 +204,6 @@ def translate_stream(events: list[tuple[str, dict[str, Any]]], json_tool: str | 
     return [*chunks, translator.final_usage_chunk()]
 
 
-def reassemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    """What an OpenAI client accumulates from a stream: message, finish reason, usage."""
-    content: str | None = None
-    calls: dict[int, dict[str, Any]] = {}
-    finish = None
-    usage = None
-    for c in chunks:
-        if c.get("usage"):
-            usage = c["usage"]
-        for choice in c["choices"]:
-            delta = choice["delta"]
-            if delta.get("content") is not None:
-                content = (content or "") + delta["content"]
-            for tc in delta.get("tool_calls") or ():
-                call = calls.setdefault(tc["index"], {"id": None, "type": "function", "function": {"arguments": ""}})
-                call["id"] = tc.get("id") or call["id"]
-                fn = tc.get("function") or {}
-                if "name" in fn:
-                    call["function"]["name"] = fn["name"]
-                call["function"]["arguments"] += fn.get("arguments") or ""
-            finish = choice["finish_reason"] or finish
-    message: dict[str, Any] = {"content": content or None}
-    if calls:
-        message["tool_calls"] = [calls[k] for k in sorted(calls)]
-    return {"message": message, "finish_reason": finish, "usage": usage}
-
-
 def build(body: dict[str, Any], stream: bool = False, model: ModelConfig = MODEL) -> dict[str, Any]:
     request = validate_chat({"model": "claude", **body})
     out = to_anthropic_request(request, model, stream)
@@ -263,14 +212,7 @@ def build(body: dict[str, Any], stream: bool = False, model: ModelConfig = MODEL
 
 
 def rejects(body: dict[str, Any]) -> InvalidRequest:
-    with pytest.raises(InvalidRequest) as info:
-        to_anthropic_request(validate_chat({"model": "claude", **body}), MODEL, False)
-    assert info.value.status == 400
-    return info.value
-
-
-def user(text: Any) -> dict[str, Any]:
-    return {"role": "user", "content": text}
+    return rejected(lambda r: to_anthropic_request(r, MODEL, False), {"model": "claude", **body})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,8 +19,6 @@ import orjson
 import pytest
 from botocore.model import Shape
 from botocore.validate import ParamValidator
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pydantic import BaseModel
 
 from aimm_gateway.canonical import validate_chat, validate_embeddings
 from aimm_gateway.errors import InvalidRequest, UpstreamError
@@ -36,17 +34,17 @@ from aimm_gateway.providers.bedrock_translate import (
     titan_request,
     to_converse_request,
 )
+from tests.unit.openai_shapes import (
+    PNG_B64,
+    WEATHER_TOOL,
+    assert_openai_chunks,
+    assert_openai_completion,
+    reassemble,
+    rejected,
+    user,
+)
 
 MODEL_ID = "anthropic.claude-3-5-sonnet-20240620-v1:0"
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 CLOCK_TOOL: dict[str, Any] = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
 PERSON_FORMAT: dict[str, Any] = {
     "type": "json_schema",
@@ -130,53 +128,6 @@ def assert_stream_event(event: dict[str, Any]) -> None:
     assert_shape(payload, stream_shape.members[name])
 
 
-def _no_extras(model: BaseModel, path: str) -> None:
-    assert not model.model_extra, f"{path}: fields unknown to the OpenAI SDK: {sorted(model.model_extra or {})}"
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        for k, item in enumerate(value if isinstance(value, list) else [value]):
-            if isinstance(item, BaseModel):
-                _no_extras(item, f"{path}.{name}[{k}]")
-
-
-def assert_openai_completion(completion: dict[str, Any]) -> ChatCompletion:
-    parsed = ChatCompletion.model_validate(completion)
-    _no_extras(parsed, "completion")
-    return parsed
-
-
-def assert_openai_chunks(chunks: list[dict[str, Any]]) -> list[ChatCompletionChunk]:
-    parsed = [ChatCompletionChunk.model_validate(c) for c in chunks]
-    for k, c in enumerate(parsed):
-        _no_extras(c, f"chunk[{k}]")
-    return parsed
-
-
-def reassemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    """What an OpenAI client accumulates from a stream: message, finish reason, usage."""
-    content: str | None = None
-    calls: dict[int, dict[str, Any]] = {}
-    finish = usage = None
-    for c in chunks:
-        usage = c.get("usage") or usage
-        for choice in c["choices"]:
-            delta = choice["delta"]
-            if delta.get("content") is not None:
-                content = (content or "") + delta["content"]
-            for tc in delta.get("tool_calls") or ():
-                call = calls.setdefault(tc["index"], {"id": None, "type": "function", "function": {"arguments": ""}})
-                call["id"] = tc.get("id") or call["id"]
-                fn = tc.get("function") or {}
-                if "name" in fn:
-                    call["function"]["name"] = fn["name"]
-                call["function"]["arguments"] += fn.get("arguments") or ""
-            finish = choice["finish_reason"] or finish
-    message: dict[str, Any] = {"content": content or None}
-    if calls:
-        message["tool_calls"] = [calls[k] for k in sorted(calls)]
-    return {"message": message, "finish_reason": finish, "usage": usage}
-
-
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
@@ -188,14 +139,7 @@ def build(body: dict[str, Any], operation: str = "Converse") -> dict[str, Any]:
 
 
 def rejects(body: dict[str, Any]) -> InvalidRequest:
-    with pytest.raises(InvalidRequest) as info:
-        to_converse_request(validate_chat({"model": "b", **body}))
-    assert info.value.status == 400
-    return info.value
-
-
-def user(content: Any) -> dict[str, Any]:
-    return {"role": "user", "content": content}
+    return rejected(to_converse_request, {"model": "b", **body})
 
 
 def converse_response(content: list[dict[str, Any]], stop_reason: str = "end_turn", **usage: int) -> dict[str, Any]:

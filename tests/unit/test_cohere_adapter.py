@@ -31,15 +31,16 @@ from aimm_gateway.providers.cohere_translate import (
     to_cohere_embed_request,
     to_cohere_request,
 )
-from tests.unit.test_bedrock_adapter import (
-    CLOCK_TOOL,
-    PERSON_FORMAT,
+from tests.unit.openai_shapes import (
     PNG_B64,
     WEATHER_TOOL,
     assert_openai_chunks,
     assert_openai_completion,
     reassemble,
+    rejected,
+    user,
 )
+from tests.unit.test_bedrock_adapter import CLOCK_TOOL, PERSON_FORMAT
 
 MODEL = ModelConfig(name="c", provider="cohere", model="command-a-03-2025")
 EMBED_MODEL = ModelConfig(name="e", provider="cohere", model="embed-v4.0")
@@ -117,14 +118,7 @@ def build(body: dict[str, Any], stream: bool = False) -> dict[str, Any]:
 
 
 def rejects(body: dict[str, Any]) -> InvalidRequest:
-    with pytest.raises(InvalidRequest) as info:
-        to_cohere_request(validate_chat({"model": "c", **body}), MODEL, False)
-    assert info.value.status == 400
-    return info.value
-
-
-def user(content: Any) -> dict[str, Any]:
-    return {"role": "user", "content": content}
+    return rejected(lambda r: to_cohere_request(r, MODEL, False), {"model": "c", **body})
 
 
 def cohere_response(message: dict[str, Any], finish: str = "COMPLETE") -> dict[str, Any]:

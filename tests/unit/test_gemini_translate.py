@@ -38,7 +38,7 @@ from aimm_gateway.providers.gemini_translate import (
     to_vertex_predict_request,
     tool_call_id,
 )
-from tests.unit.test_anthropic_adapter import assert_openai_chunks, assert_openai_completion, reassemble
+from tests.unit.openai_shapes import PNG_B64, assert_openai_chunks, assert_openai_completion, reassemble
 
 MODEL = ModelConfig(name="gem", provider="gemini", model="gemini-2.5-flash")
 GEMINI_3 = ModelConfig(name="gem3", provider="gemini", model="gemini-3-pro-preview")
@@ -55,7 +55,6 @@ WEATHER_TOOL: dict[str, Any] = {
         },
     },
 }
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 SIGNATURE = base64.b64encode(bytes(range(200, 248))).decode()  # has '+' and '/' once encoded
 
 

@@ -21,7 +21,7 @@ from google.genai import types as genai
 from aimm_gateway.mock import gemini_wire
 from aimm_gateway.mock.engine import MockValidationError, generate
 from aimm_gateway.providers.gemini_translate import GeminiStreamTranslator, from_gemini_response
-from tests.unit.test_anthropic_adapter import assert_openai_chunks, assert_openai_completion, reassemble
+from tests.unit.openai_shapes import assert_openai_chunks, assert_openai_completion, reassemble
 from tests.unit.test_gemini_translate import WEATHER_TOOL, request
 from tests.unit.test_vertex_provider import service_account_info
 

@@ -27,8 +27,8 @@ from aimm_gateway.inbound.anthropic_in import (
 )
 from aimm_gateway.mock import anthropic_wire, openai_wire
 from aimm_gateway.mock.engine import generate
+from tests.unit.openai_shapes import PNG_B64
 
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 WEATHER = {
     "name": "get_weather",
     "description": "Weather for a city",

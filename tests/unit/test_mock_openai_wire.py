@@ -15,19 +15,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletio
 
 from aimm_gateway.mock import openai_wire as wire
 from aimm_gateway.mock.engine import MockValidationError, generate
+from tests.unit.openai_shapes import WEATHER_UNIT_TOOL
 
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
-            "required": ["city", "unit"],
-        },
-    },
-}
 TIME_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
 
 
@@ -108,7 +97,7 @@ def test_completion_has_openais_exact_shape() -> None:
 
 
 def test_tool_call_completion() -> None:
-    parsed = complete(chat(tools=[WEATHER_TOOL]))
+    parsed = complete(chat(tools=[WEATHER_UNIT_TOOL]))
     choice = parsed.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content is None
@@ -120,22 +109,22 @@ def test_tool_call_completion() -> None:
 
 
 def test_parallel_and_named_tool_choice() -> None:
-    assert called(complete(chat(tools=[WEATHER_TOOL, TIME_TOOL]))) == ["get_weather", "get_time"]
-    single = complete(chat(tools=[WEATHER_TOOL, TIME_TOOL], parallel_tool_calls=False)).choices[0]
+    assert called(complete(chat(tools=[WEATHER_UNIT_TOOL, TIME_TOOL]))) == ["get_weather", "get_time"]
+    single = complete(chat(tools=[WEATHER_UNIT_TOOL, TIME_TOOL], parallel_tool_calls=False)).choices[0]
     assert len(single.message.tool_calls or []) == 1
     named = complete(
         chat(
-            tools=[WEATHER_TOOL, TIME_TOOL],
+            tools=[WEATHER_UNIT_TOOL, TIME_TOOL],
             tool_choice={"type": "function", "function": {"name": "get_time"}},
         )
     )
     assert called(named) == ["get_time"]
-    none = complete(chat(tools=[WEATHER_TOOL], tool_choice="none")).choices[0]
+    none = complete(chat(tools=[WEATHER_UNIT_TOOL], tool_choice="none")).choices[0]
     assert none.message.tool_calls is None and none.finish_reason == "stop"
 
 
 def test_tool_result_conversation_round_trip() -> None:
-    body = chat(tools=[WEATHER_TOOL])
+    body = chat(tools=[WEATHER_UNIT_TOOL])
     first = complete(body).choices[0].message
     call = (first.tool_calls or [])[0]
     body["messages"] += [
@@ -222,7 +211,7 @@ def test_stream_without_include_usage_has_no_usage_field() -> None:
 
 
 def test_streamed_tool_calls_follow_openais_fragmenting() -> None:
-    events = stream(chat(stream=True, tools=[WEATHER_TOOL, TIME_TOOL]), chunks=3)
+    events = stream(chat(stream=True, tools=[WEATHER_UNIT_TOOL, TIME_TOOL]), chunks=3)
     deltas = [e["choices"][0]["delta"] for e in events]
     assert deltas[0]["role"] == "assistant"
     headers = [tc for d in deltas for tc in d.get("tool_calls", []) if "id" in tc]
@@ -437,7 +426,7 @@ INVALID_CASES: list[tuple[str, dict[str, Any], str | None, str | None, str]] = [
     ),
     (
         "bad tool_choice",
-        _with(tools=[WEATHER_TOOL], tool_choice="sometimes"),
+        _with(tools=[WEATHER_UNIT_TOOL], tool_choice="sometimes"),
         "tool_choice",
         "invalid_value",
         "Supported values are: 'none', 'auto', and 'required'.",

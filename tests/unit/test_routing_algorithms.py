@@ -186,6 +186,15 @@ def _intelligent_models() -> dict[str, ModelConfig]:
     )
 
 
+def _performance_only() -> RouteConfig:
+    """An intelligent route over the three models that weighs latency alone."""
+    return route(
+        ["cheap", "fast", "premium"],
+        algorithm="intelligent",
+        factors=IntelligentFactors(cost=0, performance=1, quality=0),
+    )
+
+
 def _warm(state: RouterState, clock: FakeClock) -> None:
     for name, lat in (("cheap", 2.0), ("fast", 0.2), ("premium", 1.0)):
         for _ in range(3):
@@ -244,12 +253,7 @@ def test_intelligent_honors_every_constraint_and_explains() -> None:
 
 
 def test_intelligent_tries_an_unmeasured_target() -> None:
-    ms = _intelligent_models()
-    r = route(
-        ["cheap", "fast", "premium"],
-        algorithm="intelligent",
-        factors=IntelligentFactors(cost=0, performance=1, quality=0),
-    )
+    ms, r = _intelligent_models(), _performance_only()
     state, clock = new_state()
     for _ in range(3):
         serve(state, clock, "fast", 0.2)
@@ -258,12 +262,7 @@ def test_intelligent_tries_an_unmeasured_target() -> None:
 
 
 def test_intelligent_reprobes_a_stale_target() -> None:
-    ms = _intelligent_models()
-    r = route(
-        ["cheap", "fast", "premium"],
-        algorithm="intelligent",
-        factors=IntelligentFactors(cost=0, performance=1, quality=0),
-    )
+    ms, r = _intelligent_models(), _performance_only()
     state, clock = new_state()
     _warm(state, clock)
     picks = []
