@@ -42,6 +42,33 @@ async def test_coalescer_propagates_errors() -> None:
         await c.request("x")
 
 
+async def test_a_kick_returns_at_once_and_shares_the_follow_up_run() -> None:
+    """Watch-event handlers kick instead of waiting, so kopf's per-object workers end at once."""
+    gate = asyncio.Event()
+    calls: list[str] = []
+
+    async def run(key: str) -> None:
+        calls.append(key)
+        await gate.wait()
+
+    c: Coalescer[str] = Coalescer(run)
+    first = c.kick("ns")
+    await asyncio.sleep(0)
+    later = [c.kick("ns") for _ in range(100)]  # a burst while the first run is in progress
+    assert not first.done() and calls == ["ns"] and len({id(f) for f in later}) == 1
+    gate.set()
+    await later[0]
+    assert first.done() and calls == ["ns", "ns"] and not c.busy("ns")
+
+    async def boom(key: str) -> None:
+        raise ValueError(key)
+
+    failing: Coalescer[str] = Coalescer(boom)
+    fut = failing.kick("x")  # nobody awaits it: its error must not be reported as never retrieved
+    await asyncio.sleep(0.01)
+    assert isinstance(fut.exception(), ValueError)
+
+
 def kube(handler) -> Kube:  # type: ignore[no-untyped-def]
     return Kube(
         Credentials(server="http://api", token="t"),
