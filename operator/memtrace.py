@@ -89,7 +89,9 @@ def pymalloc_stats() -> str:
         tmp.seek(0)
         text = tmp.read()
     keep = ("# arenas", "# bytes in", "# bytes lost", "Total")
-    return "\n".join(line for line in text.splitlines() if line.startswith(keep))
+    summary = "\n".join(line for line in text.splitlines() if line.startswith(keep))
+    # CPython prints nothing when its allocator is wrapped (tracemalloc tracing, PYTHONMALLOC=malloc).
+    return summary or "pymalloc: no statistics while tracemalloc traces (AIMM_OPERATOR_MEMTRACE_FRAMES=0 shows them)"
 
 
 def type_counts(objects: list[object], top: int = TOP) -> list[tuple[str, int]]:
