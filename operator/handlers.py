@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import kopf
 
-from aimm_operator import memtrace
+from aimm_operator import heap, memtrace
 from aimm_operator.arrivals import Arrivals
 from aimm_operator.coalesce import Coalescer
 from aimm_operator.crd.common import GROUP, VERSION
@@ -67,6 +67,7 @@ class OperatorContext:
     store: ObjectStore | None = None  # the watch's view of the objects (None: list them per run)
     arrivals: Arrivals = field(default_factory=Arrivals)
     follow_ups: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # after a burst, per namespace
+    trimmer: asyncio.Task[None] | None = None  # gives freed heap pages back (heap.py)
 
     def __post_init__(self) -> None:
         self.reconciles = Coalescer(self._reconcile)
@@ -153,8 +154,11 @@ class OperatorContext:
         last = self.last_reconciled.get(namespace)
         return last is None or time.monotonic() - last > self.settings.resync_interval_s
 
+    def start(self) -> None:
+        self.trimmer = asyncio.create_task(heap.trim_forever(), name="heap-trim")
+
     async def aclose(self) -> None:
-        for task in [*self.retries.values(), *self.follow_ups.values()]:
+        for task in [*self.retries.values(), *self.follow_ups.values(), *([self.trimmer] if self.trimmer else [])]:
             task.cancel()
         await self.events.aclose()
         await self.http.aclose()
@@ -251,6 +255,7 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
             cache=StatsCache(max_age_s=max(3 * op.stats_interval_s, 30.0)),
             store=ObjectStore(kwargs, indexer),  # the indices are handed to every handler by their ids
         )
+        memo["ctx"].start()
         if op.metrics_port:
             memo["ctx"].metrics.serve(op.metrics_port)
 

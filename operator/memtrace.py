@@ -12,7 +12,6 @@ several times and adds its own memory: never set in production.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import gc
 import logging
@@ -24,6 +23,8 @@ import tracemalloc
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from aimm_operator import heap
 
 log = logging.getLogger("aimm_operator.memtrace")
 
@@ -66,13 +67,6 @@ def malloc_stats() -> str:
         f"glibc malloc: heap {m.arena / mb:.1f} MB (in use {m.uordblks / mb:.1f} MB, free {m.fordblks / mb:.1f} MB), "
         f"mmapped {m.hblkhd / mb:.1f} MB in {m.hblks} blocks"
     )
-
-
-def malloc_trim() -> None:
-    """Hand glibc's free pages back (measured here: at 5,000 models it gave back under 3 MB, so the
-    operator does not do it on its own)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def pymalloc_stats() -> str:
@@ -128,7 +122,7 @@ def report(before: tracemalloc.Snapshot | None, after: tracemalloc.Snapshot | No
         pymalloc_stats(),
     ]
     before_trim = rss_mb()
-    malloc_trim()
+    heap.trim()
     lines.insert(1, f"malloc_trim(0): RSS {before_trim:.1f} -> {rss_mb():.1f} MB")
     for key in ("lineno", "traceback") if after is not None else ():
         assert after is not None
