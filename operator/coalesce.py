@@ -35,6 +35,11 @@ class Coalescer(Generic[K]):
 
     async def request(self, key: K) -> None:
         """Return once a run for `key` that started after this call has finished."""
+        await asyncio.shield(self.kick(key))
+
+    def kick(self, key: K) -> asyncio.Future[None]:
+        """Ask for a run of `key` without waiting: the returned future (its outcome already marked
+        retrieved) completes when a run that started after this call has finished."""
         loop = asyncio.get_running_loop()
         slot = self._slots.setdefault(key, _Slot())
         if slot.running is None:
@@ -46,7 +51,7 @@ class Coalescer(Generic[K]):
                 slot.pending = loop.create_future()
                 slot.pending.add_done_callback(_consume)
             fut = slot.pending
-        await asyncio.shield(fut)
+        return fut
 
     async def _drive(self, key: K, slot: _Slot, fut: asyncio.Future[None]) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -41,24 +42,51 @@ class Obj(Generic[S]):
         return list(self.status.get("conditions") or [])
 
 
-def parse(kind: str, spec_type: type[S], body: Mapping[str, Any]) -> Obj[S]:
-    meta = body.get("metadata") or {}
-    spec: S | None
-    error: str | None = None
+ParsedSpec = tuple[int, Any, str | None]  # (generation, the spec or None, why it did not parse)
+SHARED_STRING_MAX = 256  # longer strings (rare: long messages) are not worth a lookup
+
+
+def compact(value: Any) -> Any:
+    """A copy of decoded JSON whose strings are shared across objects (sys.intern). Thousands of
+    statuses repeat the same keys, reasons, messages and timestamps; each watch event decodes its
+    own copies, which an index would otherwise keep for as long as the object lives."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= SHARED_STRING_MAX else value
+    if isinstance(value, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
+
+
+def parse_spec(spec_type: type[S], body: Mapping[str, Any]) -> tuple[S | None, str | None]:
     try:
-        spec = spec_type.model_validate(body.get("spec") or {})
+        return spec_type.model_validate(body.get("spec") or {}), None
     except ValidationError as exc:
-        spec, error = None, describe_validation_error(exc)
+        return None, describe_validation_error(exc)
+
+
+def parse(kind: str, spec_type: type[S], body: Mapping[str, Any], known: ParsedSpec | None = None) -> Obj[S]:
+    """The object of `body`; `known` is its spec parsed before, reused when the generation is the
+    same (the spec cannot have changed: a status write or a label edit does not bump it)."""
+    meta = body.get("metadata") or {}
+    generation = int(meta.get("generation") or 0)
+    spec: S | None
+    error: str | None
+    if known is not None and known[0] == generation and generation:
+        spec, error = known[1], known[2]
+    else:
+        spec, error = parse_spec(spec_type, body)
     return Obj(
         kind=kind,
         name=meta.get("name", ""),
         namespace=meta.get("namespace", ""),
         uid=meta.get("uid", ""),
-        generation=int(meta.get("generation") or 0),
-        labels=dict(meta.get("labels") or {}),
+        generation=generation,
+        labels=compact(dict(meta.get("labels") or {})),
         spec=spec,
         spec_error=error,
-        status=dict(body.get("status") or {}),
+        status=compact(dict(body.get("status") or {})),
         deleting=bool(meta.get("deletionTimestamp")),
         created=str(meta.get("creationTimestamp") or ""),
         resource_version=revision(meta),

@@ -10,6 +10,7 @@ kubelet: gateway pods never run, so the reload stall is measured by the gateway'
 
     python -m tests.bench.operator_scale [--sizes 10,100,1000,5000] [--out docs/benchmarks.md]
         [--profile /tmp/operator.txt]   # py-spy (pip install py-spy) samples the operator meanwhile
+        [--memtrace /tmp/memtrace]      # allocation sites before/after each size (operator/memtrace.py)
 """
 
 from __future__ import annotations
@@ -79,10 +80,15 @@ def proc_stats(pid: int) -> tuple[float, float, float]:
     return cpu, int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
 
 
-def start_operator(kubeconfig: Path, log: Path, path: str | None = None) -> subprocess.Popen[bytes]:
-    """The operator as a process; `path` (PYTHONPATH) runs another checkout's code, for before/after."""
+def start_operator(
+    kubeconfig: Path, log: Path, path: str | None = None, memtrace: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """The operator as a process; `path` (PYTHONPATH) runs another checkout's code, for before/after;
+    `memtrace` turns on its allocation tracing (dumps on SIGUSR1, see operator/memtrace.py)."""
     args = [sys.executable, "-m", "aimm_operator", "-A", f"--kubeconfig={kubeconfig}", "--stats-interval=10"]
     env = {**os.environ, **({"PYTHONPATH": path} if path else {})}
+    if memtrace is not None:
+        env["AIMM_OPERATOR_MEMTRACE"] = str(memtrace)
     return subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO, env=env)
 
 
@@ -136,6 +142,18 @@ def served_weight(api: Api, ns: str, name: str) -> float | None:
     return next((m["weight"] for m in json.loads(text)["models"] if m["name"] == name), None)
 
 
+def memtrace_dump(pid: int, out: Path | None) -> None:
+    """Ask the operator for an allocation-site dump and wait until it is written."""
+    if out is None:
+        return
+    # The operator makes the folder when it installs its SIGUSR1 handler: before that the signal kills it.
+    wait(out.exists, 120, "the operator's memtrace hook")
+    before = len(list(out.glob("memtrace-*.txt")))
+    os.kill(pid, signal.SIGUSR1)
+    wait(lambda: len(list(out.glob("memtrace-*.txt"))) > before, 300, "memtrace dump")
+    time.sleep(1)
+
+
 def wait(cond: Any, timeout: float, what: str) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -149,17 +167,27 @@ def cpu_of(pids: list[int]) -> float:
     return sum(proc_stats(pid)[0] for pid in pids)
 
 
-def run_size(api: Api, proxy: FaultProxy, op_pid: int, n: int, server_pids: list[int]) -> Result:
+def run_size(
+    api: Api, proxy: FaultProxy, op_pid: int, n: int, server_pids: list[int], memtrace: Path | None = None
+) -> Result:
     ns = f"bench-{n}"
     api.create_namespace(ns)
     for t in range(10):
         api.create_secret(ns, f"keys-t{t}", {f"m{i:05d}": "sk-bench" for i in range(t, n, 10)})
+    memtrace_dump(op_pid, memtrace)  # the baseline: what the burst adds is in the next dump
     with ConditionWatch(api, "AIModel", ns) as watch:
-        return measure(api, proxy, op_pid, n, ns, watch, server_pids)
+        return measure(api, proxy, op_pid, n, ns, watch, server_pids, memtrace)
 
 
 def measure(
-    api: Api, proxy: FaultProxy, op_pid: int, n: int, ns: str, watch: ConditionWatch, server_pids: list[int]
+    api: Api,
+    proxy: FaultProxy,
+    op_pid: int,
+    n: int,
+    ns: str,
+    watch: ConditionWatch,
+    server_pids: list[int],
+    memtrace: Path | None = None,
 ) -> Result:
     cpu0, _, _ = proc_stats(op_pid)
     server0 = cpu_of(server_pids)
@@ -169,6 +197,9 @@ def measure(
         list(pool.map(api.apply, objects(ns, n)))
     api.apply(gateway(ns, "gw", autoscaling={"enabled": False}, replicas={"min": 1, "max": 1}))
     apply_s = time.monotonic() - started
+    if memtrace is not None:  # the burst at its height (the dump pauses the operator a second or two)
+        wait(lambda: watch.count("Ready", "True") >= n // 2, 600, f"{n // 2} AIModels Ready")
+        memtrace_dump(op_pid, memtrace)
     wait(lambda: watch.count("Ready", "True") == n, 600, f"{n} AIModels Ready")
     all_ready_s = time.monotonic() - started
     cpu1, _, _ = proc_stats(op_pid)
@@ -190,6 +221,7 @@ def measure(
     time.sleep(idle_window)
     cpu_b, rss_idle, rss_peak = proc_stats(op_pid)
     requests = len(proxy.seen)
+    memtrace_dump(op_pid, memtrace)  # what the burst left behind, idle, before the namespace goes
 
     t = time.monotonic()
     api.request("GET", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels", params={"limit": "500"})
@@ -217,15 +249,15 @@ def measure(
 
 def report(results: list[Result | str]) -> str:
     head = (
-        "| N | apply (client) | apply → all Ready | one edit → ConfigMap | CPU while converging: operator / API server + etcd | "
+        "| N | apply (client) | apply → all Ready | last client write → all Ready | one edit → ConfigMap | CPU while converging: operator / API server + etcd | "
         "RSS peak / idle | idle CPU | idle API req/min | ConfigMap | Deployment | list AIModels (500) | "
         "requests while converging (status / event / list / other) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(
         f"{r}\n"
         if isinstance(r, str)
-        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} s | "
+        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.all_ready_s - r.apply_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} s | "
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.1f} % | {r.idle_requests_per_min:.0f} | "
         f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
         f"{breakdown(r.converge_requests)} |\n"
@@ -267,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         help="PYTHONPATH holding another aimm_operator/aimm_gateway (e.g. the previous commit's) to measure it",
     )
     parser.add_argument(
+        "--memtrace",
+        type=Path,
+        default=None,
+        help="trace the operator's allocations; a dump per size before and after into this folder",
+    )
+    parser.add_argument(
         "--profile", type=Path, default=None, help="sample the operator with py-spy into this file (collapsed stacks)"
     )
     args = parser.parse_args(argv)
@@ -293,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         server_pids = cp.pids("kube-apiserver", "etcd")
-        op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log", args.operator_path)  # type: ignore[operator]
+        op = start_operator(kubeconfig, cp.tmp_dir / "bench-operator.log", args.operator_path, args.memtrace)  # type: ignore[operator]
         api = Api(cp.kubeconfig_path)  # type: ignore[arg-type]
         if args.profile:
             spy = start_profiler(op.pid, args.profile)
@@ -301,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         results: list[Result | str] = []
         for n in sizes:
             try:
-                results.append(run_size(api, proxy, op.pid, n, server_pids))
+                results.append(run_size(api, proxy, op.pid, n, server_pids, args.memtrace))
             except TimeoutError as exc:  # a miss is a result too: recorded, and the larger sizes skipped
                 results.append(f"| {n:,} | did not finish: {exc} (operator RSS {proc_stats(op.pid)[1]:.0f} MB) |")
             text = report(results)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aimm_operator.arrivals import Arrivals
 from aimm_operator.objects import Obj, parse_model
 from aimm_operator.reconcile import first_unselected
 from aimm_operator.status import condition
-from aimm_operator.store import INDEXED, ObjectStore, indexer
+from aimm_operator.store import INDEXED, Indexer, ObjectStore
 from tests.unit.operator_fixtures import body, gw, model
 
 
@@ -29,12 +30,12 @@ def _store(objs: dict[str, list[Obj[Any]]]) -> ObjectStore:
 
 
 def test_indexer_keys_by_namespace_and_keeps_specs_that_do_not_parse() -> None:
-    index = indexer("AIModel")
-    good = index(body=model("m"), namespace="ns")
+    index = Indexer()
+    good = index.parse("AIModel", model("m"), "ns")
     assert list(good) == ["ns"] and good["ns"].name == "m" and good["ns"].spec is not None
-    bad = index(body=body("AIModel", "x", {"provider": 42}), namespace="ns")["ns"]
+    bad = index.parse("AIModel", body("AIModel", "x", {"provider": 42}), "ns")["ns"]
     assert bad.spec is None and bad.spec_error
-    assert index(body=model("m"), namespace=None) == {}
+    assert index.parse("AIModel", model("m"), None) == {}
 
 
 def test_snapshot_is_one_namespace_sorted_by_name() -> None:
@@ -42,7 +43,7 @@ def test_snapshot_is_one_namespace_sorted_by_name() -> None:
     store = _store(
         {
             "AIModel": [parse_model(model("b")), parse_model(model("a")), parse_model(other)],
-            "AIGateway": [indexer("AIGateway")(body=gw(), namespace="ns")["ns"]],
+            "AIGateway": [Indexer().parse("AIGateway", gw(), "ns")["ns"]],
         }
     )
     snap = store.snapshot("ns")
@@ -96,3 +97,42 @@ def test_only_a_first_not_selected_status_is_held() -> None:
     assert not first_unselected((new, accepted, []))
     seen_before = parse_model(_at(model("m"), 3, accepted))
     assert not first_unselected((seen_before, waiting, []))  # leaving a gateway is news: written now
+
+
+def test_a_status_event_reuses_the_parsed_spec_until_the_generation_moves() -> None:
+    index = Indexer()
+    first = index.parse("AIModel", model("m"), "ns")["ns"]
+    ready = {"conditions": [condition("Ready", True, "Accepted", "in gw", 1)]}
+    again = index.parse("AIModel", {**model("m"), "status": ready}, "ns")["ns"]
+    assert again.spec is first.spec and again.status == ready  # a status write: no new validation
+    edited = model("m", weight=7)
+    edited["metadata"]["generation"] = 2
+    moved = index.parse("AIModel", edited, "ns")["ns"]
+    assert moved.spec is not first.spec and moved.spec is not None and moved.spec.weight == 7
+    bad = body("AIModel", "m", {"provider": 42}, generation=3)
+    assert index.parse("AIModel", bad, "ns")["ns"].spec_error  # an invalid new spec is not masked
+    assert len(index) == 1
+    ObjectStore({index_id: {} for _, index_id in INDEXED.values()}, index).forget("uid-m")
+    assert len(index) == 0  # a deleted object's spec is dropped with it
+
+
+def test_indexed_statuses_share_their_strings() -> None:
+    """Each watch event decodes its own copy of every string (as json.loads does here)."""
+    index = Indexer()
+    ready = {"conditions": [condition("Ready", True, "Accepted", "in the config of AIGateway(s) " + "gw", 1)]}
+    decoded = [json.loads(json.dumps(ready)) for _ in range(2)]
+    assert decoded[0]["conditions"][0]["message"] is not decoded[1]["conditions"][0]["message"]
+    a, b = (index.parse("AIModel", {**model(n), "status": st}, "ns")["ns"] for n, st in zip("ab", decoded, strict=True))
+    msg_a, msg_b = a.conditions[0]["message"], b.conditions[0]["message"]
+    assert msg_a == msg_b and msg_a is msg_b
+    assert a.status == ready
+
+
+def test_the_kopf_index_function_is_a_coroutine() -> None:
+    """kopf runs plain functions in a thread pool: one thread hop per watch event."""
+    import asyncio
+    import inspect
+
+    index = Indexer().of("AIGateway")
+    assert inspect.iscoroutinefunction(index)
+    assert asyncio.run(index(body=gw(), namespace="ns"))["ns"].name == "gw"
