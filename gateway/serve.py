@@ -146,10 +146,11 @@ def _supervise(config: str, host: str, port: int, workers: int, grace_s: float) 
     sockets = bind_slots(host, port, workers)
     with tempfile.TemporaryDirectory(prefix="aimm-workers-") as run_dir:
         spec = WorkerSpec(config, workers, grace_s, Path(run_dir))
+        supervisor = os.getpid()
         log.info("supervising %d workers (pid %d)", workers, os.getpid())
         gc.collect()
         gc.freeze()  # the collector never writes to pages inherited from here: they stay shared
-        return Supervisor(sockets, lambda index, sock: run_worker(spec, index, sock), grace_s).run()
+        return Supervisor(sockets, lambda index, sock: run_worker(spec, index, sock, supervisor), grace_s).run()
 
 
 def _serve_granian(config: str, host: str, port: int, workers: int) -> int:

@@ -9,6 +9,7 @@ socket: a breaker opened in one worker is that worker's, and no two workers draw
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
@@ -33,6 +34,8 @@ from aimm_gateway.workers.stats_merge import merge_stats
 
 log = logging.getLogger("aimm.gateway.workers")
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
 # Pod-wide views a scrape or the operator's poll expects: (merge of the workers' bodies, media type).
 MERGED: dict[str, tuple[Callable[[dict[int, bytes], dict[int, int]], bytes], str]] = {
     "/metrics": (merge_metrics, CONTENT_TYPE_LATEST),
@@ -48,13 +51,14 @@ class WorkerSpec:
     run_dir: Path  # the supervisor's private directory: the workers' metrics sockets
 
 
-def run_worker(spec: WorkerSpec, index: int, sock: socket.socket) -> NoReturn:
+def run_worker(spec: WorkerSpec, index: int, sock: socket.socket, supervisor: int) -> NoReturn:
     """The forked child's whole life; never returns into the supervisor's code."""
     signal.pthread_sigmask(signal.SIG_SETMASK, [])  # the supervisor blocks the signals it waits for
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     # Until its handler is installed, a SIGHUP must not kill a starting worker: it reads the file anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    die_with(supervisor)
     code = 1
     try:
         code = _run(spec, index, sock)
@@ -64,6 +68,19 @@ def run_worker(spec: WorkerSpec, index: int, sock: socket.socket) -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
+
+
+def die_with(supervisor: int) -> None:
+    """A worker drains and exits when its supervisor dies, however it died (SIGKILL, OOM kill).
+
+    In a pod the container's end takes every process with it; on a host (systemd, a test, a
+    developer's shell) an orphaned worker would keep serving an old config on the shared port.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("workers will outlive a killed supervisor: prctl failed (errno %d)", ctypes.get_errno())
+    elif os.getppid() != supervisor:  # it died before the prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _run(spec: WorkerSpec, index: int, sock: socket.socket) -> int:

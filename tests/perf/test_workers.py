@@ -100,6 +100,26 @@ def test_a_killed_worker_is_replaced(two_workers: Served) -> None:
     _fresh_connection_chats(two_workers.url, 20)  # nothing refused after the restart
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for whoever inherited it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_workers_end_with_a_killed_supervisor(two_workers: Served) -> None:
+    """SIGKILL (an OOM kill) gives the supervisor no chance to drain: its workers must not linger."""
+    workers = two_workers.children()
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    two_workers.proc.kill()
+    two_workers.proc.wait(10)
+    wait_for(lambda: not any(_alive(pid) for pid in workers), 30, "the orphaned workers to exit")
+    with pytest.raises(httpx.TransportError):  # nobody is left on the shared port
+        httpx.get(f"{two_workers.url}/health", timeout=2)
+
+
 def test_sighup_reloads_every_worker(
     two_workers: Served, upstream: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
