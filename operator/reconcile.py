@@ -9,6 +9,7 @@ changes nothing the second time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -347,7 +348,9 @@ async def _write_statuses(
     async def event(obj: Obj[Any], ev: EventSpec) -> None:
         await emit_event(kube, ref(obj), ev.type, ev.reason, ev.message)
 
-    await in_parallel(STATUS_WRITERS, status, [(obj, new) for obj, new, _ in writes if status_changed(obj.status, new)])
+    changed = [(obj, new) for obj, new, _ in writes if status_changed(obj.status, new)]
+    with sink.writing() if sink is not None else contextlib.nullcontext():
+        await in_parallel(STATUS_WRITERS, status, changed)
     if sink is not None:
         for obj, _, events in writes:
             for ev in events:
@@ -377,8 +380,14 @@ def _live_writes(objs: Iterable[Obj[S]], status_of: Callable[[Obj[S]], dict[str,
     return [with_transitions(o, status_of(o)) for o in objs if not o.deleting]
 
 
-def _model_writes(r: Reconciled, now: str) -> list[StatusWrite]:
-    return _live_writes(r.snapshot.models, lambda m: model_status(m, placement(r, m), model_problem(m), now))
+def _model_writes(r: Reconciled, now: str, hold_unselected: bool = False) -> tuple[list[StatusWrite], int]:
+    """The models' status writes, and how many first statuses were held without being computed: while
+    a namespace with no gateway yet is still filling, every first status would say NotSelected."""
+    models = r.snapshot.models
+    if hold_unselected and not r.outcomes:
+        models = tuple(m for m in models if find(m.conditions, "Ready") is not None)
+    status = _live_writes(models, lambda m: model_status(m, placement(r, m), model_problem(m), now))
+    return status, len(r.snapshot.models) - len(models)
 
 
 def _policy_writes(r: Reconciled, now: str) -> list[StatusWrite]:
@@ -442,14 +451,15 @@ async def reconcile_namespace(
         bool(failed) and all(o.apply_permanent for o in failed.values()),
         cache,
     )
-    writes = _model_writes(r, now) + _policy_writes(r, now) + _budget_writes(r, now)
-    held = [w for w in writes if first_unselected(w)] if hold_unselected else []
-    if held:
-        writes = [w for w in writes if not first_unselected(w)]
+    model_writes, held = _model_writes(r, now, hold_unselected)
+    writes = model_writes + _policy_writes(r, now) + _budget_writes(r, now)
+    if hold_unselected:
+        kept = [w for w in writes if not first_unselected(w)]
+        held, writes = held + len(writes) - len(kept), kept
     await _write_statuses(kube, writes, sink=sink, store=store)
     if r.failures:
         raise ReconcileError("; ".join(r.failures), permanent=r.permanent)
-    return Run(snap, len(held))
+    return Run(snap, held)
 
 
 # ------------------------------------------------------------------------------ stats poll

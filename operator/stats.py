@@ -278,6 +278,8 @@ class StatsCache:
 
     def merged(self, namespace: str, gateways: Iterable[str]) -> GatewayStats | None:
         found = [s for g in gateways if (s := self.get(namespace, g)) is not None]
+        if len(found) == 1:  # one gateway (the common case): its stats already are the sums
+            return found[0]
         return merge_gateways(found) if found else None
 
 
