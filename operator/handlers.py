@@ -137,7 +137,7 @@ class OperatorContext:
         if event_type == "DELETED":
             self.seen.pop(uid, None)
             if self.store is not None:
-                self.store.forget(uid)
+                self.store.forget(uid, (body.get("metadata") or {}).get("namespace"))
             return True
         new = fingerprint(body)
         if self.seen.get(uid) == new:
@@ -295,7 +295,9 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
     register_watches(registry, op, indexer)
     # NoDiffBase holds only while nothing needs a diff base (see its docstring).
     assert not registry._changing.get_all_handlers(), "change-detecting handlers need a real diff base"
-    assert all(h.idle is None for h in registry._spawning.get_all_handlers()), "idle timers need a diff base"
+    assert all(getattr(h, "idle", None) is None for h in registry._spawning.get_all_handlers()), (
+        "idle needs a diff base"
+    )
 
     @kopf.timer(
         GROUP,

@@ -56,8 +56,8 @@ from aimm_operator.objects import (
 )
 from aimm_operator.stats import (
     GatewayStats,
+    PollMemo,
     StatsCache,
-    aggregate_pods,
     endpoints_from_slices,
     fetch_all,
     fetch_budgets,
@@ -488,6 +488,37 @@ class MergedStats:
         return self._merged[key]
 
 
+async def _write_live_statuses(
+    kube: Kube, cache: StatsCache, gw: Gateway, memo: PollMemo, sink: EventSink | None, store: ObjectStore | None
+) -> None:
+    """The statuses the stats of the namespace's gateways make for the objects `gw` serves; nothing
+    when neither the stats nor the objects changed since this was last done (an idle fleet)."""
+    ns = gw.namespace
+    changes = store.changes(ns) if store is not None else None
+    basis = (changes, cache.in_namespace(ns)) if changes is not None else None
+    if basis is not None and memo.unchanged(basis):
+        return
+    now = now_utc()
+    stamp_now = rfc3339(now)
+    models, budgets = await _models_and_budgets(kube, ns, store)
+    merged = MergedStats(cache, ns)
+    writes: list[StatusWrite] = []
+    for model, stats_of in _served(models, gw.name, merged):
+        agg = stats_of.models.get(model.name) if stats_of else None
+        if (agg is None or agg.pods == 0) and find(model.conditions, "Available") is None:
+            continue  # nothing to report yet: no N writes of "Unknown" into a freshly applied namespace
+        live = model_live_status(model, agg, stamp_now)
+        if live_changed(model.status, live):
+            writes.append((model, live, model_events(model, live)))
+    for budget, stats_of in _served(budgets, gw.name, merged):
+        figure = stats_of.budgets.get(budget.name) if stats_of else None
+        live, events = budget_live_status(budget, figure, stats_of.crossings if stats_of else (), now)
+        if live and (events or live_changed(budget.status, live)):
+            writes.append((budget, live, events))
+    await _write_statuses(kube, writes, manager=STATS_MANAGER, sink=sink, store=store)
+    memo.basis = basis  # computed on what was there before these writes: their watch events count as a change
+
+
 async def _no_budgets() -> list[PodBudgets]:
     return []
 
@@ -521,30 +552,15 @@ async def poll_gateway(
     endpoints = endpoints_from_slices(slices)
     want_budgets = bool(gw.status.get("budgets"))  # the applied config has budgets
     key = await viewer.read_key(kube, ns, gw.name) if endpoints else None
+    memo = cache.poll_memo(ns, gw.name)
     pods, budget_docs = await asyncio.gather(
-        fetch_all(http, endpoints, key), fetch_budgets(http, endpoints, key) if want_budgets else _no_budgets()
+        fetch_all(http, endpoints, key, memo.docs),
+        fetch_budgets(http, endpoints, key, memo.docs) if want_budgets else _no_budgets(),
     )
-    stats = aggregate_pods(pods, budget_docs)
+    memo.docs.turn()
+    stats = memo.aggregate(pods, budget_docs)
     cache.put(ns, gw.name, stats)
-
-    now = now_utc()
-    stamp_now = rfc3339(now)
-    models, budgets = await _models_and_budgets(kube, ns, store)
-    merged = MergedStats(cache, ns)
-    writes: list[StatusWrite] = []
-    for model, stats_of in _served(models, gw.name, merged):
-        agg = stats_of.models.get(model.name) if stats_of else None
-        if (agg is None or agg.pods == 0) and find(model.conditions, "Available") is None:
-            continue  # nothing to report yet: no N writes of "Unknown" into a freshly applied namespace
-        live = model_live_status(model, agg, stamp_now)
-        if live_changed(model.status, live):
-            writes.append((model, live, model_events(model, live)))
-    for budget, stats_of in _served(budgets, gw.name, merged):
-        figure = stats_of.budgets.get(budget.name) if stats_of else None
-        live, events = budget_live_status(budget, figure, stats_of.crossings if stats_of else (), now)
-        if live and (events or live_changed(budget.status, live)):
-            writes.append((budget, live, events))
-    await _write_statuses(kube, writes, manager=STATS_MANAGER, sink=sink, store=store)
+    await _write_live_statuses(kube, cache, gw, memo, sink, store)
 
     deployment = await kube.get("Deployment", ns, render.names(gw.name)["deployment"])
     ro = rollout(deployment)

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,11 @@ def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     one line per distinct stack with its sample count (flamegraph.pl / speedscope read them)."""
     args = ["py-spy", "record", "--pid", str(pid), "--rate", "50", "--format", "raw", "--output", str(out)]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    spy.wait(60)
 
 
 def objects(ns: str, n: int) -> list[dict[str, Any]]:
@@ -187,6 +193,7 @@ class Bench:
     pods: int = 0  # gateway processes standing in for pods (tests/operator/pods.py), reporting stats
     idle_s: float = 30.0
     memtrace: Path | None = None
+    profile_idle: Path | None = None  # py-spy over the idle window only
 
 
 def run_size(bench: Bench, n: int) -> Result:
@@ -261,10 +268,16 @@ def measure_idle(bench: Bench) -> dict[str, Any]:
     first stats statuses), then CPU, RSS and API requests over `bench.idle_s`."""
     settle(bench.proxy, quiet_s=5, timeout=300)
     bench.proxy.clear()
+    spy = start_profiler(bench.op_pid, bench.profile_idle) if bench.profile_idle else None
     cpu_a, _, _ = proc_stats(bench.op_pid)
     time.sleep(bench.idle_s)
     cpu_b, rss_idle, rss_peak = proc_stats(bench.op_pid)
-    requests = len(bench.proxy.seen)
+    if spy is not None:
+        stop_profiler(spy)
+    seen = list(bench.proxy.seen)
+    requests = len(seen)
+    top = Counter(f"{r.method} {r.path.rsplit('/', 2)[-2] if r.path.endswith('/status') else r.path}" for r in seen)
+    print(f"idle requests, most frequent: {top.most_common(6)}", file=sys.stderr, flush=True)
     memtrace_dump(bench.op_pid, bench.memtrace)  # what the burst left behind, idle, before the namespace goes
     return {
         "rss_peak_mb": rss_peak,
@@ -363,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "--pods", type=int, default=0, help="gateway processes standing in for pods, reporting stats while idle"
     )
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
+    parser.add_argument("--profile-idle", type=Path, default=None, help="py-spy over the idle window only")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     cp = ControlPlane(crds=[REPO / "crds"]).start()
@@ -403,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             pods=args.pods,
             idle_s=args.idle,
             memtrace=args.memtrace,
+            profile_idle=args.profile_idle,
         )
         results: list[Result | str] = []
         for n in sizes:
@@ -418,8 +433,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
     finally:
         if spy is not None:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-            spy.wait(60)
+            stop_profiler(spy)
         if op is not None:
             op.terminate()
             try:
