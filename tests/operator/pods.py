@@ -89,7 +89,7 @@ class GatewayPod:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, publish: bool = True) -> GatewayPod:
+    def start(self, publish: bool = True, ready_timeout: float = 30) -> GatewayPod:
         cm = wait_for(lambda: self.api.get("ConfigMap", self.ns, f"{self.gateway}-config"), what="ConfigMap")
         dep = wait_for(lambda: self.api.get("Deployment", self.ns, self.gateway), what="Deployment")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ class GatewayPod:
             args, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
         )
         log.close()
-        wait_for(lambda: ready(self.url), timeout=30, what=f"gateway {self.name} /ready")
+        wait_for(lambda: ready(self.url), timeout=ready_timeout, what=f"gateway {self.name} /ready")
         if publish:
             self.api.apply(endpoint_slice(self.ns, self.gateway, self.name, host_ip(), self.port))
         return self
