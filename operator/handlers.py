@@ -199,7 +199,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
-    settings.batching.error_delays = (1, 2, 5, 10, 20)
+    settings.queueing.error_delays = (1, 2, 5, 10, 20)
     # kopf keeps a worker per object for this long after its last event, holding that event's whole
     # body (managedFields included): 5 s by default, thousands at once while a burst's statuses land.
     settings.queueing.idle_timeout = 1.0

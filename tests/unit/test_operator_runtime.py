@@ -10,12 +10,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import kopf
 import pytest
 from aiohttp import web
 
 from aimm_operator.apply import apply, apply_status, owns_field
 from aimm_operator.coalesce import Coalescer
+from aimm_operator.events import EventSink
+from aimm_operator.handlers import NoDiffBase, OperatorSettings, build_registry, configure
 from aimm_operator.kube import Credentials, Kube, KubeError, RetryPolicy, resource_path
+from aimm_operator.status import EventSpec
 
 
 async def test_coalescer_shares_runs_and_never_overlaps() -> None:
@@ -203,3 +207,26 @@ def test_trim_gives_freed_heap_pages_back() -> None:
     assert heap.trim()
     assert rss_kb() < freed - 20_000  # tens of MB back to the system
     assert len(kept) == 800
+
+
+async def test_events_wait_while_statuses_are_written() -> None:
+    async with api_server(lambda r: (201, {"kind": "Event"})) as (k, seen):
+        sink = EventSink(k, workers=2)
+        with sink.writing():
+            sink.post({"kind": "AIModel", "name": "m", "namespace": "n"}, EventSpec("Normal", "Ready", "ready"))
+            await asyncio.sleep(0.2)
+            assert seen == []  # held while a status write batch is in flight
+        await asyncio.wait_for(sink.drain(), 5)
+        assert [(s.method, s.path) for s in seen] == [("POST", "/api/v1/namespaces/n/events")]
+        assert json.loads(seen[0].body)["reason"] == "Ready"
+        await sink.aclose()
+
+
+def test_kopf_keeps_no_diff_base() -> None:
+    """No handler needs one: the registry holds no change-detecting handler and no idle timer."""
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
+    assert settings.persistence.diffbase_storage.build(body=kopf.Body({"spec": {"a": 1}})) == {}
+    registry = build_registry(OperatorSettings(Credentials(server="http://api")))
+    assert not registry._changing.get_all_handlers()
