@@ -51,6 +51,7 @@ class Result:
     edit_s: float
     cpu_busy_s: float
     server_cpu_s: float  # kube-apiserver + etcd CPU over the same span: what the writes cost there
+    client_cpu_s: float  # this process over the same span: the client's apply, its watch, the counting proxy
     rss_peak_mb: float
     rss_idle_mb: float
     idle_cpu_pct: float
@@ -211,7 +212,7 @@ def run_size(bench: Bench, n: int) -> Result:
 def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
     api, proxy, op_pid = bench.api, bench.proxy, bench.op_pid
     cpu0, _, _ = proc_stats(op_pid)
-    server0 = cpu_of(bench.server_pids)
+    server0, client0 = cpu_of(bench.server_pids), time.process_time()
     proxy.clear()
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
@@ -224,7 +225,7 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
     wait(lambda: watch.count("Ready", "True") == n, 600, f"{n} AIModels Ready")
     all_ready_s = time.monotonic() - started
     cpu1, _, _ = proc_stats(op_pid)
-    server1 = cpu_of(bench.server_pids)
+    server1, client1 = cpu_of(bench.server_pids), time.process_time()
     converge: dict[str, int] = {}
     for seen in list(proxy.seen):
         kind = request_kind(seen.method, seen.path, seen.query)
@@ -245,6 +246,7 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
         edit_s=edit_s,
         cpu_busy_s=cpu1 - cpu0,
         server_cpu_s=server1 - server0,
+        client_cpu_s=client1 - client0,
         converge_requests=converge,
         pods=len(pods),
         **idle,
@@ -287,6 +289,29 @@ def measure_idle(bench: Bench) -> dict[str, Any]:
     }
 
 
+TABLE = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+)
+
+
+def server_table(api: Api, ns: str) -> tuple[float, int]:
+    """What `kubectl get aimodels` asks of the API server (server-side printing, pages of 500),
+    without kubectl: seconds and bytes, to tell the server's share from kubectl's own."""
+    t, size, cont = time.monotonic(), 0, ""
+    while True:
+        params = {"limit": "500", **({"continue": cont} if cont else {})}
+        r = api.client.get(
+            f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels",
+            params=params,
+            headers={**api._headers(), "Accept": TABLE},
+        )
+        r.raise_for_status()
+        size += len(r.content)
+        cont = (r.json().get("metadata") or {}).get("continue") or ""
+        if not cont:
+            return time.monotonic() - t, size
+
+
 def sizes(bench: Bench, ns: str) -> dict[str, Any]:
     """Object sizes, a list of 500 AIModels, and the real `kubectl get aimodels` (every row, kubectl's
     default chunks of 500, its table printing included)."""
@@ -301,6 +326,13 @@ def sizes(bench: Bench, ns: str) -> dict[str, Any]:
         timeout=120,
     )
     kubectl_s = time.monotonic() - t
+    table_s, table_bytes = server_table(bench.api, ns)
+    print(
+        f"kubectl get aimodels: {kubectl_s:.2f} s; the server's Table pages alone (as kubectl asks, 500 a page): "
+        f"{table_s:.2f} s, {table_bytes / 1e6:.1f} MB",
+        file=sys.stderr,
+        flush=True,
+    )
     cm = bench.api.get("ConfigMap", ns, "gw-config") or {}
     dep = bench.api.get("Deployment", ns, "gw") or {}
     return {
@@ -314,7 +346,8 @@ def sizes(bench: Bench, ns: str) -> dict[str, Any]:
 
 def report(results: list[Result | str]) -> str:
     head = (
-        "| N | apply (client) | apply → all Ready | last client write → all Ready | one edit → ConfigMap | CPU while converging: operator / API server + etcd | "
+        "| N | apply (client) | apply → all Ready | last client write → all Ready | one edit → ConfigMap | "
+        "CPU while converging: operator / API server + etcd / bench (apply, watch, proxy) | "
         "RSS peak / idle | idle CPU (gateway pods reporting) | idle API req/min | ConfigMap | Deployment | "
         "list AIModels (500) | `kubectl get aimodels` (rows) | requests while converging (status / event / list / other) |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
@@ -322,7 +355,7 @@ def report(results: list[Result | str]) -> str:
     rows = "".join(
         f"{r}\n"
         if isinstance(r, str)
-        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.all_ready_s - r.apply_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} s | "
+        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.all_ready_s - r.apply_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} / {r.client_cpu_s:.1f} s | "
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.2f} % ({r.pods}) | {r.idle_requests_per_min:.0f} | "
         f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
         f"{r.kubectl_get_s:.2f} s ({r.kubectl_rows:,}) | {breakdown(r.converge_requests)} |\n"
@@ -354,7 +387,7 @@ def write_report(text: str, out: Path) -> None:
     out.write_text(new)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench-operator")
     parser.add_argument("--sizes", default="10,100,1000,5000")
     parser.add_argument("--out", type=Path, default=None, help="write the table into this markdown file")
@@ -377,7 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
     parser.add_argument("--profile-idle", type=Path, default=None, help="py-spy over the idle window only")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     cp = ControlPlane(crds=[REPO / "crds"]).start()
     proxy: FaultProxy | None = None
