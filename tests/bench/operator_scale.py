@@ -258,10 +258,15 @@ def start_pods(bench: Bench, ns: str, n: int, watch: ConditionWatch) -> list[Gat
     """`bench.pods` gateway processes run from the rendered ConfigMap and Deployment, each with an
     EndpointSlice, as a kubelet would; returns once the stats poll reported every model Available."""
     pods = [GatewayPod(bench.api, ns, "gw", f"gw-pod-{i}", bench.workdir / ns / f"pod{i}") for i in range(bench.pods)]
-    with ThreadPoolExecutor(max(1, len(pods))) as pool:
-        list(pool.map(lambda pod: pod.start(ready_timeout=300), pods))  # 1,000s of models, a busy host
-    if pods:
-        wait(lambda: watch.count("Available", "True") == n, 300, f"{n} AIModels Available")
+    try:
+        with ThreadPoolExecutor(max(1, len(pods))) as pool:
+            list(pool.map(lambda pod: pod.start(ready_timeout=300), pods))  # 1,000s of models, a busy host
+        if pods:
+            wait(lambda: watch.count("Available", "True") == n, 300, f"{n} AIModels Available")
+    except BaseException:
+        for pod in pods:  # none may outlive the bench
+            pod.stop()
+        raise
     return pods
 
 
