@@ -5,13 +5,18 @@ Ready"). A reconcile run that posted them itself would hold its namespace for as
 change (an edit) would wait behind them: Events are news, not state, so a few workers post them from
 a bounded queue while the next reconcile already runs. Each object's status is written before its
 Events are queued, so an Event recorded in status (a budget threshold) is never posted twice.
+
+While any run's status writes are in flight (`writing`), the workers wait: in a burst the Events of
+one run competed with the next run's status writes for the same API server (and the same API
+Priority and Fairness flow), and statuses are what readers wait on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aimm_operator.apply import emit_event
@@ -32,6 +37,21 @@ class EventSink:
         self._size = workers
         self._workers: list[asyncio.Task[None]] = []
         self.dropped = 0  # Events not posted because the queue was full (logged)
+        self._writers = 0  # status-write batches in flight: Events wait for them (see module doc)
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold Event posts while the statuses in this block are written."""
+        self._writers += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._writers -= 1
+            if not self._writers:
+                self._quiet.set()
 
     def post(self, involved: Mapping[str, Any], event: EventSpec) -> None:
         """Queue one Event on `involved` (an object reference); never waits."""
@@ -49,6 +69,7 @@ class EventSink:
         while True:
             involved, ev = await self._queue.get()
             try:
+                await self._quiet.wait()
                 await emit_event(self._kube, involved, ev.type, ev.reason, ev.message)
                 self.metrics.events.inc()
             except Exception:  # emit_event logs API errors itself; anything else must not kill a worker

@@ -1,4 +1,8 @@
-"""A small async Kubernetes API client (httpx) with retries, and its credentials.
+"""A small async Kubernetes API client (aiohttp + orjson) with retries, and its credentials.
+
+aiohttp, not httpx: converging a thousand AIModels is a thousand status writes, and the client's
+CPU per request was ~4 ms with httpx (tests/bench/status_writes.py; docs/benchmarks.md, issue 15
+fourth pass). kopf already depends on aiohttp.
 
 Credentials come from a kubeconfig or the in-cluster service account, loaded once through the
 official client's loader (so exec plugins, inline certificates and token files all work) and
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 log = logging.getLogger("aimm_operator.kube")
@@ -163,28 +167,29 @@ class RetryPolicy:
 
 
 class Kube:
-    """Async JSON calls to the API server. Retriable failures (409, 429, 5xx, transport) are retried."""
+    """Async JSON calls to the API server. Retriable failures (409, 429, 5xx, transport) are retried.
+    The HTTP session is made on first use, inside the running event loop (aiohttp binds it there)."""
 
-    def __init__(
-        self,
-        creds: Credentials,
-        *,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, creds: Credentials, *, timeout: float = 30.0, retry: RetryPolicy | None = None) -> None:
         self.creds = creds
         self.retry = retry or RetryPolicy()
-        self._client = httpx.AsyncClient(
-            base_url=creds.server,
-            verify=_ssl_context(creds),
-            timeout=timeout,
-            transport=transport,
-            headers={"User-Agent": "aimm-operator", "Accept": "application/json"},
-        )
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=_ssl_context(self.creds)),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                headers={"User-Agent": "aimm-operator", "Accept": "application/json"},
+                cookie_jar=aiohttp.DummyCookieJar(),  # the API server sets none we need
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def request(
         self,
@@ -218,21 +223,23 @@ class Kube:
         if body is not None:
             headers["Content-Type"] = content_type
             content = orjson.dumps(body)
+        url = self.creds.server + path
         try:
-            resp = await self._client.request(method, path, content=content, params=params, headers=headers)
-        except httpx.TransportError as exc:
+            async with self._http().request(method, url, data=content, params=params, headers=headers) as resp:
+                status, reason, raw = resp.status, resp.reason or "", await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise KubeError(0, type(exc).__name__, str(exc) or repr(exc)) from exc
-        if resp.status_code >= 400:
-            reason, message = resp.reason_phrase, resp.text[:2000]
+        if status >= 400:
+            message = raw[:2000].decode(errors="replace")
             try:
-                data = orjson.loads(resp.content)
+                data = orjson.loads(raw)
                 reason, message = data.get("reason") or reason, data.get("message") or message
             except orjson.JSONDecodeError:
                 pass
-            raise KubeError(resp.status_code, str(reason), str(message))
-        if not resp.content:
+            raise KubeError(status, str(reason), str(message))
+        if not raw:
             return {}
-        data = orjson.loads(resp.content)
+        data = orjson.loads(raw)
         return data if isinstance(data, dict) else {"items": data}
 
     # ---------------------------------------------------------------- conveniences

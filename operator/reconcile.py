@@ -9,6 +9,7 @@ changes nothing the second time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -55,8 +56,8 @@ from aimm_operator.objects import (
 )
 from aimm_operator.stats import (
     GatewayStats,
+    PollMemo,
     StatsCache,
-    aggregate_pods,
     endpoints_from_slices,
     fetch_all,
     fetch_budgets,
@@ -347,7 +348,9 @@ async def _write_statuses(
     async def event(obj: Obj[Any], ev: EventSpec) -> None:
         await emit_event(kube, ref(obj), ev.type, ev.reason, ev.message)
 
-    await in_parallel(STATUS_WRITERS, status, [(obj, new) for obj, new, _ in writes if status_changed(obj.status, new)])
+    changed = [(obj, new) for obj, new, _ in writes if status_changed(obj.status, new)]
+    with sink.writing() if sink is not None else contextlib.nullcontext():
+        await in_parallel(STATUS_WRITERS, status, changed)
     if sink is not None:
         for obj, _, events in writes:
             for ev in events:
@@ -377,8 +380,14 @@ def _live_writes(objs: Iterable[Obj[S]], status_of: Callable[[Obj[S]], dict[str,
     return [with_transitions(o, status_of(o)) for o in objs if not o.deleting]
 
 
-def _model_writes(r: Reconciled, now: str) -> list[StatusWrite]:
-    return _live_writes(r.snapshot.models, lambda m: model_status(m, placement(r, m), model_problem(m), now))
+def _model_writes(r: Reconciled, now: str, hold_unselected: bool = False) -> tuple[list[StatusWrite], int]:
+    """The models' status writes, and how many first statuses were held without being computed: while
+    a namespace with no gateway yet is still filling, every first status would say NotSelected."""
+    models = r.snapshot.models
+    if hold_unselected and not r.outcomes:
+        models = tuple(m for m in models if find(m.conditions, "Ready") is not None)
+    status = _live_writes(models, lambda m: model_status(m, placement(r, m), model_problem(m), now))
+    return status, len(r.snapshot.models) - len(models)
 
 
 def _policy_writes(r: Reconciled, now: str) -> list[StatusWrite]:
@@ -442,14 +451,15 @@ async def reconcile_namespace(
         bool(failed) and all(o.apply_permanent for o in failed.values()),
         cache,
     )
-    writes = _model_writes(r, now) + _policy_writes(r, now) + _budget_writes(r, now)
-    held = [w for w in writes if first_unselected(w)] if hold_unselected else []
-    if held:
-        writes = [w for w in writes if not first_unselected(w)]
+    model_writes, held = _model_writes(r, now, hold_unselected)
+    writes = model_writes + _policy_writes(r, now) + _budget_writes(r, now)
+    if hold_unselected:
+        kept = [w for w in writes if not first_unselected(w)]
+        held, writes = held + len(writes) - len(kept), kept
     await _write_statuses(kube, writes, sink=sink, store=store)
     if r.failures:
         raise ReconcileError("; ".join(r.failures), permanent=r.permanent)
-    return Run(snap, len(held))
+    return Run(snap, held)
 
 
 # ------------------------------------------------------------------------------ stats poll
@@ -476,6 +486,37 @@ class MergedStats:
         if key not in self._merged:
             self._merged[key] = self._cache.merged(self._namespace, key)
         return self._merged[key]
+
+
+async def _write_live_statuses(
+    kube: Kube, cache: StatsCache, gw: Gateway, memo: PollMemo, sink: EventSink | None, store: ObjectStore | None
+) -> None:
+    """The statuses the stats of the namespace's gateways make for the objects `gw` serves; nothing
+    when neither the stats nor the objects changed since this was last done (an idle fleet)."""
+    ns = gw.namespace
+    changes = store.changes(ns) if store is not None else None
+    basis = (changes, cache.in_namespace(ns)) if changes is not None else None
+    if basis is not None and memo.unchanged(basis):
+        return
+    now = now_utc()
+    stamp_now = rfc3339(now)
+    models, budgets = await _models_and_budgets(kube, ns, store)
+    merged = MergedStats(cache, ns)
+    writes: list[StatusWrite] = []
+    for model, stats_of in _served(models, gw.name, merged):
+        agg = stats_of.models.get(model.name) if stats_of else None
+        if (agg is None or agg.pods == 0) and find(model.conditions, "Available") is None:
+            continue  # nothing to report yet: no N writes of "Unknown" into a freshly applied namespace
+        live = model_live_status(model, agg, stamp_now)
+        if live_changed(model.status, live):
+            writes.append((model, live, model_events(model, live)))
+    for budget, stats_of in _served(budgets, gw.name, merged):
+        figure = stats_of.budgets.get(budget.name) if stats_of else None
+        live, events = budget_live_status(budget, figure, stats_of.crossings if stats_of else (), now)
+        if live and (events or live_changed(budget.status, live)):
+            writes.append((budget, live, events))
+    await _write_statuses(kube, writes, manager=STATS_MANAGER, sink=sink, store=store)
+    memo.basis = basis  # computed on what was there before these writes: their watch events count as a change
 
 
 async def _no_budgets() -> list[PodBudgets]:
@@ -511,30 +552,15 @@ async def poll_gateway(
     endpoints = endpoints_from_slices(slices)
     want_budgets = bool(gw.status.get("budgets"))  # the applied config has budgets
     key = await viewer.read_key(kube, ns, gw.name) if endpoints else None
+    memo = cache.poll_memo(ns, gw.name)
     pods, budget_docs = await asyncio.gather(
-        fetch_all(http, endpoints, key), fetch_budgets(http, endpoints, key) if want_budgets else _no_budgets()
+        fetch_all(http, endpoints, key, memo.docs),
+        fetch_budgets(http, endpoints, key, memo.docs) if want_budgets else _no_budgets(),
     )
-    stats = aggregate_pods(pods, budget_docs)
+    memo.docs.turn()
+    stats = memo.aggregate(pods, budget_docs)
     cache.put(ns, gw.name, stats)
-
-    now = now_utc()
-    stamp_now = rfc3339(now)
-    models, budgets = await _models_and_budgets(kube, ns, store)
-    merged = MergedStats(cache, ns)
-    writes: list[StatusWrite] = []
-    for model, stats_of in _served(models, gw.name, merged):
-        agg = stats_of.models.get(model.name) if stats_of else None
-        if (agg is None or agg.pods == 0) and find(model.conditions, "Available") is None:
-            continue  # nothing to report yet: no N writes of "Unknown" into a freshly applied namespace
-        live = model_live_status(model, agg, stamp_now)
-        if live_changed(model.status, live):
-            writes.append((model, live, model_events(model, live)))
-    for budget, stats_of in _served(budgets, gw.name, merged):
-        figure = stats_of.budgets.get(budget.name) if stats_of else None
-        live, events = budget_live_status(budget, figure, stats_of.crossings if stats_of else (), now)
-        if live and (events or live_changed(budget.status, live)):
-            writes.append((budget, live, events))
-    await _write_statuses(kube, writes, manager=STATS_MANAGER, sink=sink, store=store)
+    await _write_live_statuses(kube, cache, gw, memo, sink, store)
 
     deployment = await kube.get("Deployment", ns, render.names(gw.name)["deployment"])
     ro = rollout(deployment)

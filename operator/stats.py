@@ -220,31 +220,92 @@ def bearer(key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+class Documents:
+    """The last document parsed from each URL, so an unchanged answer (an idle pod's, every poll) is
+    neither validated again nor a new object: the poll then sees the same documents and skips its
+    O(N) work (`PollMemo`). Only the URLs of the latest poll are kept."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[bytes, BaseModel]] = {}
+        self._now: dict[str, tuple[bytes, BaseModel]] = {}
+
+    def parse(self, url: str, raw: bytes, doc: type[DocT]) -> DocT:
+        last = self._last.get(url)
+        parsed = last[1] if last is not None and last[0] == raw else doc.model_validate(orjson.loads(raw))
+        assert isinstance(parsed, doc)
+        self._now[url] = (raw, parsed)
+        return parsed
+
+    def turn(self) -> None:
+        """A poll is over: what it fetched is what the next one compares with."""
+        self._last, self._now = self._now, {}
+
+
 async def fetch_one(
-    client: httpx.AsyncClient, address: str, port: int, path: str, doc: type[DocT], key: str | None = None
+    client: httpx.AsyncClient,
+    address: str,
+    port: int,
+    path: str,
+    doc: type[DocT],
+    key: str | None = None,
+    docs: Documents | None = None,
 ) -> DocT | None:
+    url = stats_url(address, port, path)
     try:
-        resp = await client.get(stats_url(address, port, path), headers=bearer(key))
+        resp = await client.get(url, headers=bearer(key))
         resp.raise_for_status()
-        return doc.model_validate(orjson.loads(resp.content))
+        return (docs or Documents()).parse(url, resp.content, doc)
     except (httpx.HTTPError, orjson.JSONDecodeError, ValidationError) as exc:
         log.warning("%s from %s:%d unavailable: %s", path, address, port, exc)
         return None
 
 
 async def fetch_all(
-    client: httpx.AsyncClient, endpoints: Sequence[tuple[str, int]], key: str | None = None
+    client: httpx.AsyncClient,
+    endpoints: Sequence[tuple[str, int]],
+    key: str | None = None,
+    docs: Documents | None = None,
 ) -> list[PodStats]:
-    results = await asyncio.gather(*(fetch_one(client, a, p, STATS_PATH, PodStats, key) for a, p in endpoints))
+    results = await asyncio.gather(*(fetch_one(client, a, p, STATS_PATH, PodStats, key, docs) for a, p in endpoints))
     return [r for r in results if r is not None]
 
 
 async def fetch_budgets(
-    client: httpx.AsyncClient, endpoints: Sequence[tuple[str, int]], key: str | None = None
+    client: httpx.AsyncClient,
+    endpoints: Sequence[tuple[str, int]],
+    key: str | None = None,
+    docs: Documents | None = None,
 ) -> list[PodBudgets]:
     """Every answering pod's budget document, in endpoint order."""
-    results = await asyncio.gather(*(fetch_one(client, a, p, BUDGETS_PATH, PodBudgets, key) for a, p in endpoints))
+    results = await asyncio.gather(
+        *(fetch_one(client, a, p, BUDGETS_PATH, PodBudgets, key, docs) for a, p in endpoints)
+    )
     return [r for r in results if r is not None]
+
+
+@dataclass
+class PollMemo:
+    """One gateway's last poll: the documents it was computed from, its aggregate, and what the
+    statuses it wrote were computed against. A poll whose pods answered exactly as last time, in a
+    namespace whose objects did not change since, has nothing to write: it skips the O(N) part."""
+
+    docs: Documents = field(default_factory=Documents)
+    inputs: tuple[BaseModel, ...] = ()
+    stats: GatewayStats | None = None
+    basis: tuple[int, tuple[GatewayStats, ...]] | None = None  # (the store's change count, the namespace's stats)
+
+    def aggregate(self, pods: Sequence[PodStats], budget_docs: Sequence[PodBudgets]) -> GatewayStats:
+        inputs = (*pods, *budget_docs)
+        same = len(inputs) == len(self.inputs) and all(a is b for a, b in zip(inputs, self.inputs, strict=True))
+        if not same or self.stats is None:
+            self.inputs, self.stats = inputs, aggregate_pods(pods, budget_docs)
+        return self.stats
+
+    def unchanged(self, basis: tuple[int, tuple[GatewayStats, ...]]) -> bool:
+        """Whether statuses were last computed on exactly this basis (the stats compared by identity)."""
+        if self.basis is None or self.basis[0] != basis[0] or len(self.basis[1]) != len(basis[1]):
+            return False
+        return all(a is b for a, b in zip(self.basis[1], basis[1], strict=True))
 
 
 class StatsCache:
@@ -255,6 +316,7 @@ class StatsCache:
         self._clock = clock
         self._entries: dict[tuple[str, str], tuple[float, GatewayStats]] = {}
         self.configs = ConfigHistory()
+        self.polls: dict[tuple[str, str], PollMemo] = {}
 
     def put(self, namespace: str, gateway: str, stats: GatewayStats) -> None:
         self._entries[(namespace, gateway)] = (self._clock(), stats)
@@ -267,7 +329,15 @@ class StatsCache:
 
     def forget(self, namespace: str, gateway: str) -> None:
         self._entries.pop((namespace, gateway), None)
+        self.polls.pop((namespace, gateway), None)
         self.configs.forget(namespace, gateway)
+
+    def in_namespace(self, namespace: str) -> tuple[GatewayStats, ...]:
+        """Every gateway's current stats in `namespace` (what merges there are made of), by gateway name."""
+        return tuple(s for (ns, g) in sorted(self._entries) if ns == namespace and (s := self.get(ns, g)) is not None)
+
+    def poll_memo(self, namespace: str, gateway: str) -> PollMemo:
+        return self.polls.setdefault((namespace, gateway), PollMemo())
 
     def pod_models(self, namespace: str, gateway: str) -> list[ModelVersions | None]:
         """For each pod that reported: the models its config holds (None: a config not known here)."""
@@ -278,6 +348,8 @@ class StatsCache:
 
     def merged(self, namespace: str, gateways: Iterable[str]) -> GatewayStats | None:
         found = [s for g in gateways if (s := self.get(namespace, g)) is not None]
+        if len(found) == 1:  # one gateway (the common case): its stats already are the sums
+            return found[0]
         return merge_gateways(found) if found else None
 
 

@@ -51,12 +51,14 @@ class Indexer:
 
     def __init__(self) -> None:
         self._specs: dict[str, ParsedSpec] = {}  # uid -> (generation, spec, error)
+        self.changes: dict[str, int] = {}  # namespace -> watch events indexed (a change counter)
 
     def parse(self, kind: str, body: Mapping[str, Any], namespace: str | None) -> dict[str, Obj[Any]]:
         """namespace -> the parsed object (never raises: a spec that does not parse is kept with
         its error, as a list would have been)."""
         if not namespace:
             return {}
+        self.changes[namespace] = self.changes.get(namespace, 0) + 1
         uid = str((body.get("metadata") or {}).get("uid") or "")
         obj = parse(kind, SPECS[kind], body, self._specs.get(uid))
         if uid:
@@ -71,8 +73,10 @@ class Indexer:
 
         return index
 
-    def forget(self, uid: str) -> None:
+    def forget(self, uid: str, namespace: str | None = None) -> None:
         self._specs.pop(uid, None)
+        if namespace:
+            self.changes[namespace] = self.changes.get(namespace, 0) + 1
 
     def __len__(self) -> int:
         return len(self._specs)
@@ -110,11 +114,15 @@ class ObjectStore:
         if rv > max(obj.resource_version, self._written.get(obj.uid, (0, {}))[0]):
             self._written[obj.uid] = (rv, compact(dict(stored.get("status") or {})))
 
-    def forget(self, uid: str) -> None:
+    def forget(self, uid: str, namespace: str | None = None) -> None:
         """The object was deleted."""
         self._written.pop(uid, None)
         if self._indexer is not None:
-            self._indexer.forget(uid)
+            self._indexer.forget(uid, namespace)
+
+    def changes(self, namespace: str) -> int | None:
+        """A count that moves whenever an object of `namespace` changes (None: not known here)."""
+        return None if self._indexer is None else self._indexer.changes.get(namespace, 0)
 
     def pending(self) -> int:
         """Written statuses the watch has not delivered yet (observability, tests)."""

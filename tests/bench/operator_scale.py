@@ -11,6 +11,7 @@ kubelet: gateway pods never run, so the reload stall is measured by the gateway'
     python -m tests.bench.operator_scale [--sizes 10,100,1000,5000] [--out docs/benchmarks.md]
         [--profile /tmp/operator.txt]   # py-spy (pip install py-spy) samples the operator meanwhile
         [--memtrace /tmp/memtrace]      # allocation sites before/after each size (operator/memtrace.py)
+        [--pods 5 --idle 60]            # gateway processes reporting stats (tests/operator/pods.py) while idle
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from typing import Any
 from tests.k8s_harness import ControlPlane
 from tests.operator.kubeapi import Api, ConditionWatch
 from tests.operator.manifests import budget, gateway, model, policy, route
+from tests.operator.pods import GatewayPod
 from tests.operator.proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +51,7 @@ class Result:
     edit_s: float
     cpu_busy_s: float
     server_cpu_s: float  # kube-apiserver + etcd CPU over the same span: what the writes cost there
+    client_cpu_s: float  # this process over the same span: the client's apply, its watch, the counting proxy
     rss_peak_mb: float
     rss_idle_mb: float
     idle_cpu_pct: float
@@ -56,6 +60,9 @@ class Result:
     deployment_bytes: int
     list_aimodels_s: float
     converge_requests: dict[str, int]  # operator API requests from apply to all Ready, by kind
+    kubectl_get_s: float = 0.0  # `kubectl get aimodels`, every row
+    kubectl_rows: int = 0
+    pods: int = 0  # gateway processes reporting stats while idle
 
 
 def request_kind(method: str, path: str, query: str) -> str:
@@ -97,6 +104,11 @@ def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     one line per distinct stack with its sample count (flamegraph.pl / speedscope read them)."""
     args = ["py-spy", "record", "--pid", str(pid), "--rate", "50", "--format", "raw", "--output", str(out)]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    spy.wait(60)
 
 
 def objects(ns: str, n: int) -> list[dict[str, Any]]:
@@ -167,43 +179,53 @@ def cpu_of(pids: list[int]) -> float:
     return sum(proc_stats(pid)[0] for pid in pids)
 
 
-def run_size(
-    api: Api, proxy: FaultProxy, op_pid: int, n: int, server_pids: list[int], memtrace: Path | None = None
-) -> Result:
+@dataclass
+class Bench:
+    """What every size is measured with: the API as admin, the operator behind the counting proxy,
+    the control plane's processes, and the options."""
+
+    api: Api
+    proxy: FaultProxy
+    op_pid: int
+    server_pids: list[int]
+    kubectl: Path
+    kubeconfig: Path
+    workdir: Path
+    pods: int = 0  # gateway processes standing in for pods (tests/operator/pods.py), reporting stats
+    idle_s: float = 30.0
+    memtrace: Path | None = None
+    profile_idle: Path | None = None  # py-spy over the idle window only
+
+
+def run_size(bench: Bench, n: int) -> Result:
     ns = f"bench-{n}"
-    api.create_namespace(ns)
+    bench.api.create_namespace(ns)
     for t in range(10):
-        api.create_secret(ns, f"keys-t{t}", {f"m{i:05d}": "sk-bench" for i in range(t, n, 10)})
-    memtrace_dump(op_pid, memtrace)  # the baseline: what the burst adds is in the next dump
-    with ConditionWatch(api, "AIModel", ns) as watch:
-        return measure(api, proxy, op_pid, n, ns, watch, server_pids, memtrace)
+        bench.api.create_secret(ns, f"keys-t{t}", {f"m{i:05d}": "sk-bench" for i in range(t, n, 10)})
+    memtrace_dump(bench.op_pid, bench.memtrace)  # the baseline: what the burst adds is in the next dump
+    with ConditionWatch(bench.api, "AIModel", ns) as watch:
+        result = measure(bench, n, ns, watch)
+    bench.api.request("DELETE", f"/api/v1/namespaces/{ns}")
+    return result
 
 
-def measure(
-    api: Api,
-    proxy: FaultProxy,
-    op_pid: int,
-    n: int,
-    ns: str,
-    watch: ConditionWatch,
-    server_pids: list[int],
-    memtrace: Path | None = None,
-) -> Result:
+def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
+    api, proxy, op_pid = bench.api, bench.proxy, bench.op_pid
     cpu0, _, _ = proc_stats(op_pid)
-    server0 = cpu_of(server_pids)
+    server0, client0 = cpu_of(bench.server_pids), time.process_time()
     proxy.clear()
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(api.apply, objects(ns, n)))
     api.apply(gateway(ns, "gw", autoscaling={"enabled": False}, replicas={"min": 1, "max": 1}))
     apply_s = time.monotonic() - started
-    if memtrace is not None:  # the burst at its height (the dump pauses the operator a second or two)
+    if bench.memtrace is not None:  # the burst at its height (the dump pauses the operator a second or two)
         wait(lambda: watch.count("Ready", "True") >= n // 2, 600, f"{n // 2} AIModels Ready")
-        memtrace_dump(op_pid, memtrace)
+        memtrace_dump(op_pid, bench.memtrace)
     wait(lambda: watch.count("Ready", "True") == n, 600, f"{n} AIModels Ready")
     all_ready_s = time.monotonic() - started
     cpu1, _, _ = proc_stats(op_pid)
-    server1 = cpu_of(server_pids)
+    server1, client1 = cpu_of(bench.server_pids), time.process_time()
     converge: dict[str, int] = {}
     for seen in list(proxy.seen):
         kind = request_kind(seen.method, seen.path, seen.query)
@@ -211,24 +233,12 @@ def measure(
 
     api.merge_patch("AIModel", ns, "m00000", {"spec": {"weight": 7}})
     edit_s = wait(lambda: served_weight(api, ns, "m00000") == 7, 120, "edit in the ConfigMap")
-
-    # Settle: the queued "became Ready" Events are one-time work, not idle load; then measure an
-    # idle half minute.
-    settle(proxy, quiet_s=5, timeout=300)
-    proxy.clear()
-    cpu_a, _, _ = proc_stats(op_pid)
-    idle_window = 30.0
-    time.sleep(idle_window)
-    cpu_b, rss_idle, rss_peak = proc_stats(op_pid)
-    requests = len(proxy.seen)
-    memtrace_dump(op_pid, memtrace)  # what the burst left behind, idle, before the namespace goes
-
-    t = time.monotonic()
-    api.request("GET", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels", params={"limit": "500"})
-    list_s = time.monotonic() - t
-    cm = api.get("ConfigMap", ns, "gw-config") or {}
-    dep = api.get("Deployment", ns, "gw") or {}
-    api.request("DELETE", f"/api/v1/namespaces/{ns}")
+    pods = start_pods(bench, ns, n, watch)
+    try:
+        idle = measure_idle(bench)
+    finally:
+        for pod in pods:
+            pod.stop()
     return Result(
         n=n,
         apply_s=apply_s,
@@ -236,31 +246,134 @@ def measure(
         edit_s=edit_s,
         cpu_busy_s=cpu1 - cpu0,
         server_cpu_s=server1 - server0,
-        rss_peak_mb=rss_peak,
-        rss_idle_mb=rss_idle,
-        idle_cpu_pct=100 * (cpu_b - cpu_a) / idle_window,
-        idle_requests_per_min=requests * 60 / idle_window,
-        configmap_bytes=len(json.dumps(cm)),
-        deployment_bytes=len(json.dumps(dep)),
-        list_aimodels_s=list_s,
+        client_cpu_s=client1 - client0,
         converge_requests=converge,
+        pods=len(pods),
+        **idle,
+        **sizes(bench, ns),
     )
+
+
+def start_pods(bench: Bench, ns: str, n: int, watch: ConditionWatch) -> list[GatewayPod]:
+    """`bench.pods` gateway processes run from the rendered ConfigMap and Deployment, each with an
+    EndpointSlice, as a kubelet would; returns once the stats poll reported every model Available."""
+    pods = [GatewayPod(bench.api, ns, "gw", f"gw-pod-{i}", bench.workdir / ns / f"pod{i}") for i in range(bench.pods)]
+    try:
+        with ThreadPoolExecutor(max(1, len(pods))) as pool:
+            list(pool.map(lambda pod: pod.start(ready_timeout=300), pods))  # 1,000s of models, a busy host
+        if pods:
+            wait(lambda: watch.count("Available", "True") == n, 300, f"{n} AIModels Available")
+    except BaseException:
+        for pod in pods:  # none may outlive the bench
+            pod.stop()
+        raise
+    return pods
+
+
+def measure_idle(bench: Bench) -> dict[str, Any]:
+    """The operator idle: first the one-time work settles (the queued "became Ready" Events, the
+    first stats statuses), then CPU, RSS and API requests over `bench.idle_s`."""
+    settle(bench.proxy, quiet_s=5, timeout=300)
+    bench.proxy.clear()
+    spy = start_profiler(bench.op_pid, bench.profile_idle) if bench.profile_idle else None
+    cpu_a, _, _ = proc_stats(bench.op_pid)
+    time.sleep(bench.idle_s)
+    cpu_b, rss_idle, rss_peak = proc_stats(bench.op_pid)
+    if spy is not None:
+        stop_profiler(spy)
+    seen = list(bench.proxy.seen)
+    requests = len(seen)
+    top = Counter(f"{r.method} {r.path.rsplit('/', 2)[-2] if r.path.endswith('/status') else r.path}" for r in seen)
+    print(f"idle requests, most frequent: {top.most_common(6)}", file=sys.stderr, flush=True)
+    memtrace_dump(bench.op_pid, bench.memtrace)  # what the burst left behind, idle, before the namespace goes
+    return {
+        "rss_peak_mb": rss_peak,
+        "rss_idle_mb": rss_idle,
+        "idle_cpu_pct": 100 * (cpu_b - cpu_a) / bench.idle_s,
+        "idle_requests_per_min": requests * 60 / bench.idle_s,
+    }
+
+
+TABLE = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+)
+
+
+def server_table(api: Api, ns: str) -> tuple[float, int]:
+    """What `kubectl get aimodels` asks of the API server (server-side printing, pages of 500),
+    without kubectl: seconds and bytes, to tell the server's share from kubectl's own."""
+    t, size, cont, first = time.monotonic(), 0, "", True
+    while True:
+        params = {"limit": "500", **({"continue": cont} if cont else {})}
+        r = api.client.get(
+            f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels",
+            params=params,
+            headers={**api._headers(), "Accept": TABLE},
+        )
+        r.raise_for_status()
+        size += len(r.content)
+        page = r.json()
+        if first:  # what a row is made of: its cells, and the object's metadata (managedFields included)
+            rows = page.get("rows") or [{}]
+            meta = [row.get("object", {}).get("metadata", {}) for row in rows]
+            managed = sum(len(json.dumps(m.get("managedFields"))) for m in meta) / len(rows)
+            print(f"a Table row: {len(r.content) / len(rows):.0f} bytes, managedFields {managed:.0f}", file=sys.stderr)
+            first = False
+        cont = (page.get("metadata") or {}).get("continue") or ""
+        if not cont:
+            return time.monotonic() - t, size
+
+
+def sizes(bench: Bench, ns: str) -> dict[str, Any]:
+    """Object sizes, a list of 500 AIModels, and the real `kubectl get aimodels` (every row, kubectl's
+    default chunks of 500, its table printing included)."""
+    t = time.monotonic()
+    bench.api.request("GET", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels", params={"limit": "500"})
+    list_s = time.monotonic() - t
+    runs = []
+    for _ in range(3):  # the median of three: one run is at the mercy of the host
+        t = time.monotonic()
+        out = subprocess.run(
+            [str(bench.kubectl), f"--kubeconfig={bench.kubeconfig}", "get", "aimodels", "-n", ns],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+        runs.append(time.monotonic() - t)
+    kubectl_s = sorted(runs)[1]
+    table_s, table_bytes = server_table(bench.api, ns)
+    print(
+        f"kubectl get aimodels: {' / '.join(f'{r:.2f}' for r in runs)} s; the server's Table pages alone (as kubectl asks, 500 a page): "
+        f"{table_s:.2f} s, {table_bytes / 1e6:.1f} MB",
+        file=sys.stderr,
+        flush=True,
+    )
+    cm = bench.api.get("ConfigMap", ns, "gw-config") or {}
+    dep = bench.api.get("Deployment", ns, "gw") or {}
+    return {
+        "configmap_bytes": len(json.dumps(cm)),
+        "deployment_bytes": len(json.dumps(dep)),
+        "list_aimodels_s": list_s,
+        "kubectl_get_s": kubectl_s,
+        "kubectl_rows": len(out.stdout.splitlines()) - 1,
+    }
 
 
 def report(results: list[Result | str]) -> str:
     head = (
-        "| N | apply (client) | apply → all Ready | last client write → all Ready | one edit → ConfigMap | CPU while converging: operator / API server + etcd | "
-        "RSS peak / idle | idle CPU | idle API req/min | ConfigMap | Deployment | list AIModels (500) | "
-        "requests while converging (status / event / list / other) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| N | apply (client) | apply → all Ready | last client write → all Ready | one edit → ConfigMap | "
+        "CPU while converging: operator / API server + etcd / bench (apply, watch, proxy) | "
+        "RSS peak / idle | idle CPU (gateway pods reporting) | idle API req/min | ConfigMap | Deployment | "
+        "list AIModels (500) | `kubectl get aimodels` (rows) | requests while converging (status / event / list / other) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(
         f"{r}\n"
         if isinstance(r, str)
-        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.all_ready_s - r.apply_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} s | "
-        f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.1f} % | {r.idle_requests_per_min:.0f} | "
+        else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.all_ready_s - r.apply_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} / {r.client_cpu_s:.1f} s | "
+        f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.2f} % ({r.pods}) | {r.idle_requests_per_min:.0f} | "
         f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
-        f"{breakdown(r.converge_requests)} |\n"
+        f"{r.kubectl_get_s:.2f} s ({r.kubectl_rows:,}) | {breakdown(r.converge_requests)} |\n"
         for r in results
     )
     return (
@@ -289,7 +402,7 @@ def write_report(text: str, out: Path) -> None:
     out.write_text(new)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench-operator")
     parser.add_argument("--sizes", default="10,100,1000,5000")
     parser.add_argument("--out", type=Path, default=None, help="write the table into this markdown file")
@@ -307,7 +420,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", type=Path, default=None, help="sample the operator with py-spy into this file (collapsed stacks)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--pods", type=int, default=0, help="gateway processes standing in for pods, reporting stats while idle"
+    )
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
+    parser.add_argument("--profile-idle", type=Path, default=None, help="py-spy over the idle window only")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     cp = ControlPlane(crds=[REPO / "crds"]).start()
     proxy: FaultProxy | None = None
@@ -336,10 +458,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             spy = start_profiler(op.pid, args.profile)
         time.sleep(3)
+        bench = Bench(
+            api=api,
+            proxy=proxy,
+            op_pid=op.pid,
+            server_pids=server_pids,
+            kubectl=cp.bin_dir / "kubectl",
+            kubeconfig=cp.kubeconfig_path,  # type: ignore[arg-type]
+            workdir=cp.tmp_dir / "pods",  # type: ignore[operator]
+            pods=args.pods,
+            idle_s=args.idle,
+            memtrace=args.memtrace,
+            profile_idle=args.profile_idle,
+        )
         results: list[Result | str] = []
         for n in sizes:
             try:
-                results.append(run_size(api, proxy, op.pid, n, server_pids, args.memtrace))
+                results.append(run_size(bench, n))
             except TimeoutError as exc:  # a miss is a result too: recorded, and the larger sizes skipped
                 results.append(f"| {n:,} | did not finish: {exc} (operator RSS {proc_stats(op.pid)[1]:.0f} MB) |")
             text = report(results)
@@ -350,8 +485,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
     finally:
         if spy is not None:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-            spy.wait(60)
+            stop_profiler(spy)
         if op is not None:
             op.terminate()
             try:

@@ -89,12 +89,12 @@ class GatewayPod:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, publish: bool = True) -> GatewayPod:
+    def start(self, publish: bool = True, ready_timeout: float = 30) -> GatewayPod:
         cm = wait_for(lambda: self.api.get("ConfigMap", self.ns, f"{self.gateway}-config"), what="ConfigMap")
         dep = wait_for(lambda: self.api.get("Deployment", self.ns, self.gateway), what="Deployment")
         self.workdir.mkdir(parents=True, exist_ok=True)
         config_path = self.workdir / "config.yaml"
-        config_path.write_text(cm["data"]["config.yaml"])  # small: readable JSON in `data`
+        config_path.write_bytes(config_bytes(cm))
         container = dep["spec"]["template"]["spec"]["containers"][0]
         command = container["command"]
         assert command[:3] == ["aimm", "gateway", "serve"]
@@ -108,7 +108,7 @@ class GatewayPod:
             args, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
         )
         log.close()
-        wait_for(lambda: ready(self.url), timeout=30, what=f"gateway {self.name} /ready")
+        wait_for(lambda: ready(self.url), timeout=ready_timeout, what=f"gateway {self.name} /ready")
         if publish:
             self.api.apply(endpoint_slice(self.ns, self.gateway, self.name, host_ip(), self.port))
         return self
@@ -127,10 +127,18 @@ class GatewayPod:
         return r.json()
 
 
+def config_bytes(cm: dict) -> bytes:
+    """The config file as the kubelet mounts it: readable JSON from `data`, or a large config's
+    gzip from `binaryData` (the gateway reads both)."""
+    if "binaryData" in cm:
+        return base64.b64decode(cm["binaryData"]["config.yaml"])
+    return str(cm["data"]["config.yaml"]).encode()
+
+
 def sync_config(api: Api, pod: GatewayPod) -> None:
     """What the kubelet does some time after a ConfigMap edit: the mounted file changes (and the
     gateway reloads it; SIGHUP makes that immediate)."""
     cm = api.get("ConfigMap", pod.ns, f"{pod.gateway}-config")
-    (pod.workdir / "config.yaml").write_text(cm["data"]["config.yaml"])
+    (pod.workdir / "config.yaml").write_bytes(config_bytes(cm))
     if pod.proc is not None:
         pod.proc.send_signal(signal.SIGHUP)

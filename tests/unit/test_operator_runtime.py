@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 
-import httpx
+import kopf
 import pytest
+from aiohttp import web
 
 from aimm_operator.apply import apply, apply_status, owns_field
 from aimm_operator.coalesce import Coalescer
+from aimm_operator.events import EventSink
+from aimm_operator.handlers import NoDiffBase, OperatorSettings, build_registry, configure
 from aimm_operator.kube import Credentials, Kube, KubeError, RetryPolicy, resource_path
+from aimm_operator.status import EventSpec
 
 
 async def test_coalescer_shares_runs_and_never_overlaps() -> None:
@@ -69,70 +78,97 @@ async def test_a_kick_returns_at_once_and_shares_the_follow_up_run() -> None:
     assert isinstance(fut.exception(), ValueError)
 
 
-def kube(handler) -> Kube:  # type: ignore[no-untyped-def]
-    return Kube(
-        Credentials(server="http://api", token="t"),
-        transport=httpx.MockTransport(handler),
-        retry=RetryPolicy(attempts=4, initial_s=0, max_s=0),
-    )
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+Answer = Callable[[Seen], tuple[int, Any]]  # a request -> (status, JSON body or text)
+
+
+@contextlib.asynccontextmanager
+async def api_server(answer: Answer) -> AsyncIterator[tuple[Kube, list[Seen]]]:
+    """A real HTTP server on loopback answering like the API server would, and a Kube client of it."""
+    seen: list[Seen] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        req = Seen(request.method, request.path, dict(request.query), dict(request.headers), await request.read())
+        seen.append(req)
+        status, body = answer(req)
+        if isinstance(body, str):
+            return web.Response(status=status, text=body)
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    k = Kube(Credentials(server=f"http://127.0.0.1:{port}", token="t"), retry=RetryPolicy(4, 0, 0))
+    try:
+        yield k, seen
+    finally:
+        await k.aclose()
+        await runner.cleanup()
 
 
 async def test_conflicts_are_retried() -> None:
-    seen = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
+    def answer(req: Seen) -> tuple[int, Any]:
         if len(seen) < 3:
-            return httpx.Response(409, json={"reason": "Conflict", "message": "the object has been modified"})
-        return httpx.Response(200, json={"kind": "ConfigMap"})
+            return 409, {"reason": "Conflict", "message": "the object has been modified"}
+        return 200, {"kind": "ConfigMap"}
 
-    k = kube(handler)
-    out = await apply(k, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}})
+    async with api_server(answer) as (k, seen):
+        out = await apply(k, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}})
     assert out == {"kind": "ConfigMap"} and len(seen) == 3
     r = seen[-1]
-    assert r.method == "PATCH" and r.url.path == "/api/v1/namespaces/n/configmaps/c"
-    assert r.headers["content-type"] == "application/apply-patch+yaml"
-    assert r.url.params["fieldManager"] == "aimm-operator" and r.url.params["force"] == "true"
-    assert r.headers["authorization"] == "Bearer t"
-    await k.aclose()
+    assert r.method == "PATCH" and r.path == "/api/v1/namespaces/n/configmaps/c"
+    assert r.headers["Content-Type"] == "application/apply-patch+yaml"
+    assert r.query["fieldManager"] == "aimm-operator" and r.query["force"] == "true"
+    assert r.headers["Authorization"] == "Bearer t"
 
 
 async def test_non_retriable_errors_raise_at_once() -> None:
-    seen = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(403, json={"reason": "Forbidden", "message": "no"})
-
-    k = kube(handler)
-    with pytest.raises(KubeError) as err:
-        await k.get("ConfigMap", "n", "c")
+    async with api_server(lambda r: (403, {"reason": "Forbidden", "message": "no"})) as (k, seen):
+        with pytest.raises(KubeError) as err:
+            await k.get("ConfigMap", "n", "c")
     assert err.value.status == 403 and len(seen) == 1 and not err.value.retriable
-    await k.aclose()
+    assert err.value.reason == "Forbidden" and err.value.message == "no"
 
 
 async def test_exhausted_retries_raise() -> None:
-    k = kube(lambda r: httpx.Response(503, text="down"))
+    async with api_server(lambda r: (503, "down")) as (k, seen):
+        with pytest.raises(KubeError) as err:
+            await k.list("AIModel", "n")
+    assert err.value.status == 503 and err.value.message == "down" and len(seen) == 4
+
+
+async def test_transport_errors_are_retriable() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    k = Kube(Credentials(server=f"http://127.0.0.1:{port}"), retry=RetryPolicy(2, 0, 0))
     with pytest.raises(KubeError) as err:
-        await k.list("AIModel", "n")
-    assert err.value.status == 503
+        await k.get("ConfigMap", "n", "c")
     await k.aclose()
+    assert err.value.status == 0 and err.value.retriable
 
 
 async def test_status_apply_targets_the_subresource_and_tolerates_deletion() -> None:
-    seen = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(404, json={"reason": "NotFound", "message": "gone"})
-
-    k = kube(handler)
-    assert await apply_status(k, "AIModel", "n", "m", {"observedGeneration": 1}, manager="aimm-operator-stats") is None
-    body = json.loads(seen[0].content)
-    assert seen[0].url.path == "/apis/aimm.io/v1alpha1/namespaces/n/aimodels/m/status"
+    async with api_server(lambda r: (404, {"reason": "NotFound", "message": "gone"})) as (k, seen):
+        assert (
+            await apply_status(k, "AIModel", "n", "m", {"observedGeneration": 1}, manager="aimm-operator-stats") is None
+        )
+    body = json.loads(seen[0].body)
+    assert seen[0].path == "/apis/aimm.io/v1alpha1/namespaces/n/aimodels/m/status"
     assert body["status"] == {"observedGeneration": 1} and body["kind"] == "AIModel"
-    assert seen[0].url.params["fieldManager"] == "aimm-operator-stats"
-    await k.aclose()
+    assert seen[0].query["fieldManager"] == "aimm-operator-stats"
 
 
 def test_resource_path_and_field_ownership() -> None:
@@ -171,3 +207,26 @@ def test_trim_gives_freed_heap_pages_back() -> None:
     assert heap.trim()
     assert rss_kb() < freed - 20_000  # tens of MB back to the system
     assert len(kept) == 800
+
+
+async def test_events_wait_while_statuses_are_written() -> None:
+    async with api_server(lambda r: (201, {"kind": "Event"})) as (k, seen):
+        sink = EventSink(k, workers=2)
+        with sink.writing():
+            sink.post({"kind": "AIModel", "name": "m", "namespace": "n"}, EventSpec("Normal", "Ready", "ready"))
+            await asyncio.sleep(0.2)
+            assert seen == []  # held while a status write batch is in flight
+        await asyncio.wait_for(sink.drain(), 5)
+        assert [(s.method, s.path) for s in seen] == [("POST", "/api/v1/namespaces/n/events")]
+        assert json.loads(seen[0].body)["reason"] == "Ready"
+        await sink.aclose()
+
+
+def test_kopf_keeps_no_diff_base() -> None:
+    """No handler needs one: the registry holds no change-detecting handler and no idle timer."""
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
+    assert settings.persistence.diffbase_storage.build(body=kopf.Body({"spec": {"a": 1}})) == {}
+    registry = build_registry(OperatorSettings(Credentials(server="http://api")))
+    assert not registry._changing.get_all_handlers()

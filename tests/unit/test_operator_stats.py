@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
+
 from aimm_operator.budget import PodBudgets
 from aimm_operator.stats import (
     ConfigHistory,
     ModelAggregate,
     PodStats,
+    PollMemo,
     StatsCache,
     aggregate_pods,
     endpoints_from_slices,
@@ -183,3 +186,40 @@ def test_pod_models_from_the_config_history() -> None:
     assert cache.configs.models_of("ns", "gw", "aaaa1111") is None  # bounded history
     cache.forget("ns", "gw")
     assert cache.configs.models_of("ns", "gw", "c0") is None
+
+
+def test_an_unchanged_answer_is_the_same_document_and_the_same_aggregate() -> None:
+    raw = orjson.dumps({"config_hash": "h1", "models": {"m": {"requests_total": 3}}})
+    memo = PollMemo()
+    first = memo.docs.parse("http://p:1/api/v1/stats", raw, PodStats)
+    memo.docs.turn()
+    again = memo.docs.parse("http://p:1/api/v1/stats", raw, PodStats)
+    assert again is first  # not validated again
+    stats = memo.aggregate([first], [])
+    assert memo.aggregate([again], []) is stats and stats.models["m"].requests_total == 3
+    memo.docs.turn()
+    changed = memo.docs.parse("http://p:1/api/v1/stats", raw.replace(b"3", b"4"), PodStats)
+    assert changed is not first and memo.aggregate([changed], []).models["m"].requests_total == 4
+    memo.docs.turn()
+    memo.docs.turn()  # a poll that did not reach the pod: its last answer is forgotten
+    assert memo.docs.parse("http://p:1/api/v1/stats", raw.replace(b"3", b"4"), PodStats) is not changed
+
+
+def test_statuses_are_recomputed_when_stats_or_objects_change() -> None:
+    memo = PollMemo()
+    a, b = aggregate_pods([pod(1, 1, 0, 1, "1")]), aggregate_pods([pod(1, 1, 0, 1, "1")])
+    assert not memo.unchanged((1, (a,)))  # never computed
+    memo.basis = (1, (a,))
+    assert memo.unchanged((1, (a,)))
+    assert not memo.unchanged((2, (a,)))  # an object of the namespace changed
+    assert not memo.unchanged((1, (b,)))  # equal figures, but another poll's: compared by identity
+    assert not memo.unchanged((1, (a, b)))  # another gateway reports
+
+
+def test_one_gateway_merge_is_its_own_stats() -> None:
+    cache = StatsCache(max_age_s=10)
+    a = aggregate_pods([pod(1, 1, 0, 1, "1")])
+    cache.put("ns", "a", a)
+    assert cache.merged("ns", ["a"]) is a and cache.in_namespace("ns") == (a,)
+    cache.put("ns", "b", aggregate_pods([pod(2, 1, 0, 1, "1")]))
+    assert cache.merged("ns", ["a", "b"]).models["m"].requests_total == 3  # type: ignore[union-attr]
