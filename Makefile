@@ -96,7 +96,7 @@ bench: deps
 
 # The control plane at N = 10, 100, 1,000, 5,000 AIModels (real API server + operator process).
 bench-operator: deps envtest
-	$(BIN)/python -m tests.bench.operator_scale --out docs/benchmarks.md
+	$(BIN)/python -m tests.bench.operator_scale --pods 5 --idle 60 --out docs/benchmarks.md
 
 # 30 minutes at half one worker's capacity: RSS, descriptors and p99 must stay flat (SOAK_MINUTES=5 to try it).
 SOAK_MINUTES ?= 30
