@@ -27,8 +27,8 @@ def _header(out: dict[str, Any]) -> list[str]:
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; wrk -t1, {out['duration']:.0f} s per level; mock upstreams with no added "
-        "latency; the gateway (one worker) and nginx (one worker) pinned to CPU 0, mocks, wrk and the asyncio client "
-        "to CPU 1.",
+        "latency; the gateway (one worker) and nginx (one worker) pinned to CPU 0, mocks, wrk and the streams "
+        "client (uvloop, its own process) to CPU 1.",
         "",
     ]
 
@@ -213,8 +213,8 @@ def _ratios(ab: dict[str, Any]) -> list[str]:
 def capacity_only(out: dict[str, Any], name: str, command: str) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     head = [
-        f"**{name}**: run {when}, `{command}`; the gateway pinned to CPU 0, the paced mock and the asyncio client "
-        f"to CPU 1; load average {os.getloadavg()[0]:.1f}.",
+        f"**{name}**: run {when}, `{command}`; the gateway pinned to CPU 0, the paced mock and the client process "
+        f"(uvloop) to CPU 1; load average {os.getloadavg()[0]:.1f}.",
         "",
     ]
     return "\n".join(head + _capacity(out)) + "\n"
@@ -245,6 +245,10 @@ def _capacity(out: dict[str, Any]) -> list[str]:
         f"- gateway RSS: {cap['idle']['rss_kb'] / 1024:.1f} MB after warm-up, {cap['peak']['rss_kb'] / 1024:.1f} MB "
         f"with {int(cap['peak']['open_at_sample'])} streams open: **{per:.1f} KB per open stream**; "
         f"{cap['after']['rss_kb'] / 1024:.1f} MB after they ended",
+        f"- load average (1 min) when the direct run started {cap['load']['direct']:.1f}, when the gateway run "
+        f"started {cap['load']['gateway']:.1f}, at its end {cap['load']['end']:.1f}; the gateway worker used "
+        f"{cap['gateway_cpu']:.0%} of its core during its run; TTFT max: direct {d['ttft_max']:.1f} ms, "
+        f"gateway {g['ttft_max']:.1f} ms",
         f"- gateway file descriptors: {cap['idle']['fds']} idle, {int(cap['peak']['fds'])} at the peak, "
         f"{cap['after']['fds']} two seconds after (idle upstream keep-alive connections stay pooled until "
         "their keep-alive timeout)",

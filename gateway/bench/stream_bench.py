@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -16,8 +18,8 @@ import orjson
 
 from aimm_gateway.bench import cpu
 from aimm_gateway.bench.loadgen import wrk
-from aimm_gateway.bench.procs import LOAD_CPU, aimm, free_port, pinned, process
-from aimm_gateway.bench.streams import StreamRun, open_fds, paced_streams, percentile, rss_kb
+from aimm_gateway.bench.procs import LOAD_CPU, aimm, cpu_seconds, free_port, pinned, process
+from aimm_gateway.bench.streams import StreamRun, open_fds, percentile, rss_kb
 
 RELAY_CONCURRENCY = 16
 LONG_STREAM_CHUNKS = 32  # ~34 events a reply, like a short answer streamed word by word
@@ -87,7 +89,22 @@ def relay_throughput(
 def _streams(
     url: str, headers: dict[str, str], n: int, at_peak: Callable[[], dict[str, float]] | None = None
 ) -> StreamRun:
-    return asyncio.run(paced_streams(url, stream_body("paced"), headers, n, n / OPENS_PER_S, at_peak))
+    """`n` paced streams from a client process of their own (uvloop, pinned with the mocks), so
+    that this process (sampling the gateway at the peak) adds nothing to the client's latencies."""
+    args = [sys.executable, "-P", "-m", "aimm_gateway.bench.streams", url, str(n), str(n / OPENS_PER_S)]
+    args += [stream_body("paced").decode(), orjson.dumps(headers).decode()]
+    run, sample = StreamRun(n), {}
+    with subprocess.Popen(pinned(LOAD_CPU, args), stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("peak") and at_peak is not None:
+                sample = at_peak()
+            elif line.startswith("result "):
+                result = orjson.loads(line[7:])
+                for key in ("completed", "errors", "chunks", "peak_open", "ttft_ms", "gaps_ms"):
+                    setattr(run, key, result[key])
+                run.sampled = {**sample, "open_at_sample": result["open_at_sample"]}
+    return run
 
 
 def capacity(
@@ -97,16 +114,21 @@ def capacity(
     n: int,
 ) -> dict[str, Any]:
     """`n` paced streams straight to the mock, then through one gateway worker: what the gateway adds."""
+    load = {"direct": os.getloadavg()[0]}
     direct = _streams(f"{mocks.paced}/v1/chat/completions", headers, n)
     with start_gateway() as (url, pid):
         for _ in range(3):  # warm-up: pools, lazy imports, allocator arenas
             wrk(f"{url}/v1/chat/completions", stream_body("long"), headers, 32, 2.0)
         time.sleep(1.0)
         idle = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
+        load["gateway"], cpu_s, wall = os.getloadavg()[0], cpu_seconds(pid), time.monotonic()
         gw = _streams(f"{url}/v1/chat/completions", headers, n, lambda: {"rss_kb": rss_kb(pid), "fds": open_fds(pid)})
+        load["end"], busy = os.getloadavg()[0], (cpu_seconds(pid) - cpu_s) / (time.monotonic() - wall)
         time.sleep(2.0)
         after = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
     return {
+        "load": load,
+        "gateway_cpu": busy,
         "n": n,
         "opens_per_s": OPENS_PER_S,
         "direct": _summary(direct),
@@ -125,6 +147,7 @@ def _summary(run: StreamRun) -> dict[str, float]:
         "chunks": run.chunks,
         "ttft_p50": percentile(run.ttft_ms, 50),
         "ttft_p99": percentile(run.ttft_ms, 99),
+        "ttft_max": max(run.ttft_ms, default=float("nan")),
         "gap_p50": percentile(run.gaps_ms, 50),
         "gap_p99": percentile(run.gaps_ms, 99),
     }
