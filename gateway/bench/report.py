@@ -247,7 +247,8 @@ def _capacity(out: dict[str, Any]) -> list[str]:
         f"{cap['after']['rss_kb'] / 1024:.1f} MB after they ended",
         f"- load average (1 min) when the direct run started {cap['load']['direct']:.1f}, when the gateway run "
         f"started {cap['load']['gateway']:.1f}, at its end {cap['load']['end']:.1f}; the gateway worker used "
-        f"{cap['gateway_cpu']:.0%} of its core during its run; TTFT max: direct {d['ttft_max']:.1f} ms, "
+        f"{cap['gateway_cpu']:.0%} of its core during its run and waited for a CPU (runnable, not running: other "
+        f"processes') {cap['gateway_cpu_wait']:.1%} of it; TTFT max: direct {d['ttft_max']:.1f} ms, "
         f"gateway {g['ttft_max']:.1f} ms",
         f"- gateway file descriptors: {cap['idle']['fds']} idle, {int(cap['peak']['fds'])} at the peak, "
         f"{cap['after']['fds']} two seconds after (idle upstream keep-alive connections stay pooled until "

@@ -18,7 +18,7 @@ import orjson
 
 from aimm_gateway.bench import cpu
 from aimm_gateway.bench.loadgen import wrk
-from aimm_gateway.bench.procs import LOAD_CPU, aimm, cpu_seconds, free_port, pinned, process
+from aimm_gateway.bench.procs import LOAD_CPU, aimm, cpu_seconds, cpu_wait_s, free_port, pinned, process
 from aimm_gateway.bench.streams import StreamRun, open_fds, percentile, rss_kb
 
 RELAY_CONCURRENCY = 16
@@ -121,14 +121,17 @@ def capacity(
             wrk(f"{url}/v1/chat/completions", stream_body("long"), headers, 32, 2.0)
         time.sleep(1.0)
         idle = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
-        load["gateway"], cpu_s, wall = os.getloadavg()[0], cpu_seconds(pid), time.monotonic()
+        load["gateway"], cpu_s, wait_s, wall = os.getloadavg()[0], cpu_seconds(pid), cpu_wait_s(pid), time.monotonic()
         gw = _streams(f"{url}/v1/chat/completions", headers, n, lambda: {"rss_kb": rss_kb(pid), "fds": open_fds(pid)})
-        load["end"], busy = os.getloadavg()[0], (cpu_seconds(pid) - cpu_s) / (time.monotonic() - wall)
+        wall = time.monotonic() - wall
+        load["end"], busy = os.getloadavg()[0], (cpu_seconds(pid) - cpu_s) / wall
+        waited = (cpu_wait_s(pid) - wait_s) / wall
         time.sleep(2.0)
         after = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
     return {
         "load": load,
         "gateway_cpu": busy,
+        "gateway_cpu_wait": waited,
         "n": n,
         "opens_per_s": OPENS_PER_S,
         "direct": _summary(direct),
