@@ -245,8 +245,8 @@ def _capacity(out: dict[str, Any]) -> list[str]:
         f"- gateway RSS: {cap['idle']['rss_kb'] / 1024:.1f} MB after warm-up, {cap['peak']['rss_kb'] / 1024:.1f} MB "
         f"with {int(cap['peak']['open_at_sample'])} streams open: **{per:.1f} KB per open stream**; "
         f"{cap['after']['rss_kb'] / 1024:.1f} MB after they ended",
-        f"- load average (1 min) when the direct run started {cap['load']['direct']:.1f}, when the gateway run "
-        f"started {cap['load']['gateway']:.1f}, at its end {cap['load']['end']:.1f}; the gateway worker used "
+        f"- direct and gateway streams opened alternately by one client, side by side; load average (1 min) "
+        f"{cap['load']['start']:.1f} at the start, {cap['load']['end']:.1f} at the end; the gateway worker used "
         f"{cap['gateway_cpu']:.0%} of its core during its run and waited for a CPU (runnable, not running: other "
         f"processes') {cap['gateway_cpu_wait']:.1%} of it; TTFT max: direct {d['ttft_max']:.1f} ms, "
         f"gateway {g['ttft_max']:.1f} ms",

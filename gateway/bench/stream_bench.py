@@ -86,25 +86,30 @@ def relay_throughput(
     }
 
 
-def _streams(
-    url: str, headers: dict[str, str], n: int, at_peak: Callable[[], dict[str, float]] | None = None
-) -> StreamRun:
-    """`n` paced streams from a client process of their own (uvloop, pinned with the mocks), so
-    that this process (sampling the gateway at the peak) adds nothing to the client's latencies."""
-    args = [sys.executable, "-P", "-m", "aimm_gateway.bench.streams", url, str(n), str(n / OPENS_PER_S)]
-    args += [stream_body("paced").decode(), orjson.dumps(headers).decode()]
-    run, sample = StreamRun(n), {}
+def _side_by_side(
+    urls: list[str], headers: dict[str, str], n: int, at_peak: Callable[[], dict[str, float]]
+) -> list[StreamRun]:
+    """`n` paced streams to each URL, opened alternately, from a client process of its own (uvloop,
+    pinned with the mocks), so that this process (sampling the gateway at the peak) adds nothing to
+    the client's latencies; `at_peak` samples when the last URL's streams are all open."""
+    args = [sys.executable, "-P", "-m", "aimm_gateway.bench.streams", ",".join(urls), str(n), str(n / OPENS_PER_S)]
+    # The usage chunk asked for: the gateway always asks its upstream for it (to settle cost) and
+    # drops it for a client that did not, so without it the gateway's client would see one gap of
+    # two intervals per stream (usage chunk dropped, then [DONE]) that the direct client does not.
+    body = orjson.loads(stream_body("paced")) | {"stream_options": {"include_usage": True}}
+    args += [orjson.dumps(body).decode(), orjson.dumps(headers).decode()]
+    runs, sample = [StreamRun(n) for _ in urls], {}
     with subprocess.Popen(pinned(LOAD_CPU, args), stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
-            if line.startswith("peak") and at_peak is not None:
+            if line.startswith("peak"):
                 sample = at_peak()
             elif line.startswith("result "):
-                result = orjson.loads(line[7:])
-                for key in ("completed", "errors", "chunks", "peak_open", "ttft_ms", "gaps_ms"):
-                    setattr(run, key, result[key])
-                run.sampled = {**sample, "open_at_sample": result["open_at_sample"]}
-    return run
+                for run, result in zip(runs, orjson.loads(line[7:]), strict=True):
+                    for key in ("completed", "errors", "chunks", "peak_open", "ttft_ms", "gaps_ms"):
+                        setattr(run, key, result[key])
+                    run.sampled = {**sample, "open_at_sample": result["open_at_sample"]}
+    return runs
 
 
 def capacity(
@@ -113,25 +118,29 @@ def capacity(
     headers: dict[str, str],
     n: int,
 ) -> dict[str, Any]:
-    """`n` paced streams straight to the mock, then through one gateway worker: what the gateway adds."""
-    load = {"direct": os.getloadavg()[0]}
-    direct = _streams(f"{mocks.paced}/v1/chat/completions", headers, n)
+    """`n` paced streams through one gateway worker and `n` straight to the mock, side by side
+    (opened alternately, so both see the same moment of the host): what the gateway adds."""
     with start_gateway() as (url, pid):
         for _ in range(3):  # warm-up: pools, lazy imports, allocator arenas
             wrk(f"{url}/v1/chat/completions", stream_body("long"), headers, 32, 2.0)
         time.sleep(1.0)
         idle = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
-        load["gateway"], cpu_s, wait_s, wall = os.getloadavg()[0], cpu_seconds(pid), cpu_wait_s(pid), time.monotonic()
-        gw = _streams(f"{url}/v1/chat/completions", headers, n, lambda: {"rss_kb": rss_kb(pid), "fds": open_fds(pid)})
+        load = {"start": os.getloadavg()[0]}
+        cpu_s, wait_s, wall = cpu_seconds(pid), cpu_wait_s(pid), time.monotonic()
+        direct, gw = _side_by_side(
+            [f"{mocks.paced}/v1/chat/completions", f"{url}/v1/chat/completions"],
+            headers,
+            n,
+            lambda: {"rss_kb": rss_kb(pid), "fds": open_fds(pid)},
+        )
         wall = time.monotonic() - wall
-        load["end"], busy = os.getloadavg()[0], (cpu_seconds(pid) - cpu_s) / wall
-        waited = (cpu_wait_s(pid) - wait_s) / wall
+        load["end"], busy, waited = os.getloadavg()[0], (cpu_seconds(pid) - cpu_s) / wall, cpu_wait_s(pid) - wait_s
         time.sleep(2.0)
         after = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
     return {
         "load": load,
         "gateway_cpu": busy,
-        "gateway_cpu_wait": waited,
+        "gateway_cpu_wait": waited / wall,
         "n": n,
         "opens_per_s": OPENS_PER_S,
         "direct": _summary(direct),

@@ -167,14 +167,32 @@ async def paced_streams(
     at_peak: Callable[[], dict[str, float]] | None = None,
 ) -> StreamRun:
     """Open `n` streams spread over `ramp_s`, read each to its end; `at_peak` runs once all are open."""
-    run = StreamRun(n)
-    host, port, request = _request(url, body, headers)
+    return (await side_by_side([url], body, headers, n, ramp_s, at_peak))[0]
+
+
+async def side_by_side(
+    urls: list[str],
+    body: bytes,
+    headers: dict[str, str],
+    n: int,
+    ramp_s: float,
+    at_peak: Callable[[], dict[str, float]] | None = None,
+) -> list[StreamRun]:
+    """`n` streams to each URL, opened alternately over `ramp_s`: every path sees the same moment of
+    a shared host (a gateway and its direct path measured one after the other did not). `at_peak`
+    samples when the last URL's streams are all open."""
+    runs = [StreamRun(n) for _ in urls]
     now = asyncio.get_running_loop().time()
     deadline = now + ramp_s + STREAM_TIMEOUT_S
-    streams = [_one(host, port, request, run, now + i * ramp_s / n, deadline) for i in range(n)]
-    sampler = [_sample_at_peak(run, at_peak, ramp_s + 30)] if at_peak is not None else []
+    step = ramp_s / n / len(urls)
+    streams = [
+        _one(*_request(url, body, headers), run, now + (i * len(urls) + k) * step, deadline)
+        for i in range(n)
+        for k, (url, run) in enumerate(zip(urls, runs, strict=True))
+    ]
+    sampler = [_sample_at_peak(runs[-1], at_peak, ramp_s + 30)] if at_peak is not None else []
     await asyncio.gather(*streams, *sampler)
-    return run
+    return runs
 
 
 async def _abort_after(
@@ -205,16 +223,19 @@ def _report_peak() -> dict[str, float]:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m aimm_gateway.bench.streams URL N RAMP_S BODY HEADERS_JSON`: the capacity run's
-    client in its own process, on uvloop; prints `peak` whenever more streams are open than at
-    the last sample, then `result {json}` (`open_at_sample`: the streams open at the last `peak`)."""
+    """`python -m aimm_gateway.bench.streams URL[,URL] N RAMP_S BODY HEADERS_JSON`: the capacity
+    run's client in its own process, on uvloop (see `side_by_side`); prints `peak` whenever more of
+    the last URL's streams are open than at the last sample, then `result [{json} per URL]`
+    (`open_at_sample`: the streams open at the last `peak`)."""
     import uvloop
 
-    url, n, ramp_s, body, headers = argv[0], int(argv[1]), float(argv[2]), argv[3].encode(), orjson.loads(argv[4])
-    run = uvloop.run(paced_streams(url, body, headers, n, ramp_s, _report_peak))
+    urls, n, ramp_s, body, headers = argv[0].split(","), int(argv[1]), float(argv[2]), argv[3].encode(), argv[4]
+    runs = uvloop.run(side_by_side(urls, body, orjson.loads(headers), n, ramp_s, _report_peak))
     fields = ("completed", "errors", "chunks", "peak_open", "ttft_ms", "gaps_ms")
-    result = {k: getattr(run, k) for k in fields} | {"open_at_sample": run.sampled.get("open_at_sample", 0)}
-    print("result " + orjson.dumps(result).decode(), flush=True)
+    results = [
+        {k: getattr(r, k) for k in fields} | {"open_at_sample": r.sampled.get("open_at_sample", 0)} for r in runs
+    ]
+    print("result " + orjson.dumps(results).decode(), flush=True)
 
 
 if __name__ == "__main__":
