@@ -91,9 +91,8 @@ class _Paced(asyncio.Protocol):
             run.gaps_ms.extend([0.0] * (events - 1))  # events that came in the same read: no gap between them
             run.chunks += events
             self._last = now
-        if DONE in seen:
+        if DONE in seen:  # the server closes the connection after the response (`connection: close`)
             self.finished = True
-            self.close()
         self._tail = seen[-(len(DATA) - 1) :]  # shorter than a marker: never counted twice
 
     def _open(self, data: bytes) -> bool:
