@@ -248,7 +248,8 @@ def _capacity(out: dict[str, Any]) -> list[str]:
         f"- direct and gateway streams opened alternately by one client, side by side; load average (1 min) "
         f"{cap['load']['start']:.1f} at the start, {cap['load']['end']:.1f} at the end; the gateway worker used "
         f"{cap['gateway_cpu']:.0%} of its core during its run and waited for a CPU (runnable, not running: other "
-        f"processes') {cap['gateway_cpu_wait']:.1%} of it; TTFT max: direct {d['ttft_max']:.1f} ms, "
+        f"processes') {cap['gateway_cpu_wait']:.1%} of it, the client {cap['peak'].get('client_cpu_wait', 0):.1%} "
+        f"of its run; TTFT max: direct {d['ttft_max']:.1f} ms, "
         f"gateway {g['ttft_max']:.1f} ms",
         f"- gateway file descriptors: {cap['idle']['fds']} idle, {int(cap['peak']['fds'])} at the peak, "
         f"{cap['after']['fds']} two seconds after (idle upstream keep-alive connections stay pooled until "

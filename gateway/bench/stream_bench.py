@@ -101,10 +101,13 @@ def _side_by_side(
     runs, sample = [StreamRun(n) for _ in urls], {}
     with subprocess.Popen(pinned(LOAD_CPU, args), stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
+        started, waited = time.monotonic(), cpu_wait_s(proc.pid)
         for line in proc.stdout:
             if line.startswith("peak"):
                 sample = at_peak()
             elif line.startswith("result "):
+                # still running until it has printed this: how long it waited for CPU 1
+                sample["client_cpu_wait"] = (cpu_wait_s(proc.pid) - waited) / (time.monotonic() - started)
                 for run, result in zip(runs, orjson.loads(line[7:]), strict=True):
                     for key in ("completed", "errors", "chunks", "peak_open", "ttft_ms", "gaps_ms"):
                         setattr(run, key, result[key])
