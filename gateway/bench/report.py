@@ -242,6 +242,10 @@ def _capacity(out: dict[str, Any]) -> list[str]:
         f"- added TTFT: p50 **{g['ttft_p50'] - d['ttft_p50']:.1f} ms**, "
         f"p99 **{g['ttft_p99'] - d['ttft_p99']:.1f} ms**; "
         f"added inter-chunk p99 **{g['gap_p99'] - d['gap_p99']:.1f} ms**",
+        f"- paired, stream by stream (each gateway stream minus the direct stream opened next to it, "
+        f"{cap['paired']['pairs']} pairs): added TTFT p50 **{cap['paired']['ttft_p50']:.1f} ms**, "
+        f"p99 **{cap['paired']['ttft_p99']:.1f} ms**; added inter-chunk p50 {cap['paired']['gap_p50']:.1f} ms, "
+        f"p99 **{cap['paired']['gap_p99']:.1f} ms**",
         f"- gateway RSS: {cap['idle']['rss_kb'] / 1024:.1f} MB after warm-up, {cap['peak']['rss_kb'] / 1024:.1f} MB "
         f"with {int(cap['peak']['open_at_sample'])} streams open: **{per:.1f} KB per open stream**; "
         f"{cap['after']['rss_kb'] / 1024:.1f} MB after they ended",

@@ -111,6 +111,7 @@ def _side_by_side(
                 for run, result in zip(runs, orjson.loads(line[7:]), strict=True):
                     for key in ("completed", "errors", "chunks", "peak_open", "ttft_ms", "gaps_ms"):
                         setattr(run, key, result[key])
+                    run.each = dict(enumerate(result["each"]))
                     run.sampled = {**sample, "open_at_sample": result["open_at_sample"]}
     return runs
 
@@ -148,9 +149,30 @@ def capacity(
         "opens_per_s": OPENS_PER_S,
         "direct": _summary(direct),
         "gateway": _summary(gw),
+        "paired": _paired(direct, gw),
         "idle": idle,
         "peak": gw.sampled,
         "after": after,
+    }
+
+
+def _paired(direct: StreamRun, gw: StreamRun) -> dict[str, float]:
+    """What the gateway added, stream by stream: each gateway stream against the direct stream
+    opened next to it (a few ms apart), TTFT minus TTFT and gap k minus gap k. A stall of the
+    shared client or mock core delays both of a pair, so it cancels here; it does not cancel in
+    the difference of the two paths' percentiles, which on a busy host is mostly noise."""
+    ttft, gaps = [], []
+    for i, mine in gw.each.items():
+        theirs = direct.each.get(i, [])
+        if mine and theirs and len(mine) == len(theirs):  # both complete, the same events
+            ttft.append(mine[0] - theirs[0])
+            gaps += [g - d for g, d in zip(mine[1:], theirs[1:], strict=True)]
+    return {
+        "pairs": len(ttft),
+        "ttft_p50": percentile(ttft, 50),
+        "ttft_p99": percentile(ttft, 99),
+        "gap_p50": percentile(gaps, 50),
+        "gap_p99": percentile(gaps, 99),
     }
 
 

@@ -32,6 +32,9 @@ class StreamRun:
     peak_open: int = 0
     ttft_ms: list[float] = field(default_factory=list)
     gaps_ms: list[float] = field(default_factory=list)
+    # per stream, by the order it was opened in: its TTFT then its gaps (pairs a stream on one path
+    # with the one opened next to it on another: `side_by_side`)
+    each: dict[int, list[float]] = field(default_factory=dict)
     sampled: dict[str, float] = field(default_factory=dict)  # what `at_peak` measured with all streams open
     all_open: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -63,10 +66,23 @@ class _Paced(asyncio.Protocol):
     cost more CPU than the paced mock it shares a core with: the rig, not the gateway, set the
     tail latencies)."""
 
-    __slots__ = ("_done", "_last", "_opened", "_request", "_run", "_started", "_tail", "_transport", "finished")
+    __slots__ = (
+        "_done",
+        "_last",
+        "_mine",
+        "_opened",
+        "_request",
+        "_run",
+        "_started",
+        "_tail",
+        "_transport",
+        "finished",
+    )
 
-    def __init__(self, run: StreamRun, request: bytes, started: float, done: asyncio.Future[None]) -> None:
+    def __init__(self, run: StreamRun, index: int, request: bytes, started: float, done: asyncio.Future[None]) -> None:
         self._run, self._request, self._started, self._done = run, request, started, done
+        self._mine: list[float] = []
+        run.each[index] = self._mine
         self._transport: asyncio.BaseTransport | None = None
         self._opened = self.finished = False
         self._last: float | None = None
@@ -84,11 +100,13 @@ class _Paced(asyncio.Protocol):
         events = seen.count(DATA)
         if events:
             run = self._run
-            if self._last is None:
-                run.ttft_ms.append((now - self._started) * 1000)
-            else:
-                run.gaps_ms.append((now - self._last) * 1000)
-            run.gaps_ms.extend([0.0] * (events - 1))  # events that came in the same read: no gap between them
+            first = self._last is None
+            value = (now - (self._started if self._last is None else self._last)) * 1000
+            (run.ttft_ms if first else run.gaps_ms).append(value)
+            same_read = [0.0] * (events - 1)  # events that came in the same read: no gap between them
+            run.gaps_ms.extend(same_read)
+            self._mine.append(value)
+            self._mine.extend(same_read)
             run.chunks += events
             self._last = now
         if DONE in seen:  # the server closes the connection after the response (`connection: close`)
@@ -128,13 +146,13 @@ def _request(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, int, 
     return parts.hostname or "127.0.0.1", parts.port or 80, "\r\n".join(lines).encode() + body
 
 
-async def _one(host: str, port: int, request: bytes, run: StreamRun, at: float, deadline: float) -> None:
+async def _one(host: str, port: int, request: bytes, run: StreamRun, index: int, at: float, deadline: float) -> None:
     loop = asyncio.get_running_loop()
     await asyncio.sleep(max(0.0, at - loop.time()))
     started = time.perf_counter()
     done: asyncio.Future[None] = loop.create_future()
     try:
-        _, stream = await loop.create_connection(lambda: _Paced(run, request, started, done), host, port)
+        _, stream = await loop.create_connection(lambda: _Paced(run, index, request, started, done), host, port)
     except OSError:
         run.errors += 1
         return
@@ -185,7 +203,7 @@ async def side_by_side(
     deadline = now + ramp_s + STREAM_TIMEOUT_S
     step = ramp_s / n / len(urls)
     streams = [
-        _one(*_request(url, body, headers), run, now + (i * len(urls) + k) * step, deadline)
+        _one(*_request(url, body, headers), run, i, now + (i * len(urls) + k) * step, deadline)
         for i in range(n)
         for k, (url, run) in enumerate(zip(urls, runs, strict=True))
     ]
@@ -232,7 +250,9 @@ def main(argv: list[str]) -> None:
     runs = uvloop.run(side_by_side(urls, body, orjson.loads(headers), n, ramp_s, _report_peak))
     fields = ("completed", "errors", "chunks", "peak_open", "ttft_ms", "gaps_ms")
     results = [
-        {k: getattr(r, k) for k in fields} | {"open_at_sample": r.sampled.get("open_at_sample", 0)} for r in runs
+        {k: getattr(r, k) for k in fields}
+        | {"open_at_sample": r.sampled.get("open_at_sample", 0), "each": [r.each.get(i, []) for i in range(n)]}
+        for r in runs
     ]
     print("result " + orjson.dumps(results).decode(), flush=True)
 

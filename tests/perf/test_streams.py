@@ -67,6 +67,9 @@ def test_side_by_side_streams_count_every_event_on_both_paths(tmp_path: Path, pa
         assert (run.errors, run.completed, run.peak_open) == (0, 20, 20)
         assert run.chunks == 20 * (EVENTS + 1)  # the usage chunk too
         assert len(run.ttft_ms) == 20 and len(run.gaps_ms) == 20 * EVENTS
+        # stream by stream, in the order opened: its TTFT, then its gaps (what pairs the two paths)
+        assert sorted(run.each) == list(range(20)) and all(len(one) == EVENTS + 1 for one in run.each.values())
+        assert sorted(one[0] for one in run.each.values()) == sorted(run.ttft_ms)
         assert 400 < sorted(run.gaps_ms)[len(run.gaps_ms) // 2] < 600  # paced at 500 ms
 
 
