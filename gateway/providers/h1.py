@@ -205,31 +205,34 @@ class _Deadlines:
     one timer handle per wait (~0.5 KB each, thousands alive at once on paced streams). The timer
     is armed for the soonest deadline; when it fires, the expired waits fail with TimeoutError."""
 
-    __slots__ = ("_at", "_timer", "_waiting")
+    __slots__ = ("_at", "_loop", "_timer", "_waiting")
 
     def __init__(self) -> None:
         self._waiting: dict[asyncio.Future[None], float] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the timer's (a pool may outlive a loop)
         self._at = math.inf
 
     def add(self, waiter: asyncio.Future[None], timeout_s: float) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         self._waiting[waiter] = deadline
-        if deadline < self._at:
-            self._arm(deadline)
+        if deadline < self._at or loop is not self._loop:
+            self._arm(loop, deadline)
 
     def discard(self, waiter: asyncio.Future[None]) -> None:
         self._waiting.pop(waiter, None)
 
-    def _arm(self, at: float) -> None:
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._at = at
-        self._timer = asyncio.get_running_loop().call_at(at, self._fire)
+        self._at, self._loop = at, loop
+        self._timer = loop.call_at(at, self._fire)
 
     def _fire(self) -> None:
+        loop = asyncio.get_running_loop()
         self._timer, self._at = None, math.inf
-        now = asyncio.get_running_loop().time()
+        now = loop.time()
         soonest = math.inf
         for waiter, deadline in list(self._waiting.items()):
             if deadline <= now:
@@ -239,7 +242,7 @@ class _Deadlines:
             else:
                 soonest = min(soonest, deadline)
         if soonest < math.inf:
-            self._arm(soonest)
+            self._arm(loop, soonest)
 
 
 def _broken() -> UpstreamError:
