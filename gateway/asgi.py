@@ -73,6 +73,7 @@ class GatewayApp(Starlette):
             response = await endpoint(request)
         except Exception as exc:
             response = await self._render(request, exc)
+        del request  # not kept (with its cached headers) for a streamed reply's life
         if headers_tls is not None:
             add_security_headers(response.raw_headers, headers_tls)  # once, on the response's own list
         await response(scope, receive, send)

@@ -35,6 +35,7 @@ class SSEResponse(Response):
             self.raw_headers = []  # sent: not kept for the stream's life
             async for frame in self.frames:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
+                del frame  # sent: not kept while the next one is awaited
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not (watcher.done() and not watcher.cancelled() and watcher.result()):

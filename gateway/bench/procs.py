@@ -60,6 +60,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_wait_s(pid: int) -> float:
+    """Time the process's main thread was runnable but waiting for a CPU (the scheduler's run
+    queue): on a shared host, the part of a latency that is other processes' doing."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 # The gateway gets CPU 0 to itself; the mock upstreams and the load generator share CPU 1. Without
 # pinning, the three compete for both cores and scheduler noise swamps small differences.
 GATEWAY_CPU = "0"

@@ -27,8 +27,8 @@ def _header(out: dict[str, Any]) -> list[str]:
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; wrk -t1, {out['duration']:.0f} s per level; mock upstreams with no added "
-        "latency; the gateway (one worker) and nginx (one worker) pinned to CPU 0, mocks, wrk and the asyncio client "
-        "to CPU 1.",
+        "latency; the gateway (one worker) and nginx (one worker) pinned to CPU 0, mocks, wrk and the streams "
+        "client (uvloop, its own process) to CPU 1.",
         "",
     ]
 
@@ -213,8 +213,8 @@ def _ratios(ab: dict[str, Any]) -> list[str]:
 def capacity_only(out: dict[str, Any], name: str, command: str) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     head = [
-        f"**{name}**: run {when}, `{command}`; the gateway pinned to CPU 0, the paced mock and the asyncio client "
-        f"to CPU 1; load average {os.getloadavg()[0]:.1f}.",
+        f"**{name}**: run {when}, `{command}`; the gateway pinned to CPU 0, the paced mock and the client process "
+        f"(uvloop) to CPU 1; load average {os.getloadavg()[0]:.1f}.",
         "",
     ]
     return "\n".join(head + _capacity(out)) + "\n"
@@ -242,9 +242,19 @@ def _capacity(out: dict[str, Any]) -> list[str]:
         f"- added TTFT: p50 **{g['ttft_p50'] - d['ttft_p50']:.1f} ms**, "
         f"p99 **{g['ttft_p99'] - d['ttft_p99']:.1f} ms**; "
         f"added inter-chunk p99 **{g['gap_p99'] - d['gap_p99']:.1f} ms**",
+        f"- paired, stream by stream (each gateway stream minus the direct stream opened next to it, "
+        f"{cap['paired']['pairs']} pairs): added TTFT p50 **{cap['paired']['ttft_p50']:.1f} ms**, "
+        f"p99 **{cap['paired']['ttft_p99']:.1f} ms**; added inter-chunk p50 {cap['paired']['gap_p50']:.1f} ms, "
+        f"p99 **{cap['paired']['gap_p99']:.1f} ms**",
         f"- gateway RSS: {cap['idle']['rss_kb'] / 1024:.1f} MB after warm-up, {cap['peak']['rss_kb'] / 1024:.1f} MB "
         f"with {int(cap['peak']['open_at_sample'])} streams open: **{per:.1f} KB per open stream**; "
         f"{cap['after']['rss_kb'] / 1024:.1f} MB after they ended",
+        f"- direct and gateway streams opened alternately by one client, side by side; load average (1 min) "
+        f"{cap['load']['start']:.1f} at the start, {cap['load']['end']:.1f} at the end; the gateway worker used "
+        f"{cap['gateway_cpu']:.0%} of its core during its run and waited for a CPU (runnable, not running: other "
+        f"processes') {cap['gateway_cpu_wait']:.1%} of it, the client {cap['peak'].get('client_cpu_wait', 0):.1%} "
+        f"of its run; TTFT max: direct {d['ttft_max']:.1f} ms, "
+        f"gateway {g['ttft_max']:.1f} ms",
         f"- gateway file descriptors: {cap['idle']['fds']} idle, {int(cap['peak']['fds'])} at the peak, "
         f"{cap['after']['fds']} two seconds after (idle upstream keep-alive connections stay pooled until "
         "their keep-alive timeout)",

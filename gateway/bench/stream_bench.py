@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -16,8 +18,8 @@ import orjson
 
 from aimm_gateway.bench import cpu
 from aimm_gateway.bench.loadgen import wrk
-from aimm_gateway.bench.procs import LOAD_CPU, aimm, free_port, pinned, process
-from aimm_gateway.bench.streams import StreamRun, open_fds, paced_streams, percentile, rss_kb
+from aimm_gateway.bench.procs import LOAD_CPU, aimm, cpu_seconds, cpu_wait_s, free_port, pinned, process
+from aimm_gateway.bench.streams import StreamRun, open_fds, percentile, rss_kb
 
 RELAY_CONCURRENCY = 16
 LONG_STREAM_CHUNKS = 32  # ~34 events a reply, like a short answer streamed word by word
@@ -84,10 +86,34 @@ def relay_throughput(
     }
 
 
-def _streams(
-    url: str, headers: dict[str, str], n: int, at_peak: Callable[[], dict[str, float]] | None = None
-) -> StreamRun:
-    return asyncio.run(paced_streams(url, stream_body("paced"), headers, n, n / OPENS_PER_S, at_peak))
+def _side_by_side(
+    urls: list[str], headers: dict[str, str], n: int, at_peak: Callable[[], dict[str, float]]
+) -> list[StreamRun]:
+    """`n` paced streams to each URL, opened alternately, from a client process of its own (uvloop,
+    pinned with the mocks), so that this process (sampling the gateway at the peak) adds nothing to
+    the client's latencies; `at_peak` samples when the last URL's streams are all open."""
+    args = [sys.executable, "-P", "-m", "aimm_gateway.bench.streams", ",".join(urls), str(n), str(n / OPENS_PER_S)]
+    # The usage chunk asked for: the gateway always asks its upstream for it (to settle cost) and
+    # drops it for a client that did not, so without it the gateway's client would see one gap of
+    # two intervals per stream (usage chunk dropped, then [DONE]) that the direct client does not.
+    body = orjson.loads(stream_body("paced")) | {"stream_options": {"include_usage": True}}
+    args += [orjson.dumps(body).decode(), orjson.dumps(headers).decode()]
+    runs, sample = [StreamRun(n) for _ in urls], {}
+    with subprocess.Popen(pinned(LOAD_CPU, args), stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        started, waited = time.monotonic(), cpu_wait_s(proc.pid)
+        for line in proc.stdout:
+            if line.startswith("peak"):
+                sample = at_peak()
+            elif line.startswith("result "):
+                # still running until it has printed this: how long it waited for CPU 1
+                sample["client_cpu_wait"] = (cpu_wait_s(proc.pid) - waited) / (time.monotonic() - started)
+                for run, result in zip(runs, orjson.loads(line[7:]), strict=True):
+                    for key in ("completed", "errors", "chunks", "peak_open", "ttft_ms", "gaps_ms"):
+                        setattr(run, key, result[key])
+                    run.each = dict(enumerate(result["each"]))
+                    run.sampled = {**sample, "open_at_sample": result["open_at_sample"]}
+    return runs
 
 
 def capacity(
@@ -96,24 +122,57 @@ def capacity(
     headers: dict[str, str],
     n: int,
 ) -> dict[str, Any]:
-    """`n` paced streams straight to the mock, then through one gateway worker: what the gateway adds."""
-    direct = _streams(f"{mocks.paced}/v1/chat/completions", headers, n)
+    """`n` paced streams through one gateway worker and `n` straight to the mock, side by side
+    (opened alternately, so both see the same moment of the host): what the gateway adds."""
     with start_gateway() as (url, pid):
         for _ in range(3):  # warm-up: pools, lazy imports, allocator arenas
             wrk(f"{url}/v1/chat/completions", stream_body("long"), headers, 32, 2.0)
         time.sleep(1.0)
         idle = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
-        gw = _streams(f"{url}/v1/chat/completions", headers, n, lambda: {"rss_kb": rss_kb(pid), "fds": open_fds(pid)})
+        load = {"start": os.getloadavg()[0]}
+        cpu_s, wait_s, wall = cpu_seconds(pid), cpu_wait_s(pid), time.monotonic()
+        direct, gw = _side_by_side(
+            [f"{mocks.paced}/v1/chat/completions", f"{url}/v1/chat/completions"],
+            headers,
+            n,
+            lambda: {"rss_kb": rss_kb(pid), "fds": open_fds(pid)},
+        )
+        wall = time.monotonic() - wall
+        load["end"], busy, waited = os.getloadavg()[0], (cpu_seconds(pid) - cpu_s) / wall, cpu_wait_s(pid) - wait_s
         time.sleep(2.0)
         after = {"rss_kb": rss_kb(pid), "fds": open_fds(pid)}
     return {
+        "load": load,
+        "gateway_cpu": busy,
+        "gateway_cpu_wait": waited / wall,
         "n": n,
         "opens_per_s": OPENS_PER_S,
         "direct": _summary(direct),
         "gateway": _summary(gw),
+        "paired": _paired(direct, gw),
         "idle": idle,
         "peak": gw.sampled,
         "after": after,
+    }
+
+
+def _paired(direct: StreamRun, gw: StreamRun) -> dict[str, float]:
+    """What the gateway added, stream by stream: each gateway stream against the direct stream
+    opened next to it (a few ms apart), TTFT minus TTFT and gap k minus gap k. A stall of the
+    shared client or mock core delays both of a pair, so it cancels here; it does not cancel in
+    the difference of the two paths' percentiles, which on a busy host is mostly noise."""
+    ttft, gaps = [], []
+    for i, mine in gw.each.items():
+        theirs = direct.each.get(i, [])
+        if mine and theirs:  # the mock's answer differs in length by path (the model name): the common part
+            ttft.append(mine[0] - theirs[0])
+            gaps += [g - d for g, d in zip(mine[1:], theirs[1:], strict=False)]
+    return {
+        "pairs": len(ttft),
+        "ttft_p50": percentile(ttft, 50),
+        "ttft_p99": percentile(ttft, 99),
+        "gap_p50": percentile(gaps, 50),
+        "gap_p99": percentile(gaps, 99),
     }
 
 
@@ -125,6 +184,7 @@ def _summary(run: StreamRun) -> dict[str, float]:
         "chunks": run.chunks,
         "ttft_p50": percentile(run.ttft_ms, 50),
         "ttft_p99": percentile(run.ttft_ms, 99),
+        "ttft_max": max(run.ttft_ms, default=float("nan")),
         "gap_p50": percentile(run.gaps_ms, 50),
         "gap_p99": percentile(run.gaps_ms, 99),
     }

@@ -18,7 +18,7 @@ from aimm_gateway.canonical import ChatChunk
 from aimm_gateway.config import Timeouts
 from aimm_gateway.errors import UpstreamError
 from aimm_gateway.providers.errors import upstream_error
-from aimm_gateway.providers.http import UpstreamClient, UpstreamResponse, UpstreamStream
+from aimm_gateway.providers.http import UpstreamBody, UpstreamClient, UpstreamResponse, UpstreamStream, chunks_of
 from aimm_gateway.providers.sse import SSEParser
 
 # (provider, status, headers, body) -> the caller's error; `upstream_error` unless a format refines it.
@@ -71,6 +71,19 @@ class Upstream:
             if resp.status >= 400:
                 raise self.on_error(self.provider, resp.status, resp.headers, await resp.read_all())
             yield resp
+
+    async def open(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamBody:
+        """`stream` as one body object (for a relay that holds it for the stream's life); a failed
+        status is raised (with the error body read) before any chunk."""
+        answer = await self.client.open(url, headers, body, timeouts)
+        headers = answer.headers()  # taken: not kept for the stream's life
+        if answer.status < 400:
+            return answer
+        try:
+            raw = b"".join([piece async for piece in chunks_of(answer)])
+        finally:
+            await answer.aclose()
+        raise self.on_error(self.provider, answer.status, headers, raw)
 
     def sse(self, resp: UpstreamStream) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         return sse_events(resp.chunks, self.provider)

@@ -15,6 +15,7 @@ saw the request and it is sent once more on a fresh connection. Idle connections
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import time
 import zlib
@@ -28,7 +29,7 @@ import httptools
 
 from aimm_gateway.config import Timeouts
 from aimm_gateway.errors import UpstreamError, UpstreamTimeout
-from aimm_gateway.providers.http import UpstreamResponse, UpstreamStream
+from aimm_gateway.providers.http import UpstreamResponse, UpstreamStream, chunks_of
 
 IDLE_S = 4.0
 _HIGH_WATER = 256 * 1024  # buffered unread body bytes before reading from the socket pauses
@@ -40,6 +41,25 @@ class _Dropped(Exception):
 
 class _Conn(asyncio.Protocol):
     """One connection; one request at a time."""
+
+    # Slots, not a __dict__: one connection lives as long as its stream, thousands may be open.
+    __slots__ = (
+        "_body",
+        "_buffered",
+        "_complete",
+        "_error",
+        "_head",
+        "_headers",
+        "_keep_alive",
+        "_parser",
+        "_paused",
+        "_received",
+        "_waiter",
+        "closed",
+        "counted",
+        "idle_since",
+        "transport",
+    )
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -112,8 +132,10 @@ class _Conn(asyncio.Protocol):
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def send(self, request: bytes) -> asyncio.Future[None]:
         """Write the request; the future resolves when the answer's headers are in."""
@@ -159,18 +181,10 @@ class _Conn(asyncio.Protocol):
             raise self._error if not isinstance(self._error, _Dropped) else _broken()
         return False
 
-    async def more(self, timeout_s: float | None = None) -> None:
-        """Wait for more body bytes, the end of the answer, or a broken connection; TimeoutError
-        after `timeout_s` (one timer handle: cheaper than an `asyncio.timeout` per wait)."""
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout_s, _expire, waiter) if timeout_s is not None else None
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            if timer is not None:
-                timer.cancel()
+    def wait(self) -> asyncio.Future[None]:
+        """A future resolved by more body bytes, the end of the answer, or a broken connection."""
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
 
     async def read_all(self) -> bytes:
         parts = []
@@ -178,7 +192,7 @@ class _Conn(asyncio.Protocol):
             parts.append(self.take())
             if self.ended:
                 return b"".join(parts)
-            await self.more()
+            await self.wait()
 
     def close(self) -> None:
         self.closed = True
@@ -186,9 +200,49 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
+class _Deadlines:
+    """One timer for every stream of a pool waiting on its upstream (the stream idle timeout), not
+    one timer handle per wait (~0.5 KB each, thousands alive at once on paced streams). The timer
+    is armed for the soonest deadline; when it fires, the expired waits fail with TimeoutError."""
+
+    __slots__ = ("_at", "_loop", "_timer", "_waiting")
+
+    def __init__(self) -> None:
+        self._waiting: dict[asyncio.Future[None], float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the timer's (a pool may outlive a loop)
+        self._at = math.inf
+
+    def add(self, waiter: asyncio.Future[None], timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        self._waiting[waiter] = deadline
+        if deadline < self._at or loop is not self._loop:
+            self._arm(loop, deadline)
+
+    def discard(self, waiter: asyncio.Future[None]) -> None:
+        self._waiting.pop(waiter, None)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._at, self._loop = at, loop
+        self._timer = loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer, self._at = None, math.inf
+        now = loop.time()
+        soonest = math.inf
+        for waiter, deadline in list(self._waiting.items()):
+            if deadline <= now:
+                del self._waiting[waiter]
+                if not waiter.done():
+                    waiter.set_exception(TimeoutError())
+            else:
+                soonest = min(soonest, deadline)
+        if soonest < math.inf:
+            self._arm(loop, soonest)
 
 
 def _broken() -> UpstreamError:
@@ -208,6 +262,7 @@ class H1Client:
         self._idle: list[_Conn] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._deadlines = _Deadlines()
 
     # -- UpstreamClient ----------------------------------------------------------------------------
 
@@ -226,26 +281,24 @@ class H1Client:
             raise UpstreamTimeout(f"upstream {self._netloc} timed out (total)") from None
         return UpstreamResponse(status, answer_headers, _decoded(answer_headers, payload))
 
-    @asynccontextmanager
-    async def stream(
-        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
-    ) -> AsyncIterator[UpstreamStream]:
+    async def open(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> H1Body:
         try:
             async with asyncio.timeout(timeouts.first_byte_s):
                 conn = await self._exchange(url, headers, body, timeouts)
         except TimeoutError:
             raise UpstreamTimeout(f"upstream {self._netloc} timed out (first byte)") from None
+        return H1Body(self, conn, timeouts.stream_idle_s)
+
+    @asynccontextmanager
+    async def stream(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> AsyncIterator[UpstreamStream]:
+        answer = await self.open(url, headers, body, timeouts)
         del body, headers  # sent: not kept in this frame for the stream's life
-        answer_headers = conn.headers()
         try:
-            yield UpstreamStream(
-                conn.status, answer_headers, self._chunks(conn, answer_headers, timeouts.stream_idle_s)
-            )
+            yield UpstreamStream(answer.status, answer.headers(), chunks_of(answer))
         finally:
-            if conn.reusable():
-                self._release(conn)
-            else:  # not read to its end: the connection still carries the rest of this answer
-                self._discard(conn)
+            await answer.aclose()
 
     async def close(self) -> None:
         self._drop_idle()
@@ -352,20 +405,57 @@ class H1Client:
                 waiter.set_result(None)
                 return
 
-    async def _chunks(self, conn: _Conn, headers: dict[str, str], idle_s: float) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive; the idle timeout is armed only when there is nothing to read."""
-        decoder = _decoder(headers)
+    def _done_with(self, conn: _Conn) -> None:
+        if conn.reusable():
+            self._release(conn)
+        else:  # not read to its end: the connection still carries the rest of this answer
+            self._discard(conn)
+
+
+class H1Body:
+    """A streamed answer read straight from its connection: one object per open stream (not a
+    context manager, a generator and their frames), with no timer of its own while it waits."""
+
+    __slots__ = ("_client", "_conn", "_decoder", "_headers", "_idle_s", "status")
+
+    def __init__(self, client: H1Client, conn: _Conn, idle_s: float) -> None:
+        self._client: H1Client | None = client
+        self._conn = conn
+        self._idle_s = idle_s
+        self.status = conn.status
+        self._headers = conn.headers()
+        self._decoder = _decoder(self._headers)
+
+    def headers(self) -> dict[str, str]:
+        """The answer's headers, taken once (a relay that never reads them does not keep them)."""
+        headers, self._headers = self._headers, {}
+        return headers
+
+    async def read(self) -> bytes | None:
+        """Body bytes as they arrive (at least one byte); None at the end of the answer."""
+        conn = self._conn
         while True:
             piece = conn.take()
             if piece:
-                yield decoder.decompress(piece) if decoder is not None else piece
-                continue
+                return self._decoder.decompress(piece) if self._decoder is not None else piece
             if conn.ended:
-                return
+                return None
+            assert self._client is not None, "read after aclose"
+            deadlines = self._client._deadlines
+            waiter = conn.wait()
+            deadlines.add(waiter, self._idle_s)
             try:
-                await conn.more(idle_s)
+                await waiter
             except TimeoutError:
-                raise UpstreamTimeout(f"upstream {self._netloc} timed out (stream idle)") from None
+                raise UpstreamTimeout(f"upstream {self._client._netloc} timed out (stream idle)") from None
+            finally:
+                deadlines.discard(waiter)
+
+    async def aclose(self) -> None:
+        """Return the connection to the pool if the answer was read to its end, else close it."""
+        client, self._client = self._client, None
+        if client is not None:
+            client._done_with(self._conn)
 
 
 def _decoder(headers: dict[str, str]) -> zlib._Decompress | None:

@@ -39,6 +39,19 @@ class UpstreamStream:
         return b"".join([c async for c in self.chunks])
 
 
+class UpstreamBody(Protocol):
+    """A streamed answer as one object (what a long-lived relay holds instead of a context manager
+    and a generator): `read` until None, `aclose` in every case."""
+
+    status: int
+
+    def headers(self) -> dict[str, str]: ...
+
+    async def read(self) -> bytes | None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class UpstreamClient(Protocol):
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse: ...
 
@@ -46,7 +59,43 @@ class UpstreamClient(Protocol):
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
     ) -> AbstractAsyncContextManager[UpstreamStream]: ...
 
+    async def open(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamBody: ...
+
     async def close(self) -> None: ...
+
+
+async def chunks_of(answer: UpstreamBody) -> AsyncIterator[bytes]:
+    """An UpstreamBody's pieces as an async iterator."""
+    while (piece := await answer.read()) is not None:
+        yield piece
+
+
+class EnteredStream:
+    """`stream`'s context manager, entered, as an UpstreamBody (aiohttp and httpx: their streams
+    are context managers; h1's `open` makes its body object directly)."""
+
+    __slots__ = ("_chunks", "_cm", "_headers", "status")
+
+    def __init__(self, cm: AbstractAsyncContextManager[UpstreamStream], resp: UpstreamStream) -> None:
+        self._cm = cm
+        self._chunks = resp.chunks
+        self._headers = resp.headers
+        self.status = resp.status
+
+    @classmethod
+    async def enter(cls, cm: AbstractAsyncContextManager[UpstreamStream]) -> EnteredStream:
+        return cls(cm, await cm.__aenter__())
+
+    def headers(self) -> dict[str, str]:
+        """Taken once, as h1's."""
+        headers, self._headers = self._headers, {}
+        return headers
+
+    async def read(self) -> bytes | None:
+        return await anext(self._chunks, None)
+
+    async def aclose(self) -> None:
+        await self._cm.__aexit__(None, None, None)
 
 
 def _connection_error(url: str, exc: BaseException) -> UpstreamError:
@@ -87,7 +136,19 @@ _AIOHTTP: tuple[_Types, _Types] = ((TimeoutError,), (aiohttp.ClientError,))
 _HTTPX: tuple[_Types, _Types] = ((TimeoutError, httpx.TimeoutException), (httpx.HTTPError,))
 
 
-class AiohttpClient:
+class _OpenByStream:
+    """`open` for a transport whose stream is a context manager."""
+
+    def stream(
+        self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
+    ) -> AbstractAsyncContextManager[UpstreamStream]:
+        raise NotImplementedError
+
+    async def open(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamBody:
+        return await EnteredStream.enter(self.stream(url, headers, body, timeouts))
+
+
+class AiohttpClient(_OpenByStream):
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
@@ -135,7 +196,7 @@ class AiohttpClient:
             await self._session.close()
 
 
-class HttpxClient:
+class HttpxClient(_OpenByStream):
     def __init__(self, limit: int) -> None:
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit), timeout=None

@@ -10,6 +10,7 @@ says whether the body names the model, and `_on_error` can recognise provider er
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any, ClassVar
 
 import orjson
@@ -78,7 +79,7 @@ class OpenAICompatProvider:
         """The same stream as `stream`, as raw event payloads (not yet sent: `open` it)."""
         headers, body = self._stream_request(call)
         upstream = self._upstream
-        return RawEvents(upstream.stream(self._chat_url, headers, body, call.timeouts), upstream.provider)
+        return RawEvents(partial(upstream.open, self._chat_url, headers, body, call.timeouts), upstream.provider)
 
     async def stream(self, call: UpstreamCall) -> AsyncIterator[ChatChunk]:
         headers, body = self._stream_request(call)

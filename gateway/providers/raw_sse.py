@@ -9,12 +9,11 @@ A batch holds every event one upstream read completed, so the relay can send the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 
 from aimm_gateway.errors import UpstreamError
 from aimm_gateway.providers.exchange import decode_json
-from aimm_gateway.providers.http import UpstreamStream
+from aimm_gateway.providers.http import UpstreamBody
 
 _DONE = b"[DONE]"
 _DONE_LINE = b"data: [DONE]"
@@ -23,30 +22,32 @@ _DONE_LINE = b"data: [DONE]"
 class RawEvents:
     """`open`, then `read` until it returns None (after `[DONE]`); `aclose` in every case."""
 
-    __slots__ = ("_buffer", "_chunks", "_cm", "_error", "_provider", "done")
+    __slots__ = ("_body", "_buffer", "_error", "_open", "_provider", "done")
 
-    def __init__(self, cm: AbstractAsyncContextManager[UpstreamStream], provider: str) -> None:
-        self._cm = cm
+    def __init__(self, open_body: Callable[[], Awaitable[UpstreamBody]], provider: str) -> None:
+        self._open: Callable[[], Awaitable[UpstreamBody]] | None = open_body
         self._provider = provider
-        self._chunks: AsyncIterator[bytes] | None = None
+        self._body: UpstreamBody | None = None
         self._buffer = b""
         self._error: UpstreamError | None = None  # found after good events of the same read: raised next
         self.done = False  # `[DONE]` seen: nothing more to read
 
     async def open(self) -> None:
         """Send the request; a failed status raises (mapped by the provider) before any event."""
-        self._chunks = (await self._cm.__aenter__()).chunks
+        assert self._open is not None, "opened twice"
+        open_body, self._open = self._open, None  # the request (its body bytes) is not kept once sent
+        self._body = await open_body()
 
     async def read(self) -> list[bytes] | None:
         """The payloads of the events the next upstream read(s) complete (at least one);
         None once `[DONE]` was read. Raises UpstreamError for an error event or a cut-off stream."""
-        assert self._chunks is not None
+        assert self._body is not None
         while True:
             if self._error is not None:
                 raise self._error
             if self.done:
                 return None
-            piece = await anext(self._chunks, None)
+            piece = await self._body.read()
             if piece is None:
                 raise UpstreamError(f"{self._provider} stream ended before [DONE]", kind="connection")
             events = self._split(piece)
@@ -55,9 +56,10 @@ class RawEvents:
 
     async def aclose(self) -> None:
         """Return or close the upstream connection (nothing to do if `open` never succeeded)."""
-        if self._chunks is not None:
-            self._chunks = None
-            await self._cm.__aexit__(None, None, None)
+        self._open = None
+        if self._body is not None:
+            body, self._body = self._body, None
+            await body.aclose()
 
     def _split(self, piece: bytes) -> list[bytes]:
         buffer = self._buffer + piece if self._buffer else piece

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -160,7 +161,7 @@ def test_raw_events_one_batch_per_read_over_h1() -> None:
     async def run(url: str) -> list[list[bytes] | None]:
         client = H1Client(url, 4)
         upstream = UpstreamExchange(client, "burst")
-        events = RawEvents(upstream.stream(f"{url}/v1/chat/completions", {}, b"{}", Timeouts()), "burst")
+        events = RawEvents(partial(upstream.open, f"{url}/v1/chat/completions", {}, b"{}", Timeouts()), "burst")
         await events.open()
         try:
             return [await events.read(), await events.read(), await events.read()]
@@ -198,7 +199,7 @@ def test_invalid_json_event_is_the_upstreams_error_not_relayed() -> None:
 
     async def run(url: str) -> tuple[list[bytes] | None, UpstreamError]:
         client = H1Client(url, 4)
-        events = RawEvents(UpstreamExchange(client, "bad").stream(f"{url}/x", {}, b"{}", Timeouts()), "bad")
+        events = RawEvents(partial(UpstreamExchange(client, "bad").open, f"{url}/x", {}, b"{}", Timeouts()), "bad")
         await events.open()
         try:
             first = await events.read()

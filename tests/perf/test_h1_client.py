@@ -157,6 +157,54 @@ async def test_stream_arrives_in_pieces_and_a_stall_is_a_timeout(client_for: Cal
     assert got == [b"data: 1"] and stalled.value.kind == "timeout"
 
 
+async def test_one_idle_timer_per_pool_times_out_each_stream_at_its_own_deadline(
+    client_for: Callable[[str, int], H1Client],
+) -> None:
+    """The stream idle timeout is one timer per pool, armed for the soonest deadline: a stream with
+    a short timeout fails first, one with a longer timeout that keeps receiving is not failed."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(head)
+        # /slow: one piece, then silence; /paced: a piece every 0.2 s for 1.2 s, then the end
+        pieces = 1 if b"/slow" in request else 6
+        for _ in range(pieces):
+            writer.write(b"7\r\ndata: 1\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+        if pieces > 1:
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        await asyncio.sleep(1.5)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    client = client_for(url, 10)
+
+    async def read(path: str, timeouts: Timeouts) -> tuple[int, str]:
+        got = 0
+        try:
+            async with client.stream(f"{url}{path}", {}, b"{}", timeouts) as resp:
+                async for _ in resp.chunks:
+                    got += 1
+        except UpstreamError as exc:
+            return got, exc.kind
+        return got, "ok"
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    paced = asyncio.ensure_future(read("/paced", Timeouts(connect_s=2, first_byte_s=2, total_s=5, stream_idle_s=1.0)))
+    slow = await read("/slow", FAST)  # 0.3 s idle: fails while /paced is still receiving
+    failed_after = loop.time() - started
+    # The timer was armed for /paced's deadline (1 s) first; /slow's sooner one re-armed it.
+    assert slow == (1, "timeout") and 0.3 <= failed_after < 0.8
+    assert await paced == (6, "ok")
+    server.close()
+
+
 async def test_against_the_mock_provider_plain_and_streamed(client_for: Callable[[str, int], H1Client]) -> None:
     with run_asgi_app(create_mock_app("openai", FaultSettings(stream_chunks=4))) as url:
         client = client_for(url, 10)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from aimm_gateway.app import create_app
-from aimm_gateway.bench.streams import disconnect_midstream, open_fds, paced_streams, rss_kb
+from aimm_gateway.bench.streams import disconnect_midstream, open_fds, paced_streams, rss_kb, side_by_side
 from aimm_gateway.mock.faults import FaultSettings
 from aimm_gateway.mock.server import create_mock_app
 from aimm_gateway.service import Gateway
@@ -54,6 +54,23 @@ def test_one_worker_holds_200_paced_streams(tmp_path: Path, paced_upstream: str)
         assert run.sampled["open_at_sample"] == 200 and run.sampled["fds"] >= idle_fds + 400 - 10
         assert max(run.ttft_ms) < 5000  # nothing waited for another stream to end
         wait_for(lambda: open_fds(pid) <= idle_fds + 2, 15, "the streams' descriptors to be closed")
+
+
+def test_side_by_side_streams_count_every_event_on_both_paths(tmp_path: Path, paced_upstream: str) -> None:
+    """The capacity run's client: streams to the mock and through the gateway, opened alternately;
+    each path's first events and gaps are counted once per event, with the usage chunk asked for."""
+    body = orjson.loads(STREAM) | {"stream_options": {"include_usage": True}}
+    with serve_gateway(tmp_path, gateway_config(paced_upstream), "--workers", "1") as gw:
+        urls = [f"{paced_upstream}/v1/chat/completions", f"{gw.url}/v1/chat/completions"]
+        direct, through = asyncio.run(side_by_side(urls, orjson.dumps(body), HEADERS, 20, 0.5))
+    for run in (direct, through):
+        assert (run.errors, run.completed, run.peak_open) == (0, 20, 20)
+        assert run.chunks == 20 * (EVENTS + 1)  # the usage chunk too
+        assert len(run.ttft_ms) == 20 and len(run.gaps_ms) == 20 * EVENTS
+        # stream by stream, in the order opened: its TTFT, then its gaps (what pairs the two paths)
+        assert sorted(run.each) == list(range(20)) and all(len(one) == EVENTS + 1 for one in run.each.values())
+        assert sorted(one[0] for one in run.each.values()) == sorted(run.ttft_ms)
+        assert 400 < sorted(run.gaps_ms)[len(run.gaps_ms) // 2] < 600  # paced at 500 ms
 
 
 def _established_to(port: int) -> int:
