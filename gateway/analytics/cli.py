@@ -8,7 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from aimm_gateway.analytics.report import period_range, write_pdf
+from aimm_gateway.analytics.periods import period_range
+from aimm_gateway.analytics.report import write_pdf
 from aimm_gateway.budget.enforcer import rfc3339
 from aimm_gateway.budget.periods import window
 from aimm_gateway.budget.policy import percent

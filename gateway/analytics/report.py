@@ -6,7 +6,6 @@ Pure apart from writing the file: it takes store rows and budget status entries.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
 from typing import Any, BinaryIO
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
@@ -19,20 +18,6 @@ from reportlab.lib.units import cm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from aimm_gateway.analytics.aggregate import Row, aggregate, savings, totals
-
-
-def period_range(period: str) -> tuple[datetime, datetime, str]:
-    """`YYYY-MM` (a month) or `YYYY-MM-DD` (a day) → UTC [start, end) and a label."""
-    try:
-        if len(period) == 7:
-            start = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
-            end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-            return start, end, start.strftime("%B %Y")
-        day = date.fromisoformat(period)
-    except ValueError:
-        raise ValueError(f"period {period!r}: expected YYYY-MM or YYYY-MM-DD") from None
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return start, start + timedelta(days=1), day.isoformat()
 
 
 def _bar_chart(title: str, labels: Sequence[str], values: Sequence[float]) -> Drawing:

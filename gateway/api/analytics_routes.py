@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aimm_gateway.analytics.aggregate import GROUPS, aggregate, savings, to_csv, top_consumers, totals
-from aimm_gateway.analytics.report import period_range, write_pdf
+from aimm_gateway.analytics.periods import period_range
 from aimm_gateway.api.common import authenticate, gateway_of, json_response
 from aimm_gateway.budget.status import budget_status, threshold_events
 from aimm_gateway.errors import GatewayError, InvalidRequest
@@ -107,8 +108,10 @@ async def report(request: Request) -> Response:
         raise InvalidRequest(str(exc), param="period") from None
     rows = await _rows(gateway, since, until)
     statuses = await budget_status(gateway.cost, gateway.runtime.config.budgets, min(until, datetime.now(UTC)))
+    from aimm_gateway.analytics.report import write_pdf  # reportlab (~12 MB) loads on the first report
+
     buf = io.BytesIO()
-    write_pdf(buf, label, rows, statuses)
+    await asyncio.to_thread(write_pdf, buf, label, rows, statuses)  # CPU-bound: off the event loop
     headers = {"content-disposition": f'attachment; filename="aimm-report-{period}.pdf"'}
     return Response(buf.getvalue(), media_type="application/pdf", headers=headers)
 

@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import httpx
 import orjson
 
 from aimm_gateway.budget.metrics import CostMetrics
@@ -76,6 +75,8 @@ class AlertSink:
 
 
 async def _post(url: str, body: dict[str, object]) -> None:
+    import httpx  # only a gateway whose budget crosses a threshold with a webhook pays for loading it
+
     try:
         async with httpx.AsyncClient(timeout=5.0) as client:
             response = await client.post(url, json=body)

@@ -12,14 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
-
-import aiohttp
-import httpx
 
 from aimm_gateway.config import Timeouts
 from aimm_gateway.errors import UpstreamError, UpstreamTimeout
+
+if TYPE_CHECKING:  # the transports load only where `server.upstream_client` picks them (~20 MB each)
+    import aiohttp
+    import httpx
 
 
 @dataclass(slots=True)
@@ -131,11 +132,6 @@ class _Translated:
             raise _connection_error(self._url, exc) from None
 
 
-# (timeouts, other transport errors) of each transport
-_AIOHTTP: tuple[_Types, _Types] = ((TimeoutError,), (aiohttp.ClientError,))
-_HTTPX: tuple[_Types, _Types] = ((TimeoutError, httpx.TimeoutException), (httpx.HTTPError,))
-
-
 class _OpenByStream:
     """`open` for a transport whose stream is a context manager."""
 
@@ -150,11 +146,16 @@ class _OpenByStream:
 
 class AiohttpClient(_OpenByStream):
     def __init__(self, limit: int) -> None:
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        self._errors: tuple[_Types, _Types] = ((TimeoutError,), (aiohttp.ClientError,))  # (timeouts, others)
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
 
     def _sess(self) -> aiohttp.ClientSession:
         if self._session is None:
+            aiohttp = self._aiohttp
             connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300, enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
@@ -162,8 +163,8 @@ class AiohttpClient(_OpenByStream):
         return self._session
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s)
-        with _Translated(url, "total", *_AIOHTTP):
+        timeout = self._aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s)
+        with _Translated(url, "total", *self._errors):
             async with asyncio.timeout(timeouts.total_s):
                 async with self._sess().post(url, data=body, headers=headers, timeout=timeout) as resp:
                     payload = await resp.read()
@@ -173,8 +174,9 @@ class AiohttpClient(_OpenByStream):
     async def stream(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
     ) -> AsyncIterator[UpstreamStream]:
+        aiohttp = self._aiohttp
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.stream_idle_s)
-        with _Translated(url, "first byte", *_AIOHTTP):
+        with _Translated(url, "first byte", *self._errors):
             async with asyncio.timeout(timeouts.first_byte_s):
                 resp = await self._sess().post(url, data=body, headers=headers, timeout=timeout)
         try:
@@ -182,13 +184,12 @@ class AiohttpClient(_OpenByStream):
         finally:
             resp.release()
 
-    @staticmethod
-    async def _chunks(url: str, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        with _Translated(url, "stream idle", *_AIOHTTP):
+    async def _chunks(self, url: str, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        with _Translated(url, "stream idle", *self._errors):
             try:
                 async for piece in resp.content.iter_any():
                     yield piece
-            except aiohttp.ClientPayloadError as exc:  # before the generic ClientError: say what broke
+            except self._aiohttp.ClientPayloadError as exc:  # before the generic ClientError: say what broke
                 raise UpstreamError(f"upstream stream broken: {type(exc).__name__}", kind="connection") from None
 
     async def close(self) -> None:
@@ -198,13 +199,17 @@ class AiohttpClient(_OpenByStream):
 
 class HttpxClient(_OpenByStream):
     def __init__(self, limit: int) -> None:
+        import httpx
+
+        self._httpx = httpx
+        self._errors: tuple[_Types, _Types] = ((TimeoutError, httpx.TimeoutException), (httpx.HTTPError,))
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit), timeout=None
         )
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
-        timeout = httpx.Timeout(timeouts.total_s, connect=timeouts.connect_s)
-        with _Translated(url, "total", *_HTTPX):
+        timeout = self._httpx.Timeout(timeouts.total_s, connect=timeouts.connect_s)
+        with _Translated(url, "total", *self._errors):
             async with asyncio.timeout(timeouts.total_s):
                 resp = await self._client.post(url, content=body, headers=headers, timeout=timeout)
                 return UpstreamResponse(resp.status_code, dict(resp.headers), resp.content)
@@ -213,9 +218,9 @@ class HttpxClient(_OpenByStream):
     async def stream(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
     ) -> AsyncIterator[UpstreamStream]:
-        timeout = httpx.Timeout(timeouts.first_byte_s, connect=timeouts.connect_s, read=timeouts.stream_idle_s)
+        timeout = self._httpx.Timeout(timeouts.first_byte_s, connect=timeouts.connect_s, read=timeouts.stream_idle_s)
         request = self._client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
-        with _Translated(url, "first byte", *_HTTPX):
+        with _Translated(url, "first byte", *self._errors):
             async with asyncio.timeout(timeouts.first_byte_s):
                 resp = await self._client.send(request, stream=True)
         try:
@@ -223,9 +228,8 @@ class HttpxClient(_OpenByStream):
         finally:
             await resp.aclose()
 
-    @staticmethod
-    async def _chunks(url: str, resp: httpx.Response) -> AsyncIterator[bytes]:
-        with _Translated(url, "stream idle", *_HTTPX):
+    async def _chunks(self, url: str, resp: httpx.Response) -> AsyncIterator[bytes]:
+        with _Translated(url, "stream idle", *self._errors):
             async for piece in resp.aiter_raw():
                 yield piece
 

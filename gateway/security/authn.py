@@ -12,18 +12,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from aimm_gateway.config import GatewayConfig
 from aimm_gateway.errors import GatewayError, RateLimited, Unauthorized, format_retry_after
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.security.audit import AuditLog
 from aimm_gateway.security.identity import Identity, Role
-from aimm_gateway.security.jwt_auth import JwtRejected, JwtVerifier, looks_like_jwt
 from aimm_gateway.security.keys import FileKeyStore, KeyStore, split_key
 from aimm_gateway.security.metrics import SecurityMetrics
 from aimm_gateway.state.base import StateStore, StateUnavailable, WindowCounter
+
+if TYPE_CHECKING:  # PyJWT, cryptography and httpx load only where auth.jwt is set (~20 MB per worker)
+    import httpx
+
+    from aimm_gateway.security.jwt_auth import JwtVerifier
 
 ADMIN_TOKEN = Identity(name="admin-token", role=Role.ADMIN, source="admin_token")
 
@@ -77,6 +80,10 @@ class Authenticator:
         if settings is None:
             return None
         if self._jwt is None or settings != self._jwt_key:
+            import httpx
+
+            from aimm_gateway.security.jwt_auth import JwtVerifier
+
             self._http = self._http or httpx.AsyncClient()
             self._jwt, self._jwt_key = JwtVerifier(settings, self._http), settings
         return self._jwt
@@ -118,13 +125,20 @@ class Authenticator:
                 raise KeyStoreUnavailable() from None
             return record.identity() if record is not None else None
         verifier = self._jwt_verifier(rt.config)
-        if verifier is not None and looks_like_jwt(credential):
-            try:
-                return await verifier.verify(credential)
-            except JwtRejected as exc:
-                await self._fail(rt, ip, "expired" if "expired" in str(exc) else "invalid", request_id, str(exc))
-                raise Unauthorized(str(exc)) from None
-        return None
+        return await self._jwt_identity(verifier, rt, credential, ip, request_id) if verifier is not None else None
+
+    async def _jwt_identity(
+        self, verifier: JwtVerifier, rt: Runtime, credential: str, ip: str, request_id: str
+    ) -> Identity | None:
+        from aimm_gateway.security.jwt_auth import JwtRejected, looks_like_jwt  # loaded with the verifier
+
+        if not looks_like_jwt(credential):
+            return None
+        try:
+            return await verifier.verify(credential)
+        except JwtRejected as exc:
+            await self._fail(rt, ip, "expired" if "expired" in str(exc) else "invalid", request_id, str(exc))
+            raise Unauthorized(str(exc)) from None
 
     async def _fail(self, rt: Runtime, ip: str, reason: str, request_id: str, detail: str = "") -> None:
         self._metrics.auth_failed(reason)
