@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from aimm_gateway.api.common import bearer, gateway_of
+from aimm_gateway.api.common import bearer, gateway_of, header
 from aimm_gateway.errors import Forbidden, NotFound, Unauthorized
 from aimm_gateway.security.client_ip import client_ip
 from aimm_gateway.security.identity import ANONYMOUS, Identity, Permission, Role
@@ -102,7 +102,7 @@ def protect(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
 
 def _guarded(endpoint: Any, permission: Permission, route_key: tuple[str, str]) -> Endpoint:
     async def guarded(request: Request) -> Response:
-        request.state.request_id = valid_request_id(request.headers.get("x-request-id"))
+        request.state.request_id = valid_request_id(header(request, b"x-request-id"))
         if permission is not P.PUBLIC and not _opened(request, route_key):
             request.state.identity = await _identify(request, permission)
         response: Response = await endpoint(request)
@@ -130,7 +130,8 @@ async def _identify(request: Request, permission: Permission) -> Identity:
     if permission is P.ADMIN and not _admin_possible(gateway):
         raise NotFound("admin API is off: set admin.token in the gateway config")
     peer = request.client.host if request.client else ""
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), tuple(rt.config.limits.trusted_proxies))
+    trusted = rt.config.limits.trusted_proxies
+    ip = client_ip(peer, header(request, b"x-forwarded-for"), tuple(trusted)) if trusted else peer
     request.state.client_ip = ip
     try:
         identity = await gateway.auth.identify(rt, bearer(request), ip, request.state.request_id)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response
 
 from aimm_gateway.config import describe_validation_error, format_loc
@@ -30,17 +31,28 @@ def gateway_of(request: Request) -> Gateway:
     return gateway
 
 
+def header(conn: HTTPConnection, name: bytes) -> str | None:
+    """A request header's first value by its lower-case name (ASGI servers lower-case names).
+
+    One scan of the ASGI header list: Starlette's `headers.get` builds a Headers view and raises
+    and catches a KeyError for every absent header, which on the hot path most of them are."""
+    for key, value in conn.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 def request_id(request: Request) -> str:
     given: str | None = getattr(request.state, "request_id", None)
-    return given or valid_request_id(request.headers.get("x-request-id"))
+    return given or valid_request_id(header(request, b"x-request-id"))
 
 
-async def read_json(request: Request, limit: int) -> Any:
+async def read_json(request: Request, limit: int, gateway: Gateway | None = None) -> Any:
     """The body as JSON, refusing bodies over `limit` bytes before reading them whole."""
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
-    hardening = gateway_of(request).runtime.config.hardening
+    hardening = (gateway or gateway_of(request)).runtime.config.hardening
     body = await _read_body(request, limit, hardening.body_timeout_s)
     if not body:
         raise InvalidRequest("request body is empty; expected JSON")
@@ -52,21 +64,46 @@ async def read_json(request: Request, limit: int) -> Any:
     return data
 
 
-async def _read_body(request: Request, limit: int, timeout_s: float) -> bytearray:
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes | bytearray:
     """The whole body within `timeout_s` (a body trickled byte by byte must not hold a request
     forever: 408, and `connection: close` so the server stops reading the rest)."""
-    body = bytearray()
+    if _arrived(request):  # nothing left to wait for: no timer (a timer per request is ~2 % of its CPU)
+        return await _collect(request, limit)
     try:
         async with asyncio.timeout(timeout_s):
-            async for piece in request.stream():
-                body += piece
-                if len(body) > limit:
-                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+            return await _collect(request, limit)
     except TimeoutError:
         raise RequestTimeout(
             f"request body not received within {timeout_s:g} s", headers={"connection": "close"}
         ) from None
-    return body
+
+
+def _arrived(request: Request) -> bool:
+    """Whether the server already holds the whole body, so reading it cannot wait. uvicorn's
+    `receive` is a method of the request's cycle, whose `more_body` turns False once the body is
+    complete; any other server (or a wrapped `receive`) reads as "not known", under the timer."""
+    cycle = getattr(request.receive, "__self__", None)
+    return getattr(cycle, "more_body", True) is False
+
+
+async def _collect(request: Request, limit: int) -> bytes | bytearray:
+    """The body's pieces from `receive`, as Starlette's `request.stream()` reads them, without its
+    generator and copy for the usual body that comes in one piece."""
+    body: bytes | bytearray = b""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        piece = message.get("body", b"")
+        if not body:
+            body = piece
+        elif piece:
+            body = body if isinstance(body, bytearray) else bytearray(body)
+            body += piece
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        if not message.get("more_body", False):
+            return body
 
 
 async def read_body_as(request: Request, model: type[M]) -> M:
@@ -86,8 +123,28 @@ def validate_body(model: type[M], data: Any, at: tuple[int | str, ...] = ()) -> 
         raise InvalidRequest(describe_validation_error(exc, prefix=at), param=format_loc(first) or None) from None
 
 
+class JsonBytes(Response):
+    """A JSON answer with its header list built in one go (Starlette's `init_headers` scans the
+    list for content-length and content-type and re-checks the media type per response); the
+    same headers, in the same order: the caller's, then content-length and content-type."""
+
+    media_type = JSON
+
+    def __init__(self, body: bytes, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        self.status_code, self.body, self.background = status, body, None
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+        raw.append((b"content-length", str(len(body)).encode()))
+        raw.append(_CONTENT_TYPE)
+        self.raw_headers = raw
+
+
+_CONTENT_TYPE = (b"content-type", JSON.encode())
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
+    """`headers` never carry content-type or content-length (callers pass served and stage headers),
+    and a JSON answer has a body (never a 1xx, 204 or 304)."""
+    return JsonBytes(orjson.dumps(data), status, headers)
 
 
 def error_response(exc: GatewayError, extra_headers: dict[str, str] | None = None) -> Response:
@@ -96,10 +153,10 @@ def error_response(exc: GatewayError, extra_headers: dict[str, str] | None = Non
 
 
 def bearer(request: HTTPConnection) -> str | None:
-    header = request.headers.get("authorization")
-    if header and header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return request.headers.get("x-api-key")
+    given = header(request, b"authorization")
+    if given and given[:7].lower() == "bearer ":
+        return given[7:].strip()
+    return header(request, b"x-api-key")
 
 
 def caller(request: Request) -> Identity:
@@ -128,9 +185,9 @@ def request_context(
         rid, gateway.runtime, api=api, identity=identity, client_ip=ip,
         body=body if body is not None else {}, headers=request.headers, started=started,
     )  # fmt: skip
-    traceparent = request.headers.get("traceparent")
+    traceparent = header(request, b"traceparent")
     if traceparent is not None:  # continued by the request's span when tracing is on
-        ctx.scratch[INCOMING_KEY] = {"traceparent": traceparent, "tracestate": request.headers.get("tracestate", "")}
+        ctx.scratch[INCOMING_KEY] = {"traceparent": traceparent, "tracestate": header(request, b"tracestate") or ""}
     return ctx
 
 

@@ -30,7 +30,7 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 async def chat_completions(request: Request) -> Response:
     gateway = gateway_of(request)
     ctx = request_context(request, gateway, "openai")
-    ctx.body = await read_json(request, ctx.runtime.config.server.max_body_bytes)
+    ctx.body = await read_json(request, ctx.runtime.config.server.max_body_bytes, gateway)
     req = ctx.request = validate_chat(ctx.body)
     if req.stream:
         ctx.stream = True

@@ -169,6 +169,8 @@ class RateLimit:
 
     async def before(self, ctx: RequestContext) -> ChatCompletion | None:
         levels = self._levels.for_request(ctx)
+        if not levels and not self._model_limits:
+            return None  # auth on, but no limit for this caller: nothing to count, settle or show
         tokens = max(1, ctx.prompt_tokens)
         pairs: list[tuple[str, Level, WindowCounter]] = []
         slots: list[SlotRequest] = []

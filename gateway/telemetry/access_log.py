@@ -7,6 +7,7 @@ are sampled (`observability.access_log.sample_rate`); failed ones are always wri
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sys
 import time
@@ -47,16 +48,44 @@ def access_record(ctx: RequestContext, outcome: Outcome, latency_s: float, trace
 
 
 class AccessLog:
+    """Lines to `stream` as they are made; to the process's stdout (no `stream`: the gateway
+    itself), one write per turn of the event loop for every line made in that turn. The
+    gateway's stdout is unbuffered (PYTHONUNBUFFERED in the image), so a write is a syscall:
+    one per request was ~3 % of a plain request's CPU; now the requests that end in one turn
+    share it. The batch goes out in the loop's next turn, microseconds later, never waiting
+    for a buffer to fill (a crash or `kubectl logs -f` should not wait for that)."""
+
     def __init__(
         self, sample_rate: float, stream: TextIO | None = None, rand: Callable[[], float] = random.random
     ) -> None:
         self._sample_rate = sample_rate
         self._stream = stream if stream is not None else sys.stdout
         self._rand = rand
+        self._pending: list[str] | None = [] if stream is None else None  # None: write each line at once
 
     def write(self, ctx: RequestContext, outcome: Outcome, latency_s: float, trace_id: str | None = None) -> None:
         if outcome.ok and self._sample_rate < 1.0 and self._rand() >= self._sample_rate:
             return
-        line = orjson.dumps(access_record(ctx, outcome, latency_s, trace_id)).decode()
-        self._stream.write(line + "\n")
-        self._stream.flush()  # a crash or a `kubectl logs -f` should not wait for a buffer to fill
+        line = orjson.dumps(access_record(ctx, outcome, latency_s, trace_id)).decode() + "\n"
+        pending = self._pending
+        if pending is None:
+            self._stream.write(line)
+            self._stream.flush()
+            return
+        pending.append(line)
+        if len(pending) == 1:
+            self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # no event loop (a tool): at once
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the lines made since the last flush, in one write."""
+        if self._pending:
+            lines = "".join(self._pending)
+            self._pending.clear()
+            self._stream.write(lines)
+            self._stream.flush()

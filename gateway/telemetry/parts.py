@@ -44,6 +44,8 @@ class Telemetry:
         return found
 
     def shutdown(self) -> None:
-        """Flush spans still buffered for export."""
+        """Flush spans still buffered for export, and access-log lines not yet written."""
+        for log in self._logs.values():
+            log.flush()
         if self._provider is not None:
             self._provider.shutdown()

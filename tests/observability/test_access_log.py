@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import sys
 from decimal import Decimal
 
 import orjson
+import pytest
 
 from aimm_gateway.canonical import Usage
 from aimm_gateway.config import ObservabilitySettings
@@ -74,6 +77,32 @@ async def test_successes_are_sampled_and_failures_always_logged() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 5
     assert orjson.loads(lines[-1])["error"] == {"type": NoUsableModel.type, "code": NoUsableModel.code}
+
+
+class CountingStdout(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_the_processs_stdout_gets_one_write_per_loop_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    stdout = CountingStdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    log = AccessLog(1.0)  # no stream: the gateway's own stdout, batched
+    for _ in range(3):  # three requests ending in the same turn
+        await run(log, ok_outcome())
+    assert stdout.writes == 0  # not yet: the batch goes out in the loop's next turn
+    await asyncio.sleep(0)
+    assert stdout.writes == 1
+    lines = stdout.getvalue().splitlines()
+    assert len(lines) == 3 and all(orjson.loads(line)["request_id"] == "req-42" for line in lines)
+    await run(log, ok_outcome())
+    log.flush()  # what shutdown does: nothing left behind
+    assert stdout.writes == 2 and len(stdout.getvalue().splitlines()) == 4
 
 
 def test_config_switches_the_log_off() -> None:

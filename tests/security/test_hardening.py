@@ -91,6 +91,45 @@ def test_connection_that_never_finishes_its_headers_is_closed() -> None:
             s.close()
 
 
+def _get_health(sock: socket.socket) -> bytes:
+    """One whole keep-alive exchange: head and body (the server may write them separately)."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return answer
+
+
+def test_keep_alive_request_whose_headers_stall_is_closed_by_the_connections_one_timer() -> None:
+    """The header timer is one per connection: set going by the first request, it must close the
+    connection at the deadline of a later request that stalls (re-armed, not at the first
+    request's), and must not close one whose later requests complete (a lapsed deadline)."""
+    config = {
+        "models": [{"name": "m", "provider": "mock"}],
+        "hardening": {"header_timeout_s": 1.0, "idle_timeout_s": 30.0},
+    }
+    with serve(config) as (port, _, _):
+        stalled = socket.create_connection(("127.0.0.1", port))
+        assert _get_health(stalled).startswith(b"HTTP/1.1 200")
+        time.sleep(0.5)  # the timer the first request armed fires in ~0.5 s
+        stalled.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        closed_after = _closed_within(stalled, 4.0)
+        assert closed_after is not None and closed_after >= 0.8  # its own deadline, 1 s after it began
+        busy = socket.create_connection(("127.0.0.1", port))
+        for _ in range(7):  # complete exchanges for ~1.75 s: the timer fires between them and lapses
+            assert _get_health(busy).startswith(b"HTTP/1.1 200")
+            time.sleep(0.25)
+        assert _get_health(busy).startswith(b"HTTP/1.1 200")  # still open: never stalled
+        for s in (busy, stalled):
+            s.close()
+
+
 def test_body_trickled_slower_than_the_body_timeout_gets_408_and_a_closed_connection() -> None:
     config = {
         "models": [{"name": "m", "provider": "mock"}],
