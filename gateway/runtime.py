@@ -7,6 +7,7 @@ the ground under an in-flight request; swapping the snapshot is one reference as
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 from collections.abc import Mapping
@@ -58,6 +59,8 @@ def build_runtime(
 ) -> Runtime:
     """`stored_keys`: provider keys from the encrypted secret store (set over /admin).
     `no_env_fallback`: models added over /admin, which never get the provider's default variable."""
+    if config.auth.jwt is not None:  # PyJWT + cryptography load here (startup or the reload thread), not in a request
+        importlib.import_module("aimm_gateway.security.jwt_auth")
     models = {m.name: m for m in config.models}
     stored_keys = stored_keys or {}
     providers: dict[str, ChatProvider] = {}

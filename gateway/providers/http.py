@@ -8,6 +8,7 @@ Transport failures become `UpstreamError`s with a kind the breaker understands.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -243,6 +244,8 @@ class UpstreamPools:
     def __init__(self, kind: str = "aiohttp", limit: int = 1000) -> None:
         self._kind = kind
         self._limit = limit
+        if kind in ("aiohttp", "httpx"):
+            importlib.import_module(kind)  # a chosen transport loads at start, not in the first upstream call
         self._clients: dict[str, UpstreamClient] = {}
 
     def for_url(self, url: str) -> UpstreamClient:
