@@ -52,7 +52,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from aimm_gateway.bench.procs import free_port
+from aimm_gateway.bench.procs import free_port, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
@@ -306,12 +306,7 @@ class _Proc:
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
+            stop(self.popen, timeout, 5)
         self._log.close()
 
 

@@ -34,6 +34,16 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
     raise RuntimeError(f"{url} did not come up within {timeout}s")
 
 
+def stop(proc: subprocess.Popen[bytes], grace_s: float = 10.0, kill_wait_s: float | None = None) -> None:
+    """SIGTERM, up to `grace_s` for a clean exit, then SIGKILL (a saturated loop may miss SIGTERM)."""
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(kill_wait_s)
+
+
 @contextmanager
 def process(
     args: list[str], ready_url: str, env: dict[str, str] | None = None, log: Path | None = None
@@ -44,12 +54,7 @@ def process(
         wait_http(ready_url)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         if log:
             out.close()  # type: ignore[union-attr]
 

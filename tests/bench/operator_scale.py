@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aimm_gateway.bench.procs import stop
 from tests.k8s_harness import ControlPlane
 from tests.operator.kubeapi import Api, ConditionWatch
 from tests.operator.manifests import budget, gateway, model, policy, route
@@ -487,12 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         if spy is not None:
             stop_profiler(spy)
         if op is not None:
-            op.terminate()
-            try:
-                op.wait(15)
-            except subprocess.TimeoutExpired:  # a saturated event loop may not get to SIGTERM in time
-                op.kill()
-                op.wait()
+            stop(op, 15)
         if proxy is not None:
             proxy.stop()
         cp.stop()

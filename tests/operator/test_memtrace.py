@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from aimm_gateway.bench.procs import stop
 from tests.operator.conftest import REPO
 from tests.operator.kubeapi import Api, wait_condition, wait_for
 from tests.operator.manifests import gateway, model
@@ -42,12 +43,7 @@ def traced(operator_kubeconfig: Path, ns: str, tmp_path: Path) -> Iterator[tuple
     try:
         yield proc, out
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc, 15, 5)
 
 
 def dump(proc: subprocess.Popen[bytes], out: Path, k: int) -> str:

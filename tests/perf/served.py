@@ -17,7 +17,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from aimm_gateway.bench.procs import free_port
+from aimm_gateway.bench.procs import free_port, stop
 
 KEY = "sk-perf-test"
 HEADERS = {"authorization": f"Bearer {KEY}"}
@@ -93,9 +93,4 @@ def serve_gateway(tmp_path: Path, config: dict[str, Any], *args: str) -> Iterato
             assert proc.poll() is None, log_path.read_text()
             yield served
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, 40)
