@@ -158,7 +158,12 @@ def run_soak(minutes: float) -> str:
     with tempfile.TemporaryDirectory() as tmp, _stack(Path(tmp)) as (url, pid):
         for _ in range(2):
             wrk(f"{url}/v1/chat/completions", BODIES["plain"], HEADERS, 16, 3.0)  # warm-up
-        peak = wrk(f"{url}/v1/chat/completions", BODIES["plain"], HEADERS, 16, 10.0)
+        # The best of three: one short run on a busy host under-reads the worker's capacity, and the
+        # soak would then run far below half of it.
+        peak = max(
+            (wrk(f"{url}/v1/chat/completions", BODIES["plain"], HEADERS, 16, 10.0) for _ in range(3)),
+            key=lambda r: r.rps,
+        )
         # Streams cost ~10x a plain request: the mix's rate is half of what the worker can serve of it.
         cost = sum(10 if k == "stream" else 1 for k in MIX) / len(MIX)
         rate = peak.rps / cost / 2
