@@ -10,6 +10,9 @@ Nothing waits for a next event: a batch is sent as soon as the read that complet
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import orjson
 
 from aimm_gateway.attempts.relay import ByteRelay
@@ -34,6 +37,12 @@ class OpenAIFrames:
 
     def __aiter__(self) -> OpenAIFrames:
         return self
+
+    def waiter(self) -> asyncio.Future[Any] | None:
+        """None, or the upstream's Future to await before `__anext__` returns without waiting:
+        SSEResponse awaits it bare, so a stream waiting for its next chunk holds that one Future,
+        not the chain of coroutines (this, the relay's, the events', the body's) each wait made."""
+        return None if self._ended else self._relay.waiter()
 
     async def __anext__(self) -> bytes:
         relay = self._relay

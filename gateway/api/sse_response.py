@@ -33,7 +33,17 @@ class SSEResponse(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             self.raw_headers = []  # sent: not kept for the stream's life
-            async for frame in self.frames:
+            frames, waiter = self.frames, getattr(self.frames, "waiter", None)
+            while True:
+                if waiter is not None and (pending := waiter()) is not None:
+                    # The stream's one wait, on a bare Future its upstream resolves: no coroutines
+                    # per chunk alive across it for the cyclic collector to promote and walk.
+                    await pending
+                    del pending
+                try:
+                    frame = await frames.__anext__()
+                except StopAsyncIteration:
+                    break
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
                 del frame  # sent: not kept while the next one is awaited
             await send({"type": "http.response.body", "body": b"", "more_body": False})

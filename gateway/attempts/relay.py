@@ -9,9 +9,10 @@ cost), and settles the attempt and the stages when the stream ends, fails or is 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -45,6 +46,10 @@ class ByteRelay:
     def complete(self) -> bool:
         """`[DONE]` was read: the next `read` settles and returns None without waiting."""
         return self._upstream.done
+
+    def waiter(self) -> asyncio.Future[Any] | None:
+        """None, or a Future to await before `read` returns without waiting (`RawEvents.waiter`)."""
+        return None if self._first is not None or self.ended else self._upstream.waiter()
 
     async def read(self) -> list[bytes] | None:
         """The next batch of event payloads (OpenAI chunk JSON, as the upstream sent it); None at

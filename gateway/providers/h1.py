@@ -32,6 +32,7 @@ from aimm_gateway.errors import UpstreamError, UpstreamTimeout
 from aimm_gateway.providers.http import UpstreamResponse, UpstreamStream, chunks_of
 
 IDLE_S = 4.0
+TIMED_OUT = True  # a body waiter's result when the stream idle timeout passed (else None)
 _HIGH_WATER = 256 * 1024  # buffered unread body bytes before reading from the socket pauses
 
 
@@ -54,6 +55,7 @@ class _Conn(asyncio.Protocol):
         "_parser",
         "_paused",
         "_received",
+        "_status",
         "_waiter",
         "closed",
         "counted",
@@ -66,14 +68,20 @@ class _Conn(asyncio.Protocol):
         self.closed = False
         self.counted = True  # holds one of the pool's `limit` places until discarded
         self.idle_since = 0.0
-        self._parser = httptools.HttpResponseParser(self)
+        # The parser holds this connection's bound methods (a reference cycle): dropped when the
+        # connection is lost, so a closed connection is freed by its reference count, not left
+        # for the cyclic collector (14 objects per connection).
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self._status = 0
         self._headers: list[tuple[str, str]] = []
         self._head: asyncio.Future[None] | None = None
-        # A list and a future made only while waiting (not a deque and an asyncio.Event, ~600
-        # bytes each): one connection lives as long as its stream, thousands may be open.
-        self._body: list[bytes] = []
+        # A list and a future made only while bytes are buffered or awaited (not a deque and an
+        # asyncio.Event, ~600 bytes each): one connection lives as long as its stream, thousands
+        # may be open, and each object alive across a wait is one more for the cyclic collector
+        # to walk (docs/benchmarks.md, "what the collector walks").
+        self._body: list[bytes] | None = None
         self._buffered = 0
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool | None] | None = None
         self._complete = False
         self._keep_alive = False
         self._received = False
@@ -87,6 +95,7 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._received = True
+        assert self._parser is not None  # dropped only when the connection is lost
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -95,6 +104,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._parser = None
         if not self._complete:
             self._fail(
                 _Dropped() if not self._received else UpstreamError("upstream closed the connection", kind="connection")
@@ -106,11 +116,17 @@ class _Conn(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        if self._head is not None and not self._head.done():
-            self._head.set_result(None)
+        assert self._parser is not None
+        self._status = self._parser.get_status_code()
+        head, self._head = self._head, None  # the sender holds it; not kept for the stream's life
+        if head is not None and not head.done():
+            head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        if self._body is None:
+            self._body = [body]
+        else:
+            self._body.append(body)
         self._buffered += len(body)
         self._wake()
         if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
@@ -118,6 +134,7 @@ class _Conn(asyncio.Protocol):
             self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        assert self._parser is not None
         self._keep_alive = self._parser.should_keep_alive()  # read here: the parser resets after this
         self._complete = True
         self._wake()
@@ -139,17 +156,17 @@ class _Conn(asyncio.Protocol):
 
     def send(self, request: bytes) -> asyncio.Future[None]:
         """Write the request; the future resolves when the answer's headers are in."""
-        self._headers, self._body, self._buffered = [], [], 0
+        self._headers, self._body, self._buffered = [], None, 0
         self._complete = self._received = False
         self._error = None
-        self._head = asyncio.get_running_loop().create_future()
+        head = self._head = asyncio.get_running_loop().create_future()
         assert self.transport is not None
         self.transport.write(request)
-        return self._head
+        return head
 
     @property
     def status(self) -> int:
-        return int(self._parser.get_status_code())
+        return int(self._status)
 
     def headers(self) -> dict[str, str]:
         """The answer's headers (taken once per answer: the list is not kept beside the dict)."""
@@ -161,16 +178,23 @@ class _Conn(asyncio.Protocol):
 
     def take(self) -> bytes:
         """Every body byte received so far (b"" if none); reading resumes if it was paused."""
-        if not self._body:
-            piece = b""
-        else:
-            piece = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-            self._body.clear()
+        body, self._body = self._body, None
+        piece = b"" if body is None else body[0] if len(body) == 1 else b"".join(body)
         self._buffered = 0
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
         return piece
+
+    @property
+    def buffered(self) -> bool:
+        """Body bytes are waiting to be taken."""
+        return self._body is not None
+
+    @property
+    def settled(self) -> bool:
+        """`ended` would not be False: the answer is complete or the connection broke."""
+        return self._complete or self._error is not None
 
     @property
     def ended(self) -> bool:
@@ -181,7 +205,7 @@ class _Conn(asyncio.Protocol):
             raise self._error if not isinstance(self._error, _Dropped) else _broken()
         return False
 
-    def wait(self) -> asyncio.Future[None]:
+    def wait(self) -> asyncio.Future[bool | None]:
         """A future resolved by more body bytes, the end of the answer, or a broken connection."""
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         return waiter
@@ -203,24 +227,24 @@ class _Conn(asyncio.Protocol):
 class _Deadlines:
     """One timer for every stream of a pool waiting on its upstream (the stream idle timeout), not
     one timer handle per wait (~0.5 KB each, thousands alive at once on paced streams). The timer
-    is armed for the soonest deadline; when it fires, the expired waits fail with TimeoutError."""
+    is armed for the soonest deadline; when it fires, the expired waits resolve with TIMED_OUT."""
 
     __slots__ = ("_at", "_loop", "_timer", "_waiting")
 
     def __init__(self) -> None:
-        self._waiting: dict[asyncio.Future[None], float] = {}
+        self._waiting: dict[asyncio.Future[bool | None], float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the timer's (a pool may outlive a loop)
         self._at = math.inf
 
-    def add(self, waiter: asyncio.Future[None], timeout_s: float) -> None:
+    def add(self, waiter: asyncio.Future[bool | None], timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         self._waiting[waiter] = deadline
         if deadline < self._at or loop is not self._loop:
             self._arm(loop, deadline)
 
-    def discard(self, waiter: asyncio.Future[None]) -> None:
+    def discard(self, waiter: asyncio.Future[bool | None]) -> None:
         self._waiting.pop(waiter, None)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
@@ -238,7 +262,8 @@ class _Deadlines:
             if deadline <= now:
                 del self._waiting[waiter]
                 if not waiter.done():
-                    waiter.set_exception(TimeoutError())
+                    waiter.set_result(TIMED_OUT)  # a result, not an exception: the waiter may be
+                    # awaited bare by the relay's task (SSEResponse); `H1Body.read` raises the timeout
             else:
                 soonest = min(soonest, deadline)
         if soonest < math.inf:
@@ -414,14 +439,19 @@ class H1Client:
 
 class H1Body:
     """A streamed answer read straight from its connection: one object per open stream (not a
-    context manager, a generator and their frames), with no timer of its own while it waits."""
+    context manager, a generator and their frames), with no timer of its own while it waits.
 
-    __slots__ = ("_client", "_conn", "_decoder", "_headers", "_idle_s", "status")
+    A relay that waits for the next chunk awaits `waiter()` (one bare Future that the connection's
+    protocol resolves) and then calls `read`, which then returns without waiting: a waiting stream
+    holds no chain of coroutines, only that Future."""
+
+    __slots__ = ("_client", "_conn", "_decoder", "_headers", "_idle_s", "_waiting", "status")
 
     def __init__(self, client: H1Client, conn: _Conn, idle_s: float) -> None:
         self._client: H1Client | None = client
         self._conn = conn
         self._idle_s = idle_s
+        self._waiting: asyncio.Future[bool | None] | None = None  # with its idle deadline registered
         self.status = conn.status
         self._headers = conn.headers()
         self._decoder = _decoder(self._headers)
@@ -431,28 +461,48 @@ class H1Body:
         headers, self._headers = self._headers, {}
         return headers
 
+    def waiter(self) -> asyncio.Future[bool | None] | None:
+        """None if `read` would return without waiting; else the Future it would wait for (more
+        bytes, the end, a broken connection or the idle timeout): await it, then `read`."""
+        if self._waiting is not None:
+            return self._waiting
+        conn = self._conn
+        if conn.buffered or conn.settled:
+            return None
+        assert self._client is not None, "read after aclose"
+        waiting = self._waiting = conn.wait()
+        self._client._deadlines.add(waiting, self._idle_s)
+        return waiting
+
     async def read(self) -> bytes | None:
         """Body bytes as they arrive (at least one byte); None at the end of the answer."""
         conn = self._conn
         while True:
+            waiting = self._waiting
+            if waiting is not None and waiting.done():
+                self._done_waiting()
+                if waiting.result() is TIMED_OUT and not conn.buffered and not conn.settled:
+                    assert self._client is not None
+                    raise UpstreamTimeout(f"upstream {self._client._netloc} timed out (stream idle)")
             piece = conn.take()
             if piece:
+                self._done_waiting()
                 return self._decoder.decompress(piece) if self._decoder is not None else piece
             if conn.ended:
+                self._done_waiting()
                 return None
-            assert self._client is not None, "read after aclose"
-            deadlines = self._client._deadlines
-            waiter = conn.wait()
-            deadlines.add(waiter, self._idle_s)
-            try:
-                await waiter
-            except TimeoutError:
-                raise UpstreamTimeout(f"upstream {self._client._netloc} timed out (stream idle)") from None
-            finally:
-                deadlines.discard(waiter)
+            waiting = self.waiter()
+            assert waiting is not None
+            await waiting  # cancelled (the client left): `aclose` drops the deadline
+
+    def _done_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and self._client is not None:
+            self._client._deadlines.discard(waiting)
 
     async def aclose(self) -> None:
         """Return the connection to the pool if the answer was read to its end, else close it."""
+        self._done_waiting()
         client, self._client = self._client, None
         if client is not None:
             client._done_with(self._conn)

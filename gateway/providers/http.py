@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from aimm_gateway.config import Timeouts
@@ -48,6 +48,9 @@ class UpstreamBody(Protocol):
     status: int
 
     def headers(self) -> dict[str, str]: ...
+
+    def waiter(self) -> asyncio.Future[Any] | None:
+        """None, or a Future to await before `read` returns without waiting (see `H1Body`)."""
 
     async def read(self) -> bytes | None: ...
 
@@ -92,6 +95,10 @@ class EnteredStream:
         """Taken once, as h1's."""
         headers, self._headers = self._headers, {}
         return headers
+
+    def waiter(self) -> None:
+        """No Future to wait on: `read` waits in the library's own stream."""
+        return None
 
     async def read(self) -> bytes | None:
         return await anext(self._chunks, None)

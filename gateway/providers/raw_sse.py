@@ -9,7 +9,9 @@ A batch holds every event one upstream read completed, so the relay can send the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aimm_gateway.errors import UpstreamError
 from aimm_gateway.providers.exchange import decode_json
@@ -37,6 +39,13 @@ class RawEvents:
         assert self._open is not None, "opened twice"
         open_body, self._open = self._open, None  # the request (its body bytes) is not kept once sent
         self._body = await open_body()
+
+    def waiter(self) -> asyncio.Future[Any] | None:
+        """None, or the upstream body's Future to await before `read` returns without waiting
+        (unless that read completes no event: then `read` waits again itself)."""
+        if self._error is not None or self.done or self._body is None:
+            return None
+        return self._body.waiter()
 
     async def read(self) -> list[bytes] | None:
         """The payloads of the events the next upstream read(s) complete (at least one);
