@@ -5,13 +5,15 @@ stream in an anyio task group: the relay in a new task, a disconnect listener in
 task, a cancel scope and two wrapper coroutines, all alive for the whole stream. Here the relay
 runs in the request's task, and one plain asyncio task waits for the client to go away and then
 cancels the relay; the body's `finally` blocks (upstream connection returned or closed, the
-stream settled) run once, without being cancelled again.
+stream settled) run once, without being cancelled again. Frames with a `waiter()` (the
+pass-through relay, `OpenAIFrames`) are waited for on that bare Future between frames.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -33,9 +35,10 @@ class SSEResponse(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             self.raw_headers = []  # sent: not kept for the stream's life
-            frames, waiter = self.frames, getattr(self.frames, "waiter", None)
+            frames = self.frames
+            waits = hasattr(frames, "waiter")  # not the bound method: one object less per stream
             while True:
-                if waiter is not None and (pending := waiter()) is not None:
+                if waits and (pending := cast(Any, frames).waiter()) is not None:
                     # The stream's one wait, on a bare Future its upstream resolves: no coroutines
                     # per chunk alive across it for the cyclic collector to promote and walk.
                     await pending

@@ -38,7 +38,7 @@ class ByteRelay:
         self._first: list[bytes] | None = first
         self._gap = gap  # the inter-chunk histogram: one gap per upstream read that carried events
         self._finish = finish
-        self._usage = Usage()
+        self._usage: Usage | None = None  # made when the usage chunk comes
         self._last = time.perf_counter()
         self.ended = False
 
@@ -86,4 +86,4 @@ class ByteRelay:
         try:
             await self._upstream.aclose()
         finally:
-            await self._finish(how, self._usage, exc)
+            await self._finish(how, self._usage if self._usage is not None else Usage(), exc)
