@@ -214,3 +214,19 @@ def test_invalid_json_event_is_the_upstreams_error_not_relayed() -> None:
         first, error = asyncio.run(run(url))
     assert first == [b'{"id":"c1","choices":[{"index":0,"delta":{"content":"a"}}]}']
     assert "invalid JSON" in error.message and error.status == 502
+
+
+def test_a_stream_that_stalls_past_its_idle_timeout_ends_with_a_timeout_error_event(
+    upstreams: Callable[..., Upstream], start_gateway: Start
+) -> None:
+    """The relay waits for the next chunk on a bare Future (no coroutine of its own): the pool's
+    idle timer resolving it still becomes the client's error event, and the stream ends."""
+    slow = upstreams("openai", stream_chunks=4, chunk_interval_ms=1500)  # 1.5 s between events
+    timeouts = {"connect_s": 2, "first_byte_s": 5, "total_s": 30, "stream_idle_s": 0.5}
+    gw = start_gateway(base_config([upstream_model("m", slow, timeouts=timeouts)]))
+    with httpx.Client(base_url=gw.url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=15) as http:
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
+        frames = [f for f in http.post("/v1/chat/completions", json=body).content.split(b"\n\n") if f]
+    error = orjson.loads(frames[-1][6:])["error"]
+    assert "timed out (stream idle)" in error["message"], error
+    assert all("choices" in orjson.loads(f[6:]) for f in frames[:-1])  # the events before the stall, then the error
