@@ -157,6 +157,50 @@ async def test_stream_arrives_in_pieces_and_a_stall_is_a_timeout(client_for: Cal
     assert got == [b"data: 1"] and stalled.value.kind == "timeout"
 
 
+async def test_a_body_waiter_is_one_future_resolved_by_the_next_piece_or_the_idle_timeout(
+    client_for: Callable[[str, int], H1Client],
+) -> None:
+    """`waiter()`: None while bytes are buffered, else one Future (the same until it resolves) that
+    the connection resolves with the next piece, after which `read` returns without waiting; the
+    pool's idle timer resolves it too, and `read` then raises the timeout."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(head + b"7\r\ndata: 1\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"7\r\ndata: 2\r\n")  # then silence, longer than stream_idle_s
+        await writer.drain()
+        await asyncio.sleep(1.0)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    body = await client_for(url, 10).open(f"{url}/s", {}, b"{}", FAST)
+    try:
+        first = body.waiter()
+        if first is not None:  # the head and the first piece may arrive in one read
+            await first
+        assert body.waiter() is None and await body.read() == b"data: 1"
+        second = body.waiter()
+        assert second is not None and body.waiter() is second and not second.done()
+        await second
+        reading = asyncio.ensure_future(body.read())
+        await asyncio.sleep(0)
+        assert reading.done() and reading.result() == b"data: 2"  # no wait after the Future
+        idle = body.waiter()
+        assert idle is not None
+        await idle  # resolved (not raised) by the idle timer: it may be awaited bare
+        with pytest.raises(UpstreamError) as stalled:
+            await body.read()
+        assert stalled.value.kind == "timeout" and "stream idle" in str(stalled.value)
+    finally:
+        await body.aclose()
+        server.close()
+
+
 async def test_one_idle_timer_per_pool_times_out_each_stream_at_its_own_deadline(
     client_for: Callable[[str, int], H1Client],
 ) -> None:
