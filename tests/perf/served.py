@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -34,6 +35,19 @@ def gateway_config(upstream_url: str, models: tuple[str, ...] = ("m",), **server
             for name in models
         ],
     }
+
+
+class LoopSpy:
+    """An in-process gateway app, noting the event loop it is served on (so a test can count its
+    tasks or look at them from the loop's own thread)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.app(scope, receive, send)
 
 
 @dataclass

@@ -9,7 +9,6 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -20,7 +19,7 @@ from aimm_gateway.bench.streams import disconnect_midstream, open_fds, paced_str
 from aimm_gateway.mock.faults import FaultSettings
 from aimm_gateway.mock.server import create_mock_app
 from aimm_gateway.service import Gateway
-from tests.perf.served import HEADERS, KEY, gateway_config, serve_gateway, wait_for
+from tests.perf.served import HEADERS, KEY, LoopSpy, gateway_config, serve_gateway, wait_for
 from tests.servers import run_asgi_app
 
 STREAM = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True})
@@ -83,18 +82,6 @@ def _established_to(port: int) -> int:
     return count
 
 
-class _LoopSpy:
-    """The gateway app, noting the event loop it is served on (so the test can count its tasks)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.loop = asyncio.get_running_loop()
-        await self.app(scope, receive, send)
-
-
 @pytest.mark.parametrize("client", ["aiohttp", "h1"])
 def test_midstream_disconnects_free_descriptors_upstream_connections_and_tasks(tmp_path: Path, client: str) -> None:
     slow = FaultSettings(stream_chunks=40, chunk_interval_ms=100)  # 4 s: every client leaves long before the end
@@ -102,7 +89,7 @@ def test_midstream_disconnects_free_descriptors_upstream_connections_and_tasks(t
         config = tmp_path / "gateway.yaml"
         config.write_text(yaml.safe_dump(gateway_config(upstream, upstream_client=client)))
         os.environ["AIMM_PERF_KEY"] = KEY
-        spy = _LoopSpy(create_app(Gateway.from_file(config)))
+        spy = LoopSpy(create_app(Gateway.from_file(config)))
         with run_asgi_app(spy) as gw:
             url = f"{gw}/v1/chat/completions"
             assert asyncio.run(disconnect_midstream(url, STREAM, HEADERS, 1, 2)) == 1  # warm: pools, lazy imports
