@@ -99,17 +99,25 @@ class Ledger:
                 log.exception("settling %d answers of model %s failed", len(done), name)
 
     def _settle_model(self, name: str, provider: str, done: list[_Success]) -> None:
-        costs = [s.cost for s in done]
-        self.router.learn(name, [(s.first_byte_s, float(s.cost)) for s in done])
         series = self.metrics.series(name, provider)
+        observe = series.duration.observe
+        answers: list[tuple[float, float]] = []
+        latencies: list[float] = []
+        prompt = completion = 0
+        total = Decimal(0)
+        for s in done:  # one pass (generator sums cost more than the settle they save at small batches)
+            answers.append((s.first_byte_s, float(s.cost)))
+            latencies.append(s.latency_s)
+            observe(s.latency_s)
+            prompt += s.prompt_tokens
+            completion += s.completion_tokens
+            total += s.cost
+        self.router.learn(name, answers)
         series.ok.inc(len(done))
-        for s in done:
-            series.duration.observe(s.latency_s)
-        series.input_tokens.inc(sum(s.prompt_tokens for s in done))
-        series.output_tokens.inc(sum(s.completion_tokens for s in done))
-        total = sum(costs, Decimal(0))
+        series.input_tokens.inc(prompt)
+        series.output_tokens.inc(completion)
         series.cost.inc(float(total))
-        self._stats.record_ok(name, [s.latency_s for s in done], total)
+        self._stats.record_ok(name, latencies, total)
 
 
 def _finish(record: AttemptRecord, outcome: str, status: int) -> float:
