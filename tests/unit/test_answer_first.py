@@ -14,11 +14,18 @@ import orjson
 import pytest
 
 from aimm_gateway.api.common import json_response
+from aimm_gateway.budget.services import CostServices
+from aimm_gateway.config import GatewayConfig
 from aimm_gateway.pipeline import ChatPipeline
 from aimm_gateway.routing import RouterState
 from aimm_gateway.routing.clock import FakeClock
+from aimm_gateway.security.audit import AuditLog
+from aimm_gateway.security.metrics import SecurityMetrics
+from aimm_gateway.security.services import SecurityServices
 from aimm_gateway.stages import budget, telemetry
-from aimm_gateway.stages.base import Outcome, RequestContext, Stage, StageFactory
+from aimm_gateway.stages.assembly import ORDER
+from aimm_gateway.stages.base import Outcome, RequestContext, Stage, StageDeps, StageFactory
+from tests.backing import RedisServer
 from tests.unit.stage_fixtures import Deps, Recorder, context, mock_model, runtime
 
 SCOPE: dict[str, Any] = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
@@ -177,3 +184,37 @@ def test_settling_answers_together_teaches_routing_what_one_at_a_time_does() -> 
         assert getattr(a, field) == pytest.approx(getattr(b, field), rel=1e-12), field
     sa, sb = one._stat("m"), together._stat("m")
     assert (sa.cost_ewma, sa.alpha, sa.beta, sa.lat_seq) == pytest.approx((sb.cost_ewma, sb.alpha, sb.beta, sb.lat_seq))
+
+
+def _chain_names(deps: Deps, **config: Any) -> tuple[list[str], list[str]]:
+    """The stage names of model `a`'s chain: those whose `after` runs after the send, and before it."""
+    rt = runtime([mock_model("a")], budgets=[{"name": "all", "limit_usd": "1"}], cache={"enabled": True}, **config)
+    chain = deps.pipeline(ORDER)._stages.chain(context(rt, "a"))
+    names = [s.name for s in chain.stages]
+    return names[: chain.split], names[chain.split :]
+
+
+async def test_stages_that_settle_over_redis_or_rewrite_the_answer_finish_before_it_is_sent(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_process = Deps()
+    security = SecurityServices(AuditLog(None), SecurityMetrics(in_process.metrics))
+    in_process.stage_deps = StageDeps(in_process.metrics, in_process.stats, in_process.cost, security=security)
+    after_send, before_send = _chain_names(in_process)
+    assert "budget" in after_send and "cache" in after_send and before_send == []  # in-process: after the send
+    redacting = {"enabled": True, "default": {"pii": "redact", "responses": True}}
+    after_send, before_send = _chain_names(in_process, guards=redacting)
+    assert before_send == ["guard", "budget", "cache"]  # the guard rewrites the answer: it and what follows go first
+    flagging = {"enabled": True, "default": {"pii": "flag"}}
+    assert _chain_names(in_process, guards=flagging)[1] == []  # a guard that only reads the request: no `after`
+
+    fleet = Deps()
+    monkeypatch.setenv("AIMM_PERF6_REDIS_URL", redis_server.url)
+    redis = {"url": {"env": "AIMM_PERF6_REDIS_URL"}, "key_prefix": "perf6:"}
+    config = GatewayConfig.model_validate({"state": {"redis": redis}})
+    fleet.cost = CostServices(config, fleet.metrics)
+    fleet.stage_deps = StageDeps(fleet.metrics, fleet.stats, fleet.cost)
+    try:
+        assert _chain_names(fleet)[1] == ["budget", "cache"]  # settled over Redis: awaited before the send
+    finally:
+        await fleet.cost.state.close()  # type: ignore[attr-defined]
