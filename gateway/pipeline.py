@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,14 @@ log = logging.getLogger("aimm.gateway")
 class StreamResult:
     outcome: Outcome  # model, provider, route reason now; usage, cost, status when the stream ends
     chunks: AsyncIterator[ChatChunk]  # first chunk included; raises GatewayError mid-stream
+
+
+@dataclass(slots=True)
+class Answered:
+    """A plain answer ready to send, and what must run once it is on its way."""
+
+    outcome: Outcome
+    after: Callable[[], Awaitable[None]] | None  # the rest of the `after` hooks; None: nothing
 
 
 @dataclass(slots=True)
@@ -88,19 +96,33 @@ class ChatPipeline:
         return self._stages.chain(ctx)
 
     async def complete(self, ctx: RequestContext) -> Outcome:
-        """A non-streamed answer: `outcome.response` holds it."""
+        """A non-streamed answer: `outcome.response` holds it, every `after` hook has run and the
+        attempts are settled (routing statistics, per-model series, live stats)."""
+        answered = await self.answer(ctx)
+        self._ledger.flush()
+        if answered.after is not None:
+            await answered.after()
+        return answered.outcome
+
+    async def answer(self, ctx: RequestContext) -> Answered:
+        """`complete` for a caller that sends the answer first: the `after` hooks that need not
+        come first are left in `Answered.after`, which the caller must await once the answer is
+        handed to the transport (api/common.JsonBytes does), before its task yields. The
+        attempts' statistics settle once per model per loop turn (attempts/ledger.py)."""
         outcome = Outcome(ok=False)
         chain = self._enter(ctx)
         if not chain.stages:  # nothing to run around the call: skip the wrapper's awaits
             await self._complete(ctx, outcome)
             outcome.latency_s = time.perf_counter() - ctx.started
-            return outcome
+            return Answered(outcome, None)
         async with chain.run(ctx, outcome) as run:
             if run.answer is not None:
                 _short_circuit(outcome, run.answer)
             else:
                 await self._complete(ctx, outcome)
-        return outcome
+            run.handed_over = True  # answered: the sender settles (a failure settles on exit)
+        await run.settle_before_answer()
+        return Answered(outcome, run.settle_after_answer)
 
     async def _complete(self, ctx: RequestContext, outcome: Outcome) -> None:
         assert ctx.request is not None

@@ -14,7 +14,7 @@ import math
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -54,26 +54,37 @@ class LiveStats:
         self._budget_spend: dict[str, Decimal] = {}
 
     def record(self, model: str, latency_s: float, ok: bool, cost: Decimal, error: str | None = None) -> None:
+        if ok:
+            self.record_ok(model, (latency_s,), cost)
+            return
+        stats, slot = self._slot(model, 1, cost)
+        stats.errors_total += 1
+        stats.last_error = error
+        slot.errors += 1
+
+    def record_ok(self, model: str, latencies_s: Sequence[float], cost: Decimal) -> None:
+        """Good answers of one model settled together (`cost` is theirs in total)."""
+        latency = self._slot(model, len(latencies_s), cost)[1].latency
+        for latency_s in latencies_s:
+            bucket = bisect_left(_BOUNDS, latency_s)
+            latency[bucket] = latency.get(bucket, 0) + 1
+
+    def _slot(self, model: str, requests: int, cost: Decimal) -> tuple[ModelStats, _Second]:
+        """Count `requests` costing `cost` for `model` now; its stats and this second's slot."""
         stats = self._models.get(model)
         if stats is None:
             stats = self._models[model] = ModelStats()
         now = int(self._clock())
-        stats.requests_total += 1
+        stats.requests_total += requests
         stats.cost_total += cost
         seconds = stats.seconds
         if not seconds or seconds[-1].at != now:
             seconds.append(_Second(now))
             self._trim(seconds, now)
         slot = seconds[-1]
-        slot.requests += 1
+        slot.requests += requests
         slot.cost += cost
-        if ok:
-            bucket = bisect_left(_BOUNDS, latency_s)
-            slot.latency[bucket] = slot.latency.get(bucket, 0) + 1
-        else:
-            stats.errors_total += 1
-            stats.last_error = error
-            slot.errors += 1
+        return stats, slot
 
     def add_budget_spend(self, budget: str, cost: Decimal) -> Decimal:
         """Add to a budget's spend (this process, since start); returns the new total."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.routing import Route
 
 from aimm_gateway.api.common import (
     JSON,
+    answer_json,
     authenticate,
     gateway_of,
     json_response,
@@ -39,6 +41,7 @@ from aimm_gateway.inbound.anthropic_in import (
 from aimm_gateway.pipeline import StreamResult
 from aimm_gateway.providers.sse import encode_sse
 from aimm_gateway.runtime import Runtime
+from aimm_gateway.stages.base import Outcome
 from aimm_gateway.tokens import estimate_prompt_tokens
 
 log = logging.getLogger("aimm.gateway")
@@ -81,10 +84,14 @@ async def messages(request: Request, rid: str) -> Response:
         )
         headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome), "request-id": rid}
         return SSEResponse(anthropic_sse(result, writer), headers)
-    outcome = await gateway.pipeline.complete(ctx)
-    assert outcome.response is not None
-    message = to_anthropic_message(outcome.response, model=outcome.model or "", stop_sequences=req.stop_list)
-    return json_response(message, headers={**served_headers(ctx, outcome), "request-id": rid})
+
+    def message(outcome: Outcome) -> tuple[dict[str, Any], dict[str, str]]:
+        assert outcome.response is not None
+        body = to_anthropic_message(outcome.response, model=outcome.model or "", stop_sequences=req.stop_list)
+        return body, {**served_headers(ctx, outcome), "request-id": rid}
+
+    answered = await gateway.pipeline.answer(ctx)  # the answer goes out first, then the `after` hooks
+    return await answer_json(answered, message)
 
 
 async def anthropic_sse(outcome: StreamResult, writer: AnthropicStreamWriter) -> AsyncIterator[bytes]:

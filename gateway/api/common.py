@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from aimm_gateway.config import describe_validation_error, format_loc
 from aimm_gateway.errors import GatewayError, InvalidRequest, PayloadTooLarge, RequestTimeout
+from aimm_gateway.pipeline import Answered
 from aimm_gateway.security.body_limits import check_chat_size, parse_json
 from aimm_gateway.security.identity import ANONYMOUS, Identity
 from aimm_gateway.security.request_ids import valid_request_id
@@ -130,21 +132,54 @@ class JsonBytes(Response):
 
     media_type = JSON
 
-    def __init__(self, body: bytes, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        body: bytes,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        after: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.status_code, self.body, self.background = status, body, None
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
         raw.append((b"content-length", str(len(body)).encode()))
         raw.append(_CONTENT_TYPE)
         self.raw_headers = raw
+        self.after = after  # run once the answer is handed to the transport, sent or not
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.after is None:
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # the request's bookkeeping is owed even if the client went away
+            await self.after()
 
 
 _CONTENT_TYPE = (b"content-type", JSON.encode())
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    data: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    after: Callable[[], Awaitable[None]] | None = None,
+) -> Response:
     """`headers` never carry content-type or content-length (callers pass served and stage headers),
-    and a JSON answer has a body (never a 1xx, 204 or 304)."""
-    return JsonBytes(orjson.dumps(data), status, headers)
+    and a JSON answer has a body (never a 1xx, 204 or 304). `after`: see `JsonBytes`."""
+    return JsonBytes(orjson.dumps(data), status, headers, after)
+
+
+async def answer_json(answered: Answered, make: Callable[[Outcome], tuple[Any, dict[str, str]]]) -> Response:
+    """A pipeline answer as JSON (`make`: body and headers from the outcome), sent before the
+    rest of the request's `after` hooks run; if building it fails, they run now."""
+    try:
+        data, headers = make(answered.outcome)
+        return json_response(data, headers=headers, after=answered.after)
+    except BaseException:
+        if answered.after is not None:
+            await answered.after()
+        raise
 
 
 def error_response(exc: GatewayError, extra_headers: dict[str, str] | None = None) -> Response:

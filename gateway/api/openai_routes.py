@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aimm_gateway.api.common import (
+    answer_json,
     authenticate,
     gateway_of,
     json_response,
@@ -39,8 +40,8 @@ async def chat_completions(request: Request) -> Response:
         if isinstance(result, PassThrough):
             return SSEResponse(OpenAIFrames(result.relay, req.wants_usage_in_stream()), headers)
         return SSEResponse(openai_sse(result, req), headers)
-    outcome = await gateway.pipeline.complete(ctx)
-    return json_response(outcome.response, headers=served_headers(ctx, outcome))
+    answered = await gateway.pipeline.answer(ctx)  # the answer goes out first, then the `after` hooks
+    return await answer_json(answered, lambda outcome: (outcome.response, served_headers(ctx, outcome)))
 
 
 async def openai_sse(outcome: StreamResult, req: ChatRequest) -> AsyncIterator[bytes]:

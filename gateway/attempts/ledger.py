@@ -8,8 +8,10 @@ Request-level telemetry (access log, traces, usage rows) reads `Outcome.attempts
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 
 from aimm_gateway.canonical import Usage
@@ -24,11 +26,25 @@ from aimm_gateway.stats import LiveStats
 log = logging.getLogger("aimm.gateway")
 
 
+@dataclass(slots=True)
+class _Success:
+    """A good answer whose statistics wait for the loop turn's settle."""
+
+    latency_s: float  # the whole exchange (per-model duration, live stats)
+    first_byte_s: float  # what routing compares: time to first byte for streams, else latency
+    cost: Decimal
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class Ledger:
     def __init__(self, router: RouterState, metrics: GatewayMetrics, stats: LiveStats) -> None:
         self.router = router
         self.metrics = metrics
         self._stats = stats
+        # Good answers since the last settle, by (model, provider): settled together once per loop
+        # turn (flush), so a burst of answers costs one statistics update per model, not one each.
+        self._successes: dict[tuple[str, str], list[_Success]] = {}
 
     def start(
         self, outcome: Outcome, name: str, model: ModelConfig, hedge: bool = False, gate: bool = True
@@ -57,20 +73,51 @@ class Ledger:
         self.router.on_cancel(record.model)
 
     def succeeded(self, record: AttemptRecord, model: ModelConfig, usage: Usage, ttft: float | None) -> Decimal:
-        """Settle a good answer: cost, router stats, per-model series, live stats. Returns the cost.
+        """Settle a good answer: the record, its cost and the breaker now (the attempt loop and
+        the `after` hooks read them); router statistics, per-model series and live stats at the
+        end of this loop turn, with every other answer of the turn (`flush`). Returns the cost.
         `ttft` None: a plain answer, whose first byte is its latency."""
         latency = _finish(record, "ok", 200)
         cost = record.cost = request_cost(usage, model.pricing)
-        name = record.model
-        self.router.on_success(name, latency if ttft is None else ttft, cost)
-        series = self.metrics.series(name, record.provider)
-        series.ok.inc()
-        series.duration.observe(latency)
-        series.input_tokens.inc(usage.prompt_tokens)
-        series.output_tokens.inc(usage.completion_tokens)
-        series.cost.inc(float(cost))
-        self._stats.record(name, latency, ok=True, cost=cost)
+        self.router.on_answered(record.model)
+        if not self._successes:
+            asyncio.get_running_loop().call_soon(self.flush)
+        first_byte = latency if ttft is None else ttft
+        success = _Success(latency, first_byte, cost, usage.prompt_tokens, usage.completion_tokens)
+        self._successes.setdefault((record.model, record.provider), []).append(success)
         return cost
+
+    def flush(self) -> None:
+        """Settle the answers since the last flush: one update per model. Runs at the end of the
+        loop turn they arrived in, before anything a later request's arrival schedules (an answer
+        sent is settled before the caller's next request runs); `complete` calls it at once."""
+        pending, self._successes = self._successes, {}
+        for (name, provider), done in pending.items():
+            try:
+                self._settle_model(name, provider, done)
+            except Exception:  # a bug here must not stop the other models' settle
+                log.exception("settling %d answers of model %s failed", len(done), name)
+
+    def _settle_model(self, name: str, provider: str, done: list[_Success]) -> None:
+        series = self.metrics.series(name, provider)
+        observe = series.duration.observe
+        answers: list[tuple[float, float]] = []
+        latencies: list[float] = []
+        prompt = completion = 0
+        total = Decimal(0)
+        for s in done:  # one pass (generator sums cost more than the settle they save at small batches)
+            answers.append((s.first_byte_s, float(s.cost)))
+            latencies.append(s.latency_s)
+            observe(s.latency_s)
+            prompt += s.prompt_tokens
+            completion += s.completion_tokens
+            total += s.cost
+        self.router.learn(name, answers)
+        series.ok.inc(len(done))
+        series.input_tokens.inc(prompt)
+        series.output_tokens.inc(completion)
+        series.cost.inc(float(total))
+        self._stats.record_ok(name, latencies, total)
 
 
 def _finish(record: AttemptRecord, outcome: str, status: int) -> float:

@@ -10,6 +10,7 @@ import orjson
 from aimm_gateway.budget.metrics import CostMetrics
 from aimm_gateway.canonical import ChatCompletion
 from aimm_gateway.state.base import StateStore, StateUnavailable
+from aimm_gateway.state.memory import MemoryState
 
 log = logging.getLogger("aimm.cache")
 
@@ -25,6 +26,7 @@ class ResponseCache:
     def __init__(self, state: StateStore, metrics: CostMetrics) -> None:
         self._state = state
         self._metrics = metrics
+        self.in_process = isinstance(state, MemoryState)  # a store never waits (no round trip)
 
     async def get(self, key: str) -> CachedAnswer | None:
         try:

@@ -2,7 +2,8 @@
 
 The request pipeline owns one RouterState for the life of the process (across reloads) and,
 per request: `plan()` (or `plan_single()`), then for each attempt `acquire()` -> `on_start()`
--> exactly one of `on_success()` / `on_failure()` / `on_cancel()`.
+-> exactly one of `on_success()` / `on_failure()` / `on_cancel()`; `on_success` may be split into
+`on_answered()` (in-flight and breaker, at once) and `learn()` (statistics, batched per model).
 
 Semantics worth knowing:
 - Priority is a tier: algorithms pick among the best (lowest) priority that has an eligible

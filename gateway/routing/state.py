@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from aimm_gateway.config import CircuitBreakerSettings, ModelConfig, RetrySettings, RouteConfig
@@ -289,23 +289,25 @@ class RouterState:
 
     def on_success(self, model_name: str, latency_s: float, cost_usd: Decimal) -> None:
         """`latency_s`: time to first byte for streams, whole response otherwise (what hedging
-        and response_time should compare)."""
-        now = self._now()
-        tun = self._tun
+        and response_time should compare). `on_answered` and `learn` in one."""
+        self.on_answered(model_name)
+        self.learn(model_name, [(latency_s, float(cost_usd))])
+
+    def on_answered(self, model_name: str) -> None:
+        """A good answer, at once: in-flight -1 and the breaker's verdict (admission reads them)."""
         st = self._stat(model_name)
         if st.in_flight > 0:
             st.in_flight -= 1
-        st.record_latency(latency_s, now, tun)
-        st.hist.add(latency_s, now)
-        st.record_outcome(True, now, tun)
-        cost = float(cost_usd)
-        st.cost_ewma = cost if st.successes == 1 else st.cost_ewma * 0.9 + cost * 0.1
-        st.reward(st.success_reward(latency_s, cost, tun), 1.0, now, tun)
         b = st.breaker
         v = b.version
-        b.on_success(now)
+        b.on_success(self._now())
         if b.version != v:
             self._epoch += 1
+
+    def learn(self, model_name: str, answers: Sequence[tuple[float, float]]) -> None:
+        """What good answers teach routing: (latency_s, cost_usd) each, in order, all as of now
+        (the ledger settles a loop turn's answers of one model in one call)."""
+        self._stat(model_name).record_successes(answers, self._now(), self._tun)
 
     def on_failure(self, model_name: str, kind: str, status: int | None, latency_s: float) -> None:
         """kind: "timeout", "connection" or "http" (with status). Client 4xx are neutral to

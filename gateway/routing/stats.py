@@ -8,7 +8,7 @@ values routing reads are kept ready as plain attributes.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -203,6 +203,38 @@ class ModelStats:
         d = tun.bandit_discount * math.exp(min(0.0, self.post_t - now) / tun.bandit_tau_s)
         a = 1.0 + (self.alpha - 1.0) * d + weight * r
         b = 1.0 + (self.beta - 1.0) * d + weight * (1.0 - r)
+        self.alpha, self.beta, self.post_t = a, b, now
+        n = a + b
+        self.post_mean = a / n
+        self.post_sd = math.sqrt(a * b / (n * n * (n + 1.0)))
+        self.post_n = n - 2.0
+
+    def record_successes(self, answers: Sequence[tuple[float, float]], now: float, tun: Tunables) -> None:
+        """(latency_s, cost_usd) of good answers, in order, all at `now`: the same result as, for
+        each, `record_latency`, `hist.add`, `record_outcome(True)`, the cost EWMA and `reward`,
+        with each time decay computed once (at one instant only the first answer decays)."""
+        if not answers:
+            return
+        lat_keep = (1.0 - tun.latency_alpha) * math.exp(min(0.0, self.lat_t - now) / tun.latency_tau_s)
+        ok_keep = (1.0 - tun.success_alpha) * math.exp(min(0.0, self.ok_t - now) / tun.success_tau_s)
+        d = tun.bandit_discount * math.exp(min(0.0, self.post_t - now) / tun.bandit_tau_s)
+        ewma, ok_rate, cost_ewma, a, b = self.lat_ewma, self.ok_rate, self.cost_ewma, self.alpha, self.beta
+        first_ever, hist = self.successes == 0, self.hist
+        for latency_s, cost_usd in answers:
+            x = max(latency_s, 1e-6)  # 0.0 would read as "unknown"
+            ewma = x if self.lat_n == 0 else ewma * lat_keep + x * (1.0 - lat_keep)
+            self.lat_n += 1
+            hist.add(latency_s, now)
+            ok_rate = ok_rate * ok_keep + (1.0 - ok_keep)
+            cost_ewma = cost_usd if first_ever else cost_ewma * 0.9 + cost_usd * 0.1
+            r = min(1.0, max(0.0, self.success_reward(latency_s, cost_usd, tun)))
+            a, b = 1.0 + (a - 1.0) * d + r, 1.0 + (b - 1.0) * d + (1.0 - r)
+            lat_keep, ok_keep, d = 1.0 - tun.latency_alpha, 1.0 - tun.success_alpha, tun.bandit_discount
+            first_ever = False
+        self.lat_ewma, self.lat_t, self.ok_rate, self.ok_t, self.cost_ewma = ewma, now, ok_rate, now, cost_ewma
+        self.samples.n += len(answers)
+        self.lat_seq = self.samples.n
+        self.successes += len(answers)
         self.alpha, self.beta, self.post_t = a, b, now
         n = a + b
         self.post_mean = a / n

@@ -17,6 +17,7 @@ from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDe
 class ModelScope:
     name: ClassVar[str] = "auth"
     chunk_hook: ChunkHook | None = None
+    has_after: ClassVar[bool] = False  # nothing to settle: the chain never calls `after`
 
     async def before(self, ctx: RequestContext) -> ChatCompletion | None:
         identity = ctx.identity

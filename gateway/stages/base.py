@@ -13,6 +13,12 @@ answer to short-circuit the call (a cache hit). `after` runs for every stage who
 ran, in reverse order, whatever the outcome (success, error, client gone). Streams: a stage
 that needs each chunk sets `chunk_hook`; stages that don't leave it None and cost nothing
 per chunk.
+
+A plain answer is sent before the `after` hooks run, unless a stage says its `after` must come
+first (`after_before_answer`: it rewrites the answer, or settles shared state over the network);
+the others run in the same task right after the answer is handed to the transport, before
+anything else runs on the event loop. Optional declarations a stage may make (no-op hooks the
+chain skips, hooks gated on the stage's scratch) are listed in chain.py.
 """
 
 from __future__ import annotations

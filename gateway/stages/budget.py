@@ -25,6 +25,7 @@ from aimm_gateway.metrics import GatewayMetrics
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.security.identity import Identity
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
+from aimm_gateway.state.memory import MemoryState
 from aimm_gateway.stats import LiveStats
 
 KeyBudgetOf = Callable[[Identity | None], Awaitable[BudgetConfig | None]]
@@ -40,6 +41,7 @@ def caller_of(ctx: RequestContext, route: str | None) -> Caller:
 class BudgetStage:
     name: ClassVar[str] = "budget"
     chunk_hook: ChunkHook | None = None
+    after_needs_scratch: ClassVar[bool] = True  # nothing to settle unless `before` reserved
 
     def __init__(
         self,
@@ -53,6 +55,10 @@ class BudgetStage:
         models: dict[str, ModelConfig],
     ) -> None:
         self._enforcer = enforcer
+        # In-process state settles without waiting, in the same task right after the answer is
+        # handed to the transport: the caller's next request sees the spend. Over Redis the settle
+        # is awaited before the answer is sent, so the same holds across the fleet.
+        self.after_before_answer = not isinstance(enforcer.state, MemoryState)
         self._key_budget = key_budget
         self._stats = stats
         self._metrics = metrics

@@ -48,6 +48,7 @@ def _collect(ctx: RequestContext, chunk: ChatChunk) -> ChatChunk | None:
 
 class CacheStage:
     name: ClassVar[str] = "cache"
+    after_needs_scratch: ClassVar[bool] = True  # nothing to store unless `before` found it cacheable
 
     def __init__(
         self,
@@ -57,6 +58,9 @@ class CacheStage:
         side_calls: SideCalls | None = None,
     ) -> None:
         self.chunk_hook: ChunkHook | None = _collect
+        # A store on Redis is awaited before the answer is sent (the same request again from the
+        # caller, on any replica, is a hit); an in-process store runs right after the send.
+        self.after_before_answer = not cache.in_process
         self._cache = cache
         self._settings = settings
         self._semantic = settings.semantic if embed is not None else None

@@ -50,6 +50,8 @@ class Guard:
         self._kinds = tuple(policy.pii_types) if policy.pii != "off" else ()
         self._score = security.metrics.guard_score.labels(route)  # resolved once, not per request
         self.chunk_hook: ChunkHook | None = self._on_chunk if policy.responses and policy.pii == "redact" else None
+        # `after` redacts plain answers: it runs only when asked to, and before the answer is sent.
+        self.has_after = self.after_before_answer = bool(policy.responses and self._kinds)
 
     async def before(self, ctx: RequestContext) -> ChatCompletion | None:
         slots = list(text_slots(ctx.body.get("messages") or []))

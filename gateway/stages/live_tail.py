@@ -19,6 +19,7 @@ from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDe
 class LiveTail:
     name: ClassVar[str] = "live_tail"
     chunk_hook: ChunkHook | None = None
+    has_before: ClassVar[bool] = False  # nothing to do before the call: the chain never calls it
 
     def __init__(self, hub: LiveHub) -> None:
         self._hub = hub

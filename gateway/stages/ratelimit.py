@@ -150,6 +150,7 @@ _HEADER_NAMES = {
 class RateLimit:
     name: ClassVar[str] = "ratelimit"
     chunk_hook: ChunkHook | None = None
+    after_needs_scratch: ClassVar[bool] = True  # nothing to settle unless `before` took something
 
     def __init__(
         self,

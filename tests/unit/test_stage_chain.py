@@ -115,3 +115,79 @@ async def test_a_run_over_an_empty_chain_calls_no_hook(ctx: RequestContext) -> N
     async with EMPTY.run(ctx, outcome) as run:
         assert run.answer is None and run.ran == 0
     assert outcome.latency_s >= 0
+
+
+class NoBefore(Recorder):
+    has_before: ClassVar[bool] = False
+
+    async def before(self, ctx: RequestContext) -> ChatCompletion | None:
+        raise AssertionError("a stage declaring has_before = False is never asked")
+
+
+class NoAfter(Recorder):
+    has_after: ClassVar[bool] = False
+
+    async def after(self, ctx: RequestContext, outcome: Outcome) -> None:
+        raise AssertionError("a stage declaring has_after = False is never asked")
+
+
+class Gated(Recorder):
+    """A stage whose `after` acts only on what its `before` left in the scratch."""
+
+    name: ClassVar[str] = "gated"
+    after_needs_scratch: ClassVar[bool] = True
+
+
+class Rewrites(Recorder):
+    """A stage whose `after` must finish before the answer is sent."""
+
+    after_before_answer: ClassVar[bool] = True
+
+
+async def test_declared_no_op_hooks_are_skipped_and_a_refusal_still_settles_what_came_before(
+    ctx: RequestContext,
+) -> None:
+    log: list[str] = []
+    chain = StageChain([Recorder(log, "a"), NoBefore(log, "tail"), NoAfter(log, "scope"), Recorder(log, "z")])
+    ran, _ = await chain.before(ctx)
+    assert ran == 4
+    await chain.after(ctx, Outcome(ok=True), ran)
+    assert log == ["before:a", "before:scope", "before:z", "after:z", "after:tail", "after:a"]
+
+    log.clear()  # a refusal after a stage without `before`: that stage's `after` is still owed
+    with pytest.raises(RateLimited):
+        await StageChain([Recorder(log, "a"), NoBefore(log, "tail"), Refuse(log, "limit")]).before(ctx)
+    assert log == ["before:a", "before:limit", "after:tail", "after:a"]
+
+
+async def test_a_scratch_gated_after_runs_only_when_its_before_left_something(ctx: RequestContext) -> None:
+    log: list[str] = []
+    chain = StageChain([Recorder(log, "a"), Gated(log, "g")])
+    await chain.after(ctx, Outcome(ok=True), 2)
+    assert log == ["after:a"]
+    ctx.scratch["gated"] = object()
+    await chain.after(ctx, Outcome(ok=True), 2)
+    assert log == ["after:a", "after:g", "after:a"]
+
+
+async def test_after_hooks_split_around_the_answer_keep_their_order(ctx: RequestContext) -> None:
+    log: list[str] = []
+    stages = [Recorder(log, "telemetry"), Recorder(log, "usage"), Rewrites(log, "guard"), Recorder(log, "cache")]
+    chain = StageChain(stages)
+    assert chain.split == 2
+    async with chain.run(ctx, Outcome(ok=True)) as run:
+        run.handed_over = True
+    await run.settle_before_answer()
+    assert log[4:] == ["after:cache", "after:guard"]  # these finish before the answer is sent
+    await run.settle_after_answer()
+    assert log[4:] == ["after:cache", "after:guard", "after:usage", "after:telemetry"]  # the full reverse order
+
+    log.clear()  # no stage needs to come first: every `after` runs once the answer is on its way
+    plain = StageChain([Recorder(log, "a"), Recorder(log, "b")])
+    assert plain.split == 2
+    async with plain.run(ctx, Outcome(ok=True)) as run:
+        run.handed_over = True
+    await run.settle_before_answer()
+    assert log == ["before:a", "before:b"]
+    await run.settle_after_answer()
+    assert log == ["before:a", "before:b", "after:b", "after:a"]
