@@ -66,6 +66,7 @@ class Result:
     kubectl_get_s: float = 0.0  # `kubectl get aimodels`, every row
     kubectl_rows: int = 0
     kubectl_cpu_s: float = 0.0  # kubectl's own CPU (user + system) in the median run: robust to a shared host
+    kubectl_server_cpu_s: float = 0.0  # kube-apiserver + etcd CPU during that run: the server's share
     table_row_bytes: float = 0.0  # a Table row as kubectl receives it (its cells and its object's metadata)
     managed_row_bytes: float = 0.0  # the part of it that is metadata.managedFields (compact JSON)
     pods: int = 0  # gateway processes reporting stats while idle
@@ -342,15 +343,16 @@ def server_table(api: Api, ns: str) -> TablePages:
             return TablePages(time.monotonic() - t, size, row_bytes, managed)
 
 
-def run_kubectl(args: list[str]) -> tuple[float, float, str]:
-    """Seconds, CPU seconds (kubectl's user + system, from its rusage) and stdout of one kubectl run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def run_kubectl(args: list[str], server_pids: list[int]) -> tuple[float, float, float, str]:
+    """Seconds, kubectl's CPU seconds (user + system, from its rusage), the API server's and etcd's
+    CPU seconds meanwhile, and stdout of one kubectl run."""
+    before, server0 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_of(server_pids)
     t = time.monotonic()
     out = subprocess.run(args, capture_output=True, check=True, timeout=120, text=True)
     wall = time.monotonic() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after, server1 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_of(server_pids)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, out.stdout
+    return wall, cpu, server1 - server0, out.stdout
 
 
 def sizes(bench: Bench, ns: str) -> dict[str, Any]:
@@ -362,11 +364,12 @@ def sizes(bench: Bench, ns: str) -> dict[str, Any]:
     args = [str(bench.kubectl), f"--kubeconfig={bench.kubeconfig}", "get", "aimodels", "-n", ns]
     # The median of three: one run is at the mercy of the host. The first also fills kubectl's
     # discovery cache, as any user's has been filled before.
-    runs = sorted(run_kubectl(args) for _ in range(3))
-    kubectl_s, kubectl_cpu, stdout = runs[1]
+    runs = sorted(run_kubectl(args, bench.server_pids) for _ in range(3))
+    kubectl_s, kubectl_cpu, server_cpu, stdout = runs[1]
     table = server_table(bench.api, ns)
     print(
-        f"kubectl get aimodels: {' / '.join(f'{r[0]:.2f}' for r in runs)} s (CPU {' / '.join(f'{r[1]:.2f}' for r in runs)} s); "
+        f"kubectl get aimodels: {' / '.join(f'{r[0]:.2f}' for r in runs)} s (kubectl CPU {' / '.join(f'{r[1]:.2f}' for r in runs)} s, "
+        f"API server + etcd CPU {' / '.join(f'{r[2]:.2f}' for r in runs)} s); "
         f"the server's Table pages alone (as kubectl asks, 500 a page): {table.seconds:.2f} s, {table.bytes / 1e6:.2f} MB; "
         f"a row {table.row_bytes:.0f} bytes, its managedFields {table.managed_row_bytes:.0f}; load average {os.getloadavg()[0]:.1f}",
         file=sys.stderr,
@@ -381,6 +384,7 @@ def sizes(bench: Bench, ns: str) -> dict[str, Any]:
         "kubectl_get_s": kubectl_s,
         "kubectl_rows": len(stdout.splitlines()) - 1,
         "kubectl_cpu_s": kubectl_cpu,
+        "kubectl_server_cpu_s": server_cpu,
         "table_row_bytes": table.row_bytes,
         "managed_row_bytes": table.managed_row_bytes,
     }
@@ -391,7 +395,8 @@ def report(results: list[Result | str]) -> str:
         "| N | apply (client) | apply → all Ready | last client write → all Ready | one edit → ConfigMap | "
         "CPU while converging: operator / API server + etcd / bench (apply, watch, proxy) | "
         "RSS peak / idle | idle CPU (gateway pods reporting) | idle API req/min | ConfigMap | Deployment | "
-        "list AIModels (500) | `kubectl get aimodels` (rows): wall / kubectl CPU | Table row / its managedFields | "
+        "list AIModels (500) | `kubectl get aimodels` (rows): wall / CPU of kubectl / of API server + etcd | "
+        "Table row / its managedFields | "
         "requests while converging (status / event / list / other) |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
@@ -401,7 +406,7 @@ def report(results: list[Result | str]) -> str:
         else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.all_ready_s - r.apply_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} / {r.client_cpu_s:.1f} s | "
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.2f} % ({r.pods}) | {r.idle_requests_per_min:.0f} | "
         f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
-        f"{r.kubectl_get_s:.2f} / {r.kubectl_cpu_s:.2f} s ({r.kubectl_rows:,}) | {r.table_row_bytes:,.0f} / {r.managed_row_bytes:,.0f} B | "
+        f"{r.kubectl_get_s:.2f} / {r.kubectl_cpu_s:.2f} / {r.kubectl_server_cpu_s:.2f} s ({r.kubectl_rows:,}) | {r.table_row_bytes:,.0f} / {r.managed_row_bytes:,.0f} B | "
         f"{breakdown(r.converge_requests)} |\n"
         for r in results
     )
