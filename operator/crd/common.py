@@ -107,12 +107,22 @@ class Condition(ApiModel):
 
 
 def conditions_field(kind_types: str) -> Any:
-    """The `conditions` list of a status, keyed by type (server-side apply merges by type)."""
+    """The `conditions` list of a status, keyed by type (server-side apply merges by type).
+
+    Each condition is atomic: one writer owns a condition type whole (the operator's reconcile
+    its Ready/Reconciling/Stalled, the stats poll its Available), so server-side apply records one
+    `k:{"type":...}` entry per condition in managedFields instead of its seven leaves. Those
+    entries travel with every row of `kubectl get` (its Table rows carry the object's metadata).
+    """
     return Field(
         default_factory=list,
         max_length=16,
         description=f"Current conditions ({kind_types}), keyed by type.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+            "items": {"x-kubernetes-map-type": "atomic"},
+        },
     )
 
 

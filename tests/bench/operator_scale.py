@@ -12,6 +12,7 @@ kubelet: gateway pods never run, so the reload stall is measured by the gateway'
         [--profile /tmp/operator.txt]   # py-spy (pip install py-spy) samples the operator meanwhile
         [--memtrace /tmp/memtrace]      # allocation sites before/after each size (operator/memtrace.py)
         [--pods 5 --idle 60]            # gateway processes reporting stats (tests/operator/pods.py) while idle
+        [--operator-path DIR --crds DIR]  # another checkout's operator code and CRDs, for before/after
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import base64
 import gzip
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -63,6 +65,10 @@ class Result:
     converge_requests: dict[str, int]  # operator API requests from apply to all Ready, by kind
     kubectl_get_s: float = 0.0  # `kubectl get aimodels`, every row
     kubectl_rows: int = 0
+    kubectl_cpu_s: float = 0.0  # kubectl's own CPU (user + system) in the median run: robust to a shared host
+    kubectl_server_cpu_s: float = 0.0  # kube-apiserver + etcd CPU during that run: the server's share
+    table_row_bytes: float = 0.0  # a Table row as kubectl receives it (its cells and its object's metadata)
+    managed_row_bytes: float = 0.0  # the part of it that is metadata.managedFields (compact JSON)
     pods: int = 0  # gateway processes reporting stats while idle
 
 
@@ -300,10 +306,21 @@ TABLE = (
 )
 
 
-def server_table(api: Api, ns: str) -> tuple[float, int]:
+@dataclass(frozen=True)
+class TablePages:
+    """What the API server sent for `kubectl get aimodels`, fetched without kubectl."""
+
+    seconds: float
+    bytes: int
+    row_bytes: float  # per row of the first page, columnDefinitions included
+    managed_row_bytes: float  # metadata.managedFields per row, compact JSON as on the wire
+
+
+def server_table(api: Api, ns: str) -> TablePages:
     """What `kubectl get aimodels` asks of the API server (server-side printing, pages of 500),
     without kubectl: seconds and bytes, to tell the server's share from kubectl's own."""
     t, size, cont, first = time.monotonic(), 0, "", True
+    row_bytes = managed = 0.0
     while True:
         params = {"limit": "500", **({"continue": cont} if cont else {})}
         r = api.client.get(
@@ -317,12 +334,25 @@ def server_table(api: Api, ns: str) -> tuple[float, int]:
         if first:  # what a row is made of: its cells, and the object's metadata (managedFields included)
             rows = page.get("rows") or [{}]
             meta = [row.get("object", {}).get("metadata", {}) for row in rows]
-            managed = sum(len(json.dumps(m.get("managedFields"))) for m in meta) / len(rows)
-            print(f"a Table row: {len(r.content) / len(rows):.0f} bytes, managedFields {managed:.0f}", file=sys.stderr)
+            compact = (",", ":")
+            managed = sum(len(json.dumps(m.get("managedFields"), separators=compact)) for m in meta) / len(rows)
+            row_bytes = len(r.content) / len(rows)
             first = False
         cont = (page.get("metadata") or {}).get("continue") or ""
         if not cont:
-            return time.monotonic() - t, size
+            return TablePages(time.monotonic() - t, size, row_bytes, managed)
+
+
+def run_kubectl(args: list[str], server_pids: list[int]) -> tuple[float, float, float, str]:
+    """Seconds, kubectl's CPU seconds (user + system, from its rusage), the API server's and etcd's
+    CPU seconds meanwhile, and stdout of one kubectl run."""
+    before, server0 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_of(server_pids)
+    t = time.monotonic()
+    out = subprocess.run(args, capture_output=True, check=True, timeout=120, text=True)
+    wall = time.monotonic() - t
+    after, server1 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_of(server_pids)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, server1 - server0, out.stdout
 
 
 def sizes(bench: Bench, ns: str) -> dict[str, Any]:
@@ -331,21 +361,17 @@ def sizes(bench: Bench, ns: str) -> dict[str, Any]:
     t = time.monotonic()
     bench.api.request("GET", f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels", params={"limit": "500"})
     list_s = time.monotonic() - t
-    runs = []
-    for _ in range(3):  # the median of three: one run is at the mercy of the host
-        t = time.monotonic()
-        out = subprocess.run(
-            [str(bench.kubectl), f"--kubeconfig={bench.kubeconfig}", "get", "aimodels", "-n", ns],
-            capture_output=True,
-            check=True,
-            timeout=120,
-        )
-        runs.append(time.monotonic() - t)
-    kubectl_s = sorted(runs)[1]
-    table_s, table_bytes = server_table(bench.api, ns)
+    args = [str(bench.kubectl), f"--kubeconfig={bench.kubeconfig}", "get", "aimodels", "-n", ns]
+    # The median of three: one run is at the mercy of the host. The first also fills kubectl's
+    # discovery cache, as any user's has been filled before.
+    runs = sorted(run_kubectl(args, bench.server_pids) for _ in range(3))
+    kubectl_s, kubectl_cpu, server_cpu, stdout = runs[1]
+    table = server_table(bench.api, ns)
     print(
-        f"kubectl get aimodels: {' / '.join(f'{r:.2f}' for r in runs)} s; the server's Table pages alone (as kubectl asks, 500 a page): "
-        f"{table_s:.2f} s, {table_bytes / 1e6:.1f} MB",
+        f"kubectl get aimodels: {' / '.join(f'{r[0]:.2f}' for r in runs)} s (kubectl CPU {' / '.join(f'{r[1]:.2f}' for r in runs)} s, "
+        f"API server + etcd CPU {' / '.join(f'{r[2]:.2f}' for r in runs)} s); "
+        f"the server's Table pages alone (as kubectl asks, 500 a page): {table.seconds:.2f} s, {table.bytes / 1e6:.2f} MB; "
+        f"a row {table.row_bytes:.0f} bytes, its managedFields {table.managed_row_bytes:.0f}; load average {os.getloadavg()[0]:.1f}",
         file=sys.stderr,
         flush=True,
     )
@@ -356,7 +382,11 @@ def sizes(bench: Bench, ns: str) -> dict[str, Any]:
         "deployment_bytes": len(json.dumps(dep)),
         "list_aimodels_s": list_s,
         "kubectl_get_s": kubectl_s,
-        "kubectl_rows": len(out.stdout.splitlines()) - 1,
+        "kubectl_rows": len(stdout.splitlines()) - 1,
+        "kubectl_cpu_s": kubectl_cpu,
+        "kubectl_server_cpu_s": server_cpu,
+        "table_row_bytes": table.row_bytes,
+        "managed_row_bytes": table.managed_row_bytes,
     }
 
 
@@ -365,8 +395,10 @@ def report(results: list[Result | str]) -> str:
         "| N | apply (client) | apply → all Ready | last client write → all Ready | one edit → ConfigMap | "
         "CPU while converging: operator / API server + etcd / bench (apply, watch, proxy) | "
         "RSS peak / idle | idle CPU (gateway pods reporting) | idle API req/min | ConfigMap | Deployment | "
-        "list AIModels (500) | `kubectl get aimodels` (rows) | requests while converging (status / event / list / other) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "list AIModels (500) | `kubectl get aimodels` (rows): wall / CPU of kubectl / of API server + etcd | "
+        "Table row / its managedFields | "
+        "requests while converging (status / event / list / other) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(
         f"{r}\n"
@@ -374,7 +406,8 @@ def report(results: list[Result | str]) -> str:
         else f"| {r.n:,} | {r.apply_s:.1f} s | {r.all_ready_s:.1f} s | {r.all_ready_s - r.apply_s:.1f} s | {r.edit_s:.2f} s | {r.cpu_busy_s:.1f} / {r.server_cpu_s:.1f} / {r.client_cpu_s:.1f} s | "
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.2f} % ({r.pods}) | {r.idle_requests_per_min:.0f} | "
         f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
-        f"{r.kubectl_get_s:.2f} s ({r.kubectl_rows:,}) | {breakdown(r.converge_requests)} |\n"
+        f"{r.kubectl_get_s:.2f} / {r.kubectl_cpu_s:.2f} / {r.kubectl_server_cpu_s:.2f} s ({r.kubectl_rows:,}) | {r.table_row_bytes:,.0f} / {r.managed_row_bytes:,.0f} B | "
+        f"{breakdown(r.converge_requests)} |\n"
         for r in results
     )
     return (
@@ -426,13 +459,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
     parser.add_argument("--profile-idle", type=Path, default=None, help="py-spy over the idle window only")
+    parser.add_argument(
+        "--crds", type=Path, default=REPO / "crds", help="the CRDs to install (another checkout's, for before/after)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    cp = ControlPlane(crds=[REPO / "crds"]).start()
+    cp = ControlPlane(crds=[args.crds]).start()
     proxy: FaultProxy | None = None
     op: subprocess.Popen[bytes] | None = None
     spy: subprocess.Popen[bytes] | None = None

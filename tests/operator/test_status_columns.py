@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from tests.operator.kubeapi import Api, host_ip, wait_condition, wait_for
@@ -92,6 +93,38 @@ def rows(text: str) -> dict[str, dict[str, str]]:
     return out
 
 
+STATUS_MANAGERS = ("aimm-operator", "aimm-operator-stats")
+# The operator's status entries in managedFields (fieldsV1, compact JSON), summed over its managers:
+# 409 / 437 / 419 bytes for the AIModel / CostBudget / AIGateway below with atomic conditions, 861 / 889 /
+# 1,232 when every condition's seven leaves were recorded.
+STATUS_FIELDS_BOUND = 500
+
+
+def status_ownership(obj: dict) -> dict[str, dict]:
+    """The operator's status entries in managedFields, by manager."""
+    return {
+        e["manager"]: e["fieldsV1"]
+        for e in obj["metadata"]["managedFields"]
+        if e["manager"] in STATUS_MANAGERS and e.get("subresource") == "status"
+    }
+
+
+def assert_conditions_owned_whole(obj: dict, managers: tuple[str, ...]) -> None:
+    """Each condition is one atomic entry in managedFields (not its seven leaves), each writer owns
+    its own condition types, and the operator's status entries stay small: every `kubectl get` row
+    carries them (its Table rows include the object's metadata)."""
+    owned = status_ownership(obj)
+    assert set(owned) == set(managers), owned
+    types: list[str] = []
+    for fields in owned.values():
+        conds = fields["f:status"].get("f:conditions", {})
+        assert all(v == {} for v in conds.values()), conds  # `k:{"type":...}: {}`, no per-leaf entries
+        types += [json.loads(k.removeprefix("k:"))["type"] for k in conds]
+    assert sorted(types) == sorted(c["type"] for c in obj["status"]["conditions"])  # disjoint, all owned
+    size = sum(len(json.dumps(f, separators=(",", ":"))) for f in owned.values())
+    assert size <= STATUS_FIELDS_BOUND, f"{obj['kind']} {obj['metadata']['name']}: status managedFields {size} bytes"
+
+
 def test_kubectl_get_shows_live_columns(api: Api, running, ns: str, control_plane) -> None:
     api.apply(model(ns, "gpt", provider="openai", upstream="gpt-4o-mini"))
     api.apply(model(ns, "cheap"))
@@ -123,6 +156,8 @@ def test_kubectl_get_shows_live_columns(api: Api, running, ns: str, control_plan
         assert st["costThisPeriod"] == "2.0000" and st["circuitState"] == "closed"
         assert api.condition(gpt, "Available")["status"] == "True"
         assert api.condition(gpt, "Ready")["status"] == "True"  # the reconciler's condition survives
+        # Both writers' conditions kept side by side, each owned whole (CRD: conditions' items atomic).
+        assert_conditions_owned_whole(gpt, STATUS_MANAGERS)
 
         cheap = wait_condition(api, "AIModel", ns, "cheap", "Available", "False", reason="CircuitOpen")
         assert cheap["status"]["circuitState"] == "open" and cheap["status"]["lastError"] == "upstream returned 503"
@@ -134,6 +169,8 @@ def test_kubectl_get_shows_live_columns(api: Api, running, ns: str, control_plan
         assert bs["remaining"] == "3.5000" and bs["percentUsed"] == "65.0%" and bs["state"] == "Warning"
         assert (bs["periodStart"], bs["periodEnds"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
         assert bs["announcedThresholds"] == [50] and bs["projectedPeriodCost"] == "9.1000"
+        assert_conditions_owned_whole(b, STATUS_MANAGERS)
+        assert_conditions_owned_whole(api.get("AIGateway", ns, "gw"), ("aimm-operator",))
 
         out = control_plane.kubectl(
             "get", "aimodels,routingpolicies,costbudgets,aigateways", "-n", ns, check=True

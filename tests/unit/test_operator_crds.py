@@ -55,6 +55,8 @@ def test_every_field_documented_and_structural(kind: Any) -> None:
             assert "additionalProperties" not in prop
     conds = schema["properties"]["status"]["properties"]["conditions"]
     assert conds["x-kubernetes-list-type"] == "map" and conds["x-kubernetes-list-map-keys"] == ["type"]
+    # One writer per condition type: each is owned whole, one managedFields entry (not seven).
+    assert conds["items"]["x-kubernetes-map-type"] == "atomic"
     assert set(conds["items"]["properties"]) >= {
         "type",
         "status",
