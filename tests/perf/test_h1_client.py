@@ -83,6 +83,16 @@ async def client_for() -> AsyncIterator[Callable[[str, int], H1Client]]:
         await c.close()
 
 
+SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """A scripted upstream reads the client's request: its head, then the `{}` body."""
+    request = await reader.readuntil(b"\r\n\r\n")
+    await reader.readexactly(2)
+    return request
+
+
 async def test_one_connection_for_sequential_requests(client_for: Callable[[str, int], H1Client]) -> None:
     server = Scripted(lambda n: ok(b'{"n":%d}' % n))
     async with server as url:
@@ -134,12 +144,9 @@ async def test_refused_connection_and_header_injection_are_upstream_errors(
 
 
 async def test_stream_arrives_in_pieces_and_a_stall_is_a_timeout(client_for: Callable[[str, int], H1Client]) -> None:
-    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-
     async def stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        await reader.readexactly(2)
-        writer.write(head + b"7\r\ndata: 1\r\n")
+        await read_request(reader)
+        writer.write(SSE_HEAD + b"7\r\ndata: 1\r\n")
         await writer.drain()
         await asyncio.sleep(0.6)  # longer than stream_idle_s
         writer.close()
@@ -163,12 +170,10 @@ async def test_a_body_waiter_is_one_future_resolved_by_the_next_piece_or_the_idl
     """`waiter()`: None while bytes are buffered, else one Future (the same until it resolves) that
     the connection resolves with the next piece, after which `read` returns without waiting; the
     pool's idle timer resolves it too, and `read` then raises the timeout."""
-    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        await reader.readexactly(2)
-        writer.write(head + b"7\r\ndata: 1\r\n")
+        await read_request(reader)
+        writer.write(SSE_HEAD + b"7\r\ndata: 1\r\n")
         await writer.drain()
         await asyncio.sleep(0.1)
         writer.write(b"7\r\ndata: 2\r\n")  # then silence, longer than stream_idle_s
@@ -206,12 +211,10 @@ async def test_one_idle_timer_per_pool_times_out_each_stream_at_its_own_deadline
 ) -> None:
     """The stream idle timeout is one timer per pool, armed for the soonest deadline: a stream with
     a short timeout fails first, one with a longer timeout that keeps receiving is not failed."""
-    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await reader.readuntil(b"\r\n\r\n")
-        await reader.readexactly(2)
-        writer.write(head)
+        request = await read_request(reader)
+        writer.write(SSE_HEAD)
         # /slow: one piece, then silence; /paced: a piece every 0.2 s for 1.2 s, then the end
         pieces = 1 if b"/slow" in request else 6
         for _ in range(pieces):
