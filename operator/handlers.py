@@ -20,8 +20,9 @@ from aimm_operator import heap, memtrace
 from aimm_operator.arrivals import Arrivals
 from aimm_operator.coalesce import Coalescer
 from aimm_operator.crd.common import GROUP, VERSION
+from aimm_operator.credentials import Credentials
 from aimm_operator.events import EventSink
-from aimm_operator.kube import Credentials, Kube, KubeError
+from aimm_operator.kube import Kube, KubeError
 from aimm_operator.metrics import OperatorMetrics
 from aimm_operator.reconcile import ReconcileError, poll_gateway, reconcile_namespace
 from aimm_operator.stats import StatsCache

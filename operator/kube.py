@@ -4,9 +4,8 @@ aiohttp, not httpx: converging a thousand AIModels is a thousand status writes, 
 CPU per request was ~4 ms with httpx (tests/bench/status_writes.py; docs/benchmarks.md, issue 15
 fourth pass). kopf already depends on aiohttp.
 
-Credentials come from a kubeconfig or the in-cluster service account, loaded once through the
-official client's loader (so exec plugins, inline certificates and token files all work) and
-shared with kopf's own login, so the operator speaks to the API server as one identity.
+Credentials (`aimm_operator.credentials`) are loaded once and shared with kopf's own login, so the
+operator speaks to the API server as one identity.
 """
 
 from __future__ import annotations
@@ -16,11 +15,12 @@ import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+
+from aimm_operator.credentials import Credentials
 
 log = logging.getLogger("aimm_operator.kube")
 
@@ -69,55 +69,6 @@ class KubeError(Exception):
     def namespace_terminating(self) -> bool:
         """Writes into a namespace that is being deleted: nothing left to reconcile there."""
         return self.status == 403 and "is being terminated" in self.message
-
-
-@dataclass(frozen=True)
-class Credentials:
-    server: str
-    ca_path: str | None = None
-    insecure: bool = False
-    token: str | None = None
-    token_path: str | None = None  # re-read on every request (rotated service-account tokens)
-    cert_path: str | None = None
-    key_path: str | None = None
-
-    def bearer(self) -> str | None:
-        if self.token_path:
-            try:
-                return Path(self.token_path).read_text().strip()
-            except OSError:
-                return self.token
-        return self.token
-
-
-IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-
-
-def load_credentials(kubeconfig: str | None = None, context: str | None = None) -> Credentials:
-    """From `kubeconfig` (or $KUBECONFIG / ~/.kube/config), else the in-cluster service account."""
-    from kubernetes import client, config  # the official loader understands every kubeconfig form
-
-    cfg = client.Configuration()
-    in_cluster = False
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config(client_configuration=cfg)
-            in_cluster = True
-        except config.ConfigException:
-            config.load_kube_config(context=context, client_configuration=cfg)
-    else:
-        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
-    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization") or ""
-    token = header.split(" ", 1)[1] if " " in header else (header or None)
-    return Credentials(
-        server=cfg.host.rstrip("/"),
-        ca_path=cfg.ssl_ca_cert or None,
-        insecure=not cfg.verify_ssl,
-        token=token,
-        token_path=IN_CLUSTER_TOKEN if in_cluster else None,
-        cert_path=cfg.cert_file or None,
-        key_path=cfg.key_file or None,
-    )
 
 
 def _ssl_context(creds: Credentials) -> ssl.SSLContext | bool:

@@ -142,7 +142,7 @@ def test_operator_cli_and_its_kubeconfig_loader(container: Container, tmp_path: 
     (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
     os.chmod(tmp_path, 0o755)
     os.chmod(tmp_path / "kubeconfig", 0o644)
-    code = "from aimm_operator.kube import load_credentials as l; c = l('/kube/kubeconfig'); print(c.server, c.token)"
+    code = "from aimm_operator.credentials import load_credentials as l; c = l('/kube/kubeconfig'); print(c.server, c.token)"
     res = container.run("python", "-c", code, mounts=[f"type=bind,source={tmp_path},destination=/kube,ro=true"])
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["https://10.1.2.3:6443", "t0ken"]

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from aimm_operator.kube import RESOURCES, Credentials, _ssl_context, load_credentials, resource_path
+from aimm_operator.credentials import Credentials, load_credentials
+from aimm_operator.kube import RESOURCES, _ssl_context, resource_path
 
 T = TypeVar("T")
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from aimm_operator.credentials import load_credentials
 from aimm_operator.handlers import OperatorContext, OperatorSettings
-from aimm_operator.kube import Kube, load_credentials
+from aimm_operator.kube import Kube
 from aimm_operator.stats import StatsCache
 from tests.operator.kubeapi import Api
 from tests.operator.manifests import model

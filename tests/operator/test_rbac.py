@@ -6,7 +6,8 @@ import httpx
 import pytest
 import yaml
 
-from aimm_operator.kube import _ssl_context, load_credentials
+from aimm_operator.credentials import load_credentials
+from aimm_operator.kube import _ssl_context
 from tests.operator.conftest import OPERATOR_NS, OPERATOR_SA, REPO
 from tests.operator.kubeapi import Api
 
