@@ -29,7 +29,7 @@ from aimm_operator.apply import (
     emit_event,
     hand_replicas_to_hpa,
 )
-from aimm_operator.budget import PodBudgets, budget_live_status, rfc3339
+from aimm_operator.budget import BUDGETS_PATH, budget_live_status, rfc3339
 from aimm_operator.compile import (
     Compiled,
     Problem,
@@ -55,12 +55,13 @@ from aimm_operator.objects import (
     parse_model,
 )
 from aimm_operator.stats import (
+    STATS_PATH,
+    Answer,
     GatewayStats,
     PollMemo,
     StatsCache,
     endpoints_from_slices,
-    fetch_all,
-    fetch_budgets,
+    fetch_answers,
     live_changed,
     model_events,
     model_live_status,
@@ -519,7 +520,7 @@ async def _write_live_statuses(
     memo.basis = basis  # computed on what was there before these writes: their watch events count as a change
 
 
-async def _no_budgets() -> list[PodBudgets]:
+async def _no_answers() -> list[Answer]:
     return []
 
 
@@ -553,12 +554,11 @@ async def poll_gateway(
     want_budgets = bool(gw.status.get("budgets"))  # the applied config has budgets
     key = await viewer.read_key(kube, ns, gw.name) if endpoints else None
     memo = cache.poll_memo(ns, gw.name)
-    pods, budget_docs = await asyncio.gather(
-        fetch_all(http, endpoints, key, memo.docs),
-        fetch_budgets(http, endpoints, key, memo.docs) if want_budgets else _no_budgets(),
+    stats_answers, budget_answers = await asyncio.gather(
+        fetch_answers(http, endpoints, STATS_PATH, key),
+        fetch_answers(http, endpoints, BUDGETS_PATH, key) if want_budgets else _no_answers(),
     )
-    memo.docs.turn()
-    stats = memo.aggregate(pods, budget_docs)
+    stats = memo.aggregate(stats_answers, budget_answers)
     cache.put(ns, gw.name, stats)
     await _write_live_statuses(kube, cache, gw, memo, sink, store)
 
@@ -574,6 +574,6 @@ async def poll_gateway(
         or (not stalled and (progressing.get("status") == "True") == (ro.complete or ro.failed))
     )
     config_hash = st.get("configHash")
-    if config_hash and pods and st.get("configReplicas") != stats.pods_on(config_hash):
+    if config_hash and stats.pods and st.get("configReplicas") != stats.pods_on(config_hash):
         stale = True
-    return PollResult(pods=len(pods), needs_reconcile=stale)
+    return PollResult(pods=stats.pods, needs_reconcile=stale)

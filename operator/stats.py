@@ -8,6 +8,7 @@ counters across pods (max p95, worst circuit state) and then across the gateways
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +20,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aimm_operator.budget import BUDGETS_PATH, BudgetFigure, PodBudgets, ThresholdCrossing, merge_figures
+from aimm_operator.budget import BudgetFigure, PodBudgets, ThresholdCrossing, merge_figures
 from aimm_operator.objects import Model
 from aimm_operator.status import Cond, EventSpec, condition, find, stamp
 
@@ -220,85 +221,60 @@ def bearer(key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-class Documents:
-    """The last document parsed from each URL, so an unchanged answer (an idle pod's, every poll) is
-    neither validated again nor a new object: the poll then sees the same documents and skips its
-    O(N) work (`PollMemo`). Only the URLs of the latest poll are kept."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[bytes, BaseModel]] = {}
-        self._now: dict[str, tuple[bytes, BaseModel]] = {}
-
-    def parse(self, url: str, raw: bytes, doc: type[DocT]) -> DocT:
-        last = self._last.get(url)
-        parsed = last[1] if last is not None and last[0] == raw else doc.model_validate(orjson.loads(raw))
-        assert isinstance(parsed, doc)
-        self._now[url] = (raw, parsed)
-        return parsed
-
-    def turn(self) -> None:
-        """A poll is over: what it fetched is what the next one compares with."""
-        self._last, self._now = self._now, {}
+Answer = tuple[str, bytes]  # one pod's answer: (its URL, the raw body)
 
 
-async def fetch_one(
-    client: httpx.AsyncClient,
-    address: str,
-    port: int,
-    path: str,
-    doc: type[DocT],
-    key: str | None = None,
-    docs: Documents | None = None,
-) -> DocT | None:
+async def fetch_one(client: httpx.AsyncClient, address: str, port: int, path: str, key: str | None) -> Answer | None:
     url = stats_url(address, port, path)
     try:
         resp = await client.get(url, headers=bearer(key))
         resp.raise_for_status()
-        return (docs or Documents()).parse(url, resp.content, doc)
-    except (httpx.HTTPError, orjson.JSONDecodeError, ValidationError) as exc:
+        return url, resp.content
+    except httpx.HTTPError as exc:
         log.warning("%s from %s:%d unavailable: %s", path, address, port, exc)
         return None
 
 
-async def fetch_all(
-    client: httpx.AsyncClient,
-    endpoints: Sequence[tuple[str, int]],
-    key: str | None = None,
-    docs: Documents | None = None,
-) -> list[PodStats]:
-    results = await asyncio.gather(*(fetch_one(client, a, p, STATS_PATH, PodStats, key, docs) for a, p in endpoints))
+async def fetch_answers(
+    client: httpx.AsyncClient, endpoints: Sequence[tuple[str, int]], path: str, key: str | None = None
+) -> list[Answer]:
+    """Every answering pod's document at `path`, unparsed, in endpoint order."""
+    results = await asyncio.gather(*(fetch_one(client, a, p, path, key) for a, p in endpoints))
     return [r for r in results if r is not None]
 
 
-async def fetch_budgets(
-    client: httpx.AsyncClient,
-    endpoints: Sequence[tuple[str, int]],
-    key: str | None = None,
-    docs: Documents | None = None,
-) -> list[PodBudgets]:
-    """Every answering pod's budget document, in endpoint order."""
-    results = await asyncio.gather(
-        *(fetch_one(client, a, p, BUDGETS_PATH, PodBudgets, key, docs) for a, p in endpoints)
-    )
-    return [r for r in results if r is not None]
+def parse_answers(answers: Sequence[Answer], doc: type[DocT]) -> list[DocT]:
+    """The answers that are valid documents (the others are logged and left out, as a pod that did not answer)."""
+    parsed = []
+    for url, raw in answers:
+        try:
+            parsed.append(doc.model_validate(orjson.loads(raw)))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            log.warning("%s unavailable: %s", url, exc)
+    return parsed
+
+
+def digests(answers: Sequence[Answer]) -> tuple[tuple[str, bytes], ...]:
+    return tuple((url, hashlib.blake2b(raw, digest_size=16).digest()) for url, raw in answers)
 
 
 @dataclass
 class PollMemo:
-    """One gateway's last poll: the documents it was computed from, its aggregate, and what the
-    statuses it wrote were computed against. A poll whose pods answered exactly as last time, in a
-    namespace whose objects did not change since, has nothing to write: it skips the O(N) part."""
+    """One gateway's last poll: digests of the answers it was computed from, its aggregate, and what
+    the statuses it wrote were computed against. A poll whose pods answered exactly as last time
+    parses nothing and returns the same aggregate; in a namespace whose objects did not change
+    since, it has nothing to write and skips the O(N) part. Digests, not documents: one pod's
+    parsed answer at 5,000 models is ~6 MB, and a gateway may have 50 pods."""
 
-    docs: Documents = field(default_factory=Documents)
-    inputs: tuple[BaseModel, ...] = ()
+    answers: tuple[tuple[tuple[str, bytes], ...], ...] = ()
     stats: GatewayStats | None = None
     basis: tuple[int, tuple[GatewayStats, ...]] | None = None  # (the store's change count, the namespace's stats)
 
-    def aggregate(self, pods: Sequence[PodStats], budget_docs: Sequence[PodBudgets]) -> GatewayStats:
-        inputs = (*pods, *budget_docs)
-        same = len(inputs) == len(self.inputs) and all(a is b for a, b in zip(inputs, self.inputs, strict=True))
-        if not same or self.stats is None:
-            self.inputs, self.stats = inputs, aggregate_pods(pods, budget_docs)
+    def aggregate(self, stats_answers: Sequence[Answer], budget_answers: Sequence[Answer]) -> GatewayStats:
+        answers = (digests(stats_answers), digests(budget_answers))
+        if self.stats is None or answers != self.answers:
+            pods = parse_answers(stats_answers, PodStats)
+            self.answers, self.stats = answers, aggregate_pods(pods, parse_answers(budget_answers, PodBudgets))
         return self.stats
 
     def unchanged(self, basis: tuple[int, tuple[GatewayStats, ...]]) -> bool:

@@ -243,6 +243,10 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
     pods = start_pods(bench, ns, n, watch)
     try:
         idle = measure_idle(bench)
+        # Sizes and `kubectl get` on the idle control plane, pods still reporting: once they stop,
+        # the stats poll marks every model's Available condition stale (n status writes), and a
+        # `kubectl get` then would measure those writes too.
+        measured = sizes(bench, ns)
     finally:
         for pod in pods:
             pod.stop()
@@ -257,7 +261,7 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
         converge_requests=converge,
         pods=len(pods),
         **idle,
-        **sizes(bench, ns),
+        **measured,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import orjson
+import pytest
 
 from aimm_operator.budget import PodBudgets
 from aimm_operator.stats import (
@@ -188,21 +189,36 @@ def test_pod_models_from_the_config_history() -> None:
     assert cache.configs.models_of("ns", "gw", "c0") is None
 
 
-def test_an_unchanged_answer_is_the_same_document_and_the_same_aggregate() -> None:
+def test_an_unchanged_answer_is_not_parsed_again_and_gives_the_same_aggregate() -> None:
+    url = "http://p:1/api/v1/stats"
     raw = orjson.dumps({"config_hash": "h1", "models": {"m": {"requests_total": 3}}})
     memo = PollMemo()
-    first = memo.docs.parse("http://p:1/api/v1/stats", raw, PodStats)
-    memo.docs.turn()
-    again = memo.docs.parse("http://p:1/api/v1/stats", raw, PodStats)
-    assert again is first  # not validated again
-    stats = memo.aggregate([first], [])
-    assert memo.aggregate([again], []) is stats and stats.models["m"].requests_total == 3
-    memo.docs.turn()
-    changed = memo.docs.parse("http://p:1/api/v1/stats", raw.replace(b"3", b"4"), PodStats)
-    assert changed is not first and memo.aggregate([changed], []).models["m"].requests_total == 4
-    memo.docs.turn()
-    memo.docs.turn()  # a poll that did not reach the pod: its last answer is forgotten
-    assert memo.docs.parse("http://p:1/api/v1/stats", raw.replace(b"3", b"4"), PodStats) is not changed
+    stats = memo.aggregate([(url, raw)], [])
+    assert stats.models["m"].requests_total == 3 and stats.pods == 1
+    assert memo.aggregate([(url, bytes(raw))], []) is stats  # equal bytes: nothing parsed, the same aggregate
+    changed = memo.aggregate([(url, raw.replace(b"3", b"4"))], [])
+    assert changed is not stats and changed.models["m"].requests_total == 4
+    assert memo.aggregate([], []) is not changed and memo.aggregate([], []).pods == 0  # the pod went away
+    again = memo.aggregate([(url, raw)], [])
+    assert again.models["m"].requests_total == 3
+
+
+def test_an_invalid_answer_counts_as_no_answer(caplog: pytest.LogCaptureFixture) -> None:
+    good = ("http://a:1/api/v1/stats", orjson.dumps({"config_hash": "h1", "models": {"m": {"requests_total": 2}}}))
+    bad = ("http://b:1/api/v1/stats", b'{"models": {"m": {"error_rate": 7}}}')  # error_rate is at most 1
+    stats = PollMemo().aggregate([good, bad, ("http://c:1/api/v1/stats", b"<html>")], [])
+    assert stats.pods == 1 and stats.models["m"].requests_total == 2
+    assert "http://b:1/api/v1/stats unavailable" in caplog.text and "http://c:1/api/v1/stats unavailable" in caplog.text
+
+
+def test_the_memo_keeps_digests_not_documents() -> None:
+    """At 5,000 models one pod's parsed answer is ~6 MB: a 50-pod gateway must not keep 50 of them."""
+    models = {f"m{i:04d}": {"requests_total": i} for i in range(2000)}
+    answers = [(f"http://p{i}:1/api/v1/stats", orjson.dumps({"config_hash": "h", "models": models})) for i in range(5)]
+    memo = PollMemo()
+    memo.aggregate(answers, [])
+    kept = [d for part in memo.answers for _, d in part]
+    assert len(kept) == 5 and all(isinstance(d, bytes) and len(d) == 16 for d in kept)
 
 
 def test_statuses_are_recomputed_when_stats_or_objects_change() -> None:
