@@ -123,8 +123,8 @@ class FaultProxy:
             resp = web.StreamResponse(
                 status=up.status, headers={k: v for k, v in up.headers.items() if k.lower() not in _HOP}
             )
-            await resp.prepare(request)
             try:
+                await resp.prepare(request)
                 async for chunk in up.content.iter_any():
                     await resp.write(chunk)
                 await resp.write_eof()
