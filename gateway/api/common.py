@@ -226,14 +226,20 @@ def request_context(
     return ctx
 
 
+def _header_safe(text: str) -> str:
+    """`text` without line breaks, in ASCII (others as `?`); most reasons are that already."""
+    if text.isascii() and "\n" not in text and "\r" not in text:
+        return text
+    return text.translate(_HEADER_SAFE).encode("ascii", "replace").decode()
+
+
 def served_headers(ctx: RequestContext, outcome: Outcome) -> dict[str, str]:
     """Which model answered and how (the `x-aimm-*` headers), plus what stages added."""
-    reason = outcome.route_reason.translate(_HEADER_SAFE)
     return {
         "x-aimm-model": outcome.model or "",
         "x-aimm-provider": outcome.provider or "",
         "x-aimm-attempts": str(len(outcome.attempts)),
-        "x-aimm-route-reason": reason.encode("ascii", "replace").decode()[:200],
+        "x-aimm-route-reason": _header_safe(outcome.route_reason)[:200],
         **ctx.response_headers,
         "x-request-id": ctx.request_id,
     }
