@@ -29,7 +29,7 @@ import httptools
 
 from aimm_gateway.config import Timeouts
 from aimm_gateway.errors import UpstreamError, UpstreamTimeout
-from aimm_gateway.providers.deadline import Deadline
+from aimm_gateway.providers.deadline import Deadline, Deadlines
 from aimm_gateway.providers.http import UpstreamResponse, UpstreamStream, chunks_of
 
 IDLE_S = 4.0
@@ -292,13 +292,14 @@ class H1Client:
         self._idle: list[_Conn] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._deadlines = _Deadlines()
+        self._deadlines = _Deadlines()  # the streams' idle waits
+        self._exchanges = Deadlines()  # the exchanges' total and first-byte timeouts
 
     # -- UpstreamClient ----------------------------------------------------------------------------
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         try:
-            async with Deadline(timeouts.total_s):
+            async with Deadline(self._exchanges, timeouts.total_s):
                 conn = await self._exchange(url, headers, body, timeouts)
                 try:
                     payload = await conn.read_all()
@@ -313,7 +314,7 @@ class H1Client:
 
     async def open(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> H1Body:
         try:
-            async with Deadline(timeouts.first_byte_s):
+            async with Deadline(self._exchanges, timeouts.first_byte_s):
                 conn = await self._exchange(url, headers, body, timeouts)
         except TimeoutError:
             raise UpstreamTimeout(f"upstream {self._netloc} timed out (first byte)") from None

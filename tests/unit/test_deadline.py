@@ -11,10 +11,10 @@ from functools import partial
 
 import pytest
 
-from aimm_gateway.providers.deadline import Deadline
+from aimm_gateway.providers.deadline import Deadline, Deadlines
 
 Make = Callable[[float], AbstractAsyncContextManager[object]]
-KINDS: dict[str, Make] = {"asyncio.timeout": asyncio.timeout, "Deadline": Deadline}
+KINDS: dict[str, Make] = {"asyncio.timeout": asyncio.timeout, "Deadline": partial(Deadline, Deadlines())}
 
 
 async def _outcome(work: Callable[[], Awaitable[object]]) -> str:
@@ -91,7 +91,7 @@ async def test_same_outcome_as_asyncio_timeout(scenario: Callable[[Make], Awaita
 
 async def test_a_cancel_from_elsewhere_stays_a_cancel() -> None:
     async def block() -> None:
-        async with Deadline(1):
+        async with Deadline(Deadlines(), 1):
             await asyncio.sleep(1)
 
     task = asyncio.ensure_future(block())
@@ -99,3 +99,25 @@ async def test_a_cancel_from_elsewhere_stays_a_cancel() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_one_timer_serves_deadlines_in_any_order() -> None:
+    timers = Deadlines()
+
+    async def block(delay: float, work: float) -> str:
+        async with Deadline(timers, delay):
+            await asyncio.sleep(work)
+        return "done"
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # A long deadline first, shorter ones after it: each still times out on time.
+    runs = [(5, 0.2), (0.05, 0.01), (0.1, 1), (0.02, 1), (5, 0)]
+    got = await asyncio.gather(*(_outcome(partial(block, delay, work)) for delay, work in runs))
+    assert got == ["returned done", "returned done", "raised TimeoutError", "raised TimeoutError", "returned done"]
+    assert loop.time() - started < 0.5
+    # The timer armed for a block that ended finds the one that started after it, and times it out.
+    assert await _outcome(partial(block, 0.05, 0)) == "returned done"
+    started = loop.time()
+    assert await _outcome(partial(block, 0.1, 1)) == "raised TimeoutError"
+    assert 0.09 <= loop.time() - started < 0.5
