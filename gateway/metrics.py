@@ -5,7 +5,8 @@ up is counted as `other`), budgets from the config, and the remaining labels fro
 sets (status codes, error kinds, reasons). docs/observability.md lists every metric.
 
 Hot-path series are resolved once and kept (`ModelSeries`, `RequestSeries`): `labels()` costs a
-lock and a dict lookup per call, too slow for every request or streamed chunk.
+lock and a dict lookup per call, too slow for every request or streamed chunk. They, and the
+in-flight gauge, are plain-number tallies folded into the series when scraped (metrics_tally.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from aimm_gateway.metrics_tally import CounterTally, Folds, GaugeTally, HistogramTally
 
 PREFIX = "ai_multimodel_"
 OTHER = "other"  # the one label value for every name that is not in the config
@@ -36,21 +39,21 @@ _HTTP_CODES = frozenset(str(c) for c in (200, 400, 401, 403, 404, 408, 409, 413,
 class ModelSeries:
     """One model's labelled series, resolved once: `labels()` is too slow for every request."""
 
-    ok: Counter
-    duration: Histogram
-    ttft: Histogram
-    inter_chunk: Histogram
-    input_tokens: Counter
-    output_tokens: Counter
-    cost: Counter
+    ok: CounterTally
+    duration: HistogramTally
+    ttft: HistogramTally
+    inter_chunk: HistogramTally
+    input_tokens: CounterTally
+    output_tokens: CounterTally
+    cost: CounterTally
 
 
 @dataclass(frozen=True, slots=True)
 class RequestSeries:
     """A client request's series for one (api, model-or-route, status): what the telemetry stage counts."""
 
-    requests: Counter
-    duration: Histogram
+    requests: CounterTally
+    duration: HistogramTally
 
 
 def bounded(name: str | None, known: Collection[str]) -> str:
@@ -65,6 +68,8 @@ def _one_of(value: str, allowed: Collection[str]) -> str:
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._folds = Folds()
+        self.registry.register(self._folds)  # first: the tallies are folded before any family is collected
         self._upstream_metrics()
         self._request_metrics()
         self._policy_metrics()
@@ -115,7 +120,7 @@ class GatewayMetrics:
         self.client_duration = self._histogram(
             "client_request_duration_seconds", "Client request duration, gateway included.", amc, _LATENCY_BUCKETS
         )
-        self.in_flight = self._gauge("in_flight_requests", "Client requests being served.")
+        self.in_flight = self._folds.add(GaugeTally(self._gauge("in_flight_requests", "Client requests being served.")))
 
     def _policy_metrics(self) -> None:
         """Counters the policy stages (rate limit, guard, auth) increment, and the budget gauge."""
@@ -181,14 +186,15 @@ class GatewayMetrics:
         key = (model, provider)
         found = self._series.get(key)
         if found is None:
+            counter, histogram = self._counter_tally, self._histogram_tally
             found = self._series[key] = ModelSeries(
-                ok=self.requests.labels(model, provider, "200"),
-                duration=self.duration.labels(model, provider),
-                ttft=self.ttft.labels(model, provider),
-                inter_chunk=self.inter_chunk.labels(model, provider),
-                input_tokens=self.input_tokens.labels(model, provider),
-                output_tokens=self.output_tokens.labels(model, provider),
-                cost=self.cost.labels(model, provider),
+                ok=counter(self.requests.labels(model, provider, "200")),
+                duration=histogram(self.duration.labels(model, provider)),
+                ttft=histogram(self.ttft.labels(model, provider)),
+                inter_chunk=histogram(self.inter_chunk.labels(model, provider)),
+                input_tokens=counter(self.input_tokens.labels(model, provider)),
+                output_tokens=counter(self.output_tokens.labels(model, provider)),
+                cost=counter(self.cost.labels(model, provider)),
             )
         return found
 
@@ -198,9 +204,16 @@ class GatewayMetrics:
         found = self._request_series.get(key)
         if found is None:
             found = self._request_series[key] = RequestSeries(
-                self.client_requests.labels(*key), self.client_duration.labels(*key)
+                self._counter_tally(self.client_requests.labels(*key)),
+                self._histogram_tally(self.client_duration.labels(*key)),
             )
         return found
+
+    def _counter_tally(self, child: Counter) -> CounterTally:
+        return self._folds.add(CounterTally(child))
+
+    def _histogram_tally(self, child: Histogram) -> HistogramTally:
+        return self._folds.add(HistogramTally(child))
 
     # -- what other stages call -----------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """Every route's required permission, in one table, enforced by one wrapper.
 
 `protect` wraps each route's endpoint: it resolves the caller's `Identity` (401/429 when that
-fails), checks the route's permission (403), and leaves the identity on `request.state`. A
-route missing from `ACCESS` makes `protect` raise at start-up: nothing is left open by accident.
-The role each permission needs is `identity.ROLE_PERMISSIONS`; docs/security.md has the table.
+fails), checks the route's permission (403), and leaves the identity in the request's state
+(`common.request_state`). A route missing from `ACCESS` makes `protect` raise at start-up:
+nothing is left open by accident. The role each permission needs is `identity.ROLE_PERMISSIONS`;
+docs/security.md has the table.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from aimm_gateway.api.common import bearer, gateway_of, header
+from aimm_gateway.api.common import bearer, gateway_of, header, request_state
 from aimm_gateway.errors import Forbidden, NotFound, Unauthorized
 from aimm_gateway.security.client_ip import client_ip
 from aimm_gateway.security.identity import ANONYMOUS, Identity, Permission, Role
@@ -102,9 +103,10 @@ def protect(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
 
 def _guarded(endpoint: Any, permission: Permission, route_key: tuple[str, str]) -> Endpoint:
     async def guarded(request: Request) -> Response:
-        request.state.request_id = valid_request_id(header(request, b"x-request-id"))
+        state = request_state(request)
+        state["request_id"] = valid_request_id(header(request, b"x-request-id"))
         if permission is not P.PUBLIC and not _opened(request, route_key):
-            request.state.identity = await _identify(request, permission)
+            state["identity"] = await _identify(request, permission)
         response: Response = await endpoint(request)
         return response
 
@@ -118,7 +120,7 @@ def _opened(request: Request, route_key: tuple[str, str]) -> bool:
     flag = OPEN_IF_CONFIGURED.get(route_key)
     if flag is None or not getattr(gateway_of(request).runtime.config.auth, flag) or bearer(request):
         return False
-    request.state.identity = STATS_POLLER
+    request_state(request)["identity"] = STATS_POLLER
     return True
 
 
@@ -132,9 +134,10 @@ async def _identify(request: Request, permission: Permission) -> Identity:
     peer = request.client.host if request.client else ""
     trusted = rt.config.limits.trusted_proxies
     ip = client_ip(peer, header(request, b"x-forwarded-for"), tuple(trusted)) if trusted else peer
-    request.state.client_ip = ip
+    state = request_state(request)
+    state["client_ip"] = ip
     try:
-        identity = await gateway.auth.identify(rt, bearer(request), ip, request.state.request_id)
+        identity = await gateway.auth.identify(rt, bearer(request), ip, state["request_id"])
     except Unauthorized:
         if permission is P.ADMIN and bearer(request):
             raise Forbidden("invalid admin token") from None  # as before roles: a wrong admin token is a 403
@@ -145,7 +148,7 @@ async def _identify(request: Request, permission: Permission) -> Identity:
             actor=identity,
             target=f"{request.method} {request.url.path}",
             outcome="denied",
-            request_id=request.state.request_id,
+            request_id=state["request_id"],
         )
         raise Forbidden(
             f"role {identity.role.value!r} may not {permission.value} ({request.method} {request.url.path})"
@@ -166,5 +169,5 @@ def _admin_possible(gateway: Any) -> bool:
 
 def identity_of(request: Request) -> Identity:
     """The caller resolved by `protect` (ANONYMOUS with auth off)."""
-    identity: Identity = getattr(request.state, "identity", ANONYMOUS)
+    identity: Identity = request_state(request).get("identity", ANONYMOUS)
     return identity

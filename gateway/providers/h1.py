@@ -29,6 +29,7 @@ import httptools
 
 from aimm_gateway.config import Timeouts
 from aimm_gateway.errors import UpstreamError, UpstreamTimeout
+from aimm_gateway.providers.deadline import Deadline, Deadlines
 from aimm_gateway.providers.http import UpstreamResponse, UpstreamStream, chunks_of
 
 IDLE_S = 4.0
@@ -52,6 +53,7 @@ class _Conn(asyncio.Protocol):
         "_head",
         "_headers",
         "_keep_alive",
+        "_loop",
         "_parser",
         "_paused",
         "_received",
@@ -68,6 +70,9 @@ class _Conn(asyncio.Protocol):
         self.closed = False
         self.counted = True  # holds one of the pool's `limit` places until discarded
         self.idle_since = 0.0
+        # Made by `create_connection` in the loop it serves; kept, because each lookup of the
+        # running loop is a `getpid` syscall in CPython 3.11 (two futures per request looked it up).
+        self._loop = asyncio.get_running_loop()
         # The parser holds this connection's bound methods (a reference cycle): dropped when the
         # connection is lost, so a closed connection is freed by its reference count, not left
         # for the cyclic collector (14 objects per connection).
@@ -159,7 +164,7 @@ class _Conn(asyncio.Protocol):
         self._headers, self._body, self._buffered = [], None, 0
         self._complete = self._received = False
         self._error = None
-        head = self._head = asyncio.get_running_loop().create_future()
+        head = self._head = self._loop.create_future()
         assert self.transport is not None
         self.transport.write(request)
         return head
@@ -207,7 +212,7 @@ class _Conn(asyncio.Protocol):
 
     def wait(self) -> asyncio.Future[bool | None]:
         """A future resolved by more body bytes, the end of the answer, or a broken connection."""
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self._loop.create_future()
         return waiter
 
     async def read_all(self) -> bytes:
@@ -287,13 +292,14 @@ class H1Client:
         self._idle: list[_Conn] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._deadlines = _Deadlines()
+        self._deadlines = _Deadlines()  # the streams' idle waits
+        self._exchanges = Deadlines()  # the exchanges' total and first-byte timeouts
 
     # -- UpstreamClient ----------------------------------------------------------------------------
 
     async def post(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         try:
-            async with asyncio.timeout(timeouts.total_s):
+            async with Deadline(self._exchanges, timeouts.total_s):
                 conn = await self._exchange(url, headers, body, timeouts)
                 try:
                     payload = await conn.read_all()
@@ -308,7 +314,7 @@ class H1Client:
 
     async def open(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> H1Body:
         try:
-            async with asyncio.timeout(timeouts.first_byte_s):
+            async with Deadline(self._exchanges, timeouts.first_byte_s):
                 conn = await self._exchange(url, headers, body, timeouts)
         except TimeoutError:
             raise UpstreamTimeout(f"upstream {self._netloc} timed out (first byte)") from None

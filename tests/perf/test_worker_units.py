@@ -69,7 +69,7 @@ def test_merge_labels_every_sample_with_its_worker() -> None:
     workers = [GatewayMetrics(), GatewayMetrics()]
     workers[0].series("m", "openai").ok.inc(3)
     workers[1].series("m", "openai").ok.inc(4)
-    workers[1].duration.labels("m", "openai").observe(0.02)
+    workers[1].series("m", "openai").duration.observe(0.02)
     text = merge({0: workers[0].render(), 1: workers[1].render()}, {0: 100, 1: 101}).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     ok = {

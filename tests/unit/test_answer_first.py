@@ -69,10 +69,10 @@ async def test_the_answer_is_sent_before_the_after_hooks_and_spend_is_visible_wh
     deps = Deps()
     rt = runtime([mock_model("a", price="0.5")], budgets=[{"name": "all", "limit_usd": "100", "period": "monthly"}])
     pipeline = deps.pipeline((telemetry.build, budget.build))
-    in_flight = deps.metrics.in_flight._value
+    in_flight = deps.metrics.in_flight
 
     def probe() -> tuple[float, dict[str, Decimal]]:
-        return in_flight.get(), deps.stats.budget_spend()
+        return in_flight.value, deps.stats.budget_spend()
 
     sent = Sent(probe)
     outcome = await _serve(pipeline, context(rt, "a"), sent)
@@ -81,7 +81,7 @@ async def test_the_answer_is_sent_before_the_after_hooks_and_spend_is_visible_wh
     assert sent.body["choices"][0]["message"]["content"]
     # ... and when the send returned (no loop turn in between), both had: the caller's next request sees the spend.
     assert outcome.cost > 0 and deps.stats.budget_spend() == {"all": outcome.cost}
-    assert in_flight.get() == 0.0
+    assert in_flight.value == 0
 
 
 async def test_the_client_gets_the_answer_when_an_after_hook_raises_and_the_error_is_logged(
