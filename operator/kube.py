@@ -29,6 +29,7 @@ RETRIABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 # kind -> (apiVersion, plural) for everything the operator touches.
 RESOURCES: dict[str, tuple[str, str]] = {
     "ServiceAccount": ("v1", "serviceaccounts"),
+    "Pod": ("v1", "pods"),
     "ConfigMap": ("v1", "configmaps"),
     "Secret": ("v1", "secrets"),
     "Service": ("v1", "services"),

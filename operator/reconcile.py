@@ -54,6 +54,7 @@ from aimm_operator.objects import (
     parse_gateway,
     parse_model,
 )
+from aimm_operator.podkick import kick_pods
 from aimm_operator.stats import (
     STATS_PATH,
     Answer,
@@ -297,6 +298,8 @@ async def _reconcile_gateways(
         events = transition_events(gw.conditions, status["conditions"])
         if (ev := config_event(gw, outcome)) is not None:
             events.append(ev)
+            if c.config_hash is not None:
+                await kick_pods(kube, snap.namespace, gw.name, c.config_hash)
         await _write_status(kube, gw, status, events, sink, store)
     return outcomes
 
