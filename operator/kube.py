@@ -1,4 +1,4 @@
-"""A small async Kubernetes API client (aiohttp + orjson) with retries, and its credentials.
+"""A small async Kubernetes API client (aiohttp + orjson) with retries.
 
 aiohttp, not httpx: converging a thousand AIModels is a thousand status writes, and the client's
 CPU per request was ~4 ms with httpx (tests/bench/status_writes.py; docs/benchmarks.md, issue 15
