@@ -255,6 +255,9 @@ def _add_bench(sub: Subcommands) -> None:
     bench.add_argument("--flame-stream", action="store_true", help="profile streamed replies instead of plain ones")
     bench.add_argument("--capacity-only", action="store_true", help="only the paced-streams capacity run")
     bench.add_argument(
+        "--latency-only", action="store_true", help="only added p50 at concurrency 1, interleaved (uses --rounds, --ab)"
+    )
+    bench.add_argument(
         "--security-only", action="store_true", help="only auth + limits + guards on the hot path (uses --rounds)"
     )
     bench.add_argument("--iface", action="store_true", help="only compare the server interfaces (ASGI vs RSGI)")

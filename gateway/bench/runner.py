@@ -252,6 +252,8 @@ def main(args: argparse.Namespace) -> int:
         text, marker = _ab_only(args), "ab-results"
     elif args.capacity_only:
         text, marker = _capacity_only(args), "capacity-results"
+    elif args.latency_only:
+        text, marker = _latency_only(args), "latency-results"
     elif args.security_only:
         text, marker = _security_only(args), "security-results"
     elif args.iface:
@@ -269,6 +271,19 @@ def main(args: argparse.Namespace) -> int:
         write_section(Path(args.out), marker, text)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _latency_only(args: argparse.Namespace) -> str:
+    """`aimm bench --latency-only`: added p50 at concurrency 1, interleaved rounds (bench/latency.py)."""
+    from aimm_gateway.bench.latency import latency_only
+
+    if not have_wrk() or not have_nginx():
+        raise SystemExit("aimm bench needs wrk and nginx: bash hack/system-deps.sh wrk nginx:nginx-light")
+    with contextlib.suppress(OSError, ValueError):
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    command = " ".join(["aimm", "bench", *sys.argv[2:]])
+    with tempfile.TemporaryDirectory() as tmp:
+        return latency_only(args.ab or [], args.rounds, args.duration, Path(tmp), command)
 
 
 def _security_only(args: argparse.Namespace) -> str:
