@@ -12,6 +12,7 @@ from aimm_operator.credentials import load_credentials
 from aimm_operator.handlers import OperatorContext, OperatorSettings
 from aimm_operator.kube import Kube
 from aimm_operator.stats import StatsCache
+from tests.operator.conftest import OperatorProcess
 from tests.operator.kubeapi import Api
 from tests.operator.manifests import model
 
@@ -25,9 +26,14 @@ def scrape(port: int) -> dict[str, float]:
     }
 
 
-def test_a_reconcile_moves_the_scraped_counters(api: Api, ns: str, operator_kubeconfig: Path) -> None:
-    api.apply(model(ns, "m"))  # no status yet: the reconcile writes one
+def test_a_reconcile_moves_the_scraped_counters(
+    api: Api, ns: str, operator_kubeconfig: Path, operator: OperatorProcess
+) -> None:
+    # The session's operator process would race this reconcile for the model's first status (and,
+    # writing it first, leave nothing to count here): stopped, the `running` fixture restarts it.
+    operator.stop()
     creds = load_credentials(str(operator_kubeconfig))
+    api.apply(model(ns, "m"))  # no status yet: the reconcile writes one
 
     async def run() -> dict[str, float]:
         ctx = OperatorContext(OperatorSettings(creds), Kube(creds), httpx.AsyncClient(), StatsCache(30))
