@@ -15,27 +15,33 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable, Hashable
 from types import TracebackType
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 
-class Deadlines:
-    """The running `Deadline`s of one upstream pool, and the one timer for them."""
+class Deadlines(Generic[K]):
+    """Running deadlines (any hashable key: an exchange's `Deadline`, a stream's body waiter) and
+    the one timer for them, armed for the soonest; `expire(key)` is called for each that passes."""
 
-    __slots__ = ("_at", "_loop", "_running", "_timer")
+    __slots__ = ("_at", "_expire", "_loop", "_running", "_timer")
 
-    def __init__(self) -> None:
-        self._running: dict[Deadline, float] = {}
+    def __init__(self, expire: Callable[[K], None]) -> None:
+        self._expire = expire
+        self._running: dict[K, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the timer's (a pool may outlive a loop)
         self._at = math.inf
 
-    def add(self, deadline: Deadline, loop: asyncio.AbstractEventLoop, at: float) -> None:
-        self._running[deadline] = at
+    def add(self, key: K, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        self._running[key] = at
         if at < self._at or loop is not self._loop:
             self._arm(loop, at)
 
-    def discard(self, deadline: Deadline) -> None:
-        self._running.pop(deadline, None)
+    def discard(self, key: K) -> None:
+        self._running.pop(key, None)
 
     def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
         if self._timer is not None:
@@ -47,10 +53,10 @@ class Deadlines:
         self._timer, self._at = None, math.inf
         now = loop.time()
         soonest = math.inf
-        for deadline, at in list(self._running.items()):
+        for key, at in list(self._running.items()):
             if at <= now:
-                del self._running[deadline]
-                deadline.expire()
+                del self._running[key]
+                self._expire(key)
             else:
                 soonest = min(soonest, at)
         if soonest < math.inf:
@@ -62,7 +68,7 @@ class Deadline:
 
     __slots__ = ("_cancelling", "_delay", "_fired", "_task", "_timers")
 
-    def __init__(self, timers: Deadlines, delay: float) -> None:
+    def __init__(self, timers: Deadlines[Deadline], delay: float) -> None:
         self._timers, self._delay = timers, delay
         self._fired = False
 

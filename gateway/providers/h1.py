@@ -15,7 +15,6 @@ saw the request and it is sent once more on a fresh connection. Idle connections
 from __future__ import annotations
 
 import asyncio
-import math
 import ssl
 import time
 import zlib
@@ -229,50 +228,11 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
-class _Deadlines:
-    """One timer for every stream of a pool waiting on its upstream (the stream idle timeout), not
-    one timer handle per wait (~0.5 KB each, thousands alive at once on paced streams). The timer
-    is armed for the soonest deadline; when it fires, the expired waits resolve with TIMED_OUT."""
-
-    __slots__ = ("_at", "_loop", "_timer", "_waiting")
-
-    def __init__(self) -> None:
-        self._waiting: dict[asyncio.Future[bool | None], float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # the timer's (a pool may outlive a loop)
-        self._at = math.inf
-
-    def add(self, waiter: asyncio.Future[bool | None], timeout_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        self._waiting[waiter] = deadline
-        if deadline < self._at or loop is not self._loop:
-            self._arm(loop, deadline)
-
-    def discard(self, waiter: asyncio.Future[bool | None]) -> None:
-        self._waiting.pop(waiter, None)
-
-    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._at, self._loop = at, loop
-        self._timer = loop.call_at(at, self._fire)
-
-    def _fire(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._timer, self._at = None, math.inf
-        now = loop.time()
-        soonest = math.inf
-        for waiter, deadline in list(self._waiting.items()):
-            if deadline <= now:
-                del self._waiting[waiter]
-                if not waiter.done():
-                    waiter.set_result(TIMED_OUT)  # a result, not an exception: the waiter may be
-                    # awaited bare by the relay's task (SSEResponse); `H1Body.read` raises the timeout
-            else:
-                soonest = min(soonest, deadline)
-        if soonest < math.inf:
-            self._arm(loop, soonest)
+def _time_out(waiter: asyncio.Future[bool | None]) -> None:
+    """A stream's idle timeout passed: its waiter resolves with TIMED_OUT, a result and not an
+    exception (the relay's task may await it bare, SSEResponse); `H1Body.read` raises the timeout."""
+    if not waiter.done():
+        waiter.set_result(TIMED_OUT)
 
 
 def _broken() -> UpstreamError:
@@ -292,8 +252,9 @@ class H1Client:
         self._idle: list[_Conn] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._deadlines = _Deadlines()  # the streams' idle waits
-        self._exchanges = Deadlines()  # the exchanges' total and first-byte timeouts
+        # One timer each, not one per wait (~0.5 KB per handle, thousands alive on paced streams).
+        self._deadlines: Deadlines[asyncio.Future[bool | None]] = Deadlines(_time_out)  # streams' idle waits
+        self._exchanges: Deadlines[Deadline] = Deadlines(Deadline.expire)  # exchanges' total/first-byte timeouts
 
     # -- UpstreamClient ----------------------------------------------------------------------------
 
@@ -477,7 +438,8 @@ class H1Body:
             return None
         assert self._client is not None, "read after aclose"
         waiting = self._waiting = conn.wait()
-        self._client._deadlines.add(waiting, self._idle_s)
+        loop = waiting.get_loop()
+        self._client._deadlines.add(waiting, loop, loop.time() + self._idle_s)
         return waiting
 
     async def read(self) -> bytes | None:

@@ -14,7 +14,7 @@ import pytest
 from aimm_gateway.providers.deadline import Deadline, Deadlines
 
 Make = Callable[[float], AbstractAsyncContextManager[object]]
-KINDS: dict[str, Make] = {"asyncio.timeout": asyncio.timeout, "Deadline": partial(Deadline, Deadlines())}
+KINDS: dict[str, Make] = {"asyncio.timeout": asyncio.timeout, "Deadline": partial(Deadline, Deadlines(Deadline.expire))}
 
 
 async def _outcome(work: Callable[[], Awaitable[object]]) -> str:
@@ -91,7 +91,7 @@ async def test_same_outcome_as_asyncio_timeout(scenario: Callable[[Make], Awaita
 
 async def test_a_cancel_from_elsewhere_stays_a_cancel() -> None:
     async def block() -> None:
-        async with Deadline(Deadlines(), 1):
+        async with Deadline(Deadlines(Deadline.expire), 1):
             await asyncio.sleep(1)
 
     task = asyncio.ensure_future(block())
@@ -102,7 +102,7 @@ async def test_a_cancel_from_elsewhere_stays_a_cancel() -> None:
 
 
 async def test_one_timer_serves_deadlines_in_any_order() -> None:
-    timers = Deadlines()
+    timers = Deadlines(Deadline.expire)
 
     async def block(delay: float, work: float) -> str:
         async with Deadline(timers, delay):
