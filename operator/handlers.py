@@ -78,6 +78,9 @@ class OperatorContext:
         """One (coalesced) run. A failure schedules our own retry with exponential backoff, counted
         once per run however many events were waiting on it; nothing is raised to kopf, whose
         per-object retries would patch an annotation on every object of the namespace each time."""
+        if (pause := self.arrivals.run_delay(namespace)) > 0:
+            await asyncio.sleep(pause)  # a burst is arriving: this run will see more of it
+        self.arrivals.run_started(namespace)
         started = time.monotonic()
         try:
             hold = self.arrivals.holding(namespace)

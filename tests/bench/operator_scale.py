@@ -1,7 +1,8 @@
 """`make bench-operator`: the control plane at N AIModels, on the real control-plane harness.
 
 etcd + kube-apiserver + kube-controller-manager (tests/k8s_harness.py) and the operator as a
-process (`python -m aimm_operator`, its ServiceAccount's RBAC, through a counting proxy). Per N:
+process (`python -m aimm_operator`, its ServiceAccount's RBAC; its requests counted from the API
+server's audit log, tests/bench/audit_count.py). Per N:
 N AIModels (keys in 10 Secrets), N/10 RoutingPolicies of 10 targets, N/100 CostBudgets, one
 AIGateway. Measures apply → every AIModel Ready, one model edit → the ConfigMap serving it, the
 operator's CPU and RSS (peak; idle), API requests per minute while idle, object sizes. There is no
@@ -23,9 +24,12 @@ import gzip
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -34,11 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from aimm_gateway.bench.procs import stop
+from tests.bench.audit_count import AuditLog, apiserver_args
 from tests.k8s_harness import ControlPlane
 from tests.operator.kubeapi import Api, ConditionWatch
 from tests.operator.manifests import budget, gateway, model, policy, route
 from tests.operator.pods import GatewayPod
-from tests.operator.proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
 MARK_BEGIN = "<!-- bench-operator:begin -->"
@@ -54,7 +58,7 @@ class Result:
     edit_s: float
     cpu_busy_s: float
     server_cpu_s: float  # kube-apiserver + etcd CPU over the same span: what the writes cost there
-    client_cpu_s: float  # this process over the same span: the client's apply, its watch, the counting proxy
+    client_cpu_s: float  # this process over the same span: the client's apply and its watch
     rss_peak_mb: float
     rss_idle_mb: float
     idle_cpu_pct: float
@@ -140,13 +144,13 @@ def objects(ns: str, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def settle(proxy: FaultProxy, quiet_s: float, timeout: float) -> None:
+def settle(audit: AuditLog, quiet_s: float, timeout: float) -> None:
     """Until the operator made no write (status, Event) for `quiet_s`, at most `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        proxy.clear()
+        audit.clear()
         time.sleep(quiet_s)
-        if not any(request_kind(s.method, s.path, s.query) in ("status", "event") for s in list(proxy.seen)):
+        if not any(request_kind(s.method, s.path, s.query) in ("status", "event") for s in audit.seen):
             return
 
 
@@ -188,11 +192,11 @@ def cpu_of(pids: list[int]) -> float:
 
 @dataclass
 class Bench:
-    """What every size is measured with: the API as admin, the operator behind the counting proxy,
+    """What every size is measured with: the API as admin, the operator's requests (the audit log),
     the control plane's processes, and the options."""
 
     api: Api
-    proxy: FaultProxy
+    audit: AuditLog
     op_pid: int
     server_pids: list[int]
     kubectl: Path
@@ -202,6 +206,8 @@ class Bench:
     idle_s: float = 30.0
     memtrace: Path | None = None
     profile_idle: Path | None = None  # py-spy over the idle window only
+    server_profile: Path | None = None  # the API server's CPU profile (pprof) from the first apply on
+    server_profile_s: int = 20
 
 
 def run_size(bench: Bench, n: int) -> Result:
@@ -217,10 +223,11 @@ def run_size(bench: Bench, n: int) -> Result:
 
 
 def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
-    api, proxy, op_pid = bench.api, bench.proxy, bench.op_pid
+    api, audit, op_pid = bench.api, bench.audit, bench.op_pid
     cpu0, _, _ = proc_stats(op_pid)
     server0, client0 = cpu_of(bench.server_pids), time.process_time()
-    proxy.clear()
+    audit.clear()
+    profiling = server_profile(bench, n)
     started = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(api.apply, objects(ns, n)))
@@ -234,12 +241,14 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
     cpu1, _, _ = proc_stats(op_pid)
     server1, client1 = cpu_of(bench.server_pids), time.process_time()
     converge: dict[str, int] = {}
-    for seen in list(proxy.seen):
+    for seen in audit.seen:
         kind = request_kind(seen.method, seen.path, seen.query)
         converge[kind] = converge.get(kind, 0) + 1
 
     api.merge_patch("AIModel", ns, "m00000", {"spec": {"weight": 7}})
     edit_s = wait(lambda: served_weight(api, ns, "m00000") == 7, 120, "edit in the ConfigMap")
+    if profiling is not None:
+        profiling.join()
     pods = start_pods(bench, ns, n, watch)
     try:
         idle = measure_idle(bench)
@@ -265,6 +274,23 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
     )
 
 
+def server_profile(bench: Bench, n: int) -> threading.Thread | None:
+    """The API server's own CPU profile (its /debug/pprof, on by default) over the next
+    `bench.server_profile_s` seconds, written to `bench.server_profile` with the size in its name
+    (read it with `go tool pprof -top`)."""
+    if bench.server_profile is None:
+        return None
+    out = bench.server_profile.with_name(f"{bench.server_profile.stem}-{n}{bench.server_profile.suffix}")
+    url = f"/debug/pprof/profile?seconds={bench.server_profile_s}"
+
+    def fetch() -> None:
+        out.write_bytes(bench.api.client.get(url, timeout=bench.server_profile_s + 30).content)
+
+    thread = threading.Thread(target=fetch, name="apiserver-pprof")
+    thread.start()
+    return thread
+
+
 def start_pods(bench: Bench, ns: str, n: int, watch: ConditionWatch) -> list[GatewayPod]:
     """`bench.pods` gateway processes run from the rendered ConfigMap and Deployment, each with an
     EndpointSlice, as a kubelet would; returns once the stats poll reported every model Available."""
@@ -284,15 +310,15 @@ def start_pods(bench: Bench, ns: str, n: int, watch: ConditionWatch) -> list[Gat
 def measure_idle(bench: Bench) -> dict[str, Any]:
     """The operator idle: first the one-time work settles (the queued "became Ready" Events, the
     first stats statuses), then CPU, RSS and API requests over `bench.idle_s`."""
-    settle(bench.proxy, quiet_s=5, timeout=300)
-    bench.proxy.clear()
+    settle(bench.audit, quiet_s=5, timeout=300)
+    bench.audit.clear()
     spy = start_profiler(bench.op_pid, bench.profile_idle) if bench.profile_idle else None
     cpu_a, _, _ = proc_stats(bench.op_pid)
     time.sleep(bench.idle_s)
     cpu_b, rss_idle, rss_peak = proc_stats(bench.op_pid)
     if spy is not None:
         stop_profiler(spy)
-    seen = list(bench.proxy.seen)
+    seen = bench.audit.seen
     requests = len(seen)
     top = Counter(f"{r.method} {r.path.rsplit('/', 2)[-2] if r.path.endswith('/status') else r.path}" for r in seen)
     print(f"idle requests, most frequent: {top.most_common(6)}", file=sys.stderr, flush=True)
@@ -397,7 +423,7 @@ def sizes(bench: Bench, ns: str) -> dict[str, Any]:
 def report(results: list[Result | str]) -> str:
     head = (
         "| N | apply (client) | apply → all Ready | last client write → all Ready | one edit → ConfigMap | "
-        "CPU while converging: operator / API server + etcd / bench (apply, watch, proxy) | "
+        "CPU while converging: operator / API server + etcd / bench (apply, watch) | "
         "RSS peak / idle | idle CPU (gateway pods reporting) | idle API req/min | ConfigMap | Deployment | "
         "list AIModels (500) | `kubectl get aimodels` (rows): wall / CPU of kubectl / of API server + etcd | "
         "Table row / its managedFields | "
@@ -464,6 +490,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
     parser.add_argument("--profile-idle", type=Path, default=None, help="py-spy over the idle window only")
     parser.add_argument(
+        "--server-profile",
+        type=Path,
+        default=None,
+        help="the API server's CPU profile (pprof) from the first apply on, one file per size",
+    )
+    parser.add_argument("--server-profile-seconds", type=int, default=20)
+    parser.add_argument(
         "--crds", type=Path, default=REPO / "crds", help="the CRDs to install (another checkout's, for before/after)"
     )
     return parser.parse_args(argv)
@@ -472,21 +505,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    cp = ControlPlane(crds=[args.crds]).start()
-    proxy: FaultProxy | None = None
+    audit_dir = Path(tempfile.mkdtemp(prefix="bench-operator-audit-"))
+    profiling = ["--profiling=true"] if args.server_profile else []  # the harness turns it off
+    cp = ControlPlane(crds=[args.crds], extra_apiserver_args=apiserver_args(audit_dir) + profiling).start()
     op: subprocess.Popen[bytes] | None = None
     spy: subprocess.Popen[bytes] | None = None
     try:
         cp.apply_dir(REPO / "deploy" / "operator")
         token = cp.kubectl("create", "token", "aimm-operator", "-n", "aimm-system", "--duration=2h", check=True)
-        proxy = FaultProxy(upstream=cp.server or "", ca_file=str(cp.ca_file)).start()
         kubeconfig = cp.tmp_dir / "bench-operator.kubeconfig"  # type: ignore[operator]
         kubeconfig.write_text(
             json.dumps(
                 {
                     "apiVersion": "v1",
                     "kind": "Config",
-                    "clusters": [{"name": "p", "cluster": {"server": proxy.url}}],
+                    "clusters": [
+                        {"name": "p", "cluster": {"server": cp.server, "certificate-authority": str(cp.ca_file)}}
+                    ],
                     "users": [{"name": "op", "user": {"token": token.stdout.strip()}}],
                     "contexts": [{"name": "op", "context": {"cluster": "p", "user": "op"}}],
                     "current-context": "op",
@@ -501,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(3)
         bench = Bench(
             api=api,
-            proxy=proxy,
+            audit=AuditLog(audit_dir / "audit.log"),
             op_pid=op.pid,
             server_pids=server_pids,
             kubectl=cp.bin_dir / "kubectl",
@@ -511,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             idle_s=args.idle,
             memtrace=args.memtrace,
             profile_idle=args.profile_idle,
+            server_profile=args.server_profile,
+            server_profile_s=args.server_profile_seconds,
         )
         results: list[Result | str] = []
         for n in sizes:
@@ -529,9 +566,8 @@ def main(argv: list[str] | None = None) -> int:
             stop_profiler(spy)
         if op is not None:
             stop(op, 15)
-        if proxy is not None:
-            proxy.stop()
         cp.stop()
+        shutil.rmtree(audit_dir, ignore_errors=True)
     return 0
 
 

@@ -89,6 +89,25 @@ def test_a_burst_holds_until_quiet_and_never_longer_than_the_cap() -> None:
     assert arrivals.holding("ns") == 1.0
 
 
+def test_runs_are_paced_during_a_burst_and_start_at_once_outside_one() -> None:
+    now = [0.0]
+    arrivals = Arrivals(quiet_s=2.0, max_hold_s=30.0, pace_s=0.5, clock=lambda: now[0])
+    arrivals.run_started("ns")
+    assert arrivals.run_delay("ns") == 0  # no burst: a run is never held back
+    arrivals.arrived("ns")
+    assert arrivals.run_delay("ns") == 0  # the burst's first run starts at once
+    arrivals.run_started("ns")
+    now[0] = 0.2
+    arrivals.arrived("ns")
+    assert arrivals.run_delay("ns") == 0.3  # the next one waits for the rest of the pace
+    assert arrivals.run_delay("other") == 0
+    now[0] = 0.6
+    assert arrivals.run_delay("ns") == 0
+    arrivals.run_started("ns")
+    now[0] = 3.0  # quiet for 2 s: the burst is over, the next run starts at once
+    assert arrivals.run_delay("ns") == 0
+
+
 def test_only_a_first_not_selected_status_is_held() -> None:
     waiting = {"conditions": [condition("Ready", False, "NotSelected", "no AIGateway", 1)]}
     accepted = {"conditions": [condition("Ready", True, "Accepted", "in gw", 1)]}
