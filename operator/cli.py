@@ -51,6 +51,7 @@ def run_operator(
         # Cluster-wide by default only: a namespaced install's RoleBinding cannot watch CRDs.
         watch_crds=all_namespaces if watch_crds is None else watch_crds,
         metrics_port=metrics_port,
+        namespaces=() if all_namespaces else tuple(dict.fromkeys(watched)),
     )
     registry = build_registry(settings)
     asyncio.run(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,8 @@ from aimm_operator.kube import Kube, KubeError
 from aimm_operator.metrics import OperatorMetrics
 from aimm_operator.reconcile import ReconcileError, poll_gateway, reconcile_namespace
 from aimm_operator.stats import StatsCache
-from aimm_operator.store import INDEXED, Indexer, ObjectStore
+from aimm_operator.store import INDEXED, ObjectStore
+from aimm_operator.watch import Scope, Watcher
 
 log = logging.getLogger("aimm_operator")
 
@@ -45,6 +47,12 @@ class OperatorSettings:
     max_retry_delay_s: float = 300.0
     watch_crds: bool = True  # needs list/watch on CRDs cluster-wide (the ClusterRole grants it)
     metrics_port: int = 0  # serve Prometheus metrics here; 0 = off
+    namespaces: tuple[str, ...] = ()  # the namespaces watched; none: every namespace
+
+
+def watch_scopes(op: OperatorSettings) -> list[Scope]:
+    """One list+watch per kind and watched namespace (one per kind cluster-wide)."""
+    return [Scope(kind, ns) for kind in INDEXED for ns in (op.namespaces or (None,))]
 
 
 def backoff_delay(settings: OperatorSettings, failures: int) -> float:
@@ -66,6 +74,7 @@ class OperatorContext:
     seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # uid -> fingerprint (see notice)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     store: ObjectStore | None = None  # the watch's view of the objects (None: list them per run)
+    watcher: Watcher | None = None  # feeds `store` (watch.py); runs wait for its first lists
     arrivals: Arrivals = field(default_factory=Arrivals)
     follow_ups: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # after a burst, per namespace
     trimmer: asyncio.Task[None] | None = None  # gives freed heap pages back (heap.py)
@@ -78,6 +87,8 @@ class OperatorContext:
         """One (coalesced) run. A failure schedules our own retry with exponential backoff, counted
         once per run however many events were waiting on it; nothing is raised to kopf, whose
         per-object retries would patch an annotation on every object of the namespace each time."""
+        if self.watcher is not None:
+            await self.watcher.synced.wait()  # never a config compiled from a partial namespace
         if (pause := self.arrivals.run_delay(namespace)) > 0:
             await asyncio.sleep(pause)  # a burst is arriving: this run will see more of it
         self.arrivals.run_started(namespace)
@@ -135,13 +146,19 @@ class OperatorContext:
 
         pending[namespace] = asyncio.create_task(later(), name=f"later-{namespace}")
 
-    def notice(self, event_type: str | None, body: Any) -> bool:
+    def watched(self, kind: str, event_type: str, body: Mapping[str, Any]) -> None:
+        """One watch event (watch.py): into the store; a reconcile of its namespace when it matters."""
+        if self.store is not None:
+            self.store.watched(kind, event_type, body)
+        namespace = (body.get("metadata") or {}).get("namespace")
+        if namespace and self.notice(event_type, body):
+            self.request_reconcile(namespace)
+
+    def notice(self, event_type: str | None, body: Mapping[str, Any]) -> bool:
         """Remember what was seen of an object; True when it changed in a way that matters."""
         uid = (body.get("metadata") or {}).get("uid", "")
         if event_type == "DELETED":
             self.seen.pop(uid, None)
-            if self.store is not None:
-                self.store.forget(uid, (body.get("metadata") or {}).get("namespace"))
             return True
         new = fingerprint(body)
         if self.seen.get(uid) == new:
@@ -158,10 +175,15 @@ class OperatorContext:
         last = self.last_reconciled.get(namespace)
         return last is None or time.monotonic() - last > self.settings.resync_interval_s
 
-    def start(self) -> None:
+    def start(self, watcher: Watcher | None = None) -> None:
         self.trimmer = asyncio.create_task(heap.trim_forever(), name="heap-trim")
+        self.watcher = watcher
+        if watcher is not None:
+            watcher.start()
 
     async def aclose(self) -> None:
+        if self.watcher is not None:
+            await self.watcher.aclose()
         for task in [*self.retries.values(), *self.follow_ups.values(), *([self.trimmer] if self.trimmer else [])]:
             task.cancel()
         await self.events.aclose()
@@ -223,16 +245,6 @@ def fingerprint(body: Any) -> tuple[Any, ...]:
     return (meta.get("generation"), labels, bool(meta.get("deletionTimestamp")))
 
 
-async def changed(event: Any, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Every watch event (the initial listing included, so a restart resumes) of a change that
-    matters requests a reconcile of its namespace, and returns without waiting for it: a handler
-    that waited kept kopf's worker for that object (its task, coroutines, event body, loggers)
-    alive for the whole run, thousands at once in a burst (130 MB at 5,000 models, and the heap
-    stayed that big after). Failures need no waiter: the run retries them itself."""
-    if namespace and ctx_of(memo).notice(event.get("type"), body):
-        ctx_of(memo).request_reconcile(namespace)
-
-
 def monitoring_crd(body: kopf.Body, **_: Any) -> bool:
     return bool((body.get("spec") or {}).get("group") == MONITORING_GROUP)
 
@@ -244,14 +256,9 @@ async def crd_changed(memo: kopf.Memo, **_: Any) -> None:
         await ctx.reconcile(namespace)
 
 
-def register_watches(registry: kopf.OperatorRegistry, op: OperatorSettings, indexer: Indexer) -> None:
-    for kind, (plural, index_id) in INDEXED.items():
-        # The objects themselves live in kopf indices (store.py): a run reads memory, not 4 lists.
-        kopf.index(GROUP, VERSION, plural, registry=registry, id=index_id)(indexer.of(kind))
-        # Watch events only, no create/update/resume handlers: kopf then stores no progress or
-        # diff-base annotation on any object (thousands of patches at scale), and retries are ours.
-        # Deletions need no finalizer: the children are garbage-collected through ownerReferences.
-        kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-changed")(changed)
+def register_watches(registry: kopf.OperatorRegistry, op: OperatorSettings) -> None:
+    """kopf watches only the CRDs (for the Prometheus Operator's): our kinds are watched by watch.py,
+    and kopf watches AIGateways for the stats timer alone (no event handler on them)."""
     if op.watch_crds:
         kopf.on.event(
             "apiextensions.k8s.io", "v1", "customresourcedefinitions", registry=registry, when=monitoring_crd
@@ -260,20 +267,19 @@ def register_watches(registry: kopf.OperatorRegistry, op: OperatorSettings, inde
 
 def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    indexer = Indexer()  # parsed specs shared by the index functions and the store (deletions)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
         configure(settings)
         memo["memtrace"] = memtrace.install(asyncio.get_running_loop())  # debug only: AIMM_OPERATOR_MEMTRACE
-        memo["ctx"] = OperatorContext(
+        ctx = memo["ctx"] = OperatorContext(
             settings=op,
             kube=Kube(op.credentials),
             http=httpx.AsyncClient(timeout=op.stats_timeout_s, headers={"User-Agent": "aimm-operator"}),
             cache=StatsCache(max_age_s=max(3 * op.stats_interval_s, 30.0)),
-            store=ObjectStore(kwargs, indexer),  # the indices are handed to every handler by their ids
+            store=ObjectStore(),
         )
-        memo["ctx"].start()
+        ctx.start(Watcher(ctx.kube, watch_scopes(op), ctx.watched))
         if op.metrics_port:
             memo["ctx"].metrics.serve(op.metrics_port)
 
@@ -296,7 +302,7 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
             private_key_path=c.key_path,
         )
 
-    register_watches(registry, op, indexer)
+    register_watches(registry, op)
     # NoDiffBase holds only while nothing needs a diff base (see its docstring).
     assert not registry._changing.get_all_handlers(), "change-detecting handlers need a real diff base"
     assert all(getattr(h, "idle", None) is None for h in registry._spawning.get_all_handlers()), (
@@ -316,6 +322,8 @@ def build_registry(op: OperatorSettings) -> kopf.OperatorRegistry:
         if not namespace:
             return
         ctx = ctx_of(memo)
+        if ctx.watcher is not None:
+            await ctx.watcher.synced.wait()  # the poll reads the store
         try:
             result = await poll_gateway(ctx.kube, ctx.http, ctx.cache, body, ctx.events, ctx.store)
         except KubeError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,17 @@ class KubeError(Exception):
     def namespace_terminating(self) -> bool:
         """Writes into a namespace that is being deleted: nothing left to reconcile there."""
         return self.status == 403 and "is being terminated" in self.message
+
+
+def _error(status: int, reason: str, raw: bytes) -> KubeError:
+    """The API server's Status answer as a KubeError (its reason and message when it sent one)."""
+    message = raw[:2000].decode(errors="replace")
+    try:
+        data = orjson.loads(raw)
+        reason, message = data.get("reason") or reason, data.get("message") or message
+    except orjson.JSONDecodeError:
+        pass
+    return KubeError(status, str(reason), str(message))
 
 
 def _ssl_context(creds: Credentials) -> ssl.SSLContext | bool:
@@ -182,17 +193,34 @@ class Kube:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise KubeError(0, type(exc).__name__, str(exc) or repr(exc)) from exc
         if status >= 400:
-            message = raw[:2000].decode(errors="replace")
-            try:
-                data = orjson.loads(raw)
-                reason, message = data.get("reason") or reason, data.get("message") or message
-            except orjson.JSONDecodeError:
-                pass
-            raise KubeError(status, str(reason), str(message))
+            raise _error(status, reason, raw)
         if not raw:
             return {}
         data = orjson.loads(raw)
         return data if isinstance(data, dict) else {"items": data}
+
+    async def stream(
+        self, path: str, params: Mapping[str, str], *, read_timeout_s: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The JSON lines of a watch, each parsed, until the server ends it. No total timeout: a
+        watch lasts as long as the server lets it; a silent connection fails after read_timeout_s."""
+        headers = {"Authorization": f"Bearer {token}"} if (token := self.creds.bearer()) else {}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout_s)
+        try:
+            async with self._http().get(
+                self.creds.server + path, params=params, headers=headers, timeout=timeout
+            ) as resp:
+                if resp.status >= 400:
+                    raise _error(resp.status, resp.reason or "", await resp.read())
+                pending = b""
+                async for chunk in resp.content.iter_any():  # a line can be far longer than a chunk
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield orjson.loads(line)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeError(0, type(exc).__name__, str(exc) or repr(exc)) from exc
 
     # ---------------------------------------------------------------- conveniences
     async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:

@@ -1,15 +1,14 @@
 """The namespace's aimm.io objects as the watch delivered them, instead of four lists per reconcile.
 
-kopf indices (`@kopf.index`, one per kind, keyed by namespace) hold one parsed object per custom
-resource: no managedFields, no annotations, just what compile and status need, its strings shared
-with the other objects' (objects.compact). kopf starts no other handler until every index holds its
-initial listing, so the first reconcile after a start never compiles a partial namespace (a gateway
-config missing models).
+The operator's watch (watch.py) keeps one parsed object per custom resource in an `Index` per kind,
+by namespace: no managedFields, no annotations, just what compile and status need, its strings
+shared with the other objects' (objects.compact). The operator reconciles nothing until every
+watch has delivered its first list, so a run after a start never compiles a partial namespace (a
+gateway config missing models).
 
 Every status write comes back as a watch event. The spec parsed for an object is kept per
 generation (`Indexer`), so those events re-validate no spec: converging 5,000 models parsed 5,000
-specs again, all of it garbage left to fragment the heap in the middle of the burst. The index
-functions are coroutines: kopf runs plain functions in its thread pool, one hop per event.
+specs again, all of it garbage left to fragment the heap in the middle of the burst.
 
 The watch lags our own status writes by a few milliseconds. A status we wrote is kept here until
 the watch delivers that object at least as new (by resourceVersion), so a run never compares
@@ -20,7 +19,7 @@ post an Event twice or skip a needed write).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,13 +30,7 @@ from aimm_operator.crd.costbudget import CostBudgetSpec
 from aimm_operator.crd.routingpolicy import RoutingPolicySpec
 from aimm_operator.objects import Obj, ParsedSpec, Snapshot, compact, parse, revision
 
-# kind -> (plural, the kopf index id: also the handlers' keyword argument carrying it)
-INDEXED: dict[str, tuple[str, str]] = {
-    "AIGateway": ("aigateways", "aimm_aigateways"),
-    "AIModel": ("aimodels", "aimm_aimodels"),
-    "RoutingPolicy": ("routingpolicies", "aimm_routingpolicies"),
-    "CostBudget": ("costbudgets", "aimm_costbudgets"),
-}
+INDEXED = ("AIGateway", "AIModel", "RoutingPolicy", "CostBudget")  # the kinds the operator watches
 SPECS: dict[str, type[BaseModel]] = {
     "AIGateway": AIGatewaySpec,
     "AIModel": AIModelSpec,
@@ -47,31 +40,21 @@ SPECS: dict[str, type[BaseModel]] = {
 
 
 class Indexer:
-    """The kopf index functions, and the parsed spec of each object for its current generation."""
+    """The parsed spec of each object for its current generation, and a change count per namespace."""
 
     def __init__(self) -> None:
         self._specs: dict[str, ParsedSpec] = {}  # uid -> (generation, spec, error)
         self.changes: dict[str, int] = {}  # namespace -> watch events indexed (a change counter)
 
-    def parse(self, kind: str, body: Mapping[str, Any], namespace: str | None) -> dict[str, Obj[Any]]:
-        """namespace -> the parsed object (never raises: a spec that does not parse is kept with
-        its error, as a list would have been)."""
-        if not namespace:
-            return {}
+    def parse(self, kind: str, body: Mapping[str, Any], namespace: str) -> Obj[Any]:
+        """The parsed object (never raises: a spec that does not parse is kept with its error, as a
+        list would have been)."""
         self.changes[namespace] = self.changes.get(namespace, 0) + 1
         uid = str((body.get("metadata") or {}).get("uid") or "")
         obj = parse(kind, SPECS[kind], body, self._specs.get(uid))
         if uid:
             self._specs[uid] = (obj.generation, obj.spec, obj.spec_error)
-        return {namespace: obj}
-
-    def of(self, kind: str) -> Callable[..., Awaitable[dict[str, Obj[Any]]]]:
-        """The kopf index function of `kind`."""
-
-        async def index(body: Mapping[str, Any], namespace: str | None, **_: Any) -> dict[str, Obj[Any]]:
-            return self.parse(kind, body, namespace)
-
-        return index
+        return obj
 
     def forget(self, uid: str, namespace: str | None = None) -> None:
         self._specs.pop(uid, None)
@@ -82,20 +65,57 @@ class Indexer:
         return len(self._specs)
 
 
+class Index:
+    """One kind's objects as the watch knows them: namespace -> uid -> the parsed object."""
+
+    def __init__(self) -> None:
+        self._by_namespace: dict[str, dict[str, Obj[Any]]] = {}
+
+    def put(self, obj: Obj[Any]) -> None:
+        self._by_namespace.setdefault(obj.namespace, {})[obj.uid] = obj
+
+    def remove(self, namespace: str, uid: str) -> None:
+        objs = self._by_namespace.get(namespace)
+        if objs is not None:
+            objs.pop(uid, None)
+            if not objs:
+                del self._by_namespace[namespace]
+
+    def get(self, namespace: str) -> Iterable[Obj[Any]]:
+        objs = self._by_namespace.get(namespace)
+        return objs.values() if objs else ()
+
+    def __len__(self) -> int:
+        return sum(len(objs) for objs in self._by_namespace.values())
+
+
 def _by_name(objs: Iterable[Obj[Any]]) -> tuple[Obj[Any], ...]:
     return tuple(sorted(objs, key=lambda o: o.name))
 
 
 class ObjectStore:
-    """Read access to the kopf indices, plus the statuses written that the watch has not shown yet."""
+    """The watch's view of every kind (`watched` feeds it), plus the statuses written that the
+    watch has not shown yet."""
 
-    def __init__(self, indices: Mapping[str, Any], indexer: Indexer | None = None) -> None:
-        self._indices = {kind: indices[index_id] for kind, (_, index_id) in INDEXED.items()}
-        self._indexer = indexer
+    def __init__(self, indexer: Indexer | None = None) -> None:
+        self._indexer = indexer or Indexer()
+        self._indices = {kind: Index() for kind in INDEXED}
         self._written: dict[str, tuple[int, Mapping[str, Any]]] = {}  # uid -> (resourceVersion, status)
 
+    def watched(self, kind: str, event_type: str, body: Mapping[str, Any]) -> None:
+        """One watch event of `kind` (ADDED, MODIFIED or DELETED)."""
+        meta = body.get("metadata") or {}
+        namespace, uid = str(meta.get("namespace") or ""), str(meta.get("uid") or "")
+        if not namespace:
+            return
+        if event_type == "DELETED":
+            self._indices[kind].remove(namespace, uid)
+            self.forget(uid, namespace)
+        else:
+            self._indices[kind].put(self._indexer.parse(kind, body, namespace))
+
     def objects(self, kind: str, namespace: str) -> tuple[Obj[Any], ...]:
-        return _by_name(self._fresh(o) for o in self._indices[kind].get(namespace) or ())
+        return _by_name(self._fresh(o) for o in self._indices[kind].get(namespace))
 
     def snapshot(self, namespace: str) -> Snapshot:
         return Snapshot(
@@ -117,12 +137,15 @@ class ObjectStore:
     def forget(self, uid: str, namespace: str | None = None) -> None:
         """The object was deleted."""
         self._written.pop(uid, None)
-        if self._indexer is not None:
-            self._indexer.forget(uid, namespace)
+        self._indexer.forget(uid, namespace)
 
-    def changes(self, namespace: str) -> int | None:
-        """A count that moves whenever an object of `namespace` changes (None: not known here)."""
-        return None if self._indexer is None else self._indexer.changes.get(namespace, 0)
+    def changes(self, namespace: str) -> int:
+        """A count that moves whenever an object of `namespace` changes."""
+        return self._indexer.changes.get(namespace, 0)
+
+    def __len__(self) -> int:
+        """Objects held, every kind and namespace (observability, tests)."""
+        return sum(len(index) for index in self._indices.values())
 
     def pending(self) -> int:
         """Written statuses the watch has not delivered yet (observability, tests)."""

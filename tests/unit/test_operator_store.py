@@ -1,4 +1,4 @@
-"""The watch-fed object store (kopf indices) and the burst hold of first NotSelected statuses (issue 15)."""
+"""The watch-fed object store and the burst hold of first NotSelected statuses (issue 15)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 from aimm_operator.arrivals import Arrivals
-from aimm_operator.objects import Obj, parse_model
+from aimm_operator.objects import parse_model
 from aimm_operator.reconcile import first_unselected
 from aimm_operator.status import condition
-from aimm_operator.store import INDEXED, Indexer, ObjectStore
+from aimm_operator.store import Indexer, ObjectStore
 from tests.unit.operator_fixtures import body, gw, model
 
 
@@ -20,52 +20,56 @@ def _at(raw: dict[str, Any], rv: int, status: dict[str, Any] | None = None) -> d
     return raw
 
 
-def _store(objs: dict[str, list[Obj[Any]]]) -> ObjectStore:
-    """kopf hands handlers its indices as `{index id: {namespace: values}}`; the same shape here."""
-    indices: dict[str, dict[str, list[Obj[Any]]]] = {index_id: {} for _, index_id in INDEXED.values()}
-    for kind, values in objs.items():
-        for obj in values:
-            indices[INDEXED[kind][1]].setdefault(obj.namespace, []).append(obj)
-    return ObjectStore(indices)
+def _store(events: dict[str, list[dict[str, Any]]]) -> ObjectStore:
+    """A store fed the way the watch feeds it: one ADDED event per object."""
+    store = ObjectStore()
+    for kind, bodies in events.items():
+        for raw in bodies:
+            store.watched(kind, "ADDED", raw)
+    return store
 
 
-def test_indexer_keys_by_namespace_and_keeps_specs_that_do_not_parse() -> None:
+def test_indexer_parses_and_keeps_specs_that_do_not_parse() -> None:
     index = Indexer()
     good = index.parse("AIModel", model("m"), "ns")
-    assert list(good) == ["ns"] and good["ns"].name == "m" and good["ns"].spec is not None
-    bad = index.parse("AIModel", body("AIModel", "x", {"provider": 42}), "ns")["ns"]
+    assert good.name == "m" and good.namespace == "ns" and good.spec is not None
+    bad = index.parse("AIModel", body("AIModel", "x", {"provider": 42}), "ns")
     assert bad.spec is None and bad.spec_error
-    assert index.parse("AIModel", model("m"), None) == {}
+    assert index.changes == {"ns": 2}
 
 
 def test_snapshot_is_one_namespace_sorted_by_name() -> None:
     other = body("AIModel", "a", {"provider": "mock", "model": "a"}, ns="elsewhere")
-    store = _store(
-        {
-            "AIModel": [parse_model(model("b")), parse_model(model("a")), parse_model(other)],
-            "AIGateway": [Indexer().parse("AIGateway", gw(), "ns")["ns"]],
-        }
-    )
+    store = _store({"AIModel": [model("b"), model("a"), other], "AIGateway": [gw()]})
     snap = store.snapshot("ns")
     assert [m.name for m in snap.models] == ["a", "b"]
     assert [g.name for g in snap.gateways] == ["gw"] and snap.policies == () and snap.budgets == ()
     assert [m.namespace for m in store.objects("AIModel", "elsewhere")] == ["elsewhere"]
 
 
+def test_a_deletion_leaves_the_store_and_moves_the_change_count() -> None:
+    store = _store({"AIModel": [model("a"), model("b")]})
+    before = store.changes("ns")
+    store.watched("AIModel", "DELETED", model("a"))
+    assert [m.name for m in store.objects("AIModel", "ns")] == ["b"] and store.changes("ns") > before
+    store.watched("AIModel", "DELETED", model("b"))
+    assert store.objects("AIModel", "ns") == () and len(store) == 0
+    store.watched("AIModel", "DELETED", model("b"))  # twice (a relist after a missed watch event): harmless
+    assert len(store) == 0
+
+
 def test_a_written_status_stands_in_until_the_watch_delivers_it() -> None:
     ready = {"conditions": [condition("Ready", True, "Accepted", "in gw", 1)]}
-    indexed = [parse_model(_at(model("m"), 10))]
-    store = ObjectStore(
-        {index_id: {"ns": indexed} if kind == "AIModel" else {} for kind, (_, index_id) in INDEXED.items()}
-    )
-    store.wrote(indexed[0], _at(model("m"), 12, ready))
+    store = _store({"AIModel": [_at(model("m"), 10)]})
+    indexed = store.objects("AIModel", "ns")[0]
+    store.wrote(indexed, _at(model("m"), 12, ready))
     assert store.objects("AIModel", "ns")[0].status == ready and store.pending() == 1
-    store.wrote(indexed[0], _at(model("m"), 11, {}))  # an older answer arriving late changes nothing
+    store.wrote(indexed, _at(model("m"), 11, {}))  # an older answer arriving late changes nothing
     assert store.objects("AIModel", "ns")[0].status == ready
-    indexed[0] = parse_model(_at(model("m"), 12, ready))  # the watch caught up
+    store.watched("AIModel", "MODIFIED", _at(model("m"), 12, ready))  # the watch caught up
     assert store.objects("AIModel", "ns")[0].resource_version == 12
     assert store.pending() == 0
-    store.wrote(indexed[0], None)  # the object was gone: nothing recorded
+    store.wrote(indexed, None)  # the object was gone: nothing recorded
     assert store.pending() == 0
 
 
@@ -120,18 +124,18 @@ def test_only_a_first_not_selected_status_is_held() -> None:
 
 def test_a_status_event_reuses_the_parsed_spec_until_the_generation_moves() -> None:
     index = Indexer()
-    first = index.parse("AIModel", model("m"), "ns")["ns"]
+    first = index.parse("AIModel", model("m"), "ns")
     ready = {"conditions": [condition("Ready", True, "Accepted", "in gw", 1)]}
-    again = index.parse("AIModel", {**model("m"), "status": ready}, "ns")["ns"]
+    again = index.parse("AIModel", {**model("m"), "status": ready}, "ns")
     assert again.spec is first.spec and again.status == ready  # a status write: no new validation
     edited = model("m", weight=7)
     edited["metadata"]["generation"] = 2
-    moved = index.parse("AIModel", edited, "ns")["ns"]
+    moved = index.parse("AIModel", edited, "ns")
     assert moved.spec is not first.spec and moved.spec is not None and moved.spec.weight == 7
     bad = body("AIModel", "m", {"provider": 42}, generation=3)
-    assert index.parse("AIModel", bad, "ns")["ns"].spec_error  # an invalid new spec is not masked
+    assert index.parse("AIModel", bad, "ns").spec_error  # an invalid new spec is not masked
     assert len(index) == 1
-    ObjectStore({index_id: {} for _, index_id in INDEXED.values()}, index).forget("uid-m")
+    ObjectStore(index).forget("uid-m")
     assert len(index) == 0  # a deleted object's spec is dropped with it
 
 
@@ -141,17 +145,7 @@ def test_indexed_statuses_share_their_strings() -> None:
     ready = {"conditions": [condition("Ready", True, "Accepted", "in the config of AIGateway(s) " + "gw", 1)]}
     decoded = [json.loads(json.dumps(ready)) for _ in range(2)]
     assert decoded[0]["conditions"][0]["message"] is not decoded[1]["conditions"][0]["message"]
-    a, b = (index.parse("AIModel", {**model(n), "status": st}, "ns")["ns"] for n, st in zip("ab", decoded, strict=True))
+    a, b = (index.parse("AIModel", {**model(n), "status": st}, "ns") for n, st in zip("ab", decoded, strict=True))
     msg_a, msg_b = a.conditions[0]["message"], b.conditions[0]["message"]
     assert msg_a == msg_b and msg_a is msg_b
     assert a.status == ready
-
-
-def test_the_kopf_index_function_is_a_coroutine() -> None:
-    """kopf runs plain functions in a thread pool: one thread hop per watch event."""
-    import asyncio
-    import inspect
-
-    index = Indexer().of("AIGateway")
-    assert inspect.iscoroutinefunction(index)
-    assert asyncio.run(index(body=gw(), namespace="ns"))["ns"].name == "gw"
