@@ -139,6 +139,11 @@ class Watcher:
                 delay = backoff.next()
                 log.warning("watch of %s failed (again in %.1fs): %s", scope.path, delay, exc)
                 await asyncio.sleep(delay)
+            except Exception:  # a bug in a consumer: never a silently dead watch; list afresh
+                delay = backoff.next()
+                log.exception("watch of %s: unexpected error (listing again in %.1fs)", scope.path, delay)
+                version = None
+                await asyncio.sleep(delay)
 
     def _listed(self, scope: Scope) -> None:
         self._unsynced.discard(scope)

@@ -121,3 +121,31 @@ def test_backoff_grows_and_is_capped() -> None:
     assert [backoff.next() for _ in range(4)] == [0.5, 1.0, 2.0, 2.0]
     backoff.reset()
     assert backoff.next() == 0.5
+
+
+def test_a_failing_consumer_does_not_kill_the_watch(api: Api, ns: str, operator_kubeconfig: Path) -> None:
+    """An exception in the callback (a bug) is logged and the scope listed again after a pause:
+    the watch goes on instead of leaving the operator silently stale."""
+    api.apply(model(ns, "a"))
+
+    async def body(kube: Kube, seen: Seen) -> Seen:
+        recorder = Recorder(seen)
+        failed: list[str] = []
+
+        def flaky(kind: str, event: str, obj: Any) -> None:
+            if not failed:
+                failed.append(event)
+                raise RuntimeError("a bug")
+            recorder(kind, event, obj)
+
+        watcher = Watcher(kube, [Scope("AIModel", ns)], flaky, backoff=lambda: Backoff(initial_s=0.05))
+        watcher.start()
+        try:
+            await recorder.until(1)  # the same object, from the list made after the failure
+            await asyncio.to_thread(api.apply, model(ns, "b"))
+            await recorder.until(2)
+            return list(seen)
+        finally:
+            await watcher.aclose()
+
+    assert _run(operator_kubeconfig, body) == [("AIModel", "ADDED", "a"), ("AIModel", "ADDED", "b")]
