@@ -208,6 +208,8 @@ class Bench:
     profile_idle: Path | None = None  # py-spy over the idle window only
     server_profile: Path | None = None  # the API server's CPU profile (pprof) from the first apply on
     server_profile_s: int = 20
+    kubectl_profile: Path | None = None  # kubectl's own CPU profile of one `kubectl get aimodels`
+    without_managed_fields: bool = False  # and `kubectl get` again with the rows' managedFields cleared
 
 
 def run_size(bench: Bench, n: int) -> Result:
@@ -385,6 +387,27 @@ def run_kubectl(args: list[str], server_pids: list[int]) -> tuple[float, float, 
     return wall, cpu, server1 - server0, out.stdout
 
 
+def without_managed_fields(bench: Bench, ns: str, args: list[str]) -> str:
+    """What `kubectl get` takes when the rows carry no managedFields: clears them on every AIModel of
+    the (throw-away) benchmark namespace, a reset the API server allows, then times kubectl again."""
+    names = [o["metadata"]["name"] for o in bench.api.list("AIModel", ns)]
+    reset = json.dumps({"metadata": {"managedFields": [{}]}})
+    headers = {**bench.api._headers(), "Content-Type": "application/merge-patch+json"}
+
+    def clear(name: str) -> None:
+        path = f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels/{name}"
+        bench.api.client.patch(path, content=reset, headers=headers).raise_for_status()
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(clear, names))
+    runs = sorted(run_kubectl(args, bench.server_pids) for _ in range(3))
+    table = server_table(bench.api, ns)
+    return (
+        f"{' / '.join(f'{r[0]:.2f}' for r in runs)} s (kubectl CPU {' / '.join(f'{r[1]:.2f}' for r in runs)} s, "
+        f"API server + etcd CPU {' / '.join(f'{r[2]:.2f}' for r in runs)} s), a row {table.row_bytes:.0f} bytes"
+    )
+
+
 def sizes(bench: Bench, ns: str) -> dict[str, Any]:
     """Object sizes, a list of 500 AIModels, and the real `kubectl get aimodels` (every row, kubectl's
     default chunks of 500, its table printing included)."""
@@ -397,6 +420,11 @@ def sizes(bench: Bench, ns: str) -> dict[str, Any]:
     runs = sorted(run_kubectl(args, bench.server_pids) for _ in range(3))
     kubectl_s, kubectl_cpu, server_cpu, stdout = runs[1]
     table = server_table(bench.api, ns)
+    if bench.kubectl_profile is not None:  # one more run, under kubectl's own CPU profiler
+        out = bench.kubectl_profile.with_name(f"{bench.kubectl_profile.stem}-{ns}{bench.kubectl_profile.suffix}")
+        run_kubectl([*args, "--profile=cpu", f"--profile-output={out}"], bench.server_pids)
+    if bench.without_managed_fields:
+        print(f"kubectl get aimodels without managedFields: {without_managed_fields(bench, ns, args)}", file=sys.stderr)
     print(
         f"kubectl get aimodels: {' / '.join(f'{r[0]:.2f}' for r in runs)} s (kubectl CPU {' / '.join(f'{r[1]:.2f}' for r in runs)} s, "
         f"API server + etcd CPU {' / '.join(f'{r[2]:.2f}' for r in runs)} s); "
@@ -497,6 +525,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--server-profile-seconds", type=int, default=20)
     parser.add_argument(
+        "--kubectl-profile", type=Path, default=None, help="kubectl's CPU profile (pprof) of one `kubectl get`"
+    )
+    parser.add_argument(
+        "--without-managed-fields",
+        action="store_true",
+        help="after the measurement, clear the AIModels' managedFields and time `kubectl get` again",
+    )
+    parser.add_argument(
         "--crds", type=Path, default=REPO / "crds", help="the CRDs to install (another checkout's, for before/after)"
     )
     return parser.parse_args(argv)
@@ -548,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
             profile_idle=args.profile_idle,
             server_profile=args.server_profile,
             server_profile_s=args.server_profile_seconds,
+            kubectl_profile=args.kubectl_profile,
+            without_managed_fields=args.without_managed_fields,
         )
         results: list[Result | str] = []
         for n in sizes:
