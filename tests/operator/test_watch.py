@@ -9,19 +9,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aimm_operator.credentials import load_credentials
+from aimm_operator.credentials import Credentials, load_credentials
 from aimm_operator.kube import Kube, KubeError
 from aimm_operator.watch import Backoff, Gone, Scope, Watcher
 from tests.operator.kubeapi import Api
 from tests.operator.manifests import model
+from tests.operator.proxy import FaultProxy
 
 T = TypeVar("T")
 Seen = list[tuple[str, str, str]]  # (kind, event type, name)
 
 
-def _run(operator_kubeconfig: Path, body: Callable[[Kube, Seen], Awaitable[T]]) -> T:
+def _run(creds: Credentials | Path, body: Callable[[Kube, Seen], Awaitable[T]]) -> T:
+    """`body` with an API client as the operator (its kubeconfig, or credentials as they are)."""
+
     async def main() -> T:
-        kube = Kube(load_credentials(str(operator_kubeconfig)))
+        kube = Kube(creds if isinstance(creds, Credentials) else load_credentials(str(creds)))
         try:
             return await body(kube, [])
         finally:
@@ -149,3 +152,28 @@ def test_a_failing_consumer_does_not_kill_the_watch(api: Api, ns: str, operator_
             await watcher.aclose()
 
     assert _run(operator_kubeconfig, body) == [("AIModel", "ADDED", "a"), ("AIModel", "ADDED", "b")]
+
+
+def test_a_refused_list_and_watch_are_retried_until_they_work(
+    api: Api, ns: str, proxy: FaultProxy, operator_token: str
+) -> None:
+    """The API server answering 503 (an apiserver restart, overload): the watch backs off and tries
+    again, lists, and then follows changes."""
+    api.apply(model(ns, "a"))
+    refusals = proxy.inject("GET", rf"/namespaces/{ns}/aimodels$", 503, times=3)
+
+    async def body(kube: Kube, seen: Seen) -> Seen:
+        recorder = Recorder(seen)
+        watcher = Watcher(kube, [Scope("AIModel", ns)], recorder, backoff=lambda: Backoff(initial_s=0.05))
+        watcher.start()
+        try:
+            await asyncio.wait_for(watcher.synced.wait(), 20)
+            await asyncio.to_thread(api.apply, model(ns, "b"))
+            await recorder.until(2)
+            return list(seen)
+        finally:
+            await watcher.aclose()
+
+    creds = Credentials(server=proxy.url, token=operator_token)
+    assert _run(creds, body) == [("AIModel", "ADDED", "a"), ("AIModel", "ADDED", "b")]
+    assert refusals.hits == 3
