@@ -243,9 +243,13 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
     cpu1, _, _ = proc_stats(op_pid)
     server1, client1 = cpu_of(bench.server_pids), time.process_time()
     converge: dict[str, int] = {}
+    others: Counter[str] = Counter()
     for seen in audit.seen:
         kind = request_kind(seen.method, seen.path, seen.query)
         converge[kind] = converge.get(kind, 0) + 1
+        if kind == "other":
+            others[f"{seen.method} {seen.path}{' (watch)' if 'watch=' in seen.query else ''}"] += 1
+    print(f"other requests while converging, most frequent: {others.most_common(6)}", file=sys.stderr, flush=True)
 
     api.merge_patch("AIModel", ns, "m00000", {"spec": {"weight": 7}})
     edit_s = wait(lambda: served_weight(api, ns, "m00000") == 7, 120, "edit in the ConfigMap")
