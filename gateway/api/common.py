@@ -28,8 +28,9 @@ M = TypeVar("M", bound=BaseModel)
 _HEADER_SAFE = str.maketrans({"\r": " ", "\n": " "})
 
 
-def gateway_of(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
+def gateway_of(conn: HTTPConnection) -> Gateway:
+    """The gateway serving this request or WebSocket (the app's `gateway`, set by `create_app`)."""
+    gateway: Gateway = conn.scope["app"].gateway
     return gateway
 
 
@@ -50,6 +51,13 @@ def request_state(conn: HTTPConnection) -> dict[str, Any]:
     `__getattr__`/`__setattr__` (~1 % of a plain request's samples for the few the access path makes)."""
     state: dict[str, Any] = conn.scope.setdefault("state", {})
     return state
+
+
+def peer(conn: HTTPConnection) -> str:
+    """The client's address as the server saw it: what `conn.client.host` reads, without building
+    Starlette's `Address` for it."""
+    address = conn.scope.get("client")
+    return address[0] if address else ""
 
 
 def request_id(request: Request) -> str:
@@ -222,8 +230,7 @@ def request_context(
     identity: Identity | None = caller(request)
     identity = None if identity is ANONYMOUS else identity  # auth off: no caller, as before
     rid = rid if rid is not None else request_id(request)
-    client = request.client
-    ip = request_state(request).get("client_ip") or (client.host if client else "")
+    ip = request_state(request).get("client_ip") or peer(request)
     ctx = RequestContext(
         rid, gateway.runtime, api=api, identity=identity, client_ip=ip,
         body=body if body is not None else {}, headers=request.headers, started=started,
