@@ -7,9 +7,11 @@ from decimal import Decimal
 from enum import StrEnum
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestFeatures:
-    """What routing must know about one request to choose where it can go."""
+    """What routing must know about one request to choose where it can go. One per request,
+    never shared or changed once made; not `frozen`, whose `__init__` sets each field through
+    `object.__setattr__` (1.3 µs against 0.55 µs per request)."""
 
     prompt_tokens: int = 0
     max_output_tokens: int | None = None  # the client's cap; None = the model decides
