@@ -71,13 +71,14 @@ DISABLED = Skip(SkipKind.DISABLED)
 UNKNOWN_MODEL = Skip(SkipKind.UNKNOWN_MODEL)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Plan:
     """The ordered models to try. `reason` is short, ASCII and header-safe.
 
     `retry_after_s` is set only when `attempts` is empty *because of breakers* (answer 503 with
     Retry-After); when it is None and `attempts` is empty nothing will ever fit this request
     (context too long, capability missing, over max cost, all disabled): `skipped` says why.
+    One per request, never changed once made; not `frozen` (see `RequestFeatures`).
     """
 
     attempts: tuple[str, ...]
