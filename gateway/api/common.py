@@ -82,11 +82,15 @@ async def read_json(request: Request, limit: int, gateway: Gateway | None = None
     return data
 
 
-async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes | bytearray:
+def _read_body(request: Request, limit: int, timeout_s: float) -> Awaitable[bytes | bytearray]:
     """The whole body within `timeout_s` (a body trickled byte by byte must not hold a request
     forever: 408, and `connection: close` so the server stops reading the rest)."""
     if _arrived(request):  # nothing left to wait for: no timer (a timer per request is ~2 % of its CPU)
-        return await _collect(request, limit)
+        return _collect(request, limit)  # and no coroutine around it
+    return _collect_within(request, limit, timeout_s)
+
+
+async def _collect_within(request: Request, limit: int, timeout_s: float) -> bytes | bytearray:
     try:
         async with asyncio.timeout(timeout_s):
             return await _collect(request, limit)
