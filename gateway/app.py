@@ -80,7 +80,7 @@ def create_app(gateway: Gateway) -> Starlette:
         ],
         exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
+        gateway=gateway,
         hardening=lambda: gateway.runtime.config.hardening,  # security headers + CORS, no middleware layer
     )
-    app.state.gateway = gateway
     return app

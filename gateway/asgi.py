@@ -16,7 +16,7 @@ headers appended to its own header list, any other response through one `send` w
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,12 +27,18 @@ from starlette.types import Receive, Scope, Send
 from aimm_gateway.config import HardeningSettings
 from aimm_gateway.security.http_middleware import CorsApps, add_security_headers, with_security_headers
 
+if TYPE_CHECKING:
+    from aimm_gateway.service import Gateway
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class GatewayApp(Starlette):
-    def __init__(self, *, hardening: Callable[[], HardeningSettings], **kwargs: Any) -> None:
+    def __init__(self, *, gateway: Gateway, hardening: Callable[[], HardeningSettings], **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # What handlers reach through `scope["app"]` (api/common.gateway_of): a plain attribute, not
+        # `app.state`, whose every read is a Python-level `State.__getattr__` (~0.7 µs, twice a request).
+        self.gateway = gateway
         self._hardening = hardening  # read per request: a reload takes effect at once
         self._cors = CorsApps(self._dispatch)
 

@@ -185,14 +185,19 @@ class ChatRequest(_Open):
         return bool(self.stream_options and self.stream_options.include_usage)
 
     def required_capabilities(self) -> frozenset[str]:
-        caps = set()
-        if self.tools:
-            caps.add("tools")
-        if self.response_format is not None and self.response_format.type != "text":
-            caps.add("json")
-        if any(m.has_image() for m in self.messages):
-            caps.add("vision")
-        return frozenset(caps)
+        tools = bool(self.tools)
+        json = self.response_format is not None and self.response_format.type != "text"
+        vision = False
+        for m in self.messages:  # a loop, not `any(generator)`: most requests have no image to find
+            if m.has_image():
+                vision = True
+                break
+        if not (tools or json or vision):
+            return _NO_CAPABILITIES  # the usual request: one shared empty set
+        return frozenset(c for c, needed in (("tools", tools), ("json", json), ("vision", vision)) if needed)
+
+
+_NO_CAPABILITIES: frozenset[str] = frozenset()
 
 
 class EmbeddingRequest(_Open):
@@ -256,13 +261,13 @@ class Usage:
     def from_openai(cls, usage: dict[str, Any] | None) -> Usage:
         if not usage:
             return cls()
-        prompt_details = usage.get("prompt_tokens_details") or {}
-        completion_details = usage.get("completion_tokens_details") or {}
-        return cls(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        prompt_details = usage.get("prompt_tokens_details")  # absent from most answers: no lookup in {}
+        completion_details = usage.get("completion_tokens_details")
+        return cls(  # by position (the fields' order): a keyword call costs more, once per answer
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int(prompt_details.get("cached_tokens") or 0) if prompt_details else 0,
+            int(completion_details.get("reasoning_tokens") or 0) if completion_details else 0,
         )
 
     @classmethod

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from aimm_gateway.api.common import bearer, gateway_of, header, request_state
+from aimm_gateway.api.common import bearer, gateway_of, header, peer, request_state
 from aimm_gateway.errors import Forbidden, NotFound, Unauthorized
 from aimm_gateway.security.client_ip import client_ip
 from aimm_gateway.security.identity import ANONYMOUS, Identity, Permission, Role
@@ -131,17 +131,20 @@ async def _identify(request: Request, permission: Permission) -> Identity:
         return ANONYMOUS
     if permission is P.ADMIN and not _admin_possible(gateway):
         raise NotFound("admin API is off: set admin.token in the gateway config")
-    peer = request.client.host if request.client else ""
+    address = peer(request)
     trusted = rt.config.limits.trusted_proxies
-    ip = client_ip(peer, header(request, b"x-forwarded-for"), tuple(trusted)) if trusted else peer
+    ip = client_ip(address, header(request, b"x-forwarded-for"), tuple(trusted)) if trusted else address
     state = request_state(request)
     state["client_ip"] = ip
-    try:
-        identity = await gateway.auth.identify(rt, bearer(request), ip, state["request_id"])
-    except Unauthorized:
-        if permission is P.ADMIN and bearer(request):
-            raise Forbidden("invalid admin token") from None  # as before roles: a wrong admin token is a 403
-        raise
+    credential = bearer(request)
+    identity = gateway.auth.known(rt, credential)  # a config key or the admin token seen before: no hash
+    if identity is None:
+        try:
+            identity = await gateway.auth.identify(rt, credential, ip, state["request_id"])
+        except Unauthorized:
+            if permission is P.ADMIN and credential:
+                raise Forbidden("invalid admin token") from None  # as before roles: a wrong admin token is a 403
+            raise
     if not identity.can(permission):
         gateway.auth.audit.record(
             "access.denied",

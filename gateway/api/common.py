@@ -28,8 +28,9 @@ M = TypeVar("M", bound=BaseModel)
 _HEADER_SAFE = str.maketrans({"\r": " ", "\n": " "})
 
 
-def gateway_of(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
+def gateway_of(conn: HTTPConnection) -> Gateway:
+    """The gateway serving this request or WebSocket (the app's `gateway`, set by `create_app`)."""
+    gateway: Gateway = conn.scope["app"].gateway
     return gateway
 
 
@@ -50,6 +51,13 @@ def request_state(conn: HTTPConnection) -> dict[str, Any]:
     `__getattr__`/`__setattr__` (~1 % of a plain request's samples for the few the access path makes)."""
     state: dict[str, Any] = conn.scope.setdefault("state", {})
     return state
+
+
+def peer(conn: HTTPConnection) -> str:
+    """The client's address as the server saw it: what `conn.client.host` reads, without building
+    Starlette's `Address` for it."""
+    address = conn.scope.get("client")
+    return address[0] if address else ""
 
 
 def request_id(request: Request) -> str:
@@ -74,11 +82,15 @@ async def read_json(request: Request, limit: int, gateway: Gateway | None = None
     return data
 
 
-async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes | bytearray:
+def _read_body(request: Request, limit: int, timeout_s: float) -> Awaitable[bytes | bytearray]:
     """The whole body within `timeout_s` (a body trickled byte by byte must not hold a request
     forever: 408, and `connection: close` so the server stops reading the rest)."""
     if _arrived(request):  # nothing left to wait for: no timer (a timer per request is ~2 % of its CPU)
-        return await _collect(request, limit)
+        return _collect(request, limit)  # and no coroutine around it
+    return _collect_within(request, limit, timeout_s)
+
+
+async def _collect_within(request: Request, limit: int, timeout_s: float) -> bytes | bytearray:
     try:
         async with asyncio.timeout(timeout_s):
             return await _collect(request, limit)
@@ -222,8 +234,7 @@ def request_context(
     identity: Identity | None = caller(request)
     identity = None if identity is ANONYMOUS else identity  # auth off: no caller, as before
     rid = rid if rid is not None else request_id(request)
-    client = request.client
-    ip = request_state(request).get("client_ip") or (client.host if client else "")
+    ip = request_state(request).get("client_ip") or peer(request)
     ctx = RequestContext(
         rid, gateway.runtime, api=api, identity=identity, client_ip=ip,
         body=body if body is not None else {}, headers=request.headers, started=started,

@@ -21,7 +21,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from aimm_gateway.api.access import ACCESS
-from aimm_gateway.api.common import bearer, error_response
+from aimm_gateway.api.common import bearer, error_response, gateway_of, peer
 from aimm_gateway.errors import Forbidden, GatewayError, InvalidRequest
 from aimm_gateway.live.hub import CHANNELS, STOP, LiveHub, Subscriber, encode
 from aimm_gateway.security.client_ip import client_ip
@@ -53,8 +53,7 @@ async def caller_of(conn: HTTPConnection, gateway: Gateway, key: str | None) -> 
     rt = gateway.runtime
     if not rt.config.auth.enabled:
         return ANONYMOUS
-    peer = conn.client.host if conn.client else ""
-    ip = client_ip(peer, conn.headers.get("x-forwarded-for"), tuple(rt.config.limits.trusted_proxies))
+    ip = client_ip(peer(conn), conn.headers.get("x-forwarded-for"), tuple(rt.config.limits.trusted_proxies))
     rid = valid_request_id(conn.headers.get("x-request-id"))
     identity: Identity = await gateway.auth.identify(rt, key, ip, rid)
     return identity
@@ -78,7 +77,7 @@ def requested_channels(ws: WebSocket) -> list[str]:
 
 
 async def live_ws(ws: WebSocket) -> None:
-    gateway: Gateway = ws.app.state.gateway
+    gateway = gateway_of(ws)
     hub = gateway.live
     try:
         identity = await identify(ws, gateway)

@@ -86,7 +86,10 @@ class PlainOpener:
 
     def refused(self, won: Won) -> bool:
         choices = (won.response or {}).get("choices") or ()
-        return bool(choices) and all(c.get("finish_reason") == "content_filter" for c in choices)
+        for c in choices:  # a loop, not `all(generator)`: the usual answer says no at its first choice
+            if c.get("finish_reason") != "content_filter":
+                return False
+        return bool(choices)
 
 
 class StreamOpener:

@@ -300,7 +300,10 @@ class H1Client:
     async def _exchange(self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts) -> _Conn:
         request = self._request(url, headers, body)
         while True:
-            conn, reused = await self._acquire(timeouts.connect_s)
+            conn = self._reuse()  # the usual case, without a coroutine: an idle connection is there
+            reused = conn is not None
+            if conn is None:
+                conn, reused = await self._acquire(timeouts.connect_s)
             try:
                 await conn.send(request)
                 return conn
@@ -331,14 +334,21 @@ class H1Client:
         lines.append(f"content-length: {len(body)}\r\n\r\n")
         return "\r\n".join(lines).encode("latin-1") + body
 
+    def _reuse(self) -> _Conn | None:
+        """An idle connection still fresh, if any (the stale ones found on the way are closed)."""
+        now = time.monotonic()
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed and now - conn.idle_since < IDLE_S:
+                return conn
+            self._discard(conn)
+        return None
+
     async def _acquire(self, connect_s: float) -> tuple[_Conn, bool]:
         while True:
-            now = time.monotonic()
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.closed and now - conn.idle_since < IDLE_S:
-                    return conn, True
-                self._discard(conn)
+            conn = self._reuse()
+            if conn is not None:
+                return conn, True
             if self._open < self._limit:
                 break
             waiter = asyncio.get_running_loop().create_future()

@@ -9,7 +9,7 @@ says whether the body names the model, and `_on_error` can recognise provider er
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from functools import partial
 from typing import Any, ClassVar
 
@@ -98,6 +98,7 @@ class OpenAICompatProvider:
     async def embed(self, call: EmbeddingCall) -> dict[str, Any]:
         return await self._post(self._embed_url, self._body(call.body, call.model.upstream_model), call)
 
-    async def _post(self, url: str, body: dict[str, Any], call: UpstreamCall | EmbeddingCall) -> dict[str, Any]:
+    def _post(self, url: str, body: dict[str, Any], call: UpstreamCall | EmbeddingCall) -> Awaitable[dict[str, Any]]:
+        """The exchange's awaitable itself, not a coroutine around it: one frame less per request."""
         headers = self._headers(call.api_key, call.headers)
-        return await self._upstream.post_json(url, headers, orjson.dumps(body), call.timeouts)
+        return self._upstream.post_json(url, headers, orjson.dumps(body), call.timeouts)

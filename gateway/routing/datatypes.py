@@ -7,9 +7,11 @@ from decimal import Decimal
 from enum import StrEnum
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestFeatures:
-    """What routing must know about one request to choose where it can go."""
+    """What routing must know about one request to choose where it can go. One per request,
+    never shared or changed once made; not `frozen`, whose `__init__` sets each field through
+    `object.__setattr__` (1.3 µs against 0.55 µs per request)."""
 
     prompt_tokens: int = 0
     max_output_tokens: int | None = None  # the client's cap; None = the model decides
@@ -69,13 +71,14 @@ DISABLED = Skip(SkipKind.DISABLED)
 UNKNOWN_MODEL = Skip(SkipKind.UNKNOWN_MODEL)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Plan:
     """The ordered models to try. `reason` is short, ASCII and header-safe.
 
     `retry_after_s` is set only when `attempts` is empty *because of breakers* (answer 503 with
     Retry-After); when it is None and `attempts` is empty nothing will ever fit this request
     (context too long, capability missing, over max cost, all disabled): `skipped` says why.
+    One per request, never changed once made; not `frozen` (see `RequestFeatures`).
     """
 
     attempts: tuple[str, ...]

@@ -56,6 +56,21 @@ class Identity:
     models: tuple[str, ...] = ()  # globs over model/route names; empty = all
     limits: KeyLimits = field(default_factory=KeyLimits)
     budget_usd: Decimal | None = None
+    _hash: int = field(default=0, init=False, repr=False, compare=False)  # 0: not computed yet
+
+    def __hash__(self) -> int:
+        # Hashed on every request (rate limits find the caller's level by identity): computed on the
+        # first use and kept, not by the generated `__hash__` on each lookup, which hashes the role
+        # enum and the limits in Python (0.45 against 0.15 µs a lookup). The same fields as that
+        # hash, so equal identities hash alike; an identity made per request (a store key, a JWT)
+        # pays it once, as before.
+        found = self._hash
+        if not found:
+            found = hash(
+                (self.name, self.role, self.source, self.owner, self.team, self.models, self.limits, self.budget_usd)
+            )
+            object.__setattr__(self, "_hash", found)
+        return found
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]

@@ -89,6 +89,40 @@ def test_cost_is_exact_decimal() -> None:
     assert request_cost(Usage(), pricing) == 0
 
 
+PRICES = [
+    "0",
+    "0.000",
+    "1",
+    "0.001",
+    "0.0015",
+    "2.5",
+    "0.00000001",
+    "15",
+    "0.10",
+    "3E+2",
+    "1.23456789012345678901234567",
+]
+
+
+@pytest.mark.parametrize("cached_price", [None, "0.0003", "0.00000"])
+def test_cost_without_cached_tokens_has_the_general_formulas_digits(cached_price: str | None) -> None:
+    # The usual answer (no cached tokens) skips the cached term; the result must keep the same
+    # value *and* digits (its str goes into the access log) as the whole formula, whatever the prices.
+    def general(u: Usage, p: Pricing) -> Decimal:
+        cached = min(u.cached_tokens, u.prompt_tokens)
+        cp = p.cached_input_per_1k if p.cached_input_per_1k is not None else p.input_per_1k
+        return (
+            (u.prompt_tokens - cached) * p.input_per_1k + cached * cp + u.completion_tokens * p.output_per_1k
+        ) / 1000
+
+    cached_per_1k = None if cached_price is None else Decimal(cached_price)
+    for inp in PRICES:
+        for out in PRICES:
+            pricing = Pricing(input_per_1k=Decimal(inp), output_per_1k=Decimal(out), cached_input_per_1k=cached_per_1k)
+            for usage in (Usage(), Usage(7, 12), Usage(10**15, 1), Usage(0, 4096), Usage(30, 6, cached_tokens=40)):
+                assert request_cost(usage, pricing).as_tuple() == general(usage, pricing).as_tuple()
+
+
 def test_usage_round_trip_openai_shape() -> None:
     usage = Usage.from_openai(
         {"prompt_tokens": 5, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 2}}
