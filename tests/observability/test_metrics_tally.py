@@ -25,14 +25,20 @@ def _series(registry: CollectorRegistry) -> tuple[Counter, Histogram, Gauge]:
     return counter, histogram, Gauge("g", "a gauge", registry=registry)
 
 
+def _side_by_side() -> tuple[CollectorRegistry, CollectorRegistry, Folds]:
+    """A registry updated directly, and one whose series are fed through the tallies of `Folds`."""
+    direct, tallied = CollectorRegistry(), CollectorRegistry()
+    folds = Folds()
+    tallied.register(folds)
+    return direct, tallied, folds
+
+
 def _without_created(text: bytes) -> list[str]:
     return [line for line in text.decode().splitlines() if "_created" not in line]
 
 
 def test_a_fold_leaves_what_inc_and_observe_would_have_to_the_bit() -> None:
-    direct, tallied = CollectorRegistry(), CollectorRegistry()
-    folds = Folds()
-    tallied.register(folds)
+    direct, tallied, folds = _side_by_side()
     c1, h1, g1 = _series(direct)
     c2, h2, g2 = _series(tallied)
     counter, histogram = folds.add(CounterTally(c2.labels("x"))), folds.add(HistogramTally(h2.labels("x")))
@@ -57,9 +63,7 @@ def test_a_fold_leaves_what_inc_and_observe_would_have_to_the_bit() -> None:
 
 
 def test_exemplars_reach_their_buckets() -> None:
-    direct, tallied = CollectorRegistry(), CollectorRegistry()
-    folds = Folds()
-    tallied.register(folds)
+    direct, tallied, folds = _side_by_side()
     _, h1, _ = _series(direct)
     _, h2, _ = _series(tallied)
     histogram = folds.add(HistogramTally(h2.labels("x")))

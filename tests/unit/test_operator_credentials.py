@@ -4,7 +4,6 @@ itself never imports the official client (~52 MB of RSS it would keep for its wh
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import stat
 import subprocess
@@ -12,33 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from aimm_operator.credentials import CredentialsError, load_credentials
 from aimm_operator.kube import _ssl_context
-
-
-def _cert_and_key() -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aimm-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key
+from tests.security.test_hardening import _cert
 
 
 def _kubeconfig(tmp_path: Path, ca_file: Path, cert: bytes, key: bytes) -> Path:
@@ -67,7 +43,8 @@ def _kubeconfig(tmp_path: Path, ca_file: Path, cert: bytes, key: bytes) -> Path:
 
 @pytest.fixture
 def kubeconfig(tmp_path: Path) -> tuple[Path, Path, bytes, bytes]:
-    cert, key = _cert_and_key()
+    _cert(tmp_path / "aimm-test", "aimm-test")  # a self-signed client certificate, as .crt and .key
+    cert, key = (tmp_path / "aimm-test.crt").read_bytes(), (tmp_path / "aimm-test.key").read_bytes()
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(cert)
     return _kubeconfig(tmp_path, ca_file, cert, key), ca_file, cert, key
