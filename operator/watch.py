@@ -75,9 +75,9 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, tuple[str, str]]:
     return str(meta.get("uid") or ""), (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
-def _gone(kind: str, uid: str, where: tuple[str, str]) -> dict[str, Any]:
+def _gone(uid: str, where: tuple[str, str]) -> dict[str, Any]:
     """What a DELETED event carries for an object found missing by a new list."""
-    return {"kind": kind, "metadata": {"uid": uid, "namespace": where[0], "name": where[1]}}
+    return {"metadata": {"uid": uid, "namespace": where[0], "name": where[1]}}
 
 
 class Watcher:
@@ -153,15 +153,12 @@ class Watcher:
     async def _list(self, scope: Scope, known: Known) -> str:
         """Every object of the scope (as ADDED or MODIFIED), the ones gone since as DELETED; the
         list's resourceVersion."""
-        api_version, _ = RESOURCES[scope.kind]
         listed: Known = {}
         cont, version = "", ""
         while True:
             params = {"limit": str(self._page_size), **({"continue": cont} if cont else {})}
             page = await self._kube.request("GET", scope.path, params=params)
-            for item in page.get("items") or []:
-                item.setdefault("apiVersion", api_version)  # list items carry neither
-                item.setdefault("kind", scope.kind)
+            for item in page.get("items") or []:  # without apiVersion and kind: no consumer reads them
                 uid, where = _key(item)
                 listed[uid] = where
                 self._on_event(scope.kind, "MODIFIED" if uid in known else "ADDED", item)
@@ -170,7 +167,7 @@ class Watcher:
             if not cont:
                 break
         for uid in set(known) - set(listed):
-            self._on_event(scope.kind, "DELETED", _gone(scope.kind, uid, known[uid]))
+            self._on_event(scope.kind, "DELETED", _gone(uid, known[uid]))
         known.clear()
         known.update(listed)
         return version
