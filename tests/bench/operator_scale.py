@@ -391,25 +391,25 @@ def run_kubectl(args: list[str], server_pids: list[int]) -> tuple[float, float, 
     return wall, cpu, server1 - server0, out.stdout
 
 
+def kubectl_runs(runs: list[tuple[float, float, float, str]]) -> str:
+    """Wall, kubectl CPU and API server CPU of each `kubectl get` run, for the log."""
+
+    def each(i: int) -> str:
+        return " / ".join(f"{r[i]:.2f}" for r in runs)
+
+    return f"{each(0)} s (kubectl CPU {each(1)} s, API server + etcd CPU {each(2)} s)"
+
+
 def without_managed_fields(bench: Bench, ns: str, args: list[str]) -> str:
     """What `kubectl get` takes when the rows carry no managedFields: clears them on every AIModel of
     the (throw-away) benchmark namespace, a reset the API server allows, then times kubectl again."""
     names = [o["metadata"]["name"] for o in bench.api.list("AIModel", ns)]
-    reset = json.dumps({"metadata": {"managedFields": [{}]}})
-    headers = {**bench.api._headers(), "Content-Type": "application/merge-patch+json"}
-
-    def clear(name: str) -> None:
-        path = f"/apis/aimm.io/v1alpha1/namespaces/{ns}/aimodels/{name}"
-        bench.api.client.patch(path, content=reset, headers=headers).raise_for_status()
-
+    reset = {"metadata": {"managedFields": [{}]}}
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(clear, names))
+        list(pool.map(lambda name: bench.api.merge_patch("AIModel", ns, name, reset), names))
     runs = sorted(run_kubectl(args, bench.server_pids) for _ in range(3))
     table = server_table(bench.api, ns)
-    return (
-        f"{' / '.join(f'{r[0]:.2f}' for r in runs)} s (kubectl CPU {' / '.join(f'{r[1]:.2f}' for r in runs)} s, "
-        f"API server + etcd CPU {' / '.join(f'{r[2]:.2f}' for r in runs)} s), a row {table.row_bytes:.0f} bytes"
-    )
+    return f"{kubectl_runs(runs)}, a row {table.row_bytes:.0f} bytes"
 
 
 def sizes(bench: Bench, ns: str) -> dict[str, Any]:
@@ -424,19 +424,18 @@ def sizes(bench: Bench, ns: str) -> dict[str, Any]:
     runs = sorted(run_kubectl(args, bench.server_pids) for _ in range(3))
     kubectl_s, kubectl_cpu, server_cpu, stdout = runs[1]
     table = server_table(bench.api, ns)
-    if bench.kubectl_profile is not None:  # one more run, under kubectl's own CPU profiler
-        out = bench.kubectl_profile.with_name(f"{bench.kubectl_profile.stem}-{ns}{bench.kubectl_profile.suffix}")
-        run_kubectl([*args, "--profile=cpu", f"--profile-output={out}"], bench.server_pids)
-    if bench.without_managed_fields:
-        print(f"kubectl get aimodels without managedFields: {without_managed_fields(bench, ns, args)}", file=sys.stderr)
     print(
-        f"kubectl get aimodels: {' / '.join(f'{r[0]:.2f}' for r in runs)} s (kubectl CPU {' / '.join(f'{r[1]:.2f}' for r in runs)} s, "
-        f"API server + etcd CPU {' / '.join(f'{r[2]:.2f}' for r in runs)} s); "
+        f"kubectl get aimodels: {kubectl_runs(runs)}; "
         f"the server's Table pages alone (as kubectl asks, 500 a page): {table.seconds:.2f} s, {table.bytes / 1e6:.2f} MB; "
         f"a row {table.row_bytes:.0f} bytes, its managedFields {table.managed_row_bytes:.0f}; load average {os.getloadavg()[0]:.1f}",
         file=sys.stderr,
         flush=True,
     )
+    if bench.kubectl_profile is not None:  # one more run, under kubectl's own CPU profiler
+        out = bench.kubectl_profile.with_name(f"{bench.kubectl_profile.stem}-{ns}{bench.kubectl_profile.suffix}")
+        run_kubectl([*args, "--profile=cpu", f"--profile-output={out}"], bench.server_pids)
+    if bench.without_managed_fields:
+        print(f"kubectl get aimodels without managedFields: {without_managed_fields(bench, ns, args)}", file=sys.stderr)
     cm = bench.api.get("ConfigMap", ns, "gw-config") or {}
     dep = bench.api.get("Deployment", ns, "gw") or {}
     return {
