@@ -10,7 +10,9 @@ background thread with its own event loop, on a free port picked by the OS.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -99,5 +101,44 @@ def gateway_processes(
     finally:
         for proc in procs:
             proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+        stuck = [why for proc, log in zip(procs, logs, strict=True) if (why := stopped_or_why(proc, log)) is not None]
+        assert not stuck, "\n\n".join(stuck)
+
+
+SIGTERM_GRACE_S = 10.0
+
+
+def stopped_or_why(proc: subprocess.Popen[bytes], log: Path, grace_s: float = SIGTERM_GRACE_S) -> str | None:
+    """None once `proc` has exited after SIGTERM; else (killed) what it and its workers were doing:
+    their Python stacks (py-spy) and the log's end, so a slow shutdown is diagnosed, not just seen."""
+    try:
+        proc.wait(grace_s)
+        return None
+    except subprocess.TimeoutExpired:
+        pass
+    pids = [proc.pid, *_children(proc.pid)]
+    stacks = [_py_stack(pid) for pid in pids]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(10)
+    return (
+        f"pid {proc.pid} still running {grace_s:.1f} s after SIGTERM (killed); "
+        + "\n".join(stacks)
+        + f"\n--- log end:\n{log.read_text()[-3000:]}"
+    )
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _py_stack(pid: int) -> str:
+    spy = Path(".venv/bin/py-spy")
+    if not spy.exists():
+        return f"--- pid {pid}: no py-spy to show its stack"
+    out = subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30)
+    return f"--- pid {pid}:\n{out.stdout or out.stderr}"
