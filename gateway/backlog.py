@@ -30,11 +30,19 @@ class Backlog:
 
     The concurrency rule: jobs are held only while the worker has no other request in flight,
     that is `in_flight <= 1` (the chat pipeline counts its requests: a plain one while it makes
-    its answer, a stream until it settles; a job deferred from inside a request counts its own).
-    With more in flight, `defer` is `loop.call_soon(job)` as it always was: every request
-    answered in one loop turn leaves its job for right after that turn, and the ledger folds the
-    turn's answers in one batch per model (~10 µs per answer cheaper at 16 answers per turn than
-    one by one); holding until the next upstream write would split those batches.
+    its answer, a stream until it settles; the ledger defers while its request still counts).
+    A plain answer's access-log line is made once the answer is sent, when its request no
+    longer counts: with exactly one other request in flight it is held too, and goes out at
+    that request's upstream write or within `delay_s`. With more in flight, `defer` is
+    `loop.call_soon(job)` as it always was: every request answered in one loop turn leaves its
+    job for right after that turn, and the ledger folds the turn's answers in one batch per
+    model (~10 µs per answer cheaper at 16 answers per turn than one by one); holding until the
+    next upstream write would split those batches.
+
+    The guarantee: at concurrency 1, an answer's statistics and access-log line are settled
+    while the worker waits on its next upstream call or within `delay_s` (2 ms), and any reader
+    (metrics, stats, live view) sees them, since it runs the backlog first; at higher
+    concurrency, once per loop turn as before.
     """
 
     __slots__ = ("_held", "_loop", "_timer", "delay_s", "in_flight")
