@@ -159,3 +159,29 @@ def logged_within(capsys: pytest.CaptureFixture[str], request_id: str, within: f
             return True
         time.sleep(0.01)
     return False
+
+
+def test_streams_cut_or_abandoned_leave_the_in_flight_count(upstreams: Callable[..., Upstream], tmp_path: Path) -> None:
+    """A stream counts as in flight until it settles, whatever its end; a leak would switch the
+    holding off for good (every later answer would see another request in flight)."""
+    upstream = upstreams("openai")
+    with (
+        serving(tmp_path, upstream, HELD) as (url, gateway),
+        httpx.Client(base_url=url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=30) as client,
+    ):
+        upstream.set_faults(stream_chunks=20, chunk_interval_ms=50)
+        for path, body in (
+            ("/v1/chat/completions", {**CHAT, "stream": True}),
+            ("/api/v1/query/stream", {"prompt": "hi", "model": "m"}),
+        ):
+            with client.stream("POST", path, json=body) as resp:
+                assert resp.status_code == 200
+                next(resp.iter_raw())  # the first bytes, then the client goes away
+            assert settles_to_zero(gateway), f"{path}: abandoned"
+        upstream.set_faults(stream_chunks=8, chunk_interval_ms=0, cut_stream_after=2)
+        assert chat(client, "cut", stream=True).status_code == 200  # committed, then the upstream hangs up
+        assert settles_to_zero(gateway), "cut by the upstream"
+        upstream.set_faults(cut_stream_after=None)
+        assert chat(client, "after").status_code == 200
+        assert settles_to_zero(gateway) and gateway.backlog.in_flight == 0
+        assert prometheus_ok(url) == 1  # only the last answer succeeded, and /metrics shows it at once
