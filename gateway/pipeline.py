@@ -23,6 +23,7 @@ from aimm_gateway.attempts.ledger import Ledger
 from aimm_gateway.attempts.openers import Opener, PlainOpener, RawStreamOpener, StreamOpener, Won, aclose
 from aimm_gateway.attempts.planning import Attempting, Planner, Sleep
 from aimm_gateway.attempts.relay import ByteRelay, Ending
+from aimm_gateway.backlog import Backlog
 from aimm_gateway.canonical import ChatChunk, ChatCompletion, EmbeddingRequest, Usage
 from aimm_gateway.errors import InvalidRequest, ModelNotFound, NoUsableModel, UpstreamError
 from aimm_gateway.metrics import GatewayMetrics
@@ -73,8 +74,11 @@ class ChatPipeline:
         stats: LiveStats,
         sleep: Sleep = asyncio.sleep,
         stages: StageAssembly | None = None,
+        backlog: Backlog | None = None,
     ) -> None:
-        self._ledger = Ledger(router, metrics, stats)
+        # The requests in here are counted on it (`in_flight`): its rule for holding bookkeeping.
+        self._backlog = backlog = backlog if backlog is not None else Backlog()
+        self._ledger = Ledger(router, metrics, stats, backlog)
         self._planner = Planner(router, sleep)
         self._stages = stages if stages is not None else StageAssembly(StageDeps(metrics, stats))
         self._plain = PlainOpener(self._ledger)
@@ -108,21 +112,27 @@ class ChatPipeline:
         """`complete` for a caller that sends the answer first: the `after` hooks that need not
         come first are left in `Answered.after`, which the caller must await once the answer is
         handed to the transport (api/common.JsonBytes does), before its task yields. The
-        attempts' statistics settle once per model per loop turn (attempts/ledger.py)."""
-        outcome = Outcome(ok=False)
-        chain = self._enter(ctx)
-        if not chain.stages:  # nothing to run around the call: skip the wrapper's awaits
-            await self._complete(ctx, outcome)
-            outcome.latency_s = time.perf_counter() - ctx.started
-            return Answered(outcome, None)
-        async with chain.run(ctx, outcome) as run:
-            if run.answer is not None:
-                _short_circuit(outcome, run.answer)
-            else:
+        attempts' statistics settle through the backlog (attempts/ledger.py); the request counts
+        as in flight until its answer is made."""
+        backlog = self._backlog
+        backlog.in_flight += 1
+        try:
+            outcome = Outcome(ok=False)
+            chain = self._enter(ctx)
+            if not chain.stages:  # nothing to run around the call: skip the wrapper's awaits
                 await self._complete(ctx, outcome)
-            run.handed_over = True  # answered: the sender settles (a failure settles on exit)
-        await run.settle_before_answer()
-        return Answered(outcome, run.settle_after_answer)
+                outcome.latency_s = time.perf_counter() - ctx.started
+                return Answered(outcome, None)
+            async with chain.run(ctx, outcome) as run:
+                if run.answer is not None:
+                    _short_circuit(outcome, run.answer)
+                else:
+                    await self._complete(ctx, outcome)
+                run.handed_over = True  # answered: the sender settles (a failure settles on exit)
+            await run.settle_before_answer()
+            return Answered(outcome, run.settle_after_answer)
+        finally:
+            backlog.in_flight -= 1
 
     async def _complete(self, ctx: RequestContext, outcome: Outcome) -> None:
         assert ctx.request is not None
@@ -146,23 +156,29 @@ class ChatPipeline:
         return await self._stream(ctx, raw=True)
 
     async def _stream(self, ctx: RequestContext, raw: bool) -> StreamResult | PassThrough:
-        outcome = Outcome(ok=False)
-        chain = self._enter(ctx)
-        async with chain.run(ctx, outcome) as run:
-            result: StreamResult | PassThrough
-            if run.answer is not None:
-                _short_circuit(outcome, run.answer)
-                result = StreamResult(outcome, self._replay(run, run.answer))
-            else:
-                assert ctx.request is not None
-                r = await self._planner.prepare(ctx, ctx.request, outcome)
-                r.budget.deposit()
-                opener = self._raw if raw and not chain.chunk_hooks else self._streamer
-                won = await self._attempts(r, opener)
-                _answered(r, won, None)
-                outcome.ttft_s = time.perf_counter() - ctx.started
-                result = self._committed(r, won, run)
-            run.handed_over = True
+        # In flight until the stream settles (`_settle_stream`, `_replay`), or until it fails here.
+        self._backlog.in_flight += 1
+        try:
+            outcome = Outcome(ok=False)
+            chain = self._enter(ctx)
+            async with chain.run(ctx, outcome) as run:
+                result: StreamResult | PassThrough
+                if run.answer is not None:
+                    _short_circuit(outcome, run.answer)
+                    result = StreamResult(outcome, self._replay(run, run.answer))
+                else:
+                    assert ctx.request is not None
+                    r = await self._planner.prepare(ctx, ctx.request, outcome)
+                    r.budget.deposit()
+                    opener = self._raw if raw and not chain.chunk_hooks else self._streamer
+                    won = await self._attempts(r, opener)
+                    _answered(r, won, None)
+                    outcome.ttft_s = time.perf_counter() - ctx.started
+                    result = self._committed(r, won, run)
+                run.handed_over = True
+        except BaseException:
+            self._backlog.in_flight -= 1
+            raise
         return result
 
     def _committed(self, r: Attempting, won: Won, run: StageRun) -> StreamResult | PassThrough:
@@ -224,36 +240,47 @@ class ChatPipeline:
         usage: Usage,
         failure: UpstreamError | None,
     ) -> None:
-        """A committed stream ended: the attempt's verdict, then the stages' `after` hooks."""
-        if how == "ok":
-            outcome.ok, outcome.usage = True, usage
-            outcome.cost = self._ledger.succeeded(won.record, won.model, usage, won.ttft)
-            if fallback_route is not None:
-                self._ledger.metrics.fallbacks.labels(fallback_route).inc()
-        elif how == "failed" and failure is not None:
-            self._ledger.failed(won.record, failure)
-            outcome.error, outcome.status = failure, failure.status
-        else:
-            self._ledger.cancelled(won.record)
-            outcome.status = 499
-        await run.settle()
+        """A committed stream ended: the attempt's verdict, then the stages' `after` hooks; no
+        longer in flight."""
+        try:
+            if how == "ok":
+                outcome.ok, outcome.usage = True, usage
+                outcome.cost = self._ledger.succeeded(won.record, won.model, usage, won.ttft)
+                if fallback_route is not None:
+                    self._ledger.metrics.fallbacks.labels(fallback_route).inc()
+            elif how == "failed" and failure is not None:
+                self._ledger.failed(won.record, failure)
+                outcome.error, outcome.status = failure, failure.status
+            else:
+                self._ledger.cancelled(won.record)
+                outcome.status = 499
+            await run.settle()
+        finally:
+            self._backlog.in_flight -= 1
 
     async def _replay(self, run: StageRun, answer: ChatCompletion) -> AsyncIterator[ChatChunk]:
         """A short-circuit answer (cache hit) as a one-chunk stream."""
         try:
             yield _as_chunk(answer)
         finally:
-            await run.settle()
+            try:
+                await run.settle()
+            finally:
+                self._backlog.in_flight -= 1
 
     async def embed(self, ctx: RequestContext, req: EmbeddingRequest) -> tuple[dict[str, Any], Outcome]:
         """Embeddings: one attempt at the named model (no routes, no retries), same stages."""
         ctx.requested = ctx.requested or req.model or ctx.runtime.config.server.default_model or ""
         outcome = Outcome(ok=False, route_reason="requested model")
-        async with self._enter(ctx).run(ctx, outcome) as run:
-            if run.answer is not None:
-                _short_circuit(outcome, run.answer)
-                return run.answer, outcome
-            return await self._embed(ctx, req, outcome), outcome
+        self._backlog.in_flight += 1
+        try:
+            async with self._enter(ctx).run(ctx, outcome) as run:
+                if run.answer is not None:
+                    _short_circuit(outcome, run.answer)
+                    return run.answer, outcome
+                return await self._embed(ctx, req, outcome), outcome
+        finally:
+            self._backlog.in_flight -= 1
 
     async def _embed(self, ctx: RequestContext, req: EmbeddingRequest, outcome: Outcome) -> dict[str, Any]:
         rt, name = ctx.runtime, ctx.requested

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from aimm_gateway.backlog import Backlog
 from aimm_gateway.budget.services import CostServices
 from aimm_gateway.config import ConfigError, GatewayConfig, ModelConfig, SecretStoreSettings, load_config
 from aimm_gateway.errors import GatewayError, InvalidRequest
@@ -44,9 +45,15 @@ class Gateway:
         self.file_config = config
         self.overrides = ModelOverrides()
         self.metrics = GatewayMetrics()
-        self.telemetry = telemetry if telemetry is not None else Telemetry()
+        # Answers' bookkeeping (ledger statistics, access-log lines) held until this worker waits
+        # on an upstream; readers of what it folds drain it first (`backlog.run()`).
+        self.backlog = Backlog()
+        self.telemetry = telemetry if telemetry is not None else Telemetry(backlog=self.backlog)
         self.stats = LiveStats()
-        self.pools = UpstreamPools(config.server.upstream_client, config.server.max_connections_per_upstream)
+        server = config.server
+        self.pools = UpstreamPools(
+            server.upstream_client, server.max_connections_per_upstream, self.backlog.upstream_waiting
+        )
         self.clock = SystemClock()
         self.router = RouterState(self.clock, random.Random())
         self.cost = CostServices(config, self.metrics)  # state, usage store, budgets, cache
@@ -57,7 +64,7 @@ class Gateway:
         deps = StageDeps(self.metrics, self.stats, self.cost, self.telemetry, security=self.security, live=self.live)
         self.stages = StageAssembly(deps)
         self.live.on_tail_change(self.stages.invalidate)  # the tail stage joins chains only while watched
-        self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, stages=self.stages)
+        self.pipeline = ChatPipeline(self.router, self.metrics, self.stats, stages=self.stages, backlog=self.backlog)
         self.feed = LiveFeed(self.live, self, live.metrics_interval_s)
         self.cost.alerts.hooks.append(self.feed.budget_threshold)
         self._secrets: tuple[SecretStoreSettings, SecretStore] | None = None
@@ -110,6 +117,7 @@ class Gateway:
             self.security.audit.remove_sink(self._audit_store)
             await self._audit_store.close()
         await self.cost.stop()  # after the server stopped taking requests: flushes the usage rows
+        self.backlog.run()  # the last answers' statistics and access-log lines, before the final flush
         self.telemetry.shutdown()
         self.security.audit.close()
 
@@ -262,6 +270,7 @@ class Gateway:
     # -- what the live feed reads (FeedSources) ------------------------------------------------------
 
     def live_summary(self) -> dict[str, Any]:
+        self.backlog.run()  # settled figures: every answer sent is in them
         return self.stats.summary()
 
     def retry_in_s(self, retry_at: float | None) -> float | None:

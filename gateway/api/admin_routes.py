@@ -106,7 +106,8 @@ def _status_of(gateway: Gateway, name: str) -> dict[str, Any]:
 
 
 def _statuses(gateway: Gateway, names: list[str]) -> list[dict[str, Any]]:
-    # Health, live stats and router state are each read once for all models.
+    # Health, live stats and router state are each read once for all models, settled.
+    gateway.backlog.run()
     health, live, snapshots = gateway.model_health(), gateway.stats.per_model(), gateway.router.snapshot()
     return [_status(gateway, name, health[name], live.get(name, {}), snapshots.get(name)) for name in names]
 

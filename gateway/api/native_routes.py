@@ -265,7 +265,7 @@ async def models(request: Request) -> Response:
 async def live_metrics(request: Request) -> Response:
     gateway = gateway_of(request)
     authenticate(request, gateway)
-    summary = gateway.stats.summary()
+    summary = gateway.live_summary()
     for name, health in gateway.model_health().items():
         summary["models"].setdefault(name, {})["circuit_state"] = health["circuit_state"]
     return json_response(summary)
@@ -274,6 +274,7 @@ async def live_metrics(request: Request) -> Response:
 async def stats(request: Request) -> Response:
     """Aggregates for the operator (no secrets, no per-request data), like /metrics."""
     gateway = gateway_of(request)
+    gateway.backlog.run()  # settled figures: every answer sent is counted
     fields = ("requests_total", "errors_total", "requests_per_minute", "error_rate", "p95_latency_ms", "cost_usd_total")
     models_doc = model_views(gateway.stats.per_model(), gateway.model_health(), (*fields, "last_error"))
     budgets = {name: {"spent_usd": str(v)} for name, v in gateway.stats.budget_spend().items()}

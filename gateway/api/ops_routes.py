@@ -23,6 +23,7 @@ async def ready(request: Request) -> Response:
 
 async def prometheus(request: Request) -> Response:
     gateway = gateway_of(request)
+    gateway.backlog.run()  # settled figures: every answer sent is counted
     gateway.metrics.refresh_models(gateway.model_health())
     body, content_type = gateway.metrics.exposition(request.headers.get("accept", ""))
     return Response(body, headers={"content-type": content_type})

@@ -8,12 +8,12 @@ Request-level telemetry (access log, traces, usage rows) reads `Outcome.attempts
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+from aimm_gateway.backlog import Backlog
 from aimm_gateway.canonical import Usage
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.cost import request_cost
@@ -28,7 +28,7 @@ log = logging.getLogger("aimm.gateway")
 
 @dataclass(slots=True)
 class _Success:
-    """A good answer whose statistics wait for the loop turn's settle."""
+    """A good answer whose statistics wait for the next settle (`Ledger.flush`)."""
 
     latency_s: float  # the whole exchange (per-model duration, live stats)
     first_byte_s: float  # what routing compares: time to first byte for streams, else latency
@@ -38,12 +38,15 @@ class _Success:
 
 
 class Ledger:
-    def __init__(self, router: RouterState, metrics: GatewayMetrics, stats: LiveStats) -> None:
+    def __init__(
+        self, router: RouterState, metrics: GatewayMetrics, stats: LiveStats, backlog: Backlog | None = None
+    ) -> None:
         self.router = router
         self.metrics = metrics
         self._stats = stats
-        # Good answers since the last settle, by (model, provider): settled together once per loop
-        # turn (flush), so a burst of answers costs one statistics update per model, not one each.
+        self._backlog = backlog if backlog is not None else Backlog()
+        # Good answers since the last settle, by (model, provider): settled together (flush), so a
+        # burst of answers costs one statistics update per model, not one each.
         self._successes: dict[tuple[str, str], list[_Success]] = {}
 
     def start(
@@ -74,23 +77,28 @@ class Ledger:
 
     def succeeded(self, record: AttemptRecord, model: ModelConfig, usage: Usage, ttft: float | None) -> Decimal:
         """Settle a good answer: the record, its cost and the breaker now (the attempt loop and
-        the `after` hooks read them); router statistics, per-model series and live stats at the
-        end of this loop turn, with every other answer of the turn (`flush`). Returns the cost.
+        the `after` hooks read them); router statistics, per-model series and live stats later,
+        with every other answer since (`flush`, through the backlog). Returns the cost.
         `ttft` None: a plain answer, whose first byte is its latency."""
         latency = _finish(record, "ok", 200)
         cost = record.cost = request_cost(usage, model.pricing)
         self.router.on_answered(record.model)
-        if not self._successes:
-            asyncio.get_running_loop().call_soon(self.flush)
         first_byte = latency if ttft is None else ttft
         success = _Success(latency, first_byte, cost, usage.prompt_tokens, usage.completion_tokens)
-        self._successes.setdefault((record.model, record.provider), []).append(success)
+        pending = self._successes
+        first = not pending
+        pending.setdefault((record.model, record.provider), []).append(success)
+        if first:  # after the append: without an event loop (a tool) the backlog runs it at once
+            self._backlog.defer(self.flush)
         return cost
 
     def flush(self) -> None:
-        """Settle the answers since the last flush: one update per model. Runs at the end of the
-        loop turn they arrived in, before anything a later request's arrival schedules (an answer
-        sent is settled before the caller's next request runs); `complete` calls it at once."""
+        """Settle the answers since the last flush: one update per model. When it runs (the
+        backlog's rule, gateway/backlog.py): with one request in flight, while the worker waits on
+        its next upstream call or within 2 ms, whichever comes first; with more, right after the
+        loop turn the answers were made in, that turn's answers together. Every reader of what it
+        folds (`/metrics`, the stats and live views) drains the backlog first, so none sees an
+        answer sent as missing; `complete` calls it at once."""
         pending, self._successes = self._successes, {}
         for (name, provider), done in pending.items():
             try:

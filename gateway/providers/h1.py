@@ -19,7 +19,7 @@ import ssl
 import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import cast
 from urllib.parse import urlsplit
@@ -242,8 +242,11 @@ def _broken() -> UpstreamError:
 class H1Client:
     """A pool of keep-alive connections to one origin, at most `limit` at a time."""
 
-    def __init__(self, origin: str, limit: int) -> None:
+    def __init__(self, origin: str, limit: int, on_sent: Callable[[], None] | None = None) -> None:
         parts = urlsplit(origin)
+        # Called once a request is written, before its answer is awaited: this worker is about to
+        # idle (the gateway runs bookkeeping it held for then, gateway/backlog.py). Must not raise.
+        self._on_sent = on_sent
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._netloc = parts.netloc
@@ -305,7 +308,10 @@ class H1Client:
             if conn is None:
                 conn, reused = await self._acquire(timeouts.connect_s)
             try:
-                await conn.send(request)
+                head = conn.send(request)
+                if self._on_sent is not None:
+                    self._on_sent()
+                await head
                 return conn
             except _Dropped:
                 self._discard(conn)

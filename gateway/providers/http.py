@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -246,11 +246,15 @@ class HttpxClient(_OpenByStream):
 
 
 class UpstreamPools:
-    """One client per upstream origin (scheme://host:port), created on first use, kept across reloads."""
+    """One client per upstream origin (scheme://host:port), created on first use, kept across reloads.
 
-    def __init__(self, kind: str = "aiohttp", limit: int = 1000) -> None:
+    `on_sent`: called by the h1 client each time it has written a request, before it awaits the
+    answer (the gateway's backlog runs what it held for then); aiohttp and httpx have no such hook."""
+
+    def __init__(self, kind: str = "aiohttp", limit: int = 1000, on_sent: Callable[[], None] | None = None) -> None:
         self._kind = kind
         self._limit = limit
+        self._on_sent = on_sent
         if kind in ("aiohttp", "httpx"):
             importlib.import_module(kind)  # a chosen transport loads at start, not in the first upstream call
         self._clients: dict[str, UpstreamClient] = {}
@@ -268,7 +272,7 @@ class UpstreamPools:
         if self._kind == "h1":
             from aimm_gateway.providers.h1 import H1Client  # imports this module's response types
 
-            return H1Client(origin, self._limit)
+            return H1Client(origin, self._limit, self._on_sent)
         return AiohttpClient(self._limit) if self._kind == "aiohttp" else HttpxClient(self._limit)
 
     async def close(self) -> None:

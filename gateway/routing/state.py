@@ -306,7 +306,7 @@ class RouterState:
 
     def learn(self, model_name: str, answers: Sequence[tuple[float, float]]) -> None:
         """What good answers teach routing: (latency_s, cost_usd) each, in order, all as of now
-        (the ledger settles a loop turn's answers of one model in one call)."""
+        (the ledger settles the answers of one model since its last flush in one call)."""
         self._stat(model_name).record_successes(answers, self._now(), self._tun)
 
     def on_failure(self, model_name: str, kind: str, status: int | None, latency_s: float) -> None:

@@ -7,7 +7,6 @@ are sampled (`observability.access_log.sample_rate`); failed ones are always wri
 
 from __future__ import annotations
 
-import asyncio
 import random
 import sys
 import time
@@ -15,6 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 import orjson
+
+from aimm_gateway.backlog import Backlog
 
 if TYPE_CHECKING:
     from aimm_gateway.stages.base import Outcome, RequestContext
@@ -49,19 +50,26 @@ def access_record(ctx: RequestContext, outcome: Outcome, latency_s: float, trace
 
 class AccessLog:
     """Lines to `stream` as they are made; to the process's stdout (no `stream`: the gateway
-    itself), one write per turn of the event loop for every line made in that turn. The
-    gateway's stdout is unbuffered (PYTHONUNBUFFERED in the image), so a write is a syscall:
-    one per request was ~3 % of a plain request's CPU; now the requests that end in one turn
-    share it. The batch goes out in the loop's next turn, microseconds later, never waiting
-    for a buffer to fill (a crash or `kubectl logs -f` should not wait for that)."""
+    itself), batched through the backlog (gateway/backlog.py): the lines made meanwhile go out
+    in one write while the worker waits on its next upstream call or within 2 ms (one request
+    in flight), else right after the loop turn they were made in. The gateway's stdout is
+    unbuffered (PYTHONUNBUFFERED in the image), so a write is a syscall: one per request was
+    ~3 % of a plain request's CPU; now the requests that end together share it. Never waiting
+    for a buffer to fill (a crash or `kubectl logs -f` should not wait for that); shutdown
+    drains the backlog, then flushes."""
 
     def __init__(
-        self, sample_rate: float, stream: TextIO | None = None, rand: Callable[[], float] = random.random
+        self,
+        sample_rate: float,
+        stream: TextIO | None = None,
+        rand: Callable[[], float] = random.random,
+        backlog: Backlog | None = None,
     ) -> None:
         self._sample_rate = sample_rate
         self._stream = stream if stream is not None else sys.stdout
         self._rand = rand
         self._pending: list[str] | None = [] if stream is None else None  # None: write each line at once
+        self._backlog = backlog if backlog is not None else Backlog()
 
     def write(self, ctx: RequestContext, outcome: Outcome, latency_s: float, trace_id: str | None = None) -> None:
         if outcome.ok and self._sample_rate < 1.0 and self._rand() >= self._sample_rate:
@@ -74,13 +82,7 @@ class AccessLog:
             return
         pending.append(line)
         if len(pending) == 1:
-            self._flush_soon()
-
-    def _flush_soon(self) -> None:
-        try:
-            asyncio.get_running_loop().call_soon(self.flush)
-        except RuntimeError:  # no event loop (a tool): at once
-            self.flush()
+            self._backlog.defer(self.flush)
 
     def flush(self) -> None:
         """Write the lines made since the last flush, in one write."""

@@ -1,10 +1,12 @@
 """The process's telemetry parts: the tracer provider (made on first use) and the access log,
-handed to the telemetry stage per config snapshot (None when switched off)."""
+handed to the telemetry stage per config snapshot (None when switched off). The access log
+batches its stdout lines through `backlog` (the Gateway's; none given: one of its own)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TextIO
 
+from aimm_gateway.backlog import Backlog
 from aimm_gateway.config import ObservabilitySettings
 from aimm_gateway.telemetry.access_log import AccessLog
 
@@ -15,8 +17,14 @@ if TYPE_CHECKING:
 
 
 class Telemetry:
-    def __init__(self, stream: TextIO | None = None, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        tracer_provider: TracerProvider | None = None,
+        backlog: Backlog | None = None,
+    ) -> None:
         self._stream = stream
+        self._backlog = backlog if backlog is not None else Backlog()
         self._provider = tracer_provider  # tests pass one with an in-memory exporter
         self._tracing: Tracing | None = None
         self._logs: dict[float, AccessLog] = {}
@@ -40,7 +48,7 @@ class Telemetry:
             return None
         found = self._logs.get(cfg.sample_rate)
         if found is None:
-            found = self._logs[cfg.sample_rate] = AccessLog(cfg.sample_rate, self._stream)
+            found = self._logs[cfg.sample_rate] = AccessLog(cfg.sample_rate, self._stream, backlog=self._backlog)
         return found
 
     def shutdown(self) -> None:

@@ -10,6 +10,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from aimm_gateway.backlog import Backlog
 from aimm_gateway.canonical import Usage
 from aimm_gateway.config import ObservabilitySettings
 from aimm_gateway.errors import NoUsableModel
@@ -89,10 +90,12 @@ class CountingStdout(io.StringIO):
         return super().write(text)
 
 
-async def test_the_processs_stdout_gets_one_write_per_loop_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_busy_worker_writes_stdout_once_per_loop_turn(monkeypatch: pytest.MonkeyPatch) -> None:
     stdout = CountingStdout()
     monkeypatch.setattr(sys, "stdout", stdout)
-    log = AccessLog(1.0)  # no stream: the gateway's own stdout, batched
+    backlog = Backlog()
+    backlog.in_flight = 2  # other requests in flight: the batch goes out right after this turn
+    log = AccessLog(1.0, backlog=backlog)  # no stream: the gateway's own stdout, batched
     for _ in range(3):  # three requests ending in the same turn
         await run(log, ok_outcome())
     assert stdout.writes == 0  # not yet: the batch goes out in the loop's next turn
@@ -103,6 +106,19 @@ async def test_the_processs_stdout_gets_one_write_per_loop_turn(monkeypatch: pyt
     await run(log, ok_outcome())
     log.flush()  # what shutdown does: nothing left behind
     assert stdout.writes == 2 and len(stdout.getvalue().splitlines()) == 4
+
+
+async def test_an_idle_worker_holds_its_lines_until_the_backlog_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    stdout = CountingStdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    backlog = Backlog(delay_s=60)  # no timer within the test: only `run` writes
+    log = AccessLog(1.0, backlog=backlog)
+    for _ in range(2):
+        await run(log, ok_outcome())
+    await asyncio.sleep(0)
+    assert stdout.writes == 0  # held: the worker writes them when it next waits on an upstream
+    backlog.upstream_waiting()
+    assert stdout.writes == 1 and len(stdout.getvalue().splitlines()) == 2
 
 
 def test_config_switches_the_log_off() -> None:

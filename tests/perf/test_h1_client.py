@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import ssl
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -271,6 +273,66 @@ async def test_against_the_mock_provider_plain_and_streamed(client_for: Callable
             await anext(s.chunks)
         again = await client.post(f"{url}/v1/chat/completions", headers, orjson.dumps(chat), FAST)
         assert orjson.loads(again.body)["object"] == "chat.completion"
+
+
+class ThreadedUpstream:
+    """A raw HTTP/1.1 server in its own thread: it reads requests while the test's loop is busy."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.received = threading.Semaphore(0)  # released once per whole request read
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    if not (data := conn.recv(65536)):
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                buf = buf[length:]
+                self.received.release()
+                conn.sendall(ok())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def test_on_sent_runs_once_the_request_is_written_and_before_its_answer_is_awaited() -> None:
+    """The hook the gateway's backlog runs on: by the time it is called the upstream can read the
+    whole request (it is read in another thread while the hook blocks this loop), and it comes
+    before `post`/`open` return, once per request."""
+    upstream = ThreadedUpstream()
+    events: list[str] = []
+
+    def on_sent() -> None:
+        events.append("sent, upstream has it" if upstream.received.acquire(timeout=5) else "sent, not written")
+
+    client = H1Client(upstream.url, 4, on_sent=on_sent)
+    try:
+        for _ in range(3):
+            assert (await client.post(f"{upstream.url}/v1/x", {}, b'{"q":1}', FAST)).status == 200
+            events.append("answered")
+        body = await client.open(f"{upstream.url}/v1/x", {}, b"{}", FAST)
+        events.append("opened")
+        assert await body.read() == b'{"ok":true}'
+        await body.aclose()
+    finally:
+        await client.close()
+        upstream.close()
+    assert events == ["sent, upstream has it", "answered"] * 3 + ["sent, upstream has it", "opened"]
 
 
 async def test_https_upstream_is_verified_against_the_trusted_cas(

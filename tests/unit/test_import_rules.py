@@ -18,9 +18,17 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
     ("", ("aimm_operator",), "the data plane never imports the control plane"),
     (
         "providers",
-        ("aimm_gateway.routing", "aimm_gateway.stages", "aimm_gateway.attempts", "aimm_gateway.pipeline", *HTTP_SERVER),
-        "providers know wire formats, not routing, stages or the HTTP server",
+        (
+            "aimm_gateway.routing",
+            "aimm_gateway.stages",
+            "aimm_gateway.attempts",
+            "aimm_gateway.pipeline",
+            "aimm_gateway.backlog",  # the h1 client gets a plain callable (`on_sent`)
+            *HTTP_SERVER,
+        ),
+        "providers know wire formats, not routing, stages, the backlog or the HTTP server",
     ),
+    ("backlog", ("aimm_gateway",), "the backlog is a leaf: the ledger, the access log and the pipeline use it"),
     ("routing", (*HTTP_SERVER, *HTTP_CLIENTS, "aimm_gateway.providers"), "routing knows no HTTP and no provider"),
     ("stages", HTTP_SERVER, "stages see a RequestContext, never the HTTP layer"),
     ("attempts", HTTP_SERVER, "the attempt loop's parts see a RequestContext, never the HTTP layer"),
