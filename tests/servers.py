@@ -26,6 +26,7 @@ import httpx
 import uvicorn
 import yaml
 
+from aimm_gateway.bench.procs import children
 from tests.backing import free_port
 
 __all__ = ["gateway_processes", "run_asgi_app"]
@@ -116,7 +117,7 @@ def stopped_or_why(proc: subprocess.Popen[bytes], log: Path, grace_s: float = SI
         return None
     except subprocess.TimeoutExpired:
         pass
-    pids = [proc.pid, *_children(proc.pid)]
+    pids = [proc.pid, *children(proc.pid)]
     stacks = [_py_stack(pid) for pid in pids]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -127,13 +128,6 @@ def stopped_or_why(proc: subprocess.Popen[bytes], log: Path, grace_s: float = SI
         + "\n".join(stacks)
         + f"\n--- log end:\n{log.read_text()[-3000:]}"
     )
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _py_stack(pid: int) -> str:

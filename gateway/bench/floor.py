@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from aimm_gateway.bench.iface import lifespan
 from aimm_gateway.bench.procs import GATEWAY_CPU, free_port, pinned, process
 from aimm_gateway.config import Timeouts
 from aimm_gateway.providers.h1 import H1Client
@@ -40,9 +41,7 @@ class FloorProxy:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await lifespan(receive, send)
             return
         if scope["method"] != "POST":  # the readiness probe
             await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -12,24 +12,28 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from aimm_gateway.bench import cpu
 from aimm_gateway.bench.loadgen import wrk
-from aimm_gateway.bench.procs import GATEWAY_CPU, free_port, pinned, process
+from aimm_gateway.bench.procs import GATEWAY_CPU, children, free_port, pinned, process
 
 ANSWER = orjson.dumps({"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {"content": "hi"}}]})
 _HEADERS = [(b"content-type", b"application/json")]
 
 
+async def lifespan(receive: Any, send: Any) -> None:
+    """A bench app's whole lifespan: started at once, shut down when asked."""
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
 async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await lifespan(receive, send)
         return
     while (await receive()).get("more_body"):
         pass
@@ -62,8 +66,8 @@ SERVERS = {
 def _serving_pid(pid: int) -> int:
     """granian answers from a worker process under its supervisor; uvicorn from itself."""
     time.sleep(0.5)
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return int(children[0]) if children else pid
+    workers = children(pid)
+    return workers[0] if workers else pid
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from aimm_gateway.bench.procs import GATEWAY_CPU, free_port, pinned, process
+from aimm_gateway.bench.procs import GATEWAY_CPU, children, free_port, pinned, process
 
 NGINX = "/usr/sbin/nginx"
 
@@ -65,5 +65,5 @@ def nginx_proxy(workdir: Path, upstream_port: int) -> Iterator[tuple[str, int]]:
 
 def worker_pid(master: int) -> int:
     """nginx's one worker process: the process that does the proxying (its CPU is what we compare)."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return int(children[0]) if children else master
+    workers = children(master)
+    return workers[0] if workers else master

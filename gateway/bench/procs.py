@@ -15,6 +15,14 @@ from pathlib import Path
 import httpx
 
 
+def children(pid: int) -> list[int]:
+    """The pids of `pid`'s child processes (none once it has exited)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from aimm_gateway.bench.procs import free_port, stop
+from aimm_gateway.bench.procs import children, free_port, stop
 
 KEY = "sk-perf-test"
 HEADERS = {"authorization": f"Bearer {KEY}"}
@@ -59,8 +59,7 @@ class Served:
 
     def children(self) -> set[int]:
         """The supervisor's worker pids."""
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return {int(p) for p in path.read_text().split()} if path.exists() else set()
+        return set(children(self.proc.pid))
 
     def metrics(self) -> dict[str, list[Any]]:
         """Samples by family name from one scrape of /metrics."""
