@@ -17,6 +17,7 @@ import orjson
 
 from aimm_gateway.attempts.relay import ByteRelay
 from aimm_gateway.errors import GatewayError
+from aimm_gateway.providers.raw_sse import Batch
 from aimm_gateway.providers.sse import encode_sse
 
 DONE = b"data: [DONE]\n\n"
@@ -63,12 +64,12 @@ class OpenAIFrames:
                 return frames + DONE if self._ended else frames
         raise StopAsyncIteration
 
-    def _frames(self, batch: list[bytes]) -> bytes:
+    def _frames(self, batch: Batch) -> bytes:
         """The batch as SSE frames, shaped on the joined bytes when it can be (one C call, not one
         Python call per event), event by event when a chunk must be decoded (the usage chunk)."""
-        joined = b"\n\ndata: ".join(batch)
+        joined = batch.joined
         if self._want_usage:
-            if joined.count(_USAGE) == len(batch):  # every chunk names usage: as the client expects
+            if joined.count(_USAGE) == batch.count:  # every chunk names usage: as the client expects
                 return b"data: " + joined + b"\n\n"
         elif _USAGE not in joined:
             return b"data: " + joined + b"\n\n"
@@ -76,7 +77,7 @@ class OpenAIFrames:
             joined = joined.replace(_NULL_USAGE, b"")
             if _USAGE not in joined:
                 return b"data: " + joined + b"\n\n"
-        shaped = [s for s in map(self._shape, batch) if s is not None]
+        shaped = [s for s in map(self._shape, batch.payloads()) if s is not None]
         return b"data: " + b"\n\ndata: ".join(shaped) + b"\n\n" if shaped else b""
 
     async def aclose(self) -> None:

@@ -18,7 +18,7 @@ from aimm_gateway.canonical import ChatChunk, ChatCompletion, Usage
 from aimm_gateway.config import ModelConfig
 from aimm_gateway.errors import UpstreamError, UpstreamTimeout
 from aimm_gateway.providers.base import UpstreamCall
-from aimm_gateway.providers.raw_sse import RawEvents
+from aimm_gateway.providers.raw_sse import Batch, RawEvents
 from aimm_gateway.stages.base import AttemptRecord
 from aimm_gateway.telemetry import TRACE_KEY
 
@@ -44,7 +44,7 @@ class Won:
     upstream: AsyncIterator[ChatChunk] | None = None  # stream: the rest of the chunks
     first: ChatChunk | None = None  # stream: the first chunk
     raw: RawEvents | None = None  # pass-through stream as bytes: the rest of the events
-    first_raw: list[bytes] | None = None  # pass-through stream as bytes: the first batch
+    first_raw: Batch | None = None  # pass-through stream as bytes: the first batch
     ttft: float = 0.0
 
 
@@ -163,7 +163,7 @@ class RawStreamOpener(StreamOpener):
         call = upstream_call(r, record, model)
         raw: RawEvents = stream_raw(call)
 
-        async def first() -> list[bytes] | None:
+        async def first() -> Batch | None:
             await raw.open()
             return await raw.read()
 

@@ -18,7 +18,7 @@ import orjson
 
 from aimm_gateway.canonical import Usage
 from aimm_gateway.errors import UpstreamError
-from aimm_gateway.providers.raw_sse import RawEvents
+from aimm_gateway.providers.raw_sse import Batch, RawEvents
 
 Ending = Literal["ok", "failed", "cancelled"]
 # How the stream ended, its usage, the failure (when "failed"): the pipeline's settle step.
@@ -33,9 +33,9 @@ class ByteRelay:
 
     __slots__ = ("_finish", "_first", "_gap", "_last", "_upstream", "_usage", "ended")
 
-    def __init__(self, upstream: RawEvents, first: list[bytes], gap: Callable[[float], None], finish: Finish) -> None:
+    def __init__(self, upstream: RawEvents, first: Batch, gap: Callable[[float], None], finish: Finish) -> None:
         self._upstream = upstream
-        self._first: list[bytes] | None = first
+        self._first: Batch | None = first
         self._gap = gap  # the inter-chunk histogram: one gap per upstream read that carried events
         self._finish = finish
         self._usage: Usage | None = None  # made when the usage chunk comes
@@ -51,7 +51,7 @@ class ByteRelay:
         """None, or a Future to await before `read` returns without waiting (`RawEvents.waiter`)."""
         return None if self._first is not None or self.ended else self._upstream.waiter()
 
-    async def read(self) -> list[bytes] | None:
+    async def read(self) -> Batch | None:
         """The next batch of event payloads (OpenAI chunk JSON, as the upstream sent it); None at
         the end, after settling. An UpstreamError is raised after the failure is settled."""
         batch = self._first
@@ -69,11 +69,15 @@ class ByteRelay:
             now = time.perf_counter()
             self._gap(now - self._last)
             self._last = now
-        for data in batch:
-            if _USAGE in data and _NO_USAGE not in data:  # the usage chunk (or a spelling we must read)
-                usage = orjson.loads(data).get("usage")
-                if usage:
-                    self._usage = Usage.from_openai(usage)
+        joined = batch.joined
+        # Every `"usage"` the start of a `"usage":null` (OpenAI's in each chunk): no usage here, found
+        # by two scans of the joined bytes, not two per event.
+        if _USAGE in joined and joined.count(_USAGE) != joined.count(_NO_USAGE):
+            for data in batch.payloads():
+                if _USAGE in data and _NO_USAGE not in data:  # the usage chunk (or a spelling we must read)
+                    usage = orjson.loads(data).get("usage")
+                    if usage:
+                        self._usage = Usage.from_openai(usage)
         return batch
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ import platform
 import time
 from typing import Any
 
+from aimm_gateway.bench.cpu import paired_ratios
 from aimm_gateway.bench.loadgen import WrkResult
 from aimm_gateway.telemetry.bench import BASELINE as TELEMETRY_BASELINE
 
@@ -194,17 +195,20 @@ def _ratios(ab: dict[str, Any]) -> list[str]:
     if len(names) < 2:
         return []
     base = names[0]
-    cpu0, chunk0 = ab["cpu16"][base].us, ab["relay"][base]["cpu_us_per_chunk"]
     lines = [
-        f"Ratios against {base}, same run (CPU per request: lower is better; chunks/s: CPU-bound, higher is better):",
+        f"Ratios against {base}, same run, each the median of the rounds' own ratios (both measured in the "
+        "same round), with their range (CPU per request: lower is better; chunks/s: CPU-bound, higher is better):",
         "",
         "| gateway | CPU per request | chunks/s (CPU-bound) | chunks/s (measured) |",
         "|---|---|---|---|",
     ]
     for name in names[1:]:
         r = ab["relay"][name]
+        cpu, low, high = paired_ratios(ab["cpu16"][name], ab["cpu16"][base])
+        # CPU-bound chunks/s is the inverse of CPU per chunk: the base's CPU over ours
+        relay, r_low, r_high = paired_ratios(ab["relay_cpu"][base], ab["relay_cpu"][name])
         lines.append(
-            f"| {name} | **{ab['cpu16'][name].us / cpu0:.0%}** | **{chunk0 / r['cpu_us_per_chunk']:.2f} times** | "
+            f"| {name} | **{cpu:.0%}** ({low:.0%}-{high:.0%}) | **{relay:.2f} times** ({r_low:.2f}-{r_high:.2f}) | "
             f"{r['chunks_per_s'] / ab['relay'][base]['chunks_per_s']:.2f} times |"
         )
     return [*lines, ""]

@@ -220,8 +220,8 @@ def _ab(
         cpu16 = cpu.interleaved(plain(AB_CONCURRENCY), rounds)
         rps64 = cpu.interleaved(plain(64), rounds)
         gateways = {k: v for k, v in contenders.items() if k != "nginx"}
-        relay = relay_throughput(gateways, mocks, HEADERS, duration, rounds)
-    return {"ref": refs[0] if refs else None, "cpu16": cpu16, "rps64": rps64, "relay": relay}
+        relay, relay_cpu = relay_throughput(gateways, mocks, HEADERS, duration, rounds)
+    return {"ref": refs[0] if refs else None, "cpu16": cpu16, "rps64": rps64, "relay": relay, "relay_cpu": relay_cpu}
 
 
 def _ab_only(args: argparse.Namespace) -> str:

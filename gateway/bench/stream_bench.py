@@ -65,8 +65,9 @@ def events_per_reply(url: str, headers: dict[str, str], model: str) -> int:
 
 def relay_throughput(
     gateways: dict[str, tuple[str, int]], mocks: Mocks, headers: dict[str, str], duration: float, rounds: int
-) -> dict[str, dict[str, float]]:
-    """SSE events relayed per second by one worker and its CPU per event, interleaved across gateways."""
+) -> tuple[dict[str, dict[str, float]], dict[str, cpu.CpuPerRequest]]:
+    """SSE events relayed per second by one worker and its CPU per event, interleaved across gateways;
+    and each gateway's CPU per streamed reply, round by round (for ratios within a round)."""
     first_url = next(iter(gateways.values()))[0]
     events = events_per_reply(first_url, headers, "long")
     payload = stream_body("long")
@@ -75,7 +76,7 @@ def relay_throughput(
         for name, (url, pid) in gateways.items()
     }
     result = cpu.interleaved(loads, rounds)
-    return {
+    table = {
         name: {
             "events": events,
             "chunks_per_s": r.rps * events,
@@ -84,6 +85,7 @@ def relay_throughput(
         }
         for name, r in result.items()
     }
+    return table, result
 
 
 def _side_by_side(

@@ -19,6 +19,23 @@ from aimm_gateway.providers.http import UpstreamBody
 
 _DONE = b"[DONE]"
 _DONE_LINE = b"data: [DONE]"
+SEP = b"\n\ndata: "  # between two events' payloads in a batch, as an upstream writes them
+
+
+class Batch:
+    """The payloads of the events one upstream read completed, joined by `SEP` as the upstream
+    sent them: the relay checks and sends the joined bytes whole, so the usual read is never
+    split into an object per event only to be joined again (`payloads()` splits on demand)."""
+
+    __slots__ = ("_parts", "count", "joined")
+
+    def __init__(self, joined: bytes, count: int, parts: list[bytes] | None = None) -> None:
+        self.joined = joined
+        self.count = count
+        self._parts = parts  # kept when known (an event read line by line may hold `SEP` itself)
+
+    def payloads(self) -> list[bytes]:
+        return self._parts if self._parts is not None else self.joined.split(SEP)
 
 
 class RawEvents:
@@ -47,7 +64,7 @@ class RawEvents:
             return None
         return self._body.waiter()
 
-    async def read(self) -> list[bytes] | None:
+    async def read(self) -> Batch | None:
         """The payloads of the events the next upstream read(s) complete (at least one);
         None once `[DONE]` was read. Raises UpstreamError for an error event or a cut-off stream."""
         assert self._body is not None
@@ -60,7 +77,7 @@ class RawEvents:
             if piece is None:
                 raise UpstreamError(f"{self._provider} stream ended before [DONE]", kind="connection")
             events = self._split(piece)
-            if events:
+            if events is not None:
                 return events  # an error or `[DONE]` after them comes with the next read
 
     async def aclose(self) -> None:
@@ -70,7 +87,8 @@ class RawEvents:
             body, self._body = self._body, None
             await body.aclose()
 
-    def _split(self, piece: bytes) -> list[bytes]:
+    def _split(self, piece: bytes) -> Batch | None:
+        """The events `piece` completes (None: none), the rest kept for the next piece."""
         buffer = self._buffer + piece if self._buffer else piece
         if b"\r" in buffer:  # CRLF (or CR) line ends: rare, normalised; a trailing CR waits for its LF
             keep = buffer.endswith(b"\r")
@@ -79,21 +97,21 @@ class RawEvents:
         end = buffer.rfind(b"\n\n")
         if end < 0:
             self._buffer = buffer
-            return []
+            return None
         complete, self._buffer = buffer[:end], buffer[end + 2 :]
         done = complete.endswith(_DONE_LINE) and (len(complete) == len(_DONE_LINE) or complete[-14:-12] == b"\n\n")
         if done:  # `[DONE]` last: the events before it, then the end
             complete = complete[: -len(_DONE_LINE) - 2] if len(complete) > len(_DONE_LINE) else b""
             self._buffer = b""
-        # The common case, in C: every event one `data: {...}` line, none that may be an error.
-        if (
-            complete.startswith(b"data: {")
-            and b'"error"' not in complete
-            and complete.count(b"\n\ndata: {") * 2 == complete.count(b"\n")
-        ):
-            events = complete[6:].split(b"\n\ndata: ")
-        else:
-            events = self._events(complete) if complete else []
+        # The common case, in C: every event one `data: {...}` line, none that may be an error
+        # (so every `SEP` in it is between two events).
+        if complete.startswith(b"data: {") and b'"error"' not in complete:
+            joins = complete.count(b"\n\ndata: {")
+            if joins * 2 == complete.count(b"\n"):
+                self.done = self.done or done
+                return Batch(complete[6:], joins + 1)
+        parts = self._events(complete) if complete else []
+        events = Batch(SEP.join(parts), len(parts), parts) if parts else None
         self.done = self.done or (done and self._error is None)
         return events
 

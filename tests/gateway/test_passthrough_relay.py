@@ -164,7 +164,8 @@ def test_raw_events_one_batch_per_read_over_h1() -> None:
         events = RawEvents(partial(upstream.open, f"{url}/v1/chat/completions", {}, b"{}", Timeouts()), "burst")
         await events.open()
         try:
-            return [await events.read(), await events.read(), await events.read()]
+            batches = [await events.read(), await events.read(), await events.read()]
+            return [None if b is None else b.payloads() for b in batches]
         finally:
             await events.aclose()
             await client.close()
@@ -205,7 +206,7 @@ def test_invalid_json_event_is_the_upstreams_error_not_relayed() -> None:
             first = await events.read()
             with pytest.raises(UpstreamError) as caught:
                 await events.read()
-            return first, caught.value
+            return None if first is None else first.payloads(), caught.value
         finally:
             await events.aclose()
             await client.close()
