@@ -171,6 +171,7 @@ class GatewayMetrics:
         self.upstream_in_flight = self._gauge(
             "upstream_in_flight_requests", "Upstream calls in progress per model.", ("model",)
         )
+        self._model_gauges = ModelGauges((self.availability, self.circuit_state, self.upstream_in_flight))
         self.config_reloads = self._counter("config_reloads_total", "Config reload attempts.", ("result",))
         for result in ("success", "failure"):  # at 0 from the start, so increase() sees the first reload
             self.config_reloads.labels(result)
@@ -233,15 +234,9 @@ class GatewayMetrics:
     # -- scrape -----------------------------------------------------------------------------------
 
     def refresh_models(self, health: Mapping[str, Mapping[str, object]]) -> None:
-        """Model gauges from `Gateway.model_health()`, at scrape time rather than per request.
-        Cleared first, so a model removed by a reload stops being reported (and alerted on)."""
-        for gauge in (self.availability, self.circuit_state, self.upstream_in_flight):
-            gauge.clear()
-        for name, h in health.items():
-            self.availability.labels(name).set(1 if h["available"] else 0)
-            self.circuit_state.labels(name).set(_CIRCUIT_VALUE.get(str(h["circuit_state"]), 0))
-            in_flight = h.get("in_flight", 0)
-            self.upstream_in_flight.labels(name).set(in_flight if isinstance(in_flight, int) else 0)
+        """Model gauges from `Gateway.model_health()`, at scrape time and on a reload rather than per
+        request: a model removed by a reload stops being reported (and alerted on)."""
+        self._model_gauges.refresh({name: _model_values(h) for name, h in health.items()})
 
     def render(self) -> bytes:
         return generate_text(self.registry)
@@ -252,3 +247,37 @@ class GatewayMetrics:
         if "application/openmetrics-text" in accept:
             return generate_openmetrics(self.registry), OPENMETRICS_TYPE
         return generate_text(self.registry), TEXT_TYPE
+
+
+def _model_values(health: Mapping[str, object]) -> tuple[float, float, float]:
+    in_flight = health.get("in_flight", 0)
+    return (
+        1 if health["available"] else 0,
+        _CIRCUIT_VALUE.get(str(health["circuit_state"]), 0),
+        in_flight if isinstance(in_flight, int) else 0,
+    )
+
+
+class ModelGauges:
+    """Gauges labelled by model, set from a whole snapshot: each model's series are made once and
+    kept, a refresh sets only the values that changed and removes the models that are gone.
+    Clearing and re-making every series (`labels()` validates and locks per call) held the event
+    loop ~40 ms per reload and per scrape at 1,000 models."""
+
+    def __init__(self, gauges: Sequence[Gauge]) -> None:
+        self._gauges = tuple(gauges)
+        self._series: dict[str, tuple[tuple[Gauge, ...], tuple[float, ...]]] = {}  # model -> children, values
+
+    def refresh(self, values: Mapping[str, tuple[float, ...]]) -> None:
+        for gone in self._series.keys() - values.keys():
+            del self._series[gone]
+            for gauge in self._gauges:
+                gauge.remove(gone)
+        for name, now in values.items():
+            known = self._series.get(name)
+            if known is not None and known[1] == now:
+                continue
+            children = known[0] if known is not None else tuple(gauge.labels(name) for gauge in self._gauges)
+            for child, value in zip(children, now, strict=True):
+                child.set(value)
+            self._series[name] = (children, now)

@@ -17,7 +17,7 @@ import orjson
 
 from aimm_gateway.attempts.relay import ByteRelay
 from aimm_gateway.errors import GatewayError
-from aimm_gateway.providers.raw_sse import Batch
+from aimm_gateway.providers.raw_sse import SEP, Batch, spans_naming
 from aimm_gateway.providers.sse import encode_sse
 
 DONE = b"data: [DONE]\n\n"
@@ -77,8 +77,26 @@ class OpenAIFrames:
             joined = joined.replace(_NULL_USAGE, b"")
             if _USAGE not in joined:
                 return b"data: " + joined + b"\n\n"
+            if batch.split_exactly:  # the usage chunk: shaped alone, the events around it kept joined
+                joined = self._shape_named(joined)
+                return b"data: " + joined + b"\n\n" if joined else b""
         shaped = [s for s in map(self._shape, batch.payloads()) if s is not None]
-        return b"data: " + b"\n\ndata: ".join(shaped) + b"\n\n" if shaped else b""
+        return b"data: " + SEP.join(shaped) + b"\n\n" if shaped else b""
+
+    def _shape_named(self, joined: bytes) -> bytes:
+        """`joined` with each event that still names usage shaped (or dropped), the rest as it is."""
+        kept: list[bytes] = []
+        pos = 0
+        for start, end in spans_naming(joined, _USAGE):
+            if start > pos:
+                kept.append(joined[pos : start - len(SEP)])
+            shaped = self._shape(joined[start:end])
+            if shaped is not None:
+                kept.append(shaped)
+            pos = end + len(SEP)
+        if pos < len(joined):
+            kept.append(joined[pos:])
+        return SEP.join(kept)
 
     async def aclose(self) -> None:
         self._ended = True

@@ -18,7 +18,7 @@ import orjson
 
 from aimm_gateway.canonical import Usage
 from aimm_gateway.errors import UpstreamError
-from aimm_gateway.providers.raw_sse import Batch, RawEvents
+from aimm_gateway.providers.raw_sse import Batch, RawEvents, spans_naming
 
 Ending = Literal["ok", "failed", "cancelled"]
 # How the stream ended, its usage, the failure (when "failed"): the pipeline's settle step.
@@ -69,16 +69,26 @@ class ByteRelay:
             now = time.perf_counter()
             self._gap(now - self._last)
             self._last = now
+        self._note_usage(batch)
+        return batch
+
+    def _note_usage(self, batch: Batch) -> None:
+        """Keep the usage a chunk of `batch` carries (the final chunk, to settle cost)."""
         joined = batch.joined
         # Every `"usage"` the start of a `"usage":null` (OpenAI's in each chunk): no usage here, found
-        # by two scans of the joined bytes, not two per event.
-        if _USAGE in joined and joined.count(_USAGE) != joined.count(_NO_USAGE):
-            for data in batch.payloads():
-                if _USAGE in data and _NO_USAGE not in data:  # the usage chunk (or a spelling we must read)
-                    usage = orjson.loads(data).get("usage")
-                    if usage:
-                        self._usage = Usage.from_openai(usage)
-        return batch
+        # by two scans of the joined bytes, not two per event; else only the events naming it are cut out.
+        named_places = joined.count(_USAGE) - joined.count(_NO_USAGE) if _USAGE in joined else 0
+        if not named_places:
+            return
+        if batch.split_exactly:
+            named = [joined[a:b] for a, b in spans_naming(joined, _USAGE, unless=_NO_USAGE, limit=named_places)]
+        else:
+            named = batch.payloads()
+        for data in named:
+            if _USAGE in data and _NO_USAGE not in data:  # the usage chunk (or a spelling we must read)
+                usage = orjson.loads(data).get("usage")
+                if usage:
+                    self._usage = Usage.from_openai(usage)
 
     async def aclose(self) -> None:
         """Settle as abandoned (the client went away) unless the stream already ended."""

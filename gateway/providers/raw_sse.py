@@ -37,6 +37,32 @@ class Batch:
     def payloads(self) -> list[bytes]:
         return self._parts if self._parts is not None else self.joined.split(SEP)
 
+    @property
+    def split_exactly(self) -> bool:
+        """Every `SEP` in `joined` is between two events (so `spans_naming` may be used on it)."""
+        return self._parts is None
+
+
+def spans_naming(joined: bytes, needle: bytes, unless: bytes = b"", limit: int | None = None) -> list[tuple[int, int]]:
+    """Where in `joined` (payloads joined by `SEP`, none holding it) the events are that hold
+    `needle` at a place where `unless` does not start: each as (start, end), once, in order.
+    Searched from the end, where a stream's usage chunk is, and over once `limit` such places
+    (if given) are accounted for: the usage chunk is found without cutting a read into events."""
+    spans: list[tuple[int, int]] = []
+    before, left = len(joined), limit
+    while (left is None or left > 0) and (i := joined.rfind(needle, 0, before)) >= 0:
+        if unless and joined.startswith(unless, i):
+            before = i
+            continue
+        start, end = joined.rfind(SEP, 0, i), joined.find(SEP, i)
+        start, end = (0 if start < 0 else start + len(SEP)), (len(joined) if end < 0 else end)
+        spans.append((start, end))
+        if left is not None:
+            left -= joined.count(needle, start, end) - (joined.count(unless, start, end) if unless else 0)
+        before = start
+    spans.reverse()
+    return spans
+
 
 class RawEvents:
     """`open`, then `read` until it returns None (after `[DONE]`); `aclose` in every case."""

@@ -6,11 +6,12 @@ import random
 import string
 
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from aimm_gateway.config import GatewayConfig
 from aimm_gateway.errors import ModelNotFound
-from aimm_gateway.metrics import OTHER, GatewayMetrics, bounded
+from aimm_gateway.metrics import OTHER, GatewayMetrics, ModelGauges, bounded
 from aimm_gateway.service import Gateway
 from aimm_gateway.stages.base import Outcome
 from aimm_gateway.stages.telemetry import TelemetryStage, label_for
@@ -72,6 +73,25 @@ def test_model_gauges_follow_the_config() -> None:
     text = metrics.render().decode()
     assert 'ai_multimodel_model_availability{model="a"}' not in text  # removed by a reload: not alerted on
     assert 'ai_multimodel_model_availability{model="b"} 0.0' in text
+
+
+def test_model_gauges_set_what_changed_and_touch_nothing_else() -> None:
+    registry = CollectorRegistry()
+    up, load = Gauge("up", "", ["model"], registry=registry), Gauge("load", "", ["model"], registry=registry)
+    gauges = ModelGauges((up, load))
+    gauges.refresh({"a": (1, 3), "b": (0, 0)})
+
+    def made_again(*_: object) -> None:
+        raise AssertionError("a kept model's series made again")
+
+    up.labels = load.labels = made_again  # type: ignore[method-assign]
+    gauges.refresh({"a": (1, 4), "b": (0, 0)})  # one value changed: set on the series kept
+    assert (
+        registry.get_sample_value("load", {"model": "a"}) == 4 and registry.get_sample_value("up", {"model": "a"}) == 1
+    )
+    gauges.refresh({"a": (1, 4)})
+    assert registry.get_sample_value("up", {"model": "b"}) is None  # removed: no longer reported
+    assert registry.get_sample_value("load", {"model": "a"}) == 4
 
 
 def test_reload_outcomes() -> None:

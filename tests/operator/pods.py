@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from tests.kubelet_volumes import write_secret_volume
 from tests.operator.kubeapi import Api, host_ip, wait_for
 from tests.operator.statsserver import endpoint_slice
 
@@ -55,7 +56,8 @@ def container_env(api: Api, ns: str, deployment: dict) -> dict[str, str]:
 
 
 def mount_key_secrets(api: Api, ns: str, deployment: dict, workdir: Path) -> None:
-    """What the kubelet would mount: each Secret volume's keys as files under its mountPath."""
+    """What the kubelet would mount, and later refresh: each Secret volume's keys as files under its
+    mountPath, swapped in atomically (`tests/kubelet_volumes.py`)."""
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     secrets = {v["name"]: v["secret"]["secretName"] for v in pod.get("volumes") or [] if "secret" in v}
@@ -64,9 +66,7 @@ def mount_key_secrets(api: Api, ns: str, deployment: dict, workdir: Path) -> Non
             continue
         secret = api.request("GET", f"/api/v1/namespaces/{ns}/secrets/{secrets[mount['name']]}").json()
         folder = workdir / Path(mount["mountPath"]).relative_to(container["workingDir"])
-        folder.mkdir(parents=True, exist_ok=True)
-        for key, value in secret["data"].items():
-            (folder / key).write_bytes(base64.b64decode(value))
+        write_secret_volume(folder, {key: base64.b64decode(value) for key, value in secret["data"].items()})
 
 
 def ready(url: str) -> bool:
