@@ -5,9 +5,9 @@ process (`python -m aimm_operator`, its ServiceAccount's RBAC; its requests coun
 server's audit log, tests/bench/audit_count.py). Per N:
 N AIModels (keys in 10 Secrets), N/10 RoutingPolicies of 10 targets, N/100 CostBudgets, one
 AIGateway. Measures apply → every AIModel Ready, one model edit → the ConfigMap serving it, the
-operator's CPU and RSS (peak; idle), API requests per minute while idle, object sizes. There is no
-kubelet: gateway pods never run, so the reload stall is measured by the gateway's own test
-(tests/gateway/test_reload_off_loop.py), not here.
+operator's CPU and RSS (peak; idle), API requests per minute while idle, object sizes, and the
+longest request stall of a gateway process (standing in for a pod: there is no kubelet) while it
+reloads an edit under load (tests/bench/reload_stall.py).
 
     python -m tests.bench.operator_scale [--sizes 10,100,1000,5000] [--out docs/benchmarks.md]
         [--profile /tmp/operator.txt]   # py-spy (pip install py-spy) samples the operator meanwhile
@@ -39,6 +39,7 @@ from typing import Any
 
 from aimm_gateway.bench.procs import stop
 from tests.bench.audit_count import AuditLog, apiserver_args
+from tests.bench.reload_stall import reload_stall
 from tests.k8s_harness import ControlPlane
 from tests.operator.kubeapi import Api, ConditionWatch
 from tests.operator.manifests import budget, gateway, model, policy, route
@@ -74,6 +75,7 @@ class Result:
     table_row_bytes: float = 0.0  # a Table row as kubectl receives it (its cells and its object's metadata)
     managed_row_bytes: float = 0.0  # the part of it that is metadata.managedFields (compact JSON)
     pods: int = 0  # gateway processes reporting stats while idle
+    stall_ms: tuple[float, float] = (0.0, 0.0)  # a pod's longest request under load: with a reload, without
 
 
 def request_kind(method: str, path: str, query: str) -> str:
@@ -257,6 +259,7 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
         profiling.join()
     pods = start_pods(bench, ns, n, watch)
     try:
+        stall = measure_stall(bench, ns, pods)
         idle = measure_idle(bench)
         # Sizes and `kubectl get` on the idle control plane, pods still reporting: once they stop,
         # the stats poll marks every model's Available condition stale (n status writes), and a
@@ -275,6 +278,7 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
         client_cpu_s=client1 - client0,
         converge_requests=converge,
         pods=len(pods),
+        stall_ms=stall,
         **idle,
         **measured,
     )
@@ -311,6 +315,26 @@ def start_pods(bench: Bench, ns: str, n: int, watch: ConditionWatch) -> list[Gat
             pod.stop()
         raise
     return pods
+
+
+def measure_stall(bench: Bench, ns: str, pods: list[GatewayPod]) -> tuple[float, float]:
+    """The longest request stall of a pod during the reload of one edit (`tests/bench/reload_stall.py`):
+    on the first reporting pod, else on one started for it."""
+    pod = pods[0] if pods else GatewayPod(bench.api, ns, "gw", "gw-stall", bench.workdir / ns / "stall")
+    if not pods:
+        pod.start(publish=False, ready_timeout=300)
+    try:
+        settle(bench.audit, quiet_s=3, timeout=300)  # the operator's own writes out of the way
+
+        def edit() -> None:
+            bench.api.merge_patch("AIModel", ns, "m00001", {"spec": {"weight": 9}})
+            wait(lambda: served_weight(bench.api, ns, "m00001") == 9, 120, "the stall edit in the ConfigMap")
+            settle(bench.audit, quiet_s=3, timeout=300)
+
+        return reload_stall(bench.api, pod, edit)
+    finally:
+        if not pods:
+            pod.stop()
 
 
 def measure_idle(bench: Bench) -> dict[str, Any]:
@@ -457,9 +481,9 @@ def report(results: list[Result | str]) -> str:
         "CPU while converging: operator / API server + etcd / bench (apply, watch) | "
         "RSS peak / idle | idle CPU (gateway pods reporting) | idle API req/min | ConfigMap | Deployment | "
         "list AIModels (500) | `kubectl get aimodels` (rows): wall / CPU of kubectl / of API server + etcd | "
-        "Table row / its managedFields | "
+        "Table row / its managedFields | a pod's longest request under load: with a reload / without | "
         "requests while converging (status / event / list / other) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(
         f"{r}\n"
@@ -468,7 +492,7 @@ def report(results: list[Result | str]) -> str:
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.2f} % ({r.pods}) | {r.idle_requests_per_min:.0f} | "
         f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
         f"{r.kubectl_get_s:.2f} / {r.kubectl_cpu_s:.2f} / {r.kubectl_server_cpu_s:.2f} s ({r.kubectl_rows:,}) | {r.table_row_bytes:,.0f} / {r.managed_row_bytes:,.0f} B | "
-        f"{breakdown(r.converge_requests)} |\n"
+        f"{r.stall_ms[0]:.1f} / {r.stall_ms[1]:.1f} ms | {breakdown(r.converge_requests)} |\n"
         for r in results
     )
     return (
@@ -476,7 +500,9 @@ def report(results: list[Result | str]) -> str:
         "Real etcd + kube-apiserver + kube-controller-manager and the operator process on this machine "
         "(shared, 2 cores), N AIModels with N/10 RoutingPolicies and N/100 CostBudgets, one AIGateway. "
         "Sizes run one after another in one operator process (RSS peak is the process's high-water mark "
-        "so far). No kubelet: the gateway reload stall is covered by tests/gateway/test_reload_off_loop.py.\n\n"
+        "so far). No kubelet: gateway processes stand in for pods (tests/operator/pods.py); the reload stall is "
+        "wrk's longest request to one of them, in a 4 s run with the reload of one AIModel edit and in one without "
+        "(tests/bench/reload_stall.py).\n\n"
         f"{head}{rows}{MARK_END}\n"
     )
 

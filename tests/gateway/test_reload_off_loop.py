@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,8 +17,8 @@ from pathlib import Path
 import orjson
 import yaml
 
-from aimm_gateway.config import load_config
-from aimm_gateway.reload import ConfigWatcher
+from aimm_gateway.config import GatewayConfig, load_config
+from aimm_gateway.reload import RELOAD_SWITCH_INTERVAL_S, ConfigWatcher
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.service import Gateway
 from tests.kubelet_volumes import write_secret_volume
@@ -106,6 +107,33 @@ def test_the_swap_on_the_loop_is_a_small_part_of_a_reload(tmp_path: Path) -> Non
     _, longest, took = asyncio.run(main())
     assert gw.runtime.models["a-1"].headers == {"x-team": "edited"}
     assert longest < took / 4, f"the loop waited {longest * 1000:.1f} ms of a {took * 1000:.1f} ms reload"
+
+
+def test_a_reload_asks_for_the_gil_often_while_it_builds_and_restores_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(orjson.dumps(_config(3, "a")))
+    gw = Gateway.from_file(path)
+    seen: list[float] = []
+
+    def prepare(config: GatewayConfig) -> Runtime:
+        seen.append(sys.getswitchinterval())  # in the worker thread, while the loop waits to serve
+        if len(seen) == 2:
+            raise ValueError("this build fails")
+        return gw.prepare_runtime(config)
+
+    watcher: ConfigWatcher[Runtime] = ConfigWatcher(path, prepare, gw.install_runtime, lambda ok: None, lambda: 3600.0)
+    default = sys.getswitchinterval()
+
+    async def main() -> list[bool]:
+        results = []
+        for tag in ("b", "c"):  # one that builds, one whose build fails
+            path.write_bytes(orjson.dumps(_config(3, tag)))
+            results.append(await watcher.check_async())
+        return results
+
+    assert asyncio.run(main()) == [True, False]
+    assert seen == [RELOAD_SWITCH_INTERVAL_S] * 2 and default > RELOAD_SWITCH_INTERVAL_S
+    assert sys.getswitchinterval() == default
 
 
 def test_json_and_gzip_configs_load_like_yaml(tmp_path: Path) -> None:
