@@ -47,9 +47,11 @@ def _targets(out: dict[str, Any]) -> list[str]:
     cpu16 = ab.get("cpu16", {})
     ref = next((k for k in cpu16 if k.startswith("gateway@")), None)
     if ref is not None:
-        now, before = cpu16["gateway (this tree)"].us, cpu16[ref].us
+        now, before = cpu16["gateway (this tree)"], cpu16[ref]
+        ratio, low, high = paired_ratios(now, before)
         lines.append(
-            f"| CPU per request ≤ 50 % of before (A/B) | {now:.0f} µs vs {before:.0f} µs: **{now / before:.0%}** |"
+            f"| CPU per request ≤ 50 % of before (A/B) | {now.us:.0f} µs vs {before.us:.0f} µs: **{ratio:.0%}** "
+            f"(rounds {low:.0%}-{high:.0%}) |"
         )
     share = gw[top].rps / nginx[top].rps
     row = f"| ≥ 10 % of nginx RPS at concurrency {top} | measured {gw[top].rps:,.0f} vs {nginx[top].rps:,.0f}: "
@@ -67,10 +69,10 @@ def _targets(out: dict[str, Any]) -> list[str]:
     if ref is not None and ref in relay:
         now_r, before_r = relay["gateway (this tree)"], relay[ref]
         measured = now_r["chunks_per_s"] / before_r["chunks_per_s"]
-        bound = before_r["cpu_us_per_chunk"] / now_r["cpu_us_per_chunk"]
+        bound, low, high = paired_ratios(ab["relay_cpu"][ref], ab["relay_cpu"]["gateway (this tree)"])
         lines.append(
             f"| chunks relayed/s per worker ≥ 2 times before (A/B) | measured **{measured:.2f} times**; "
-            f"CPU-bound (CPU per chunk before / now): **{bound:.2f} times** |"
+            f"CPU-bound (CPU per chunk before / now): **{bound:.2f} times** (rounds {low:.2f}-{high:.2f}) |"
         )
     cap = out.get("capacity")
     if cap:

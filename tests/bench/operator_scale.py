@@ -259,12 +259,14 @@ def measure(bench: Bench, n: int, ns: str, watch: ConditionWatch) -> Result:
         profiling.join()
     pods = start_pods(bench, ns, n, watch)
     try:
-        stall = measure_stall(bench, ns, pods)
         idle = measure_idle(bench)
         # Sizes and `kubectl get` on the idle control plane, pods still reporting: once they stop,
         # the stats poll marks every model's Available condition stale (n status writes), and a
         # `kubectl get` then would measure those writes too.
         measured = sizes(bench, ns)
+        # Last: its edit reaches one pod only (no kubelet refreshes the others), which the operator
+        # then reports on every poll, so nothing idle is measured after it.
+        stall = measure_stall(bench, ns, pods)
     finally:
         for pod in pods:
             pod.stop()
