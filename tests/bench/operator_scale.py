@@ -75,7 +75,11 @@ class Result:
     table_row_bytes: float = 0.0  # a Table row as kubectl receives it (its cells and its object's metadata)
     managed_row_bytes: float = 0.0  # the part of it that is metadata.managedFields (compact JSON)
     pods: int = 0  # gateway processes reporting stats while idle
-    stall_ms: tuple[float, float] = (0.0, 0.0)  # a pod's longest request under load: with a reload, without
+    stall_ms: tuple[float, float, float] = (
+        0.0,
+        0.0,
+        0.0,
+    )  # a pod's longest request under load: with a reload, without; the reload
 
 
 def request_kind(method: str, path: str, query: str) -> str:
@@ -319,7 +323,7 @@ def start_pods(bench: Bench, ns: str, n: int, watch: ConditionWatch) -> list[Gat
     return pods
 
 
-def measure_stall(bench: Bench, ns: str, pods: list[GatewayPod]) -> tuple[float, float]:
+def measure_stall(bench: Bench, ns: str, pods: list[GatewayPod]) -> tuple[float, float, float]:
     """The longest request stall of a pod during the reload of one edit (`tests/bench/reload_stall.py`):
     on the first reporting pod, else on one started for it."""
     pod = pods[0] if pods else GatewayPod(bench.api, ns, "gw", "gw-stall", bench.workdir / ns / "stall")
@@ -483,7 +487,7 @@ def report(results: list[Result | str]) -> str:
         "CPU while converging: operator / API server + etcd / bench (apply, watch) | "
         "RSS peak / idle | idle CPU (gateway pods reporting) | idle API req/min | ConfigMap | Deployment | "
         "list AIModels (500) | `kubectl get aimodels` (rows): wall / CPU of kubectl / of API server + etcd | "
-        "Table row / its managedFields | a pod's longest request under load: with a reload / without | "
+        "Table row / its managedFields | a pod's longest request under load: with a reload / without (the reload) | "
         "requests while converging (status / event / list / other) |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
@@ -494,7 +498,7 @@ def report(results: list[Result | str]) -> str:
         f"{r.rss_peak_mb:.0f} / {r.rss_idle_mb:.0f} MB | {r.idle_cpu_pct:.2f} % ({r.pods}) | {r.idle_requests_per_min:.0f} | "
         f"{r.configmap_bytes / 1024:.0f} KB | {r.deployment_bytes / 1024:.1f} KB | {r.list_aimodels_s * 1000:.0f} ms | "
         f"{r.kubectl_get_s:.2f} / {r.kubectl_cpu_s:.2f} / {r.kubectl_server_cpu_s:.2f} s ({r.kubectl_rows:,}) | {r.table_row_bytes:,.0f} / {r.managed_row_bytes:,.0f} B | "
-        f"{r.stall_ms[0]:.1f} / {r.stall_ms[1]:.1f} ms | {breakdown(r.converge_requests)} |\n"
+        f"{r.stall_ms[0]:.1f} / {r.stall_ms[1]:.1f} ms ({r.stall_ms[2] / 1000:.2f} s) | {breakdown(r.converge_requests)} |\n"
         for r in results
     )
     return (
@@ -503,7 +507,7 @@ def report(results: list[Result | str]) -> str:
         "(shared, 2 cores), N AIModels with N/10 RoutingPolicies and N/100 CostBudgets, one AIGateway. "
         "Sizes run one after another in one operator process (RSS peak is the process's high-water mark "
         "so far). No kubelet: gateway processes stand in for pods (tests/operator/pods.py); the reload stall is "
-        "wrk's longest request to one of them, in a 4 s run with the reload of one AIModel edit and in one without "
+        "wrk's longest request to one of them, in a 10 s run with the reload of one AIModel edit and in one without "
         "(tests/bench/reload_stall.py).\n\n"
         f"{head}{rows}{MARK_END}\n"
     )
