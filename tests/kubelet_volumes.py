@@ -5,19 +5,16 @@ so a reader sees the old files or the new ones, never a mix."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
+import tempfile
 from pathlib import Path
-
-_VERSIONS = itertools.count(1)
 
 
 def write_secret_volume(folder: Path, data: dict[str, bytes]) -> None:
     """The volume at `folder` now holds exactly `data` (keys gone from it are removed, as the kubelet does)."""
     folder.mkdir(parents=True, exist_ok=True)
-    version = folder / f"..v{next(_VERSIONS)}"
-    version.mkdir()
+    version = Path(tempfile.mkdtemp(prefix="..", dir=folder))  # a fresh version dir, as the kubelet's timestamped ones
     for key, value in data.items():
         (version / key).write_bytes(value)
         if not (folder / key).is_symlink():
