@@ -82,18 +82,30 @@ def files_id(paths: tuple[str, ...]) -> tuple[object, ...]:
 RELOAD_SWITCH_INTERVAL_S = 0.0005
 
 
-@contextmanager
-def _gil_handed_back_soon() -> Iterator[None]:
+class GilHandedBackSoon:
     """While a reload builds in its thread, the interpreter asks it for the GIL every 0.5 ms, not
     every 5 ms: each time the serving loop comes back from the kernel (a socket ready) it needs the
     GIL, and at the default interval a request that does so a few times waited 20-30 ms behind a
-    1,000-model build. Only for the reload's duration: more switching costs the build a little."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, RELOAD_SWITCH_INTERVAL_S))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
+    1,000-model build. Only while a build runs (more switching costs the build a little); two that
+    overlap (the poll and a SIGHUP) restore the interval once, when the last one ends. Entered and
+    left on the event loop's thread only."""
+
+    def __init__(self) -> None:
+        self._building = 0
+        self._before = 0.0
+
+    @contextmanager
+    def building(self) -> Iterator[None]:
+        if self._building == 0:
+            self._before = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._before, RELOAD_SWITCH_INTERVAL_S))
+        self._building += 1
+        try:
+            yield
+        finally:
+            self._building -= 1
+            if self._building == 0:
+                sys.setswitchinterval(self._before)
 
 
 class ConfigWatcher(Generic[R]):
@@ -119,6 +131,7 @@ class ConfigWatcher(Generic[R]):
         self._secrets = secret_files(current) if current is not None else ()
         self._secrets_seen = files_id(self._secrets)
         self._task: asyncio.Task[None] | None = None
+        self._gil = GilHandedBackSoon()
 
     def start(self) -> None:
         gc.freeze()  # the startup snapshot too (see _swap)
@@ -160,7 +173,7 @@ class ConfigWatcher(Generic[R]):
         gc.disable()  # no full collection over the half-built snapshot while requests wait (see _swap)
         try:
             try:
-                with _gil_handed_back_soon():
+                with self._gil.building():
                     config, prepared = await asyncio.to_thread(self._load)
             except Exception as exc:  # a config or runtime that cannot be built must not take the gateway down
                 return self._refused(exc)

@@ -18,7 +18,7 @@ import orjson
 import yaml
 
 from aimm_gateway.config import GatewayConfig, load_config
-from aimm_gateway.reload import RELOAD_SWITCH_INTERVAL_S, ConfigWatcher
+from aimm_gateway.reload import RELOAD_SWITCH_INTERVAL_S, ConfigWatcher, GilHandedBackSoon
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.service import Gateway
 from tests.kubelet_volumes import write_secret_volume
@@ -133,6 +133,17 @@ def test_a_reload_asks_for_the_gil_often_while_it_builds_and_restores_the_interv
 
     assert asyncio.run(main()) == [True, False]
     assert seen == [RELOAD_SWITCH_INTERVAL_S] * 2 and default > RELOAD_SWITCH_INTERVAL_S
+    assert sys.getswitchinterval() == default
+
+
+def test_overlapping_builds_restore_the_interval_once_the_last_ends() -> None:
+    gil, default = GilHandedBackSoon(), sys.getswitchinterval()
+    first, second = gil.building(), gil.building()
+    first.__enter__()
+    second.__enter__()  # a SIGHUP's reload while the poll's is still building
+    first.__exit__(None, None, None)
+    assert sys.getswitchinterval() == RELOAD_SWITCH_INTERVAL_S  # the second still builds
+    second.__exit__(None, None, None)
     assert sys.getswitchinterval() == default
 
 
