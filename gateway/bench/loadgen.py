@@ -27,6 +27,7 @@ class WrkResult:
     p99_ms: float
     errors: int
     requests: int
+    max_ms: float = 0.0  # the longest request of the run
 
 
 def have_wrk() -> bool:
@@ -70,7 +71,9 @@ def parse_wrk(out: str) -> WrkResult:
     errors = int(non2xx.group(1)) if non2xx else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
-    return WrkResult(rps, latency("50"), latency("99"), errors, requests)
+    longest = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s", out, re.M)
+    max_ms = float(longest.group(1)) * _UNITS[longest.group(2)] if longest else 0.0
+    return WrkResult(rps, latency("50"), latency("99"), errors, requests, max_ms)
 
 
 async def _ttft_once(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]) -> float:

@@ -19,8 +19,6 @@ reloads an edit under load (tests/bench/reload_stall.py).
 from __future__ import annotations
 
 import argparse
-import base64
-import gzip
 import json
 import os
 import resource
@@ -43,7 +41,7 @@ from tests.bench.reload_stall import reload_stall
 from tests.k8s_harness import ControlPlane
 from tests.operator.kubeapi import Api, ConditionWatch
 from tests.operator.manifests import budget, gateway, model, policy, route
-from tests.operator.pods import GatewayPod
+from tests.operator.pods import GatewayPod, compiled_config
 
 REPO = Path(__file__).resolve().parents[2]
 MARK_BEGIN = "<!-- bench-operator:begin -->"
@@ -164,11 +162,7 @@ def served_weight(api: Api, ns: str, name: str) -> float | None:
     cm = api.get("ConfigMap", ns, "gw-config")
     if not cm:
         return None
-    if "binaryData" in cm:
-        text = gzip.decompress(base64.b64decode(cm["binaryData"]["config.yaml"]))
-    else:
-        text = cm["data"]["config.yaml"].encode()
-    return next((m["weight"] for m in json.loads(text)["models"] if m["name"] == name), None)
+    return next((m["weight"] for m in compiled_config(cm)["models"] if m["name"] == name), None)
 
 
 def memtrace_dump(pid: int, out: Path | None) -> None:

@@ -9,7 +9,6 @@ request, one that ran beside it does not stand out from the run without it.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import threading
 import time
@@ -17,11 +16,11 @@ from collections.abc import Callable
 
 import httpx
 
+from aimm_gateway.bench.loadgen import parse_wrk
 from aimm_gateway.bench.procs import LOAD_CPU, pinned
 from tests.operator.kubeapi import Api
 from tests.operator.pods import GatewayPod, sync_config
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 RUN_S = 10
 RELOAD_AT_S = 2.0
 
@@ -35,10 +34,9 @@ def longest_request_ms(url: str, during: Callable[[], None] | None = None) -> fl
         time.sleep(RELOAD_AT_S)
         during()
     out, _ = wrk.communicate(timeout=RUN_S + 30)
-    m = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s", out, re.M)
-    if m is None or wrk.returncode != 0:
+    if wrk.returncode != 0:
         raise RuntimeError(f"wrk failed:\n{out}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    return parse_wrk(out).max_ms
 
 
 def config_hash(pod: GatewayPod) -> str:

@@ -7,6 +7,7 @@ EndpointSlice for the gateway Service, as the EndpointSlice controller would mak
 from __future__ import annotations
 
 import base64
+import gzip
 import math
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from tests.kubelet_volumes import write_secret_volume
 from tests.operator.kubeapi import Api, host_ip, wait_for
@@ -133,6 +135,12 @@ def config_bytes(cm: dict) -> bytes:
     if "binaryData" in cm:
         return base64.b64decode(cm["binaryData"]["config.yaml"])
     return str(cm["data"]["config.yaml"]).encode()
+
+
+def compiled_config(cm: dict) -> dict[str, Any]:
+    """The config the operator compiled into the ConfigMap, decoded (a large one is gzipped)."""
+    data = config_bytes(cm)
+    return dict(orjson.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data))
 
 
 def sync_config(api: Api, pod: GatewayPod) -> None:

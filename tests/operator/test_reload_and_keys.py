@@ -10,7 +10,6 @@ request stall under load, by `make bench-operator`.
 
 from __future__ import annotations
 
-import gzip
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 from starlette.types import Receive, Scope, Send
 
 from aimm_gateway.mock.faults import FaultSettings
@@ -27,7 +25,7 @@ from aimm_gateway.mock.server import create_mock_app
 from tests.operator.conftest import OperatorProcess
 from tests.operator.kubeapi import Api, wait_condition, wait_for
 from tests.operator.manifests import gateway, model
-from tests.operator.pods import GatewayPod, config_bytes, mount_key_secrets, sync_config
+from tests.operator.pods import GatewayPod, compiled_config, config_bytes, mount_key_secrets, sync_config
 from tests.servers import run_asgi_app
 
 CLIENT_KEY = "sk-aimm-reload-client"
@@ -130,12 +128,8 @@ def _load(pod: GatewayPod, stop: threading.Event, calls: list[Call]) -> None:
 
 
 def _config(api: Api, ns: str) -> dict[str, Any]:
-    """The config the operator compiled for the gateway (a large one is gzipped in `binaryData`)."""
     cm = api.get("ConfigMap", ns, "gw-config")
-    if cm is None:
-        return {}
-    data = config_bytes(cm)
-    return dict(orjson.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data))
+    return compiled_config(cm) if cm else {}
 
 
 def _hash(pod: GatewayPod) -> str | None:
