@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from aimm_gateway.attempts.committed import Committed
 from aimm_gateway.attempts.ledger import Ledger
 from aimm_gateway.attempts.openers import Opener, PlainOpener, RawStreamOpener, StreamOpener, Won, aclose
 from aimm_gateway.attempts.planning import Attempting, Planner, Sleep
@@ -47,7 +48,12 @@ log = logging.getLogger("aimm.gateway")
 @dataclass(slots=True)
 class StreamResult:
     outcome: Outcome  # model, provider, route reason now; usage, cost, status when the stream ends
-    chunks: AsyncIterator[ChatChunk]  # first chunk included; raises GatewayError mid-stream
+    chunks: Committed  # first chunk included; raises GatewayError mid-stream
+
+    async def aclose(self) -> None:
+        """End the stream now (a no-op once it has ended): the upstream closed, settled, the
+        `after` hooks run, also when no chunk was ever asked for. The response closes it."""
+        await self.chunks.aclose()
 
 
 @dataclass(slots=True)
@@ -156,7 +162,7 @@ class ChatPipeline:
         return await self._stream(ctx, raw=True)
 
     async def _stream(self, ctx: RequestContext, raw: bool) -> StreamResult | PassThrough:
-        # In flight until the stream settles (`_settle_stream`, `_replay`), or until it fails here.
+        # In flight until the stream settles (`_settle_stream`, `_settle_replay`), or until it fails here.
         self._backlog.in_flight += 1
         try:
             outcome = Outcome(ok=False)
@@ -165,7 +171,8 @@ class ChatPipeline:
                 result: StreamResult | PassThrough
                 if run.answer is not None:
                     _short_circuit(outcome, run.answer)
-                    result = StreamResult(outcome, self._replay(run, run.answer))
+                    replay = Committed(self._replay(run, run.answer), partial(self._settle_replay, run))
+                    result = StreamResult(outcome, replay)
                 else:
                     assert ctx.request is not None
                     r = await self._planner.prepare(ctx, ctx.request, outcome)
@@ -183,7 +190,7 @@ class ChatPipeline:
 
     def _committed(self, r: Attempting, won: Won, run: StageRun) -> StreamResult | PassThrough:
         if won.raw is None:
-            return StreamResult(r.outcome, self._follow(r, won, run))
+            return StreamResult(r.outcome, Committed(self._follow(r, won, run), partial(self._abandon, r, won, run)))
         assert won.first_raw is not None
         first, won.first_raw = won.first_raw, None  # not kept for the stream's life
         gap = self._ledger.metrics.series(won.record.model, won.record.provider).inter_chunk.observe
@@ -197,7 +204,7 @@ class ChatPipeline:
         finish = partial(self._settle_stream, outcome, won, run, fallback_route)
         return PassThrough(outcome, ByteRelay(won.raw, first, gap, finish))
 
-    async def _follow(self, r: Attempting, won: Won, run: StageRun) -> AsyncIterator[ChatChunk]:
+    async def _follow(self, r: Attempting, won: Won, run: StageRun) -> AsyncGenerator[ChatChunk, None]:
         """The committed stream: chunk hooks, then settle and the `after` hooks when it ends."""
         assert won.upstream is not None and won.first is not None
         ctx, upstream, chain = r.ctx, won.upstream, run.chain
@@ -226,9 +233,18 @@ class ChatPipeline:
             how, failure = "failed", exc
             raise
         finally:
-            await aclose(upstream)
-            fallback_route = _fallback_route(r, won)
-            await self._settle_stream(r.outcome, won, run, fallback_route, how, usage, failure)
+            await self._end_follow(r, won, run, how, usage, failure)
+
+    async def _end_follow(
+        self, r: Attempting, won: Won, run: StageRun, how: Ending, usage: Usage, failure: UpstreamError | None
+    ) -> None:
+        assert won.upstream is not None
+        await aclose(won.upstream)
+        await self._settle_stream(r.outcome, won, run, _fallback_route(r, won), how, usage, failure)
+
+    async def _abandon(self, r: Attempting, won: Won, run: StageRun) -> None:
+        """A committed stream closed before its first chunk was asked for: the client left."""
+        await self._end_follow(r, won, run, "cancelled", Usage(), None)
 
     async def _settle_stream(
         self,
@@ -258,15 +274,18 @@ class ChatPipeline:
         finally:
             self._backlog.in_flight -= 1
 
-    async def _replay(self, run: StageRun, answer: ChatCompletion) -> AsyncIterator[ChatChunk]:
+    async def _replay(self, run: StageRun, answer: ChatCompletion) -> AsyncGenerator[ChatChunk, None]:
         """A short-circuit answer (cache hit) as a one-chunk stream."""
         try:
             yield _as_chunk(answer)
         finally:
-            try:
-                await run.settle()
-            finally:
-                self._backlog.in_flight -= 1
+            await self._settle_replay(run)
+
+    async def _settle_replay(self, run: StageRun) -> None:
+        try:
+            await run.settle()
+        finally:
+            self._backlog.in_flight -= 1
 
     async def embed(self, ctx: RequestContext, req: EmbeddingRequest) -> tuple[dict[str, Any], Outcome]:
         """Embeddings: one attempt at the named model (no routes, no retries), same stages."""

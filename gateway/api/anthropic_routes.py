@@ -83,7 +83,7 @@ async def messages(request: Request, rid: str) -> Response:
             result.outcome.model or "", input_tokens=ctx.prompt_tokens, stop_sequences=req.stop_list
         )
         headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome), "request-id": rid}
-        return SSEResponse(anthropic_sse(result, writer), headers)
+        return SSEResponse(anthropic_sse(result, writer), headers, source=result)
 
     def message(outcome: Outcome) -> tuple[dict[str, Any], dict[str, str]]:
         assert outcome.response is not None

@@ -158,7 +158,7 @@ async def query_stream(request: Request) -> Response:
     ctx = _context(parent, q, parent.request_id, stream=True)
     result = await gateway.pipeline.stream(ctx)
     headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome)}
-    return SSEResponse(_native_sse(ctx, result), headers)
+    return SSEResponse(_native_sse(ctx, result), headers, source=result)
 
 
 async def _native_sse(ctx: RequestContext, result: StreamResult) -> AsyncIterator[bytes]:

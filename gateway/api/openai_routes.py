@@ -39,7 +39,7 @@ async def chat_completions(request: Request) -> Response:
         headers = {**SSE_HEADERS, **served_headers(ctx, result.outcome)}
         if isinstance(result, PassThrough):
             return SSEResponse(OpenAIFrames(result.relay, req.wants_usage_in_stream()), headers)
-        return SSEResponse(openai_sse(result, req), headers)
+        return SSEResponse(openai_sse(result, req), headers, source=result)
     answered = await gateway.pipeline.answer(ctx)  # the answer goes out first, then the `after` hooks
     return await answer_json(answered, lambda outcome: (outcome.response, served_headers(ctx, outcome)))
 

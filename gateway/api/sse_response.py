@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
 class SSEResponse(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, frames: AsyncIterator[bytes], headers: Mapping[str, str] | None = None, source: Closable | None = None
+    ) -> None:
         self.frames = frames
+        self.source = source  # what `frames` reads from, closed after them: it may hold an upstream
         self.status_code = 200
         self.background = None
         self.init_headers(headers)
@@ -56,7 +63,13 @@ class SSEResponse(Response):
             relay.uncancel()  # the client left: the relay ends here, normally
         finally:
             watcher.cancel()
-            await _close(self.frames)
+            try:
+                await _close(self.frames)
+            finally:
+                # A generator of frames closed before its first step closes nothing it reads from;
+                # the source settles itself either way (the upstream closed, the request counted).
+                if self.source is not None:
+                    await self.source.aclose()
 
 
 async def _cancel_on_disconnect(receive: Receive, relay: asyncio.Task[object]) -> bool:
