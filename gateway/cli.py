@@ -255,6 +255,10 @@ def _add_bench(sub: Subcommands) -> None:
     bench.add_argument("--flame-stream", action="store_true", help="profile streamed replies instead of plain ones")
     bench.add_argument("--capacity-only", action="store_true", help="only the paced-streams capacity run")
     bench.add_argument(
+        "--scrape-only", action="store_true", help="only what a /metrics scrape costs a many-model worker (--models)"
+    )
+    bench.add_argument("--models", type=int, default=1000, help="models of the --scrape-only worker")
+    bench.add_argument(
         "--latency-only", action="store_true", help="only added p50 at concurrency 1, interleaved (uses --rounds, --ab)"
     )
     bench.add_argument(

@@ -4,23 +4,34 @@ Every label value is bounded: model and route names come from the config (a name
 up is counted as `other`), budgets from the config, and the remaining labels from small fixed
 sets (status codes, error kinds, reasons). docs/observability.md lists every metric.
 
-Hot-path series are resolved once and kept (`ModelSeries`, `RequestSeries`): `labels()` costs a
-lock and a dict lookup per call, too slow for every request or streamed chunk. They, and the
-in-flight gauge, are plain-number tallies folded into the series when scraped (metrics_tally.py).
+Hot-path series are resolved once and kept (`ModelSeries`, `RequestSeries`): a dict lookup per
+request or streamed chunk saved. Every family is the gateway's own (metrics_families.py): plain
+numbers updated on the event loop, each sample's line formatted again only when it changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST as TEXT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest as generate_text
+from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from aimm_gateway.metrics_tally import CounterTally, Folds, GaugeTally, HistogramTally
+from aimm_gateway.metrics_families import (
+    AnyFamily,
+    CounterChild,
+    CounterFamily,
+    GaugeChild,
+    GaugeFamily,
+    HistogramChild,
+    HistogramFamily,
+    exposition_openmetrics,
+    exposition_text,
+)
+
+F = TypeVar("F", CounterFamily, GaugeFamily, HistogramFamily)
 
 PREFIX = "ai_multimodel_"
 OTHER = "other"  # the one label value for every name that is not in the config
@@ -39,21 +50,21 @@ _HTTP_CODES = frozenset(str(c) for c in (200, 400, 401, 403, 404, 408, 409, 413,
 class ModelSeries:
     """One model's labelled series, resolved once: `labels()` is too slow for every request."""
 
-    ok: CounterTally
-    duration: HistogramTally
-    ttft: HistogramTally
-    inter_chunk: HistogramTally
-    input_tokens: CounterTally
-    output_tokens: CounterTally
-    cost: CounterTally
+    ok: CounterChild
+    duration: HistogramChild
+    ttft: HistogramChild
+    inter_chunk: HistogramChild
+    input_tokens: CounterChild
+    output_tokens: CounterChild
+    cost: CounterChild
 
 
 @dataclass(frozen=True, slots=True)
 class RequestSeries:
     """A client request's series for one (api, model-or-route, status): what the telemetry stage counts."""
 
-    requests: CounterTally
-    duration: HistogramTally
+    requests: CounterChild
+    duration: HistogramChild
 
 
 def bounded(name: str | None, known: Collection[str]) -> str:
@@ -67,9 +78,8 @@ def _one_of(value: str, allowed: Collection[str]) -> str:
 
 class GatewayMetrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self._folds = Folds()
-        self.registry.register(self._folds)  # first: the tallies are folded before any family is collected
+        self.registry = CollectorRegistry(auto_describe=True)  # for readers that collect (tests, tools)
+        self._families: list[AnyFamily] = []  # in the order they are rendered
         self._upstream_metrics()
         self._request_metrics()
         self._policy_metrics()
@@ -79,16 +89,21 @@ class GatewayMetrics:
         self._request_series: dict[tuple[str, str, str], RequestSeries] = {}
 
     # -- definitions ------------------------------------------------------------------------------
-    # One line a metric: the helpers add the prefix and the app's registry.
+    # One line a metric: the helpers add the prefix, the exposition's list and the registry.
 
-    def _counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
-        return Counter(PREFIX + name, doc, labels, registry=self.registry)
+    def _counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> CounterFamily:
+        return self._add(CounterFamily(PREFIX + name, doc, labels))
 
-    def _gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-        return Gauge(PREFIX + name, doc, labels, registry=self.registry)
+    def _gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> GaugeFamily:
+        return self._add(GaugeFamily(PREFIX + name, doc, labels))
 
-    def _histogram(self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]) -> Histogram:
-        return Histogram(PREFIX + name, doc, labels, buckets=buckets, registry=self.registry)
+    def _histogram(self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]) -> HistogramFamily:
+        return self._add(HistogramFamily(PREFIX + name, doc, labels, buckets))
+
+    def _add(self, family: F) -> F:
+        self.registry.register(family)  # refuses a name twice
+        self._families.append(family)
+        return family
 
     def _upstream_metrics(self) -> None:
         """Per upstream attempt, labelled by the configured model that was tried."""
@@ -120,7 +135,7 @@ class GatewayMetrics:
         self.client_duration = self._histogram(
             "client_request_duration_seconds", "Client request duration, gateway included.", amc, _LATENCY_BUCKETS
         )
-        self.in_flight = self._folds.add(GaugeTally(self._gauge("in_flight_requests", "Client requests being served.")))
+        self.in_flight = self._gauge("in_flight_requests", "Client requests being served.").labels()
 
     def _policy_metrics(self) -> None:
         """Counters the policy stages (rate limit, guard, auth) increment, and the budget gauge."""
@@ -187,15 +202,14 @@ class GatewayMetrics:
         key = (model, provider)
         found = self._series.get(key)
         if found is None:
-            counter, histogram = self._counter_tally, self._histogram_tally
             found = self._series[key] = ModelSeries(
-                ok=counter(self.requests.labels(model, provider, "200")),
-                duration=histogram(self.duration.labels(model, provider)),
-                ttft=histogram(self.ttft.labels(model, provider)),
-                inter_chunk=histogram(self.inter_chunk.labels(model, provider)),
-                input_tokens=counter(self.input_tokens.labels(model, provider)),
-                output_tokens=counter(self.output_tokens.labels(model, provider)),
-                cost=counter(self.cost.labels(model, provider)),
+                ok=self.requests.labels(model, provider, "200"),
+                duration=self.duration.labels(model, provider),
+                ttft=self.ttft.labels(model, provider),
+                inter_chunk=self.inter_chunk.labels(model, provider),
+                input_tokens=self.input_tokens.labels(model, provider),
+                output_tokens=self.output_tokens.labels(model, provider),
+                cost=self.cost.labels(model, provider),
             )
         return found
 
@@ -205,16 +219,9 @@ class GatewayMetrics:
         found = self._request_series.get(key)
         if found is None:
             found = self._request_series[key] = RequestSeries(
-                self._counter_tally(self.client_requests.labels(*key)),
-                self._histogram_tally(self.client_duration.labels(*key)),
+                self.client_requests.labels(*key), self.client_duration.labels(*key)
             )
         return found
-
-    def _counter_tally(self, child: Counter) -> CounterTally:
-        return self._folds.add(CounterTally(child))
-
-    def _histogram_tally(self, child: Histogram) -> HistogramTally:
-        return self._folds.add(HistogramTally(child))
 
     # -- what other stages call -----------------------------------------------------------------
 
@@ -239,14 +246,14 @@ class GatewayMetrics:
         self._model_gauges.refresh({name: _model_values(h) for name, h in health.items()})
 
     def render(self) -> bytes:
-        return generate_text(self.registry)
+        return exposition_text(self._families)
 
     def exposition(self, accept: str) -> tuple[bytes, str]:
         """The exposition and its content type: OpenMetrics (which carries exemplars) when the
         scraper asks for it, as Prometheus does, else the classic text format."""
         if "application/openmetrics-text" in accept:
-            return generate_openmetrics(self.registry), OPENMETRICS_TYPE
-        return generate_text(self.registry), TEXT_TYPE
+            return exposition_openmetrics(self._families), OPENMETRICS_TYPE
+        return exposition_text(self._families), TEXT_TYPE
 
 
 def _model_values(health: Mapping[str, object]) -> tuple[float, float, float]:
@@ -264,9 +271,9 @@ class ModelGauges:
     Clearing and re-making every series (`labels()` validates and locks per call) held the event
     loop ~40 ms per reload and per scrape at 1,000 models."""
 
-    def __init__(self, gauges: Sequence[Gauge]) -> None:
+    def __init__(self, gauges: Sequence[GaugeFamily]) -> None:
         self._gauges = tuple(gauges)
-        self._series: dict[str, tuple[tuple[Gauge, ...], tuple[float, ...]]] = {}  # model -> children, values
+        self._series: dict[str, tuple[tuple[GaugeChild, ...], tuple[float, ...]]] = {}  # model -> children, values
 
     def refresh(self, values: Mapping[str, tuple[float, ...]]) -> None:
         for gone in self._series.keys() - values.keys():

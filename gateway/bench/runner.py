@@ -256,6 +256,8 @@ def main(args: argparse.Namespace) -> int:
         text, marker = _latency_only(args), "latency-results"
     elif args.security_only:
         text, marker = _security_only(args), "security-results"
+    elif args.scrape_only:
+        text, marker = _scrape_only(args), "scrape-results"
     elif args.iface:
         from aimm_gateway.bench import iface
 
@@ -298,6 +300,21 @@ def _security_only(args: argparse.Namespace) -> str:
     command = " ".join(["aimm", "bench", *sys.argv[2:]])
     lines = security_report(rows, bench_security(), args.rounds)
     return "\n".join([f"Command: `{command}`", *lines]) + "\n"
+
+
+def _scrape_only(args: argparse.Namespace) -> str:
+    """`aimm bench --scrape-only`: a Prometheus scrape of a many-model worker, and the stall it causes."""
+    from aimm_gateway.bench.scrape import measure
+    from aimm_gateway.bench.scrape import report as scrape_report
+
+    if not have_wrk():
+        raise SystemExit("aimm bench needs wrk: bash hack/system-deps.sh wrk")
+    with contextlib.suppress(OSError, ValueError):
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
+        trees = measure(args.ab or [], args.models, args.rounds, args.duration, Path(tmp), mocks.openai)
+    return scrape_report(trees, args.models, args.rounds, " ".join(["aimm", "bench", *sys.argv[2:]]))
 
 
 def _capacity_only(args: argparse.Namespace) -> str:

@@ -69,7 +69,7 @@ def profile(n: int, client: str = "h1", top: int = 30) -> str:
         thread.start()
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         try:
-            return _measure(url, n, top, client, lambda: gateway.metrics.in_flight.value)
+            return _measure(url, n, top, client, lambda: int(gateway.metrics.in_flight.value))
         finally:
             server.should_exit = True
             thread.join(10)

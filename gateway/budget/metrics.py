@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from prometheus_client import Counter, Gauge
+from aimm_gateway.metrics_families import CounterFamily, GaugeFamily
 
 
 class CostMetrics(Protocol):
-    usage_dropped: Counter
-    usage_write_errors: Counter
-    usage_queued: Gauge
-    budget_thresholds: Counter
-    budget_refused: Counter
-    state_unavailable: Counter
-    cache: Counter
+    usage_dropped: CounterFamily
+    usage_write_errors: CounterFamily
+    usage_queued: GaugeFamily
+    budget_thresholds: CounterFamily
+    budget_refused: CounterFamily
+    state_unavailable: CounterFamily
+    cache: CounterFamily

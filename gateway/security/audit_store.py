@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Counter
-
 from aimm_gateway.config import StoreSettings
+from aimm_gateway.metrics_families import CounterFamily
 from aimm_gateway.security.audit import ChainCheck, VerifyResult
 from aimm_gateway.store.audit_rows import audit_record, audit_values
 from aimm_gateway.store.base import UsageStore
@@ -22,7 +21,7 @@ _PAGE = 5000
 
 
 class AuditStoreSink:
-    def __init__(self, store: UsageStore, chain: str, settings: StoreSettings, dropped: Counter) -> None:
+    def __init__(self, store: UsageStore, chain: str, settings: StoreSettings, dropped: CounterFamily) -> None:
         self._chain = chain
         self.writer: BatchWriter[tuple[object, ...]] = BatchWriter(
             store.insert_audit,

@@ -14,14 +14,13 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import ClassVar
 
-from prometheus_client import Gauge
-
 from aimm_gateway.budget.enforcer import Admission, BudgetEnforcer, Estimates
 from aimm_gateway.budget.key_budgets import PREFIX as KEY_BUDGET
 from aimm_gateway.budget.policy import Caller, in_scope, reservation, touching
 from aimm_gateway.canonical import ChatCompletion
 from aimm_gateway.config import BudgetConfig, ModelConfig
 from aimm_gateway.metrics import GatewayMetrics
+from aimm_gateway.metrics_families import GaugeChild
 from aimm_gateway.runtime import Runtime
 from aimm_gateway.security.identity import Identity
 from aimm_gateway.stages.base import ChunkHook, Outcome, RequestContext, StageDeps
@@ -62,7 +61,7 @@ class BudgetStage:
         self._key_budget = key_budget
         self._stats = stats
         self._metrics = metrics
-        self._gauges: dict[str, Gauge] = {}
+        self._gauges: dict[str, GaugeChild] = {}
         self._budgets = budgets
         self._route = route
         self._candidates = candidates

@@ -43,7 +43,7 @@ async def test_settles_each_billed_attempt_to_the_budgets_covering_it() -> None:
     assert await state.spent(window(rt.config.budgets[0], now).key) == Decimal("0.75")
     assert await state.spent(window(rt.config.budgets[1], now).key) == Decimal("0.25")  # only model a
     assert deps.stats.budget_spend() == {"all": Decimal("0.75"), "a-only": Decimal("0.25")}
-    assert deps.metrics.budget_used.labels("a-only")._value.get() == 0.25
+    assert deps.metrics.budget_used.labels("a-only").value == 0.25
 
 
 async def test_block_refuses_before_any_upstream_call() -> None:

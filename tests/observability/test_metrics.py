@@ -6,12 +6,13 @@ import random
 import string
 
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from aimm_gateway.config import GatewayConfig
 from aimm_gateway.errors import ModelNotFound
 from aimm_gateway.metrics import OTHER, GatewayMetrics, ModelGauges, bounded
+from aimm_gateway.metrics_families import GaugeFamily
 from aimm_gateway.service import Gateway
 from aimm_gateway.stages.base import Outcome
 from aimm_gateway.stages.telemetry import TelemetryStage, label_for
@@ -42,7 +43,7 @@ async def test_a_thousand_made_up_model_names_add_no_series() -> None:
         await request(random_name(rng))
     assert series_count(metrics) == before
     sample = metrics.client_requests.labels("openai", OTHER, "404")
-    assert sample._value.get() == 1001  # every request counted, all in the one `other` series
+    assert sample.value == 1001  # every request counted, all in the one `other` series
 
 
 async def test_configured_names_keep_their_label() -> None:
@@ -77,7 +78,9 @@ def test_model_gauges_follow_the_config() -> None:
 
 def test_model_gauges_set_what_changed_and_touch_nothing_else() -> None:
     registry = CollectorRegistry()
-    up, load = Gauge("up", "", ["model"], registry=registry), Gauge("load", "", ["model"], registry=registry)
+    up, load = GaugeFamily("up", "", ["model"]), GaugeFamily("load", "", ["model"])
+    registry.register(up)
+    registry.register(load)
     gauges = ModelGauges((up, load))
     gauges.refresh({"a": (1, 3), "b": (0, 0)})
 

@@ -14,10 +14,10 @@ import httpx
 import orjson
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, Counter
 
 from aimm_gateway.app import create_app
 from aimm_gateway.config import StoreSettings, parse_config
+from aimm_gateway.metrics_families import CounterFamily
 from aimm_gateway.security.audit import AuditLog
 from aimm_gateway.security.audit_store import AuditStoreSink, verify_store
 from aimm_gateway.security.identity import Identity, Role
@@ -33,8 +33,8 @@ ADMIN = Identity(name="root-ops", role=Role.ADMIN)
 SETTINGS = StoreSettings(flush_interval_s=0.05)
 
 
-def _dropped() -> Counter:
-    return Counter("dropped", "test", registry=CollectorRegistry())
+def _dropped() -> CounterFamily:
+    return CounterFamily("dropped", "test")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -132,5 +132,5 @@ async def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path: Path) 
     log.add_sink(sink)
     for i in range(5):
         log.record("limit.hit", target=str(i))
-    assert sink.writer.queued == 2 and dropped._value.get() == 3  # type: ignore[attr-defined]
+    assert sink.writer.queued == 2 and dropped.labels().value == 3
     await store.close()

@@ -103,7 +103,7 @@ async def test_hedges_go_out_up_to_max_hedges_and_the_first_answer_wins() -> Non
         ("b", "cancelled", True),
         ("c", "ok", True),
     ]
-    assert deps.metrics.hedges.labels("h")._value.get() == 2
+    assert deps.metrics.hedges.labels("h").value == 2
 
 
 async def test_one_hedge_by_default() -> None:
