@@ -64,27 +64,36 @@ class _Child:
         self.created_line = ""  # counters and histograms: their `_created` sample's line
 
 
-class CounterChild(_Child):
-    __slots__ = ("_prefix", "created", "value")
+class _OneValue(_Child):
+    """A child of one sample (a counter's `_total`, a gauge): its value and that line's prefix."""
 
-    def __init__(self, name: str, labels: dict[str, str]) -> None:
+    __slots__ = ("_prefix", "value")
+
+    def __init__(self, prefix: str, labels: dict[str, str]) -> None:
         super().__init__(labels)
         self.value = 0.0
-        self.created = time.time()
-        text = label_text(labels.items())
-        self._prefix = f"{name}_total{text} "
-        self.created_line = f"{name}_created{text} {floatToGoString(self.created)}\n"
-
-    def inc(self, amount: float = 1) -> None:
-        if amount < 0:
-            raise ValueError("Counters can only be incremented by non-negative amounts.")
-        self.value += amount
+        self._prefix = prefix
 
     def lines(self) -> str:
         if self._seen != self.value:
             self._seen = self.value
             self._lines = f"{self._prefix}{go_float(self.value)}\n"
         return self._lines
+
+
+class CounterChild(_OneValue):
+    __slots__ = ("created",)
+
+    def __init__(self, name: str, labels: dict[str, str]) -> None:
+        text = label_text(labels.items())
+        super().__init__(f"{name}_total{text} ", labels)
+        self.created = time.time()
+        self.created_line = f"{name}_created{text} {floatToGoString(self.created)}\n"
+
+    def inc(self, amount: float = 1) -> None:
+        if amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        self.value += amount
 
     def samples(self, name: str) -> list[Sample]:
         return [
@@ -93,13 +102,11 @@ class CounterChild(_Child):
         ]
 
 
-class GaugeChild(_Child):
-    __slots__ = ("_prefix", "value")
+class GaugeChild(_OneValue):
+    __slots__ = ()
 
     def __init__(self, name: str, labels: dict[str, str]) -> None:
-        super().__init__(labels)
-        self.value = 0.0
-        self._prefix = f"{name}{label_text(labels.items())} "
+        super().__init__(f"{name}{label_text(labels.items())} ", labels)
 
     def inc(self, amount: float = 1) -> None:
         self.value += amount
@@ -109,12 +116,6 @@ class GaugeChild(_Child):
 
     def set(self, value: float) -> None:
         self.value = float(value)
-
-    def lines(self) -> str:
-        if self._seen != self.value:
-            self._seen = self.value
-            self._lines = f"{self._prefix}{go_float(self.value)}\n"
-        return self._lines
 
     def samples(self, name: str) -> list[Sample]:
         return [Sample(name, self.labels, self.value, None, None)]

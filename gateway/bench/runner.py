@@ -288,15 +288,21 @@ def _latency_only(args: argparse.Namespace) -> str:
         return latency_only(args.ab or [], args.rounds, args.duration, Path(tmp), command)
 
 
-def _security_only(args: argparse.Namespace) -> str:
-    """`aimm bench --security-only`: auth + limits + guards end to end (interleaved) and in-process."""
+@contextmanager
+def _wrk_rig() -> Iterator[tuple[Mocks, Path]]:
+    """wrk required, this process on the load core, the mock upstreams and a scratch directory."""
     if not have_wrk():
         raise SystemExit("aimm bench needs wrk: bash hack/system-deps.sh wrk")
     with contextlib.suppress(OSError, ValueError):
         os.sched_setaffinity(0, {int(LOAD_CPU)})
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
-        rows = measure_security(mocks.openai, Path(tmp), args.duration, args.rounds)
+        yield start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500), Path(tmp)
+
+
+def _security_only(args: argparse.Namespace) -> str:
+    """`aimm bench --security-only`: auth + limits + guards end to end (interleaved) and in-process."""
+    with _wrk_rig() as (mocks, tmp):
+        rows = measure_security(mocks.openai, tmp, args.duration, args.rounds)
     command = " ".join(["aimm", "bench", *sys.argv[2:]])
     lines = security_report(rows, bench_security(), args.rounds)
     return "\n".join([f"Command: `{command}`", *lines]) + "\n"
@@ -307,13 +313,8 @@ def _scrape_only(args: argparse.Namespace) -> str:
     from aimm_gateway.bench.scrape import measure
     from aimm_gateway.bench.scrape import report as scrape_report
 
-    if not have_wrk():
-        raise SystemExit("aimm bench needs wrk: bash hack/system-deps.sh wrk")
-    with contextlib.suppress(OSError, ValueError):
-        os.sched_setaffinity(0, {int(LOAD_CPU)})
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        mocks = start_mocks(stack, paced_chunks=PACED_CHUNKS, paced_interval_ms=500)
-        trees = measure(args.ab or [], args.models, args.rounds, args.duration, Path(tmp), mocks.openai)
+    with _wrk_rig() as (mocks, tmp):
+        trees = measure(args.ab or [], args.models, args.rounds, args.duration, tmp, mocks.openai)
     return scrape_report(trees, args.models, args.rounds, " ".join(["aimm", "bench", *sys.argv[2:]]))
 
 
