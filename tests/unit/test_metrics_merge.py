@@ -36,7 +36,7 @@ AWKWARD = [
 ]
 
 
-def _reference(expositions: dict[int, bytes], pids: dict[int, int]) -> bytes:
+def reference_merge(expositions: dict[int, bytes], pids: dict[int, int]) -> bytes:
     """The merge before the text-level one: parse, relabel, render."""
 
     class Families:
@@ -99,7 +99,7 @@ def _families(text: bytes) -> dict[str, tuple[str, str, list[Sample]]]:
 def test_same_bytes_families_and_samples_as_parse_and_render() -> None:
     expositions = {i: _worker(i) for i in range(3)}
     pids = {0: 10, 1: 11, 2: 12}
-    merged, reference = merge_metrics(expositions, pids), _reference(expositions, pids)
+    merged, reference = merge_metrics(expositions, pids), reference_merge(expositions, pids)
     assert _families(merged) == _families(reference)
     assert merged == reference  # `worker` last where the re-render's sorted label names put it
     calls = [s for s in _families(merged)["ai_calls"][2] if s.name == "ai_calls_total"]
@@ -117,7 +117,7 @@ def test_gateway_exposition_merges_to_the_same_bytes() -> None:
             m.request_series("openai", model, 200).requests.inc()
         m.count_rate_limited("rpm")
     expositions = {i: m.exposition("")[0] for i, m in enumerate(workers)}
-    assert merge_metrics(expositions, {0: 1, 1: 2}) == _reference(expositions, {0: 1, 1: 2})
+    assert merge_metrics(expositions, {0: 1, 1: 2}) == reference_merge(expositions, {0: 1, 1: 2})
 
 
 def test_every_gateway_label_sorts_before_worker() -> None:
@@ -155,7 +155,7 @@ def test_worker_up_family() -> None:
         b'ai_multimodel_worker_up{pid="4240",worker="0"} 1.0\n'
         b'ai_multimodel_worker_up{pid="4242",worker="2"} 1.0\n'
     )
-    assert text == _reference({}, {2: 4242, 0: 4240})
+    assert text == reference_merge({}, {2: 4242, 0: 4240})
 
 
 GOOD = b'# HELP a_total A.\n# TYPE a_total counter\na_total{m="x"} 1.0\n'
@@ -188,3 +188,19 @@ def test_malformed_worker_does_not_break_the_scrape(broken: bytes, kept: set[tup
     assert families["a"][:2] == ("A.", "counter")
     assert [line for line in text.splitlines() if line.startswith(b"# TYPE a_total")] == [b"# TYPE a_total counter"]
     assert text.count(b"# HELP " + UP.encode()) == 1
+
+
+def test_help_and_type_of_the_first_worker_that_has_them() -> None:
+    """Mid-upgrade the docs may differ: one HELP all the same, the first worker's."""
+    newer = GOOD.replace(b"# HELP a_total A.", b"# HELP a_total A, reworded.")
+    for first, second in ((GOOD, newer), (newer, GOOD)):
+        text = merge_metrics({0: first, 1: second}, {})
+        assert [line for line in text.splitlines() if line.startswith(b"# HELP a_total")] == [first.split(b"\n")[0]]
+    assert _families(merge_metrics({0: newer, 1: GOOD}, {}))["a"][0] == "A, reworded."
+
+
+def test_a_comment_inside_a_family_stays_in_place() -> None:
+    noted = GOOD + b"# just a note\n" + b'a_total{m="w"} 1.0\n'
+    text = merge_metrics({0: noted}, {})
+    assert b'a_total{m="x",worker="0"} 1.0\n# just a note\na_total{m="w",worker="0"} 1.0\n' in text
+    assert [s.labels["m"] for s in _families(text)["a"][2]] == ["x", "w"]
