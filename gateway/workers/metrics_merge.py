@@ -19,7 +19,7 @@ What it relies on: the input is prometheus-client's `generate_latest` text (0.0.
 no trailing comma; label values escape `"`, `\\` and newlines but may hold `}`, `{`, spaces and
 commas; values and timestamps hold none of `{}"`. So a label block ends at the last `}` of its line,
 and `worker="<index>"` goes just before it: where sorting the label names, as re-rendering did,
-puts it, since every label of the gateway sorts before `worker` (tests pin this).
+puts it, since every label of the gateway sorts before `worker` (tests pin this; none is `worker`).
 
 Input that does not fit is merged as far as it can be, never raising on a scrape: a line cut off at
 the end (a worker that died mid-answer) is dropped; lines before the first HELP line go first, as
@@ -137,14 +137,17 @@ def _relabel(body: bytes, worker: bytes, names: tuple[bytes, ...]) -> bytes:
 
     Fast and exact when every line is `<one of names>{...}` with one `}`: that `}` ends the label
     block. Counted, not assumed: lines by their `\n`, label blocks by `\n<name>{`, and `}`s by what
-    inserting before each added. Otherwise (an unlabelled line, a `}` in a label value), regexes.
+    inserting before each added. Otherwise regexes: the last `}` of each line (a `}` in a label
+    value), and, unless every line has labels, a label block after each unlabelled line's name.
     """
     labelled = body.replace(b"}", b"," + worker + b"}")
     braces = (len(labelled) - len(body)) // (len(worker) + 1)
     lines = len(body.replace(b"\n", b"\n\n")) - len(body)  # as bytes.count, but memchr-fast
-    if braces == lines and sum(body.count(b"\n%s{" % n) for n in names) == lines:
+    all_labelled = sum(body.count(b"\n%s{" % n) for n in names) == lines
+    if all_labelled and braces == lines:
         return labelled
-    return _BARE.sub(b"\n\\1{" + worker + b"}\\2", _BLOCK_END.sub(b"," + worker + b"}", body))
+    labelled = _BLOCK_END.sub(b"," + worker + b"}", body)
+    return labelled if all_labelled else _BARE.sub(b"\n\\1{" + worker + b"}\\2", labelled)
 
 
 def _parsable(body: bytes) -> bytes:
