@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from aimm_gateway.metrics import GatewayMetrics
+from aimm_gateway.metrics_families import Family
 from aimm_gateway.workers.metrics_merge import UP, WORKER_LABEL, merge_metrics
 
 # Label values a model name or a reason could hold: the escaped ones, braces (also where a naive
@@ -123,7 +123,7 @@ def test_gateway_exposition_merges_to_the_same_bytes() -> None:
 def test_every_gateway_label_sorts_before_worker() -> None:
     """Why appending `worker` gives the re-render's order: a label sorting after it would break that."""
     m = GatewayMetrics()
-    names = {n for metric in vars(m).values() if isinstance(metric, MetricWrapperBase) for n in metric._labelnames}
+    names = {n for metric in vars(m).values() if isinstance(metric, Family) for n in metric.labelnames}
     assert names and all(n < WORKER_LABEL for n in names), sorted(n for n in names if n >= WORKER_LABEL)
 
 
