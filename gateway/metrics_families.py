@@ -53,15 +53,17 @@ def label_text(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 class _Child:
-    """One labelled series: its labels, and its lines as last rendered (`_seen`: the values they show)."""
+    """One labelled series: its labels, and its lines as last rendered (`_seen`: the values they
+    show), as bytes: a scrape joins them once, with no text to encode."""
 
-    __slots__ = ("_lines", "_seen", "created_line", "labels")
+    __slots__ = ("_om", "_seen", "_text", "created_line", "labels")
 
     def __init__(self, labels: dict[str, str]) -> None:
         self.labels = labels
         self._seen: object = None
-        self._lines = ""
-        self.created_line = ""  # counters and histograms: their `_created` sample's line
+        self._text = b""  # the text format's lines
+        self._om = b""  # OpenMetrics: the same lines and the `_created` one
+        self.created_line = b""  # counters and histograms: their `_created` sample's line
 
 
 class _OneValue(_Child):
@@ -74,11 +76,20 @@ class _OneValue(_Child):
         self.value = 0.0
         self._prefix = prefix
 
-    def lines(self) -> str:
+    def _render(self) -> None:
+        self._seen = self.value
+        self._text = f"{self._prefix}{go_float(self.value)}\n".encode()
+        self._om = self._text + self.created_line
+
+    def text(self) -> bytes:
         if self._seen != self.value:
-            self._seen = self.value
-            self._lines = f"{self._prefix}{go_float(self.value)}\n"
-        return self._lines
+            self._render()
+        return self._text
+
+    def om(self) -> bytes:
+        if self._seen != self.value:
+            self._render()
+        return self._om
 
 
 class CounterChild(_OneValue):
@@ -88,7 +99,7 @@ class CounterChild(_OneValue):
         text = label_text(labels.items())
         super().__init__(f"{name}_total{text} ", labels)
         self.created = time.time()
-        self.created_line = f"{name}_created{text} {floatToGoString(self.created)}\n"
+        self.created_line = f"{name}_created{text} {floatToGoString(self.created)}\n".encode()
 
     def inc(self, amount: float = 1) -> None:
         if amount < 0:
@@ -133,19 +144,21 @@ class HistogramChild(_Child):
         self._counts = [0] * len(bounds)
         self._sum = 0.0
         self._seen_sum = -1.0  # with `_seen` None: nothing rendered yet
-        self._exemplars: list[Exemplar | None] = [None] * len(bounds)
+        self._exemplars: list[Exemplar | None] | None = None  # made by the first exemplar (tracing on)
         self.created = time.time()
         pairs = list(labels.items())
         self._prefixes = [f"{name}_bucket{label_text([*pairs, ('le', floatToGoString(b))])} " for b in bounds]
         text = label_text(pairs)
         self._prefixes += [f"{name}_count{text} ", f"{name}_sum{text} "]
-        self.created_line = f"{name}_created{text} {floatToGoString(self.created)}\n"
+        self.created_line = f"{name}_created{text} {floatToGoString(self.created)}\n".encode()
 
     def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
         i = bisect_left(self._bounds, amount)  # the first bucket with amount <= bound (the last is +Inf)
         self._counts[i] += 1
         self._sum += amount
         if exemplar:
+            if self._exemplars is None:
+                self._exemplars = [None] * len(self._bounds)
             self._exemplars[i] = Exemplar(exemplar, amount, time.time())
 
     def _cumulative(self) -> list[float]:
@@ -155,35 +168,40 @@ class HistogramChild(_Child):
             out.append(total)
         return out
 
-    def lines(self) -> str:
+    def _render(self) -> None:
         """The bucket, count and sum lines (no exemplars: the text format has none)."""
         counts = self._counts
-        if self._seen != counts or self._seen_sum != self._sum:
-            self._seen, self._seen_sum = counts.copy(), self._sum
-            parts: list[str] = []
-            total = 0
-            for prefix, count in zip(self._prefixes, counts, strict=False):  # the buckets' prefixes first
-                total += count
-                parts += (prefix, _count_text(total), "\n")
-            prefixes = self._prefixes
-            parts += (prefixes[-2], _count_text(total), "\n", prefixes[-1], go_float(self._sum), "\n")
-            self._lines = "".join(parts)
-        return self._lines
+        self._seen, self._seen_sum = counts.copy(), self._sum
+        parts: list[str] = []
+        total = 0
+        for prefix, count in zip(self._prefixes, counts, strict=False):  # the buckets' prefixes first
+            total += count
+            parts += (prefix, _count_text(total), "\n")
+        prefixes = self._prefixes
+        parts += (prefixes[-2], _count_text(total), "\n", prefixes[-1], go_float(self._sum), "\n")
+        self._text = "".join(parts).encode()
+        self._om = self._text + self.created_line
 
-    def openmetrics_lines(self) -> str:
-        if not any(self._exemplars):
-            return self.lines()
-        lines = self.lines().splitlines(keepends=True)
+    def text(self) -> bytes:
+        if self._seen != self._counts or self._seen_sum != self._sum:
+            self._render()
+        return self._text
+
+    def om(self) -> bytes:
+        lines = self.text()
+        if self._exemplars is None:
+            return self._om
+        out = lines.decode().splitlines(keepends=True)
         for i, exemplar in enumerate(self._exemplars):
             if exemplar is not None:
-                lines[i] = f"{lines[i][:-1]}{_exemplar_text(exemplar)}\n"
-        return "".join(lines)
+                out[i] = f"{out[i][:-1]}{_exemplar_text(exemplar)}\n"
+        return "".join(out).encode() + self.created_line
 
     def samples(self, name: str) -> list[Sample]:
-        labels = self.labels
+        labels, exemplars = self.labels, self._exemplars or [None] * len(self._bounds)
         out = [
             Sample(f"{name}_bucket", {**labels, "le": floatToGoString(b)}, v, None, e)
-            for b, v, e in zip(self._bounds, self._cumulative(), self._exemplars, strict=True)
+            for b, v, e in zip(self._bounds, self._cumulative(), exemplars, strict=True)
         ]
         out.append(Sample(f"{name}_count", labels, out[-1].value, None, None))
         out.append(Sample(f"{name}_sum", labels, self._sum, None, None))
@@ -234,27 +252,21 @@ class Family(Generic[C]):
     def _text_name(self) -> str:
         return self.name
 
-    def render_text(self, out: list[str]) -> None:
+    def render_text(self, out: list[bytes]) -> None:
         """The classic text format (0.0.4), as prometheus_client's `generate_latest` writes it."""
         doc = self.doc.replace("\\", r"\\").replace("\n", r"\n")
         name = self._text_name()
-        out.append(f"# HELP {name} {doc}\n# TYPE {name} {self.kind}\n")
-        created: list[str] = []
-        for child in self._children.values():
-            out.append(child.lines())
-            if child.created_line:
-                created.append(child.created_line)
-        if created:
-            out.append(f"# HELP {self.name}_created {doc}\n# TYPE {self.name}_created gauge\n")
-            out.extend(created)
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {self.kind}\n".encode())
+        children = self._children.values()
+        out.extend([child.text() for child in children])  # comprehensions: the per-child cost of a scrape
+        if children and self.kind != "gauge":  # counters and histograms: the `_created` samples, as a gauge
+            out.append(f"# HELP {self.name}_created {doc}\n# TYPE {self.name}_created gauge\n".encode())
+            out.extend([child.created_line for child in children])
 
-    def render_openmetrics(self, out: list[str]) -> None:
+    def render_openmetrics(self, out: list[bytes]) -> None:
         """OpenMetrics 1.0, as prometheus_client's openmetrics `generate_latest` writes it."""
-        out.append(f"# HELP {self.name} {_escape(self.doc)}\n# TYPE {self.name} {self.kind}\n")
-        for child in self._children.values():
-            out.append(child.openmetrics_lines() if isinstance(child, HistogramChild) else child.lines())
-            if child.created_line:
-                out.append(child.created_line)
+        out.append(f"# HELP {self.name} {_escape(self.doc)}\n# TYPE {self.name} {self.kind}\n".encode())
+        out.extend([child.om() for child in self._children.values()])
 
     # -- prometheus_client's collector protocol ---------------------------------------------------
 
@@ -315,15 +327,15 @@ AnyFamily = CounterFamily | GaugeFamily | HistogramFamily
 
 
 def exposition_text(families: Iterable[AnyFamily]) -> bytes:
-    out: list[str] = []
+    out: list[bytes] = []
     for family in families:
         family.render_text(out)
-    return "".join(out).encode()
+    return b"".join(out)
 
 
 def exposition_openmetrics(families: Iterable[AnyFamily]) -> bytes:
-    out: list[str] = []
+    out: list[bytes] = []
     for family in families:
         family.render_openmetrics(out)
-    out.append("# EOF\n")
-    return "".join(out).encode()
+    out.append(b"# EOF\n")
+    return b"".join(out)

@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,26 @@ def parse_wrk(out: str) -> WrkResult:
     longest = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s", out, re.M)
     max_ms = float(longest.group(1)) * _UNITS[longest.group(2)] if longest else 0.0
     return WrkResult(rps, latency("50"), latency("99"), errors, requests, max_ms)
+
+
+def longest_request_ms(url: str, duration_s: float, during: Callable[[], None] | None = None) -> float:
+    """wrk's longest `GET url` over `duration_s` on 4 connections, `during` run in this thread once
+    wrk has started (it must return before the run ends). wrk's timeout is set past the run: with its
+    default (2 s) a longer request is counted as a timeout and left out of the latency figures, so a
+    stall of seconds would read as none. A run with any error raises."""
+    args = ["wrk", "-t1", "-c4", f"-d{duration_s:g}s", f"--timeout={duration_s + 30:g}s", "--latency", url]
+    proc = subprocess.Popen(pinned(LOAD_CPU, args), stdout=subprocess.PIPE, text=True)
+    if during is not None:
+        during()
+    out, _ = proc.communicate(timeout=duration_s + 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed:\n{out}")
+    result = parse_wrk(out)
+    if result.errors:
+        raise RuntimeError(
+            f"wrk saw {result.errors} errors (timeouts or non-2xx): the figure would leave them out\n{out}"
+        )
+    return result.max_ms
 
 
 async def _ttft_once(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]) -> float:

@@ -13,10 +13,8 @@ Then, interleaved per round and per tree (`--ab REF`):
 from __future__ import annotations
 
 import statistics
-import subprocess
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +24,8 @@ import httpx
 import yaml
 
 from aimm_gateway.bench.ab import checkout_env, resolve
-from aimm_gateway.bench.loadgen import parse_wrk
-from aimm_gateway.bench.procs import GATEWAY_CPU, LOAD_CPU, aimm, free_port, pinned, process
+from aimm_gateway.bench.loadgen import longest_request_ms
+from aimm_gateway.bench.procs import GATEWAY_CPU, aimm, free_port, pinned, process
 
 KEY = "sk-bench"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5"
@@ -92,28 +90,14 @@ def _stats_poll(url: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _longest_ms(url: str, duration: float, scraping: bool) -> float:
-    wrk = subprocess.Popen(
-        pinned(LOAD_CPU, ["wrk", "-t1", "-c4", f"-d{duration:g}s", "--latency", f"{url}/health"]),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    stop = threading.Event()
-
+def _scrapes_every_second(url: str, duration: float) -> Callable[[], None]:
     def scrapes() -> None:
-        while not stop.wait(1.0):
+        end = time.monotonic() + duration - 1.0
+        while time.monotonic() + 1.0 < end:
+            time.sleep(1.0)
             _scrape(url)
 
-    scraper = threading.Thread(target=scrapes, daemon=True)
-    if scraping:
-        scraper.start()
-    out, _ = wrk.communicate(timeout=duration + 60)
-    stop.set()
-    if scraping:
-        scraper.join(60)
-    if wrk.returncode != 0:
-        raise RuntimeError(f"wrk failed:\n{out}")
-    return parse_wrk(out).max_ms
+    return scrapes
 
 
 def measure(refs: list[str], models: int, rounds: int, duration: float, workdir: Path, upstream: str) -> list[Tree]:
@@ -130,8 +114,10 @@ def measure(refs: list[str], models: int, rounds: int, duration: float, workdir:
                     tree.scrape_ms.append(took)
                     tree.scrape_bytes = size
                     tree.stats_ms.append(_stats_poll(url))
-                tree.stall_without.append(_longest_ms(url, duration, scraping=False))
-                tree.stall_with.append(_longest_ms(url, duration, scraping=True))
+                tree.stall_without.append(longest_request_ms(f"{url}/health", duration))
+                tree.stall_with.append(
+                    longest_request_ms(f"{url}/health", duration, _scrapes_every_second(url, duration))
+                )
     return trees
 
 

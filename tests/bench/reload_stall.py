@@ -9,34 +9,18 @@ request, one that ran beside it does not stand out from the run without it.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 
 import httpx
 
-from aimm_gateway.bench.loadgen import parse_wrk
-from aimm_gateway.bench.procs import LOAD_CPU, pinned
+from aimm_gateway.bench.loadgen import longest_request_ms
 from tests.operator.kubeapi import Api
 from tests.operator.pods import GatewayPod, sync_config
 
 RUN_S = 10
 RELOAD_AT_S = 2.0
-
-
-def longest_request_ms(url: str, during: Callable[[], None] | None = None) -> float:
-    """wrk's longest request (ms) over `RUN_S` seconds; `during` runs `RELOAD_AT_S` into it."""
-    wrk = subprocess.Popen(
-        pinned(LOAD_CPU, ["wrk", "-t1", "-c4", f"-d{RUN_S}s", "--latency", url]), stdout=subprocess.PIPE, text=True
-    )
-    if during is not None:
-        time.sleep(RELOAD_AT_S)
-        during()
-    out, _ = wrk.communicate(timeout=RUN_S + 30)
-    if wrk.returncode != 0:
-        raise RuntimeError(f"wrk failed:\n{out}")
-    return parse_wrk(out).max_ms
 
 
 def config_hash(pod: GatewayPod) -> str:
@@ -47,12 +31,13 @@ def reload_stall(api: Api, pod: GatewayPod, edit: Callable[[], None]) -> tuple[f
     """(longest request with the reload of `edit`, longest without a reload, the reload's time from
     the refreshed file to the new config served), in ms. `edit` changes an AIModel and returns once
     the operator's ConfigMap holds the change."""
-    without = longest_request_ms(f"{pod.url}/health")
+    without = longest_request_ms(f"{pod.url}/health", RUN_S)
     edit()
     before = config_hash(pod)
     took: list[float] = []
 
     def reload() -> None:
+        time.sleep(RELOAD_AT_S)
         started = time.perf_counter()
         sync_config(api, pod)  # the kubelet refreshes the mounted file; SIGHUP: reload now
         threading.Thread(target=watch, args=(started,), daemon=True).start()
@@ -64,7 +49,7 @@ def reload_stall(api: Api, pod: GatewayPod, edit: Callable[[], None]) -> tuple[f
                 return
             time.sleep(0.02)
 
-    with_reload = longest_request_ms(f"{pod.url}/health", reload)
+    with_reload = longest_request_ms(f"{pod.url}/health", RUN_S, reload)
     if not took:
         log = (pod.workdir / "gateway.log").read_text(errors="replace").splitlines()
         said = "\n".join(line[:300] for line in log if "reload" in line or "ERROR" in line or "SIGHUP" in line)

@@ -123,13 +123,13 @@ def test_a_line_is_formatted_again_only_when_its_values_changed() -> None:
     quiet.inc()
     busy.observe(0.2)
     exposition_text(families)
-    kept_quiet, kept_busy = quiet.lines(), busy.lines()
+    kept_quiet, kept_busy = quiet.text(), busy.text()
     exposition_text(families)
-    assert quiet.lines() is kept_quiet and busy.lines() is kept_busy  # reused, not rebuilt
+    assert quiet.text() is kept_quiet and busy.text() is kept_busy  # reused, not rebuilt
     busy.observe(0.0)  # the sum is the same: only a count tells
     text = exposition_text(families).decode()
-    assert busy.lines() is not kept_busy and 'h_count{k="busy"} 2.0' in text
-    assert quiet.lines() is kept_quiet
+    assert busy.text() is not kept_busy and 'h_count{k="busy"} 2.0' in text
+    assert quiet.text() is kept_quiet
 
 
 @pytest.mark.parametrize("seed", range(3))
