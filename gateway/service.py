@@ -246,11 +246,10 @@ class Gateway:
     # -- status -----------------------------------------------------------------------------------
 
     def model_health(self) -> dict[str, dict[str, object]]:
-        snapshot = self.router.snapshot()
+        circuits = self.router.circuits()
         out: dict[str, dict[str, object]] = {}
         for name, model in self.runtime.models.items():
-            target = snapshot.get(name)
-            circuit = target.circuit_state if target is not None else "closed"
+            circuit, in_flight = circuits.get(name, ("closed", 0))
             problem = self.runtime.unusable.get(name)
             available = model.enabled and problem is None and circuit != "open"
             out[name] = {
@@ -263,7 +262,7 @@ class Gateway:
                 "reason": problem
                 or (None if model.enabled else "disabled")
                 or (f"circuit {circuit}" if circuit != "closed" else None),
-                "in_flight": target.in_flight if target is not None else 0,
+                "in_flight": in_flight,
             }
         return out
 

@@ -241,6 +241,29 @@ def test_snapshot_reports_live_state() -> None:
     assert snap.latency_ewma_s is not None and snap.latency_ewma_s > 0.5  # a timeout looks slow
 
 
+def test_circuits_are_the_snapshots_circuit_and_in_flight_without_its_quantiles() -> None:
+    """What health views read (every scrape, every stats poll): closed, open, half-open as time
+    passes, and the in-flight count, the same as `snapshot` gives."""
+    ms = models_of(model("a"), model("b"))
+    state, clock = new_state()
+    state.plan(route(["a", "b"], circuit_breaker=QUICK), ms, features(), BREAKER)
+    state.on_start("a")
+    serve(state, clock, "b", 0.2)
+
+    def both() -> tuple[dict[str, tuple[str, int]], dict[str, tuple[str, int]]]:
+        snap = {name: (t.circuit_state, t.in_flight) for name, t in state.snapshot().items()}
+        return state.circuits(), snap
+
+    circuits, snap = both()
+    assert circuits == snap and circuits["a"] == (CLOSED, 1)
+    trip(state, "b")
+    circuits, snap = both()
+    assert circuits == snap and circuits["b"] == (OPEN, 0)
+    clock.now += 31
+    circuits, snap = both()
+    assert circuits == snap and circuits["b"] == (HALF_OPEN, 0)
+
+
 def test_route_breaker_settings_survive_direct_use_of_the_model() -> None:
     a = model("a")
     ms = models_of(a, model("b"))
