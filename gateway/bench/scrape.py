@@ -76,26 +76,26 @@ def _warm(url: str, models: int) -> None:
                 client.post("/v1/chat/completions", json=body).raise_for_status()
 
 
-def _scrape(url: str) -> tuple[float, int]:
+def _scrape(client: httpx.Client) -> tuple[float, int]:
     started = time.perf_counter()
-    resp = httpx.get(f"{url}/metrics", headers={"accept": OPENMETRICS}, timeout=60)
+    resp = client.get("/metrics", headers={"accept": OPENMETRICS})
     resp.raise_for_status()
     return (time.perf_counter() - started) * 1000, len(resp.content)
 
 
-def _stats_poll(url: str) -> float:
+def _stats_poll(client: httpx.Client) -> float:
     """The operator's stats poll (`GET /api/v1/stats`, every 10 s per pod), wall time in ms."""
     started = time.perf_counter()
-    httpx.get(f"{url}/api/v1/stats", headers={"authorization": f"Bearer {KEY}"}, timeout=60).raise_for_status()
+    client.get("/api/v1/stats", headers={"authorization": f"Bearer {KEY}"}).raise_for_status()
     return (time.perf_counter() - started) * 1000
 
 
-def _scrapes_every_second(url: str, duration: float) -> Callable[[], None]:
+def _scrapes_every_second(client: httpx.Client, duration: float) -> Callable[[], None]:
     def scrapes() -> None:
         end = time.monotonic() + duration - 1.0
         while time.monotonic() + 1.0 < end:
             time.sleep(1.0)
-            _scrape(url)
+            _scrape(client)
 
     return scrapes
 
@@ -106,19 +106,23 @@ def measure(refs: list[str], models: int, rounds: int, duration: float, workdir:
     for round_no in range(rounds):
         order = trees[round_no % len(trees) :] + trees[: round_no % len(trees)]  # turn the order each round
         for tree in order:
-            with _gateway(tree, upstream, models, workdir) as url:
-                _warm(url, models)
-                _scrape(url)  # the first scrape formats every line: what every later one is measured against
-                for _ in range(3):
-                    took, size = _scrape(url)
-                    tree.scrape_ms.append(took)
-                    tree.scrape_bytes = size
-                    tree.stats_ms.append(_stats_poll(url))
-                tree.stall_without.append(longest_request_ms(f"{url}/health", duration))
-                tree.stall_with.append(
-                    longest_request_ms(f"{url}/health", duration, _scrapes_every_second(url, duration))
-                )
+            _one(tree, upstream, models, duration, workdir)
     return trees
+
+
+def _one(tree: Tree, upstream: str, models: int, duration: float, workdir: Path) -> None:
+    # One client for the run: a new httpx client per call costs tens of ms (its TLS context) and
+    # would be counted in every figure.
+    with _gateway(tree, upstream, models, workdir) as url, httpx.Client(base_url=url, timeout=60) as client:
+        _warm(url, models)
+        _scrape(client)  # the first scrape formats every line: what every later one is measured against
+        for _ in range(3):
+            took, size = _scrape(client)
+            tree.scrape_ms.append(took)
+            tree.scrape_bytes = size
+            tree.stats_ms.append(_stats_poll(client))
+        tree.stall_without.append(longest_request_ms(f"{url}/health", duration))
+        tree.stall_with.append(longest_request_ms(f"{url}/health", duration, _scrapes_every_second(client, duration)))
 
 
 def report(trees: list[Tree], models: int, rounds: int, command: str) -> str:
