@@ -4,8 +4,8 @@ Why not prometheus_client's Counter, Gauge and Histogram:
 - each `inc`/`observe` takes a lock, and a histogram's walks its buckets in Python (~8 lock
   acquisitions per plain request);
 - its exposition formats every sample on every scrape. At 1,000 models that have served
-  traffic (~83,000 samples, 8 MB) `generate_latest` held the event loop 1.3–2.0 s per scrape
-  (OpenMetrics, what Prometheus asks for: 2.4–2.8 s); the workers' merged view on top of it.
+  traffic (~83,000 samples, 8 MB) `generate_latest` held the event loop 1.3-2.0 s per scrape
+  (OpenMetrics, what Prometheus asks for: 2.4-2.8 s); the workers' merged view on top of it.
 
 Here a child keeps plain numbers (the gateway updates them from its event loop only) and its
 rendered lines, formatted again only when its values changed since the last scrape: an idle
