@@ -163,11 +163,7 @@ class HistogramChild(_Child):
             self._exemplars[i] = Exemplar(exemplar, amount, time.time())
 
     def _cumulative(self) -> list[float]:
-        total, out = 0.0, []
-        for count in self._counts:
-            total += count
-            out.append(total)
-        return out
+        return [float(total) for total in accumulate(self._counts)]
 
     def _render(self) -> None:
         """The bucket, count and sum lines (no exemplars: the text format has none)."""

@@ -13,7 +13,8 @@ and rendering it again stalled the loop for seconds. Here the bytes are cut into
 `# HELP` lines and each family's sample lines are relabelled by C-speed bytes methods: no value is
 parsed, no line becomes a Python object (4 workers x 8 MB: ~20 s before, ~0.1 s now; see `_relabel`).
 
-What it relies on: the input is prometheus-client's `generate_latest` text (0.0.4). Each family is
+What it relies on: the input is each worker's text exposition (0.0.4), written by
+`metrics_families.exposition_text` exactly as prometheus-client's `generate_latest` would. Each family is
 `# HELP name doc`, `# TYPE name type`, then its sample lines: `name{l1="v1",l2="v2"} value` or
 `name value` (an optional timestamp after the value is kept). A label block is never `{}` and has
 no trailing comma; label values escape `"`, `\\` and newlines but may hold `}`, `{`, spaces and
